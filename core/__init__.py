@@ -1,0 +1,1 @@
+"""genstudio's domain: credits, pricing and jobs. Pure: no I/O, no framework."""

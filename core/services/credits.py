@@ -1,0 +1,253 @@
+"""Use cases that move credits. Each runs inside a unit of work the caller owns,
+after the caller has locked the account with ``uow.ledger.lock_account``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from core.credits import (
+    EntryKind,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    Lot,
+    allocate,
+    validate_grant,
+)
+from core.errors import ConcurrencyConflict, NotFound
+from ports.repositories import UnitOfWork, UnitOfWorkFactory
+
+
+async def _append(
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    kind: EntryKind,
+    amount: int,
+    reference: str,
+    key: str,
+    now: datetime,
+    lot_id: uuid.UUID | None = None,
+    hold_id: uuid.UUID | None = None,
+) -> LedgerEntry:
+    balance = await uow.ledger.balance(user_id)
+    entry = LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=kind,
+        amount=amount,
+        balance_after=balance + amount,
+        reference=reference,
+        idempotency_key=key,
+        created_at=now,
+        lot_id=lot_id,
+        hold_id=hold_id,
+    )
+    await uow.ledger.append(entry)
+    return entry
+
+
+async def expire_due_lots(uow: UnitOfWork, user_id: uuid.UUID, now: datetime) -> int:
+    """Write an expiry entry for every lot past its expiry with credits left.
+
+    Returns the credits expired. The account must be locked.
+    """
+    expired = 0
+    for lot in await uow.ledger.lots(user_id):
+        if lot.remaining > 0 and lot.is_expired(now):
+            await uow.ledger.set_lot_remaining(lot.id, 0)
+            await _append(
+                uow,
+                user_id=user_id,
+                kind=EntryKind.EXPIRY,
+                amount=-lot.remaining,
+                reference=f"lot:{lot.id}",
+                key=f"expiry:{lot.id}:{uuid.uuid4()}",
+                now=now,
+                lot_id=lot.id,
+            )
+            expired += lot.remaining
+    return expired
+
+
+async def add_credits(
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    kind: EntryKind,
+    reference: str,
+    idempotency_key: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> LedgerEntry:
+    """Credit a new lot. Replaying the same idempotency key returns the first entry."""
+    validate_grant(amount, kind)
+    await uow.ledger.lock_account(user_id)
+    existing = await uow.ledger.find(user_id, idempotency_key)
+    if existing is not None:
+        return existing
+    lot = Lot(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        source=kind,
+        amount=amount,
+        remaining=amount,
+        created_at=now,
+        expires_at=expires_at,
+        reference=reference,
+    )
+    await uow.ledger.add_lot(lot)
+    return await _append(
+        uow,
+        user_id=user_id,
+        kind=kind,
+        amount=amount,
+        reference=reference,
+        key=idempotency_key,
+        now=now,
+        lot_id=lot.id,
+    )
+
+
+async def grant_credits(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    reference: str,
+    idempotency_key: str,
+    now: datetime,
+    email: str | None = None,
+    expires_at: datetime | None = None,
+) -> LedgerEntry:
+    """An operator's grant (the CLI's ``credits grant``): one committed lot."""
+    async with uow_factory() as uow:
+        await uow.profiles.ensure(user_id, email)
+        entry = await add_credits(
+            uow,
+            user_id=user_id,
+            amount=amount,
+            kind=EntryKind.GRANT,
+            reference=reference,
+            idempotency_key=idempotency_key,
+            now=now,
+            expires_at=expires_at,
+        )
+        await uow.commit()
+        return entry
+
+
+async def place_hold(
+    uow: UnitOfWork, *, user_id: uuid.UUID, amount: int, reference: str, now: datetime
+) -> Hold:
+    """Reserve ``amount`` from the soonest-expiring lots. Raises InsufficientCredits."""
+    await uow.ledger.lock_account(user_id)
+    await expire_due_lots(uow, user_id, now)
+    lots = await uow.ledger.lots(user_id)
+    allocations = allocate(lots, amount, now)
+    by_id = {lot.id: lot for lot in lots}
+    for part in allocations:
+        await uow.ledger.set_lot_remaining(part.lot_id, by_id[part.lot_id].remaining - part.amount)
+    hold = Hold(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        amount=amount,
+        allocations=allocations,
+        status=HoldStatus.OPEN,
+        reference=reference,
+        created_at=now,
+    )
+    await uow.ledger.add_hold(hold)
+    await _append(
+        uow,
+        user_id=user_id,
+        kind=EntryKind.HOLD,
+        amount=-amount,
+        reference=reference,
+        key=f"hold:{hold.id}",
+        now=now,
+        hold_id=hold.id,
+    )
+    return hold
+
+
+async def _close_hold(
+    uow: UnitOfWork, hold_id: uuid.UUID, status: HoldStatus, now: datetime
+) -> Hold | None:
+    hold = await uow.ledger.get_hold(hold_id)
+    if hold is None:
+        raise NotFound(f"no hold {hold_id}")
+    await uow.ledger.lock_account(hold.user_id)
+    hold = await uow.ledger.get_hold(hold_id)  # re-read under the lock
+    assert hold is not None
+    if hold.status is not HoldStatus.OPEN:
+        return None  # already ended: ending it again must change nothing
+    closed = hold.close(status, now)
+    try:
+        await uow.ledger.close_hold(closed)
+    except ConcurrencyConflict:
+        return None
+    return closed
+
+
+async def settle_hold(uow: UnitOfWork, hold_id: uuid.UUID, now: datetime) -> bool:
+    """Turn a hold into a spend. Returns False if it had already ended."""
+    closed = await _close_hold(uow, hold_id, HoldStatus.SETTLED, now)
+    if closed is None:
+        return False
+    await _append(
+        uow,
+        user_id=closed.user_id,
+        kind=EntryKind.SETTLE,
+        amount=0,
+        reference=closed.reference,
+        key=f"settle:{closed.id}",
+        now=now,
+        hold_id=closed.id,
+    )
+    return True
+
+
+async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, now: datetime) -> bool:
+    """Give a hold's credits back to the lots they came from. False if already ended."""
+    closed = await _close_hold(uow, hold_id, HoldStatus.RELEASED, now)
+    if closed is None:
+        return False
+    lots = {lot.id: lot for lot in await uow.ledger.lots(closed.user_id)}
+    for part in closed.allocations:
+        lot = lots.get(part.lot_id)
+        remaining = (lot.remaining if lot is not None else 0) + part.amount
+        await uow.ledger.set_lot_remaining(part.lot_id, remaining)
+    await _append(
+        uow,
+        user_id=closed.user_id,
+        kind=EntryKind.RELEASE,
+        amount=closed.amount,
+        reference=closed.reference,
+        key=f"release:{closed.id}",
+        now=now,
+        hold_id=closed.id,
+    )
+    # a lot that expired while its credits were held expires now, not never
+    await expire_due_lots(uow, closed.user_id, now)
+    return True
+
+
+async def refund_settled(
+    uow: UnitOfWork, *, hold_id: uuid.UUID, reason: str, now: datetime
+) -> LedgerEntry:
+    """Give back the credits of a settled hold as a new, non-expiring lot (once)."""
+    hold = await uow.ledger.get_hold(hold_id)
+    if hold is None or hold.status is not HoldStatus.SETTLED:
+        raise NotFound(f"no settled hold {hold_id}", field="hold_id")
+    return await add_credits(
+        uow,
+        user_id=hold.user_id,
+        amount=hold.amount,
+        kind=EntryKind.REFUND,
+        reference=f"{hold.reference}; {reason}",
+        idempotency_key=f"refund:{hold.id}",
+        now=now,
+    )

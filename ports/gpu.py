@@ -1,0 +1,77 @@
+"""GPU providers: where a job's pixels are made."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+import msgspec
+
+from core.jobs import JobError, JobParams
+
+
+class GpuRequest(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: uuid.UUID
+    provider_model: str
+    params: JobParams
+
+
+class ProviderOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """One output file: inline bytes, or a URL the adapter fetches."""
+
+    content_type: str
+    data: bytes | None = None
+    url: str | None = None
+
+
+class Pending(msgspec.Struct, frozen=True, tag="pending"):
+    progress: int = 0
+    started: bool = False
+
+
+class Completed(msgspec.Struct, frozen=True, tag="completed"):
+    outputs: tuple[ProviderOutput, ...]
+
+
+class Failed(msgspec.Struct, frozen=True, tag="failed"):
+    error: JobError
+
+
+class Cancelled(msgspec.Struct, frozen=True, tag="cancelled"):
+    pass
+
+
+ProviderStatus = Pending | Completed | Failed | Cancelled
+
+
+class ProviderHealth(msgspec.Struct, frozen=True, kw_only=True):
+    healthy: bool
+    queued: int = 0
+    running: int = 0
+    detail: str = ""
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or answered with an infrastructure error."""
+
+
+class GpuProvider(Protocol):
+    name: str
+
+    async def submit(self, request: GpuRequest) -> str:
+        """Start the work; return the provider's id for it. Raises ProviderUnavailable."""
+        ...
+
+    async def poll(self, provider_job_id: str) -> ProviderStatus:
+        """Raises ProviderUnavailable; an unknown id is Failed(infrastructure)."""
+        ...
+
+    async def cancel(self, provider_job_id: str) -> None:
+        """Best effort; cancelling a finished or unknown job is not an error."""
+        ...
+
+    async def fetch(self, output: ProviderOutput) -> bytes:
+        """The output's bytes (inline data, or downloaded from its URL)."""
+        ...
+
+    async def health(self) -> ProviderHealth: ...

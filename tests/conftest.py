@@ -1,0 +1,63 @@
+"""Shared fixtures.
+
+Real services: PostgreSQL on 127.0.0.1:5432 (trust auth; a fresh database per run,
+created from the ``test`` database and dropped at the end) and Redis on
+127.0.0.1:6379 (database 15, flushed per test that uses it). Override with
+GENSTUDIO_TEST_PG (a server URL without database) and GENSTUDIO_TEST_REDIS.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from adapters.memory import InMemoryUnitOfWorkFactory
+from ports.repositories import UnitOfWorkFactory
+
+PG_SERVER = os.environ.get("GENSTUDIO_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("GENSTUDIO_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def _admin_url() -> str:
+    return f"{PG_SERVER}/test"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A freshly created and migrated database for this test run."""
+    from adapters.supabase.migrate import upgrade
+
+    name = f"genstudio_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{PG_SERVER}/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+async def pg_engine(pg_url: str) -> AsyncIterator[object]:
+    from adapters.supabase.db import make_engine
+
+    engine = make_engine(pg_url, pool_size=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
+    """The same contract, over every unit-of-work adapter."""
+    if request.param == "memory":
+        return InMemoryUnitOfWorkFactory()
+    from adapters.supabase.uow import SqlUnitOfWorkFactory
+
+    engine = request.getfixturevalue("pg_engine")
+    return SqlUnitOfWorkFactory(engine)  # type: ignore[arg-type]
