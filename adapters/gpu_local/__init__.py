@@ -1,0 +1,12 @@
+"""The embedded default's GPU: a CPU *preview* renderer, not a diffusion model.
+
+``render_png`` draws a deterministic picture from a prompt (a gradient, shapes coloured
+by the prompt's words, and a "PREVIEW RENDERER" label with the prompt's start), so the
+whole product runs end to end with real PNG files and no GPU. ``LocalGpuProvider``
+serves it through the ``GpuProvider`` port, in this process only.
+"""
+
+from adapters.gpu_local.provider import LocalGpuProvider
+from adapters.gpu_local.renderer import render_png
+
+__all__ = ["LocalGpuProvider", "render_png"]
