@@ -1,0 +1,180 @@
+"""Supabase Auth access tokens (JWTs) to principals.
+
+Supabase signs with the project's shared secret (HS256, the legacy default) or with
+an asymmetric signing key (ES256 or RS256) whose public half is published as a JWKS
+at ``https://<project>.supabase.co/auth/v1/.well-known/jwks.json``. Each algorithm
+is checked only against its own kind of key, so a token cannot pass off a public
+key as an HMAC secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import jwt
+
+from core.errors import Unauthorized
+from ports.auth import Principal
+
+HMAC_ALGORITHMS = frozenset({"HS256"})
+JWKS_ALGORITHMS = frozenset({"ES256", "RS256"})
+
+#: an unknown ``kid`` refetches the JWKS (keys rotate) at most this often, so a
+#: flood of tokens with made-up kids cannot turn into a flood of requests to Supabase
+JWKS_REFRESH_INTERVAL = 60.0
+
+
+class SupabaseJwtVerifier:
+    def __init__(
+        self,
+        *,
+        secret: str | None,
+        jwks_url: str | None = None,
+        issuer: str | None = None,
+        audience: str = "authenticated",
+        leeway: int = 30,
+        http_timeout: float = 5.0,
+    ) -> None:
+        if not secret and not jwks_url:
+            raise ValueError("configure a JWT secret, a JWKS URL, or both")
+        self._secret = secret or None
+        self._jwks_url = jwks_url
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+        self._http_timeout = http_timeout
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._fetch_lock = asyncio.Lock()
+
+    async def verify(self, token: str) -> Principal:
+        if not token:
+            raise Unauthorized("missing bearer token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"malformed token: {exc}") from exc
+        algorithm = header.get("alg")
+        key: str | jwt.PyJWK
+        if algorithm in HMAC_ALGORITHMS:
+            if self._secret is None:
+                raise Unauthorized(f"{algorithm} tokens are not accepted here")
+            key = self._secret
+        elif algorithm in JWKS_ALGORITHMS:
+            if self._jwks_url is None:
+                raise Unauthorized(f"{algorithm} tokens are not accepted here")
+            key = await self._key(header.get("kid"), algorithm)
+        else:
+            raise Unauthorized(f"signing algorithm {algorithm!r} is not allowed")
+        claims = self._decode(token, key, algorithm)
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except (KeyError, ValueError) as exc:
+            raise Unauthorized("the token's subject is not a user id") from exc
+        email = claims.get("email")
+        return Principal(
+            user_id=user_id,
+            email=email if isinstance(email, str) and email else None,
+            role=str(claims.get("role", "authenticated")),
+        )
+
+    def _decode(self, token: str, key: str | jwt.PyJWK, algorithm: str) -> dict[str, Any]:
+        required = ["exp", "sub"] if self._issuer is None else ["exp", "sub", "iss"]
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": required},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the token has expired") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthorized(f"the token is not meant for {self._audience!r}") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthorized("the token was issued by someone else") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise Unauthorized("the token's signature does not verify") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"the token has no {exc.claim!r} claim") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        return claims
+
+    async def _key(self, kid: object, algorithm: str) -> jwt.PyJWK:
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("the token names no signing key (kid)")
+        key = self._keys.get(kid)
+        if key is None:
+            async with self._fetch_lock:
+                key = self._keys.get(kid)  # another request may have just fetched it
+                if key is None and self._may_refetch():
+                    await self._fetch()
+                    key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized(f"unknown signing key {kid!r}")
+        if key.algorithm_name != algorithm:
+            raise Unauthorized(f"signing key {kid!r} is not a {algorithm} key")
+        return key
+
+    def _may_refetch(self) -> bool:
+        return (
+            self._fetched_at is None or time.monotonic() - self._fetched_at >= JWKS_REFRESH_INTERVAL
+        )
+
+    async def _fetch(self) -> None:
+        assert self._jwks_url is not None
+        # counted as a fetch even when it fails: a JWKS endpoint that is down is
+        # not asked again by every request
+        self._fetched_at = time.monotonic()
+        try:
+            async with httpx.AsyncClient(timeout=self._http_timeout) as client:
+                response = await client.get(self._jwks_url)
+                response.raise_for_status()
+                document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise Unauthorized(f"the signing keys could not be fetched: {exc}") from exc
+        keys: dict[str, jwt.PyJWK] = {}
+        for entry in document.get("keys", []) if isinstance(document, dict) else []:
+            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+                continue
+            kid = entry.get("kid")
+            try:
+                key = jwt.PyJWK(entry)
+            except jwt.PyJWTError:
+                continue  # a key type or curve we do not use; the others still count
+            if isinstance(kid, str) and key.algorithm_name in JWKS_ALGORITHMS:
+                keys[kid] = key
+        self._keys = keys
+
+
+def mint_token(
+    secret: str,
+    *,
+    user_id: uuid.UUID | str,
+    email: str | None = None,
+    role: str = "authenticated",
+    ttl_seconds: int = 3600,
+    issuer: str | None = None,
+) -> str:
+    """An HS256 access token shaped like Supabase Auth's (for the CLI and tests)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": str(uuid.UUID(str(user_id))),
+        "aud": "authenticated",
+        "role": role,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    if email is not None:
+        claims["email"] = email
+    if issuer is not None:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,538 @@
+"""The repositories of ``ports.repositories`` over one SQLAlchemy connection.
+
+Each repository works inside the transaction of the unit of work that made it;
+none of them commits. Where a statement may fail on a constraint the caller is
+meant to survive (a duplicate idempotency key), it runs inside a SAVEPOINT so the
+transaction stays usable after the domain error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from psycopg import errors as pg_errors
+from sqlalchemy import (
+    RowMapping,
+    and_,
+    literal,
+    null,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Subquery
+
+from adapters.supabase import tables as t
+from core.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
+from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
+from core.idempotency import IdempotencyRecord
+from core.jobs import Job, JobError, JobParams, JobStatus
+from core.media import MediaAsset, MediaKind
+from core.pricing import ModelKind
+from core.profiles import Profile, SubscriptionTier
+
+Row = RowMapping
+
+
+def _utc(value: datetime) -> datetime:
+    # psycopg returns timestamptz in the session's TimeZone, which Supabase leaves
+    # at UTC but a self-hosted server may not
+    return value.astimezone(UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _raise_missing_reference(exc: IntegrityError) -> None:
+    """A foreign key violation means the caller named a row that does not exist."""
+    if isinstance(exc.orig, pg_errors.ForeignKeyViolation):
+        detail = exc.orig.diag.message_detail or "a referenced row does not exist"
+        raise NotFound(detail) from exc
+
+
+class _Repository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def _insert(self, statement: Any) -> None:
+        """Run an INSERT, turning a missing parent row into NotFound."""
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(statement)
+        except IntegrityError as exc:
+            _raise_missing_reference(exc)
+            raise
+
+
+# --- profiles ---------------------------------------------------------------------------
+
+
+def _profile(row: Row) -> Profile:
+    return Profile(
+        id=row["id"],
+        email=row["email"],
+        credits=row["credits"],
+        subscription_tier=SubscriptionTier(row["subscription_tier"]),
+        created_at=_utc(row["created_at"]),
+        subscription_expires_at=_utc_or_none(row["subscription_expires_at"]),
+    )
+
+
+class SqlProfiles(_Repository):
+    async def get(self, user_id: uuid.UUID) -> Profile | None:
+        result = await self._conn.execute(select(t.profiles).where(t.profiles.c.id == user_id))
+        row = result.mappings().one_or_none()
+        return None if row is None else _profile(row)
+
+    async def ensure(self, user_id: uuid.UUID, email: str | None) -> Profile:
+        new_profile = (
+            insert(t.profiles)
+            .values(id=user_id, email=email)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        profile = await self.get(user_id)
+        if profile is not None:
+            return profile
+        try:
+            # On Supabase the auth user exists (it signed in to get its token), so
+            # this succeeds without touching auth.users, which the app's role may
+            # not be allowed to write.
+            async with self._conn.begin_nested():
+                await self._conn.execute(new_profile)
+        except IntegrityError as exc:
+            if not isinstance(exc.orig, pg_errors.ForeignKeyViolation):
+                raise
+            # Plain Postgres (tests, the embedded default): auth.users is our
+            # stand-in and the user is created here, as Supabase Auth would have.
+            await self._conn.execute(
+                insert(t.auth_users)
+                .values(id=user_id, email=email)
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            await self._conn.execute(new_profile)
+        profile = await self.get(user_id)
+        assert profile is not None
+        return profile
+
+
+# --- ledger -----------------------------------------------------------------------------
+
+
+def _entry(row: Row) -> LedgerEntry:
+    return LedgerEntry(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=EntryKind(row["kind"]),
+        amount=row["amount"],
+        balance_after=row["balance_after"],
+        reference=row["reference"],
+        idempotency_key=row["idempotency_key"],
+        created_at=_utc(row["created_at"]),
+        lot_id=row["lot_id"],
+        hold_id=row["hold_id"],
+    )
+
+
+def _lot(row: Row) -> Lot:
+    return Lot(
+        id=row["id"],
+        user_id=row["user_id"],
+        source=EntryKind(row["source"]),
+        amount=row["amount"],
+        remaining=row["remaining"],
+        created_at=_utc(row["created_at"]),
+        expires_at=_utc_or_none(row["expires_at"]),
+        reference=row["reference"],
+    )
+
+
+def _hold(row: Row) -> Hold:
+    return Hold(
+        id=row["id"],
+        user_id=row["user_id"],
+        amount=row["amount"],
+        allocations=msgspec.convert(row["allocations"], tuple[Allocation, ...]),
+        status=HoldStatus(row["status"]),
+        reference=row["reference"],
+        created_at=_utc(row["created_at"]),
+        closed_at=_utc_or_none(row["closed_at"]),
+    )
+
+
+class _Overdrawn(Exception):
+    """The conditional balance update matched no row."""
+
+
+class SqlLedger(_Repository):
+    async def lock_account(self, user_id: uuid.UUID) -> int:
+        result = await self._conn.execute(
+            select(t.profiles.c.credits).where(t.profiles.c.id == user_id).with_for_update()
+        )
+        credits: int | None = result.scalar_one_or_none()
+        if credits is None:
+            raise NotFound(f"no profile {user_id}")
+        return credits
+
+    async def balance(self, user_id: uuid.UUID) -> int:
+        result = await self._conn.execute(
+            select(t.profiles.c.credits).where(t.profiles.c.id == user_id)
+        )
+        credits: int | None = result.scalar_one_or_none()
+        return credits or 0
+
+    async def append(self, entry: LedgerEntry) -> None:
+        p = t.profiles.c
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    insert(t.credit_ledger).values(
+                        id=entry.id,
+                        user_id=entry.user_id,
+                        kind=entry.kind.value,
+                        amount=entry.amount,
+                        balance_after=entry.balance_after,
+                        reference=entry.reference,
+                        idempotency_key=entry.idempotency_key,
+                        lot_id=entry.lot_id,
+                        hold_id=entry.hold_id,
+                        created_at=entry.created_at,
+                    )
+                )
+                # conditional, never read-modify-write: the CHECK on profiles is
+                # only the backstop
+                applied = await self._conn.execute(
+                    update(t.profiles)
+                    .where(p.id == entry.user_id, p.credits + entry.amount >= 0)
+                    .values(credits=p.credits + entry.amount)
+                    .returning(p.credits)
+                )
+                if applied.scalar_one_or_none() is None:
+                    raise _Overdrawn
+        except IntegrityError as exc:
+            if _constraint(exc) == t.LEDGER_IDEMPOTENCY_KEY:
+                raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists") from exc
+            _raise_missing_reference(exc)
+            raise
+        except _Overdrawn:
+            available = await self.balance(entry.user_id)
+            raise InsufficientCredits(required=-entry.amount, available=available) from None
+
+    async def find(self, user_id: uuid.UUID, idempotency_key: str) -> LedgerEntry | None:
+        c = t.credit_ledger.c
+        result = await self._conn.execute(
+            select(t.credit_ledger).where(
+                c.user_id == user_id, c.idempotency_key == idempotency_key
+            )
+        )
+        row = result.mappings().one_or_none()
+        return None if row is None else _entry(row)
+
+    async def entries(
+        self, user_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[LedgerEntry]:
+        c = t.credit_ledger.c
+        query = select(t.credit_ledger).where(c.user_id == user_id)
+        if before is not None:
+            # a row comparison, so the (user_id, created_at DESC, id DESC) index serves it
+            query = query.where(tuple_(c.created_at, c.id) < tuple_(*before))
+        query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        result = await self._conn.execute(query)
+        return [_entry(row) for row in result.mappings()]
+
+    async def lots(self, user_id: uuid.UUID) -> list[Lot]:
+        c = t.credit_lots.c
+        result = await self._conn.execute(
+            select(t.credit_lots).where(c.user_id == user_id, c.remaining > 0)
+        )
+        return [_lot(row) for row in result.mappings()]
+
+    async def add_lot(self, lot: Lot) -> None:
+        await self._insert(
+            insert(t.credit_lots).values(
+                id=lot.id,
+                user_id=lot.user_id,
+                source=lot.source.value,
+                amount=lot.amount,
+                remaining=lot.remaining,
+                reference=lot.reference,
+                created_at=lot.created_at,
+                expires_at=lot.expires_at,
+            )
+        )
+
+    async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None:
+        c = t.credit_lots.c
+        result = await self._conn.execute(
+            update(t.credit_lots)
+            .where(c.id == lot_id, literal(remaining).between(0, c.amount))
+            .values(remaining=remaining)
+            .returning(c.id)
+        )
+        if result.scalar_one_or_none() is None:
+            found = await self._conn.execute(select(c.amount).where(c.id == lot_id))
+            amount = found.scalar_one_or_none()
+            if amount is None:
+                raise NotFound(f"no lot {lot_id}")
+            raise ValueError(f"lot {lot_id} cannot hold {remaining} of {amount}")
+
+    async def add_hold(self, hold: Hold) -> None:
+        await self._insert(
+            insert(t.credit_holds).values(
+                id=hold.id,
+                user_id=hold.user_id,
+                amount=hold.amount,
+                allocations=msgspec.to_builtins(hold.allocations),
+                status=hold.status.value,
+                reference=hold.reference,
+                created_at=hold.created_at,
+                closed_at=hold.closed_at,
+            )
+        )
+
+    async def get_hold(self, hold_id: uuid.UUID) -> Hold | None:
+        result = await self._conn.execute(
+            select(t.credit_holds).where(t.credit_holds.c.id == hold_id)
+        )
+        row = result.mappings().one_or_none()
+        return None if row is None else _hold(row)
+
+    async def close_hold(self, hold: Hold) -> None:
+        c = t.credit_holds.c
+        result = await self._conn.execute(
+            update(t.credit_holds)
+            .where(c.id == hold.id, c.status == HoldStatus.OPEN.value)
+            .values(status=hold.status.value, closed_at=hold.closed_at)
+            .returning(c.id)
+        )
+        if result.scalar_one_or_none() is None:
+            raise ConcurrencyConflict(f"hold {hold.id} is not open")
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+def _job_values(job: Job) -> dict[str, Any]:
+    return {
+        "user_id": job.user_id,
+        "kind": job.kind.value,
+        "model_id": job.model_id,
+        "params": msgspec.to_builtins(job.params),
+        "cost": job.cost,
+        "hold_id": job.hold_id,
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "provider": job.provider,
+        "provider_job_id": job.provider_job_id,
+        "progress": job.progress,
+        "error": None if job.error is None else msgspec.to_builtins(job.error),
+        "asset_ids": list(job.asset_ids),
+        "priority": job.priority,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+    }
+
+
+def _job(row: Row) -> Job:
+    error = row["error"]
+    return Job(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=ModelKind(row["kind"]),
+        model_id=row["model_id"],
+        params=msgspec.convert(row["params"], JobParams),
+        cost=row["cost"],
+        hold_id=row["hold_id"],
+        status=JobStatus(row["status"]),
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
+        attempts=row["attempts"],
+        provider=row["provider"],
+        provider_job_id=row["provider_job_id"],
+        progress=row["progress"],
+        error=None if error is None else msgspec.convert(error, JobError),
+        asset_ids=tuple(row["asset_ids"]),
+        priority=row["priority"],
+        version=row["version"],
+    )
+
+
+class SqlJobs(_Repository):
+    async def add(self, job: Job) -> None:
+        await self._insert(
+            insert(t.jobs).values(id=job.id, version=job.version, **_job_values(job))
+        )
+
+    async def get(self, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
+        query = select(t.jobs).where(t.jobs.c.id == job_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).mappings().one_or_none()
+        return None if row is None else _job(row)
+
+    async def update(self, job: Job) -> Job:
+        c = t.jobs.c
+        result = await self._conn.execute(
+            update(t.jobs)
+            .where(c.id == job.id, c.version == job.version)
+            .values(version=c.version + 1, **_job_values(job))
+            .returning(c.version)
+        )
+        version = result.scalar_one_or_none()
+        if version is None:
+            raise ConcurrencyConflict(f"job {job.id} changed underneath")
+        return msgspec.structs.replace(job, version=version)
+
+    async def list_by_status(self, statuses: frozenset[JobStatus], *, limit: int) -> list[Job]:
+        c = t.jobs.c
+        result = await self._conn.execute(
+            select(t.jobs)
+            .where(c.status.in_([s.value for s in statuses]))
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+        )
+        return [_job(row) for row in result.mappings()]
+
+
+# --- media ------------------------------------------------------------------------------
+
+
+def _media_relation() -> Subquery:
+    """Images and videos as one relation shaped like MediaAsset."""
+    shared = [
+        *("id", "user_id", "storage_key", "content_type", "width", "height"),
+        *("byte_size", "prompt", "model_id", "job_id", "is_public", "created_at"),
+    ]
+    images = select(
+        *(t.images.c[name] for name in shared),
+        literal(MediaKind.IMAGE.value).label("kind"),
+        null().label("duration_seconds"),
+    )
+    videos = select(
+        *(t.videos.c[name] for name in shared),
+        literal(MediaKind.VIDEO.value).label("kind"),
+        t.videos.c.duration_seconds,
+    )
+    return union_all(images, videos).subquery("media")
+
+
+_MEDIA = _media_relation()
+
+
+def _asset(row: Row) -> MediaAsset:
+    return MediaAsset(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=MediaKind(row["kind"]),
+        storage_key=row["storage_key"],
+        content_type=row["content_type"],
+        width=row["width"],
+        height=row["height"],
+        byte_size=row["byte_size"],
+        prompt=row["prompt"],
+        model_id=row["model_id"],
+        job_id=row["job_id"],
+        created_at=_utc(row["created_at"]),
+        is_public=row["is_public"],
+        duration_seconds=row["duration_seconds"],
+    )
+
+
+class SqlMedia(_Repository):
+    async def add(self, asset: MediaAsset) -> None:
+        values: dict[str, Any] = {
+            "id": asset.id,
+            "user_id": asset.user_id,
+            "storage_key": asset.storage_key,
+            "content_type": asset.content_type,
+            "width": asset.width,
+            "height": asset.height,
+            "byte_size": asset.byte_size,
+            "prompt": asset.prompt,
+            "model_id": asset.model_id,
+            "job_id": asset.job_id,
+            "is_public": asset.is_public,
+            "created_at": asset.created_at,
+        }
+        if asset.kind is MediaKind.VIDEO:
+            statement = insert(t.videos).values(duration_seconds=asset.duration_seconds, **values)
+        else:
+            statement = insert(t.images).values(**values)
+        await self._insert(statement)
+
+    async def get(self, asset_id: uuid.UUID) -> MediaAsset | None:
+        result = await self._conn.execute(select(_MEDIA).where(_MEDIA.c.id == asset_id))
+        row = result.mappings().one_or_none()
+        return None if row is None else _asset(row)
+
+    async def list_for_job(self, job_id: uuid.UUID) -> list[MediaAsset]:
+        result = await self._conn.execute(
+            select(_MEDIA)
+            .where(_MEDIA.c.job_id == job_id)
+            .order_by(_MEDIA.c.created_at, _MEDIA.c.id)
+        )
+        return [_asset(row) for row in result.mappings()]
+
+
+# --- idempotency ------------------------------------------------------------------------
+
+# Transaction-scoped, so the key is released by commit or rollback and can never
+# leak past the unit of work; re-entrant, so the holder asking again gets True.
+_TRY_LOCK = text(
+    "SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:user_id AS text) || ':' || :key, 0))"
+)
+
+
+def _record(row: Row) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        user_id=row["user_id"],
+        key=row["key"],
+        request_hash=row["request_hash"],
+        status_code=row["status_code"],
+        response_body=bytes(row["response_body"]),
+        created_at=_utc(row["created_at"]),
+    )
+
+
+class SqlIdempotency(_Repository):
+    async def try_lock(self, user_id: uuid.UUID, key: str) -> bool:
+        result = await self._conn.execute(_TRY_LOCK, {"user_id": str(user_id), "key": key})
+        return bool(result.scalar_one())
+
+    async def get(self, user_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
+        c = t.idempotency_records.c
+        result = await self._conn.execute(
+            select(t.idempotency_records).where(and_(c.user_id == user_id, c.key == key))
+        )
+        row = result.mappings().one_or_none()
+        return None if row is None else _record(row)
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        try:
+            await self._insert(
+                insert(t.idempotency_records).values(
+                    user_id=record.user_id,
+                    key=record.key,
+                    request_hash=record.request_hash,
+                    status_code=record.status_code,
+                    response_body=record.response_body,
+                    created_at=record.created_at,
+                )
+            )
+        except IntegrityError as exc:
+            if _constraint(exc) == t.IDEMPOTENCY_RECORDS_PKEY:
+                raise DuplicateEntry(f"idempotency key {record.key!r} exists") from exc
+            raise

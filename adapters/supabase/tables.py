@@ -1,0 +1,222 @@
+"""The schema as SQLAlchemy Core tables, for building queries.
+
+The migrations in ``migrations/versions`` own the DDL (constraints, indexes, RLS);
+these definitions mirror their columns, and a test checks that they still do.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+
+def _ts(name: str, *, nullable: bool = False) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+auth_users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", Text),
+    _ts("created_at"),
+    schema="auth",
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", Uuid, ForeignKey("auth.users.id", ondelete="CASCADE"), primary_key=True),
+    Column("email", Text),
+    Column("username", Text),
+    Column("display_name", Text),
+    Column("avatar_url", Text),
+    Column("credits", Integer, nullable=False),
+    Column("subscription_tier", Text, nullable=False),
+    Column("subscription_status", Text),
+    _ts("subscription_expires_at", nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+credit_lots = Table(
+    "credit_lots",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("remaining", Integer, nullable=False),
+    Column("reference", Text, nullable=False),
+    _ts("created_at"),
+    _ts("expires_at", nullable=True),
+)
+
+credit_holds = Table(
+    "credit_holds",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("allocations", JSONB, nullable=False),  # [[lot_id, amount], ...]
+    Column("status", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    _ts("created_at"),
+    _ts("closed_at", nullable=True),
+)
+
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("balance_after", Integer, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("lot_id", Uuid, ForeignKey("credit_lots.id")),
+    Column("hold_id", Uuid, ForeignKey("credit_holds.id")),
+    _ts("created_at"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("model_id", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("cost", Integer, nullable=False),
+    Column("hold_id", Uuid, ForeignKey("credit_holds.id")),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("provider", Text),
+    Column("provider_job_id", Text),
+    Column("progress", Integer, nullable=False),
+    Column("error", JSONB(none_as_null=True)),
+    Column("asset_ids", ARRAY(Uuid), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+
+def _media_columns() -> list[Column[object]]:
+    return [
+        Column("id", Uuid, primary_key=True),
+        Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+        Column("storage_key", Text, nullable=False),
+        Column("content_type", Text, nullable=False),
+        Column("width", Integer, nullable=False),
+        Column("height", Integer, nullable=False),
+        Column("byte_size", BigInteger, nullable=False),
+        Column("prompt", Text, nullable=False),
+        Column("model_id", Text, nullable=False),
+        Column("job_id", Uuid, ForeignKey("jobs.id")),
+        Column("is_public", Boolean, nullable=False),
+        _ts("created_at"),
+    ]
+
+
+images = Table("images", metadata, *_media_columns())
+
+videos = Table(
+    "videos",
+    metadata,
+    *_media_columns(),
+    Column("thumbnail_key", Text),
+    Column("duration_seconds", Double),
+)
+
+training_jobs = Table(
+    "training_jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("job_id", Uuid, ForeignKey("jobs.id")),
+    Column("status", Text, nullable=False),
+    Column("model_name", Text, nullable=False),
+    Column("trigger_word", Text),
+    Column("steps", Integer, nullable=False),
+    Column("image_keys", ARRAY(Text), nullable=False),
+    Column("lora_url", Text),
+    Column("cost", Integer, nullable=False),
+    Column("error", Text),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _ts("completed_at", nullable=True),
+)
+
+iap_receipts = Table(
+    "iap_receipts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("store", Text, nullable=False),
+    Column("product_id", Text, nullable=False),
+    Column("transaction_id", Text, nullable=False),
+    Column("original_transaction_id", Text),
+    Column("payload", JSONB, nullable=False),
+    _ts("created_at"),
+)
+
+push_tokens = Table(
+    "push_tokens",
+    metadata,
+    Column("token", Text, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("platform", Text, nullable=False),
+    _ts("created_at"),
+)
+
+likes = Table(
+    "likes",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
+    Column("content_id", Uuid, primary_key=True),
+    Column("content_type", Text, nullable=False),
+    _ts("created_at"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("content_id", Uuid, nullable=False),
+    Column("body", Text, nullable=False),
+    _ts("created_at"),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", LargeBinary, nullable=False),
+    _ts("created_at"),
+)
+
+#: constraint names the repositories translate into domain errors
+LEDGER_IDEMPOTENCY_KEY = "credit_ledger_user_idempotency_key"
+IDEMPOTENCY_RECORDS_PKEY = "idempotency_records_pkey"

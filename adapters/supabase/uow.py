@@ -1,0 +1,87 @@
+"""The unit of work over Postgres: one pooled connection and one transaction."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.supabase.repositories import (
+    SqlIdempotency,
+    SqlJobs,
+    SqlLedger,
+    SqlMedia,
+    SqlProfiles,
+)
+
+
+class SqlUnitOfWork:
+    """READ COMMITTED, like the in-memory reference: a statement sees what others
+    committed before it started, and the row locks (``lock_account``,
+    ``jobs.get(lock=True)``) are what serialize concurrent writers."""
+
+    profiles: SqlProfiles
+    ledger: SqlLedger
+    jobs: SqlJobs
+    media: SqlMedia
+    idempotency: SqlIdempotency
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError("a unit of work is entered once")
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self.committed = False
+        self.profiles = SqlProfiles(connection)
+        self.ledger = SqlLedger(connection)
+        self.jobs = SqlJobs(connection)
+        self.media = SqlMedia(connection)
+        self.idempotency = SqlIdempotency(connection)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        # whatever ran after the last commit() is discarded, as in the reference
+        try:
+            await connection.rollback()
+        finally:
+            await connection.close()
+
+    def _conn(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("use the unit of work inside 'async with'")
+        return self._connection
+
+    async def commit(self) -> None:
+        # the connection begins its next transaction by itself on the next statement
+        await self._conn().commit()
+        self.committed = True
+
+    async def rollback(self) -> None:
+        await self._conn().rollback()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
