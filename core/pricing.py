@@ -7,7 +7,7 @@ import math
 
 import msgspec
 
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
 
 
 class ModelKind(enum.StrEnum):
@@ -84,7 +84,7 @@ class Catalog:
     def get(self, model_id: str, kind: ModelKind) -> ModelSpec:
         spec = self._models.get(model_id)
         if spec is None or spec.kind is not kind:
-            raise NotFound(f"no {kind} model {model_id!r}", field="model")
+            raise InvalidInput(f"there is no {kind} model {model_id!r}", field="model")
         return spec
 
     def image_price(self, model_id: str, width: int, height: int, count: int) -> int:

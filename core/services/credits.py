@@ -16,6 +16,7 @@ from core.credits import (
     validate_grant,
 )
 from core.errors import ConcurrencyConflict, NotFound
+from core.profiles import Profile
 from ports.repositories import UnitOfWork, UnitOfWorkFactory
 
 
@@ -251,3 +252,17 @@ async def refund_settled(
         idempotency_key=f"refund:{hold.id}",
         now=now,
     )
+
+
+async def open_account(
+    uow_factory: UnitOfWorkFactory, *, user_id: uuid.UUID, email: str | None, now: datetime
+) -> Profile:
+    """The user's profile (created on first sight), with expired lots swept first."""
+    async with uow_factory() as uow:
+        profile = await uow.profiles.ensure(user_id, email)
+        if any(lot.is_expired(now) for lot in await uow.ledger.lots(user_id)):
+            await uow.ledger.lock_account(user_id)
+            await expire_due_lots(uow, user_id, now)
+            profile = await uow.profiles.get(user_id) or profile
+        await uow.commit()
+    return profile

@@ -1,0 +1,35 @@
+# Two commands for a fresh clone: `make run` and `make test`. Each bootstraps .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test worker lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "genstudio needs Python 3.11+"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## the service: API + in-process worker on the embedded default (http://127.0.0.1:8000, or PORT)
+run: $(STAMP)
+	$(BIN)/genstudio serve
+
+## a Taskiq worker (needs REDIS_URL)
+worker: $(STAMP)
+	$(BIN)/genstudio worker
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy core ports
+	$(BIN)/lint-imports
+
+## the whole suite: lint, types, dependency rule, then pytest
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,141 @@
+"""The ``genstudio`` command: serve | worker | migrate | token | credits grant."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from datetime import timedelta
+
+from entrypoints.logs import configure_logging
+from entrypoints.settings import Settings, resolve_secrets
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genstudio", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve", help="run the HTTP API (and the in-process worker without REDIS_URL)"
+    )
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    sub.add_parser("worker", help="run a Taskiq worker (needs REDIS_URL)")
+    sub.add_parser("migrate", help="apply database migrations")
+    token = sub.add_parser("token", help="mint a Supabase-style access token (HS256)")
+    token.add_argument("--user", type=_uuid, default=None, help="user id (default: a new one)")
+    token.add_argument("--email")
+    token.add_argument("--role", default="authenticated", choices=["authenticated", "service_role"])
+    token.add_argument("--ttl", type=int, default=24 * 3600, help="seconds (default a day)")
+    credits = sub.add_parser("credits", help="credit operations")
+    csub = credits.add_subparsers(dest="credits_command", required=True)
+    grant = csub.add_parser("grant", help="grant credits to a user")
+    grant.add_argument("user", type=_uuid)
+    grant.add_argument("amount", type=int)
+    grant.add_argument("--reason", default="operator grant")
+    grant.add_argument(
+        "--key", help="idempotency key (default: a new one; reuse it to retry safely)"
+    )
+    grant.add_argument("--expires-in-days", type=float)
+    return p
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import msgspec
+    import uvicorn
+
+    from entrypoints.http.app import create_app
+
+    settings = msgspec.structs.replace(
+        settings, host=host or settings.host, port=port or settings.port
+    )
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    from adapters.supabase.migrate import upgrade
+    from entrypoints.runtime import database_url
+
+    url = await database_url(settings)  # the embedded server is migrated as it starts
+    if settings.database_url is not None:
+        await asyncio.to_thread(upgrade, url)
+    print("migrations applied")
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> None:
+    from adapters.supabase.auth import mint_token
+
+    settings = resolve_secrets(settings)
+    if settings.jwt_secret is None:
+        raise SystemExit("no SUPABASE_JWT_SECRET: tokens of a JWKS project come from Supabase Auth")
+    user = args.user or uuid.uuid4()
+    print(
+        mint_token(
+            settings.jwt_secret,
+            user_id=user,
+            email=args.email,
+            role=args.role,
+            ttl_seconds=args.ttl,
+            issuer=settings.jwt_issuer,
+        )
+    )
+
+
+async def _grant(settings: Settings, args: argparse.Namespace) -> None:
+    from core.services.credits import grant_credits
+    from entrypoints.runtime import open_runtime
+
+    if args.amount <= 0:
+        raise SystemExit("the amount must be a positive number of credits")
+    async with open_runtime(settings, in_process_worker=False) as runtime:
+        c = runtime.container
+        now = c.clock().now()
+        expires = now + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+        entry = await grant_credits(
+            c.uow_factory(),
+            user_id=args.user,
+            amount=args.amount,
+            reference=args.reason,
+            idempotency_key=args.key or f"cli:{uuid.uuid4()}",
+            now=now,
+            expires_at=expires,
+        )
+    print(f"granted {entry.amount} credits to {args.user}; balance {entry.balance_after}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env()
+    quiet = args.command in ("token",)
+    configure_logging("WARNING" if quiet else settings.log_level, json_lines=settings.log_json)
+    if args.command == "serve":
+        _serve(settings, args.host, args.port)
+    elif args.command == "worker":
+        from entrypoints.worker import run_worker
+
+        asyncio.run(run_worker(settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "token":
+        _token(settings, args)
+    elif args.command == "credits":
+        asyncio.run(_grant(settings, args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

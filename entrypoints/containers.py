@@ -1,0 +1,82 @@
+"""dependency-injector containers: one per adapter family, composed by ``AppContainer``.
+
+Pools and clients are opened by the entrypoint (Litestar lifespan, worker start)
+and handed in as dependencies; tests swap any adapter with ``container.override``
+or by overriding a single provider.
+"""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.gpu_local import LocalGpuProvider
+from adapters.local_storage import LocalFileStorage
+from adapters.memory.clock import SystemClock
+from adapters.supabase.auth import SupabaseJwtVerifier
+from adapters.supabase.uow import SqlUnitOfWorkFactory
+from core.pricing import DEFAULT_CATALOG, Catalog
+from core.services.processing import JobProcessor
+from entrypoints.settings import Settings
+
+
+class DatabaseContainer(containers.DeclarativeContainer):
+    engine = providers.Dependency(instance_of=AsyncEngine)
+    uow_factory = providers.Singleton(SqlUnitOfWorkFactory, engine)
+
+
+class MediaContainer(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    storage = providers.Singleton(
+        LocalFileStorage,
+        root=providers.Callable(lambda s: s.data_dir / "media", settings),
+        base_url=providers.Callable(lambda s: s.base_url, settings),
+        secret=providers.Callable(lambda s: s.media_secret.encode(), settings),
+    )
+    gpu = providers.Singleton(
+        LocalGpuProvider, min_seconds=providers.Callable(lambda s: s.local_gpu_seconds, settings)
+    )
+
+
+class AuthContainer(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    verifier = providers.Singleton(
+        SupabaseJwtVerifier,
+        secret=providers.Callable(lambda s: s.jwt_secret, settings),
+        jwks_url=providers.Callable(lambda s: s.jwks_url, settings),
+        issuer=providers.Callable(lambda s: s.jwt_issuer, settings),
+    )
+
+
+class AppContainer(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    engine = providers.Dependency(instance_of=AsyncEngine)
+    queue = providers.Dependency()  # in-process or taskiq: chosen by the entrypoint
+
+    clock = providers.Singleton(SystemClock)
+    catalog = providers.Object(DEFAULT_CATALOG)
+
+    database = providers.Container(DatabaseContainer, engine=engine)
+    media = providers.Container(MediaContainer, settings=settings)
+    auth = providers.Container(AuthContainer, settings=settings)
+
+    uow_factory = database.uow_factory
+    storage = media.storage
+    gpu = media.gpu
+    verifier = auth.verifier
+
+    processor = providers.Singleton(
+        JobProcessor,
+        uow_factory=uow_factory,
+        gpu=gpu,
+        storage=storage,
+        clock=clock,
+        catalog=catalog,
+        poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
+        timeout=providers.Callable(lambda s: s.job_timeout, settings),
+    )
+
+
+def catalog_of(container: AppContainer) -> Catalog:
+    catalog: Catalog = container.catalog()
+    return catalog

@@ -1,0 +1,67 @@
+"""The Litestar application: routes, error mapping, OpenAPI, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from entrypoints.http.controllers.account import AccountController
+from entrypoints.http.controllers.generate import GenerateController
+from entrypoints.http.controllers.health import live, ready
+from entrypoints.http.controllers.media import media
+from entrypoints.http.controllers.models import list_models
+from entrypoints.http.deps import get_principal, get_runtime
+from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.runtime import Runtime, open_runtime
+from entrypoints.settings import Settings
+
+RuntimeOpener = Callable[[Settings], AbstractAsyncContextManager[Runtime]]
+
+
+def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = None) -> Litestar:
+    """Build the app. ``runtime_opener`` lets tests run it over other adapters."""
+    opener: RuntimeOpener = runtime_opener or (lambda s: open_runtime(s))
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with opener(settings) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    return Litestar(
+        route_handlers=[
+            AccountController,
+            GenerateController,
+            list_models,
+            live,
+            ready,
+            media,
+        ],
+        dependencies={
+            "runtime": Provide(get_runtime, sync_to_thread=False),
+            "principal": Provide(get_principal),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        logging_config=None,  # entrypoints.logs configures logging: one JSON object a line
+        openapi_config=OpenAPIConfig(
+            title="genstudio",
+            version="1.0.0",
+            description="Credits, generation jobs and media for the genstudio mobile app. "
+            "Errors are RFC 9457 problem+json.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+    )

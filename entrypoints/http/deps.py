@@ -1,0 +1,35 @@
+"""Small typed bridges from Litestar's dependency injection to the container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from core.errors import Unauthorized
+from entrypoints.runtime import Runtime
+from ports.auth import Principal
+
+
+def get_runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+async def get_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing bearer token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    verifier = get_runtime(state).container.verifier()
+    principal: Principal = await verifier.verify(token.strip())
+    return principal
+
+
+#: handler parameter types: the names match the app's ``dependencies`` keys
+RuntimeDep = NamedDependency[Runtime]
+PrincipalDep = NamedDependency[Principal]

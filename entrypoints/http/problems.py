@@ -1,0 +1,177 @@
+"""RFC 9457 problem details: every error the API returns, mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from core import errors
+
+log = logging.getLogger("genstudio.http")
+
+PROBLEM_JSON = "application/problem+json"
+
+#: domain error -> (HTTP status, title)
+STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
+    errors.Unauthorized: (401, "Unauthorized"),
+    errors.Forbidden: (403, "Forbidden"),
+    errors.NotFound: (404, "Not found"),
+    errors.InsufficientCredits: (402, "Insufficient credits"),
+    errors.IdempotencyInProgress: (409, "Request in progress"),
+    errors.IdempotencyMismatch: (422, "Idempotency key reused"),
+    errors.JobFinished: (409, "Job already finished"),
+    errors.IllegalTransition: (409, "Conflict"),
+    errors.ConcurrencyConflict: (409, "Conflict"),
+    errors.InvalidInput: (422, "Invalid input"),
+}
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    code: str | None = None
+    field: str | None = None
+    required: int | None = None
+    available: int | None = None
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    request: Request[Any, Any, Any] | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[bytes]:
+    problem = Problem(
+        type=f"https://genstudio.app/problems/{code.replace('_', '-')}",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=str(request.url.path) if request is not None else None,
+        code=code,
+        field=field,
+        **extra,
+    )
+    return Response(
+        msgspec.json.encode(problem), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _status_for(exc: errors.DomainError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400, "Bad request"
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, errors.DomainError)
+    status, title = _status_for(exc)
+    extra: dict[str, Any] = {}
+    headers = None
+    if isinstance(exc, errors.InsufficientCredits):
+        extra = {"required": exc.required, "available": exc.available}
+    if isinstance(exc, errors.Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="genstudio"'}
+    return problem_response(
+        status,
+        title,
+        exc.message,
+        code=exc.code,
+        request=request,
+        field=exc.field,
+        headers=headers,
+        **extra,
+    )
+
+
+_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def validation_field(message: str) -> str | None:
+    """The field msgspec names in a message like "Expected `int`, got `str` - at `$.width`"."""
+    match = _FIELD.search(message)
+    if match:
+        return match.group(1) or None
+    unknown = re.search(r"unknown field `([^`]+)`", message)
+    if unknown:
+        return unknown.group(1)
+    missing = re.search(r"missing required field `([^`]+)`", message)
+    return missing.group(1) if missing else None
+
+
+def validation_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, ValidationException)
+    field: str | None = None
+    detail = exc.detail
+    if isinstance(exc.extra, list) and exc.extra and isinstance(exc.extra[0], dict):
+        first = exc.extra[0]
+        detail = str(first.get("message") or detail)
+        key = first.get("key")
+        # Litestar names the whole body "data"; msgspec's message names the field
+        field = validation_field(detail) if key in (None, "data") else str(key)
+    if field is None:
+        named = re.search(r"parameter '([^']+)'", exc.detail)
+        field = named.group(1) if named else None
+    return problem_response(
+        422, "Invalid input", detail, code="invalid_input", request=request, field=field
+    )
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc, NotAuthorizedException):
+        return problem_response(
+            401,
+            "Unauthorized",
+            exc.detail,
+            code="unauthorized",
+            request=request,
+            headers={"WWW-Authenticate": 'Bearer realm="genstudio"'},
+        )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 400 and "JSON is malformed" in exc.detail:
+        return problem_response(
+            400, "Malformed JSON", exc.detail, code="malformed_json", request=request, field="body"
+        )
+    return problem_response(
+        exc.status_code,
+        HTTPStatus(exc.status_code).phrase,
+        exc.detail,
+        code=f"http_{exc.status_code}",
+        request=request,
+        headers=headers or None,
+    )
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return problem_response(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal error",
+        "something went wrong on our side; the request may be retried with the same Idempotency-Key",
+        code="internal_error",
+        request=request,
+    )
+
+
+EXCEPTION_HANDLERS = {
+    errors.DomainError: domain_error_handler,
+    ValidationException: validation_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,194 @@
+"""The JSON the mobile app sees: msgspec Structs, camelCase on the wire.
+
+These shapes are the API's contract (see docs/api.md); change them only additively.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from core.credits import LedgerEntry
+from core.jobs import ImageParams, Job
+from core.media import MediaAsset
+from core.pricing import ModelSpec
+from core.profiles import Profile
+
+
+class ImageRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
+    model: str
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 1024
+    height: int = 1024
+    count: int = 1
+    seed: int | None = None
+
+    def to_params(self) -> ImageParams:
+        return ImageParams(
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            width=self.width,
+            height=self.height,
+            count=self.count,
+            seed=self.seed,
+        )
+
+
+class MeResponse(msgspec.Struct, rename="camel", kw_only=True):
+    id: uuid.UUID
+    email: str | None
+    credits: int
+    subscription_tier: str
+    subscription_expires_at: datetime | None
+
+    @classmethod
+    def of(cls, profile: Profile, credits: int) -> MeResponse:
+        return cls(
+            id=profile.id,
+            email=profile.email,
+            credits=credits,
+            subscription_tier=profile.subscription_tier.value,
+            subscription_expires_at=profile.subscription_expires_at,
+        )
+
+
+class LedgerItem(msgspec.Struct, rename="camel", kw_only=True):
+    id: uuid.UUID
+    kind: str
+    amount: int
+    balance_after: int
+    reference: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, e: LedgerEntry) -> LedgerItem:
+        return cls(
+            id=e.id,
+            kind=e.kind.value,
+            amount=e.amount,
+            balance_after=e.balance_after,
+            reference=e.reference,
+            created_at=e.created_at,
+        )
+
+
+class LedgerPage(msgspec.Struct, rename="camel", kw_only=True):
+    items: list[LedgerItem]
+    next_cursor: str | None
+
+
+class ModelItem(msgspec.Struct, rename="camel", kw_only=True):
+    id: str
+    kind: str
+    display_name: str
+    description: str
+    price: dict[str, Any]
+    max_width: int
+    max_height: int
+    max_count: int
+
+    @classmethod
+    def of(cls, m: ModelSpec) -> ModelItem:
+        return cls(
+            id=m.id,
+            kind=m.kind.value,
+            display_name=m.display_name,
+            description=m.description,
+            price=msgspec.to_builtins(m.price),
+            max_width=m.max_width,
+            max_height=m.max_height,
+            max_count=m.max_count,
+        )
+
+
+class ModelList(msgspec.Struct):
+    items: list[ModelItem]
+
+
+class AssetItem(msgspec.Struct, rename="camel", kw_only=True):
+    id: uuid.UUID
+    kind: str
+    content_type: str
+    width: int
+    height: int
+    byte_size: int
+    url: str
+    url_expires_at: datetime
+
+
+class JobErrorItem(msgspec.Struct):
+    reason: str
+    message: str
+
+
+class ImageParamsItem(msgspec.Struct, rename="camel", kw_only=True):
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    count: int
+    seed: int | None
+
+
+class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
+    id: uuid.UUID
+    kind: str
+    model: str
+    status: str
+    progress: int
+    cost: int
+    attempts: int
+    provider: str | None
+    error: JobErrorItem | None
+    params: ImageParamsItem
+    assets: list[AssetItem]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job, assets: list[AssetItem] | None = None) -> JobResponse:
+        p = job.params
+        return cls(
+            id=job.id,
+            kind=job.kind.value,
+            model=job.model_id,
+            status=job.status.value,
+            progress=job.progress,
+            cost=job.cost,
+            attempts=job.attempts,
+            provider=job.provider,
+            error=JobErrorItem(job.error.reason.value, job.error.message) if job.error else None,
+            params=ImageParamsItem(
+                prompt=p.prompt,
+                negative_prompt=p.negative_prompt,
+                width=p.width,
+                height=p.height,
+                count=p.count,
+                seed=p.seed,
+            ),
+            assets=assets or [],
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )
+
+
+def asset_item(asset: MediaAsset, url: str, expires_at: datetime) -> AssetItem:
+    return AssetItem(
+        id=asset.id,
+        kind=asset.kind.value,
+        content_type=asset.content_type,
+        width=asset.width,
+        height=asset.height,
+        byte_size=asset.byte_size,
+        url=url,
+        url_expires_at=expires_at,
+    )
+
+
+class Health(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = {}

@@ -1,0 +1,99 @@
+"""Opening and closing what every process needs: database, queue, container."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker
+
+from adapters.memory.queue import InMemoryJobQueue
+from adapters.redis import TaskiqJobQueue, make_stream_broker
+from adapters.supabase.db import make_engine
+from adapters.supabase.migrate import upgrade
+from core.jobs import JobStatus
+from entrypoints.containers import AppContainer
+from entrypoints.embedded import start_embedded_postgres
+from entrypoints.inprocess import InProcessWorker
+from entrypoints.settings import Settings, resolve_secrets
+
+log = logging.getLogger("genstudio")
+
+UNFINISHED = frozenset({JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING})
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    container: AppContainer
+    engine: AsyncEngine
+    broker: AsyncBroker | None
+    worker: InProcessWorker | None
+
+
+async def database_url(settings: Settings) -> str:
+    """The configured DATABASE_URL, or the embedded server's (started and migrated)."""
+    if settings.database_url is not None:
+        return settings.database_url
+    url = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
+    await asyncio.to_thread(upgrade, url)
+    return url
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    in_process_worker: bool = True,
+    worker_process: bool = False,
+    configure: Callable[[AppContainer], None] | None = None,
+) -> AsyncIterator[Runtime]:
+    """Everything a process needs. ``worker_process``: this is a taskiq worker (its
+    receiver starts the broker); otherwise the broker only sends."""
+    settings = resolve_secrets(settings)
+    url = await database_url(settings)
+    engine = make_engine(url, pool_size=settings.db_pool_size)
+    broker: AsyncBroker | None = None
+    queue: InMemoryJobQueue | TaskiqJobQueue
+    if settings.redis_url:
+        broker = make_stream_broker(settings.redis_url)
+        broker.is_worker_process = worker_process
+        queue = TaskiqJobQueue(broker)
+    else:
+        queue = InMemoryJobQueue()
+    container = AppContainer(settings=settings, engine=engine, queue=queue)
+    if configure is not None:
+        configure(container)
+    worker = None
+    try:
+        if broker is not None and not broker.is_worker_process:
+            await broker.startup()
+        if isinstance(queue, InMemoryJobQueue) and in_process_worker:
+            worker = InProcessWorker(queue, container.processor(), settings.worker_concurrency)
+            worker.start()
+            await worker.resume(await unfinished_jobs(container))
+        yield Runtime(settings, container, engine, broker, worker)
+    finally:
+        if worker is not None:
+            await worker.stop()
+        gpu = container.gpu()
+        close = getattr(gpu, "aclose", None)
+        if close is not None:
+            await close()
+        if broker is not None:
+            await broker.shutdown()
+        await engine.dispose()
+
+
+async def unfinished_jobs(container: AppContainer) -> list[uuid.UUID]:
+    """Postgres is the source of truth: jobs left unfinished by a stop are picked up again."""
+    async with container.uow_factory()() as uow:
+        jobs = await uow.jobs.list_by_status(UNFINISHED, limit=10_000)
+    if jobs:
+        log.info("resuming unfinished jobs", extra={"count": len(jobs)})
+    return [job.id for job in jobs]

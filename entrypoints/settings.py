@@ -1,0 +1,107 @@
+"""Typed settings from the environment. Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".genstudio")
+    public_url: str | None = None
+    media_secret: str | None = None
+    signed_url_ttl: int = 3600
+    worker_concurrency: int = 4
+    poll_interval: float = 0.5
+    job_timeout: float = 900.0
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_size: int = 10
+    local_gpu_seconds: float = 0.0  # the preview renderer's minimum time per job
+
+    @property
+    def embedded(self) -> bool:
+        """No DATABASE_URL: run on an embedded PostgreSQL under the data directory."""
+        return self.database_url is None
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+
+        def opt(name: str) -> str | None:
+            value = e.get(name, "").strip()
+            return value or None
+
+        def number(name: str, default: float) -> float:
+            raw = opt(name)
+            if raw is None:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise SystemExit(f"{name} must be a number, not {raw!r}") from None
+
+        return cls(
+            database_url=opt("DATABASE_URL"),
+            redis_url=opt("REDIS_URL"),
+            jwt_secret=opt("SUPABASE_JWT_SECRET"),
+            jwks_url=opt("SUPABASE_JWKS_URL"),
+            jwt_issuer=opt("SUPABASE_JWT_ISSUER"),
+            host=opt("HOST") or "127.0.0.1",
+            port=int(number("PORT", 8000)),
+            data_dir=Path(opt("GENSTUDIO_DATA_DIR") or ".genstudio"),
+            public_url=opt("GENSTUDIO_PUBLIC_URL"),
+            media_secret=opt("GENSTUDIO_MEDIA_SECRET"),
+            signed_url_ttl=int(number("GENSTUDIO_SIGNED_URL_TTL", 3600)),
+            worker_concurrency=int(number("GENSTUDIO_WORKER_CONCURRENCY", 4)),
+            poll_interval=number("GENSTUDIO_POLL_INTERVAL", 0.5),
+            job_timeout=number("GENSTUDIO_JOB_TIMEOUT", 900.0),
+            log_level=(opt("GENSTUDIO_LOG_LEVEL") or "INFO").upper(),
+            log_json=(opt("GENSTUDIO_LOG_FORMAT") or "json") == "json",
+            db_pool_size=int(number("GENSTUDIO_DB_POOL_SIZE", 10)),
+            local_gpu_seconds=number("GENSTUDIO_LOCAL_GPU_SECONDS", 0.0),
+        )
+
+
+def kept_secret(data_dir: Path, name: str) -> str:
+    """A random secret generated once and kept in the data directory (mode 0600)."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
+
+
+def resolve_secrets(settings: Settings) -> Settings:
+    """Fill in the JWT and media secrets: from the environment, else kept in the data dir.
+
+    With a DATABASE_URL (production) the JWT secret or a JWKS URL must be given:
+    a generated secret would make every real user's token invalid.
+    """
+    jwt_secret = settings.jwt_secret
+    if jwt_secret is None and settings.jwks_url is None:
+        if not settings.embedded:
+            raise SystemExit(
+                "SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL is required when DATABASE_URL is set"
+            )
+        jwt_secret = kept_secret(settings.data_dir, "jwt_secret")
+    media_secret = settings.media_secret or kept_secret(settings.data_dir, "media_secret")
+    return msgspec.structs.replace(settings, jwt_secret=jwt_secret, media_secret=media_secret)

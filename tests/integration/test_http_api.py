@@ -1,0 +1,257 @@
+"""The HTTP API in-process (Litestar's test client) on the real Postgres, with the
+GPU swapped through the container: error mapping, auth, and failure paths."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import jwt
+import psycopg
+import pytest
+from dependency_injector import providers
+from litestar.testing import AsyncTestClient
+
+from adapters.memory.gpu import InMemoryGpuProvider
+from adapters.supabase.auth import mint_token
+from core.jobs import FailureReason, JobError
+from entrypoints.containers import AppContainer
+from entrypoints.http.app import create_app
+from entrypoints.runtime import open_runtime
+from entrypoints.settings import Settings
+
+SECRET = "integration-secret-" + "y" * 32
+PROBLEM = "application/problem+json"
+
+
+class Harness:
+    def __init__(self, client: AsyncTestClient, gpu: InMemoryGpuProvider, pg_url: str) -> None:
+        self.client = client
+        self.gpu = gpu
+        self.pg_url = pg_url
+
+    def headers(self, user: uuid.UUID, **claims: object) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(SECRET, user_id=user)}"}
+
+    async def grant(self, user: uuid.UUID, amount: int) -> None:
+        from core.services.credits import grant_credits
+
+        runtime = self.client.app.state.runtime
+        c = runtime.container
+        await grant_credits(
+            c.uow_factory(),
+            user_id=user,
+            amount=amount,
+            reference="test",
+            idempotency_key=str(uuid.uuid4()),
+            now=c.clock().now(),
+        )
+
+    async def submit(self, user: uuid.UUID, key: str | None = None, **body: object):  # type: ignore[no-untyped-def]
+        payload: dict[str, object] = {
+            "model": "flux-schnell",
+            "prompt": "a red fox",
+            "width": 512,
+            "height": 512,
+        }
+        payload.update(body)
+        headers = self.headers(user) | {"Idempotency-Key": key or str(uuid.uuid4())}
+        return await self.client.post("/v1/generate/image", json=payload, headers=headers)
+
+    async def wait(self, user: uuid.UUID, job_id: str) -> dict[str, object]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            body = (
+                await self.client.get(f"/v1/generate/{job_id}", headers=self.headers(user))
+            ).json()
+            if body["status"] in ("succeeded", "failed", "cancelled"):
+                return body  # type: ignore[no-any-return]
+            await asyncio.sleep(0.02)
+        raise AssertionError(body)
+
+    def count(self, sql: str, *args: object) -> int:
+        with psycopg.connect(self.pg_url) as conn:
+            row = conn.execute(sql, args).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+@pytest.fixture
+async def api(pg_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    gpu = InMemoryGpuProvider("fake", steps=1)
+    settings = Settings(
+        database_url=pg_url,
+        jwt_secret=SECRET,
+        data_dir=tmp_path,
+        poll_interval=0.01,
+        worker_concurrency=2,
+    )
+
+    def configure(container: AppContainer) -> None:
+        container.gpu.override(providers.Object(gpu))
+
+    app = create_app(settings, runtime_opener=lambda s: open_runtime(s, configure=configure))
+    async with AsyncTestClient(app) as client:
+        yield Harness(client, gpu, pg_url)
+
+
+async def test_requests_without_a_valid_token_get_401_problems(api: Harness) -> None:
+    user = uuid.uuid4()
+    now = int(time.time())
+    bad_tokens = {
+        "missing": None,
+        "garbage": "not-a-jwt",
+        "forged": jwt.encode(
+            {"sub": str(user), "aud": "authenticated", "exp": now + 60},
+            "wrong-secret-" + "z" * 32,
+            algorithm="HS256",
+        ),
+        "expired": jwt.encode(
+            {"sub": str(user), "aud": "authenticated", "exp": now - 3600}, SECRET, algorithm="HS256"
+        ),
+        "wrong audience": jwt.encode(
+            {"sub": str(user), "aud": "anon", "exp": now + 60}, SECRET, algorithm="HS256"
+        ),
+    }
+    for label, token in bad_tokens.items():
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await api.client.get("/v1/me", headers=headers)
+        assert response.status_code == 401, label
+        assert response.headers["content-type"].startswith(PROBLEM), label
+        assert response.json()["status"] == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_me_creates_the_profile_on_first_sight(api: Harness) -> None:
+    user = uuid.uuid4()
+    body = (await api.client.get("/v1/me", headers=api.headers(user))).json()
+    assert body == {
+        "id": str(user),
+        "email": None,
+        "credits": 0,
+        "subscriptionTier": "free",
+        "subscriptionExpiresAt": None,
+    }
+
+
+async def test_models_lists_the_catalog_with_prices(api: Harness) -> None:
+    items = (await api.client.get("/v1/models", headers=api.headers(uuid.uuid4()))).json()["items"]
+    flux = next(m for m in items if m["id"] == "flux-schnell")
+    assert flux["kind"] == "image" and flux["price"]["type"] == "per_image"
+
+
+async def test_insufficient_credits_is_a_402_and_leaves_nothing(api: Harness) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 1)
+    response = await api.submit(user, count=2)
+    assert response.status_code == 402
+    problem = response.json()
+    assert problem["required"] == 2 and problem["available"] == 1
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 0
+    assert api.count("SELECT count(*) FROM credit_ledger WHERE user_id = %s", user) == 1
+    assert api.count("SELECT count(*) FROM idempotency_records WHERE user_id = %s", user) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"width": 500}, "width"),
+        ({"width": "big"}, "width"),
+        ({"height": 4096}, "height"),
+        ({"count": 0}, "count"),
+        ({"prompt": "   "}, "prompt"),
+        ({"model": "no-such-model"}, "model"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+async def test_invalid_input_is_a_422_naming_the_field(
+    api: Harness, body: dict[str, object], field: str
+) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 10)
+    response = await api.submit(user, **body)
+    assert response.status_code == 422
+    assert response.json()["field"] == field, response.json()
+    assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 0
+    assert api.count("SELECT credits FROM profiles WHERE id = %s", user) == 10
+
+
+async def test_a_missing_idempotency_key_is_refused(api: Harness) -> None:
+    user = uuid.uuid4()
+    response = await api.client.post(
+        "/v1/generate/image",
+        json={"model": "flux-schnell", "prompt": "x"},
+        headers=api.headers(user),
+    )
+    assert response.status_code in (400, 422)
+    assert response.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_another_users_job_is_not_found(api: Harness) -> None:
+    owner, other = uuid.uuid4(), uuid.uuid4()
+    await api.grant(owner, 5)
+    job = (await api.submit(owner)).json()
+    for method, path in (
+        ("GET", f"/v1/generate/{job['id']}"),
+        ("POST", f"/v1/generate/{job['id']}/cancel"),
+    ):
+        response = await api.client.request(method, path, headers=api.headers(other))
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_a_job_the_provider_refuses_fails_and_refunds(api: Harness) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 4)
+    api.gpu.fail_with = JobError(FailureReason.CONTENT, "the prompt was refused")
+    job = (await api.submit(user, count=2)).json()
+    done = await api.wait(user, job["id"])
+    assert done["status"] == "failed"
+    assert done["error"] == {"reason": "content", "message": "the prompt was refused"}
+    me = (await api.client.get("/v1/me", headers=api.headers(user))).json()
+    assert me["credits"] == 4
+    items = (await api.client.get("/v1/me/credits", headers=api.headers(user))).json()["items"]
+    assert [e["kind"] for e in items] == ["release", "hold", "grant"]
+    assert api.count("SELECT count(*) FROM images WHERE user_id = %s", user) == 0
+
+
+async def test_a_provider_that_is_down_fails_the_job_without_charging(api: Harness) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 2)
+    api.gpu.down = True
+    job = (await api.submit(user)).json()
+    done = await api.wait(user, job["id"])
+    assert done["status"] == "failed" and done["error"]["reason"] == "infrastructure"  # type: ignore[index]
+    assert (await api.client.get("/v1/me", headers=api.headers(user))).json()["credits"] == 2
+
+
+async def test_the_ledger_paginates_with_a_cursor(api: Harness) -> None:
+    user = uuid.uuid4()
+    for _ in range(5):
+        await api.grant(user, 1)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (
+            await api.client.get("/v1/me/credits", params=params, headers=api.headers(user))
+        ).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5
+    bad = await api.client.get("/v1/me/credits", params={"cursor": "!!"}, headers=api.headers(user))
+    assert bad.status_code == 422 and bad.json()["field"] == "cursor"
+
+
+async def test_health_and_openapi(api: Harness) -> None:
+    assert (await api.client.get("/health/live")).json() == {"status": "ok", "checks": {}}
+    ready = await api.client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok"}
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    assert "/v1/generate/image" in schema["paths"]
