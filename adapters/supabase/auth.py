@@ -25,7 +25,7 @@ JWKS_ALGORITHMS = frozenset({"ES256", "RS256"})
 
 #: an unknown ``kid`` refetches the JWKS (keys rotate) at most this often, so a
 #: flood of tokens with made-up kids cannot turn into a flood of requests to Supabase
-JWKS_REFRESH_INTERVAL = 60.0
+JWKS_REFRESH_SECONDS = 60.0
 
 
 class SupabaseJwtVerifier:
@@ -38,6 +38,7 @@ class SupabaseJwtVerifier:
         audience: str = "authenticated",
         leeway: int = 30,
         http_timeout: float = 5.0,
+        jwks_refresh_seconds: float = JWKS_REFRESH_SECONDS,
     ) -> None:
         if not secret and not jwks_url:
             raise ValueError("configure a JWT secret, a JWKS URL, or both")
@@ -47,6 +48,7 @@ class SupabaseJwtVerifier:
         self._audience = audience
         self._leeway = leeway
         self._http_timeout = http_timeout
+        self._refresh_seconds = jwks_refresh_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._fetch_lock = asyncio.Lock()
@@ -126,7 +128,7 @@ class SupabaseJwtVerifier:
 
     def _may_refetch(self) -> bool:
         return (
-            self._fetched_at is None or time.monotonic() - self._fetched_at >= JWKS_REFRESH_INTERVAL
+            self._fetched_at is None or time.monotonic() - self._fetched_at >= self._refresh_seconds
         )
 
     async def _fetch(self) -> None:

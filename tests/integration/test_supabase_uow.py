@@ -1,0 +1,592 @@
+"""The Postgres unit of work: transactions, locks and the domain errors of the port,
+with concurrent units of work on separate connections where a race is possible."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.supabase import tables
+from adapters.supabase.db import make_engine, normalise_url
+from adapters.supabase.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
+from core.credits import EntryKind, Hold, HoldStatus, LedgerEntry
+from core.errors import (
+    ConcurrencyConflict,
+    DuplicateEntry,
+    InsufficientCredits,
+    NotFound,
+)
+from core.idempotency import IdempotencyRecord
+from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
+from core.media import MediaAsset, MediaKind
+from core.pricing import ModelKind
+from core.services.credits import add_credits, grant_credits, place_hold, release_hold
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def uows(pg_engine: AsyncEngine) -> AsyncIterator[SqlUnitOfWorkFactory]:
+    yield SqlUnitOfWorkFactory(pg_engine)
+
+
+async def new_user(uows: SqlUnitOfWorkFactory, credits: int = 0) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    if credits:
+        await grant_credits(
+            uows, user_id=user_id, amount=credits, reference="test", idempotency_key="seed", now=NOW
+        )
+    else:
+        async with uows() as uow:
+            await uow.profiles.ensure(user_id, f"{user_id}@example.com")
+            await uow.commit()
+    return user_id
+
+
+def entry(user_id: uuid.UUID, amount: int, key: str, balance_after: int = 0) -> LedgerEntry:
+    return LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=EntryKind.ADJUSTMENT,
+        amount=amount,
+        balance_after=balance_after,
+        reference="test",
+        idempotency_key=key,
+        created_at=NOW,
+    )
+
+
+def job_for(user_id: uuid.UUID, *, created_at: datetime = NOW) -> Job:
+    return Job(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=ModelKind.IMAGE,
+        model_id="flux-schnell",
+        params=ImageParams(prompt="a lighthouse at dusk", width=768, seed=7),
+        cost=4,
+        hold_id=None,
+        status=JobStatus.QUEUED,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+# --- transactions -----------------------------------------------------------------------
+
+
+async def test_nothing_is_kept_without_a_commit(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = uuid.uuid4()
+    async with uows() as uow:
+        await uow.profiles.ensure(user_id, None)
+        assert await uow.profiles.get(user_id) is not None
+    async with uows() as uow:
+        assert await uow.profiles.get(user_id) is None
+
+
+async def test_an_exception_rolls_back(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        async with uows() as uow:
+            await uow.profiles.ensure(user_id, None)
+            raise RuntimeError("boom")
+    async with uows() as uow:
+        assert await uow.profiles.get(user_id) is None
+
+
+async def test_a_commit_keeps_the_work_and_later_work_needs_another(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    async with uows() as uow:
+        await uow.profiles.ensure(first, "a@example.com")
+        await uow.commit()
+        await uow.profiles.ensure(second, None)
+    async with uows() as uow:
+        kept = await uow.profiles.get(first)
+        assert kept is not None and kept.email == "a@example.com"
+        assert await uow.profiles.get(second) is None
+
+
+async def test_rollback_discards_and_the_unit_stays_usable(uows: SqlUnitOfWorkFactory) -> None:
+    dropped, kept = uuid.uuid4(), uuid.uuid4()
+    async with uows() as uow:
+        await uow.profiles.ensure(dropped, None)
+        await uow.rollback()
+        await uow.profiles.ensure(kept, None)
+        await uow.commit()
+    async with uows() as uow:
+        assert await uow.profiles.get(dropped) is None
+        assert await uow.profiles.get(kept) is not None
+
+
+async def test_repositories_outside_the_block_refuse_to_run(uows: SqlUnitOfWorkFactory) -> None:
+    uow = uows()
+    with pytest.raises(RuntimeError):
+        await uow.commit()
+
+
+# --- profiles ---------------------------------------------------------------------------
+
+
+async def test_ensure_creates_a_free_profile_once(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = uuid.uuid4()
+    async with uows() as uow:
+        created = await uow.profiles.ensure(user_id, "ada@example.com")
+        again = await uow.profiles.ensure(user_id, "changed@example.com")
+        await uow.commit()
+    assert created == again
+    assert created.credits == 0 and created.subscription_tier == "free"
+    assert created.email == "ada@example.com"
+    assert created.created_at.tzinfo is UTC
+
+
+async def test_ensure_uses_an_existing_auth_user(
+    uows: SqlUnitOfWorkFactory, pg_engine: AsyncEngine
+) -> None:
+    """On Supabase the auth user exists before the app ever sees its token."""
+    user_id = uuid.uuid4()
+    async with pg_engine.begin() as conn:
+        await conn.execute(tables.auth_users.insert().values(id=user_id, email="auth@example.com"))
+    async with uows() as uow:
+        profile = await uow.profiles.ensure(user_id, "auth@example.com")
+        await uow.commit()
+    assert profile.id == user_id
+
+
+async def test_concurrent_ensures_make_one_profile(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = uuid.uuid4()
+
+    async def ensure() -> None:
+        async with uows() as uow:
+            await uow.profiles.ensure(user_id, None)
+            await uow.commit()
+
+    await asyncio.gather(*(ensure() for _ in range(5)))
+    async with uows() as uow:
+        assert await uow.profiles.get(user_id) is not None
+
+
+# --- ledger -----------------------------------------------------------------------------
+
+
+async def test_locking_an_unknown_account_is_not_found(uows: SqlUnitOfWorkFactory) -> None:
+    async with uows() as uow:
+        with pytest.raises(NotFound):
+            await uow.ledger.lock_account(uuid.uuid4())
+
+
+async def test_account_locks_serialize_concurrent_units(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    events: list[str] = []
+    first_locked = asyncio.Event()
+
+    async def first() -> None:
+        async with uows() as uow:
+            await uow.ledger.lock_account(user_id)
+            first_locked.set()
+            await asyncio.sleep(0.3)  # the second unit must be waiting all along
+            await uow.ledger.append(entry(user_id, 10, "first", balance_after=10))
+            events.append("first commits")
+            await uow.commit()
+
+    async def second() -> int:
+        await first_locked.wait()
+        async with uows() as uow:
+            events.append("second asks")
+            balance = await uow.ledger.lock_account(user_id)
+            events.append("second locked")
+            return balance
+
+    _, seen = await asyncio.gather(first(), second())
+    assert events == ["second asks", "first commits", "second locked"]
+    assert seen == 10  # the lock returns the balance as committed by the first
+
+
+async def test_concurrent_holds_never_overdraw(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows, credits=100)
+
+    async def hold() -> bool:
+        async with uows() as uow:
+            try:
+                await place_hold(uow, user_id=user_id, amount=30, reference="job", now=NOW)
+            except InsufficientCredits:
+                return False
+            await uow.commit()
+            return True
+
+    results = await asyncio.gather(*(hold() for _ in range(6)))
+    assert results.count(True) == 3
+    async with uows() as uow:
+        assert await uow.ledger.balance(user_id) == 10
+        assert sum(lot.remaining for lot in await uow.ledger.lots(user_id)) == 10
+
+
+async def test_a_debit_beyond_the_balance_is_refused_and_the_unit_goes_on(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await new_user(uows, credits=5)
+    async with uows() as uow:
+        await uow.ledger.lock_account(user_id)
+        with pytest.raises(InsufficientCredits) as caught:
+            await uow.ledger.append(entry(user_id, -6, "too-much"))
+        assert (caught.value.required, caught.value.available) == (6, 5)
+        await uow.ledger.append(entry(user_id, -5, "all-of-it"))
+        await uow.commit()
+    async with uows() as uow:
+        assert await uow.ledger.balance(user_id) == 0
+        assert await uow.ledger.find(user_id, "too-much") is None
+
+
+async def test_a_repeated_key_is_a_duplicate_and_the_unit_goes_on(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await new_user(uows)
+    async with uows() as uow:
+        await uow.ledger.append(entry(user_id, 7, "grant-1", balance_after=7))
+        with pytest.raises(DuplicateEntry):
+            await uow.ledger.append(entry(user_id, 7, "grant-1", balance_after=14))
+        await uow.ledger.append(entry(user_id, 1, "grant-2", balance_after=8))
+        await uow.commit()
+    async with uows() as uow:
+        assert await uow.ledger.balance(user_id) == 8
+        found = await uow.ledger.find(user_id, "grant-1")
+        assert found is not None and found.balance_after == 7
+
+
+async def test_the_same_key_is_free_for_another_user(uows: SqlUnitOfWorkFactory) -> None:
+    first, second = await new_user(uows), await new_user(uows)
+    async with uows() as uow:
+        await uow.ledger.append(entry(first, 1, "shared-key", balance_after=1))
+        await uow.ledger.append(entry(second, 1, "shared-key", balance_after=1))
+        await uow.commit()
+
+
+async def test_an_entry_for_a_user_without_a_profile_is_not_found(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    async with uows() as uow:
+        with pytest.raises(NotFound):
+            await uow.ledger.append(entry(uuid.uuid4(), 1, "k"))
+
+
+async def test_entries_page_newest_first_by_time_then_id(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    async with uows() as uow:
+        written: list[LedgerEntry] = []
+        for i in range(7):
+            # pairs share a timestamp, so the id must break the tie
+            at = NOW + timedelta(seconds=i // 2)
+            one = LedgerEntry(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                kind=EntryKind.GRANT,
+                amount=1,
+                balance_after=i + 1,
+                reference="page",
+                idempotency_key=f"page-{i}",
+                created_at=at,
+            )
+            await uow.ledger.append(one)
+            written.append(one)
+        await uow.commit()
+    expected = sorted(written, key=lambda e: (e.created_at, e.id.bytes), reverse=True)
+    pages: list[LedgerEntry] = []
+    before: tuple[datetime, uuid.UUID] | None = None
+    async with uows() as uow:
+        while page := await uow.ledger.entries(user_id, limit=3, before=before):
+            pages.extend(page)
+            before = (page[-1].created_at, page[-1].id)
+    assert pages == expected
+
+
+async def test_times_come_back_as_the_same_instant_in_utc(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    tokyo = datetime(2026, 1, 2, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=9)))
+    one = LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=EntryKind.GRANT,
+        amount=1,
+        balance_after=1,
+        reference="tz",
+        idempotency_key="tz",
+        created_at=tokyo,
+    )
+    async with uows() as uow:
+        await uow.ledger.append(one)
+        found = await uow.ledger.find(user_id, "tz")
+    assert found is not None
+    assert found.created_at == tokyo and found.created_at.tzinfo is UTC
+
+
+async def test_a_hold_closes_exactly_once(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows, credits=10)
+    async with uows() as uow:
+        hold = await place_hold(uow, user_id=user_id, amount=4, reference="job", now=NOW)
+        await uow.commit()
+    async with uows() as uow:
+        stored = await uow.ledger.get_hold(hold.id)
+        assert stored == hold
+        await uow.ledger.close_hold(hold.close(HoldStatus.SETTLED, NOW))
+        with pytest.raises(ConcurrencyConflict):
+            await uow.ledger.close_hold(hold.close(HoldStatus.RELEASED, NOW))
+        await uow.commit()
+    async with uows() as uow:
+        closed = await uow.ledger.get_hold(hold.id)
+        assert closed is not None and closed.status is HoldStatus.SETTLED
+
+
+async def test_a_released_hold_refills_its_lots(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    async with uows() as uow:
+        await add_credits(
+            uow,
+            user_id=user_id,
+            amount=5,
+            kind=EntryKind.ALLOWANCE,
+            reference="month",
+            idempotency_key="month",
+            now=NOW,
+            expires_at=NOW + timedelta(days=30),
+        )
+        await add_credits(
+            uow,
+            user_id=user_id,
+            amount=5,
+            kind=EntryKind.PURCHASE,
+            reference="pack",
+            idempotency_key="pack",
+            now=NOW,
+        )
+        hold: Hold = await place_hold(uow, user_id=user_id, amount=7, reference="job", now=NOW)
+        assert [a.amount for a in hold.allocations] == [5, 2]  # soonest-expiring first
+        assert await release_hold(uow, hold.id, NOW)
+        await uow.commit()
+    async with uows() as uow:
+        assert sorted(lot.remaining for lot in await uow.ledger.lots(user_id)) == [5, 5]
+        assert await uow.ledger.balance(user_id) == 10
+
+
+async def test_a_lot_cannot_hold_more_than_it_was_given(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows, credits=3)
+    async with uows() as uow:
+        [lot] = await uow.ledger.lots(user_id)
+        with pytest.raises(ValueError):
+            await uow.ledger.set_lot_remaining(lot.id, 4)
+        with pytest.raises(NotFound):
+            await uow.ledger.set_lot_remaining(uuid.uuid4(), 0)
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+async def test_a_job_round_trips(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    job = job_for(user_id)
+    async with uows() as uow:
+        await uow.jobs.add(job)
+        await uow.commit()
+    async with uows() as uow:
+        assert await uow.jobs.get(job.id) == job
+        assert await uow.jobs.get(uuid.uuid4()) is None
+
+
+async def test_an_update_bumps_the_version_and_keeps_every_field(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await new_user(uows)
+    job = job_for(user_id)
+    async with uows() as uow:
+        await uow.jobs.add(job)
+        dispatched = await uow.jobs.update(job.dispatch("modal", NOW))
+        requeued = await uow.jobs.update(
+            dispatched.requeue(JobError(FailureReason.INFRASTRUCTURE, "503"), NOW)
+        )
+        await uow.commit()
+    assert (dispatched.version, requeued.version) == (1, 2)
+    async with uows() as uow:
+        assert await uow.jobs.get(job.id) == requeued
+
+
+async def test_a_stale_update_is_a_conflict(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    job = job_for(user_id)
+    async with uows() as uow:
+        await uow.jobs.add(job)
+        await uow.commit()
+    async with uows() as first, uows() as second:
+        seen_first = await first.jobs.get(job.id)
+        seen_second = await second.jobs.get(job.id)
+        assert seen_first is not None and seen_second is not None
+        await first.jobs.update(seen_first.cancel(NOW))
+        await first.commit()
+        with pytest.raises(ConcurrencyConflict):
+            await second.jobs.update(seen_second.dispatch("modal", NOW))
+
+
+async def test_a_locked_job_waits_for_its_holder(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    job = job_for(user_id)
+    async with uows() as uow:
+        await uow.jobs.add(job)
+        await uow.commit()
+    locked = asyncio.Event()
+
+    async def holder() -> None:
+        async with uows() as uow:
+            current = await uow.jobs.get(job.id, lock=True)
+            assert current is not None
+            locked.set()
+            await asyncio.sleep(0.2)
+            await uow.jobs.update(current.dispatch("modal", NOW))
+            await uow.commit()
+
+    async def waiter() -> Job | None:
+        await locked.wait()
+        async with uows() as uow:
+            return await uow.jobs.get(job.id, lock=True)
+
+    _, seen = await asyncio.gather(holder(), waiter())
+    assert seen is not None and seen.status is JobStatus.DISPATCHED and seen.version == 1
+
+
+async def test_jobs_are_listed_by_status_oldest_first(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    # far in the past, so they come before whatever other tests left queued
+    old = datetime(2001, 1, 1, tzinfo=UTC)
+    jobs = [job_for(user_id, created_at=old + timedelta(minutes=m)) for m in (2, 0, 1)]
+    async with uows() as uow:
+        for job in jobs:
+            await uow.jobs.add(job)
+        await uow.jobs.update(jobs[0].cancel(NOW))
+        queued = await uow.jobs.list_by_status(frozenset({JobStatus.QUEUED}), limit=2)
+        assert [j.id for j in queued] == [jobs[1].id, jobs[2].id]
+        either = await uow.jobs.list_by_status(
+            frozenset({JobStatus.QUEUED, JobStatus.CANCELLED}), limit=3
+        )
+        assert [j.id for j in either] == [jobs[1].id, jobs[2].id, jobs[0].id]
+
+
+# --- media ------------------------------------------------------------------------------
+
+
+def asset(user_id: uuid.UUID, job_id: uuid.UUID, kind: MediaKind, minute: int) -> MediaAsset:
+    asset_id = uuid.uuid4()
+    return MediaAsset(
+        id=asset_id,
+        user_id=user_id,
+        kind=kind,
+        storage_key=f"{user_id}/{asset_id}.{'png' if kind is MediaKind.IMAGE else 'mp4'}",
+        content_type="image/png" if kind is MediaKind.IMAGE else "video/mp4",
+        width=768,
+        height=1024,
+        byte_size=123_456,
+        prompt="a lighthouse",
+        model_id="flux-schnell",
+        job_id=job_id,
+        created_at=NOW + timedelta(minutes=minute),
+        is_public=kind is MediaKind.VIDEO,
+        duration_seconds=4.5 if kind is MediaKind.VIDEO else None,
+    )
+
+
+async def test_images_and_videos_are_one_media_repository(
+    uows: SqlUnitOfWorkFactory, pg_engine: AsyncEngine
+) -> None:
+    user_id = await new_user(uows)
+    job = job_for(user_id)
+    video = asset(user_id, job.id, MediaKind.VIDEO, 1)
+    image = asset(user_id, job.id, MediaKind.IMAGE, 0)
+    async with uows() as uow:
+        await uow.jobs.add(job)
+        await uow.media.add(video)
+        await uow.media.add(image)
+        await uow.commit()
+    async with uows() as uow:
+        assert await uow.media.get(image.id) == image
+        assert await uow.media.get(video.id) == video
+        assert await uow.media.get(uuid.uuid4()) is None
+        assert await uow.media.list_for_job(job.id) == [image, video]
+    async with pg_engine.connect() as conn:
+        in_videos = await conn.scalar(
+            tables.videos.select()
+            .with_only_columns(tables.videos.c.id)
+            .where(tables.videos.c.id == video.id)
+        )
+        assert in_videos == video.id
+
+
+# --- idempotency ------------------------------------------------------------------------
+
+
+async def test_an_idempotency_key_is_claimed_by_one_unit_at_a_time(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await new_user(uows)
+    async with uows() as first:
+        assert await first.idempotency.try_lock(user_id, "req-1")
+        assert await first.idempotency.try_lock(user_id, "req-1")  # its holder may ask again
+        async with uows() as second:
+            assert not await second.idempotency.try_lock(user_id, "req-1")
+            assert await second.idempotency.try_lock(user_id, "req-2")
+            assert await second.idempotency.try_lock(uuid.uuid4(), "req-1")
+    async with uows() as third:
+        assert await third.idempotency.try_lock(user_id, "req-1")
+
+
+async def test_an_idempotency_record_round_trips_once(uows: SqlUnitOfWorkFactory) -> None:
+    user_id = await new_user(uows)
+    record = IdempotencyRecord(
+        user_id=user_id,
+        key="req-1",
+        request_hash="abc",
+        status_code=202,
+        response_body=b'{"job_id": "x"}\x00\xff',
+        created_at=NOW,
+    )
+    async with uows() as uow:
+        assert await uow.idempotency.get(user_id, "req-1") is None
+        await uow.idempotency.add(record)
+        with pytest.raises(DuplicateEntry):
+            await uow.idempotency.add(record)
+        await uow.commit()  # the duplicate left the transaction usable
+    async with uows() as uow:
+        assert await uow.idempotency.get(user_id, "req-1") == record
+
+
+# --- engine -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u:p@db.example.com:5432/postgres",
+        "postgresql://u:p@db.example.com:5432/postgres",
+        "postgresql+psycopg://u:p@db.example.com:5432/postgres",
+    ],
+)
+def test_urls_are_normalised_to_psycopg_3(url: str) -> None:
+    assert normalise_url(url) == "postgresql+psycopg://u:p@db.example.com:5432/postgres"
+
+
+def test_a_url_for_another_database_is_refused() -> None:
+    with pytest.raises(ValueError):
+        normalise_url("mysql://u@localhost/db")
+
+
+async def test_a_database_that_is_down_fails_fast() -> None:
+    engine = make_engine("postgresql://postgres@127.0.0.1:9/none")
+    try:
+        with pytest.raises(OperationalError):
+            async with asyncio.timeout(10), SqlUnitOfWork(engine) as uow:
+                await uow.profiles.get(uuid.uuid4())
+    finally:
+        await engine.dispose()
