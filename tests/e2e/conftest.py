@@ -83,7 +83,7 @@ class Service:
             self.stop(name)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def redis_queue() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()

@@ -51,8 +51,11 @@ def submit(client: httpx.Client, key: str, **body: object) -> httpx.Response:
     return client.post("/v1/generate/image", json=payload, headers={"Idempotency-Key": key})
 
 
-@pytest.fixture
-def service(pg_url: str, redis_queue: str, tmp_path: Path) -> Iterator[Service]:
+@pytest.fixture(scope="module")
+def service(
+    pg_url: str, redis_queue: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    tmp_path = tmp_path_factory.mktemp("service")
     svc = Service(
         {
             "DATABASE_URL": pg_url,
