@@ -9,7 +9,18 @@ class ObjectNotFound(Exception):
     pass
 
 
+class StorageUnavailable(Exception):
+    """The storage service failed us: unreachable, timed out, a server error, rate limited
+    past the adapter's retries, or refusing our credentials. Nothing was changed for
+    certain; trying again later (as a job retry) is the way out.
+    """
+
+
 class MediaStorage(Protocol):
+    """Keys are ``<user_id>/<media_id>.<ext>`` (core.media.storage_key); an adapter may
+    refuse other keys with ValueError. A remote adapter raises StorageUnavailable from any
+    method when its service fails; ObjectNotFound is only ever about the object."""
+
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store (or overwrite) the object under ``key``."""
         ...

@@ -5,6 +5,7 @@ Usable from outside test suites: ``InMemoryStore`` holds the data,
 the Postgres adapter (rollback unless committed, account locks, idempotency locks).
 """
 
+from adapters.memory.ai import FixedCaptioner, SuffixPromptEnhancer
 from adapters.memory.auth import StaticTokenVerifier
 from adapters.memory.clock import FakeClock, SystemClock
 from adapters.memory.gpu import InMemoryGpuProvider
@@ -14,6 +15,7 @@ from adapters.memory.uow import InMemoryStore, InMemoryUnitOfWork, InMemoryUnitO
 
 __all__ = [
     "FakeClock",
+    "FixedCaptioner",
     "InMemoryGpuProvider",
     "InMemoryJobQueue",
     "InMemoryStorage",
@@ -21,5 +23,6 @@ __all__ = [
     "InMemoryUnitOfWork",
     "InMemoryUnitOfWorkFactory",
     "StaticTokenVerifier",
+    "SuffixPromptEnhancer",
     "SystemClock",
 ]
