@@ -36,7 +36,7 @@ def _run(database_url: str, action: str, revision: str) -> None:
         engine.dispose()
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the database to ``revision``; a no-op where it is already there."""
     _run(database_url, "upgrade", revision)
 

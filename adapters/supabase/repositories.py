@@ -69,10 +69,13 @@ class _Repository:
         self._conn = connection
 
     async def _insert(self, statement: Any) -> None:
-        """Run an INSERT, turning a missing parent row into NotFound."""
+        """Run an INSERT, turning a missing parent row into NotFound.
+
+        No savepoint: naming a user or job that does not exist is a bug in the
+        caller, not a state to carry on from, so the transaction may be lost.
+        """
         try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(statement)
+            await self._conn.execute(statement)
         except IntegrityError as exc:
             _raise_missing_reference(exc)
             raise
@@ -522,16 +525,17 @@ class SqlIdempotency(_Repository):
 
     async def add(self, record: IdempotencyRecord) -> None:
         try:
-            await self._insert(
-                insert(t.idempotency_records).values(
-                    user_id=record.user_id,
-                    key=record.key,
-                    request_hash=record.request_hash,
-                    status_code=record.status_code,
-                    response_body=record.response_body,
-                    created_at=record.created_at,
+            async with self._conn.begin_nested():
+                await self._insert(
+                    insert(t.idempotency_records).values(
+                        user_id=record.user_id,
+                        key=record.key,
+                        request_hash=record.request_hash,
+                        status_code=record.status_code,
+                        response_body=record.response_body,
+                        created_at=record.created_at,
+                    )
                 )
-            )
         except IntegrityError as exc:
             if _constraint(exc) == t.IDEMPOTENCY_RECORDS_PKEY:
                 raise DuplicateEntry(f"idempotency key {record.key!r} exists") from exc

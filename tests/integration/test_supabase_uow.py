@@ -399,6 +399,14 @@ async def test_a_job_round_trips(uows: SqlUnitOfWorkFactory) -> None:
         assert await uow.jobs.get(uuid.uuid4()) is None
 
 
+async def test_a_job_for_a_user_without_a_profile_is_not_found(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    async with uows() as uow:
+        with pytest.raises(NotFound):
+            await uow.jobs.add(job_for(uuid.uuid4()))
+
+
 async def test_an_update_bumps_the_version_and_keeps_every_field(
     uows: SqlUnitOfWorkFactory,
 ) -> None:
