@@ -1,0 +1,590 @@
+"""The UnitOfWork contract (ports/repositories.py), run over every adapter.
+
+The Postgres database is shared by the whole session, so every test works with
+fresh user ids and looks only at its own rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from adapters.memory import InMemoryUnitOfWorkFactory
+from core.clock import utc
+from core.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
+from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
+from core.idempotency import IdempotencyRecord
+from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
+from core.media import MediaAsset, MediaKind
+from core.pricing import ModelKind
+from core.profiles import SubscriptionTier
+from ports.repositories import UnitOfWorkFactory
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+WAIT = 0.2  # how long a blocked unit of work is given to (wrongly) get through
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
+    """tests/conftest.py's fixture, made synchronous: that one is ``async def`` and asks
+    for the async ``pg_engine`` with getfixturevalue from inside the running event loop,
+    which pytest-asyncio refuses ("Runner.run() cannot be called from a running event
+    loop"). Delete this once conftest's ``uow_factory`` is a plain ``def``."""
+    if request.param == "memory":
+        return InMemoryUnitOfWorkFactory()
+    from adapters.supabase.uow import SqlUnitOfWorkFactory
+
+    return SqlUnitOfWorkFactory(request.getfixturevalue("pg_engine"))
+
+
+async def new_user(factory: UnitOfWorkFactory) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    async with factory() as uow:
+        await uow.profiles.ensure(user_id, f"{user_id.hex[:8]}@example.com")
+        await uow.commit()
+    return user_id
+
+
+def entry(
+    user_id: uuid.UUID,
+    amount: int,
+    balance_after: int,
+    *,
+    key: str | None = None,
+    at: datetime = T0,
+    kind: EntryKind = EntryKind.ADJUSTMENT,
+) -> LedgerEntry:
+    return LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=kind,
+        amount=amount,
+        balance_after=balance_after,
+        reference="contract",
+        idempotency_key=key or f"k:{uuid.uuid4()}",
+        created_at=at,
+    )
+
+
+def lot(user_id: uuid.UUID, amount: int, *, expires_at: datetime | None = None) -> Lot:
+    return Lot(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        source=EntryKind.GRANT,
+        amount=amount,
+        remaining=amount,
+        created_at=T0,
+        expires_at=expires_at,
+        reference="contract",
+    )
+
+
+def job(user_id: uuid.UUID, status: JobStatus = JobStatus.QUEUED, *, at: datetime = T0) -> Job:
+    return Job(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=ModelKind.IMAGE,
+        model_id="flux-schnell",
+        params=ImageParams(prompt="a lighthouse", width=512, height=768, count=2, seed=7),
+        cost=4,
+        hold_id=None,
+        status=status,
+        created_at=at,
+        updated_at=at,
+        priority=5,
+    )
+
+
+def asset(user_id: uuid.UUID, job_id: uuid.UUID | None, *, at: datetime = T0) -> MediaAsset:
+    media_id = uuid.uuid4()
+    return MediaAsset(
+        id=media_id,
+        user_id=user_id,
+        kind=MediaKind.IMAGE,
+        storage_key=f"{user_id}/{media_id}.png",
+        content_type="image/png",
+        width=512,
+        height=768,
+        byte_size=1234,
+        prompt="a lighthouse",
+        model_id="flux-schnell",
+        job_id=job_id,
+        created_at=at,
+    )
+
+
+async def balance_of(factory: UnitOfWorkFactory, user_id: uuid.UUID) -> int:
+    async with factory() as uow:
+        return await uow.ledger.balance(user_id)
+
+
+async def all_entries(factory: UnitOfWorkFactory, user_id: uuid.UUID) -> list[LedgerEntry]:
+    async with factory() as uow:
+        return await uow.ledger.entries(user_id, limit=10_000)
+
+
+# transactions -----------------------------------------------------------------------
+
+
+async def test_nothing_is_visible_to_other_units_without_a_commit(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = uuid.uuid4()
+    async with uow_factory() as writer:
+        await writer.profiles.ensure(user, None)
+        async with uow_factory() as reader:
+            assert await reader.profiles.get(user) is None
+    async with uow_factory() as later:
+        assert await later.profiles.get(user) is None
+
+
+async def test_committed_work_is_visible_to_later_units(uow_factory: UnitOfWorkFactory) -> None:
+    user = uuid.uuid4()
+    async with uow_factory() as writer:
+        created = await writer.profiles.ensure(user, "a@example.com")
+        await writer.commit()
+    async with uow_factory() as reader:
+        assert await reader.profiles.get(user) == created
+
+
+async def test_an_exception_rolls_back_what_was_not_committed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = uuid.uuid4()
+    with pytest.raises(Boom):
+        async with uow_factory() as uow:
+            await uow.profiles.ensure(user, None)
+            await uow.commit()
+            await uow.ledger.append(entry(user, 10, 10))
+            raise Boom
+    async with uow_factory() as uow:
+        assert await uow.profiles.get(user) is not None, "the committed part stays"
+        assert await uow.ledger.balance(user) == 0
+        assert await uow.ledger.entries(user, limit=10) == []
+
+
+async def test_rollback_discards_the_work_so_far_and_the_unit_goes_on(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    kept = entry(user, 3, 3)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 10, 10))
+        await uow.rollback()
+        assert await uow.ledger.balance(user) == 0
+        await uow.ledger.append(kept)
+        await uow.commit()
+    assert await all_entries(uow_factory, user) == [kept]
+    assert await balance_of(uow_factory, user) == 3
+
+
+async def test_a_unit_of_work_can_commit_twice(uow_factory: UnitOfWorkFactory) -> None:
+    user = await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 2, 2))
+        await uow.commit()
+        await uow.ledger.append(entry(user, 3, 5))
+        await uow.commit()
+    assert await balance_of(uow_factory, user) == 5
+
+
+# profiles -----------------------------------------------------------------------------
+
+
+async def test_ensure_creates_an_empty_free_profile_once(uow_factory: UnitOfWorkFactory) -> None:
+    user = uuid.uuid4()
+    async with uow_factory() as uow:
+        first = await uow.profiles.ensure(user, "first@example.com")
+        assert await uow.profiles.ensure(user, "first@example.com") == first
+        await uow.commit()
+    assert (first.id, first.email, first.credits) == (user, "first@example.com", 0)
+    assert first.subscription_tier is SubscriptionTier.FREE
+    assert first.created_at.tzinfo is not None
+    async with uow_factory() as uow:
+        again = await uow.profiles.ensure(user, "second@example.com")
+        await uow.commit()
+    assert again == first, "ensure returns the existing profile; it does not overwrite it"
+
+
+async def test_an_unknown_profile_is_none(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        assert await uow.profiles.get(uuid.uuid4()) is None
+
+
+# ledger -------------------------------------------------------------------------------
+
+
+async def test_appending_an_entry_applies_its_amount_to_the_balance(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    grant, spend = entry(user, 10, 10, key="grant"), entry(user, -4, 6, key="spend", at=T0 + SECOND)
+    async with uow_factory() as uow:
+        assert await uow.ledger.lock_account(user) == 0
+        await uow.ledger.append(grant)
+        await uow.ledger.append(spend)
+        assert await uow.ledger.balance(user) == 6
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(user) == 6
+        assert await uow.ledger.lock_account(user) == 6
+        assert await uow.ledger.find(user, "grant") == grant
+        assert await uow.ledger.find(user, "spend") == spend
+        assert await uow.ledger.find(user, "nope") is None
+        assert (await uow.profiles.get(user)).credits == 6  # type: ignore[union-attr]
+
+
+async def test_an_entry_that_would_overdraw_is_refused_and_changes_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 5, 5))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(InsufficientCredits) as info:
+            await uow.ledger.append(entry(user, -6, -1, key="overdraw"))
+        assert (info.value.required, info.value.available) == (6, 5)
+        assert await uow.ledger.balance(user) == 5
+        assert await uow.ledger.find(user, "overdraw") is None
+        await uow.ledger.append(entry(user, -5, 0, key="exact"))  # the unit goes on
+        await uow.commit()
+    assert await balance_of(uow_factory, user) == 0
+    assert [e.idempotency_key for e in await all_entries(uow_factory, user)].count("overdraw") == 0
+
+
+async def test_a_repeated_idempotency_key_is_a_duplicate_and_the_unit_goes_on(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user, other = await new_user(uow_factory), await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 10, 10, key="purchase:1"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(DuplicateEntry):
+            await uow.ledger.append(entry(user, 10, 20, key="purchase:1"))
+        assert await uow.ledger.balance(user) == 10
+        await uow.ledger.append(entry(user, 7, 17, key="purchase:2"))
+        await uow.ledger.append(entry(other, 10, 10, key="purchase:1"))  # keys are per user
+        await uow.commit()
+    assert await balance_of(uow_factory, user) == 17
+    assert await balance_of(uow_factory, other) == 10
+    assert len(await all_entries(uow_factory, user)) == 2
+
+
+async def test_a_duplicate_within_one_unit_is_refused_too(uow_factory: UnitOfWorkFactory) -> None:
+    user = await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 1, 1, key="same"))
+        with pytest.raises(DuplicateEntry):
+            await uow.ledger.append(entry(user, 1, 2, key="same"))
+        await uow.commit()
+    assert await balance_of(uow_factory, user) == 1
+
+
+async def test_entries_page_newest_first_without_gaps_or_overlaps(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user, other = await new_user(uow_factory), await new_user(uow_factory)
+    # several entries share a timestamp, so the id must break the tie
+    times = [T0, T0, T0 + SECOND, T0 + SECOND, T0 + SECOND, T0 + 2 * SECOND, T0 + 3 * SECOND]
+    made = []
+    async with uow_factory() as uow:
+        for n, at in enumerate(times, start=1):
+            made.append(entry(user, 1, n, at=at))
+            await uow.ledger.append(made[-1])
+        await uow.ledger.append(entry(other, 1, 1, at=T0 + SECOND))
+        await uow.commit()
+    expected = sorted(made, key=lambda e: (e.created_at, e.id), reverse=True)
+
+    pages: list[list[LedgerEntry]] = []
+    before: tuple[datetime, uuid.UUID] | None = None
+    async with uow_factory() as uow:
+        while True:
+            page = await uow.ledger.entries(user, limit=3, before=before)
+            if not page:
+                break
+            assert len(page) <= 3
+            pages.append(page)
+            before = (page[-1].created_at, page[-1].id)
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [e for p in pages for e in p] == expected
+    assert all(utc(e.created_at) == e.created_at for p in pages for e in p)
+
+
+async def test_lots_round_trip_and_only_lots_with_credits_left_are_listed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user, other = await new_user(uow_factory), await new_user(uow_factory)
+    forever, expiring = lot(user, 10), lot(user, 5, expires_at=T0 + timedelta(days=30))
+    async with uow_factory() as uow:
+        await uow.ledger.add_lot(forever)
+        await uow.ledger.add_lot(expiring)
+        await uow.ledger.add_lot(lot(other, 3))
+        await uow.commit()
+    async with uow_factory() as uow:
+        listed = sorted(await uow.ledger.lots(user), key=lambda x: x.amount)
+        assert listed == [expiring, forever]
+        assert all(x.expires_at is None or x.expires_at.tzinfo is not None for x in listed)
+        await uow.ledger.set_lot_remaining(forever.id, 0)
+        await uow.ledger.set_lot_remaining(expiring.id, 2)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.ledger.lots(user) == [msgspec.structs.replace(expiring, remaining=2)]
+        await uow.ledger.set_lot_remaining(forever.id, 4)
+        await uow.commit()
+    async with uow_factory() as uow:
+        remaining = {x.id: x.remaining for x in await uow.ledger.lots(user)}
+    assert remaining == {forever.id: 4, expiring.id: 2}
+
+
+async def test_holds_round_trip_and_close_only_while_open(uow_factory: UnitOfWorkFactory) -> None:
+    user = await new_user(uow_factory)
+    source = lot(user, 10)
+    hold = Hold(
+        id=uuid.uuid4(),
+        user_id=user,
+        amount=6,
+        allocations=(Allocation(source.id, 4), Allocation(uuid.uuid4(), 2)),
+        status=HoldStatus.OPEN,
+        reference="job:contract",
+        created_at=T0,
+    )
+    async with uow_factory() as uow:
+        await uow.ledger.add_lot(source)
+        await uow.ledger.add_hold(hold)
+        await uow.commit()
+    settled = hold.close(HoldStatus.SETTLED, T0 + SECOND)
+    async with uow_factory() as uow:
+        assert await uow.ledger.get_hold(hold.id) == hold
+        await uow.ledger.close_hold(settled)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.ledger.get_hold(hold.id) == settled
+        with pytest.raises(ConcurrencyConflict):
+            await uow.ledger.close_hold(
+                msgspec.structs.replace(settled, status=HoldStatus.RELEASED)
+            )
+        assert await uow.ledger.get_hold(uuid.uuid4()) is None
+    async with uow_factory() as uow:
+        assert (await uow.ledger.get_hold(hold.id)) == settled
+
+
+async def test_locking_an_account_without_a_profile_is_not_found(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(NotFound):
+            await uow.ledger.lock_account(uuid.uuid4())
+
+
+async def test_a_locked_account_makes_a_second_locker_wait_and_then_see_the_new_balance(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    order: list[str] = []
+    trying = asyncio.Event()
+
+    async def second() -> int:
+        async with uow_factory() as uow:
+            trying.set()
+            balance = await uow.ledger.lock_account(user)
+            order.append("second locked")
+            return balance
+
+    async with uow_factory() as first:
+        assert await first.ledger.lock_account(user) == 0
+        task = asyncio.create_task(second())
+        await trying.wait()
+        await asyncio.sleep(WAIT)
+        assert not task.done(), "the second unit got the account while the first held it"
+        await first.ledger.append(entry(user, 8, 8))
+        order.append("first ends")
+        await first.commit()
+    assert await asyncio.wait_for(task, 10) == 8
+    assert order == ["first ends", "second locked"]
+
+
+# jobs ------------------------------------------------------------------------------------
+
+
+async def test_jobs_round_trip(uow_factory: UnitOfWorkFactory) -> None:
+    user = await new_user(uow_factory)
+    queued = job(user)
+    finished = msgspec.structs.replace(
+        job(user, JobStatus.FAILED),
+        attempts=2,
+        provider="runpod",
+        provider_job_id="rp-1",
+        progress=40,
+        error=JobError(FailureReason.CONTENT, "refused"),
+        asset_ids=(uuid.uuid4(), uuid.uuid4()),
+    )
+    async with uow_factory() as uow:
+        await uow.jobs.add(queued)
+        await uow.jobs.add(finished)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.jobs.get(queued.id) == queued
+        assert await uow.jobs.get(finished.id) == finished
+        assert await uow.jobs.get(uuid.uuid4()) is None
+
+
+async def test_updating_a_job_bumps_its_version_and_a_stale_update_conflicts(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    original = job(user)
+    async with uow_factory() as uow:
+        await uow.jobs.add(original)
+        await uow.commit()
+    dispatched = original.dispatch("memory", T0 + SECOND)
+    async with uow_factory() as uow:
+        stored = await uow.jobs.update(dispatched)
+        assert stored == msgspec.structs.replace(dispatched, version=original.version + 1)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.jobs.get(original.id) == stored
+        with pytest.raises(ConcurrencyConflict):
+            await uow.jobs.update(original.cancel(T0 + 2 * SECOND))  # read before the update
+        again = await uow.jobs.update(stored.report_progress(10, T0 + 2 * SECOND))
+        assert again.version == original.version + 2
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.jobs.get(original.id) == again
+
+
+async def test_a_locked_job_makes_a_second_locker_wait_until_the_first_ends(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    original = job(user)
+    async with uow_factory() as uow:
+        await uow.jobs.add(original)
+        await uow.commit()
+    order: list[str] = []
+    trying = asyncio.Event()
+
+    async def second() -> Job | None:
+        async with uow_factory() as uow:
+            trying.set()
+            seen = await uow.jobs.get(original.id, lock=True)
+            order.append("second locked")
+            return seen
+
+    async with uow_factory() as first:
+        locked = await first.jobs.get(original.id, lock=True)
+        assert locked == original
+        task = asyncio.create_task(second())
+        await trying.wait()
+        await asyncio.sleep(WAIT)
+        assert not task.done(), "the second unit got the job while the first held it"
+        updated = await first.jobs.update(original.cancel(T0 + SECOND))
+        order.append("first ends")
+        await first.commit()
+    assert await asyncio.wait_for(task, 10) == updated
+    assert order == ["first ends", "second locked"]
+
+
+async def test_an_unlocked_read_does_not_wait_for_a_lock(uow_factory: UnitOfWorkFactory) -> None:
+    user = await new_user(uow_factory)
+    original = job(user)
+    async with uow_factory() as uow:
+        await uow.jobs.add(original)
+        await uow.commit()
+    async with uow_factory() as first:
+        await first.jobs.get(original.id, lock=True)
+        async with uow_factory() as reader:
+            assert await asyncio.wait_for(reader.jobs.get(original.id), 5) == original
+
+
+async def test_jobs_are_listed_by_status(uow_factory: UnitOfWorkFactory) -> None:
+    user = await new_user(uow_factory)
+    made = {s: job(user, s, at=T0 + n * SECOND) for n, s in enumerate(JobStatus)}
+    async with uow_factory() as uow:
+        for j in made.values():
+            await uow.jobs.add(j)
+        await uow.commit()
+    wanted = frozenset({JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING})
+    async with uow_factory() as uow:
+        listed = await uow.jobs.list_by_status(wanted, limit=100_000)
+        assert all(j.status in wanted for j in listed)
+        mine = {j.id for j in listed if j.user_id == user}
+        assert mine == {made[s].id for s in wanted}
+        assert len(await uow.jobs.list_by_status(frozenset(JobStatus), limit=2)) == 2
+        assert await uow.jobs.list_by_status(frozenset(), limit=10) == []
+
+
+# media ---------------------------------------------------------------------------------
+
+
+async def test_media_round_trip_and_are_listed_by_job(uow_factory: UnitOfWorkFactory) -> None:
+    user = await new_user(uow_factory)
+    one, two = job(user), job(user)
+    first, second = asset(user, one.id, at=T0), asset(user, one.id, at=T0 + SECOND)
+    elsewhere = asset(user, two.id)
+    async with uow_factory() as uow:
+        await uow.jobs.add(one)
+        await uow.jobs.add(two)
+        for a in (second, first, elsewhere):
+            await uow.media.add(a)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.media.get(first.id) == first
+        assert await uow.media.get(uuid.uuid4()) is None
+        assert await uow.media.list_for_job(one.id) == [first, second]
+        assert await uow.media.list_for_job(two.id) == [elsewhere]
+        assert await uow.media.list_for_job(uuid.uuid4()) == []
+
+
+# idempotency -----------------------------------------------------------------------------
+
+
+async def test_an_idempotency_key_is_held_by_one_unit_at_a_time(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    async with uow_factory() as first:
+        assert await first.idempotency.try_lock(user, "tap-1") is True
+        assert await first.idempotency.try_lock(user, "tap-1") is True, "the holder may ask again"
+        async with uow_factory() as second:
+            assert await second.idempotency.try_lock(user, "tap-1") is False
+            assert await second.idempotency.try_lock(user, "tap-2") is True
+            assert await second.idempotency.try_lock(uuid.uuid4(), "tap-1") is True
+    async with uow_factory() as third:
+        assert await third.idempotency.try_lock(user, "tap-1") is True
+
+
+async def test_idempotency_records_round_trip_byte_for_byte(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    record = IdempotencyRecord(
+        user_id=user,
+        key="tap-1",
+        request_hash="ab" * 32,
+        status_code=202,
+        response_body=b'{"id":"x"}\x00\xff\r\n \xe2\x82',
+        created_at=T0,
+    )
+    async with uow_factory() as uow:
+        assert await uow.idempotency.get(user, "tap-1") is None
+        await uow.idempotency.add(record)
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.idempotency.get(user, "tap-1")
+        assert stored == record
+        assert stored is not None and stored.response_body == record.response_body
+        assert await uow.idempotency.get(uuid.uuid4(), "tap-1") is None
+        with pytest.raises(DuplicateEntry):
+            await uow.idempotency.add(msgspec.structs.replace(record, status_code=200))
+        assert await uow.idempotency.get(user, "tap-1") == record

@@ -1,0 +1,261 @@
+"""Submitting, reading and cancelling image jobs (core/services/generation.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import msgspec
+import pytest
+
+from adapters.memory import InMemoryJobQueue
+from core.credits import EntryKind, HoldStatus
+from core.errors import (
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    InsufficientCredits,
+    InvalidInput,
+    JobFinished,
+    NotFound,
+)
+from core.jobs import ImageParams, JobStatus
+from core.pricing import DEFAULT_CATALOG, ModelKind
+from core.profiles import SubscriptionTier
+from core.services.generation import TIER_PRIORITY, cancel_job, get_job
+from tests.unit.support import Studio
+
+SQUARE = ImageParams(prompt="a red fox in the snow", width=1024, height=1024, count=2)
+COST = DEFAULT_CATALOG.image_price("flux-schnell", 1024, 1024, 2)
+
+
+class CommitCheckingQueue(InMemoryJobQueue):
+    """Checks, when a job is enqueued, that a fresh unit of work already sees it."""
+
+    def __init__(self, studio: Studio) -> None:
+        super().__init__()
+        self.studio = studio
+        self.visible_at_enqueue: list[bool] = []
+
+    async def enqueue(self, job_id: uuid.UUID, *, kind: str, priority: int = 0) -> None:
+        async with self.studio.factory() as uow:
+            job = await uow.jobs.get(job_id)
+            hold = await uow.ledger.get_hold(job.hold_id) if job and job.hold_id else None
+        self.visible_at_enqueue.append(job is not None and hold is not None)
+        await super().enqueue(job_id, kind=kind, priority=priority)
+
+
+@pytest.fixture
+def studio() -> Studio:
+    return Studio()
+
+
+async def test_submitting_holds_the_cost_and_queues_the_job_after_commit(studio: Studio) -> None:
+    queue = studio.queue = CommitCheckingQueue(studio)
+    user = await studio.user_with(10)
+    result = await studio.submit(user, SQUARE)
+
+    assert result.status_code == 202 and not result.replayed
+    assert result.job_id is not None
+    assert msgspec.json.decode(result.body)["id"] == str(result.job_id)
+    job = await studio.job(result.job_id)
+    assert (job.status, job.cost, job.user_id, job.kind) == (
+        JobStatus.QUEUED,
+        COST,
+        user,
+        ModelKind.IMAGE,
+    )
+    assert job.params == SQUARE
+    hold = await studio.hold_of(job)
+    assert (hold.amount, hold.status, hold.reference) == (COST, HoldStatus.OPEN, f"job:{job.id}")
+    assert (await studio.account(user)).balance == 10 - COST
+    assert queue.enqueued == [job.id]
+    assert queue.visible_at_enqueue == [True]
+
+
+async def test_a_paying_users_job_is_queued_with_its_tiers_priority(studio: Studio) -> None:
+    user = await studio.user_with(10)
+    profiles = studio.factory.store.data.profiles
+    profiles[user] = msgspec.structs.replace(
+        profiles[user], subscription_tier=SubscriptionTier.PREMIUM
+    )
+    job = await studio.submitted_job(user)
+    assert job.priority == TIER_PRIORITY[SubscriptionTier.PREMIUM]
+    assert job.priority > TIER_PRIORITY[SubscriptionTier.FREE]
+    [(_, _, priority)] = [studio.queue.messages.get_nowait()]
+    assert priority == job.priority
+
+
+async def test_a_submission_beyond_the_balance_creates_no_job_no_entry_and_queues_nothing(
+    studio: Studio,
+) -> None:
+    user = await studio.user_with(COST - 1)
+    before = await studio.account(user)
+    with pytest.raises(InsufficientCredits) as info:
+        await studio.submit(user, SQUARE, key="k-1")
+    assert (info.value.required, info.value.available) == (COST, COST - 1)
+    assert await studio.jobs_of(user) == []
+    assert await studio.account(user) == before
+    assert studio.queue.enqueued == []
+    async with studio.factory() as uow:
+        assert await uow.idempotency.get(user, "k-1") is None
+
+
+async def test_the_same_idempotency_key_replays_the_first_answer_with_one_job_and_one_hold(
+    studio: Studio,
+) -> None:
+    user = await studio.user_with(10)
+    first = await studio.submit(user, SQUARE, key="tap-1")
+    again = await studio.submit(user, SQUARE, key="tap-1")
+    assert again.replayed and not first.replayed
+    assert (again.status_code, again.body, again.job_id) == (202, first.body, first.job_id)
+    assert [j.id for j in await studio.jobs_of(user)] == [first.job_id]
+    state = await studio.account(user)
+    assert len(state.of_kind(EntryKind.HOLD)) == 1 and state.balance == 10 - COST
+    assert studio.queue.enqueued == [first.job_id]
+
+
+async def test_a_different_request_under_a_used_key_is_a_mismatch(studio: Studio) -> None:
+    user = await studio.user_with(10)
+    await studio.submit(user, SQUARE, key="tap-1")
+    before = await studio.account(user)
+    other = ImageParams(prompt="a blue fox in the snow", width=1024, height=1024, count=2)
+    with pytest.raises(IdempotencyMismatch) as info:
+        await studio.submit(user, other, key="tap-1")
+    assert info.value.field == "Idempotency-Key"
+    assert len(await studio.jobs_of(user)) == 1
+    assert await studio.account(user) == before
+
+
+async def test_keys_belong_to_one_user(studio: Studio) -> None:
+    alice, bob = await studio.user_with(10), await studio.user_with(10)
+    a = await studio.submit(alice, SQUARE, key="tap-1")
+    b = await studio.submit(bob, SQUARE, key="tap-1")
+    assert not b.replayed and b.job_id != a.job_id
+    assert (await studio.account(bob)).balance == 10 - COST
+
+
+async def test_a_key_held_by_a_request_in_progress_is_refused_until_it_ends(
+    studio: Studio,
+) -> None:
+    user = await studio.user_with(10)
+    async with studio.factory() as holder:
+        assert await holder.idempotency.try_lock(user, "tap-1")
+        with pytest.raises(IdempotencyInProgress):
+            await studio.submit(user, SQUARE, key="tap-1")
+        assert await studio.jobs_of(user) == []
+    result = await studio.submit(user, SQUARE, key="tap-1")
+    assert not result.replayed and result.job_id is not None
+
+
+async def test_fifty_concurrent_submissions_on_a_balance_for_ten_make_exactly_ten_jobs(
+    studio: Studio,
+) -> None:
+    params = ImageParams(prompt="a red fox", width=512, height=512)
+    unit = DEFAULT_CATALOG.image_price("flux-schnell", 512, 512, 1)
+    user = await studio.user_with(10 * unit)
+    results = await asyncio.gather(
+        *(studio.submit(user, params, key=f"tap-{i}") for i in range(50)),
+        return_exceptions=True,
+    )
+    done = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, InsufficientCredits)]
+    assert (len(done), len(refused)) == (10, 40)
+    jobs = await studio.jobs_of(user)
+    assert sorted(j.id for j in jobs) == sorted(r.job_id for r in done)  # type: ignore[union-attr]
+    state = await studio.account(user)
+    assert state.balance == 0
+    assert len(state.of_kind(EntryKind.HOLD)) == 10
+    assert sorted(studio.queue.enqueued) == sorted(j.id for j in jobs)
+
+
+async def test_concurrent_duplicates_of_one_request_make_one_job(studio: Studio) -> None:
+    user = await studio.user_with(100)
+    results = await asyncio.gather(
+        *(studio.submit(user, SQUARE, key="tap-1") for _ in range(20)), return_exceptions=True
+    )
+    answers = [r for r in results if not isinstance(r, BaseException)]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(e, IdempotencyInProgress) for e in errors), errors
+    assert answers, "at least the first request is answered"
+    assert len({(a.body, a.job_id) for a in answers}) == 1
+    assert sum(not a.replayed for a in answers) == 1
+    assert len(await studio.jobs_of(user)) == 1
+    assert (await studio.account(user)).balance == 100 - COST
+
+
+@pytest.mark.parametrize(
+    ("model_id", "params", "error", "field"),
+    [
+        ("flux-schnell", ImageParams(prompt=" "), InvalidInput, "prompt"),
+        ("flux-schnell", ImageParams(prompt="x", count=5), InvalidInput, "count"),
+        ("sdxl-inpaint", ImageParams(prompt="x"), InvalidInput, "model"),  # an edit model
+        ("nope", ImageParams(prompt="x"), InvalidInput, "model"),
+    ],
+)
+async def test_an_invalid_submission_writes_nothing(
+    studio: Studio, model_id: str, params: ImageParams, error: type[Exception], field: str
+) -> None:
+    user = await studio.user_with(10)
+    before = await studio.account(user)
+    with pytest.raises(error) as info:
+        await studio.submit(user, params, key="tap-1", model_id=model_id)
+    assert info.value.field == field  # type: ignore[attr-defined]
+    assert await studio.jobs_of(user) == []
+    assert await studio.account(user) == before
+    assert studio.queue.enqueued == []
+
+
+async def test_a_user_reads_their_own_job(studio: Studio) -> None:
+    user = await studio.user_with(10)
+    job = await studio.submitted_job(user)
+    assert await get_job(studio.factory, user_id=user, job_id=job.id) == job
+
+
+async def test_another_users_job_is_not_found(studio: Studio) -> None:
+    owner, other = await studio.user_with(10), await studio.user_with(10)
+    job = await studio.submitted_job(owner)
+    with pytest.raises(NotFound) as info:
+        await get_job(studio.factory, user_id=other, job_id=job.id)
+    assert info.value.field == "job_id"
+    with pytest.raises(NotFound):
+        await cancel_job(studio.factory, studio.clock, user_id=other, job_id=job.id)
+    assert await studio.job(job.id) == job
+    assert (await studio.hold_of(job)).status is HoldStatus.OPEN
+
+
+async def test_an_unknown_job_is_not_found(studio: Studio) -> None:
+    user = await studio.user_with(0)
+    with pytest.raises(NotFound):
+        await get_job(studio.factory, user_id=user, job_id=uuid.uuid4())
+    with pytest.raises(NotFound):
+        await cancel_job(studio.factory, studio.clock, user_id=user, job_id=uuid.uuid4())
+
+
+async def test_cancelling_a_queued_job_releases_its_hold_exactly_once(studio: Studio) -> None:
+    user = await studio.user_with(10)
+    job = await studio.submitted_job(user, SQUARE)
+    studio.clock.advance(5)
+    cancelled = await cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.updated_at == studio.clock.now()
+    assert await studio.job(job.id) == cancelled
+    hold = await studio.hold_of(job)
+    assert hold.status is HoldStatus.RELEASED
+    with pytest.raises(JobFinished):
+        await cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id)
+    state = await studio.account(user)
+    assert state.balance == 10
+    assert len(state.of_kind(EntryKind.RELEASE)) == 1
+
+
+async def test_concurrent_cancellations_release_the_hold_once(studio: Studio) -> None:
+    user = await studio.user_with(10)
+    job = await studio.submitted_job(user, SQUARE)
+    results = await asyncio.gather(
+        *(cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, JobFinished) for r in results if isinstance(r, BaseException))
+    state = await studio.account(user)
+    assert state.balance == 10 and len(state.of_kind(EntryKind.RELEASE)) == 1

@@ -1,0 +1,347 @@
+"""Running a job at a GPU provider (core/services/processing.py) on memory adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from adapters.memory import InMemoryGpuProvider
+from adapters.memory.gpu import tiny_png
+from core.credits import EntryKind, HoldStatus
+from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
+from core.media import MediaKind, png_dimensions
+from core.pricing import DEFAULT_CATALOG
+from core.services.generation import cancel_job
+from core.services.processing import JobProcessor
+from ports.gpu import (
+    Cancelled,
+    GpuRequest,
+    ProviderOutput,
+    ProviderStatus,
+)
+from tests.unit.support import Studio
+
+PARAMS = ImageParams(prompt="a lighthouse at dusk", width=512, height=768, count=3)
+COST = DEFAULT_CATALOG.image_price("flux-schnell", 512, 768, 3)
+CREDITS = 20
+
+
+class YieldingGpu(InMemoryGpuProvider):
+    """Every call gives the event loop a turn first, as a network round trip would."""
+
+    async def submit(self, request: GpuRequest) -> str:
+        await asyncio.sleep(0)
+        return await super().submit(request)
+
+    async def poll(self, provider_job_id: str) -> ProviderStatus:
+        await asyncio.sleep(0)
+        return await super().poll(provider_job_id)
+
+    async def fetch(self, output: ProviderOutput) -> bytes:
+        await asyncio.sleep(0)
+        return await super().fetch(output)
+
+
+class HookedGpu(InMemoryGpuProvider):
+    """Runs ``on_fetch`` before the first fetch and ``outputs`` instead of real ones."""
+
+    def __init__(self, *, steps: int = 1) -> None:
+        super().__init__(steps=steps)
+        self.on_fetch: Callable[[], Awaitable[None]] | None = None
+        self.outputs: list[bytes] | None = None
+        self.fetched = 0
+
+    async def fetch(self, output: ProviderOutput) -> bytes:
+        if self.on_fetch is not None and self.fetched == 0:
+            await self.on_fetch()
+        self.fetched += 1
+        if self.outputs is not None:
+            return self.outputs[self.fetched - 1]
+        return await super().fetch(output)
+
+
+async def until(condition: Callable[[], Awaitable[bool]], *, turns: int = 10_000) -> None:
+    """Give other tasks turns until ``condition`` holds."""
+    for _ in range(turns):
+        if await condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+def running(studio: Studio, job_id: uuid.UUID) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return (await studio.job(job_id)).status is JobStatus.RUNNING
+
+    return check
+
+
+async def assert_released_once(studio: Studio, job: Job) -> None:
+    assert (await studio.hold_of(job)).status is HoldStatus.RELEASED
+    state = await studio.account(job.user_id)
+    assert state.balance == CREDITS
+    assert len(state.of_kind(EntryKind.RELEASE)) == 1
+    assert state.of_kind(EntryKind.SETTLE) == []
+
+
+async def assert_nothing_kept(studio: Studio, job: Job) -> None:
+    assert studio.storage.objects == {}
+    assert await studio.media_of(job.id) == []
+    assert (await studio.job(job.id)).asset_ids == ()
+
+
+@pytest.fixture
+def studio() -> Studio:
+    return Studio()
+
+
+async def test_a_successful_job_stores_its_images_settles_its_hold_and_succeeds(
+    studio: Studio,
+) -> None:
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+
+    done = await studio.processor.process(job.id)
+
+    assert done is not None and done == await studio.job(job.id)
+    assert (done.status, done.progress, done.error) == (JobStatus.SUCCEEDED, 100, None)
+    assert (done.provider, done.attempts) == (studio.gpu.name, 1)
+    media = await studio.media_of(job.id)
+    assert len(media) == len(done.asset_ids) == PARAMS.count
+    assert {m.id for m in media} == set(done.asset_ids)
+    assert len(studio.storage.objects) == PARAMS.count
+    for asset in media:
+        data, content_type = studio.storage.objects[asset.storage_key]
+        assert content_type == asset.content_type == "image/png"
+        assert png_dimensions(data) == (PARAMS.width, PARAMS.height) == (asset.width, asset.height)
+        assert asset.byte_size == len(data)
+        assert asset.storage_key.startswith(f"{user}/")
+        assert (asset.user_id, asset.job_id, asset.kind) == (user, job.id, MediaKind.IMAGE)
+        assert (asset.prompt, asset.model_id, asset.is_public) == (
+            PARAMS.prompt,
+            job.model_id,
+            False,
+        )
+    assert (await studio.hold_of(job)).status is HoldStatus.SETTLED
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST
+    assert len(state.of_kind(EntryKind.SETTLE)) == 1 and state.of_kind(EntryKind.RELEASE) == []
+    [request] = studio.gpu.submitted
+    assert (request.job_id, request.params) == (job.id, PARAMS)
+    assert request.provider_model == DEFAULT_CATALOG.get(job.model_id, job.kind).provider_model
+
+
+async def test_a_job_the_provider_refuses_for_its_content_fails_and_releases_its_hold(
+    studio: Studio,
+) -> None:
+    studio.gpu.fail_with = JobError(FailureReason.CONTENT, "the prompt was refused")
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    done = await studio.processor.process(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error == studio.gpu.fail_with
+    await assert_released_once(studio, job)
+    await assert_nothing_kept(studio, job)
+
+
+async def test_a_job_whose_provider_is_down_at_submission_fails_and_releases_its_hold(
+    studio: Studio,
+) -> None:
+    studio.gpu.down = True
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    done = await studio.processor.process(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
+    assert studio.gpu.submitted == []
+    await assert_released_once(studio, job)
+
+
+async def test_a_job_whose_provider_goes_down_while_polling_fails_and_releases_its_hold(
+    studio: Studio,
+) -> None:
+    studio.gpu = YieldingGpu(steps=1000)
+    studio.processor.gpu = studio.gpu
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    task = asyncio.create_task(studio.processor.process(job.id))
+    await until(running(studio, job.id))
+    studio.gpu.down = True
+    done = await task
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
+    await assert_released_once(studio, job)
+
+
+async def test_a_job_the_provider_cancels_fails_and_releases_its_hold(studio: Studio) -> None:
+    class CancellingGpu(InMemoryGpuProvider):
+        async def poll(self, provider_job_id: str) -> ProviderStatus:
+            return Cancelled()
+
+    studio.processor.gpu = studio.gpu = CancellingGpu()
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    done = await studio.processor.process(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
+    await assert_released_once(studio, job)
+
+
+async def test_a_job_with_no_result_before_the_timeout_fails_and_is_cancelled_at_the_provider(
+    studio: Studio,
+) -> None:
+    studio.gpu.steps = 10_000
+    processor = JobProcessor(
+        studio.factory,
+        studio.gpu,
+        studio.storage,
+        studio.clock,
+        DEFAULT_CATALOG,
+        poll_interval=2.0,
+        timeout=30.0,
+    )
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    started = studio.clock.now()
+    done = await processor.process(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error is not None and done.error.reason is FailureReason.TIMEOUT
+    assert (studio.clock.now() - started).total_seconds() >= 30.0
+    assert studio.gpu.cancelled == [done.provider_job_id]
+    await assert_released_once(studio, job)
+
+
+async def test_cancelling_a_running_job_stops_the_provider_and_releases_its_hold_once(
+    studio: Studio,
+) -> None:
+    studio.processor.gpu = studio.gpu = YieldingGpu(steps=1000)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    task = asyncio.create_task(studio.processor.process(job.id))
+    await until(running(studio, job.id))
+    provider_job_id = (await studio.job(job.id)).provider_job_id
+    assert provider_job_id is not None
+
+    await cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id)
+    done = await task
+
+    assert done is not None and done.status is JobStatus.CANCELLED
+    assert provider_job_id in studio.gpu.cancelled
+    await assert_released_once(studio, job)
+    await assert_nothing_kept(studio, job)
+
+
+async def test_a_job_cancelled_while_its_outputs_are_stored_keeps_no_files(
+    studio: Studio,
+) -> None:
+    gpu = HookedGpu()
+    studio.processor.gpu = studio.gpu = gpu
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+
+    async def user_cancels() -> None:
+        await cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id)
+
+    gpu.on_fetch = user_cancels
+    done = await studio.processor.process(job.id)
+
+    assert gpu.fetched == PARAMS.count, "the outputs were fetched and stored before the check"
+    assert done is not None and done.status is JobStatus.CANCELLED
+    await assert_released_once(studio, job)
+    await assert_nothing_kept(studio, job)
+
+
+async def test_an_output_that_is_not_a_png_fails_the_job_and_keeps_no_files(
+    studio: Studio,
+) -> None:
+    gpu = HookedGpu()
+    gpu.outputs = [tiny_png(512, 768), b"<html>502 Bad Gateway</html>", tiny_png(512, 768)]
+    studio.processor.gpu = studio.gpu = gpu
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    done = await studio.processor.process(job.id)
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
+    await assert_released_once(studio, job)
+    await assert_nothing_kept(studio, job)
+
+
+async def test_processing_a_finished_job_again_changes_nothing(studio: Studio) -> None:
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    first = await studio.processor.process(job.id)
+    state = await studio.account(user)
+    objects = dict(studio.storage.objects)
+
+    again = await studio.processor.process(job.id)
+
+    assert again == first
+    assert len(studio.gpu.submitted) == 1
+    assert studio.storage.objects == objects
+    assert len(await studio.media_of(job.id)) == PARAMS.count
+    assert await studio.account(user) == state
+
+
+async def test_a_redelivery_while_the_job_runs_resumes_it_without_submitting_again(
+    studio: Studio,
+) -> None:
+    studio.processor.gpu = studio.gpu = YieldingGpu(steps=20)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    first = asyncio.create_task(studio.processor.process(job.id))
+    await until(running(studio, job.id))
+    second = asyncio.create_task(studio.processor.process(job.id))
+    results = await asyncio.gather(first, second)
+
+    assert len(studio.gpu.submitted) == 1
+    final = await studio.job(job.id)
+    assert final.status is JobStatus.SUCCEEDED
+    assert all(r is not None and r.status is JobStatus.SUCCEEDED for r in results)
+    assert len(await studio.media_of(job.id)) == PARAMS.count
+    assert len(studio.storage.objects) == PARAMS.count, "the loser's copies are discarded"
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
+
+
+async def test_two_deliveries_at_once_submit_the_job_to_the_provider_only_once(
+    studio: Studio,
+) -> None:
+    studio.processor.gpu = studio.gpu = YieldingGpu(steps=3)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    results = await asyncio.gather(
+        studio.processor.process(job.id), studio.processor.process(job.id)
+    )
+    assert len(studio.gpu.submitted) == 1
+    assert all(r is not None and r.status is JobStatus.SUCCEEDED for r in results)
+    assert len(await studio.media_of(job.id)) == PARAMS.count
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
+
+
+async def test_a_cancelled_job_is_never_sent_to_the_provider(studio: Studio) -> None:
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    await cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id)
+    done = await studio.processor.process(job.id)
+    assert done is not None and done.status is JobStatus.CANCELLED
+    assert studio.gpu.submitted == []
+    await assert_released_once(studio, job)
+
+
+async def test_processing_an_unknown_job_does_nothing(studio: Studio) -> None:
+    assert await studio.processor.process(uuid.uuid4()) is None
+    assert studio.gpu.submitted == []
+
+
+async def test_failing_a_job_twice_releases_its_hold_once(studio: Studio) -> None:
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    error = JobError(FailureReason.INTERNAL, "worker crashed")
+    first = await studio.processor.fail(job.id, error)
+    second = await studio.processor.fail(job.id, JobError(FailureReason.TIMEOUT, "late"))
+    assert first is not None and first == second and first.error == error
+    await assert_released_once(studio, job)
