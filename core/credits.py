@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
+from core.clock import utc
 from core.errors import IllegalTransition, InsufficientCredits, InvalidInput
 
 
@@ -28,6 +29,7 @@ class EntryKind(enum.StrEnum):
     REFUND = "refund"  # credits given back for a settled spend (positive)
     EXPIRY = "expiry"  # an expired lot's unspent remainder (negative)
     ADJUSTMENT = "adjustment"  # an operator's correction (either sign)
+    CLAWBACK = "clawback"  # a refunded or revoked purchase's unspent credits (negative)
 
 
 #: kinds that create a new lot when positive
@@ -100,12 +102,12 @@ class Hold(msgspec.Struct, frozen=True, kw_only=True):
 
 def spending_order(lots: list[Lot]) -> list[Lot]:
     """Soonest-expiring first; lots that never expire last; older first within a tie."""
-    far = datetime.max.replace(tzinfo=None)
+    far = datetime.max.replace(tzinfo=UTC)
 
     def key(lot: Lot) -> tuple[int, datetime, datetime]:
         if lot.expires_at is None:
-            return (1, far, lot.created_at.replace(tzinfo=None))
-        return (0, lot.expires_at.replace(tzinfo=None), lot.created_at.replace(tzinfo=None))
+            return (1, far, utc(lot.created_at))
+        return (0, utc(lot.expires_at), utc(lot.created_at))
 
     return sorted(lots, key=key)
 

@@ -105,8 +105,147 @@ class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise InvalidInput("seed must be between 0 and 2^63-1", field="seed")
 
+    def input_keys(self) -> dict[str, str]:
+        """Uploaded media the job reads, by input name: none for text-to-image."""
+        return {}
 
-JobParams = ImageParams
+
+def _check_text(prompt: str, negative_prompt: str) -> None:
+    if not prompt.strip():
+        raise InvalidInput("the prompt is empty", field="prompt")
+    if len(prompt) > MAX_PROMPT:
+        raise InvalidInput(f"the prompt is longer than {MAX_PROMPT} characters", field="prompt")
+    if len(negative_prompt) > MAX_PROMPT:
+        raise InvalidInput(
+            f"the negative prompt is longer than {MAX_PROMPT} characters",
+            field="negative_prompt",
+        )
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed < 2**63:
+        raise InvalidInput("seed must be between 0 and 2^63-1", field="seed")
+
+
+def _check_key(key: str | None, field: str) -> None:
+    if not key:
+        raise InvalidInput(f"{field} is required", field=field)
+
+
+class EditParams(msgspec.Struct, frozen=True, kw_only=True, tag="edit"):
+    """Inpainting: repaint the masked area of an uploaded image.
+
+    ``image_key`` and ``mask_key`` are storage keys of the user's uploads (the mask
+    normalised to a greyscale PNG of the image's size, 255 where to repaint);
+    ``width`` and ``height`` are the image's, and price the job.
+    """
+
+    prompt: str
+    image_key: str
+    mask_key: str
+    width: int
+    height: int
+    negative_prompt: str = ""
+    seed: int | None = None
+    strength: float = 0.85
+
+    def validate(self, *, max_width: int, max_height: int) -> None:
+        _check_text(self.prompt, self.negative_prompt)
+        _check_key(self.image_key, "image")
+        _check_key(self.mask_key, "mask")
+        if not (MIN_SIDE <= self.width <= max_width and MIN_SIDE <= self.height <= max_height):
+            raise InvalidInput(
+                f"the image is {self.width}x{self.height}; this model edits images from "
+                f"{MIN_SIDE}x{MIN_SIDE} to {max_width}x{max_height}",
+                field="image",
+            )
+        if not 0.0 < self.strength <= 1.0:
+            raise InvalidInput("strength must be greater than 0 and at most 1", field="strength")
+        _check_seed(self.seed)
+
+    def input_keys(self) -> dict[str, str]:
+        return {"image": self.image_key, "mask": self.mask_key}
+
+
+class VideoInput(enum.StrEnum):
+    TEXT = "text"
+    IMAGE = "image"  # animate one uploaded image
+    KEYFRAMES = "keyframes"  # go from an uploaded first frame to an uploaded last frame
+
+
+#: the frame size of each offered resolution (16:9, even sides for H.264's 4:2:0)
+RESOLUTIONS: dict[str, tuple[int, int]] = {"480p": (854, 480), "720p": (1280, 720)}
+MIN_SECONDS, MAX_SECONDS = 1, 10
+MIN_FPS, MAX_FPS = 8, 30
+
+
+class VideoParams(msgspec.Struct, frozen=True, kw_only=True, tag="video"):
+    """A video of exactly ``duration_seconds * fps`` frames at ``RESOLUTIONS[resolution]``.
+
+    Text-to-video uses no upload; image-to-video starts from ``image_key``; keyframes
+    go from ``first_frame_key`` to ``last_frame_key`` (storage keys of the user's uploads).
+    """
+
+    prompt: str
+    input_type: VideoInput = VideoInput.TEXT
+    negative_prompt: str = ""
+    duration_seconds: int = 5
+    resolution: str = "480p"
+    fps: int = 16
+    seed: int | None = None
+    image_key: str | None = None
+    first_frame_key: str | None = None
+    last_frame_key: str | None = None
+
+    @property
+    def frames(self) -> int:
+        return self.duration_seconds * self.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return RESOLUTIONS[self.resolution]
+
+    def validate(self, *, resolutions: frozenset[str] | None = None) -> None:
+        _check_text(self.prompt, self.negative_prompt)
+        offered = RESOLUTIONS.keys() if resolutions is None else resolutions & RESOLUTIONS.keys()
+        if self.resolution not in offered:
+            raise InvalidInput(
+                f"resolution must be one of {', '.join(sorted(offered))}", field="resolution"
+            )
+        if not MIN_SECONDS <= self.duration_seconds <= MAX_SECONDS:
+            raise InvalidInput(
+                f"duration_seconds must be between {MIN_SECONDS} and {MAX_SECONDS}",
+                field="duration_seconds",
+            )
+        if not MIN_FPS <= self.fps <= MAX_FPS:
+            raise InvalidInput(f"fps must be between {MIN_FPS} and {MAX_FPS}", field="fps")
+        _check_seed(self.seed)
+        wanted = {
+            VideoInput.TEXT: (),
+            VideoInput.IMAGE: ("image",),
+            VideoInput.KEYFRAMES: ("first_frame", "last_frame"),
+        }[self.input_type]
+        given = {
+            "image": self.image_key,
+            "first_frame": self.first_frame_key,
+            "last_frame": self.last_frame_key,
+        }
+        for name, key in given.items():
+            if name in wanted:
+                _check_key(key, name)
+            elif key is not None:
+                raise InvalidInput(f"a {self.input_type.value} video takes no {name}", field=name)
+
+    def input_keys(self) -> dict[str, str]:
+        keys = {
+            "image": self.image_key,
+            "first_frame": self.first_frame_key,
+            "last_frame": self.last_frame_key,
+        }
+        return {name: key for name, key in keys.items() if key is not None}
+
+
+JobParams = ImageParams | EditParams | VideoParams
 
 
 class Job(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,6 +267,42 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     asset_ids: tuple[uuid.UUID, ...] = ()
     priority: int = 0
     version: int = 0  # bumped by the repository on every update: optimistic concurrency
+    # a retry waits in the database until then (exponential backoff with jitter)
+    next_attempt_at: datetime | None = None
+    # the worker that owns the job while it is at a provider, and until when; a
+    # worker whose lease ran out (it died) is replaced by the next one to claim it
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    # set when a failure exhausted the job's attempts: operators see and re-run it
+    dead_lettered_at: datetime | None = None
+    rerun_of: uuid.UUID | None = None
+
+    def is_due(self, now: datetime) -> bool:
+        """Queued and past any retry delay: a worker may claim it."""
+        return self.status is JobStatus.QUEUED and (
+            self.next_attempt_at is None or self.next_attempt_at <= now
+        )
+
+    def postpone(self, until: datetime, now: datetime) -> Job:
+        """A queued job waits until ``until`` (no provider can take it now)."""
+        if self.status is not JobStatus.QUEUED:
+            raise IllegalTransition(f"job {self.id} is {self.status}, not queued")
+        return msgspec.structs.replace(self, next_attempt_at=until, updated_at=now)
+
+    def lease_expired(self, now: datetime) -> bool:
+        return self.lease_expires_at is None or self.lease_expires_at <= now
+
+    def is_abandoned(self, now: datetime) -> bool:
+        """At a provider (or on its way) with nobody holding the lease: a worker died."""
+        return self.status in (JobStatus.DISPATCHED, JobStatus.RUNNING) and self.lease_expired(now)
+
+    def leased(self, owner: str, until: datetime, now: datetime) -> Job:
+        """Take or renew the job's lease (no state change)."""
+        if self.status.terminal:
+            raise JobFinished(f"job {self.id} is already {self.status}")
+        return msgspec.structs.replace(
+            self, lease_owner=owner, lease_expires_at=until, updated_at=now
+        )
 
     def _to(self, status: JobStatus, now: datetime, **changes: object) -> Job:
         if self.status.terminal:
@@ -136,16 +311,28 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             raise IllegalTransition(f"job {self.id} cannot go from {self.status} to {status}")
         return msgspec.structs.replace(self, status=status, updated_at=now, **changes)
 
-    def dispatch(self, provider: str, now: datetime) -> Job:
+    def dispatch(
+        self,
+        provider: str,
+        now: datetime,
+        *,
+        lease_owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> Job:
         return self._to(
             JobStatus.DISPATCHED,
             now,
             provider=provider,
             provider_job_id=None,
             attempts=self.attempts + 1,
+            next_attempt_at=None,
+            lease_owner=lease_owner,
+            lease_expires_at=lease_until,
         )
 
     def accepted_by_provider(self, provider_job_id: str, now: datetime) -> Job:
+        if self.status.terminal:
+            raise JobFinished(f"job {self.id} is already {self.status}")
         if self.status is not JobStatus.DISPATCHED:
             raise IllegalTransition(f"job {self.id} is {self.status}, not dispatched")
         return msgspec.structs.replace(self, provider_job_id=provider_job_id, updated_at=now)
@@ -162,10 +349,24 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
         return self._to(JobStatus.SUCCEEDED, now, progress=100, asset_ids=asset_ids, error=None)
 
     def fail(self, error: JobError, now: datetime) -> Job:
-        return self._to(JobStatus.FAILED, now, error=error)
+        return self._to(JobStatus.FAILED, now, error=error, lease_owner=None, lease_expires_at=None)
+
+    def dead_letter(self, error: JobError, now: datetime) -> Job:
+        """Fail for good after the last attempt: kept for operators to inspect and re-run."""
+        return msgspec.structs.replace(self.fail(error, now), dead_lettered_at=now)
 
     def cancel(self, now: datetime) -> Job:
-        return self._to(JobStatus.CANCELLED, now)
+        return self._to(JobStatus.CANCELLED, now, lease_owner=None, lease_expires_at=None)
 
-    def requeue(self, error: JobError, now: datetime) -> Job:
-        return self._to(JobStatus.QUEUED, now, error=error, provider_job_id=None, progress=0)
+    def requeue(self, error: JobError, now: datetime, *, retry_at: datetime | None = None) -> Job:
+        """Back to the queue for another attempt, not before ``retry_at``."""
+        return self._to(
+            JobStatus.QUEUED,
+            now,
+            error=error,
+            provider_job_id=None,
+            progress=0,
+            next_attempt_at=retry_at,
+            lease_owner=None,
+            lease_expires_at=None,
+        )

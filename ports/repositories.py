@@ -8,15 +8,19 @@ block without a commit (or with an exception) rolls everything back.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
 from core.credits import Hold, LedgerEntry, Lot
+from core.entitlements import AllowanceGrant, Entitlement, StoreTransaction
 from core.idempotency import IdempotencyRecord
+from core.job_events import JobEvent
 from core.jobs import Job, JobStatus
 from core.media import MediaAsset
-from core.profiles import Profile
+from core.products import Store
+from core.profiles import Profile, SubscriptionTier
+from core.queueing import QueuePolicy, QueueStats
 
 
 class ProfileRepository(Protocol):
@@ -24,6 +28,17 @@ class ProfileRepository(Protocol):
 
     async def ensure(self, user_id: uuid.UUID, email: str | None) -> Profile:
         """Return the user's profile, creating it (zero credits, free tier) if missing."""
+        ...
+
+    async def set_subscription(
+        self,
+        user_id: uuid.UUID,
+        *,
+        tier: SubscriptionTier,
+        status: str | None,
+        expires_at: datetime | None,
+    ) -> None:
+        """Store what the user's entitlements say (tier, status, period end)."""
         ...
 
 
@@ -87,6 +102,41 @@ class JobRepository(Protocol):
 
     async def list_by_status(self, statuses: frozenset[JobStatus], *, limit: int) -> list[Job]: ...
 
+    async def claim_next(self, kind: str, *, now: datetime, policy: QueuePolicy) -> Job | None:
+        """The job a worker should take next, row-locked until the unit of work ends.
+
+        Candidates: jobs of ``kind`` that are due (queued, past ``next_attempt_at``)
+        or abandoned (dispatched/running with an expired lease). Rows locked by
+        another unit of work are skipped, not waited for. A due job is skipped while
+        its owner already has ``policy.per_user_in_flight`` jobs in flight (counted
+        exactly, even under concurrent claims). Highest ``policy.priority.score``
+        first, then oldest.
+        """
+        ...
+
+    async def needing_wakeup(
+        self, *, now: datetime, stale_before: datetime, limit: int
+    ) -> list[Job]:
+        """Due jobs whose last wake-up message was sent before ``stale_before`` (or never),
+        and abandoned jobs: what the reconciler re-sends to the queue."""
+        ...
+
+    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime) -> None: ...
+
+    async def dead_letters(self, *, limit: int) -> list[Job]:
+        """Dead-lettered jobs, newest first."""
+        ...
+
+    async def stats(self, *, now: datetime, windows: dict[str, timedelta]) -> QueueStats: ...
+
+
+class JobEventRepository(Protocol):
+    async def add(self, event: JobEvent) -> None: ...
+
+    async def list_for_job(self, job_id: uuid.UUID) -> list[JobEvent]:
+        """Oldest first."""
+        ...
+
 
 class MediaRepository(Protocol):
     async def add(self, asset: MediaAsset) -> None: ...
@@ -106,12 +156,72 @@ class IdempotencyRepository(Protocol):
     async def add(self, record: IdempotencyRecord) -> None: ...
 
 
+class PurchaseRepository(Protocol):
+    """Store transactions, entitlements, allowance grants and seen store notifications."""
+
+    async def lock(self, store: Store, key: str) -> None:
+        """Serialize on one purchase (a transaction or subscription id) until the unit
+        of work ends. Take it before ``ledger.lock_account``."""
+        ...
+
+    async def get_transaction(
+        self, store: Store, transaction_id: str
+    ) -> StoreTransaction | None: ...
+
+    async def add_transaction(self, transaction: StoreTransaction) -> None:
+        """Raises DuplicateEntry if the store already has that transaction id."""
+        ...
+
+    async def update_transaction(self, transaction: StoreTransaction) -> None: ...
+
+    async def unacknowledged(
+        self, store: Store, since: datetime, *, limit: int
+    ) -> list[StoreTransaction]:
+        """Transactions the store was not yet told about, created at or after ``since``."""
+        ...
+
+    async def get_entitlement(
+        self, store: Store, original_transaction_id: str
+    ) -> Entitlement | None: ...
+
+    async def save_entitlement(self, entitlement: Entitlement) -> None:
+        """Insert or replace the entitlement of (store, original transaction id)."""
+        ...
+
+    async def entitlements_of(self, user_id: uuid.UUID) -> list[Entitlement]: ...
+
+    async def due_entitlements(self, now: datetime, *, limit: int) -> list[Entitlement]:
+        """Entitled ones whose next allowance month has started (``next_allowance_at <= now``)."""
+        ...
+
+    async def grants(self, store: Store, original_transaction_id: str) -> list[AllowanceGrant]:
+        """The subscription's allowance grants, oldest month first."""
+        ...
+
+    async def add_grant(self, grant: AllowanceGrant) -> None:
+        """Raises DuplicateEntry if that month was granted already."""
+        ...
+
+    async def update_grant(self, grant: AllowanceGrant) -> None: ...
+
+    async def record_notification(
+        self, store: Store, notification_id: str, kind: str, received_at: datetime
+    ) -> bool:
+        """Remember a store notification; False if it was seen before (a redelivery).
+
+        A concurrent delivery of the same id waits for the first unit of work to end.
+        """
+        ...
+
+
 class UnitOfWork(Protocol):
     profiles: ProfileRepository
     ledger: LedgerRepository
     jobs: JobRepository
+    job_events: JobEventRepository
     media: MediaRepository
     idempotency: IdempotencyRepository
+    purchases: PurchaseRepository
 
     async def __aenter__(self) -> Self: ...
 

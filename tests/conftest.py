@@ -53,7 +53,7 @@ async def pg_engine(pg_url: str) -> AsyncIterator[object]:
 
 
 @pytest.fixture(params=["memory", "postgres"])
-async def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
+def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
     """The same contract, over every unit-of-work adapter."""
     if request.param == "memory":
         return InMemoryUnitOfWorkFactory()

@@ -12,18 +12,22 @@ import asyncio
 import copy
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 import msgspec
 
+from adapters.memory.purchases import InMemoryPurchases
 from core.credits import Hold, HoldStatus, LedgerEntry, Lot
+from core.entitlements import AllowanceGrant, Entitlement, StoreTransaction
 from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 from core.idempotency import IdempotencyRecord
+from core.job_events import JobEvent
 from core.jobs import Job, JobStatus
 from core.media import MediaAsset
 from core.profiles import Profile, SubscriptionTier
+from core.queueing import KindStats, QueueDepth, QueuePolicy, QueueStats
 
 
 @dataclass
@@ -35,6 +39,12 @@ class _Data:
     jobs: dict[uuid.UUID, Job] = field(default_factory=dict)
     media: dict[uuid.UUID, MediaAsset] = field(default_factory=dict)
     idempotency: dict[tuple[uuid.UUID, str], IdempotencyRecord] = field(default_factory=dict)
+    store_transactions: dict[tuple[str, str], StoreTransaction] = field(default_factory=dict)
+    entitlements: dict[tuple[str, str], Entitlement] = field(default_factory=dict)
+    allowance_grants: dict[tuple[str, str, datetime], AllowanceGrant] = field(default_factory=dict)
+    store_notifications: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
+    job_events: dict[uuid.UUID, JobEvent] = field(default_factory=dict)
+    enqueued_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
 
 
 class InMemoryStore:
@@ -75,6 +85,24 @@ class InMemoryProfiles(_Repo):
             )
             self._d.profiles[user_id] = profile
         return profile
+
+    async def set_subscription(
+        self,
+        user_id: uuid.UUID,
+        *,
+        tier: SubscriptionTier,
+        status: str | None,
+        expires_at: datetime | None,
+    ) -> None:
+        profile = self._d.profiles.get(user_id)
+        if profile is None:
+            raise NotFound(f"no profile {user_id}")
+        self._d.profiles[user_id] = msgspec.structs.replace(
+            profile,
+            subscription_tier=tier,
+            subscription_status=status,
+            subscription_expires_at=expires_at,
+        )
 
 
 class InMemoryLedger(_Repo):
@@ -168,6 +196,121 @@ class InMemoryJobs(_Repo):
         found = [j for j in self._d.jobs.values() if j.status in statuses]
         return sorted(found, key=lambda j: j.created_at)[:limit]
 
+    def _locked_by_other(self, job_id: uuid.UUID) -> bool:
+        key = ("job", job_id)
+        return key not in self._uow.held and self._uow.store.lock_for(key).locked()
+
+    async def claim_next(self, kind: str, *, now: datetime, policy: QueuePolicy) -> Job | None:
+        candidates = [
+            j
+            for j in self._d.jobs.values()
+            if j.kind.value == kind and (j.is_due(now) or j.is_abandoned(now))
+        ]
+        candidates.sort(key=lambda j: (-policy.priority.score(j, now), j.created_at))
+        for job in candidates:
+            if self._locked_by_other(job.id):
+                continue  # SKIP LOCKED
+            await self._uow.acquire(("job", job.id))
+            job = self._d.jobs[job.id]  # re-read under the lock
+            if not (job.is_due(now) or job.is_abandoned(now)):
+                continue
+            if job.status is JobStatus.QUEUED:
+                # count the owner's jobs in flight under a per-user lock, so two
+                # concurrent claims cannot both take the last slot
+                await self._uow.acquire(("in-flight", job.user_id))
+                in_flight = sum(
+                    1
+                    for j in self._d.jobs.values()
+                    if j.user_id == job.user_id and j.status in _IN_FLIGHT
+                )
+                if in_flight >= policy.per_user_in_flight:
+                    continue
+            return job
+        return None
+
+    async def needing_wakeup(
+        self, *, now: datetime, stale_before: datetime, limit: int
+    ) -> list[Job]:
+        d = self._d
+        found = [
+            j
+            for j in d.jobs.values()
+            if (j.is_due(now) and d.enqueued_at.get(j.id, _EPOCH) < stale_before)
+            or j.is_abandoned(now)
+        ]
+        return sorted(found, key=lambda j: j.created_at)[:limit]
+
+    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime) -> None:
+        for job_id in job_ids:
+            self._d.enqueued_at[job_id] = at
+
+    async def dead_letters(self, *, limit: int) -> list[Job]:
+        found = [j for j in self._d.jobs.values() if j.dead_lettered_at is not None]
+        return sorted(found, key=lambda j: j.dead_lettered_at or _EPOCH, reverse=True)[:limit]
+
+    async def stats(self, *, now: datetime, windows: dict[str, timedelta]) -> QueueStats:
+        jobs = list(self._d.jobs.values())
+        depths: dict[tuple[str, int], list[Job]] = {}
+        for j in jobs:
+            if j.status is JobStatus.QUEUED:
+                depths.setdefault((j.kind.value, j.priority), []).append(j)
+        kinds = sorted({j.kind.value for j in jobs})
+        return QueueStats(
+            depths=[
+                QueueDepth(
+                    kind=kind,
+                    priority=priority,
+                    queued=len(group),
+                    due=sum(1 for j in group if j.is_due(now)),
+                    oldest_waiting_seconds=max((now - j.created_at).total_seconds() for j in group),
+                )
+                for (kind, priority), group in sorted(depths.items())
+            ],
+            kinds=[
+                KindStats(
+                    kind=kind,
+                    in_flight=sum(
+                        1 for j in jobs if j.kind.value == kind and j.status in _IN_FLIGHT
+                    ),
+                    dead_letters=sum(
+                        1 for j in jobs if j.kind.value == kind and j.dead_lettered_at is not None
+                    ),
+                    succeeded={
+                        label: sum(
+                            1
+                            for j in jobs
+                            if j.kind.value == kind
+                            and j.status is JobStatus.SUCCEEDED
+                            and j.updated_at >= now - span
+                        )
+                        for label, span in windows.items()
+                    },
+                    failed={
+                        label: sum(
+                            1
+                            for j in jobs
+                            if j.kind.value == kind
+                            and j.status is JobStatus.FAILED
+                            and j.updated_at >= now - span
+                        )
+                        for label, span in windows.items()
+                    },
+                )
+                for kind in kinds
+            ],
+        )
+
+
+class InMemoryJobEvents(_Repo):
+    async def add(self, event: JobEvent) -> None:
+        self._d.job_events[event.id] = event
+
+    async def list_for_job(self, job_id: uuid.UUID) -> list[JobEvent]:
+        return sorted(
+            (e for e in self._d.job_events.values() if e.job_id == job_id),
+            key=lambda e: e.created_at,
+        )
+
 
 class InMemoryMedia(_Repo):
     async def add(self, asset: MediaAsset) -> None:
@@ -211,8 +354,10 @@ class InMemoryUnitOfWork:
         self.profiles = InMemoryProfiles(self)
         self.ledger = InMemoryLedger(self)
         self.jobs = InMemoryJobs(self)
+        self.job_events = InMemoryJobEvents(self)
         self.media = InMemoryMedia(self)
         self.idempotency = InMemoryIdempotency(self)
+        self.purchases = InMemoryPurchases(self)
 
     def view(self) -> _Data:
         if self._work is None:
@@ -256,6 +401,10 @@ class InMemoryUnitOfWork:
     ) -> None:
         self._work = None
         self._base = None
+        self._release()
+
+    def _release(self) -> None:
+        # like Postgres: row and advisory locks end with the transaction
         for lock in self.held.values():
             lock.release()
         self.held.clear()
@@ -277,13 +426,17 @@ class InMemoryUnitOfWork:
         self._base = copy.deepcopy(latest)
         self._work = copy.deepcopy(latest)
         self.committed = True
+        self._release()
 
     async def rollback(self) -> None:
         self._work = copy.deepcopy(self.store.data)
         self._base = copy.deepcopy(self.store.data)
+        self._release()
 
 
 _MISSING = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IN_FLIGHT = frozenset({JobStatus.DISPATCHED, JobStatus.RUNNING})
 
 
 class InMemoryUnitOfWorkFactory:

@@ -9,7 +9,7 @@ transaction stays usable after the domain error.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -17,8 +17,10 @@ from psycopg import errors as pg_errors
 from sqlalchemy import (
     RowMapping,
     and_,
+    func,
     literal,
     null,
+    or_,
     select,
     text,
     tuple_,
@@ -34,10 +36,12 @@ from adapters.supabase import tables as t
 from core.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
 from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 from core.idempotency import IdempotencyRecord
+from core.job_events import JobEvent, JobEventKind
 from core.jobs import Job, JobError, JobParams, JobStatus
 from core.media import MediaAsset, MediaKind
 from core.pricing import ModelKind
 from core.profiles import Profile, SubscriptionTier
+from core.queueing import KindStats, QueueDepth, QueuePolicy, QueueStats
 
 Row = RowMapping
 
@@ -92,6 +96,7 @@ def _profile(row: Row) -> Profile:
         subscription_tier=SubscriptionTier(row["subscription_tier"]),
         created_at=_utc(row["created_at"]),
         subscription_expires_at=_utc_or_none(row["subscription_expires_at"]),
+        subscription_status=row["subscription_status"],
     )
 
 
@@ -130,6 +135,28 @@ class SqlProfiles(_Repository):
         profile = await self.get(user_id)
         assert profile is not None
         return profile
+
+    async def set_subscription(
+        self,
+        user_id: uuid.UUID,
+        *,
+        tier: SubscriptionTier,
+        status: str | None,
+        expires_at: datetime | None,
+    ) -> None:
+        p = t.profiles.c
+        result = await self._conn.execute(
+            update(t.profiles)
+            .where(p.id == user_id)
+            .values(
+                subscription_tier=tier.value,
+                subscription_status=status,
+                subscription_expires_at=expires_at,
+            )
+            .returning(p.id)
+        )
+        if result.scalar_one_or_none() is None:
+            raise NotFound(f"no profile {user_id}")
 
 
 # --- ledger -----------------------------------------------------------------------------
@@ -346,6 +373,11 @@ def _job_values(job: Job) -> dict[str, Any]:
         "priority": job.priority,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
+        "next_attempt_at": job.next_attempt_at,
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": job.lease_expires_at,
+        "dead_lettered_at": job.dead_lettered_at,
+        "rerun_of": job.rerun_of,
     }
 
 
@@ -370,6 +402,11 @@ def _job(row: Row) -> Job:
         asset_ids=tuple(row["asset_ids"]),
         priority=row["priority"],
         version=row["version"],
+        next_attempt_at=_utc_or_none(row["next_attempt_at"]),
+        lease_owner=row["lease_owner"],
+        lease_expires_at=_utc_or_none(row["lease_expires_at"]),
+        dead_lettered_at=_utc_or_none(row["dead_lettered_at"]),
+        rerun_of=row["rerun_of"],
     )
 
 
@@ -409,6 +446,180 @@ class SqlJobs(_Repository):
         )
         return [_job(row) for row in result.mappings()]
 
+    def _claimable(self, kind: str, now: datetime) -> Any:
+        c = t.jobs.c
+        due = and_(
+            c.status == JobStatus.QUEUED.value,
+            or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+        )
+        abandoned = and_(
+            c.status.in_(_IN_FLIGHT),
+            or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now),
+        )
+        return and_(c.kind == kind, or_(due, abandoned))
+
+    async def claim_next(self, kind: str, *, now: datetime, policy: QueuePolicy) -> Job | None:
+        c = t.jobs.c
+        # the same formula as PriorityPolicy.score, so the database orders as the core would
+        waited = func.greatest(func.extract("epoch", literal(now) - c.created_at), 0)
+        score = c.priority + func.least(
+            waited / policy.priority.aging_seconds, policy.priority.max_boost
+        )
+        skipped: list[uuid.UUID] = []
+        for _ in range(_CLAIM_TRIES):
+            query = (
+                select(t.jobs)
+                .where(self._claimable(kind, now))
+                .order_by(score.desc(), c.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if skipped:
+                query = query.where(c.id.not_in(skipped))
+            row = (await self._conn.execute(query)).mappings().one_or_none()
+            if row is None:
+                return None
+            job = _job(row)
+            if job.status is not JobStatus.QUEUED:
+                return job  # an abandoned job: its owner already counts it in flight
+            # serialise claims per user, then count exactly: two workers never both
+            # take a user's last in-flight slot
+            await self._conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended('in-flight:' || :u, 0))"),
+                {"u": str(job.user_id)},
+            )
+            in_flight = (
+                await self._conn.execute(
+                    select(func.count())
+                    .select_from(t.jobs)
+                    .where(c.user_id == job.user_id, c.status.in_(_IN_FLIGHT))
+                )
+            ).scalar_one()
+            if in_flight < policy.per_user_in_flight:
+                return job
+            skipped.append(job.id)
+        return None
+
+    async def needing_wakeup(
+        self, *, now: datetime, stale_before: datetime, limit: int
+    ) -> list[Job]:
+        c = t.jobs.c
+        due = and_(
+            c.status == JobStatus.QUEUED.value,
+            or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+            or_(c.enqueued_at.is_(None), c.enqueued_at < stale_before),
+        )
+        abandoned = and_(
+            c.status.in_(_IN_FLIGHT),
+            or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now),
+        )
+        result = await self._conn.execute(
+            select(t.jobs).where(or_(due, abandoned)).order_by(c.created_at).limit(limit)
+        )
+        return [_job(row) for row in result.mappings()]
+
+    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime) -> None:
+        if job_ids:
+            # not a domain change: no version bump, so it never conflicts with a worker
+            await self._conn.execute(
+                update(t.jobs).where(t.jobs.c.id.in_(job_ids)).values(enqueued_at=at)
+            )
+
+    async def dead_letters(self, *, limit: int) -> list[Job]:
+        c = t.jobs.c
+        result = await self._conn.execute(
+            select(t.jobs)
+            .where(c.dead_lettered_at.is_not(None))
+            .order_by(c.dead_lettered_at.desc())
+            .limit(limit)
+        )
+        return [_job(row) for row in result.mappings()]
+
+    async def stats(self, *, now: datetime, windows: dict[str, timedelta]) -> QueueStats:
+        c = t.jobs.c
+        queued = c.status == JobStatus.QUEUED.value
+        due = and_(queued, or_(c.next_attempt_at.is_(None), c.next_attempt_at <= literal(now)))
+        depth_rows = await self._conn.execute(
+            select(
+                c.kind,
+                c.priority,
+                func.count(),
+                func.count().filter(due),
+                func.min(c.created_at),
+            )
+            .where(queued)
+            .group_by(c.kind, c.priority)
+            .order_by(c.kind, c.priority)
+        )
+        depths = [
+            QueueDepth(
+                kind=kind,
+                priority=priority,
+                queued=n,
+                due=n_due,
+                oldest_waiting_seconds=max(0.0, (now - _utc(oldest)).total_seconds()),
+            )
+            for kind, priority, n, n_due, oldest in depth_rows
+        ]
+        columns = [
+            c.kind,
+            func.count().filter(c.status.in_(_IN_FLIGHT)),
+            func.count().filter(c.dead_lettered_at.is_not(None)),
+        ]
+        for span in windows.values():
+            recent = c.updated_at >= literal(now - span)
+            columns.append(func.count().filter(and_(c.status == "succeeded", recent)))
+            columns.append(func.count().filter(and_(c.status == "failed", recent)))
+        kinds = []
+        for row in await self._conn.execute(select(*columns).group_by(c.kind).order_by(c.kind)):
+            kind, in_flight, dead, *counts = row
+            labels = list(windows)
+            kinds.append(
+                KindStats(
+                    kind=kind,
+                    in_flight=in_flight,
+                    dead_letters=dead,
+                    succeeded={label: counts[2 * i] for i, label in enumerate(labels)},
+                    failed={label: counts[2 * i + 1] for i, label in enumerate(labels)},
+                )
+            )
+        return QueueStats(depths=depths, kinds=kinds)
+
+
+class SqlJobEvents(_Repository):
+    async def add(self, event: JobEvent) -> None:
+        await self._insert(
+            insert(t.job_events).values(
+                id=event.id,
+                job_id=event.job_id,
+                user_id=event.user_id,
+                kind=event.kind.value,
+                message=event.message,
+                created_at=event.created_at,
+            )
+        )
+
+    async def list_for_job(self, job_id: uuid.UUID) -> list[JobEvent]:
+        c = t.job_events.c
+        result = await self._conn.execute(
+            select(t.job_events).where(c.job_id == job_id).order_by(c.created_at, c.id)
+        )
+        return [
+            JobEvent(
+                id=row["id"],
+                job_id=row["job_id"],
+                user_id=row["user_id"],
+                kind=JobEventKind(row["kind"]),
+                message=row["message"],
+                created_at=_utc(row["created_at"]),
+            )
+            for row in result.mappings()
+        ]
+
+
+_IN_FLIGHT = [JobStatus.DISPATCHED.value, JobStatus.RUNNING.value]
+_CLAIM_TRIES = 20
+
 
 # --- media ------------------------------------------------------------------------------
 
@@ -423,11 +634,13 @@ def _media_relation() -> Subquery:
         *(t.images.c[name] for name in shared),
         literal(MediaKind.IMAGE.value).label("kind"),
         null().label("duration_seconds"),
+        null().label("thumbnail_key"),
     )
     videos = select(
         *(t.videos.c[name] for name in shared),
         literal(MediaKind.VIDEO.value).label("kind"),
         t.videos.c.duration_seconds,
+        t.videos.c.thumbnail_key,
     )
     return union_all(images, videos).subquery("media")
 
@@ -451,6 +664,7 @@ def _asset(row: Row) -> MediaAsset:
         created_at=_utc(row["created_at"]),
         is_public=row["is_public"],
         duration_seconds=row["duration_seconds"],
+        thumbnail_key=row["thumbnail_key"],
     )
 
 
@@ -471,7 +685,11 @@ class SqlMedia(_Repository):
             "created_at": asset.created_at,
         }
         if asset.kind is MediaKind.VIDEO:
-            statement = insert(t.videos).values(duration_seconds=asset.duration_seconds, **values)
+            statement = insert(t.videos).values(
+                duration_seconds=asset.duration_seconds,
+                thumbnail_key=asset.thumbnail_key,
+                **values,
+            )
         else:
             statement = insert(t.images).values(**values)
         await self._insert(statement)

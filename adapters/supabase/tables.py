@@ -116,6 +116,24 @@ jobs = Table(
     Column("version", Integer, nullable=False),
     _ts("created_at"),
     _ts("updated_at"),
+    # 0004: retries, leases, dead letters, wake-ups
+    _ts("next_attempt_at", nullable=True),
+    Column("lease_owner", Text),
+    _ts("lease_expires_at", nullable=True),
+    _ts("dead_lettered_at", nullable=True),
+    _ts("enqueued_at", nullable=True),
+    Column("rerun_of", Uuid, ForeignKey("jobs.id")),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("job_id", Uuid, ForeignKey("jobs.id"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    _ts("created_at"),
 )
 
 
@@ -220,3 +238,67 @@ idempotency_records = Table(
 #: constraint names the repositories translate into domain errors
 LEDGER_IDEMPOTENCY_KEY = "credit_ledger_user_idempotency_key"
 IDEMPOTENCY_RECORDS_PKEY = "idempotency_records_pkey"
+
+
+# --- 0002: in-app purchases ----------------------------------------------------------
+
+store_transactions = Table(
+    "store_transactions",
+    metadata,
+    Column("store", Text, primary_key=True),
+    Column("transaction_id", Text, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("original_transaction_id", Text, nullable=False),
+    Column("product_id", Text, nullable=False),
+    Column("store_product_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("credits", Integer, nullable=False),
+    Column("lot_id", Uuid, ForeignKey("credit_lots.id")),
+    Column("status", Text, nullable=False),
+    Column("clawed_back", Integer, nullable=False),
+    Column("acknowledged", Boolean, nullable=False),
+    _ts("purchased_at"),
+    _ts("created_at"),
+)
+
+entitlements = Table(
+    "entitlements",
+    metadata,
+    Column("store", Text, primary_key=True),
+    Column("original_transaction_id", Text, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("product_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("auto_renew", Boolean, nullable=False),
+    _ts("period_start"),
+    _ts("period_end"),
+    Column("latest_transaction_id", Text, nullable=False),
+    _ts("event_at"),
+    _ts("updated_at"),
+    _ts("next_allowance_at", nullable=True),
+)
+
+allowance_grants = Table(
+    "allowance_grants",
+    metadata,
+    Column("store", Text, primary_key=True),
+    Column("original_transaction_id", Text, primary_key=True),
+    Column("month_start", DateTime(timezone=True), primary_key=True),
+    _ts("month_end"),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("transaction_id", Text, nullable=False),
+    Column("product_id", Text, nullable=False),
+    Column("credits", Integer, nullable=False),
+    Column("lot_id", Uuid, ForeignKey("credit_lots.id"), nullable=False),
+    _ts("granted_at"),
+    Column("clawed_back", Integer, nullable=False),
+)
+
+store_notifications = Table(
+    "store_notifications",
+    metadata,
+    Column("store", Text, primary_key=True),
+    Column("notification_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    _ts("received_at"),
+)

@@ -7,8 +7,10 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.supabase.purchases import SqlPurchases
 from adapters.supabase.repositories import (
     SqlIdempotency,
+    SqlJobEvents,
     SqlJobs,
     SqlLedger,
     SqlMedia,
@@ -24,8 +26,10 @@ class SqlUnitOfWork:
     profiles: SqlProfiles
     ledger: SqlLedger
     jobs: SqlJobs
+    job_events: SqlJobEvents
     media: SqlMedia
     idempotency: SqlIdempotency
+    purchases: SqlPurchases
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -46,8 +50,10 @@ class SqlUnitOfWork:
         self.profiles = SqlProfiles(connection)
         self.ledger = SqlLedger(connection)
         self.jobs = SqlJobs(connection)
+        self.job_events = SqlJobEvents(connection)
         self.media = SqlMedia(connection)
         self.idempotency = SqlIdempotency(connection)
+        self.purchases = SqlPurchases(connection)
         return self
 
     async def __aexit__(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -14,13 +15,19 @@ from core.errors import (
     NotFound,
 )
 from core.idempotency import IdempotencyRecord
-from core.jobs import ImageParams, Job, JobStatus
+from core.job_events import JobEvent, JobEventKind
+from core.jobs import EditParams, ImageParams, Job, JobParams, JobStatus, VideoInput, VideoParams
+from core.media import MediaAsset, MediaKind, upload_key
 from core.pricing import Catalog, ModelKind
 from core.profiles import SubscriptionTier
 from core.services.credits import place_hold, release_hold
 from ports.clock import Clock
+from ports.imaging import ImageInspector, InspectedImage
 from ports.queue import JobQueue
 from ports.repositories import UnitOfWork, UnitOfWorkFactory
+from ports.storage import MediaStorage
+
+log = logging.getLogger("genstudio.jobs")
 
 #: queue priority by subscription tier: paying users first
 TIER_PRIORITY = {SubscriptionTier.FREE: 0, SubscriptionTier.PRO: 5, SubscriptionTier.PREMIUM: 9}
@@ -77,14 +84,264 @@ async def submit_image(
     request_hash: str,
     render: Callable[[Job], Awaitable[bytes]],
 ) -> Submitted:
-    """Price the request, hold its cost and queue the job, atomically.
-
-    ``render`` turns the new job into the response body, so that the exact bytes
-    can be stored for replays. Nothing is written unless everything is.
-    """
+    """Validate and price a text-to-image request, then ``submit_job`` it."""
     spec = catalog.get(model_id, ModelKind.IMAGE)
     params.validate(max_count=spec.max_count, max_width=spec.max_width, max_height=spec.max_height)
     cost = catalog.image_price(model_id, params.width, params.height, params.count)
+    return await submit_job(
+        uow_factory,
+        queue,
+        clock,
+        kind=ModelKind.IMAGE,
+        model_id=model_id,
+        params=params,
+        cost=cost,
+        user_id=user_id,
+        email=email,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        render=render,
+    )
+
+
+class Upload(msgspec.Struct, frozen=True):
+    """A file as the client sent it: its bytes and declared content type."""
+
+    data: bytes
+    content_type: str | None = None
+
+
+async def submit_edit(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    catalog: Catalog,
+    storage: MediaStorage,
+    inspector: ImageInspector,
+    *,
+    user_id: uuid.UUID,
+    email: str | None,
+    model_id: str,
+    prompt: str,
+    negative_prompt: str = "",
+    seed: int | None = None,
+    strength: float = 0.85,
+    image: Upload,
+    mask: Upload,
+    idempotency_key: str | None,
+    request_hash: str,
+    render: Callable[[Job], Awaitable[bytes]],
+) -> Submitted:
+    """Inpainting: check the image and its mask, store both, price and queue the job.
+
+    The uploads are stored privately and recorded as media (no job) in the job's own
+    transaction; if the submission does not go through (invalid, 402, a replay or an
+    idempotency conflict) the stored objects are deleted again.
+    """
+    spec = catalog.get(model_id, ModelKind.EDIT)
+    picture = await inspector.inspect(image.data, image.content_type, field="image")
+    painted = await inspector.inspect_mask(
+        mask.data, mask.content_type, field="mask", size=(picture.width, picture.height)
+    )
+    uploads = _Uploads(storage, clock, user_id)
+    image_key = uploads.plan(picture)
+    mask_key = uploads.plan(painted)
+    params = EditParams(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        strength=strength,
+        image_key=image_key,
+        mask_key=mask_key,
+        width=picture.width,
+        height=picture.height,
+    )
+    params.validate(max_width=spec.max_width, max_height=spec.max_height)
+    cost = catalog.edit_price(model_id, picture.width, picture.height)
+    return await uploads.run(
+        lambda assets: submit_job(
+            uow_factory,
+            queue,
+            clock,
+            kind=ModelKind.EDIT,
+            model_id=model_id,
+            params=params,
+            cost=cost,
+            user_id=user_id,
+            email=email,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            render=render,
+            uploads=assets,
+        )
+    )
+
+
+async def submit_video(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    catalog: Catalog,
+    storage: MediaStorage,
+    inspector: ImageInspector,
+    *,
+    user_id: uuid.UUID,
+    email: str | None,
+    model_id: str,
+    input_type: VideoInput,
+    prompt: str,
+    negative_prompt: str = "",
+    duration_seconds: int = 5,
+    resolution: str = "480p",
+    fps: int = 16,
+    seed: int | None = None,
+    image: Upload | None = None,
+    first_frame: Upload | None = None,
+    last_frame: Upload | None = None,
+    idempotency_key: str | None,
+    request_hash: str,
+    render: Callable[[Job], Awaitable[bytes]],
+) -> Submitted:
+    """Text, image or keyframes to video, priced per second at the resolution.
+
+    Uploads go as in ``submit_edit``: stored, recorded with the job, removed if the
+    submission fails.
+    """
+    spec = catalog.get(model_id, ModelKind.VIDEO)
+    # the cheap checks first, with stand-in keys for the uploads that were sent:
+    # nothing is decoded or stored for a request that is wrong anyway
+    VideoParams(
+        prompt=prompt,
+        input_type=input_type,
+        negative_prompt=negative_prompt,
+        duration_seconds=duration_seconds,
+        resolution=resolution,
+        fps=fps,
+        seed=seed,
+        image_key="-" if image else None,
+        first_frame_key="-" if first_frame else None,
+        last_frame_key="-" if last_frame else None,
+    ).validate(resolutions=catalog.video_resolutions(spec.id))
+    uploads = _Uploads(storage, clock, user_id)
+    keys: dict[str, str | None] = {}
+    for name, upload in (
+        ("image", image),
+        ("first_frame", first_frame),
+        ("last_frame", last_frame),
+    ):
+        if upload is None:
+            keys[name] = None
+            continue
+        inspected = await inspector.inspect(upload.data, upload.content_type, field=name)
+        keys[name] = uploads.plan(inspected)
+    params = VideoParams(
+        prompt=prompt,
+        input_type=input_type,
+        negative_prompt=negative_prompt,
+        duration_seconds=duration_seconds,
+        resolution=resolution,
+        fps=fps,
+        seed=seed,
+        image_key=keys["image"],
+        first_frame_key=keys["first_frame"],
+        last_frame_key=keys["last_frame"],
+    )
+    cost = catalog.video_price(model_id, params.duration_seconds, params.resolution)
+    return await uploads.run(
+        lambda assets: submit_job(
+            uow_factory,
+            queue,
+            clock,
+            kind=ModelKind.VIDEO,
+            model_id=model_id,
+            params=params,
+            cost=cost,
+            user_id=user_id,
+            email=email,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            render=render,
+            uploads=assets,
+        )
+    )
+
+
+class _Uploads:
+    """Uploads of one submission: stored before it, recorded with it, undone without it."""
+
+    def __init__(self, storage: MediaStorage, clock: Clock, user_id: uuid.UUID) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.user_id = user_id
+        self.planned: list[tuple[MediaAsset, bytes]] = []
+
+    def plan(self, image: InspectedImage) -> str:
+        media_id = uuid.uuid4()
+        asset = MediaAsset(
+            id=media_id,
+            user_id=self.user_id,
+            kind=MediaKind.IMAGE,
+            storage_key=upload_key(self.user_id, media_id),
+            content_type="image/png",
+            width=image.width,
+            height=image.height,
+            byte_size=len(image.data),
+            prompt="",
+            model_id="",
+            job_id=None,
+            created_at=self.clock.now(),
+        )
+        self.planned.append((asset, image.data))
+        return asset.storage_key
+
+    async def run(
+        self, submit: Callable[[Sequence[MediaAsset]], Awaitable[Submitted]]
+    ) -> Submitted:
+        stored: list[str] = []
+        try:
+            for asset, data in self.planned:
+                stored.append(asset.storage_key)
+                await self.storage.put(asset.storage_key, data, asset.content_type)
+            result = await submit([asset for asset, _ in self.planned])
+        except BaseException:
+            await self._delete(stored)
+            raise
+        if result.replayed:  # the first request's uploads serve the job; ours are spare
+            await self._delete(stored)
+        return result
+
+    async def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.storage.delete(key)
+            except Exception:  # best effort: the submission's own error matters more
+                log.warning("could not delete an unused upload", extra={"key": key})
+
+
+async def submit_job(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    *,
+    kind: ModelKind,
+    model_id: str,
+    params: JobParams,
+    cost: int,
+    user_id: uuid.UUID,
+    email: str | None,
+    idempotency_key: str | None,
+    request_hash: str,
+    render: Callable[[Job], Awaitable[bytes]],
+    uploads: Sequence[MediaAsset] = (),
+) -> Submitted:
+    """Hold ``cost`` and queue a job of any kind, atomically; the one path every
+    submission takes.
+
+    ``params`` must be validated and ``cost`` priced by the caller. ``render`` turns the
+    new job into the response body, so that the exact bytes can be stored for replays.
+    ``uploads`` (media the job reads, already in storage) are recorded in the same
+    transaction. Nothing is written unless everything is.
+    """
     now = clock.now()
     async with uow_factory() as uow:
         profile = await uow.profiles.ensure(user_id, email)
@@ -106,7 +363,7 @@ async def submit_image(
         job = Job(
             id=job_id,
             user_id=user_id,
-            kind=ModelKind.IMAGE,
+            kind=kind,
             model_id=model_id,
             params=params,
             cost=cost,
@@ -117,6 +374,8 @@ async def submit_image(
             priority=TIER_PRIORITY.get(profile.subscription_tier, 0),
         )
         await uow.jobs.add(job)
+        for asset in uploads:
+            await uow.media.add(asset)
         body = await render(job)
         if idempotency_key is not None:
             await uow.idempotency.add(
@@ -160,5 +419,10 @@ async def cancel_job(
         job = await uow.jobs.update(job.cancel(now))
         if job.hold_id is not None:
             await release_hold(uow, job.hold_id, now)
+        await uow.job_events.add(
+            JobEvent.new(
+                job.id, user_id, JobEventKind.CANCELLED, "cancelled; credits returned", now
+            )
+        )
         await uow.commit()
     return job

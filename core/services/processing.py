@@ -1,20 +1,40 @@
-"""Running a job at a GPU provider (the worker side).
+"""Running jobs at GPU providers (the worker side).
 
+Postgres is the queue's truth. A worker *claims* the next due job of a kind (or an
+abandoned one whose worker died) under a row lock, takes a lease on it, submits it
+to a provider chosen by the router, and polls until it ends, renewing the lease.
 Every step is idempotent and keyed by the job id: a redelivered message, a second
-worker or a restart after a crash finds the job's state in the database and goes
-on from there. The job row is locked while it changes, so a user's cancellation
-and the worker's result never both win.
+worker or a restart after a crash finds the job's state in the database and goes on
+from there; a job already at a provider is polled again, never submitted twice.
+
+Failures: a content refusal fails the job at once; a provider that breaks or times
+out sends the job back to the queue with exponential backoff (to another provider
+when one is available), until its attempts are used up and it is dead-lettered.
+Either way its hold is released exactly once.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
-from core.errors import InvalidInput
-from core.jobs import FailureReason, Job, JobError, JobStatus
-from core.media import MediaAsset, MediaKind, png_dimensions, storage_key
-from core.pricing import Catalog
+from core.errors import ConcurrencyConflict, InvalidInput
+from core.job_events import JobEvent, JobEventKind
+from core.jobs import FailureReason, Job, JobError, JobStatus, VideoParams
+from core.media import (
+    MediaAsset,
+    MediaKind,
+    mp4_info,
+    png_dimensions,
+    poster_key,
+    sniff_content_type,
+    storage_key,
+)
+from core.pricing import Catalog, ModelKind
+from core.queueing import QueuePolicy
+from core.routing import ProviderRouter, is_provider_fault
 from core.services.credits import release_hold, settle_hold
 from ports.clock import Clock
 from ports.gpu import (
@@ -23,115 +43,240 @@ from ports.gpu import (
     Failed,
     GpuProvider,
     GpuRequest,
+    OutputRole,
     Pending,
     ProviderOutput,
     ProviderUnavailable,
 )
-from ports.repositories import UnitOfWorkFactory
-from ports.storage import MediaStorage
+from ports.repositories import UnitOfWork, UnitOfWorkFactory
+from ports.storage import MediaStorage, ObjectNotFound
 
 log = logging.getLogger("genstudio.jobs")
 
 MAX_OUTPUT_BYTES = 50 * 1024 * 1024
+#: how far a provider's video may be off the asked duration (a model's frame rounding)
+DURATION_TOLERANCE = 0.5
+#: the least lifetime of the signed URLs of a job's inputs handed to a provider
+INPUT_URL_SECONDS = 3600
+#: consecutive failed polls tolerated before the provider is judged broken
+MAX_POLL_ERRORS = 5
+#: how long a job waits when no provider is available (all breakers open)
+NO_PROVIDER_DELAY = timedelta(seconds=5)
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (this one was presumed dead): stop touching it."""
 
 
 class JobProcessor:
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
-        gpu: GpuProvider,
+        gpu: GpuProvider | Mapping[str, GpuProvider],
         storage: MediaStorage,
         clock: Clock,
         catalog: Catalog,
         *,
+        router: ProviderRouter | None = None,
+        policy: QueuePolicy | None = None,
+        worker_id: str | None = None,
         poll_interval: float = 0.5,
         timeout: float = 900.0,
     ) -> None:
         self.uow_factory = uow_factory
-        self.gpu = gpu
+        self.providers: dict[str, GpuProvider] = (
+            dict(gpu) if isinstance(gpu, Mapping) else {gpu.name: gpu}
+        )
+        self.router = router or ProviderRouter({}, default=list(self.providers))
         self.storage = storage
         self.clock = clock
         self.catalog = catalog
+        self.policy = policy or QueuePolicy()
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.poll_interval = poll_interval
         self.timeout = timeout
 
+    # --- claiming ---------------------------------------------------------------------
+
+    def _lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.policy.lease_seconds)
+
+    async def process_next(self, kind: str) -> Job | None:
+        """Claim the most urgent due (or abandoned) job of ``kind`` and run it to its end.
+
+        Returns the job as it ended, or None when nothing was claimable.
+        """
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            job = await uow.jobs.claim_next(kind, now=now, policy=self.policy)
+            if job is None:
+                return None
+            job = await self._take(uow, job, now)
+            await uow.commit()
+        return await self._run(job)
+
     async def process(self, job_id: uuid.UUID) -> Job | None:
-        """Take the job as far as it goes: dispatch, poll, store results, settle."""
-        job = await self._dispatch(job_id)
-        if job is None or job.status.terminal:
-            return job
+        """Run this job if it is claimable (due, or abandoned by a dead worker).
+
+        A job another live worker holds, a job waiting for its retry time and a
+        finished job are returned as they are: a redelivered message is harmless.
+        """
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            job = await uow.jobs.get(job_id, lock=True)
+            if job is None or not (job.is_due(now) or job.is_abandoned(now)):
+                return job
+            job = await self._take(uow, job, now)
+            await uow.commit()
+        return await self._run(job)
+
+    async def _take(self, uow: UnitOfWork, job: Job, now: datetime) -> Job:
+        until = self._lease_until(now)
+        if job.status is JobStatus.QUEUED:
+            provider = self._choose(job, now)
+            if provider is None:
+                # every provider is down or tripped: wait, without using an attempt
+                log.warning("no GPU provider available", extra={"job_id": str(job.id)})
+                return await uow.jobs.update(job.postpone(now + NO_PROVIDER_DELAY, now))
+            job = job.dispatch(provider, now, lease_owner=self.worker_id, lease_until=until)
+            log.info(
+                "job dispatched",
+                extra={"job_id": str(job.id), "provider": provider, "attempt": job.attempts},
+            )
+        else:
+            log.warning(
+                "taking over an abandoned job",
+                extra={"job_id": str(job.id), "previous_owner": job.lease_owner},
+            )
+            job = job.leased(self.worker_id, until, now)
+        return await uow.jobs.update(job)
+
+    def _choose(self, job: Job, now: datetime) -> str | None:
+        """The router's pick; after a provider fault, another provider if one is available."""
+        failed_on = (
+            (job.provider,)
+            if job.provider is not None and job.error is not None and is_provider_fault(job.error)
+            else ()
+        )
+        return self.router.choose(job.model_id, now, exclude=failed_on) or (
+            self.router.choose(job.model_id, now) if failed_on else None
+        )
+
+    def _gpu(self, job: Job) -> GpuProvider:
+        assert job.provider is not None
+        return self.providers[job.provider]
+
+    # --- running ----------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> Job | None:
+        if job.status.terminal or job.lease_owner != self.worker_id:
+            return job  # claimed only to be put back (no provider available)
+        try:
+            if job.provider_job_id is None:
+                job = await self._submit(job)
+                if job.status.terminal or job.provider_job_id is None:
+                    return job
+            return await self._poll(job)
+        except LeaseLost:
+            log.warning("lease lost; another worker has the job", extra={"job_id": str(job.id)})
+            return None
+
+    async def _submit(self, job: Job) -> Job:
+        gpu = self._gpu(job)
+        try:
+            provider_job_id = await gpu.submit(await self._request(job, gpu))
+        except ObjectNotFound as exc:  # an upload the job reads is gone: it cannot run
+            failed = await self.fail(
+                job.id, JobError(FailureReason.INTERNAL, f"an input of the job is missing: {exc}")
+            )
+            return failed or job
+        except ProviderUnavailable as exc:
+            failed = await self.fail(job.id, JobError(FailureReason.INFRASTRUCTURE, str(exc)))
+            return failed or job
+
+        def accept(current: Job) -> Job:
+            return current.accepted_by_provider(provider_job_id, self.clock.now())
+
+        try:
+            return await self._change(job.id, accept)
+        except (LeaseLost, _Finished):
+            await gpu.cancel(provider_job_id)  # cancelled meanwhile, or someone else's now
+            raise LeaseLost() from None
+
+    async def _poll(self, job: Job) -> Job | None:
+        gpu = self._gpu(job)
         provider_job_id = job.provider_job_id
         assert provider_job_id is not None
-        waited = 0.0
+        started = self.clock.now()
+        errors = 0
         while True:
             try:
-                status = await self.gpu.poll(provider_job_id)
+                status = await gpu.poll(provider_job_id)
+                errors = 0
             except ProviderUnavailable as exc:
-                status = Failed(JobError(FailureReason.INFRASTRUCTURE, str(exc)))
-            if isinstance(status, Pending):
-                job = await self._progress(job.id, status)
-                if job is None or job.status.terminal:
-                    await self.gpu.cancel(provider_job_id)
-                    return job
-            elif isinstance(status, Completed):
+                errors += 1
+                if errors < MAX_POLL_ERRORS:
+                    status = Pending(progress=job.progress, started=job.status is JobStatus.RUNNING)
+                else:
+                    await gpu.cancel(provider_job_id)
+                    return await self.fail(
+                        job.id, JobError(FailureReason.INFRASTRUCTURE, f"polling failed: {exc}")
+                    )
+            if isinstance(status, Completed):
+                self.router.record_success(gpu.name, self.clock.now())
                 return await self._succeed(job.id, status)
-            elif isinstance(status, Failed):
+            if isinstance(status, Failed):
                 return await self.fail(job.id, status.error)
-            elif isinstance(status, Cancelled):
+            if isinstance(status, Cancelled):
                 return await self.fail(
                     job.id, JobError(FailureReason.INFRASTRUCTURE, "the provider cancelled the job")
                 )
-            if waited >= self.timeout:
-                await self.gpu.cancel(provider_job_id)
+            try:
+                job = await self._progress(job, status)
+            except _Finished as finished:
+                await gpu.cancel(provider_job_id)  # the user cancelled: stop paying for it
+                return finished.job
+            if (self.clock.now() - started).total_seconds() >= self.timeout:
+                await gpu.cancel(provider_job_id)
                 return await self.fail(
                     job.id, JobError(FailureReason.TIMEOUT, f"no result after {self.timeout:.0f}s")
                 )
             await self.clock.sleep(self.poll_interval)
-            waited += self.poll_interval
 
-    async def _dispatch(self, job_id: uuid.UUID) -> Job | None:
+    async def _progress(self, job: Job, status: Pending) -> Job:
+        """Record progress and renew the lease when it is half spent."""
+        now = self.clock.now()
+        renew = job.lease_expires_at is None or (
+            (job.lease_expires_at - now).total_seconds() < self.policy.lease_seconds / 2
+        )
+        moves = status.started and (
+            job.status is JobStatus.DISPATCHED or status.progress > job.progress
+        )
+        if not (renew or moves):
+            return job
+
+        def change(current: Job) -> Job:
+            t = self.clock.now()
+            if moves:
+                current = current.report_progress(status.progress, t)
+            return current.leased(self.worker_id, self._lease_until(t), t)
+
+        return await self._change(job.id, change)
+
+    async def _change(self, job_id: uuid.UUID, change: Callable[[Job], Job]) -> Job:
+        """Apply ``change`` to the locked job if this worker still holds it."""
         async with self.uow_factory() as uow:
             job = await uow.jobs.get(job_id, lock=True)
-            if job is None or job.status.terminal:
-                return job
-            if job.status is JobStatus.QUEUED:
-                job = await uow.jobs.update(job.dispatch(self.gpu.name, self.clock.now()))
-                await uow.commit()
-                log.info("job dispatched", extra={"job_id": str(job.id), "provider": self.gpu.name})
-            elif job.provider_job_id is not None:
-                return job  # already at the provider: resume polling, never submit twice
-        try:
-            provider_job_id = await self.gpu.submit(
-                GpuRequest(
-                    job_id=job.id,
-                    provider_model=self.catalog.get(job.model_id, job.kind).provider_model,
-                    params=job.params,
-                )
-            )
-        except ProviderUnavailable as exc:
-            return await self.fail(job.id, JobError(FailureReason.INFRASTRUCTURE, str(exc)))
-        async with self.uow_factory() as uow:
-            current = await uow.jobs.get(job_id, lock=True)
-            if current is None or current.status.terminal:
-                await self.gpu.cancel(provider_job_id)
-                return current
-            job = await uow.jobs.update(
-                current.accepted_by_provider(provider_job_id, self.clock.now())
-            )
-            await uow.commit()
-        return job
-
-    async def _progress(self, job_id: uuid.UUID, status: Pending) -> Job | None:
-        async with self.uow_factory() as uow:
-            job = await uow.jobs.get(job_id, lock=True)
-            if job is None or job.status.terminal:
-                return job
-            if not status.started and job.status is JobStatus.DISPATCHED:
-                return job
-            moved = job.report_progress(status.progress, self.clock.now())
-            if moved.status is job.status and moved.progress == job.progress:
-                return job
-            job = await uow.jobs.update(moved)
+            if job is None:
+                raise LeaseLost()
+            if job.status.terminal:
+                raise _Finished(job)
+            if job.lease_owner != self.worker_id:
+                raise LeaseLost()
+            try:
+                job = await uow.jobs.update(change(job))
+            except ConcurrencyConflict:
+                raise LeaseLost() from None
             await uow.commit()
             return job
 
@@ -141,9 +286,14 @@ class JobProcessor:
         if job is None or job.status.terminal:
             return job
         stored: list[MediaAsset] = []
+        results = [o for o in status.outputs if o.role is OutputRole.RESULT]
+        posters = [o for o in status.outputs if o.role is OutputRole.POSTER]
         try:
-            for output in status.outputs:
-                stored.append(await self._store(job, output))
+            if not results:
+                raise InvalidInput("the provider completed the job without a result")
+            for index, output in enumerate(results):
+                poster = posters[index] if index < len(posters) else None
+                stored.append(await self._store(job, output, poster))
         except (InvalidInput, ProviderUnavailable) as exc:
             await self._discard(stored)
             return await self.fail(job_id, JobError(FailureReason.INFRASTRUCTURE, str(exc)))
@@ -159,6 +309,11 @@ class JobProcessor:
                 job = await uow.jobs.update(job.succeed(tuple(a.id for a in stored), now))
                 if job.hold_id is not None:
                     await settle_hold(uow, job.hold_id, now)
+                await uow.job_events.add(
+                    JobEvent.new(
+                        job.id, job.user_id, JobEventKind.SUCCEEDED, "your result is ready", now
+                    )
+                )
                 await uow.commit()
         except BaseException:
             await self._discard(stored)
@@ -166,10 +321,45 @@ class JobProcessor:
         log.info("job succeeded", extra={"job_id": str(job.id), "assets": len(stored)})
         return job
 
-    async def _store(self, job: Job, output: ProviderOutput) -> MediaAsset:
-        data = await self.gpu.fetch(output)
+    async def _request(self, job: Job, gpu: GpuProvider) -> GpuRequest:
+        """The provider's request: the job's uploads as signed URLs, and inline too for a
+        provider in this process (``inline_inputs``). Raises ObjectNotFound."""
+        keys = job.params.input_keys()
+        ttl = max(INPUT_URL_SECONDS, round(self.timeout) + 600)  # outlives the job's run
+        inputs = {name: await self.storage.signed_url(key, ttl) for name, key in keys.items()}
+        inline = bool(getattr(gpu, "inline_inputs", False))
+        input_data = (
+            {name: await self.storage.get(key) for name, key in keys.items()} if inline else {}
+        )
+        return GpuRequest(
+            job_id=job.id,
+            provider_model=self.catalog.get(job.model_id, job.kind).provider_model,
+            params=job.params,
+            inputs=inputs,
+            input_data=input_data,
+        )
+
+    async def _fetch(self, job: Job, output: ProviderOutput, expected: str) -> bytes:
+        data = await self._gpu(job).fetch(output)
         if len(data) > MAX_OUTPUT_BYTES:
             raise InvalidInput(f"the provider's output is larger than {MAX_OUTPUT_BYTES} bytes")
+        actual = sniff_content_type(data)
+        if actual != expected:
+            raise InvalidInput(
+                f"the provider's {output.role.value} is {actual or 'of an unknown type'}, "
+                f"not {expected}"
+            )
+        return data
+
+    async def _store(
+        self, job: Job, output: ProviderOutput, poster: ProviderOutput | None = None
+    ) -> MediaAsset:
+        """Check one result (its type by magic bytes, its size, a video's duration and
+        poster frame), store it, and describe it. Raises InvalidInput for an output
+        that is not what the job asked for."""
+        if job.kind is ModelKind.VIDEO:
+            return await self._store_video(job, output, poster)
+        data = await self._fetch(job, output, "image/png")
         size = png_dimensions(data)
         if size is None:
             raise InvalidInput("the provider's output is not a PNG image")
@@ -191,23 +381,110 @@ class JobProcessor:
             created_at=self.clock.now(),
         )
 
+    async def _store_video(
+        self, job: Job, output: ProviderOutput, poster: ProviderOutput | None
+    ) -> MediaAsset:
+        data = await self._fetch(job, output, "video/mp4")
+        info = mp4_info(data)
+        if info is None or info.width <= 0 or info.height <= 0:
+            raise InvalidInput("the provider's MP4 has no readable video track")
+        params = job.params
+        if (
+            isinstance(params, VideoParams)
+            and abs(info.duration_seconds - params.duration_seconds) > DURATION_TOLERANCE
+        ):
+            raise InvalidInput(
+                f"the provider's video lasts {info.duration_seconds:.2f}s, "
+                f"not the {params.duration_seconds}s asked for"
+            )
+        if poster is None:
+            raise InvalidInput("the provider's video came without a poster frame")
+        frame = await self._fetch(job, poster, "image/png")
+        if png_dimensions(frame) is None:
+            raise InvalidInput("the provider's poster frame is not a PNG image")
+        media_id = uuid.uuid4()
+        key = storage_key(job.user_id, media_id, "mp4")
+        thumbnail = poster_key(key)
+        await self.storage.put(thumbnail, frame, "image/png")
+        try:
+            await self.storage.put(key, data, "video/mp4")
+        except BaseException:
+            await self.storage.delete(thumbnail)
+            raise
+        return MediaAsset(
+            id=media_id,
+            user_id=job.user_id,
+            kind=MediaKind.VIDEO,
+            storage_key=key,
+            content_type="video/mp4",
+            width=info.width,
+            height=info.height,
+            byte_size=len(data),
+            prompt=params.prompt,
+            model_id=job.model_id,
+            job_id=job.id,
+            created_at=self.clock.now(),
+            duration_seconds=info.duration_seconds,
+            thumbnail_key=thumbnail,
+        )
+
     async def _discard(self, assets: list[MediaAsset]) -> None:
         for asset in assets:
             await self.storage.delete(asset.storage_key)
+            if asset.thumbnail_key is not None:
+                await self.storage.delete(asset.thumbnail_key)
 
     async def fail(self, job_id: uuid.UUID, error: JobError) -> Job | None:
-        """Fail the job and release its hold, once."""
+        """A failed attempt: retry later, dead-letter, or fail; the hold is released once.
+
+        Retried (back to the queue with backoff) when the provider was at fault and
+        attempts remain; dead-lettered when they are used up; failed for good on a
+        content refusal or an internal error.
+        """
+        now = self.clock.now()
         async with self.uow_factory() as uow:
             job = await uow.jobs.get(job_id, lock=True)
             if job is None or job.status.terminal:
                 return job
-            now = self.clock.now()
-            job = await uow.jobs.update(job.fail(error, now))
-            if job.hold_id is not None:
-                await release_hold(uow, job.hold_id, now)
+            if job.provider is not None:
+                self.router.record_error(job.provider, error, now)
+            retry = self.policy.retry
+            if retry.retryable(error.reason) and job.attempts < retry.attempts_for(job.kind.value):
+                at = retry.next_attempt_at(job.attempts, now)
+                job = await uow.jobs.update(job.requeue(error, now, retry_at=at))
+                event, message = JobEventKind.RETRYING, f"attempt {job.attempts} failed; retrying"
+            else:
+                dead = retry.retryable(error.reason)
+                job = await uow.jobs.update(
+                    job.dead_letter(error, now) if dead else job.fail(error, now)
+                )
+                if job.hold_id is not None:
+                    await release_hold(uow, job.hold_id, now)
+                event = JobEventKind.DEAD_LETTERED if dead else JobEventKind.FAILED
+                message = (
+                    f"failed after {job.attempts} attempts; your credits were returned"
+                    if dead
+                    else f"{error.message}; your credits were returned"
+                )
+            await uow.job_events.add(JobEvent.new(job.id, job.user_id, event, message, now))
             await uow.commit()
         log.warning(
-            "job failed",
-            extra={"job_id": str(job.id), "reason": error.reason.value, "error": error.message},
+            "job attempt failed" if event is JobEventKind.RETRYING else "job failed",
+            extra={
+                "job_id": str(job.id),
+                "reason": error.reason.value,
+                "error": error.message,
+                "outcome": event.value,
+                "attempt": job.attempts,
+                "next_attempt_at": job.next_attempt_at.isoformat() if job.next_attempt_at else None,
+            },
         )
         return job
+
+
+class _Finished(Exception):
+    """The job ended (e.g. the user cancelled it) while this worker was on it."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.status}")
+        self.job = job

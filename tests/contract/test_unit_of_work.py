@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from adapters.memory import InMemoryUnitOfWorkFactory
 from core.clock import utc
 from core.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
 from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
@@ -31,19 +30,6 @@ WAIT = 0.2  # how long a blocked unit of work is given to (wrongly) get through
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture(params=["memory", "postgres"])
-def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
-    """tests/conftest.py's fixture, made synchronous: that one is ``async def`` and asks
-    for the async ``pg_engine`` with getfixturevalue from inside the running event loop,
-    which pytest-asyncio refuses ("Runner.run() cannot be called from a running event
-    loop"). Delete this once conftest's ``uow_factory`` is a plain ``def``."""
-    if request.param == "memory":
-        return InMemoryUnitOfWorkFactory()
-    from adapters.supabase.uow import SqlUnitOfWorkFactory
-
-    return SqlUnitOfWorkFactory(request.getfixturevalue("pg_engine"))
 
 
 async def new_user(factory: UnitOfWorkFactory) -> uuid.UUID:

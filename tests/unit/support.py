@@ -16,11 +16,13 @@ from adapters.memory import (
 )
 from core.credits import EntryKind, Hold, LedgerEntry, Lot
 from core.idempotency import request_fingerprint
+from core.job_events import JobEvent
 from core.jobs import ImageParams, Job, JobStatus
 from core.media import MediaAsset
 from core.pricing import DEFAULT_CATALOG
 from core.services import credits as svc
 from core.services.generation import Submitted, submit_image
+from core.queueing import QueuePolicy, RetryPolicy
 from core.services.processing import JobProcessor
 from ports.repositories import UnitOfWorkFactory
 
@@ -123,6 +125,10 @@ async def render(job: Job) -> bytes:
     return msgspec.json.encode({"id": str(job.id), "status": job.status.value, "cost": job.cost})
 
 
+#: fast, deterministic retries for specs: 3 attempts for images, backoff up to 1s
+POLICY = QueuePolicy(retry=RetryPolicy(base_delay=0.5, max_delay=1.0))
+
+
 class Studio:
     """One in-memory deployment: the store, a queue, a clock, a GPU and storage."""
 
@@ -132,15 +138,34 @@ class Studio:
         self.clock = FakeClock()
         self.gpu = gpu or InMemoryGpuProvider()
         self.storage = InMemoryStorage()
-        self.processor = JobProcessor(
+        self.processor = self.processor_for(self.gpu)
+
+    def processor_for(self, gpu: InMemoryGpuProvider, *, timeout: float = 600.0) -> JobProcessor:
+        return JobProcessor(
             self.factory,
-            self.gpu,
+            gpu,
             self.storage,
             self.clock,
             DEFAULT_CATALOG,
-            poll_interval=1.0,
-            timeout=600.0,
+            policy=POLICY,
+            poll_interval=1.0 if timeout >= 600 else 2.0,
+            timeout=timeout,
         )
+
+    def use_gpu(self, gpu: InMemoryGpuProvider) -> None:
+        self.gpu = gpu
+        self.processor = self.processor_for(gpu)
+
+    async def drive(self, job_id: uuid.UUID, *, rounds: int = 10) -> Job | None:
+        """Process the job, waiting out each retry's backoff, until it ends."""
+        job: Job | None = None
+        for _ in range(rounds):
+            job = await self.processor.process(job_id)
+            if job is None or job.status.terminal:
+                return job
+            if job.next_attempt_at is not None:
+                self.clock.advance((job.next_attempt_at - self.clock.now()).total_seconds() + 0.001)
+        return job
 
     async def user_with(self, credits: int) -> uuid.UUID:
         user_id = await open_account(self.factory)
@@ -191,6 +216,10 @@ class Studio:
     async def media_of(self, job_id: uuid.UUID) -> list[MediaAsset]:
         async with self.factory() as uow:
             return await uow.media.list_for_job(job_id)
+
+    async def events(self, job_id: uuid.UUID) -> list[JobEvent]:
+        async with self.factory() as uow:
+            return await uow.job_events.list_for_job(job_id)
 
     async def hold_of(self, job: Job) -> Hold:
         assert job.hold_id is not None

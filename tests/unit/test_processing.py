@@ -147,77 +147,99 @@ async def test_a_job_the_provider_refuses_for_its_content_fails_and_releases_its
     await assert_nothing_kept(studio, job)
 
 
-async def test_a_job_whose_provider_is_down_at_submission_fails_and_releases_its_hold(
+async def test_a_job_whose_provider_stays_down_is_retried_then_dead_lettered_and_refunded(
     studio: Studio,
 ) -> None:
     studio.gpu.down = True
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    done = await studio.processor.process(job.id)
+
+    first = await studio.processor.process(job.id)
+    assert first is not None and first.status is JobStatus.QUEUED
+    assert first.attempts == 1 and first.next_attempt_at is not None
+    assert first.next_attempt_at > studio.clock.now(), "a retry waits out its backoff"
+    assert await studio.processor.process(job.id) == first, "not before its time"
+    assert (await studio.account(user)).balance == CREDITS - COST, "still held while retrying"
+
+    done = await studio.drive(job.id)
     assert done is not None and done.status is JobStatus.FAILED
+    assert done.dead_lettered_at is not None and done.attempts == 3
     assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
     assert studio.gpu.submitted == []
     await assert_released_once(studio, job)
+    events = [e.kind.value for e in await studio.events(job.id)]
+    assert events == ["retrying", "retrying", "dead_lettered"]
 
 
-async def test_a_job_whose_provider_goes_down_while_polling_fails_and_releases_its_hold(
+async def test_a_job_that_fails_once_at_the_provider_succeeds_on_its_retry(studio: Studio) -> None:
+    studio.gpu.down = True
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    await studio.processor.process(job.id)
+    studio.gpu.down = False
+    done = await studio.drive(job.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 2
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST
+    assert len(state.of_kind(EntryKind.SETTLE)) == 1 and state.of_kind(EntryKind.RELEASE) == []
+
+
+async def test_a_job_whose_provider_goes_down_while_polling_is_retried_and_finally_refunded(
     studio: Studio,
 ) -> None:
-    studio.gpu = YieldingGpu(steps=1000)
-    studio.processor.gpu = studio.gpu
+    studio.use_gpu(YieldingGpu(steps=1000))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
     task = asyncio.create_task(studio.processor.process(job.id))
     await until(running(studio, job.id))
     studio.gpu.down = True
-    done = await task
-    assert done is not None and done.status is JobStatus.FAILED
-    assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
+    retrying = await task
+    assert retrying is not None and retrying.status is JobStatus.QUEUED
+    assert retrying.error is not None and retrying.error.reason is FailureReason.INFRASTRUCTURE
+    done = await studio.drive(job.id)
+    assert done is not None and done.dead_lettered_at is not None
     await assert_released_once(studio, job)
 
 
-async def test_a_job_the_provider_cancels_fails_and_releases_its_hold(studio: Studio) -> None:
+async def test_a_job_the_provider_keeps_cancelling_is_dead_lettered_and_refunded(
+    studio: Studio,
+) -> None:
     class CancellingGpu(InMemoryGpuProvider):
         async def poll(self, provider_job_id: str) -> ProviderStatus:
             return Cancelled()
 
-    studio.processor.gpu = studio.gpu = CancellingGpu()
+    studio.use_gpu(CancellingGpu())
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    done = await studio.processor.process(job.id)
-    assert done is not None and done.status is JobStatus.FAILED
+    done = await studio.drive(job.id)
+    assert done is not None and done.status is JobStatus.FAILED and done.attempts == 3
     assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
     await assert_released_once(studio, job)
 
 
-async def test_a_job_with_no_result_before_the_timeout_fails_and_is_cancelled_at_the_provider(
+async def test_a_job_with_no_result_before_the_timeout_is_cancelled_at_the_provider_and_retried(
     studio: Studio,
 ) -> None:
     studio.gpu.steps = 10_000
-    processor = JobProcessor(
-        studio.factory,
-        studio.gpu,
-        studio.storage,
-        studio.clock,
-        DEFAULT_CATALOG,
-        poll_interval=2.0,
-        timeout=30.0,
-    )
+    studio.processor = studio.processor_for(studio.gpu, timeout=30.0)
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
     started = studio.clock.now()
-    done = await processor.process(job.id)
-    assert done is not None and done.status is JobStatus.FAILED
-    assert done.error is not None and done.error.reason is FailureReason.TIMEOUT
+    first = await studio.processor.process(job.id)
+    assert first is not None and first.status is JobStatus.QUEUED
+    assert first.error is not None and first.error.reason is FailureReason.TIMEOUT
     assert (studio.clock.now() - started).total_seconds() >= 30.0
-    assert studio.gpu.cancelled == [done.provider_job_id]
+    assert len(studio.gpu.cancelled) == 1
+    done = await studio.drive(job.id)
+    assert done is not None and done.status is JobStatus.FAILED and done.dead_lettered_at
+    assert len(studio.gpu.cancelled) == 3, "every timed-out attempt is cancelled at the provider"
     await assert_released_once(studio, job)
 
 
 async def test_cancelling_a_running_job_stops_the_provider_and_releases_its_hold_once(
     studio: Studio,
 ) -> None:
-    studio.processor.gpu = studio.gpu = YieldingGpu(steps=1000)
+    studio.use_gpu(YieldingGpu(steps=1000))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
     task = asyncio.create_task(studio.processor.process(job.id))
@@ -238,7 +260,7 @@ async def test_a_job_cancelled_while_its_outputs_are_stored_keeps_no_files(
     studio: Studio,
 ) -> None:
     gpu = HookedGpu()
-    studio.processor.gpu = studio.gpu = gpu
+    studio.use_gpu(gpu)
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
 
@@ -254,17 +276,21 @@ async def test_a_job_cancelled_while_its_outputs_are_stored_keeps_no_files(
     await assert_nothing_kept(studio, job)
 
 
-async def test_an_output_that_is_not_a_png_fails_the_job_and_keeps_no_files(
+async def test_an_output_that_is_not_a_png_is_retried_and_keeps_no_files(
     studio: Studio,
 ) -> None:
     gpu = HookedGpu()
-    gpu.outputs = [tiny_png(512, 768), b"<html>502 Bad Gateway</html>", tiny_png(512, 768)]
-    studio.processor.gpu = studio.gpu = gpu
+    bad = [tiny_png(512, 768), b"<html>502 Bad Gateway</html>", tiny_png(512, 768)]
+    gpu.outputs = bad * 3
+    studio.use_gpu(gpu)
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    done = await studio.processor.process(job.id)
-    assert done is not None and done.status is JobStatus.FAILED
-    assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
+    first = await studio.processor.process(job.id)
+    assert first is not None and first.status is JobStatus.QUEUED
+    assert first.error is not None and first.error.reason is FailureReason.INFRASTRUCTURE
+    assert studio.storage.objects == {}, "the good outputs of a bad batch are discarded"
+    done = await studio.drive(job.id)
+    assert done is not None and done.status is JobStatus.FAILED and done.dead_lettered_at
     await assert_released_once(studio, job)
     await assert_nothing_kept(studio, job)
 
@@ -288,18 +314,18 @@ async def test_processing_a_finished_job_again_changes_nothing(studio: Studio) -
 async def test_a_redelivery_while_the_job_runs_resumes_it_without_submitting_again(
     studio: Studio,
 ) -> None:
-    studio.processor.gpu = studio.gpu = YieldingGpu(steps=20)
+    studio.use_gpu(YieldingGpu(steps=20))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
     first = asyncio.create_task(studio.processor.process(job.id))
     await until(running(studio, job.id))
-    second = asyncio.create_task(studio.processor.process(job.id))
-    results = await asyncio.gather(first, second)
+    second = await studio.processor.process(job.id)
+    assert second is not None and second.status is JobStatus.RUNNING, "left to its live owner"
+    done = await first
 
     assert len(studio.gpu.submitted) == 1
     final = await studio.job(job.id)
-    assert final.status is JobStatus.SUCCEEDED
-    assert all(r is not None and r.status is JobStatus.SUCCEEDED for r in results)
+    assert final.status is JobStatus.SUCCEEDED and done == final
     assert len(await studio.media_of(job.id)) == PARAMS.count
     assert len(studio.storage.objects) == PARAMS.count, "the loser's copies are discarded"
     state = await studio.account(user)
@@ -309,14 +335,15 @@ async def test_a_redelivery_while_the_job_runs_resumes_it_without_submitting_aga
 async def test_two_deliveries_at_once_submit_the_job_to_the_provider_only_once(
     studio: Studio,
 ) -> None:
-    studio.processor.gpu = studio.gpu = YieldingGpu(steps=3)
+    studio.use_gpu(YieldingGpu(steps=3))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
     results = await asyncio.gather(
         studio.processor.process(job.id), studio.processor.process(job.id)
     )
     assert len(studio.gpu.submitted) == 1
-    assert all(r is not None and r.status is JobStatus.SUCCEEDED for r in results)
+    assert (await studio.job(job.id)).status is JobStatus.SUCCEEDED
+    assert sorted(r.status.value for r in results if r is not None) == ["dispatched", "succeeded"]
     assert len(await studio.media_of(job.id)) == PARAMS.count
     state = await studio.account(user)
     assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1

@@ -1,0 +1,91 @@
+"""The reconciler: Postgres says what is due; this makes sure a worker hears about it.
+
+Runs every few seconds (the Taskiq scheduler in production, a loop in the embedded
+default). It re-sends wake-ups for due jobs whose message was lost (Redis flushed
+or restarted), whose retry time has come, or whose worker died (lease expired),
+and refreshes each GPU provider's health for the router. Idempotent: a wake-up
+too many only makes a worker find nothing to claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+import msgspec
+
+from core.jobs import JobStatus
+from core.queueing import QueuePolicy
+from core.routing import ProviderRouter
+from ports.clock import Clock
+from ports.gpu import GpuProvider, ProviderHealth
+from ports.queue import JobQueue
+from ports.repositories import UnitOfWorkFactory
+
+log = logging.getLogger("genstudio.reconciler")
+
+HEALTH_TIMEOUT = 5.0
+
+
+class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
+    woken: int
+    abandoned: int
+    health: dict[str, bool]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        queue: JobQueue,
+        clock: Clock,
+        *,
+        policy: QueuePolicy | None = None,
+        providers: Mapping[str, GpuProvider] | None = None,
+        router: ProviderRouter | None = None,
+        batch: int = 500,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.queue = queue
+        self.clock = clock
+        self.policy = policy or QueuePolicy()
+        self.providers = dict(providers or {})
+        self.router = router
+        self.batch = batch
+
+    async def tick(self) -> ReconcileReport:
+        now = self.clock.now()
+        stale_before = now - timedelta(seconds=self.policy.redeliver_after_seconds)
+        async with self.uow_factory() as uow:
+            jobs = await uow.jobs.needing_wakeup(
+                now=now, stale_before=stale_before, limit=self.batch
+            )
+            await uow.jobs.mark_enqueued([j.id for j in jobs], now)
+            await uow.commit()
+        abandoned = 0
+        for job in jobs:
+            if job.status is not JobStatus.QUEUED:
+                abandoned += 1
+                log.warning("waking a worker for an abandoned job", extra={"job_id": str(job.id)})
+            await self.queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
+        health = await self._check_health()
+        if jobs:
+            log.info("reconciled", extra={"woken": len(jobs), "abandoned": abandoned})
+        return ReconcileReport(woken=len(jobs), abandoned=abandoned, health=health)
+
+    async def _check_health(self) -> dict[str, bool]:
+        async def one(name: str, gpu: GpuProvider) -> tuple[str, ProviderHealth]:
+            try:
+                return name, await asyncio.wait_for(gpu.health(), HEALTH_TIMEOUT)
+            except Exception as exc:  # any failure to answer is unhealthy
+                return name, ProviderHealth(healthy=False, detail=f"{type(exc).__name__}: {exc}")
+
+        results = await asyncio.gather(*(one(n, g) for n, g in self.providers.items()))
+        now = self.clock.now()
+        if self.router is not None:
+            for name, health in results:
+                if name in self.router.providers:
+                    self.router.record_health(name, health, now)
+        return {name: health.healthy for name, health in results}
