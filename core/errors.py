@@ -73,3 +73,21 @@ class DuplicateEntry(DomainError):
     """A ledger entry with that idempotency key already exists for the user."""
 
     code = "duplicate_entry"
+
+
+class PurchaseOwnedElsewhere(DomainError):
+    """The store transaction (or subscription) belongs to another account."""
+
+    code = "purchase_owned_elsewhere"
+
+
+class InvalidPurchase(DomainError):
+    """The store's signed data or answer does not prove a purchase for this app and user."""
+
+    code = "invalid_purchase"
+
+
+class StoreUnavailable(DomainError):
+    """The store's API did not answer usefully; the same request may be retried."""
+
+    code = "store_unavailable"

@@ -22,3 +22,4 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     subscription_tier: SubscriptionTier
     created_at: datetime
     subscription_expires_at: datetime | None = None
+    subscription_status: str | None = None  # core.store_events.EntitlementStatus

@@ -236,6 +236,32 @@ async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, now: datetime) -> bo
     return True
 
 
+async def claw_back_lot(
+    uow: UnitOfWork, *, user_id: uuid.UUID, lot_id: uuid.UUID, reference: str, now: datetime
+) -> int:
+    """Take back what is still unspent of one lot (a refunded or revoked purchase).
+
+    Never more than the lot holds, so never below zero: credits already spent or held
+    by a job stay spent. Returns the credits taken. The account must be locked.
+    """
+    await expire_due_lots(uow, user_id, now)
+    lot = next((lot for lot in await uow.ledger.lots(user_id) if lot.id == lot_id), None)
+    if lot is None or lot.remaining == 0:
+        return 0
+    await uow.ledger.set_lot_remaining(lot.id, 0)
+    await _append(
+        uow,
+        user_id=user_id,
+        kind=EntryKind.CLAWBACK,
+        amount=-lot.remaining,
+        reference=reference,
+        key=f"clawback:{lot.id}:{uuid.uuid4()}",
+        now=now,
+        lot_id=lot.id,
+    )
+    return lot.remaining
+
+
 async def refund_settled(
     uow: UnitOfWork, *, hold_id: uuid.UUID, reason: str, now: datetime
 ) -> LedgerEntry:

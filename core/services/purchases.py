@@ -1,0 +1,611 @@
+"""Use cases for money in: store purchases, subscriptions, allowances, refunds.
+
+Each function that takes a ``uow`` runs inside a unit of work the caller owns and
+commits. Lock order, everywhere: the purchase (``uow.purchases.lock``) first, then
+the account (``uow.ledger.lock_account``), so concurrent deliveries of one purchase
+(the app posting it twenty times, a webhook racing the app) run one after the
+other and the second sees what the first committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import msgspec
+
+from core.credits import EntryKind
+from core.entitlements import (
+    AllowanceGrant,
+    Entitlement,
+    StoreTransaction,
+    TransactionStatus,
+    apply_snapshot,
+    end_entitlement,
+    new_entitlement,
+)
+from core.errors import InvalidPurchase, PurchaseOwnedElsewhere
+from core.products import Product, ProductCatalog, ProductKind, Store
+from core.profiles import SubscriptionTier
+from core.services.credits import add_credits, claw_back_lot
+from core.store_events import (
+    EntitlementStatus,
+    Informational,
+    Purchase,
+    RefundReversal,
+    Revocation,
+    RevocationReason,
+    StoreEvent,
+    SubscriptionSnapshot,
+)
+from ports.repositories import UnitOfWork, UnitOfWorkFactory
+
+#: Google refunds a purchase nobody acknowledged within three days
+ACKNOWLEDGE_WITHIN = timedelta(days=3)
+
+
+class PurchaseOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    store: Store
+    transaction_id: str
+    product_id: str
+    #: credits this call granted (0 on a replay)
+    credits_granted: int
+    #: credits the purchase granted in all (a pack's credits; allowances so far)
+    credits_total: int
+    replayed: bool
+    entitlement: Entitlement | None = None
+
+
+class EventOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What one store event did; ``action`` is for logs and webhook answers."""
+
+    action: str
+    user_id: uuid.UUID | None = None
+    credits: int = 0
+
+
+class SubscriptionView(msgspec.Struct, frozen=True, kw_only=True):
+    entitlement: Entitlement
+    product: Product
+    next_allowance_at: datetime | None
+    next_allowance_credits: int
+
+
+def _paid_by_store(store: Store) -> bool:
+    # Apple: the app finishes the transaction; Google: we must acknowledge it
+    return store is Store.APPLE
+
+
+# --- purchases the app presents -----------------------------------------------------
+
+
+async def claim_purchase(
+    uow: UnitOfWork,
+    event: Purchase | SubscriptionSnapshot,
+    *,
+    user_id: uuid.UUID,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> PurchaseOutcome:
+    """The signed-in user presents a purchase the adapter verified with the store.
+
+    The purchase must have been made for this user (the store's account token);
+    a transaction is owned by the first account that presents it, forever: another
+    account gets PurchaseOwnedElsewhere, the owner again gets the first result.
+    """
+    if event.user_id != user_id:
+        raise PurchaseOwnedElsewhere("this purchase was made for another account")
+    product = catalog.require_for_store(event.store, event.store_product_id)
+    await uow.profiles.ensure(user_id, None)
+    await uow.purchases.lock(event.store, event.original_transaction_id)
+    await uow.ledger.lock_account(user_id)
+    if isinstance(event, Purchase):
+        if product.kind is not ProductKind.CONSUMABLE:
+            raise InvalidPurchase(f"{product.id} is a subscription", field="productId")
+        return await _record_pack(uow, event, product, user_id, now)
+    if product.kind is not ProductKind.SUBSCRIPTION:
+        raise InvalidPurchase(f"{product.id} is not a subscription", field="productId")
+    return await _record_subscription(uow, event, product, user_id, catalog, now)
+
+
+async def _owned(
+    uow: UnitOfWork, store: Store, transaction_id: str, user_id: uuid.UUID
+) -> StoreTransaction | None:
+    existing = await uow.purchases.get_transaction(store, transaction_id)
+    if existing is not None and existing.user_id != user_id:
+        raise PurchaseOwnedElsewhere("this purchase belongs to another account")
+    return existing
+
+
+async def _record_pack(
+    uow: UnitOfWork, event: Purchase, product: Product, user_id: uuid.UUID, now: datetime
+) -> PurchaseOutcome:
+    existing = await _owned(uow, event.store, event.transaction_id, user_id)
+    if existing is not None:
+        return PurchaseOutcome(
+            store=event.store,
+            transaction_id=existing.transaction_id,
+            product_id=existing.product_id,
+            credits_granted=0,
+            credits_total=existing.credits,
+            replayed=True,
+        )
+    if event.quantity < 1:
+        raise InvalidPurchase("a purchase of no items", field="quantity")
+    credits = product.credits * event.quantity
+    entry = await add_credits(
+        uow,
+        user_id=user_id,
+        amount=credits,
+        kind=EntryKind.PURCHASE,
+        reference=f"{event.store}:{event.transaction_id} {product.id}",
+        idempotency_key=f"purchase:{event.store}:{event.transaction_id}",
+        now=now,
+    )
+    await uow.purchases.add_transaction(
+        StoreTransaction(
+            store=event.store,
+            transaction_id=event.transaction_id,
+            user_id=user_id,
+            original_transaction_id=event.original_transaction_id,
+            product_id=product.id,
+            store_product_id=event.store_product_id,
+            kind=ProductKind.CONSUMABLE,
+            credits=credits,
+            lot_id=entry.lot_id,
+            status=TransactionStatus.GRANTED,
+            purchased_at=event.purchased_at,
+            created_at=now,
+            acknowledged=_paid_by_store(event.store),
+        )
+    )
+    return PurchaseOutcome(
+        store=event.store,
+        transaction_id=event.transaction_id,
+        product_id=product.id,
+        credits_granted=credits,
+        credits_total=credits,
+        replayed=False,
+    )
+
+
+async def _record_subscription(
+    uow: UnitOfWork,
+    event: SubscriptionSnapshot,
+    product: Product,
+    user_id: uuid.UUID,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> PurchaseOutcome:
+    existing = await _owned(uow, event.store, event.transaction_id, user_id)
+    entitlement, granted = await _apply_subscription(uow, event, product, user_id, catalog, now)
+    grants = await uow.purchases.grants(event.store, event.original_transaction_id)
+    return PurchaseOutcome(
+        store=event.store,
+        transaction_id=event.transaction_id,
+        product_id=entitlement.product_id,
+        credits_granted=granted,
+        credits_total=sum(g.credits for g in grants),
+        replayed=existing is not None,
+        entitlement=entitlement,
+    )
+
+
+async def _apply_subscription(
+    uow: UnitOfWork,
+    event: SubscriptionSnapshot,
+    product: Product,
+    user_id: uuid.UUID,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> tuple[Entitlement, int]:
+    """Apply the store's view; grant the allowance month due. Locks must be held."""
+    current = await uow.purchases.get_entitlement(event.store, event.original_transaction_id)
+    if current is None:
+        entitlement = new_entitlement(event, product, user_id, now)
+    elif current.user_id != user_id:
+        raise PurchaseOwnedElsewhere("this subscription belongs to another account")
+    else:
+        entitlement = apply_snapshot(current, event, product, now) or current
+    if await uow.purchases.get_transaction(event.store, event.transaction_id) is None:
+        await uow.purchases.add_transaction(
+            StoreTransaction(
+                store=event.store,
+                transaction_id=event.transaction_id,
+                user_id=user_id,
+                original_transaction_id=event.original_transaction_id,
+                product_id=product.id,
+                store_product_id=event.store_product_id,
+                kind=ProductKind.SUBSCRIPTION,
+                credits=0,
+                lot_id=None,
+                status=TransactionStatus.GRANTED,
+                purchased_at=entitlement.period_start,
+                created_at=now,
+                acknowledged=_paid_by_store(event.store),
+            )
+        )
+    entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
+    await uow.purchases.save_entitlement(entitlement)
+    await sync_profile(uow, user_id, catalog)
+    return entitlement, granted
+
+
+async def _grant_due_month(
+    uow: UnitOfWork, entitlement: Entitlement, catalog: ProductCatalog, now: datetime
+) -> tuple[Entitlement, int]:
+    """Grant the allowance month that has started, once; schedule the next one."""
+    product = catalog.get(entitlement.product_id)
+    if product is None:  # a plan taken off the catalog keeps its entitlement, not its credits
+        return msgspec.structs.replace(entitlement, next_allowance_at=None), 0
+    granted = 0
+    month = entitlement.current_month(product, now)
+    if month is not None:
+        start, end = month
+        store, original = entitlement.store, entitlement.original_transaction_id
+        grants = await uow.purchases.grants(store, original)
+        if not any(g.month_start == start for g in grants):
+            entry = await add_credits(
+                uow,
+                user_id=entitlement.user_id,
+                amount=product.credits,
+                kind=EntryKind.ALLOWANCE,
+                reference=f"{store}:{original} {product.id} {start.date().isoformat()}",
+                idempotency_key=f"allowance:{store}:{original}:{start.isoformat()}",
+                now=now,
+                expires_at=end,
+            )
+            assert entry.lot_id is not None
+            await uow.purchases.add_grant(
+                AllowanceGrant(
+                    store=store,
+                    original_transaction_id=original,
+                    month_start=start,
+                    month_end=end,
+                    user_id=entitlement.user_id,
+                    transaction_id=entitlement.latest_transaction_id,
+                    product_id=product.id,
+                    credits=product.credits,
+                    lot_id=entry.lot_id,
+                    granted_at=now,
+                )
+            )
+            granted = product.credits
+    following = entitlement.following_month_start(product, now) if entitlement.entitled else None
+    return msgspec.structs.replace(entitlement, next_allowance_at=following), granted
+
+
+_TIER_RANK = {SubscriptionTier.FREE: 0, SubscriptionTier.PRO: 1, SubscriptionTier.PREMIUM: 2}
+
+
+async def sync_profile(uow: UnitOfWork, user_id: uuid.UUID, catalog: ProductCatalog) -> None:
+    """Write the user's headline entitlement onto the profile (tier, status, period end)."""
+    entitlements = await uow.purchases.entitlements_of(user_id)
+    if not entitlements:
+        return
+    entitled = [e for e in entitlements if e.entitled]
+
+    def tier_of(e: Entitlement) -> SubscriptionTier:
+        product = catalog.get(e.product_id)
+        return product.tier if product is not None and product.tier else SubscriptionTier.FREE
+
+    if entitled:
+        best = max(entitled, key=lambda e: (_TIER_RANK[tier_of(e)], e.period_end))
+        tier = tier_of(best)
+    else:
+        best = max(entitlements, key=lambda e: (e.updated_at, e.period_end))
+        tier = SubscriptionTier.FREE
+    await uow.profiles.set_subscription(
+        user_id, tier=tier, status=best.status.value, expires_at=best.period_end
+    )
+
+
+# --- store notifications ------------------------------------------------------------
+
+
+async def handle_notification(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    store: Store,
+    notification_id: str,
+    kind: str,
+    events: list[StoreEvent],
+    catalog: ProductCatalog,
+    now: datetime,
+) -> list[EventOutcome]:
+    """Apply one verified store notification once, committed before returning.
+
+    A redelivery (same notification id) changes nothing and returns ``duplicate``.
+    """
+    async with uow_factory() as uow:
+        if not await uow.purchases.record_notification(store, notification_id, kind, now):
+            return [EventOutcome(action="duplicate")]
+        outcomes = [
+            await apply_store_event(uow, event, catalog=catalog, now=now) for event in events
+        ]
+        await uow.commit()
+    return outcomes
+
+
+async def apply_store_event(
+    uow: UnitOfWork, event: StoreEvent, *, catalog: ProductCatalog, now: datetime
+) -> EventOutcome:
+    """What the store's news does to entitlements and credits."""
+    if isinstance(event, Informational):
+        return EventOutcome(action=f"ignored:{event.kind}")
+    if isinstance(event, Purchase):
+        if event.user_id is None:
+            return EventOutcome(action="unattributed")
+        try:
+            outcome = await claim_purchase(
+                uow, event, user_id=event.user_id, catalog=catalog, now=now
+            )
+        except PurchaseOwnedElsewhere:
+            return EventOutcome(action="owned_elsewhere", user_id=event.user_id)
+        return EventOutcome(
+            action="replayed" if outcome.replayed else "granted",
+            user_id=event.user_id,
+            credits=outcome.credits_granted,
+        )
+    if isinstance(event, SubscriptionSnapshot):
+        return await _apply_snapshot_event(uow, event, catalog, now)
+    if isinstance(event, Revocation):
+        return await _revoke(uow, event, catalog, now)
+    return await _reverse_refund(uow, event, catalog, now)
+
+
+async def _apply_snapshot_event(
+    uow: UnitOfWork, event: SubscriptionSnapshot, catalog: ProductCatalog, now: datetime
+) -> EventOutcome:
+    product = catalog.for_store(event.store, event.store_product_id)
+    if product is None or product.kind is not ProductKind.SUBSCRIPTION:
+        return EventOutcome(action="unknown_product")
+    await uow.purchases.lock(event.store, event.original_transaction_id)
+    current = await uow.purchases.get_entitlement(event.store, event.original_transaction_id)
+    # ownership is the first account's forever, whatever a later token says
+    owner = current.user_id if current is not None else event.user_id
+    if owner is None:
+        return EventOutcome(action="unattributed")
+    await uow.profiles.ensure(owner, None)
+    await uow.ledger.lock_account(owner)
+    existing = await uow.purchases.get_transaction(event.store, event.transaction_id)
+    if existing is not None and existing.user_id != owner:
+        return EventOutcome(action="owned_elsewhere", user_id=owner)
+    entitlement, granted = await _apply_subscription(uow, event, product, owner, catalog, now)
+    return EventOutcome(action=entitlement.status.value, user_id=owner, credits=granted)
+
+
+async def _find(
+    uow: UnitOfWork, store: Store, transaction_id: str, original: str | None
+) -> tuple[StoreTransaction | None, Entitlement | None]:
+    tx = await uow.purchases.get_transaction(store, transaction_id)
+    if tx is None and original is not None:
+        tx = await uow.purchases.get_transaction(store, original)
+    original = original or (tx.original_transaction_id if tx is not None else None)
+    entitlement = None
+    if original is not None:
+        entitlement = await uow.purchases.get_entitlement(store, original)
+    return tx, entitlement
+
+
+async def _lock_for(
+    uow: UnitOfWork, store: Store, transaction_id: str, original: str | None
+) -> tuple[StoreTransaction | None, Entitlement | None, uuid.UUID | None]:
+    tx, entitlement = await _find(uow, store, transaction_id, original)
+    key = (
+        entitlement.original_transaction_id
+        if entitlement
+        else tx.original_transaction_id
+        if tx
+        else None
+    )
+    if key is None:
+        return None, None, None
+    await uow.purchases.lock(store, key)
+    tx, entitlement = await _find(uow, store, transaction_id, original)  # re-read under the lock
+    owner = tx.user_id if tx is not None else entitlement.user_id if entitlement else None
+    if owner is not None:
+        await uow.ledger.lock_account(owner)
+    return tx, entitlement, owner
+
+
+async def _revoke(
+    uow: UnitOfWork, event: Revocation, catalog: ProductCatalog, now: datetime
+) -> EventOutcome:
+    tx, entitlement, owner = await _lock_for(
+        uow, event.store, event.transaction_id, event.original_transaction_id
+    )
+    if owner is None:
+        return EventOutcome(action="unknown_transaction")
+    status = (
+        TransactionStatus.REFUNDED
+        if event.reason is RevocationReason.REFUND
+        else TransactionStatus.REVOKED
+    )
+    reference = f"{event.store}:{event.transaction_id} {event.reason.value}"
+    clawed = 0
+    if tx is not None and tx.kind is ProductKind.CONSUMABLE:
+        if tx.status is TransactionStatus.GRANTED and tx.lot_id is not None:
+            clawed = await claw_back_lot(
+                uow, user_id=owner, lot_id=tx.lot_id, reference=reference, now=now
+            )
+            await uow.purchases.update_transaction(
+                msgspec.structs.replace(tx, status=status, clawed_back=tx.clawed_back + clawed)
+            )
+        return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
+    if entitlement is None:
+        return EventOutcome(action="unknown_transaction", user_id=owner)
+    grants = await uow.purchases.grants(event.store, entitlement.original_transaction_id)
+    paid_by = [g for g in grants if g.transaction_id == event.transaction_id]
+    if not paid_by:  # a refund naming the chain, not one payment: the current period's
+        paid_by = [g for g in grants if g.month_start >= entitlement.period_start]
+    for grant in paid_by:
+        taken = await claw_back_lot(
+            uow, user_id=owner, lot_id=grant.lot_id, reference=reference, now=now
+        )
+        if taken:
+            await uow.purchases.update_grant(
+                msgspec.structs.replace(grant, clawed_back=grant.clawed_back + taken)
+            )
+        clawed += taken
+    if tx is not None and tx.status is TransactionStatus.GRANTED:
+        await uow.purchases.update_transaction(msgspec.structs.replace(tx, status=status))
+    current_payment = event.transaction_id in (
+        entitlement.latest_transaction_id,
+        entitlement.original_transaction_id,
+    )
+    if current_payment or event.reason is RevocationReason.REVOKE:
+        ended = (
+            EntitlementStatus.REFUNDED
+            if event.reason is RevocationReason.REFUND
+            else EntitlementStatus.REVOKED
+        )
+        await uow.purchases.save_entitlement(
+            end_entitlement(entitlement, ended, event.occurred_at, now)
+        )
+        await sync_profile(uow, owner, catalog)
+    return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
+
+
+async def _reverse_refund(
+    uow: UnitOfWork, event: RefundReversal, catalog: ProductCatalog, now: datetime
+) -> EventOutcome:
+    tx, entitlement, owner = await _lock_for(
+        uow, event.store, event.transaction_id, event.original_transaction_id
+    )
+    if owner is None:
+        return EventOutcome(action="unknown_transaction")
+    reference = f"{event.store}:{event.transaction_id} refund reversed"
+    restored = 0
+    if tx is not None and tx.kind is ProductKind.CONSUMABLE:
+        if tx.status is not TransactionStatus.GRANTED:
+            lot_id = tx.lot_id
+            if tx.clawed_back > 0:
+                entry = await add_credits(
+                    uow,
+                    user_id=owner,
+                    amount=tx.clawed_back,
+                    kind=EntryKind.PURCHASE,
+                    reference=reference,
+                    idempotency_key=f"reinstate:{tx.lot_id}",
+                    now=now,
+                )
+                lot_id, restored = entry.lot_id, tx.clawed_back
+            await uow.purchases.update_transaction(
+                msgspec.structs.replace(
+                    tx, status=TransactionStatus.GRANTED, clawed_back=0, lot_id=lot_id
+                )
+            )
+        return EventOutcome(action="reinstated", user_id=owner, credits=restored)
+    if entitlement is None:
+        return EventOutcome(action="unknown_transaction", user_id=owner)
+    for grant in await uow.purchases.grants(event.store, entitlement.original_transaction_id):
+        if grant.clawed_back == 0 or grant.month_end <= now:
+            continue
+        if grant.transaction_id != event.transaction_id and tx is not None:
+            continue
+        entry = await add_credits(
+            uow,
+            user_id=owner,
+            amount=grant.clawed_back,
+            kind=EntryKind.ALLOWANCE,
+            reference=reference,
+            idempotency_key=f"reinstate:{grant.lot_id}",
+            now=now,
+            expires_at=grant.month_end,
+        )
+        assert entry.lot_id is not None
+        await uow.purchases.update_grant(
+            msgspec.structs.replace(grant, clawed_back=0, lot_id=entry.lot_id)
+        )
+        restored += grant.clawed_back
+    if tx is not None and tx.status is not TransactionStatus.GRANTED:
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(tx, status=TransactionStatus.GRANTED)
+        )
+    if entitlement.status in (EntitlementStatus.REFUNDED, EntitlementStatus.REVOKED):
+        if entitlement.period_end > now:
+            status = (
+                EntitlementStatus.ACTIVE
+                if entitlement.auto_renew
+                else EntitlementStatus.AUTO_RENEW_OFF
+            )
+        else:
+            status = EntitlementStatus.EXPIRED
+        entitlement = end_entitlement(entitlement, status, event.occurred_at, now)
+        entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
+        restored += granted
+        await uow.purchases.save_entitlement(entitlement)
+        await sync_profile(uow, owner, catalog)
+    return EventOutcome(action="reinstated", user_id=owner, credits=restored)
+
+
+# --- the scheduler's side -------------------------------------------------------------
+
+
+async def grant_due_allowances(
+    uow_factory: UnitOfWorkFactory, *, catalog: ProductCatalog, now: datetime, limit: int = 500
+) -> int:
+    """Grant every allowance month that has started (yearly plans' months 2-12, and any
+    month whose grant an event did not make). One unit of work per subscription; safe
+    to run any number of times, concurrently. Returns the credits granted."""
+    async with uow_factory() as uow:
+        due = await uow.purchases.due_entitlements(now, limit=limit)
+    total = 0
+    for stale in due:
+        async with uow_factory() as uow:
+            await uow.purchases.lock(stale.store, stale.original_transaction_id)
+            await uow.ledger.lock_account(stale.user_id)
+            entitlement = await uow.purchases.get_entitlement(
+                stale.store, stale.original_transaction_id
+            )
+            if entitlement is None:
+                continue
+            entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
+            await uow.purchases.save_entitlement(entitlement)
+            await uow.commit()
+        total += granted
+    return total
+
+
+async def subscription_of(
+    uow: UnitOfWork, user_id: uuid.UUID, catalog: ProductCatalog
+) -> SubscriptionView | None:
+    """The user's headline subscription for ``GET /v1/subscription``."""
+    entitlements = await uow.purchases.entitlements_of(user_id)
+    if not entitlements:
+        return None
+    entitled = [e for e in entitlements if e.entitled]
+    pool = entitled or entitlements
+    best = max(pool, key=lambda e: (e.period_end, e.updated_at))
+    product = catalog.get(best.product_id)
+    if product is None:
+        return None
+    next_at = best.next_allowance_at
+    if next_at is None and best.entitled and best.auto_renew:
+        next_at = best.period_end  # the renewal's first month
+    return SubscriptionView(
+        entitlement=best,
+        product=product,
+        next_allowance_at=next_at,
+        next_allowance_credits=product.credits if next_at is not None else 0,
+    )
+
+
+async def unacknowledged(
+    uow_factory: UnitOfWorkFactory, *, store: Store, now: datetime, limit: int = 200
+) -> list[StoreTransaction]:
+    """Purchases the store still waits to hear we delivered (within its deadline)."""
+    async with uow_factory() as uow:
+        return await uow.purchases.unacknowledged(store, now - ACKNOWLEDGE_WITHIN, limit=limit)
+
+
+async def mark_acknowledged(
+    uow_factory: UnitOfWorkFactory, *, store: Store, transaction_id: str
+) -> None:
+    async with uow_factory() as uow:
+        await uow.purchases.lock(store, transaction_id)
+        tx = await uow.purchases.get_transaction(store, transaction_id)
+        if tx is not None and not tx.acknowledged:
+            await uow.purchases.update_transaction(msgspec.structs.replace(tx, acknowledged=True))
+            await uow.commit()
