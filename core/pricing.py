@@ -93,6 +93,28 @@ class Catalog:
             raise InvalidInput(f"{model_id} is not priced per image", field="model")
         return spec.price.for_image(width, height) * count
 
+    def edit_price(self, model_id: str, width: int, height: int) -> int:
+        """One edited image, priced by the input image's size."""
+        spec = self.get(model_id, ModelKind.EDIT)
+        if not isinstance(spec.price, PerImagePrice):
+            raise InvalidInput(f"{model_id} is not priced per image", field="model")
+        try:
+            return spec.price.for_image(width, height)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field="image") from None
+
+    def video_price(self, model_id: str, seconds: float, resolution: str) -> int:
+        spec = self.get(model_id, ModelKind.VIDEO)
+        if not isinstance(spec.price, PerSecondPrice):
+            raise InvalidInput(f"{model_id} is not priced per second", field="model")
+        return spec.price.for_video(seconds, resolution)
+
+    def video_resolutions(self, model_id: str) -> frozenset[str]:
+        spec = self.get(model_id, ModelKind.VIDEO)
+        if not isinstance(spec.price, PerSecondPrice):
+            raise InvalidInput(f"{model_id} is not priced per second", field="model")
+        return frozenset(spec.price.per_second)
+
 
 _IMAGE_TIERS = (SizeTier(0.27, 1), SizeTier(1.06, 2), SizeTier(4.2, 4))
 

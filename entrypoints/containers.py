@@ -11,6 +11,7 @@ from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.gpu_local import LocalGpuProvider
+from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.clock import SystemClock
 from adapters.supabase.auth import SupabaseJwtVerifier
@@ -33,6 +34,7 @@ class MediaContainer(containers.DeclarativeContainer):
         base_url=providers.Callable(lambda s: s.base_url, settings),
         secret=providers.Callable(lambda s: s.media_secret.encode(), settings),
     )
+    inspector = providers.Singleton(PillowImageInspector)
     gpu = providers.Singleton(
         LocalGpuProvider, min_seconds=providers.Callable(lambda s: s.local_gpu_seconds, settings)
     )
@@ -62,6 +64,7 @@ class AppContainer(containers.DeclarativeContainer):
 
     uow_factory = database.uow_factory
     storage = media.storage
+    inspector = media.inspector
     gpu = media.gpu
     verifier = auth.verifier
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from typing import Protocol
 
@@ -11,17 +12,38 @@ from core.jobs import JobError, JobParams
 
 
 class GpuRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One job for a provider.
+
+    ``inputs`` are the job's uploads (``params.input_keys()``: "image", "mask",
+    "first_frame", "last_frame") as signed, expiring URLs: what a remote provider
+    downloads. ``input_data`` holds the same files inline, by the same names, and is
+    filled only for a provider that sets ``inline_inputs = True`` (one in this process,
+    such as gpu_local); a remote adapter never sends it on. Both are PNG.
+    """
+
     job_id: uuid.UUID
     provider_model: str
     params: JobParams
+    inputs: dict[str, str] = {}
+    input_data: dict[str, bytes] = {}
+
+
+class OutputRole(enum.StrEnum):
+    RESULT = "result"  # an image, an edited image or a video: becomes a media row
+    POSTER = "poster"  # a video's poster frame (PNG): becomes that video's thumbnail
 
 
 class ProviderOutput(msgspec.Struct, frozen=True, kw_only=True):
-    """One output file: inline bytes, or a URL the adapter fetches."""
+    """One output file: inline bytes, or a URL the adapter fetches.
+
+    A video job completes with its MP4 (``video/mp4``, role result) and a poster
+    frame (``image/png``, role poster): the n-th poster belongs to the n-th video.
+    """
 
     content_type: str
     data: bytes | None = None
     url: str | None = None
+    role: OutputRole = OutputRole.RESULT
 
 
 class Pending(msgspec.Struct, frozen=True, tag="pending"):

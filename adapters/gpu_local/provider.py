@@ -14,13 +14,15 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from adapters.gpu_local.renderer import render_png
-from core.jobs import FailureReason, ImageParams, JobError
+from adapters.gpu_local.renderer import render_edit, render_png
+from adapters.gpu_local.video import render_video
+from core.jobs import EditParams, FailureReason, ImageParams, JobError, JobParams, VideoParams
 from ports.gpu import (
     Cancelled,
     Completed,
     Failed,
     GpuRequest,
+    OutputRole,
     Pending,
     ProviderHealth,
     ProviderOutput,
@@ -31,13 +33,28 @@ from ports.gpu import (
 UNKNOWN_JOB = JobError(FailureReason.INFRASTRUCTURE, "unknown job")
 
 
+class _Stop(Exception):
+    """Raised from a render thread's progress callback: the job was cancelled."""
+
+
+def _units(params: JobParams) -> int:
+    """What progress counts: images, or a video's frames."""
+    if isinstance(params, ImageParams):
+        return max(params.count, 1)
+    if isinstance(params, VideoParams):
+        return max(params.frames, 1)
+    return 1
+
+
 @dataclass(eq=False)
 class _Job:
-    params: ImageParams
+    params: JobParams
+    inputs: dict[str, bytes] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
     started: bool = False
     started_at: float | None = None
-    done: int = 0  # images rendered so far
+    done: int = 0  # images (or video frames) rendered so far
+    stop: bool = False  # set on cancel: a render thread stops at its next frame
     result: ProviderStatus | None = None  # set once: Completed, Failed or Cancelled
     finished_at: float | None = None
     delivered: bool = False  # polled as Completed at least once
@@ -69,6 +86,8 @@ class LocalGpuProvider:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.name = name
+        # GpuRequest.input_data: this provider reads the job's uploads inline
+        self.inline_inputs = True
         self.min_seconds = min_seconds
         self.retain_seconds = retain_seconds
         self.delivered_seconds = delivered_seconds
@@ -83,13 +102,19 @@ class LocalGpuProvider:
     async def submit(self, request: GpuRequest) -> str:
         params = request.params
         provider_job_id = f"{self.name}-{uuid.uuid4()}"
-        job = _Job(params=params)
+        job = _Job(params=params, inputs=dict(request.input_data))
         self._jobs[provider_job_id] = job
-        if not isinstance(params, ImageParams):  # future job kinds: not drawn here
+        missing = sorted(set(params.input_keys()) - set(job.inputs))
+        if missing:  # this provider reads inputs inline only (it sets inline_inputs)
             self._finish(
                 provider_job_id,
                 job,
-                Failed(JobError(FailureReason.CONTENT, "the local renderer makes images only")),
+                Failed(
+                    JobError(
+                        FailureReason.INFRASTRUCTURE,
+                        f"the request has no inline data for {', '.join(missing)}",
+                    )
+                ),
             )
         else:
             job.task = asyncio.create_task(
@@ -113,8 +138,10 @@ class LocalGpuProvider:
         job = self._jobs.get(provider_job_id)
         if job is None:
             return
+        job.stop = True
         if job.task is not None and not job.task.done():
-            # The image being drawn finishes in its thread; no further one starts.
+            # The image being drawn finishes in its thread; no further one starts
+            # (a video stops at its next frame).
             job.task.cancel()
         self._finish(provider_job_id, job, Cancelled())
 
@@ -149,39 +176,91 @@ class LocalGpuProvider:
         self._retained_bytes = 0
 
     async def _run(self, provider_job_id: str, job: _Job) -> None:
-        p = job.params
         try:
             async with self._slots:
                 job.started, job.started_at = True, time.monotonic()
-                per_image = self.min_seconds / max(p.count, 1)
-                for index in range(p.count):
+                if isinstance(job.params, ImageParams):
+                    outputs = await self._images(job, job.params)
+                else:
                     began = time.monotonic()
-                    png = await asyncio.to_thread(
-                        render_png,
-                        prompt=p.prompt,
-                        negative_prompt=p.negative_prompt,
-                        seed=p.seed,
-                        width=p.width,
-                        height=p.height,
-                        index=index,
-                    )
-                    job.outputs.append(png)
-                    job.done = index + 1
-                    rest = per_image - (time.monotonic() - began)
+                    if isinstance(job.params, EditParams):
+                        outputs = await self._edit(job, job.params)
+                    else:
+                        outputs = await self._video(job, job.params)
+                    rest = self.min_seconds - (time.monotonic() - began)
                     if rest > 0:
                         await asyncio.sleep(rest)
         except asyncio.CancelledError:
             self._finish(provider_job_id, job, Cancelled())
             raise
+        except _Stop:
+            self._finish(provider_job_id, job, Cancelled())
         except Exception as exc:  # a renderer bug: report it, never leave the job pending
             message = f"the local renderer failed: {type(exc).__name__}: {exc}"
             self._finish(provider_job_id, job, Failed(JobError(FailureReason.INTERNAL, message)))
         else:
-            outputs = tuple(ProviderOutput(content_type="image/png", data=d) for d in job.outputs)
             self._finish(provider_job_id, job, Completed(outputs))
 
+    async def _images(self, job: _Job, p: ImageParams) -> tuple[ProviderOutput, ...]:
+        per_image = self.min_seconds / max(p.count, 1)
+        for index in range(p.count):
+            began = time.monotonic()
+            png = await asyncio.to_thread(
+                render_png,
+                prompt=p.prompt,
+                negative_prompt=p.negative_prompt,
+                seed=p.seed,
+                width=p.width,
+                height=p.height,
+                index=index,
+            )
+            job.outputs.append(png)
+            job.done = index + 1
+            rest = per_image - (time.monotonic() - began)
+            if rest > 0:
+                await asyncio.sleep(rest)
+        return tuple(ProviderOutput(content_type="image/png", data=d) for d in job.outputs)
+
+    async def _edit(self, job: _Job, p: EditParams) -> tuple[ProviderOutput, ...]:
+        png = await asyncio.to_thread(
+            render_edit,
+            image_png=job.inputs["image"],
+            mask_png=job.inputs["mask"],
+            prompt=p.prompt,
+            negative_prompt=p.negative_prompt,
+            seed=p.seed,
+        )
+        job.done = 1
+        return (ProviderOutput(content_type="image/png", data=png),)
+
+    async def _video(self, job: _Job, p: VideoParams) -> tuple[ProviderOutput, ...]:
+        def on_frame(done: int) -> None:
+            job.done = done
+            if job.stop:
+                raise _Stop
+
+        width, height = p.size
+        mp4, poster = await asyncio.to_thread(
+            render_video,
+            prompt=p.prompt,
+            negative_prompt=p.negative_prompt,
+            seed=p.seed,
+            width=width,
+            height=height,
+            fps=p.fps,
+            duration_seconds=p.duration_seconds,
+            image_png=job.inputs.get("image"),
+            first_png=job.inputs.get("first_frame"),
+            last_png=job.inputs.get("last_frame"),
+            on_frame=on_frame,
+        )
+        return (
+            ProviderOutput(content_type="video/mp4", data=mp4),
+            ProviderOutput(content_type="image/png", data=poster, role=OutputRole.POSTER),
+        )
+
     def _progress(self, job: _Job) -> int:
-        count = max(job.params.count, 1)
+        count = _units(job.params)
         progress = 100 * job.done / count
         if self.min_seconds > 0 and job.started_at is not None:
             progress = max(progress, 100 * (time.monotonic() - job.started_at) / self.min_seconds)

@@ -170,3 +170,45 @@ def _encode(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=3)
     return out.getvalue()
+
+
+def _decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def render_edit(
+    *,
+    image_png: bytes,
+    mask_png: bytes,
+    prompt: str,
+    negative_prompt: str = "",
+    seed: int | None = None,
+) -> bytes:
+    """Inpainting, previewed: the prompt's pattern painted through the mask, nothing else.
+
+    The mask is greyscale, 255 (or any value >= 128) where to repaint; it must be the
+    image's size. Every pixel outside it keeps the input's exact value and the
+    image its mode (RGB or RGBA).
+    """
+    image = _decode(image_png)
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    mask = _decode(mask_png).convert("L")
+    if mask.size != image.size:
+        raise ValueError(f"the mask is {mask.size}, the image {image.size}")
+    binary = mask.point(lambda v: 255 if v >= 128 else 0).convert("1")
+    pattern = _decode(
+        render_png(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            width=image.width,
+            height=image.height,
+        )
+    ).convert(image.mode)
+    result = image.copy()
+    # a "1" mask pastes whole pixels or none: no blending at the edges
+    result.paste(pattern, (0, 0), binary)
+    return _encode(result)

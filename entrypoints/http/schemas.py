@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from core.credits import LedgerEntry
-from core.jobs import ImageParams, Job
+from core.jobs import EditParams, ImageParams, Job, JobParams, VideoParams
 from core.media import MediaAsset
 from core.pricing import ModelSpec
 from core.profiles import Profile
@@ -109,7 +109,10 @@ class ModelList(msgspec.Struct):
     items: list[ModelItem]
 
 
-class AssetItem(msgspec.Struct, rename="camel", kw_only=True):
+class AssetItem(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """A result. Videos add ``durationSeconds`` and ``thumbnailUrl`` (their poster frame,
+    signed like ``url``); images leave both out."""
+
     id: uuid.UUID
     kind: str
     content_type: str
@@ -118,6 +121,8 @@ class AssetItem(msgspec.Struct, rename="camel", kw_only=True):
     byte_size: int
     url: str
     url_expires_at: datetime
+    duration_seconds: float | None = None
+    thumbnail_url: str | None = None
 
 
 class JobErrorItem(msgspec.Struct):
@@ -134,6 +139,61 @@ class ImageParamsItem(msgspec.Struct, rename="camel", kw_only=True):
     seed: int | None
 
 
+class EditParamsItem(msgspec.Struct, rename="camel", kw_only=True):
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    seed: int | None
+    strength: float
+
+
+class VideoParamsItem(msgspec.Struct, rename="camel", kw_only=True):
+    input_type: str
+    prompt: str
+    negative_prompt: str
+    duration_seconds: int
+    resolution: str
+    width: int
+    height: int
+    fps: int
+    seed: int | None
+
+
+def params_item(p: JobParams) -> ImageParamsItem | EditParamsItem | VideoParamsItem:
+    """A job's parameters as the app sees them (uploads' storage keys stay inside)."""
+    if isinstance(p, EditParams):
+        return EditParamsItem(
+            prompt=p.prompt,
+            negative_prompt=p.negative_prompt,
+            width=p.width,
+            height=p.height,
+            seed=p.seed,
+            strength=p.strength,
+        )
+    if isinstance(p, VideoParams):
+        width, height = p.size
+        return VideoParamsItem(
+            input_type=p.input_type.value,
+            prompt=p.prompt,
+            negative_prompt=p.negative_prompt,
+            duration_seconds=p.duration_seconds,
+            resolution=p.resolution,
+            width=width,
+            height=height,
+            fps=p.fps,
+            seed=p.seed,
+        )
+    return ImageParamsItem(
+        prompt=p.prompt,
+        negative_prompt=p.negative_prompt,
+        width=p.width,
+        height=p.height,
+        count=p.count,
+        seed=p.seed,
+    )
+
+
 class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
     id: uuid.UUID
     kind: str
@@ -144,14 +204,13 @@ class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
     attempts: int
     provider: str | None
     error: JobErrorItem | None
-    params: ImageParamsItem
+    params: ImageParamsItem | EditParamsItem | VideoParamsItem  # by ``kind``
     assets: list[AssetItem]
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, job: Job, assets: list[AssetItem] | None = None) -> JobResponse:
-        p = job.params
         return cls(
             id=job.id,
             kind=job.kind.value,
@@ -162,21 +221,16 @@ class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
             attempts=job.attempts,
             provider=job.provider,
             error=JobErrorItem(job.error.reason.value, job.error.message) if job.error else None,
-            params=ImageParamsItem(
-                prompt=p.prompt,
-                negative_prompt=p.negative_prompt,
-                width=p.width,
-                height=p.height,
-                count=p.count,
-                seed=p.seed,
-            ),
+            params=params_item(job.params),
             assets=assets or [],
             created_at=job.created_at,
             updated_at=job.updated_at,
         )
 
 
-def asset_item(asset: MediaAsset, url: str, expires_at: datetime) -> AssetItem:
+def asset_item(
+    asset: MediaAsset, url: str, expires_at: datetime, thumbnail_url: str | None = None
+) -> AssetItem:
     return AssetItem(
         id=asset.id,
         kind=asset.kind.value,
@@ -186,6 +240,8 @@ def asset_item(asset: MediaAsset, url: str, expires_at: datetime) -> AssetItem:
         byte_size=asset.byte_size,
         url=url,
         url_expires_at=expires_at,
+        duration_seconds=asset.duration_seconds,
+        thumbnail_url=thumbnail_url,
     )
 
 
