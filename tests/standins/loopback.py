@@ -187,13 +187,13 @@ class LoopbackStandIn:
         )
         with self._lock:
             self.requests.append(request)
-        reply = await self._answer(request)
+        reply = await self._respond(request)
         headers = [(b"content-type", reply.content_type.encode())]
         headers += [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
 
-    async def _answer(self, request: Request) -> Reply:
+    async def _respond(self, request: Request) -> Reply:
         fault = self._take_fault(request)
         if isinstance(fault, Fail):
             return self.error_reply(fault.status, fault.message, {})
