@@ -13,9 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.gpu_local import LocalGpuProvider
 from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
+from adapters.memory.ai import FixedCaptioner, SuffixPromptEnhancer
 from adapters.memory.clock import SystemClock
+from adapters.openrouter import OpenRouterClient
 from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
+from adapters.supabase_storage import SupabaseStorage
 from core.pricing import DEFAULT_CATALOG, Catalog
 from core.services.processing import JobProcessor
 from entrypoints.settings import Settings
@@ -28,15 +31,52 @@ class DatabaseContainer(containers.DeclarativeContainer):
 
 class MediaContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
-    storage = providers.Singleton(
-        LocalFileStorage,
-        root=providers.Callable(lambda s: s.data_dir / "media", settings),
-        base_url=providers.Callable(lambda s: s.base_url, settings),
-        secret=providers.Callable(lambda s: s.media_secret.encode(), settings),
+    # Supabase Storage when SUPABASE_URL and SUPABASE_SERVICE_KEY are set, else local files
+    # (served by the app's /media route, which serves nothing for the Supabase one).
+    storage = providers.Selector(
+        providers.Callable(lambda s: "supabase" if s.supabase_storage else "local", settings),
+        local=providers.Singleton(
+            LocalFileStorage,
+            root=providers.Callable(lambda s: s.data_dir / "media", settings),
+            base_url=providers.Callable(lambda s: s.base_url, settings),
+            secret=providers.Callable(lambda s: s.media_secret.encode(), settings),
+        ),
+        supabase=providers.Singleton(
+            SupabaseStorage,
+            url=providers.Callable(lambda s: s.supabase_url, settings),
+            service_key=providers.Callable(lambda s: s.supabase_service_key, settings),
+            bucket=providers.Callable(lambda s: s.supabase_storage_bucket, settings),
+        ),
     )
     inspector = providers.Singleton(PillowImageInspector)
     gpu = providers.Singleton(
         LocalGpuProvider, min_seconds=providers.Callable(lambda s: s.local_gpu_seconds, settings)
+    )
+
+
+class AiContainer(containers.DeclarativeContainer):
+    """OpenRouter when OPENROUTER_API_KEY is set; else the memory stand-ins (caption
+    "an image", prompt + ", highly detailed"), honest placeholders for the embedded default."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    openrouter = providers.Singleton(
+        OpenRouterClient,
+        api_key=providers.Callable(lambda s: s.openrouter_api_key, settings),
+        base_url=providers.Callable(lambda s: s.openrouter_base_url, settings),
+        caption_model=providers.Callable(lambda s: s.openrouter_caption_model, settings),
+        enhance_model=providers.Callable(lambda s: s.openrouter_enhance_model, settings),
+        timeout=providers.Callable(lambda s: s.openrouter_timeout, settings),
+        app_url=providers.Callable(lambda s: s.public_url, settings),
+        app_title="genstudio",
+    )
+    _choice = providers.Callable(
+        lambda s: "openrouter" if s.openrouter_api_key else "memory", settings
+    )
+    captioner = providers.Selector(
+        _choice, openrouter=openrouter, memory=providers.Singleton(FixedCaptioner)
+    )
+    enhancer = providers.Selector(
+        _choice, openrouter=openrouter, memory=providers.Singleton(SuffixPromptEnhancer)
     )
 
 
@@ -61,12 +101,15 @@ class AppContainer(containers.DeclarativeContainer):
     database = providers.Container(DatabaseContainer, engine=engine)
     media = providers.Container(MediaContainer, settings=settings)
     auth = providers.Container(AuthContainer, settings=settings)
+    ai = providers.Container(AiContainer, settings=settings)
 
     uow_factory = database.uow_factory
     storage = media.storage
     inspector = media.inspector
     gpu = media.gpu
     verifier = auth.verifier
+    captioner = ai.captioner
+    enhancer = ai.enhancer
 
     processor = providers.Singleton(
         JobProcessor,

@@ -28,11 +28,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool = True
     db_pool_size: int = 10
     local_gpu_seconds: float = 0.0  # the preview renderer's minimum time per job
+    supabase_url: str | None = None  # with the service key: media in Supabase Storage
+    supabase_service_key: str | None = None
+    supabase_storage_bucket: str = "media"
+    openrouter_api_key: str | None = None  # captions and prompt enhancement via OpenRouter
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    openrouter_caption_model: str = "openai/gpt-4o-mini"
+    openrouter_enhance_model: str = "openai/gpt-4o-mini"
+    openrouter_timeout: float = 10.0
 
     @property
     def embedded(self) -> bool:
         """No DATABASE_URL: run on an embedded PostgreSQL under the data directory."""
         return self.database_url is None
+
+    @property
+    def supabase_storage(self) -> bool:
+        """Media go to Supabase Storage (else to local files under the data directory)."""
+        return bool(self.supabase_url and self.supabase_service_key)
 
     @property
     def base_url(self) -> str:
@@ -74,6 +87,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_json=(opt("GENSTUDIO_LOG_FORMAT") or "json") == "json",
             db_pool_size=int(number("GENSTUDIO_DB_POOL_SIZE", 10)),
             local_gpu_seconds=number("GENSTUDIO_LOCAL_GPU_SECONDS", 0.0),
+            supabase_url=opt("SUPABASE_URL"),
+            supabase_service_key=opt("SUPABASE_SERVICE_KEY") or opt("SUPABASE_SERVICE_ROLE_KEY"),
+            supabase_storage_bucket=opt("SUPABASE_STORAGE_BUCKET") or "media",
+            openrouter_api_key=opt("OPENROUTER_API_KEY"),
+            openrouter_base_url=opt("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1",
+            openrouter_caption_model=opt("OPENROUTER_CAPTION_MODEL") or "openai/gpt-4o-mini",
+            openrouter_enhance_model=opt("OPENROUTER_ENHANCE_MODEL") or "openai/gpt-4o-mini",
+            openrouter_timeout=number("OPENROUTER_TIMEOUT", 10.0),
         )
 
 
