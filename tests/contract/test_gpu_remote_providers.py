@@ -1,0 +1,582 @@
+"""The GpuProvider contract over the Runpod and Modal adapters, against their loopback
+stand-ins; then every failure knob, and what only one of them does.
+
+The contract's checks are the suite's own (imported from test_gpu_provider, so pytest
+runs them here over this module's ``gpu`` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from adapters.gpu_http import Backoff
+from adapters.gpu_modal import ModalProvider, make_modal_provider
+from adapters.gpu_runpod import RunpodProvider, make_runpod_provider, parse_endpoints
+from core.jobs import FailureReason
+from core.media import PNG_SIGNATURE, png_dimensions
+from core.pricing import DEFAULT_CATALOG
+from ports.gpu import (
+    Cancelled,
+    Completed,
+    Failed,
+    GpuProvider,
+    GpuRequest,
+    Pending,
+    ProviderUnavailable,
+)
+from tests.contract.test_gpu_provider import (
+    image_request,
+    settle,
+    test_a_cancelled_job_polls_as_cancelled,
+    test_a_submitted_job_completes_with_count_pngs_of_the_requested_size,
+    test_a_working_provider_reports_itself_healthy,
+    test_cancelling_an_unknown_or_finished_job_is_not_an_error,
+    test_fetch_returns_inline_bytes_and_refuses_an_output_without_any,
+    test_polling_an_unknown_job_is_an_infrastructure_failure,
+    test_provider_job_ids_are_distinct_and_carry_the_provider_name,
+)
+from tests.standins.gpu_jobs import GpuKnobs, GpuStandinBase
+from tests.standins.modal import ModalStandin
+from tests.standins.runpod import RunpodStandin
+
+__all__ = [  # the suite's checks, collected here over the remote adapters
+    "test_a_cancelled_job_polls_as_cancelled",
+    "test_a_submitted_job_completes_with_count_pngs_of_the_requested_size",
+    "test_a_working_provider_reports_itself_healthy",
+    "test_cancelling_an_unknown_or_finished_job_is_not_an_error",
+    "test_fetch_returns_inline_bytes_and_refuses_an_output_without_any",
+    "test_polling_an_unknown_job_is_an_infrastructure_failure",
+    "test_provider_job_ids_are_distinct_and_carry_the_provider_name",
+]
+
+RUNPOD_KEY = "rp-key-for-tests"
+MODAL_ID, MODAL_SECRET = "wk-tests", "ws-tests"
+TIMEOUT = 0.5
+FAST_BACKOFF = Backoff(retries=3, base=0.02, cap=0.1, max_retry_after=2.0)
+Kind = Literal["runpod", "modal"]
+
+
+@pytest.fixture(scope="module")
+def runpod_standin() -> Iterator[RunpodStandin]:
+    standin = RunpodStandin(api_key=RUNPOD_KEY, endpoints={"ep-flux", "ep-sdxl"})
+    standin.start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="module")
+def modal_standin() -> Iterator[ModalStandin]:
+    standin = ModalStandin(token_id=MODAL_ID, token_secret=MODAL_SECRET)
+    standin.start()
+    yield standin
+    standin.stop()
+
+
+def fresh(standin: GpuStandinBase, **knobs: Any) -> GpuStandinBase:
+    """Reset the knobs (a new job queues briefly, then runs for a while) and records."""
+    standin.knobs = GpuKnobs(**({"queue_seconds": 0.02, "job_seconds": 0.2} | knobs))
+    standin.calls.clear()
+    return standin
+
+
+def runpod_provider(standin: RunpodStandin, **overrides: Any) -> RunpodProvider:
+    options: dict[str, Any] = {
+        "base_url": standin.base_url,
+        "api_key": RUNPOD_KEY,
+        "endpoints": {"preview": "ep-flux", "sdxl-model": "ep-sdxl"},
+        "timeout": TIMEOUT,
+        "rate_limit": None,
+        "backoff": FAST_BACKOFF,
+    }
+    return RunpodProvider(**(options | overrides))
+
+
+def modal_provider(standin: ModalStandin, **overrides: Any) -> ModalProvider:
+    options: dict[str, Any] = {
+        "base_url": standin.base_url,
+        "token_id": MODAL_ID,
+        "token_secret": MODAL_SECRET,
+        "timeout": TIMEOUT,
+        "backoff": FAST_BACKOFF,
+    }
+    return ModalProvider(**(options | overrides))
+
+
+@dataclass
+class Remote:
+    kind: Kind
+    standin: GpuStandinBase
+    runpod_standin: RunpodStandin
+    modal_standin: ModalStandin
+    provider: RunpodProvider | ModalProvider
+
+    def make(self, **overrides: Any) -> RunpodProvider | ModalProvider:
+        if self.kind == "runpod":
+            return runpod_provider(self.runpod_standin, **overrides)
+        return modal_provider(self.modal_standin, **overrides)
+
+    @property
+    def credentials_setting(self) -> str:
+        return "RUNPOD_API_KEY" if self.kind == "runpod" else "MODAL_TOKEN_ID"
+
+
+@pytest.fixture(params=["runpod", "modal"])
+async def remote(
+    request: pytest.FixtureRequest, runpod_standin: RunpodStandin, modal_standin: ModalStandin
+) -> AsyncIterator[Remote]:
+    kind: Kind = request.param
+    standin: GpuStandinBase = runpod_standin if kind == "runpod" else modal_standin
+    fresh(standin)
+    r = Remote(kind, standin, runpod_standin, modal_standin, None)  # type: ignore[arg-type]
+    r.provider = r.make()
+    yield r
+    await r.provider.aclose()
+
+
+@pytest.fixture(params=["runpod-base64", "runpod-url", "modal-base64", "modal-url"])
+async def gpu(
+    request: pytest.FixtureRequest, runpod_standin: RunpodStandin, modal_standin: ModalStandin
+) -> AsyncIterator[GpuProvider]:
+    """The suite's fixture name: every contract check runs over each adapter and output."""
+    kind, output = request.param.split("-")
+    provider: RunpodProvider | ModalProvider
+    if kind == "runpod":
+        fresh(runpod_standin, output=output)
+        provider = runpod_provider(runpod_standin)
+    else:
+        fresh(modal_standin, output=output)
+        provider = modal_provider(modal_standin)
+    yield provider
+    await provider.aclose()
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", ["base64", "url"])
+async def test_outputs_come_inline_from_base64_or_by_url_and_fetch_returns_the_png(
+    remote: Remote, output: Literal["base64", "url"]
+) -> None:
+    remote.standin.knobs.output = output
+
+    status, _ = await settle(remote.provider, await remote.provider.submit(image_request()))
+
+    assert isinstance(status, Completed)
+    (out,) = status.outputs
+    if output == "base64":
+        assert out.data is not None and out.url is None
+    else:
+        assert out.data is None and out.url is not None and "/files/" in out.url
+    data = await remote.provider.fetch(out)
+    assert data.startswith(PNG_SIGNATURE)
+    assert png_dimensions(data) == (64, 64)
+
+
+async def test_fetching_an_output_over_the_size_cap_is_refused(remote: Remote) -> None:
+    remote.standin.knobs.output = "url"
+    small = remote.make(max_output_bytes=100)
+    status, _ = await settle(small, await small.submit(image_request()))
+    assert isinstance(status, Completed)
+
+    with pytest.raises(ProviderUnavailable, match="limit"):
+        await small.fetch(status.outputs[0])
+    await small.aclose()
+
+
+async def test_a_progressing_job_reports_queued_then_started_with_rising_progress(
+    remote: Remote,
+) -> None:
+    remote.standin.knobs.queue_seconds = 0.1
+    remote.standin.knobs.job_seconds = 0.3
+
+    status, pendings = await settle(remote.provider, await remote.provider.submit(image_request()))
+
+    assert isinstance(status, Completed)
+    assert not pendings[0].started
+    started = [p.progress for p in pendings if p.started]
+    assert started and started == sorted(started) and started[-1] > 0
+
+
+# -- failures of the service ----------------------------------------------------------------
+
+
+async def test_a_500_makes_every_call_provider_unavailable(remote: Remote) -> None:
+    provider_job_id = await remote.provider.submit(image_request())
+    remote.standin.knobs.status_code = 500
+
+    with pytest.raises(ProviderUnavailable, match="500"):
+        await remote.provider.submit(image_request())
+    with pytest.raises(ProviderUnavailable, match="500"):
+        await remote.provider.poll(provider_job_id)
+    await remote.provider.cancel(provider_job_id)  # best effort: no error
+    health = await remote.provider.health()
+    assert not health.healthy
+    assert "500" in health.detail
+
+
+async def test_a_slow_answer_is_provider_unavailable_within_the_timeout(remote: Remote) -> None:
+    remote.standin.knobs.delay = 3.0
+    began = time.monotonic()
+
+    with pytest.raises(ProviderUnavailable, match="timed out"):
+        await remote.provider.submit(image_request())
+
+    assert time.monotonic() - began < TIMEOUT + 0.4
+
+
+async def test_a_connection_refused_is_provider_unavailable(remote: Remote) -> None:
+    with socket_closed_port() as port:
+        provider = remote.make(base_url=f"http://127.0.0.1:{port}/v2")
+        with pytest.raises(ProviderUnavailable, match="ConnectError"):
+            await provider.submit(image_request())
+        await provider.aclose()
+
+
+async def test_429s_are_retried_after_their_retry_after_then_succeed(remote: Remote) -> None:
+    remote.standin.knobs.rate_limited = 2
+    remote.standin.knobs.retry_after = 0.15
+
+    provider_job_id = await remote.provider.submit(image_request())
+
+    assert provider_job_id.startswith(f"{remote.kind}-")
+    submits = [c for c in remote.standin.calls if c[0] == "POST"]
+    assert [c[2] for c in submits] == [429, 429, 200]
+    gaps = [b[3] - a[3] for a, b in itertools.pairwise(submits)]
+    assert all(gap >= 0.15 for gap in gaps), gaps
+
+
+async def test_429s_without_retry_after_back_off_exponentially(remote: Remote) -> None:
+    remote.standin.knobs.rate_limited = 3
+    remote.standin.knobs.retry_after = None
+    provider = remote.make(backoff=Backoff(retries=3, base=0.05, cap=1.0))
+
+    await provider.submit(image_request())
+
+    times = [c[3] for c in remote.standin.calls if c[0] == "POST"]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # equal jitter: attempt n waits between base*2^n/2 and base*2^n
+    for n, gap in enumerate(gaps):
+        assert gap >= 0.05 * 2**n / 2, gaps
+    await provider.aclose()
+
+
+async def test_429_for_ever_is_provider_unavailable_after_the_bounded_retries(
+    remote: Remote,
+) -> None:
+    remote.standin.knobs.rate_limited = -1
+    remote.standin.knobs.retry_after = 0.01
+
+    with pytest.raises(ProviderUnavailable, match="429"):
+        await remote.provider.submit(image_request())
+
+    assert remote.standin.statuses() == [429] * (FAST_BACKOFF.retries + 1)
+
+
+async def test_a_retry_after_longer_than_worth_waiting_fails_at_once(remote: Remote) -> None:
+    remote.standin.knobs.rate_limited = -1
+    remote.standin.knobs.retry_after = 120
+
+    with pytest.raises(ProviderUnavailable, match="retry after 120s"):
+        await remote.provider.submit(image_request())
+
+    assert remote.standin.statuses() == [429]
+
+
+async def test_wrong_credentials_are_provider_unavailable_naming_the_setting(
+    remote: Remote,
+) -> None:
+    wrong = (
+        remote.make(api_key="nope") if remote.kind == "runpod" else remote.make(token_secret="nope")
+    )
+
+    with pytest.raises(ProviderUnavailable, match="401") as refused:
+        await wrong.submit(image_request())
+
+    assert remote.credentials_setting in str(refused.value)
+    assert not (await wrong.health()).healthy
+    await wrong.aclose()
+
+
+# -- failures of the job --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fail_with", "reason"),
+    [
+        ("content", FailureReason.CONTENT),
+        ("infrastructure", FailureReason.INFRASTRUCTURE),
+        ("timeout", FailureReason.TIMEOUT),
+    ],
+)
+async def test_a_failed_job_says_why(
+    remote: Remote,
+    fail_with: Literal["content", "infrastructure", "timeout"],
+    reason: FailureReason,
+) -> None:
+    remote.standin.knobs.fail_with = fail_with
+
+    status, _ = await settle(remote.provider, await remote.provider.submit(image_request()))
+
+    assert isinstance(status, Failed)
+    assert status.error.reason is reason
+    assert status.error.message
+
+
+async def test_a_stuck_job_stays_pending_until_cancelled(remote: Remote) -> None:
+    remote.standin.knobs.stuck = True
+    provider_job_id = await remote.provider.submit(image_request())
+    await asyncio.sleep(0.3)
+    assert isinstance(await remote.provider.poll(provider_job_id), Pending)
+
+    await remote.provider.cancel(provider_job_id)
+
+    assert isinstance(await remote.provider.poll(provider_job_id), Cancelled)
+
+
+async def test_health_counts_queued_and_running_jobs(remote: Remote) -> None:
+    remote.standin.knobs.stuck = True
+    for _ in range(2):
+        await remote.provider.submit(image_request())
+    remote.standin.knobs.queue_seconds = 30
+    await remote.provider.submit(image_request())
+    await asyncio.sleep(0.05)
+
+    health = await remote.provider.health()
+
+    assert health.healthy
+    assert (health.queued, health.running) >= (1, 2)
+    for job in remote.standin.jobs.values():  # leave nothing running for the next test
+        job.cancelled = True
+
+
+# -- Runpod only ------------------------------------------------------------------------------
+
+
+class WebhookReceiver:
+    """Our webhook endpoint's stand-in: records each POST's query and body."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, list[str]], bytes]] = []
+        self.arrived = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                receiver.received.append((parse_qs(urlsplit(self.path).query), body))
+                receiver.arrived.set()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/webhooks/runpod"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+async def test_runpod_run_sends_the_documented_input_policy_and_webhook(
+    runpod_standin: RunpodStandin, webhook: WebhookReceiver
+) -> None:
+    fresh(runpod_standin)
+    provider = runpod_provider(
+        runpod_standin, webhook_url=f"{webhook.url}?token=s3cret", execution_timeout_ms=90_000
+    )
+    request = image_request("a red fox", width=128, height=72, count=2, seed=42)
+
+    provider_job_id = await provider.submit(request)
+
+    body = runpod_standin.run_bodies[-1]
+    assert body["input"] == {
+        "kind": "image",
+        "prompt": "a red fox",
+        "negative_prompt": "",
+        "width": 128,
+        "height": 72,
+        "num_outputs": 2,
+        "seed": 42,
+        "model": "preview",
+        "job_id": str(request.job_id),
+    }
+    assert body["policy"] == {"executionTimeout": 90_000}
+    query = parse_qs(urlsplit(body["webhook"]).query)
+    assert query == {"token": ["s3cret"], "job": [str(request.job_id)]}
+    assert provider_job_id.startswith("runpod-ep-flux:")
+
+    assert await asyncio.to_thread(webhook.arrived.wait, 5)
+    (got_query, got_body), *_ = webhook.received
+    assert got_query["job"] == [str(request.job_id)]
+    assert b'"COMPLETED"' in got_body
+    await provider.aclose()
+
+
+async def test_runpod_a_dropped_webhook_still_finishes_by_polling(
+    runpod_standin: RunpodStandin, webhook: WebhookReceiver
+) -> None:
+    fresh(runpod_standin, drop_webhooks=True)
+    provider = runpod_provider(runpod_standin, webhook_url=f"{webhook.url}?token=t")
+
+    status, _ = await settle(provider, await provider.submit(image_request()))
+
+    assert isinstance(status, Completed)
+    await asyncio.sleep(0.1)
+    assert webhook.received == []
+    await provider.aclose()
+
+
+async def test_runpod_routes_each_model_to_its_endpoint_and_refuses_an_unrouted_one(
+    runpod_standin: RunpodStandin,
+) -> None:
+    fresh(runpod_standin)
+    provider = runpod_provider(runpod_standin)
+    sdxl = GpuRequest(
+        job_id=uuid.uuid4(), provider_model="sdxl-model", params=image_request().params
+    )
+
+    provider_job_id = await provider.submit(sdxl)
+
+    assert provider_job_id.startswith("runpod-ep-sdxl:")
+    assert isinstance((await settle(provider, provider_job_id))[0], Completed)
+    other = GpuRequest(job_id=uuid.uuid4(), provider_model="other", params=sdxl.params)
+    with pytest.raises(ProviderUnavailable, match="RUNPOD_ENDPOINTS"):
+        await provider.submit(other)
+    catch_all = runpod_provider(runpod_standin, endpoints={"*": "ep-flux"})
+    assert (await catch_all.submit(other)).startswith("runpod-ep-flux:")
+    await provider.aclose()
+    await catch_all.aclose()
+
+
+async def test_runpod_respects_its_per_endpoint_rate_limit(runpod_standin: RunpodStandin) -> None:
+    fresh(runpod_standin)
+    provider = runpod_provider(runpod_standin, rate_limit=20.0)
+    provider_job_id = await provider.submit(image_request())
+    began = time.monotonic()
+
+    await asyncio.gather(*(provider.poll(provider_job_id) for _ in range(30)))
+
+    # a bucket of 20 tokens refilling at 20/s: 31 calls need at least (31 - 20) / 20 s
+    assert time.monotonic() - began >= 0.5
+    await provider.aclose()
+
+
+async def test_runpod_health_reads_every_endpoint(runpod_standin: RunpodStandin) -> None:
+    fresh(runpod_standin)
+    provider = runpod_provider(runpod_standin)
+
+    health = await provider.health()
+
+    assert health.healthy
+    assert "ep-flux" in health.detail and "ep-sdxl" in health.detail
+    assert sorted(p for _, p, _, _ in runpod_standin.calls) == [
+        "/v2/ep-flux/health",
+        "/v2/ep-sdxl/health",
+    ]
+    await provider.aclose()
+
+
+def test_runpod_endpoints_setting_maps_catalog_ids_to_provider_models() -> None:
+    assert parse_endpoints("flux-schnell=abc123, sdxl=def456,") == {
+        "flux-schnell": "abc123",
+        "sdxl": "def456",
+    }
+    with pytest.raises(ValueError):
+        parse_endpoints("flux-schnell")
+    with pytest.raises(ValueError):
+        parse_endpoints("a=1,a=2")
+
+    provider = make_runpod_provider(
+        api_key="k",
+        endpoints="flux-schnell=abc123,*=anything1",
+        catalog=DEFAULT_CATALOG,
+        public_url="https://api.example.com/",
+        webhook_secret="s3",
+        client=httpx.AsyncClient(),
+    )
+
+    assert provider.endpoints == {
+        "black-forest-labs/FLUX.1-schnell": "abc123",
+        "*": "anything1",
+    }
+    assert provider.webhook_url == "https://api.example.com/v1/webhooks/runpod?token=s3"
+    no_hook = make_runpod_provider(api_key="k", endpoints={"*": "e"})
+    assert no_hook.webhook_url is None
+
+
+# -- Modal only -------------------------------------------------------------------------------
+
+
+async def test_modal_an_expired_result_is_an_infrastructure_failure(
+    modal_standin: ModalStandin,
+) -> None:
+    fresh(modal_standin, expire_results=True, queue_seconds=0, job_seconds=0)
+    provider = modal_provider(modal_standin)
+
+    status = await provider.poll(await provider.submit(image_request()))
+
+    assert isinstance(status, Failed)
+    assert status.error.reason is FailureReason.INFRASTRUCTURE
+    assert "expired" in status.error.message
+    await provider.aclose()
+
+
+async def test_modal_submit_sends_the_worker_input_with_proxy_auth(
+    modal_standin: ModalStandin,
+) -> None:
+    fresh(modal_standin)
+    provider = make_modal_provider(
+        base_url=modal_standin.base_url + "/",
+        token_id=MODAL_ID,
+        token_secret=MODAL_SECRET,
+        timeout=TIMEOUT,
+    )
+    request = image_request("a blue whale", count=3)
+
+    provider_job_id = await provider.submit(request)
+
+    assert provider_job_id.startswith("modal-fc-")
+    body = modal_standin.submit_bodies[-1]
+    assert body["prompt"] == "a blue whale"
+    assert body["num_outputs"] == 3
+    assert body["job_id"] == str(request.job_id)
+    await provider.aclose()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+class socket_closed_port:
+    """A loopback port with nothing listening on it."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        return None
