@@ -58,6 +58,9 @@ def check_key(key: str) -> None:
 class SupabaseStorage:
     """``MediaStorage`` on one Supabase Storage bucket, private, with the service key.
 
+    The first upload creates the bucket, private, if it is missing (``auto_create_bucket``);
+    ``ensure_bucket()`` does it up front, and refuses a public bucket.
+
     Rate limits (429) are retried ``max_retries`` times, waiting ``Retry-After`` (at most
     ``max_backoff`` seconds) or an exponential backoff with jitter; server errors,
     timeouts, unreachable hosts and refused credentials raise StorageUnavailable at once
@@ -75,6 +78,7 @@ class SupabaseStorage:
         max_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 10.0,
+        auto_create_bucket: bool = True,
     ) -> None:
         if not url or not service_key or not bucket:
             raise ValueError("SupabaseStorage needs a URL, a service key and a bucket")
@@ -87,6 +91,7 @@ class SupabaseStorage:
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.auto_create_bucket = auto_create_bucket
         self._headers = {"Authorization": f"Bearer {service_key}", "apikey": service_key}
         self._owns_client = client is None
         self._client = client if client is not None else httpx.AsyncClient()
@@ -95,15 +100,10 @@ class SupabaseStorage:
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._object_path(key)
-        response = await self._send(
-            "POST",
-            f"/object/{path}",
-            content=bytes(data),
-            headers={
-                "Content-Type": content_type or "application/octet-stream",
-                "x-upsert": "true",
-            },
-        )
+        response = await self._upload(path, data, content_type)
+        if self.auto_create_bucket and _is_missing_bucket(response):
+            await self.ensure_bucket()
+            response = await self._upload(path, data, content_type)
         self._raise_for(response, "upload", key)
 
     async def get(self, key: str) -> bytes:
@@ -163,6 +163,17 @@ class SupabaseStorage:
 
     # -- HTTP ---------------------------------------------------------------------------
 
+    async def _upload(self, path: str, data: bytes, content_type: str) -> httpx.Response:
+        return await self._send(
+            "POST",
+            f"/object/{path}",
+            content=bytes(data),
+            headers={
+                "Content-Type": content_type or "application/octet-stream",
+                "x-upsert": "true",
+            },
+        )
+
     def _object_path(self, key: str) -> str:
         check_key(key)
         return f"{self.bucket}/{urllib.parse.quote(key, safe='/')}"
@@ -219,7 +230,7 @@ class SupabaseStorage:
         if 200 <= status < 300:
             return
         detail = _message(response)
-        if status == 404 and "bucket" not in detail.lower():
+        if status == 404 and not _is_missing_bucket(response):
             raise ObjectNotFound(key)
         if status == 429:
             reason = f"rate limited past {self.max_retries} retries"
@@ -251,6 +262,10 @@ def _status_of(response: httpx.Response) -> int:
         except (TypeError, ValueError):
             return 400
     return response.status_code
+
+
+def _is_missing_bucket(response: httpx.Response) -> bool:
+    return _status_of(response) == 404 and "bucket" in _message(response).lower()
 
 
 def _message(response: httpx.Response) -> str:

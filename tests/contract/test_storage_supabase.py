@@ -249,13 +249,26 @@ async def test_a_public_bucket_is_refused(standin: SupabaseStorageStandIn) -> No
     await admin.aclose()
 
 
-async def test_uploading_to_a_missing_bucket_is_storage_unavailable_not_object_not_found(
+async def test_the_first_upload_creates_a_missing_bucket_private(
     standin: SupabaseStorageStandIn,
 ) -> None:
     standin.reset()
-    storage = make_storage(standin, bucket="nowhere")
+    storage = make_storage(standin, bucket="fresh")
+    key = a_key()
+    await storage.put(key, b"data", "image/png")
+    assert standin.buckets["fresh"].public is False
+    assert await storage.get(key) == b"data"
+    await storage.aclose()
+
+
+async def test_without_auto_create_a_missing_bucket_is_storage_unavailable(
+    standin: SupabaseStorageStandIn,
+) -> None:
+    standin.reset()
+    storage = make_storage(standin, bucket="nowhere", auto_create_bucket=False)
     with pytest.raises(StorageUnavailable, match="Bucket not found"):
         await storage.put(a_key(), b"data", "image/png")
+    assert standin.buckets == {}
     await storage.aclose()
 
 
