@@ -1,0 +1,333 @@
+"""``ports.stores.GoogleStore`` over the Google Play Developer API and Pub/Sub push.
+
+- Purchases are read from ``purchases.products.get`` and ``purchases.subscriptionsv2.get``
+  with a service account's OAuth token (``google-auth``: a JWT assertion exchanged at
+  the token endpoint); the base URL and the token endpoint are configurable.
+- Delivery is reported with ``purchases.products.consume`` (packs) and
+  ``purchases.subscriptions.acknowledge`` (plans): Google refunds what is not
+  acknowledged within three days.
+- Real-time developer notifications arrive as Pub/Sub pushes whose OIDC token
+  (signed by Google, ``aud`` our endpoint, ``email`` the push service account) is
+  checked against Google's certificates (URL configurable). A notification only names
+  a purchase: its state is always re-read from the API before anything happens.
+
+Transient answers (429, 5xx, timeouts) are retried a few times, then StoreUnavailable;
+an unknown token (400, 404, 410) is InvalidPurchase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import httpx
+import msgspec
+from google.oauth2 import id_token, service_account
+
+from core.entitlements import StoreTransaction
+from core.errors import InvalidPurchase, StoreUnavailable, Unauthorized
+from core.products import ProductKind, Store
+from core.store_events import (
+    EntitlementStatus,
+    Informational,
+    Purchase,
+    Revocation,
+    RevocationReason,
+    StoreEvent,
+    SubscriptionSnapshot,
+)
+from ports.stores import StoreNotification
+
+log = logging.getLogger("genstudio.iap.google")
+
+SCOPE = "https://www.googleapis.com/auth/androidpublisher"
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+
+_STATES = {
+    "SUBSCRIPTION_STATE_ACTIVE": EntitlementStatus.ACTIVE,
+    # cancelled by the user: paid up until expiry, no renewal
+    "SUBSCRIPTION_STATE_CANCELED": EntitlementStatus.ACTIVE,
+    "SUBSCRIPTION_STATE_IN_GRACE_PERIOD": EntitlementStatus.GRACE_PERIOD,
+    "SUBSCRIPTION_STATE_ON_HOLD": EntitlementStatus.ON_HOLD,
+    "SUBSCRIPTION_STATE_PAUSED": EntitlementStatus.PAUSED,
+    "SUBSCRIPTION_STATE_EXPIRED": EntitlementStatus.EXPIRED,
+}
+
+# SubscriptionNotification.notificationType / OneTimeProductNotification.notificationType
+_ONE_TIME_PURCHASED = 1
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _ms(value: str | int | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+def _user(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+class _PushMessage(msgspec.Struct, rename="camel"):
+    data: str
+    message_id: str
+    publish_time: str | None = None
+
+
+class _Push(msgspec.Struct):
+    message: _PushMessage
+    subscription: str | None = None
+
+
+class GooglePlayStore:
+    def __init__(
+        self,
+        *,
+        package_name: str,
+        service_account_info: dict[str, Any],
+        pubsub_audience: str | None,
+        pubsub_service_account: str | None,
+        base_url: str = "https://androidpublisher.googleapis.com",
+        token_url: str = "https://oauth2.googleapis.com/token",
+        certs_url: str = "https://www.googleapis.com/oauth2/v1/certs",
+        timeout: float = 10.0,
+        retries: int = 2,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._package = package_name
+        info = {**service_account_info, "token_uri": token_url}
+        self._credentials = service_account.Credentials.from_service_account_info(
+            info, scopes=[SCOPE]
+        )
+        self._credentials_lock = threading.Lock()
+        self._auth_request = google.auth.transport.requests.Request()
+        self._base = f"{base_url.rstrip('/')}/androidpublisher/v3/applications/{package_name}"
+        self._audience = pubsub_audience
+        self._push_account = pubsub_service_account
+        self._certs_url = certs_url
+        self._retries = retries
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the Play Developer API ---------------------------------------------------------
+
+    def _token(self, force: bool) -> str:
+        with self._credentials_lock:
+            if force or not self._credentials.valid:
+                self._credentials.refresh(self._auth_request)
+            token: str = self._credentials.token
+            return token
+
+    async def _call(self, method: str, path: str) -> dict[str, Any]:
+        force = False
+        attempt = 0
+        while True:
+            try:
+                token = await asyncio.to_thread(self._token, force)
+            except google.auth.exceptions.GoogleAuthError as exc:
+                raise StoreUnavailable(f"Google OAuth token unavailable: {exc}") from exc
+            try:
+                response = await self._http.request(
+                    method, self._base + path, headers={"Authorization": f"Bearer {token}"}
+                )
+            except httpx.HTTPError as exc:
+                failure: str = repr(exc)
+            else:
+                status = response.status_code
+                if status < 300:
+                    return response.json() if response.content else {}
+                if status == 401 and not force:
+                    force = True  # a revoked or expired token: get a new one once
+                    continue
+                if status in (400, 404, 410):
+                    raise InvalidPurchase(
+                        f"Google Play does not know this purchase ({status})", field="purchaseToken"
+                    )
+                if status not in (408, 429) and status < 500:
+                    raise StoreUnavailable(f"Google Play answered {status}")
+                failure = f"HTTP {status}"
+            attempt += 1
+            if attempt > self._retries:
+                raise StoreUnavailable(f"Google Play is unavailable ({failure})")
+            await asyncio.sleep(0.2 * attempt)
+
+    async def _product(self, product_id: str, token: str) -> dict[str, Any]:
+        return await self._call("GET", f"/purchases/products/{product_id}/tokens/{token}")
+
+    async def _subscription(self, token: str) -> dict[str, Any]:
+        return await self._call("GET", f"/purchases/subscriptionsv2/tokens/{token}")
+
+    # -- ports.stores.GoogleStore -------------------------------------------------------
+
+    async def verify_purchase(
+        self, store_product_id: str, purchase_token: str, kind: ProductKind
+    ) -> Purchase | SubscriptionSnapshot:
+        if kind is ProductKind.CONSUMABLE:
+            purchase = await self._product(store_product_id, purchase_token)
+            if purchase.get("purchaseState", 0) != 0:
+                raise InvalidPurchase(
+                    "the purchase is pending or cancelled, not paid", field="purchaseToken"
+                )
+            event = self._pack(store_product_id, purchase_token, purchase)
+            if event.user_id is None:
+                raise InvalidPurchase(
+                    "the purchase names no obfuscatedExternalAccountId",
+                    field="obfuscatedExternalAccountId",
+                )
+            return event
+        subscription = await self._subscription(purchase_token)
+        snapshot = self._snapshot(purchase_token, subscription, datetime.now(UTC))
+        if snapshot is None:
+            raise InvalidPurchase("the subscription is pending, not paid", field="purchaseToken")
+        if snapshot.store_product_id != store_product_id:
+            raise InvalidPurchase("the token is for another product", field="productId")
+        if snapshot.user_id is None:
+            raise InvalidPurchase(
+                "the purchase names no obfuscatedExternalAccountId",
+                field="obfuscatedExternalAccountId",
+            )
+        return snapshot
+
+    async def acknowledge(self, transaction: StoreTransaction) -> None:
+        token, product = transaction.original_transaction_id, transaction.store_product_id
+        if transaction.kind is ProductKind.CONSUMABLE:
+            path = f"/purchases/products/{product}/tokens/{token}:consume"
+        else:
+            path = f"/purchases/subscriptions/{product}/tokens/{token}:acknowledge"
+        try:
+            await self._call("POST", path)
+        except InvalidPurchase:
+            # consumed or acknowledged already, or refunded meanwhile: nothing left to tell
+            log.warning("Google refused an acknowledgement", extra={"path": path})
+
+    async def verify_push(self, authorization: str | None) -> None:
+        if self._audience is None or self._push_account is None:
+            raise Unauthorized("Google push verification is not configured")
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("a Pub/Sub push carries a bearer OIDC token")
+        try:
+            claims = await asyncio.to_thread(
+                id_token.verify_token,
+                token,
+                self._auth_request,
+                audience=self._audience,
+                certs_url=self._certs_url,
+            )
+        except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+            raise Unauthorized(f"the push token did not verify: {exc}") from exc
+        if claims.get("iss") not in GOOGLE_ISSUERS:
+            raise Unauthorized("the push token was not issued by Google")
+        if claims.get("email") != self._push_account or not claims.get("email_verified"):
+            raise Unauthorized("the push comes from another service account")
+
+    async def read_notification(self, body: bytes) -> StoreNotification:
+        try:
+            push = msgspec.json.decode(body, type=_Push)
+            data = json.loads(base64.b64decode(push.message.data))
+        except (msgspec.DecodeError, binascii.Error, ValueError) as exc:
+            raise InvalidPurchase("not a Pub/Sub push of a Play notification") from exc
+        if not isinstance(data, dict) or data.get("packageName") != self._package:
+            raise InvalidPurchase("the notification is for another app", field="packageName")
+        occurred = _ms(data.get("eventTimeMillis"))
+        events: list[StoreEvent]
+        if sub := data.get("subscriptionNotification"):
+            kind = f"subscription:{sub.get('notificationType')}"
+            token = str(sub.get("purchaseToken", ""))
+            snapshot = self._snapshot(token, await self._subscription(token), occurred)
+            events = [
+                snapshot
+                if snapshot is not None
+                else Informational(store=Store.GOOGLE, occurred_at=occurred, kind=kind)
+            ]
+        elif one := data.get("oneTimeProductNotification"):
+            kind = f"one_time:{one.get('notificationType')}"
+            token, sku = str(one.get("purchaseToken", "")), str(one.get("sku", ""))
+            events = [Informational(store=Store.GOOGLE, occurred_at=occurred, kind=kind)]
+            if one.get("notificationType") == _ONE_TIME_PURCHASED:
+                purchase = await self._product(sku, token)
+                if purchase.get("purchaseState", 0) == 0:
+                    events = [self._pack(sku, token, purchase)]
+        elif voided := data.get("voidedPurchaseNotification"):
+            kind = "voided"
+            token = str(voided.get("purchaseToken", ""))
+            events = [
+                Revocation(
+                    store=Store.GOOGLE,
+                    occurred_at=occurred,
+                    transaction_id=str(voided.get("orderId") or token),
+                    original_transaction_id=token,
+                    reason=RevocationReason.REFUND,
+                )
+            ]
+        else:
+            kind = "test" if "testNotification" in data else "unknown"
+            events = [Informational(store=Store.GOOGLE, occurred_at=occurred, kind=kind)]
+        return StoreNotification(
+            store=Store.GOOGLE, notification_id=push.message.message_id, kind=kind, events=events
+        )
+
+    # -- normalization ----------------------------------------------------------------
+
+    def _pack(self, product_id: str, token: str, purchase: dict[str, Any]) -> Purchase:
+        purchased = _ms(purchase.get("purchaseTimeMillis"))
+        return Purchase(
+            store=Store.GOOGLE,
+            occurred_at=purchased,
+            # the token, not the order id: every purchase has one, test purchases included
+            transaction_id=token,
+            original_transaction_id=token,
+            store_product_id=product_id,
+            user_id=_user(purchase.get("obfuscatedExternalAccountId")),
+            purchased_at=purchased,
+            quantity=int(purchase.get("quantity") or 1),
+        )
+
+    def _snapshot(
+        self, token: str, sub: dict[str, Any], occurred: datetime
+    ) -> SubscriptionSnapshot | None:
+        state = sub.get("subscriptionState", "")
+        status = _STATES.get(state)
+        items = sub.get("lineItems") or []
+        if status is None or not items:
+            return None  # pending: nothing is paid yet
+        item = max(items, key=lambda i: i.get("expiryTime", ""))
+        expiry = _time(item.get("expiryTime"))
+        if expiry is None:
+            return None
+        auto_renew = bool((item.get("autoRenewingPlan") or {}).get("autoRenewEnabled", False))
+        if state == "SUBSCRIPTION_STATE_CANCELED":
+            auto_renew = False
+        if status is EntitlementStatus.ACTIVE and "freeTrial" in (item.get("offerPhase") or {}):
+            status = EntitlementStatus.TRIAL
+        account = (sub.get("externalAccountIdentifiers") or {}).get("obfuscatedExternalAccountId")
+        return SubscriptionSnapshot(
+            store=Store.GOOGLE,
+            occurred_at=occurred,
+            original_transaction_id=token,
+            transaction_id=str(sub.get("latestOrderId") or token),
+            store_product_id=str(item.get("productId", "")),
+            user_id=_user(account),
+            status=status,
+            auto_renew=auto_renew,
+            period_end=expiry,
+        )

@@ -1,0 +1,252 @@
+"""Google, made in the tests: the OAuth token endpoint, the Play Developer API and the
+OIDC certificates Pub/Sub push tokens are checked against, on one loopback server.
+
+- ``POST /token``: the service account's JWT-bearer grant; the assertion must be
+  RS256-signed by the service account's key with ``aud`` this endpoint and the
+  androidpublisher scope; answers an access token (``expires_in`` 3600).
+- ``GET /androidpublisher/v3/applications/{package}/purchases/products/{id}/tokens/{t}``
+  and ``.../purchases/subscriptionsv2/tokens/{t}``: from ``products`` /
+  ``subscriptions`` (404 for an unknown token); ``POST ...:consume`` /
+  ``...:acknowledge`` record into ``consumed`` / ``acknowledged``. A missing or
+  unknown access token is 401.
+- ``GET /oidc/certs``: ``{kid: PEM certificate}`` of the key ``push_token`` signs with.
+
+Faults: ``inject(Fail(500))``, ``inject(RateLimit())``, ``inject(Stall(5))``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import urllib.parse
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from tests.standins.loopback import Fault, LoopbackStandIn, Reply, Request, json_reply
+
+PACKAGE = "app.genstudio.android"
+PUSH_ACCOUNT = "play-rtdn@genstudio-test.iam.gserviceaccount.com"
+PREFIX = f"/androidpublisher/v3/applications/{PACKAGE}/purchases"
+
+
+def _pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _self_signed(key: rsa.RSAPrivateKey) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test oidc")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2045, 1, 1, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class GooglePlayStandIn(LoopbackStandIn):
+    name = "google-play"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.oidc_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.oidc_kid = secrets.token_hex(8)
+        self.access_tokens: set[str] = set()
+        self.products: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.consumed: list[str] = []
+        self.acknowledged: list[str] = []
+
+    # -- what the service is configured with -----------------------------------------
+
+    @property
+    def token_url(self) -> str:
+        return self.url + "/token"
+
+    @property
+    def certs_url(self) -> str:
+        return self.url + "/oidc/certs"
+
+    def service_account_info(self) -> dict[str, Any]:
+        return {
+            "type": "service_account",
+            "project_id": "genstudio-test",
+            "private_key_id": "test-key",
+            "private_key": _pem(self.account_key),
+            "client_email": "play-api@genstudio-test.iam.gserviceaccount.com",
+            "client_id": "1234567890",
+            "token_uri": self.token_url,
+        }
+
+    # -- what the test drives -----------------------------------------------------------
+
+    def push_token(
+        self,
+        audience: str,
+        *,
+        email: str = PUSH_ACCOUNT,
+        key: rsa.RSAPrivateKey | None = None,
+        issuer: str = "https://accounts.google.com",
+        expires_in: int = 3600,
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": issuer,
+            "aud": audience,
+            "azp": "1234",
+            "sub": "1234",
+            "email": email,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + expires_in,
+        }
+        return jwt.encode(
+            claims, key or self.oidc_key, algorithm="RS256", headers={"kid": self.oidc_kid}
+        )
+
+    @staticmethod
+    def push_body(notification: dict[str, Any], message_id: str | None = None) -> bytes:
+        data = {
+            "version": "1.0",
+            "packageName": PACKAGE,
+            "eventTimeMillis": str(int(time.time() * 1000)),
+        }
+        data.update(notification)
+        return json.dumps(
+            {
+                "message": {
+                    "data": base64.b64encode(json.dumps(data).encode()).decode(),
+                    "messageId": message_id or str(uuid.uuid4().int)[:16],
+                    "publishTime": datetime.now(UTC).isoformat(),
+                },
+                "subscription": "projects/genstudio-test/subscriptions/play-rtdn",
+            }
+        ).encode()
+
+    def set_product(
+        self, token: str, product_id: str, user: uuid.UUID | None, **extra: Any
+    ) -> None:
+        purchase: dict[str, Any] = {
+            "kind": "androidpublisher#productPurchase",
+            "purchaseTimeMillis": str(int(time.time() * 1000)),
+            "purchaseState": 0,
+            "consumptionState": 0,
+            "orderId": f"GPA.{uuid.uuid4().int % 10**16:016d}",
+            "purchaseType": 0,
+            "acknowledgementState": 0,
+            "quantity": 1,
+            "productId": product_id,
+        }
+        if user is not None:
+            purchase["obfuscatedExternalAccountId"] = str(user)
+        purchase.update(extra)
+        self.products[token] = purchase
+
+    def set_subscription(
+        self,
+        token: str,
+        product_id: str,
+        user: uuid.UUID | None,
+        *,
+        state: str = "SUBSCRIPTION_STATE_ACTIVE",
+        expiry: datetime,
+        auto_renew: bool = True,
+        order: str | None = None,
+    ) -> None:
+        sub: dict[str, Any] = {
+            "kind": "androidpublisher#subscriptionPurchaseV2",
+            "regionCode": "US",
+            "startTime": (expiry - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+            "subscriptionState": state,
+            "latestOrderId": order or f"GPA.{token[:8]}",
+            "acknowledgementState": "ACKNOWLEDGEMENT_STATE_PENDING",
+            "lineItems": [
+                {
+                    "productId": product_id,
+                    "expiryTime": expiry.isoformat().replace("+00:00", "Z"),
+                    "autoRenewingPlan": {"autoRenewEnabled": auto_renew},
+                    "offerDetails": {"basePlanId": "monthly"},
+                }
+            ],
+        }
+        if user is not None:
+            sub["externalAccountIdentifiers"] = {"obfuscatedExternalAccountId": str(user)}
+        self.subscriptions[token] = sub
+
+    # -- serving ------------------------------------------------------------------------
+
+    def error_reply(self, status: int, message: str, headers: dict[str, str]) -> Reply:
+        return json_reply(
+            {"error": {"code": status, "message": message, "status": "UNAVAILABLE"}},
+            status,
+            headers,
+        )
+
+    async def handle(self, request: Request, fault: Fault | None) -> Reply:
+        if request.path == "/token" and request.method == "POST":
+            return self._token(request)
+        if request.path == "/oidc/certs":
+            return json_reply({self.oidc_kid: _self_signed(self.oidc_key)})
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in self.access_tokens:
+            return self.error_reply(401, "Request had invalid authentication credentials.", {})
+        path = request.path
+        if not path.startswith(PREFIX):
+            return self.error_reply(404, "No application was found for the given package name.", {})
+        rest = path[len(PREFIX) :]
+        if request.method == "POST" and rest.endswith(":consume"):
+            self.consumed.append(rest.rsplit("/", 1)[1].removesuffix(":consume"))
+            return Reply(204)
+        if request.method == "POST" and rest.endswith(":acknowledge"):
+            self.acknowledged.append(rest.rsplit("/", 1)[1].removesuffix(":acknowledge"))
+            return Reply(204)
+        if rest.startswith("/subscriptionsv2/tokens/"):
+            sub = self.subscriptions.get(rest.rsplit("/", 1)[1])
+            if sub is None:
+                return self.error_reply(
+                    410, "The subscription purchase is no longer available.", {}
+                )
+            return json_reply(sub)
+        if rest.startswith("/products/"):
+            parts = rest.split("/")  # ['', 'products', id, 'tokens', token]
+            purchase = self.products.get(parts[-1])
+            if purchase is None or purchase.get("productId") != parts[2]:
+                return self.error_reply(
+                    400, "The purchase token does not match the product ID.", {}
+                )
+            return json_reply(purchase)
+        return self.error_reply(404, "Not found", {})
+
+    def _token(self, request: Request) -> Reply:
+        form = dict(urllib.parse.parse_qsl(request.body.decode()))
+        try:
+            claims = jwt.decode(
+                form.get("assertion", ""),
+                self.account_key.public_key(),
+                algorithms=["RS256"],
+                # google-auth names Google's token endpoint, wherever it posts
+                audience=[self.token_url, "https://oauth2.googleapis.com/token"],
+            )
+        except jwt.PyJWTError as exc:
+            return json_reply({"error": "invalid_grant", "error_description": str(exc)}, 400)
+        if "androidpublisher" not in claims.get("scope", ""):
+            return json_reply({"error": "invalid_scope"}, 400)
+        access = secrets.token_urlsafe(24)
+        self.access_tokens.add(access)
+        return json_reply({"access_token": access, "expires_in": 3600, "token_type": "Bearer"})
