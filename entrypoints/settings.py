@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgspec
 
+from adapters.gpu_runpod.provider import parse_endpoints
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
@@ -36,6 +38,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openrouter_caption_model: str = "openai/gpt-4o-mini"
     openrouter_enhance_model: str = "openai/gpt-4o-mini"
     openrouter_timeout: float = 10.0
+    runpod_base_url: str = "https://api.runpod.ai/v2"
+    runpod_api_key: str | None = None  # with RUNPOD_ENDPOINTS: Runpod serverless serves jobs
+    runpod_endpoints: dict[str, str] = msgspec.field(default_factory=dict)  # model -> endpoint id
+    runpod_webhook_secret: str | None = None  # accepts POST /v1/webhooks/runpod?token=...
+    runpod_rate_limit: float = 10.0  # requests a second per Runpod endpoint, client side
+    modal_base_url: str | None = None  # our Modal app's web endpoints (docs/providers.md)
+    modal_token_id: str | None = None  # a Modal proxy auth token: Modal-Key / Modal-Secret
+    modal_token_secret: str | None = None
+    gpu_timeout: float = 30.0  # seconds for each HTTP call to a GPU provider
 
     @property
     def embedded(self) -> bool:
@@ -95,7 +106,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             openrouter_caption_model=opt("OPENROUTER_CAPTION_MODEL") or "openai/gpt-4o-mini",
             openrouter_enhance_model=opt("OPENROUTER_ENHANCE_MODEL") or "openai/gpt-4o-mini",
             openrouter_timeout=number("OPENROUTER_TIMEOUT", 10.0),
+            runpod_base_url=opt("RUNPOD_BASE_URL") or "https://api.runpod.ai/v2",
+            runpod_api_key=opt("RUNPOD_API_KEY"),
+            runpod_endpoints=runpod_endpoints(opt("RUNPOD_ENDPOINTS")),
+            runpod_webhook_secret=opt("RUNPOD_WEBHOOK_SECRET"),
+            runpod_rate_limit=number("RUNPOD_RATE_LIMIT", 10.0),
+            modal_base_url=opt("MODAL_BASE_URL"),
+            modal_token_id=opt("MODAL_TOKEN_ID"),
+            modal_token_secret=opt("MODAL_TOKEN_SECRET"),
+            gpu_timeout=number("GENSTUDIO_GPU_TIMEOUT", 30.0),
         )
+
+
+def runpod_endpoints(spec: str | None) -> dict[str, str]:
+    """RUNPOD_ENDPOINTS: ``model=endpoint_id,...``; a model is a catalog id, a provider
+    model name, or ``*`` for every other model."""
+    if spec is None:
+        return {}
+    try:
+        return parse_endpoints(spec)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def kept_secret(data_dir: Path, name: str) -> str:

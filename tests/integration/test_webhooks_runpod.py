@@ -1,0 +1,150 @@
+"""POST /v1/webhooks/runpod in-process: the token guards it, the job id is all it
+reads, and a live job is put back on the queue for a worker to re-read /status."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from adapters.memory import InMemoryJobQueue, InMemoryUnitOfWorkFactory
+from core.jobs import ImageParams, Job, JobStatus
+from core.pricing import ModelKind
+from entrypoints.http.app import create_app
+from entrypoints.http.controllers.webhooks_runpod import token_matches
+from entrypoints.runtime import Runtime
+from entrypoints.settings import Settings
+
+SECRET = "webhook-secret-" + "w" * 24
+PROBLEM = "application/problem+json"
+
+
+@dataclass
+class FakeContainer:
+    """Just what the webhook handler resolves from the application container."""
+
+    uow: InMemoryUnitOfWorkFactory
+    jobs_queue: InMemoryJobQueue
+
+    def uow_factory(self) -> InMemoryUnitOfWorkFactory:
+        return self.uow
+
+    def queue(self) -> InMemoryJobQueue:
+        return self.jobs_queue
+
+
+def fake_runtime(settings: Settings, container: FakeContainer) -> Runtime:
+    """A Runtime with only settings and a container: all the handler touches."""
+    fields = {f.name: None for f in dataclasses.fields(Runtime)}
+    return Runtime(**(fields | {"settings": settings, "container": container}))
+
+
+@dataclass
+class Hooks:
+    client: AsyncTestClient[Any]
+    container: FakeContainer
+
+    async def job(self, status: JobStatus = JobStatus.DISPATCHED) -> Job:
+        now = datetime.now(UTC)
+        job = Job(
+            id=uuid.uuid4(),
+            user_id=uuid.uuid4(),
+            kind=ModelKind.IMAGE,
+            model_id="flux-schnell",
+            params=ImageParams(prompt="a fox", width=512, height=512),
+            cost=2,
+            hold_id=None,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            provider="runpod",
+        )
+        async with self.container.uow() as uow:
+            await uow.jobs.add(job)
+            await uow.commit()
+        return job
+
+    async def post(self, query: str, body: object = None) -> Any:
+        return await self.client.post(
+            f"/v1/webhooks/runpod{query}", json=body if body is not None else {"status": "x"}
+        )
+
+
+@pytest.fixture
+async def hooks(tmp_path: Path) -> AsyncIterator[Hooks]:
+    settings = Settings(jwt_secret="j" * 40, data_dir=tmp_path, runpod_webhook_secret=SECRET)
+    container = FakeContainer(InMemoryUnitOfWorkFactory(), InMemoryJobQueue())
+
+    @asynccontextmanager
+    async def opener(s: Settings) -> AsyncIterator[Any]:
+        yield fake_runtime(s, container)
+
+    app = create_app(settings, runtime_opener=opener)
+    async with AsyncTestClient(app) as client:
+        yield Hooks(client, container)
+
+
+async def test_a_webhook_with_the_token_enqueues_the_job_for_a_status_reread(
+    hooks: Hooks,
+) -> None:
+    job = await hooks.job()
+
+    response = await hooks.post(
+        f"?token={SECRET}&job={job.id}", {"id": "sa-1", "status": "COMPLETED", "output": 1}
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"accepted": True, "detail": ""}
+    assert hooks.container.jobs_queue.enqueued == [job.id]
+
+
+@pytest.mark.parametrize("query", ["", "?token=", "?token=wrong", f"?token={SECRET[:-1]}"])
+async def test_a_webhook_without_the_right_token_is_a_401_problem(hooks: Hooks, query: str) -> None:
+    job = await hooks.job()
+    sep = "&" if query else "?"
+
+    response = await hooks.post(f"{query}{sep}job={job.id}")
+
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["code"] == "unauthorized"
+    assert hooks.container.jobs_queue.enqueued == []
+
+
+async def test_a_webhook_for_a_garbage_or_unknown_job_is_a_problem(hooks: Hooks) -> None:
+    garbage = await hooks.post(f"?token={SECRET}&job=not-a-uuid")
+    missing = await hooks.post(f"?token={SECRET}")
+    unknown = await hooks.post(f"?token={SECRET}&job={uuid.uuid4()}")
+
+    assert (garbage.status_code, garbage.json()["field"]) == (422, "job")
+    assert missing.status_code == 422
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith(PROBLEM)
+    assert hooks.container.jobs_queue.enqueued == []
+
+
+async def test_a_webhook_for_a_finished_job_is_acknowledged_and_changes_nothing(
+    hooks: Hooks,
+) -> None:
+    job = await hooks.job(JobStatus.SUCCEEDED)
+
+    response = await hooks.post(f"?token={SECRET}&job={job.id}", "not even an object")
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] is False
+    assert hooks.container.jobs_queue.enqueued == []
+
+
+def test_the_token_check_refuses_empty_tokens_and_an_unset_secret() -> None:
+    assert not token_matches("", None)
+    assert not token_matches("x", None)
+    assert not token_matches(None, "x")
+    assert token_matches("x", "x")
