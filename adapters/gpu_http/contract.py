@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from core.jobs import FailureReason, JobError
+from core.jobs import FailureReason, ImageParams, JobError
 from ports.gpu import GpuRequest, ProviderOutput, ProviderUnavailable
 
 #: an error text containing this (any case) is a content refusal: never retried
@@ -29,9 +29,15 @@ MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 ALLOWED_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 
 
-def worker_input(request: GpuRequest) -> dict[str, Any]:
-    """The job as the GPU worker receives it (Runpod's ``input``, Modal's body)."""
+def worker_input(request: GpuRequest, *, name: str) -> dict[str, Any]:
+    """The job as the GPU worker receives it (Runpod's ``input``, Modal's body).
+
+    Image jobs only: edit and video jobs read uploads, which need signed input URLs
+    in the contract first. Raises ProviderUnavailable for them, so they go elsewhere.
+    """
     p = request.params
+    if not isinstance(p, ImageParams):
+        raise ProviderUnavailable(f"{name}: {type(p).__name__} jobs are not supported yet")
     return {
         "kind": "image",
         "prompt": p.prompt,

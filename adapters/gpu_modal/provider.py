@@ -32,7 +32,7 @@ from adapters.gpu_http import (
     fetch_output,
     worker_input,
 )
-from core.jobs import FailureReason, ImageParams, JobError
+from core.jobs import FailureReason, JobError
 from ports.gpu import (
     Cancelled,
     Completed,
@@ -94,9 +94,9 @@ class ModalProvider:
         await self._http.aclose()
 
     async def submit(self, request: GpuRequest) -> str:
-        if not isinstance(request.params, ImageParams):
-            raise ProviderUnavailable(f"{self.name}: only image jobs are supported")
-        response = await self._call("POST", "submit", what="submit", json=worker_input(request))
+        response = await self._call(
+            "POST", "submit", what="submit", json=worker_input(request, name=self.name)
+        )
         if response.status_code >= 300:
             raise ProviderUnavailable(
                 f"{self.name}: submit answered HTTP {response.status_code}: {response.text[:200]}"

@@ -32,7 +32,7 @@ from adapters.gpu_http import (
     fetch_output,
     worker_input,
 )
-from core.jobs import FailureReason, ImageParams, JobError
+from core.jobs import FailureReason, JobError
 from core.pricing import Catalog
 from ports.gpu import (
     Cancelled,
@@ -112,15 +112,13 @@ class RunpodProvider:
     # -- the port -------------------------------------------------------------------------
 
     async def submit(self, request: GpuRequest) -> str:
-        if not isinstance(request.params, ImageParams):
-            raise ProviderUnavailable(f"{self.name}: only image jobs are supported")
         endpoint_id = self.endpoints.get(request.provider_model) or self.endpoints.get(ANY_MODEL)
         if endpoint_id is None:
             raise ProviderUnavailable(
                 f"{self.name}: no endpoint serves {request.provider_model!r} (RUNPOD_ENDPOINTS)"
             )
         body: dict[str, Any] = {
-            "input": worker_input(request),
+            "input": worker_input(request, name=self.name),
             "policy": {"executionTimeout": self.execution_timeout_ms},
         }
         if self.webhook_url is not None:
