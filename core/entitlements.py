@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
 from core.products import Product, ProductKind, Store, add_months
 from core.store_events import ENTITLED, EntitlementStatus, SubscriptionSnapshot
+
+#: the store's clock may run ahead of ours: a month starting this soon counts as started
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class TransactionStatus(enum.StrEnum):
@@ -109,13 +112,13 @@ class Entitlement(msgspec.Struct, frozen=True, kw_only=True):
         if not self.entitled:
             return None
         for start, end in self.months(product):
-            if start <= now < end:
+            if start - CLOCK_SKEW <= now < end:
                 return start, end
         return None
 
     def following_month_start(self, product: Product, now: datetime) -> datetime | None:
         for start, _ in self.months(product):
-            if start > now:
+            if start - CLOCK_SKEW > now:
                 return start
         return None
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from adapters.gpu_runpod.provider import parse_endpoints
+from entrypoints.iap_settings import AppleSettings, GoogleSettings, apple_from_env, google_from_env
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool = True
     db_pool_size: int = 10
     local_gpu_seconds: float = 0.0  # the preview renderer's minimum time per job
+    apple: AppleSettings = msgspec.field(default_factory=AppleSettings)  # APPLE_*
+    google: GoogleSettings = msgspec.field(default_factory=GoogleSettings)  # GOOGLE_*
     supabase_url: str | None = None  # with the service key: media in Supabase Storage
     supabase_service_key: str | None = None
     supabase_storage_bucket: str = "media"
@@ -98,6 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_json=(opt("GENSTUDIO_LOG_FORMAT") or "json") == "json",
             db_pool_size=int(number("GENSTUDIO_DB_POOL_SIZE", 10)),
             local_gpu_seconds=number("GENSTUDIO_LOCAL_GPU_SECONDS", 0.0),
+            apple=apple_from_env(e),
+            google=google_from_env(e),
             supabase_url=opt("SUPABASE_URL"),
             supabase_service_key=opt("SUPABASE_SERVICE_KEY") or opt("SUPABASE_SERVICE_ROLE_KEY"),
             supabase_storage_bucket=opt("SUPABASE_STORAGE_BUCKET") or "media",

@@ -90,7 +90,7 @@ def load_root_certificates(spec: str) -> list[bytes]:
         if not item:
             continue
         path = Path(item)
-        if path.exists():
+        if len(item) < 512 and path.is_file():
             raw = path.read_bytes()
             if b"-----BEGIN CERTIFICATE-----" in raw:
                 body = b"".join(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import msgspec
 
@@ -24,7 +25,7 @@ from core.entitlements import (
     end_entitlement,
     new_entitlement,
 )
-from core.errors import InvalidPurchase, PurchaseOwnedElsewhere
+from core.errors import InvalidPurchase, PurchaseOwnedElsewhere, StoreUnavailable
 from core.products import Product, ProductCatalog, ProductKind, Store
 from core.profiles import SubscriptionTier
 from core.services.credits import add_credits, claw_back_lot
@@ -609,3 +610,23 @@ async def mark_acknowledged(
         if tx is not None and not tx.acknowledged:
             await uow.purchases.update_transaction(msgspec.structs.replace(tx, acknowledged=True))
             await uow.commit()
+
+
+class _Acknowledger(Protocol):
+    async def acknowledge(self, transaction: StoreTransaction) -> None: ...
+
+
+async def acknowledge_pending(
+    uow_factory: UnitOfWorkFactory, client: _Acknowledger, *, store: Store, now: datetime
+) -> int:
+    """Tell the store about every delivered purchase it has not heard of yet (Google:
+    within its three days). Safe to repeat; returns how many were acknowledged."""
+    done = 0
+    for tx in await unacknowledged(uow_factory, store=store, now=now):
+        try:
+            await client.acknowledge(tx)
+        except StoreUnavailable:
+            continue  # the next run tries again
+        await mark_acknowledged(uow_factory, store=store, transaction_id=tx.transaction_id)
+        done += 1
+    return done

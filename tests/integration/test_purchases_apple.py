@@ -1,0 +1,357 @@
+"""Apple purchases end to end: the HTTP API in-process on the real Postgres, JWS signed
+by a test chain shaped like Apple's and verified by Apple's library for real, the App
+Store Server API on a loopback stand-in. Nothing reaches the internet."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from dependency_injector import providers
+from litestar.testing import AsyncTestClient
+
+from adapters.memory import FakeClock
+from adapters.supabase.auth import mint_token
+from core.services.credits import place_hold
+from entrypoints.containers import AppContainer
+from entrypoints.http.app import create_app
+from entrypoints.iap_settings import AppleSettings
+from entrypoints.runtime import open_runtime
+from entrypoints.settings import Settings
+from tests.standins.apple import (
+    BUNDLE_ID,
+    AppleSigner,
+    AppStoreServerStandIn,
+    SubscriptionState,
+    notification,
+    renewal,
+    transaction,
+)
+from tests.standins.loopback import Fail, Stall
+
+pytestmark = pytest.mark.postgres
+
+SECRET = "apple-integration-" + "k" * 32
+PACK = "app.genstudio.credits.100"
+MONTHLY = "app.genstudio.pro.monthly"
+
+
+class Apple:
+    def __init__(
+        self,
+        client: AsyncTestClient[Any],
+        signer: AppleSigner,
+        api: AppStoreServerStandIn,
+        clock: FakeClock,
+        pg_url: str,
+    ) -> None:
+        self.client, self.signer, self.api, self.clock, self.pg_url = (
+            client,
+            signer,
+            api,
+            clock,
+            pg_url,
+        )
+
+    def auth(self, user: uuid.UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(SECRET, user_id=user)}"}
+
+    async def buy(self, user: uuid.UUID, signed: str) -> Any:
+        return await self.client.post(
+            "/v1/purchases/apple", json={"signedTransaction": signed}, headers=self.auth(user)
+        )
+
+    async def notify(self, signed_payload: str) -> Any:
+        return await self.client.post("/v1/webhooks/apple", json={"signedPayload": signed_payload})
+
+    async def balance(self, user: uuid.UUID) -> int:
+        response = await self.client.get("/v1/me", headers=self.auth(user))
+        assert response.status_code == 200, response.text
+        return int(response.json()["credits"])
+
+    async def subscription(self, user: uuid.UUID) -> dict[str, Any]:
+        response = await self.client.get("/v1/subscription", headers=self.auth(user))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def rows(self, sql: str, *args: object) -> int:
+        with psycopg.connect(self.pg_url) as conn:
+            row = conn.execute(sql, args).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+@pytest.fixture(scope="module")
+def signer() -> AppleSigner:
+    return AppleSigner()
+
+
+@pytest.fixture
+def api(signer: AppleSigner) -> Iterator[AppStoreServerStandIn]:
+    with AppStoreServerStandIn(signer) as standin:
+        yield standin
+
+
+@pytest.fixture
+async def apple(
+    pg_url: str, tmp_path: Path, signer: AppleSigner, api: AppStoreServerStandIn
+) -> AsyncIterator[Apple]:
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    settings = Settings(
+        database_url=pg_url,
+        jwt_secret=SECRET,
+        data_dir=tmp_path,
+        apple=AppleSettings(
+            root_certificates=signer.root_b64,
+            bundle_id=BUNDLE_ID,
+            environment="Sandbox",
+            online_checks=False,
+            api_base_url=api.url,
+            private_key=api.private_key_pem.decode(),
+            key_id=api.keys.key_id,
+            issuer_id=api.keys.issuer_id,
+            api_timeout=1.0,
+        ),
+    )
+
+    def configure(container: AppContainer) -> None:
+        container.clock.override(providers.Object(clock))
+
+    app = create_app(settings, runtime_opener=lambda s: open_runtime(s, configure=configure))
+    async with AsyncTestClient(app) as client:
+        yield Apple(client, signer, api, clock, pg_url)
+
+
+# --- verification ----------------------------------------------------------------------
+
+
+async def test_a_verified_pack_grants_its_credits_once(apple: Apple) -> None:
+    user = uuid.uuid4()
+    signed = apple.signer.sign(transaction(product_id=PACK, user=user))
+    first = await apple.buy(user, signed)
+    assert first.status_code == 200, first.text
+    assert first.json()["creditsGranted"] == 100 and first.json()["balance"] == 100
+    again = await apple.buy(user, signed)
+    assert again.status_code == 200
+    assert again.json()["replayed"] is True and again.json()["creditsGranted"] == 0
+    assert await apple.balance(user) == 100
+
+
+async def test_the_same_purchase_from_another_account_is_a_409(apple: Apple) -> None:
+    owner, thief = uuid.uuid4(), uuid.uuid4()
+    signed = apple.signer.sign(transaction(product_id=PACK, user=owner))
+    assert (await apple.buy(owner, signed)).status_code == 200
+    stolen = await apple.buy(thief, signed)
+    assert stolen.status_code == 409
+    assert stolen.json()["code"] == "purchase_owned_elsewhere"
+    assert await apple.balance(thief) == 0
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["forged", "wrong bundle", "wrong environment", "expired chain", "foreign chain", "no OIDs"],
+)
+async def test_unverifiable_transactions_are_rejected_without_a_grant(
+    apple: Apple, case: str
+) -> None:
+    user = uuid.uuid4()
+    tx = transaction(product_id=PACK, user=user)
+    signer = apple.signer
+    if case == "forged":
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        signed = signer.sign(tx, key=ec.generate_private_key(ec.SECP256R1()))
+    elif case == "wrong bundle":
+        signed = signer.sign({**tx, "bundleId": "com.someone.else"})
+    elif case == "wrong environment":
+        signed = signer.sign({**tx, "environment": "Production"})
+    elif case == "expired chain":
+        old = AppleSigner(
+            leaf_valid=(datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
+        )
+        # the same root as the configured one would be needed: sign with an expired leaf
+        # under a trusted root by reusing the configured root's keys
+        old.root, old.root_key = signer.root, signer.root_key
+        old.__init__  # noqa: B018 - documents that the chain below is rebuilt by hand
+        from tests.standins.apple import LEAF_OID, WWDR_OID, _cert
+
+        far = datetime(2045, 1, 1, tzinfo=UTC)
+        old.intermediate = _cert(
+            "Test Apple WWDR CA", old.intermediate_key, signer.root, signer.root_key,
+            ca=True, oid=WWDR_OID, not_before=datetime(2020, 1, 1, tzinfo=UTC), not_after=far,
+        )  # fmt: skip
+        old.leaf = _cert(
+            "expired leaf", old.leaf_key, old.intermediate, old.intermediate_key,
+            ca=False, oid=LEAF_OID, not_before=datetime(2020, 1, 1, tzinfo=UTC),
+            not_after=datetime(2021, 1, 1, tzinfo=UTC),
+        )  # fmt: skip
+        signed = old.sign(tx)
+    elif case == "foreign chain":
+        signed = AppleSigner().sign(tx)
+    else:
+        signed = AppleSigner(apple_oids=False).sign(tx)
+    response = await apple.buy(user, signed)
+    assert 400 <= response.status_code < 500, (case, response.text)
+    assert response.json()["code"] == "invalid_purchase"
+    assert await apple.balance(user) == 0
+    assert apple.rows("SELECT count(*) FROM store_transactions WHERE user_id = %s", user) == 0
+
+
+async def test_a_purchase_without_the_account_token_is_refused(apple: Apple) -> None:
+    user = uuid.uuid4()
+    response = await apple.buy(user, apple.signer.sign(transaction(product_id=PACK, user=None)))
+    assert response.status_code == 400
+    assert response.json()["field"] == "appAccountToken"
+    other = await apple.buy(
+        user, apple.signer.sign(transaction(product_id=PACK, user=uuid.uuid4()))
+    )
+    assert other.status_code == 409
+    assert await apple.balance(user) == 0
+
+
+async def test_the_same_purchase_posted_twenty_times_at_once_grants_once(apple: Apple) -> None:
+    user = uuid.uuid4()
+    signed = apple.signer.sign(transaction(product_id=PACK, user=user))
+    responses = await asyncio.gather(*(apple.buy(user, signed) for _ in range(20)))
+    assert {r.status_code for r in responses} == {200}
+    assert sorted(r.json()["creditsGranted"] for r in responses) == [0] * 19 + [100]
+    assert await apple.balance(user) == 100
+
+
+async def test_a_failing_server_api_falls_back_to_the_signed_transaction(apple: Apple) -> None:
+    user = uuid.uuid4()
+    tx = transaction(product_id=MONTHLY, user=user, subscription=True)
+    apple.api.inject(Fail(500))
+    response = await apple.buy(user, apple.signer.sign(tx))
+    assert response.status_code == 200, response.text
+    assert response.json()["subscription"]["status"] == "active"
+    assert response.json()["creditsGranted"] == 500
+    # a stalled API times out (1 s here) and the purchase still stands
+    tx2 = transaction(product_id=MONTHLY, user=user, subscription=True)
+    apple.api.inject(Stall(3))
+    response = await apple.buy(user, apple.signer.sign(tx2))
+    assert response.status_code == 200, response.text
+
+
+async def test_a_notification_that_does_not_verify_is_rejected(apple: Apple) -> None:
+    forged, _ = notification(AppleSigner(), "TEST")
+    assert (await apple.notify(forged)).status_code == 400
+    wrong_bundle, _ = notification(apple.signer, "TEST", bundle_id="com.other")
+    assert (await apple.notify(wrong_bundle)).status_code == 400
+
+
+# --- a subscription's whole life --------------------------------------------------------
+
+
+async def test_a_subscriptions_whole_life(apple: Apple) -> None:
+    user = uuid.uuid4()
+    t0 = apple.clock.now()
+    original = str(uuid.uuid4().int)[:15]
+
+    def tx(n: int, start: datetime, days: int = 30) -> dict[str, Any]:
+        return transaction(
+            product_id=MONTHLY,
+            user=user,
+            subscription=True,
+            transaction_id=f"{original}{n}",
+            original_transaction_id=original,
+            purchased=start,
+            expires=start + timedelta(days=days),
+            signed=start,
+        )
+
+    async def news(
+        kind: str, t: dict[str, Any], status: int, subtype: str | None = None, **kw: Any
+    ) -> str:
+        payload, _ = notification(
+            apple.signer,
+            kind,
+            subtype=subtype,
+            tx=t,
+            renewal_info=renewal(product_id=MONTHLY, original_transaction_id=original, **kw),
+            status=status,
+            signed=apple.clock.now(),
+        )
+        response = await apple.notify(payload)
+        assert response.status_code == 200, response.text
+        return payload
+
+    async def expect(balance: int, status: str, tier: str) -> None:
+        assert await apple.balance(user) == balance
+        sub = await apple.subscription(user)
+        assert (sub["status"], sub["tier"]) == (status, tier), sub
+
+    # subscribe: the app posts the transaction; the Server API confirms it
+    first = tx(1, t0)
+    apple.api.subscriptions[original] = SubscriptionState(
+        1, first, renewal(product_id=MONTHLY, original_transaction_id=original)
+    )
+    response = await apple.buy(user, apple.signer.sign(first))
+    assert response.status_code == 200, response.text
+    assert response.json()["creditsGranted"] == 500
+    await expect(500, "active", "pro")
+    sub = await apple.subscription(user)
+    assert sub["nextAllowanceAt"] is not None and sub["nextAllowanceCredits"] == 500
+
+    # renew twice: each period's allowance once; the last period's lot expires
+    t1 = t0 + timedelta(days=30)
+    apple.clock.advance((t1 - apple.clock.now()).total_seconds() + 60)
+    renewed = await news("DID_RENEW", tx(2, t1), 1)
+    await expect(500, "active", "pro")
+    assert (await apple.notify(renewed)).status_code == 200  # redelivered: nothing changes
+    await expect(500, "active", "pro")
+    t2 = t1 + timedelta(days=30)
+    apple.clock.advance((t2 - apple.clock.now()).total_seconds() + 60)
+    await news("DID_RENEW", tx(3, t2), 1)
+    await expect(500, "active", "pro")
+
+    # billing retry: the renewal failed, no access, no credits for the new period
+    t3 = t2 + timedelta(days=30)
+    apple.clock.advance((t3 - apple.clock.now()).total_seconds() + 60)
+    await news("DID_FAIL_TO_RENEW", tx(3, t2), 3)
+    await expect(0, "billing_retry", "free")
+
+    # grace period: access again while Apple retries, still no new credits
+    await news(
+        "DID_FAIL_TO_RENEW", tx(3, t2), 4, "GRACE_PERIOD", grace_until=t3 + timedelta(days=6)
+    )
+    await expect(0, "grace_period", "pro")
+
+    # recovery: a new period, its allowance
+    t4 = t3 + timedelta(days=2)
+    apple.clock.advance((t4 - apple.clock.now()).total_seconds() + 60)
+    recovered_tx = tx(4, t4)
+    await news("DID_RENEW", recovered_tx, 1, "BILLING_RECOVERY")
+    await expect(500, "active", "pro")
+
+    # spend some, then a refund takes back only what is left of that period's credits
+    runtime = apple.client.app.state.runtime
+    async with runtime.container.uow_factory()() as uow:
+        await place_hold(uow, user_id=user, amount=200, reference="job", now=apple.clock.now())
+        await uow.commit()
+    await expect(300, "active", "pro")
+    await news("REFUND", recovered_tx, 1)
+    await expect(0, "refunded", "free")
+    kinds = apple.rows(
+        "SELECT count(*) FROM credit_ledger WHERE user_id = %s AND kind = 'clawback' AND amount = -300",
+        user,
+    )
+    assert kinds == 1
+
+    # expiry: the refunded period stays refunded, and nothing comes back
+    apple.clock.advance(31 * 86400)
+    await news("EXPIRED", recovered_tx, 2, "VOLUNTARY")
+    await expect(0, "refunded", "free")
+    assert (
+        apple.rows(
+            "SELECT count(*) FROM allowance_grants WHERE original_transaction_id = %s", original
+        )
+        == 4
+    )
