@@ -21,6 +21,7 @@ from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
 from core.pricing import DEFAULT_CATALOG, Catalog
 from core.services.processing import JobProcessor
+from entrypoints import iap
 from entrypoints.settings import Settings
 
 
@@ -90,6 +91,19 @@ class AuthContainer(containers.DeclarativeContainer):
     )
 
 
+class IapContainer(containers.DeclarativeContainer):
+    """The product catalog and the two stores (None where not configured)."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    products = providers.Singleton(
+        iap.product_catalog,
+        providers.Callable(lambda s: s.apple, settings),
+        providers.Callable(lambda s: s.google, settings),
+    )
+    apple = providers.Singleton(iap.apple_store, providers.Callable(lambda s: s.apple, settings))
+    google = providers.Singleton(iap.google_store, providers.Callable(lambda s: s.google, settings))
+
+
 class AppContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     engine = providers.Dependency(instance_of=AsyncEngine)
@@ -101,6 +115,7 @@ class AppContainer(containers.DeclarativeContainer):
     database = providers.Container(DatabaseContainer, engine=engine)
     media = providers.Container(MediaContainer, settings=settings)
     auth = providers.Container(AuthContainer, settings=settings)
+    iap = providers.Container(IapContainer, settings=settings)
     ai = providers.Container(AiContainer, settings=settings)
 
     uow_factory = database.uow_factory

@@ -16,7 +16,9 @@ from entrypoints.http.controllers.generate import GenerateController
 from entrypoints.http.controllers.health import live, ready
 from entrypoints.http.controllers.media import media
 from entrypoints.http.controllers.models import list_models
+from entrypoints.http.controllers.purchases import PurchasesController
 from entrypoints.http.controllers.webhooks_runpod import runpod_webhook
+from entrypoints.http.controllers.webhooks_stores import apple_webhook, google_webhook
 from entrypoints.http.deps import get_principal, get_runtime
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.runtime import Runtime, open_runtime
@@ -43,6 +45,9 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             live,
             ready,
             media,
+            PurchasesController,
+            apple_webhook,
+            google_webhook,
             runpod_webhook,
         ],
         dependencies={

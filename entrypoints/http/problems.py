@@ -30,6 +30,9 @@ STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.IllegalTransition: (409, "Conflict"),
     errors.ConcurrencyConflict: (409, "Conflict"),
     errors.InvalidInput: (422, "Invalid input"),
+    errors.PurchaseOwnedElsewhere: (409, "Purchase belongs to another account"),
+    errors.InvalidPurchase: (400, "Purchase not verified"),
+    errors.StoreUnavailable: (503, "Store unavailable"),
 }
 
 
