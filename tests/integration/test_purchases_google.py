@@ -1,0 +1,298 @@
+"""Google Play purchases end to end: the HTTP API in-process on the real Postgres, the
+Play Developer API, the OAuth token endpoint and the OIDC certificates on a loopback
+stand-in (google-auth's real token exchange and token verification)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from dependency_injector import providers
+from litestar.testing import AsyncTestClient
+
+from adapters.memory import FakeClock
+from adapters.supabase.auth import mint_token
+from core.products import Store, add_months
+from core.services.credits import place_hold
+from core.services.purchases import acknowledge_pending
+from entrypoints.containers import AppContainer
+from entrypoints.http.app import create_app
+from entrypoints.iap_settings import GoogleSettings
+from entrypoints.runtime import open_runtime
+from entrypoints.settings import Settings
+from tests.standins.google_play import PACKAGE, PUSH_ACCOUNT, GooglePlayStandIn
+from tests.standins.loopback import Fail, RateLimit
+
+pytestmark = pytest.mark.postgres
+
+SECRET = "google-integration-" + "g" * 32
+AUDIENCE = "https://api.genstudio.test/v1/webhooks/google"
+
+
+class Google:
+    def __init__(
+        self, client: AsyncTestClient[Any], play: GooglePlayStandIn, clock: FakeClock, pg: str
+    ) -> None:
+        self.client, self.play, self.clock, self.pg = client, play, clock, pg
+
+    def auth(self, user: uuid.UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(SECRET, user_id=user)}"}
+
+    async def buy(self, user: uuid.UUID, product: str, token: str) -> Any:
+        return await self.client.post(
+            "/v1/purchases/google",
+            json={"productId": product, "purchaseToken": token},
+            headers=self.auth(user),
+        )
+
+    async def push(
+        self,
+        notification: dict[str, Any],
+        *,
+        message_id: str | None = None,
+        token: str | None = None,
+    ) -> Any:
+        body = self.play.push_body(notification, message_id)
+        bearer = token if token is not None else self.play.push_token(AUDIENCE)
+        return await self.client.post(
+            "/v1/webhooks/google",
+            content=body,
+            headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+        )
+
+    async def balance(self, user: uuid.UUID) -> int:
+        return int((await self.client.get("/v1/me", headers=self.auth(user))).json()["credits"])
+
+    async def subscription(self, user: uuid.UUID) -> dict[str, Any]:
+        body: dict[str, Any] = (
+            await self.client.get("/v1/subscription", headers=self.auth(user))
+        ).json()
+        return body
+
+    def rows(self, sql: str, *args: object) -> int:
+        with psycopg.connect(self.pg) as conn:
+            row = conn.execute(sql, args).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+@pytest.fixture
+def play() -> Iterator[GooglePlayStandIn]:
+    with GooglePlayStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def google(pg_url: str, tmp_path: Path, play: GooglePlayStandIn) -> AsyncIterator[Google]:
+    import json
+
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    settings = Settings(
+        database_url=pg_url,
+        jwt_secret=SECRET,
+        data_dir=tmp_path,
+        google=GoogleSettings(
+            package_name=PACKAGE,
+            service_account=json.dumps(play.service_account_info()),
+            play_base_url=play.url,
+            oauth_token_url=play.token_url,
+            oidc_certs_url=play.certs_url,
+            pubsub_audience=AUDIENCE,
+            pubsub_service_account=PUSH_ACCOUNT,
+            api_timeout=2.0,
+        ),
+    )
+
+    def configure(container: AppContainer) -> None:
+        container.clock.override(providers.Object(clock))
+
+    app = create_app(settings, runtime_opener=lambda s: open_runtime(s, configure=configure))
+    async with AsyncTestClient(app) as client:
+        yield Google(client, play, clock, pg_url)
+
+
+async def test_a_pack_is_granted_once_consumed_after_commit_and_owned_forever(
+    google: Google,
+) -> None:
+    user, other = uuid.uuid4(), uuid.uuid4()
+    token = f"tok-{uuid.uuid4()}"
+    google.play.set_product(token, "credits_550", user)
+    # a rate limit and a 500 on the way: retried, then granted
+    google.play.inject(RateLimit(), when=lambda r: "/products/" in r.path)
+    google.play.inject(Fail(500), when=lambda r: "/products/" in r.path)
+    responses = await asyncio.gather(*(google.buy(user, "credits_550", token) for _ in range(20)))
+    assert {r.status_code for r in responses} == {200}, [r.text for r in responses]
+    assert sorted(r.json()["creditsGranted"] for r in responses) == [0] * 19 + [550]
+    assert await google.balance(user) == 550
+    assert google.play.consumed == [token]
+    assert (await google.buy(other, "credits_550", token)).status_code == 409
+
+
+async def test_purchases_google_does_not_know_are_refused(google: Google) -> None:
+    user = uuid.uuid4()
+    unknown = await google.buy(user, "credits_100", "no-such-token")
+    assert unknown.status_code == 400 and unknown.json()["code"] == "invalid_purchase"
+    google.play.set_product("pending", "credits_100", user, purchaseState=2)
+    assert (await google.buy(user, "credits_100", "pending")).status_code == 400
+    google.play.set_product("anon", "credits_100", None)
+    assert (await google.buy(user, "credits_100", "anon")).json()["field"] == (
+        "obfuscatedExternalAccountId"
+    )
+    google.play.set_product("theirs", "credits_100", uuid.uuid4())
+    assert (await google.buy(user, "credits_100", "theirs")).status_code == 409
+    assert (await google.buy(user, "not_for_sale", "x")).status_code == 422
+    assert await google.balance(user) == 0
+
+
+async def test_an_acknowledgement_google_refused_is_retried_later(google: Google) -> None:
+    user = uuid.uuid4()
+    token = f"tok-{uuid.uuid4()}"
+    google.play.set_product(token, "credits_100", user)
+    google.play.inject(Fail(503), times=10, when=lambda r: r.path.endswith(":consume"))
+    assert (await google.buy(user, "credits_100", token)).status_code == 200
+    assert google.play.consumed == []
+    google.play.reset()
+    c = google.client.app.state.runtime.container
+    done = await acknowledge_pending(
+        c.uow_factory(), c.iap.google(), store=Store.GOOGLE, now=google.clock.now()
+    )
+    assert done >= 1 and token in google.play.consumed
+    assert (
+        google.rows(
+            "SELECT count(*) FROM store_transactions WHERE transaction_id = %s AND acknowledged",
+            token,
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "wrong audience", "wrong account", "forged", "expired"]
+)
+async def test_pushes_not_from_google_are_refused(google: Google, case: str) -> None:
+    play = google.play
+    tokens = {
+        "missing": "",
+        "wrong audience": play.push_token("https://elsewhere.test/hook"),
+        "wrong account": play.push_token(AUDIENCE, email="someone@evil.test"),
+        "forged": play.push_token(
+            AUDIENCE, key=rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        ),
+        "expired": play.push_token(AUDIENCE, expires_in=-3600),
+    }
+    response = await google.push({"testNotification": {"version": "1.0"}}, token=tokens[case])
+    assert response.status_code == 401, (case, response.text)
+
+
+async def test_a_subscriptions_whole_life(google: Google) -> None:
+    user = uuid.uuid4()
+    token = f"sub-{uuid.uuid4()}"
+    play, t0 = google.play, google.clock.now()
+    product = "premium_monthly"
+
+    def state(s: str, expiry: datetime, order: str, auto_renew: bool = True) -> None:
+        play.set_subscription(
+            token, product, user, state=s, expiry=expiry, order=order, auto_renew=auto_renew
+        )
+
+    async def rtdn(kind: int, message_id: str | None = None) -> None:
+        response = await google.push(
+            {
+                "subscriptionNotification": {
+                    "version": "1.0",
+                    "notificationType": kind,
+                    "purchaseToken": token,
+                    "subscriptionId": product,
+                }
+            },
+            message_id=message_id,
+        )
+        assert response.status_code == 200, response.text
+
+    async def expect(balance: int, status: str, tier: str) -> None:
+        assert await google.balance(user) == balance
+        sub = await google.subscription(user)
+        assert (sub["status"], sub["tier"]) == (status, tier), sub
+
+    def at(t: datetime) -> None:
+        google.clock.advance((t - google.clock.now()).total_seconds() + 60)
+
+    # subscribe: Google's periods are calendar months; the period starts a month before expiry
+    e1 = add_months(t0, 1)
+    state("SUBSCRIPTION_STATE_ACTIVE", e1, "GPA.1")
+    response = await google.buy(user, product, token)
+    assert response.status_code == 200, response.text
+    assert response.json()["creditsGranted"] == 1500
+    assert play.acknowledged == [token]
+    await expect(1500, "active", "premium")
+
+    # renew twice (SUBSCRIPTION_RENEWED = 2); a redelivered message changes nothing
+    at(e1)
+    e2 = add_months(e1, 1)
+    state("SUBSCRIPTION_STATE_ACTIVE", e2, "GPA.1..0")
+    await rtdn(2, message_id="m-renew-1")
+    await rtdn(2, message_id="m-renew-1")
+    await expect(1500, "active", "premium")
+    at(e2)
+    e3 = add_months(e2, 1)
+    state("SUBSCRIPTION_STATE_ACTIVE", e3, "GPA.1..1")
+    await rtdn(2)
+    await expect(1500, "active", "premium")
+
+    # billing retry: account hold (SUBSCRIPTION_ON_HOLD = 5): no access, no credits
+    at(e3)
+    state("SUBSCRIPTION_STATE_ON_HOLD", e3, "GPA.1..1")
+    await rtdn(5)
+    await expect(0, "on_hold", "free")
+
+    # grace period (SUBSCRIPTION_IN_GRACE_PERIOD = 6): access, still no new credits
+    state("SUBSCRIPTION_STATE_IN_GRACE_PERIOD", e3, "GPA.1..1")
+    await rtdn(6)
+    await expect(0, "grace_period", "premium")
+
+    # recovery (SUBSCRIPTION_RECOVERED = 1): a new period, its allowance
+    e4 = add_months(google.clock.now(), 1)
+    state("SUBSCRIPTION_STATE_ACTIVE", e4, "GPA.1..2")
+    await rtdn(1)
+    await expect(1500, "active", "premium")
+
+    # spend some; the voided purchase (a refund) takes back only what is left
+    c = google.client.app.state.runtime.container
+    async with c.uow_factory()() as uow:
+        await place_hold(uow, user_id=user, amount=1000, reference="job", now=google.clock.now())
+        await uow.commit()
+    response = await google.push(
+        {
+            "voidedPurchaseNotification": {
+                "purchaseToken": token,
+                "orderId": "GPA.1..2",
+                "productType": 1,
+                "refundType": 1,
+            }
+        }
+    )
+    assert response.status_code == 200, response.text
+    await expect(0, "refunded", "free")
+    assert (
+        google.rows(
+            "SELECT count(*) FROM credit_ledger WHERE user_id = %s AND kind = 'clawback' AND amount = -500",
+            user,
+        )
+        == 1
+    )
+
+    # expiry (SUBSCRIPTION_EXPIRED = 13): the refunded period does not come back
+    at(e4)
+    state("SUBSCRIPTION_STATE_EXPIRED", e4, "GPA.1..2", auto_renew=False)
+    await rtdn(13)
+    await expect(0, "refunded", "free")
+    # every notification re-read the state from subscriptionsv2
+    reads = [r for r in play.requests if "/subscriptionsv2/" in r.path]
+    assert len(reads) >= 8
