@@ -1,0 +1,265 @@
+"""Store events and spending interleaved at random (core/services/purchases.py on the
+memory adapters): packs bought, replayed and refunded, a yearly and a monthly plan
+renewing, failing, recovering, refunded, the scheduler's grants, notifications
+redelivered, jobs holding and spending credits, time passing.
+
+Invariants after every step:
+- balance == sum of the ledger's entries == sum of the lots' remaining credits >= 0;
+- every allowance entry has exactly one grant row, and no month is granted twice;
+- a clawback never takes more than its purchase granted; a pack's transaction is
+  granted once however often it is presented;
+- redelivering a notification changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from adapters.memory import InMemoryUnitOfWorkFactory
+from core.credits import EntryKind
+from core.errors import InsufficientCredits
+from core.products import DEFAULT_PRODUCTS, Store, add_months
+from core.services import credits as credit_svc
+from core.services import purchases as svc
+from core.store_events import (
+    EntitlementStatus,
+    Purchase,
+    Revocation,
+    RevocationReason,
+    StoreEvent,
+    SubscriptionSnapshot,
+)
+from tests.unit.support import account, open_account
+
+T = TypeVar("T")
+T0 = datetime(2026, 1, 15, 9, tzinfo=UTC)
+PLANS = {"monthly": "app.genstudio.pro.monthly", "yearly": "app.genstudio.premium.yearly"}
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+class PurchasesMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.factory = InMemoryUnitOfWorkFactory()
+        self.user = run(open_account(self.factory))
+        self.now = T0
+        self.packs: dict[str, int] = {}
+        self.plans: dict[
+            str, tuple[str, datetime, datetime, int]
+        ] = {}  # kind -> (orig, start, end, n)
+        self.notifications: list[tuple[str, list[StoreEvent]]] = []
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _notify(self, note_id: str, events: list[StoreEvent]) -> None:
+        await svc.handle_notification(
+            self.factory,
+            store=Store.APPLE,
+            notification_id=note_id,
+            kind="test",
+            events=events,
+            catalog=DEFAULT_PRODUCTS,
+            now=self.now,
+        )
+
+    def notify(self, events: list[StoreEvent]) -> None:
+        note_id = str(uuid.uuid4())
+        self.notifications.append((note_id, events))
+        run(self._notify(note_id, events))
+
+    def balance(self) -> int:
+        return run(account(self.factory, self.user)).balance
+
+    def snapshot(
+        self, kind: str, status: EntitlementStatus, *, tx: str | None = None
+    ) -> SubscriptionSnapshot:
+        original, start, end, n = self.plans[kind]
+        return SubscriptionSnapshot(
+            store=Store.APPLE,
+            occurred_at=self.now,
+            original_transaction_id=original,
+            transaction_id=tx or f"{original}.{n}",
+            store_product_id=PLANS[kind],
+            user_id=self.user,
+            status=status,
+            auto_renew=True,
+            period_start=start,
+            period_end=end,
+        )
+
+    # -- rules ----------------------------------------------------------------------------
+
+    @rule(credits=st.sampled_from([100, 550, 1200]))
+    def buy_pack(self, credits: int) -> None:
+        tx = f"pack-{uuid.uuid4()}"
+        event = Purchase(
+            store=Store.APPLE,
+            occurred_at=self.now,
+            transaction_id=tx,
+            original_transaction_id=tx,
+            store_product_id=f"app.genstudio.credits.{credits}",
+            user_id=self.user,
+            purchased_at=self.now,
+        )
+        before = self.balance()
+
+        async def claim() -> svc.PurchaseOutcome:
+            async with self.factory() as uow:
+                out = await svc.claim_purchase(
+                    uow, event, user_id=self.user, catalog=DEFAULT_PRODUCTS, now=self.now
+                )
+                await uow.commit()
+                return out
+
+        assert run(claim()).credits_granted == credits
+        assert run(claim()).credits_granted == 0  # presented again: the first result
+        assert self.balance() == before + credits
+        self.packs[tx] = credits
+
+    @precondition(lambda self: bool(self.packs))
+    @rule(data=st.data(), reason=st.sampled_from(list(RevocationReason)))
+    def refund_pack(self, data: st.DataObject, reason: RevocationReason) -> None:
+        tx = data.draw(st.sampled_from(sorted(self.packs)))
+        self.notify(
+            [
+                Revocation(
+                    store=Store.APPLE,
+                    occurred_at=self.now,
+                    transaction_id=tx,
+                    original_transaction_id=tx,
+                    reason=reason,
+                )
+            ]
+        )
+        new = run(account(self.factory, self.user)).entries
+        taken = -sum(e.amount for e in new if e.kind is EntryKind.CLAWBACK and tx in e.reference)
+        # expired lots may be swept on the way; the clawback itself stays within the pack
+        assert 0 <= taken <= self.packs[tx]
+
+    @rule(kind=st.sampled_from(sorted(PLANS)))
+    def subscribe_or_renew(self, kind: str) -> None:
+        months = 1 if kind == "monthly" else 12
+        if kind in self.plans:
+            original, _, end, n = self.plans[kind]
+            start = max(end, self.now - timedelta(hours=1))
+            self.plans[kind] = (original, start, add_months(start, months), n + 1)
+        else:
+            start = self.now - timedelta(hours=1)
+            self.plans[kind] = (f"sub-{uuid.uuid4()}", start, add_months(start, months), 0)
+        self.notify([self.snapshot(kind, EntitlementStatus.ACTIVE)])
+
+    @precondition(lambda self: bool(self.plans))
+    @rule(
+        data=st.data(),
+        status=st.sampled_from(
+            [
+                EntitlementStatus.BILLING_RETRY,
+                EntitlementStatus.GRACE_PERIOD,
+                EntitlementStatus.EXPIRED,
+                EntitlementStatus.ACTIVE,
+            ]
+        ),
+    )
+    def store_news(self, data: st.DataObject, status: EntitlementStatus) -> None:
+        kind = data.draw(st.sampled_from(sorted(self.plans)))
+        self.notify([self.snapshot(kind, status)])
+
+    @precondition(lambda self: bool(self.plans))
+    @rule(data=st.data(), reason=st.sampled_from(list(RevocationReason)))
+    def refund_plan(self, data: st.DataObject, reason: RevocationReason) -> None:
+        kind = data.draw(st.sampled_from(sorted(self.plans)))
+        original, _, _, n = self.plans[kind]
+        self.notify(
+            [
+                Revocation(
+                    store=Store.APPLE,
+                    occurred_at=self.now,
+                    transaction_id=f"{original}.{n}",
+                    original_transaction_id=original,
+                    reason=reason,
+                )
+            ]
+        )
+
+    @precondition(lambda self: bool(self.notifications))
+    @rule(data=st.data())
+    def redeliver(self, data: st.DataObject) -> None:
+        note_id, events = data.draw(st.sampled_from(self.notifications))
+        before = run(account(self.factory, self.user))
+        run(self._notify(note_id, events))
+        after = run(account(self.factory, self.user))
+        assert after.entries == before.entries
+
+    @rule(amount=st.integers(min_value=1, max_value=800), settle=st.booleans())
+    def spend(self, amount: int, settle: bool) -> None:
+        async def go() -> None:
+            async with self.factory() as uow:
+                hold = await credit_svc.place_hold(
+                    uow, user_id=self.user, amount=amount, reference="job", now=self.now
+                )
+                await uow.commit()
+            async with self.factory() as uow:
+                if settle:
+                    await credit_svc.settle_hold(uow, hold.id, self.now)
+                else:
+                    await credit_svc.release_hold(uow, hold.id, self.now)
+                await uow.commit()
+
+        with contextlib.suppress(InsufficientCredits):
+            run(go())
+
+    @rule(days=st.integers(min_value=1, max_value=45))
+    def time_passes(self, days: int) -> None:
+        self.now += timedelta(days=days)
+
+    @rule()
+    def scheduler(self) -> None:
+        run(svc.grant_due_allowances(self.factory, catalog=DEFAULT_PRODUCTS, now=self.now))
+
+    # -- invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def ledger_adds_up(self) -> None:
+        acc = run(account(self.factory, self.user))
+        assert acc.balance == sum(e.amount for e in acc.entries)
+        assert acc.balance == sum(lot.remaining for lot in acc.lots.values())
+        assert acc.balance >= 0
+        assert all(n == 1 for n in Counter(e.idempotency_key for e in acc.entries).values())
+
+    @invariant()
+    def allowances_match_grants(self) -> None:
+        async def read() -> tuple[int, int, list[tuple[int, int]]]:
+            async with self.factory() as uow:
+                entries = await uow.ledger.entries(self.user, limit=100_000)
+                grants = []
+                for original, *_ in self.plans.values():
+                    grants += await uow.purchases.grants(Store.APPLE, original)
+                txs = [await uow.purchases.get_transaction(Store.APPLE, tx) for tx in self.packs]
+            allowance = sum(1 for e in entries if e.kind is EntryKind.ALLOWANCE)
+            taken = [(t.clawed_back, t.credits) for t in txs if t is not None]
+            granted = len(grants)
+            return allowance, granted, taken
+
+        if not self.plans:
+            return
+        allowance, grants, taken = run(read())
+        assert allowance == grants
+        assert all(clawed <= credits for clawed, credits in taken)
+
+
+TestPurchasesMachine = PurchasesMachine.TestCase
+TestPurchasesMachine.settings = settings(max_examples=30, stateful_step_count=20, deadline=None)
