@@ -1,4 +1,4 @@
-"""The ``genstudio`` command: serve | worker | migrate | token | credits grant."""
+"""The ``genstudio`` command: serve | worker | scheduler | migrate | token | credits grant."""
 
 from __future__ import annotations
 
@@ -27,7 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    sub.add_parser("worker", help="run a Taskiq worker (needs REDIS_URL)")
+    worker = sub.add_parser("worker", help="run a Taskiq worker (needs REDIS_URL)")
+    worker.add_argument(
+        "--kinds", help="comma-separated job kinds to take (default: all): image,edit,video,training"
+    )
+    sub.add_parser(
+        "scheduler", help="run the Taskiq scheduler that drives the reconciler (needs REDIS_URL)"
+    )
     sub.add_parser("migrate", help="apply database migrations")
     token = sub.add_parser("token", help="mint a Supabase-style access token (HS256)")
     token.add_argument("--user", type=_uuid, default=None, help="user id (default: a new one)")
@@ -128,7 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "worker":
         from entrypoints.worker import run_worker
 
-        asyncio.run(run_worker(settings))
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
+        asyncio.run(run_worker(settings, kinds))
+    elif args.command == "scheduler":
+        from entrypoints.worker import run_scheduler
+
+        asyncio.run(run_scheduler(settings))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "token":

@@ -21,7 +21,9 @@ from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
 from core.pricing import DEFAULT_CATALOG, Catalog
 from core.services.processing import JobProcessor
+from core.services.reconcile import Reconciler
 from entrypoints import iap
+from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.settings import Settings
 
 
@@ -126,15 +128,30 @@ class AppContainer(containers.DeclarativeContainer):
     captioner = ai.captioner
     enhancer = ai.enhancer
 
+    gpus = providers.Singleton(build_gpus, settings, gpu)
+    router = providers.Singleton(build_router, settings, gpus)
+    policy = providers.Singleton(build_policy, settings)
+
     processor = providers.Singleton(
         JobProcessor,
         uow_factory=uow_factory,
-        gpu=gpu,
+        gpu=gpus,
         storage=storage,
         clock=clock,
         catalog=catalog,
+        router=router,
+        policy=policy,
         poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
         timeout=providers.Callable(lambda s: s.job_timeout, settings),
+    )
+    reconciler = providers.Singleton(
+        Reconciler,
+        uow_factory=uow_factory,
+        queue=queue,
+        clock=clock,
+        policy=policy,
+        providers=gpus,
+        router=router,
     )
 
 

@@ -1,37 +1,77 @@
-"""The embedded default's worker: asyncio tasks in the API process."""
+"""The embedded default's worker: asyncio tasks in the API process.
+
+The same mechanics as the Taskiq worker: a message wakes a consumer, which claims
+the most urgent due job of that kind from Postgres; a reconciler loop re-sends
+wake-ups for what is due (retries after their backoff, jobs of a dead process).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import uuid
 
 from adapters.memory.queue import InMemoryJobQueue
 from core.services.processing import JobProcessor
+from core.services.reconcile import Reconciler
 
 log = logging.getLogger("genstudio.worker")
 
+#: jobs one wake-up may run back to back before yielding to the next message
+JOBS_PER_WAKEUP = 10
+
+
+async def drain(processor: JobProcessor, kind: str) -> int:
+    """Run due jobs of ``kind`` until none is claimable (or the budget is spent)."""
+    done = 0
+    while done < JOBS_PER_WAKEUP:
+        job = await processor.process_next(kind)
+        if job is None:
+            break
+        done += 1
+    return done
+
 
 class InProcessWorker:
-    def __init__(self, queue: InMemoryJobQueue, processor: JobProcessor, concurrency: int) -> None:
+    def __init__(
+        self,
+        queue: InMemoryJobQueue,
+        processor: JobProcessor,
+        reconciler: Reconciler,
+        *,
+        concurrency: int,
+        reconcile_interval: float,
+    ) -> None:
         self.queue = queue
         self.processor = processor
+        self.reconciler = reconciler
         self.concurrency = concurrency
+        self.reconcile_interval = reconcile_interval
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def _run(self) -> None:
+    async def _consume(self) -> None:
         while True:
-            job_id, _, _ = await self.queue.messages.get()
+            job_id, kind, _ = await self.queue.messages.get()
             try:
-                await self.processor.process(job_id)
+                await drain(self.processor, kind)
             except Exception:
-                # the job stays in the database; the next start (or a reconciler)
-                # picks it up again
+                # the job stays in the database; its lease runs out and the
+                # reconciler wakes a consumer for it again
                 log.exception("job processing crashed", extra={"job_id": str(job_id)})
 
+    async def _reconcile(self) -> None:
+        fresh_start = True
+        while True:
+            try:
+                await self.reconciler.tick(fresh_start=fresh_start)
+                fresh_start = False
+            except Exception:
+                log.exception("reconciler tick failed")
+            await asyncio.sleep(self.reconcile_interval)
+
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run()) for _ in range(self.concurrency)]
+        self._tasks = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
+        self._tasks.append(asyncio.create_task(self._reconcile()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -40,7 +80,3 @@ class InProcessWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-
-    async def resume(self, job_ids: list[uuid.UUID]) -> None:
-        for job_id in job_ids:
-            await self.queue.enqueue(job_id, kind="image")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,15 +15,12 @@ from adapters.memory.queue import InMemoryJobQueue
 from adapters.redis import TaskiqJobQueue, make_stream_broker
 from adapters.supabase.db import make_engine
 from adapters.supabase.migrate import upgrade
-from core.jobs import JobStatus
 from entrypoints.containers import AppContainer
 from entrypoints.embedded import start_embedded_postgres
 from entrypoints.inprocess import InProcessWorker
 from entrypoints.settings import Settings, resolve_secrets
 
 log = logging.getLogger("genstudio")
-
-UNFINISHED = frozenset({JobStatus.QUEUED, JobStatus.DISPATCHED, JobStatus.RUNNING})
 
 
 @dataclass
@@ -51,6 +47,7 @@ async def open_runtime(
     *,
     in_process_worker: bool = True,
     worker_process: bool = False,
+    worker_kinds: list[str] | None = None,
     configure: Callable[[AppContainer], None] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Everything a process needs. ``worker_process``: this is a taskiq worker (its
@@ -61,7 +58,11 @@ async def open_runtime(
     broker: AsyncBroker | None = None
     queue: InMemoryJobQueue | TaskiqJobQueue
     if settings.redis_url:
-        broker = make_stream_broker(settings.redis_url)
+        broker = (
+            make_stream_broker(settings.redis_url, kinds=worker_kinds)
+            if worker_kinds
+            else make_stream_broker(settings.redis_url)
+        )
         broker.is_worker_process = worker_process
         queue = TaskiqJobQueue(broker)
     else:
@@ -74,9 +75,14 @@ async def open_runtime(
         if broker is not None and not broker.is_worker_process:
             await broker.startup()
         if isinstance(queue, InMemoryJobQueue) and in_process_worker:
-            worker = InProcessWorker(queue, container.processor(), settings.worker_concurrency)
+            worker = InProcessWorker(
+                queue,
+                container.processor(),
+                container.reconciler(),
+                concurrency=settings.worker_concurrency,
+                reconcile_interval=min(settings.reconcile_interval, 2.0),
+            )
             worker.start()
-            await worker.resume(await unfinished_jobs(container))
         yield Runtime(settings, container, engine, broker, worker)
     finally:
         if worker is not None:
@@ -88,12 +94,3 @@ async def open_runtime(
         if broker is not None:
             await broker.shutdown()
         await engine.dispose()
-
-
-async def unfinished_jobs(container: AppContainer) -> list[uuid.UUID]:
-    """Postgres is the source of truth: jobs left unfinished by a stop are picked up again."""
-    async with container.uow_factory()() as uow:
-        jobs = await uow.jobs.list_by_status(UNFINISHED, limit=10_000)
-    if jobs:
-        log.info("resuming unfinished jobs", extra={"count": len(jobs)})
-    return [job.id for job in jobs]

@@ -50,6 +50,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     modal_token_id: str | None = None  # a Modal proxy auth token: Modal-Key / Modal-Secret
     modal_token_secret: str | None = None
     gpu_timeout: float = 30.0  # seconds for each HTTP call to a GPU provider
+    per_user_in_flight: int = 2
+    lease_seconds: float = 30.0
+    retry_base_delay: float = 2.0
+    retry_max_delay: float = 300.0
+    reconcile_interval: float = 5.0
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
 
     @property
     def embedded(self) -> bool:
@@ -120,6 +127,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             modal_token_id=opt("MODAL_TOKEN_ID"),
             modal_token_secret=opt("MODAL_TOKEN_SECRET"),
             gpu_timeout=number("GENSTUDIO_GPU_TIMEOUT", 30.0),
+            per_user_in_flight=int(number("GENSTUDIO_PER_USER_IN_FLIGHT", 2)),
+            lease_seconds=number("GENSTUDIO_LEASE_SECONDS", 30.0),
+            retry_base_delay=number("GENSTUDIO_RETRY_BASE_DELAY", 2.0),
+            retry_max_delay=number("GENSTUDIO_RETRY_MAX_DELAY", 300.0),
+            reconcile_interval=number("GENSTUDIO_RECONCILE_INTERVAL", 5.0),
+            breaker_failures=int(number("GENSTUDIO_BREAKER_FAILURES", 5)),
+            breaker_cooldown=number("GENSTUDIO_BREAKER_COOLDOWN", 30.0),
         )
 
 

@@ -1,55 +1,122 @@
-"""The Taskiq worker process: consumes job ids from Redis and runs them."""
+"""The Taskiq worker and scheduler processes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-import uuid
+from datetime import timedelta
 
-from taskiq import AsyncBroker
+from taskiq import AsyncBroker, TaskiqScheduler
 from taskiq.acks import AcknowledgeType
+from taskiq.cli.scheduler.run import SchedulerLoop
 from taskiq.receiver import Receiver
+from taskiq.schedule_sources import LabelScheduleSource
 
-from adapters.redis import PROCESS_JOB_TASK
+from adapters.redis import MAINTENANCE_STREAM, PROCESS_JOB_TASK, RECONCILE_TASK
 from core.services.processing import JobProcessor
+from core.services.reconcile import Reconciler
+from entrypoints.inprocess import drain
 from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
 
 log = logging.getLogger("genstudio.worker")
 
 
-def register_tasks(broker: AsyncBroker, processor: JobProcessor) -> None:
-    """Tasks take ids, not objects, and load fresh state: redelivery is harmless."""
+def register_tasks(
+    broker: AsyncBroker,
+    processor: JobProcessor | None,
+    reconciler: Reconciler | None,
+    *,
+    reconcile_every: int = 5,
+) -> None:
+    """Tasks take ids, not objects, and load fresh state: redelivery is harmless.
 
-    async def process_job(job_id: str) -> None:
-        await processor.process(uuid.UUID(job_id))
+    The scheduler registers them too (without a processor) to read their schedules.
+    """
+
+    async def process_job(job_id: str, kind: str = "image") -> None:
+        if processor is None:
+            raise RuntimeError("jobs run in `genstudio worker`, not here")
+        ran = await drain(processor, kind)
+        log.debug("woken", extra={"job_id": job_id, "kind": kind, "ran": ran})
+
+    async def reconcile() -> None:
+        if reconciler is None:
+            raise RuntimeError("the reconciler runs in `genstudio worker`, not here")
+        await reconciler.tick()
 
     broker.register_task(process_job, task_name=PROCESS_JOB_TASK)
+    broker.register_task(
+        reconcile,
+        task_name=RECONCILE_TASK,
+        queue_name=MAINTENANCE_STREAM,
+        schedule=[{"interval": max(1, reconcile_every)}],
+    )
 
 
-async def run_worker(settings: Settings) -> None:
+def _stop_on_signals(finish: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, finish.set)
+
+
+async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None:
     if not settings.redis_url:
         raise SystemExit(
             "genstudio worker needs REDIS_URL; without it, `genstudio serve` runs the worker "
             "in-process"
         )
-    async with open_runtime(settings, in_process_worker=False, worker_process=True) as runtime:
+    async with open_runtime(
+        settings, in_process_worker=False, worker_process=True, worker_kinds=kinds
+    ) as runtime:
         assert runtime.broker is not None
-        register_tasks(runtime.broker, runtime.container.processor())
+        c = runtime.container
+        register_tasks(
+            runtime.broker,
+            c.processor(),
+            c.reconciler(),
+            reconcile_every=round(settings.reconcile_interval),
+        )
         finish = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, finish.set)
+        _stop_on_signals(finish)
         receiver = Receiver(
             runtime.broker,
             max_async_tasks=settings.worker_concurrency,
             # acknowledge after the task ran: a worker killed mid-job leaves the
-            # message pending, and another worker claims it after the idle timeout
+            # message pending for another worker (and the job's lease runs out)
             ack_type=AcknowledgeType.WHEN_EXECUTED,
             propagate_exceptions=False,
             wait_tasks_timeout=30,
         )
-        log.info("worker listening", extra={"concurrency": settings.worker_concurrency})
+        log.info(
+            "worker listening",
+            extra={"concurrency": settings.worker_concurrency, "kinds": kinds or "all"},
+        )
         await receiver.listen(finish)
         log.info("worker stopped")
+
+
+async def run_scheduler(settings: Settings) -> None:
+    """Sends the reconciler's task every ``GENSTUDIO_RECONCILE_INTERVAL`` seconds."""
+    if not settings.redis_url:
+        raise SystemExit("genstudio scheduler needs REDIS_URL")
+    from adapters.redis import make_stream_broker
+
+    broker = make_stream_broker(settings.redis_url)
+    register_tasks(broker, None, None, reconcile_every=round(settings.reconcile_interval))
+    scheduler = TaskiqScheduler(broker, sources=[LabelScheduleSource(broker)])
+    await broker.startup()
+    await scheduler.startup()
+    finish = asyncio.Event()
+    _stop_on_signals(finish)
+    loop_task = asyncio.create_task(
+        SchedulerLoop(scheduler).run(update_interval=timedelta(minutes=1))
+    )
+    log.info("scheduler running", extra={"reconcile_every": settings.reconcile_interval})
+    try:
+        await finish.wait()
+    finally:
+        loop_task.cancel()
+        await scheduler.shutdown()
+        await broker.shutdown()

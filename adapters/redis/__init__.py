@@ -1,5 +1,21 @@
 """Redis adapters: the taskiq job queue (and, later, rate limits and realtime fan-out)."""
 
-from adapters.redis.queue import PROCESS_JOB_TASK, TaskiqJobQueue, make_stream_broker
+from adapters.redis.queue import (
+    KINDS,
+    MAINTENANCE_STREAM,
+    PROCESS_JOB_TASK,
+    RECONCILE_TASK,
+    TaskiqJobQueue,
+    make_stream_broker,
+    stream_for,
+)
 
-__all__ = ["PROCESS_JOB_TASK", "TaskiqJobQueue", "make_stream_broker"]
+__all__ = [
+    "KINDS",
+    "MAINTENANCE_STREAM",
+    "PROCESS_JOB_TASK",
+    "RECONCILE_TASK",
+    "TaskiqJobQueue",
+    "make_stream_broker",
+    "stream_for",
+]

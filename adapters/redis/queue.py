@@ -1,47 +1,86 @@
 """The job queue on taskiq-redis's RedisStreamBroker (acknowledged delivery).
 
-Messages carry only a job id: the worker loads the job from Postgres, so a
-message delivered twice, late, or after the job ended does no harm.
+One stream per job kind (``genstudio:jobs:image``, ``...:video``, ``...:training``)
+so kinds can get their own workers, plus ``genstudio:maintenance`` for the
+reconciler. A message carries a job id and its kind and only wakes a worker up:
+the worker claims the most urgent due job of that kind from Postgres (priority,
+aging and per-user limits live there), so a message delivered twice, late, or
+never (the reconciler re-sends what the database says is due) does no harm.
+
+Redelivery settings, knowing taskiq-redis #101 and #131:
+- ``idle_timeout``: a message taken by a worker that died is claimed by another
+  after this long. Jobs can run longer than any sensible value (#101: the message
+  of a long job gets redelivered while its worker is still alive), so the job's
+  lease in Postgres, not the message, decides who works on it: a redelivered
+  message finds the job leased by a live worker and does nothing.
+- ``unacknowledged_lock_timeout``: the broker's XAUTOCLAIM lock has no expiry by
+  default, so a worker SIGKILLed while holding it blocks reclaiming forever (#131).
+  We give it one.
+- taskiq-redis 1.2.x only reclaims when new messages arrive; the reconciler's
+  periodic wake-ups guarantee traffic, and recover jobs from Postgres anyway.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
 PROCESS_JOB_TASK = "genstudio.process_job"
+RECONCILE_TASK = "genstudio.reconcile"
+KINDS = ("image", "edit", "video", "training")
+MAINTENANCE_STREAM = "genstudio:maintenance"
+
+IDLE_TIMEOUT_MS = 300_000  # 5 minutes: longer than an image job, and harmless if shorter
+AUTOCLAIM_LOCK_TIMEOUT_S = 30.0
 
 
-def make_stream_broker(url: str, *, queue_name: str = "genstudio:jobs") -> RedisStreamBroker:
+def stream_for(kind: str, prefix: str = "genstudio:jobs") -> str:
+    return f"{prefix}:{kind}"
+
+
+def make_stream_broker(
+    url: str,
+    *,
+    kinds: Iterable[str] = KINDS,
+    maintenance: bool = True,
+    prefix: str = "genstudio:jobs",
+    idle_timeout_ms: int = IDLE_TIMEOUT_MS,
+    lock_timeout_s: float = AUTOCLAIM_LOCK_TIMEOUT_S,
+) -> RedisStreamBroker:
+    """A broker that sends to any stream (by label) and listens on ``kinds``' streams."""
+    streams = [stream_for(k, prefix) for k in kinds]
+    if maintenance:
+        streams.append(MAINTENANCE_STREAM)
+    if not streams:
+        raise ValueError("a worker needs at least one stream")
     return RedisStreamBroker(
         url,
-        queue_name=queue_name,
+        queue_name=streams[0],
+        additional_streams={s: ">" for s in streams[1:]},
         consumer_group_name="genstudio-workers",
-        # read the stream from its start when the group is first created, so
-        # messages enqueued before any worker existed are not skipped ("$")
+        # read a stream from its start when the group is first created, so
+        # messages sent before any worker existed are not skipped ("$")
         consumer_id="0",
-        # a message a worker took but never acknowledged (it died) is claimed by
-        # another worker after this idle time; jobs are idempotent, so a
-        # redelivery is harmless
-        idle_timeout=120_000,
-        unacknowledged_lock_timeout=60,
+        idle_timeout=idle_timeout_ms,
+        unacknowledged_lock_timeout=lock_timeout_s,
         xread_block=1000,
         maxlen=100_000,
     )
 
 
 class TaskiqJobQueue:
-    def __init__(self, broker: AsyncBroker, task_name: str = PROCESS_JOB_TASK) -> None:
+    def __init__(self, broker: AsyncBroker, *, prefix: str = "genstudio:jobs") -> None:
         self.broker = broker
-        self.task_name = task_name
+        self.prefix = prefix
 
     async def enqueue(self, job_id: uuid.UUID, *, kind: str, priority: int = 0) -> None:
-        kicker: AsyncKicker[[str], None] = AsyncKicker(
-            task_name=self.task_name,
+        kicker: AsyncKicker[[str, str], None] = AsyncKicker(
+            task_name=PROCESS_JOB_TASK,
             broker=self.broker,
-            labels={"kind": kind, "priority": priority},
+            labels={"queue_name": stream_for(kind, self.prefix), "priority": priority},
         )
-        await kicker.kiq(str(job_id))
+        await kicker.kiq(str(job_id), kind)

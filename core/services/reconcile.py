@@ -55,9 +55,13 @@ class Reconciler:
         self.router = router
         self.batch = batch
 
-    async def tick(self) -> ReconcileReport:
+    async def tick(self, *, fresh_start: bool = False) -> ReconcileReport:
+        """One pass. ``fresh_start``: this process just started and holds no messages,
+        so every due job gets a wake-up, however recently one was sent."""
         now = self.clock.now()
-        stale_before = now - timedelta(seconds=self.policy.redeliver_after_seconds)
+        stale_before = (
+            now if fresh_start else now - timedelta(seconds=self.policy.redeliver_after_seconds)
+        )
         async with self.uow_factory() as uow:
             jobs = await uow.jobs.needing_wakeup(
                 now=now, stale_before=stale_before, limit=self.batch

@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -14,40 +15,48 @@ import psycopg
 import pytest
 from dependency_injector import providers
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.memory.gpu import InMemoryGpuProvider
 from adapters.supabase.auth import mint_token
+from adapters.supabase.uow import SqlUnitOfWorkFactory
 from core.jobs import FailureReason, JobError
+from core.services.credits import grant_credits
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
+from ports.repositories import UnitOfWorkFactory
 
 SECRET = "integration-secret-" + "y" * 32
 PROBLEM = "application/problem+json"
 
 
 class Harness:
-    def __init__(self, client: AsyncTestClient, gpu: InMemoryGpuProvider, pg_url: str) -> None:
+    def __init__(
+        self,
+        client: AsyncTestClient,
+        gpu: InMemoryGpuProvider,
+        pg_url: str,
+        uow_factory: UnitOfWorkFactory,
+    ) -> None:
         self.client = client
         self.gpu = gpu
         self.pg_url = pg_url
+        self.uow_factory = uow_factory
 
     def headers(self, user: uuid.UUID, **claims: object) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(SECRET, user_id=user)}"}
 
     async def grant(self, user: uuid.UUID, amount: int) -> None:
-        from core.services.credits import grant_credits
-
-        runtime = self.client.app.state.runtime
-        c = runtime.container
+        # through the test's own engine: the app's pool lives on the app's event loop
         await grant_credits(
-            c.uow_factory(),
+            self.uow_factory,
             user_id=user,
             amount=amount,
             reference="test",
             idempotency_key=str(uuid.uuid4()),
-            now=c.clock().now(),
+            now=datetime.now(UTC),
         )
 
     async def submit(self, user: uuid.UUID, key: str | None = None, **body: object):  # type: ignore[no-untyped-def]
@@ -80,7 +89,7 @@ class Harness:
 
 
 @pytest.fixture
-async def api(pg_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+async def api(pg_url: str, pg_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Harness]:
     gpu = InMemoryGpuProvider("fake", steps=1)
     settings = Settings(
         database_url=pg_url,
@@ -88,6 +97,9 @@ async def api(pg_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
         data_dir=tmp_path,
         poll_interval=0.01,
         worker_concurrency=2,
+        retry_base_delay=0.01,
+        retry_max_delay=0.05,
+        reconcile_interval=0.2,
     )
 
     def configure(container: AppContainer) -> None:
@@ -95,7 +107,7 @@ async def api(pg_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 
     app = create_app(settings, runtime_opener=lambda s: open_runtime(s, configure=configure))
     async with AsyncTestClient(app) as client:
-        yield Harness(client, gpu, pg_url)
+        yield Harness(client, gpu, pg_url, SqlUnitOfWorkFactory(pg_engine))
 
 
 async def test_requests_without_a_valid_token_get_401_problems(api: Harness) -> None:
@@ -219,14 +231,24 @@ async def test_a_job_the_provider_refuses_fails_and_refunds(api: Harness) -> Non
     assert api.count("SELECT count(*) FROM images WHERE user_id = %s", user) == 0
 
 
-async def test_a_provider_that_is_down_fails_the_job_without_charging(api: Harness) -> None:
+async def test_a_provider_that_stays_down_dead_letters_the_job_without_charging(
+    api: Harness,
+) -> None:
     user = uuid.uuid4()
     await api.grant(user, 2)
     api.gpu.down = True
     job = (await api.submit(user)).json()
     done = await api.wait(user, job["id"])
     assert done["status"] == "failed" and done["error"]["reason"] == "infrastructure"  # type: ignore[index]
+    assert done["attempts"] == 3
     assert (await api.client.get("/v1/me", headers=api.headers(user))).json()["credits"] == 2
+    assert (
+        api.count(
+            "SELECT count(*) FROM jobs WHERE id = %s AND dead_lettered_at IS NOT NULL",
+            uuid.UUID(job["id"]),
+        )
+        == 1
+    )
 
 
 async def test_the_ledger_paginates_with_a_cursor(api: Harness) -> None:
