@@ -11,8 +11,35 @@ from ports.gpu import GpuProvider
 
 
 def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]:
-    """The embedded default renders on the CPU; remote providers join when configured."""
-    return {local.name: local}
+    """Modal (primary) and Runpod (fallback) when configured, in that order of
+    preference; with neither, the embedded default's CPU preview renderer."""
+    gpus: dict[str, GpuProvider] = {}
+    if settings.modal_base_url and settings.modal_token_id and settings.modal_token_secret:
+        from adapters.gpu_modal import ModalProvider
+
+        gpus["modal"] = ModalProvider(
+            base_url=settings.modal_base_url,
+            token_id=settings.modal_token_id,
+            token_secret=settings.modal_token_secret,
+            timeout=settings.gpu_timeout,
+        )
+    if settings.runpod_api_key and settings.runpod_endpoints:
+        from adapters.gpu_runpod import RunpodProvider
+        from adapters.gpu_runpod.provider import webhook_url_for
+
+        gpus["runpod"] = RunpodProvider(
+            base_url=settings.runpod_base_url,
+            api_key=settings.runpod_api_key,
+            endpoints=settings.runpod_endpoints,
+            webhook_url=(
+                webhook_url_for(settings.base_url, settings.runpod_webhook_secret)
+                if settings.runpod_webhook_secret
+                else None
+            ),
+            timeout=settings.gpu_timeout,
+            rate_limit=settings.runpod_rate_limit,
+        )
+    return gpus or {local.name: local}
 
 
 def build_router(settings: Settings, gpus: dict[str, GpuProvider]) -> ProviderRouter:

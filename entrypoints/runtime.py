@@ -87,10 +87,15 @@ async def open_runtime(
     finally:
         if worker is not None:
             await worker.stop()
-        gpu = container.gpu()
-        close = getattr(gpu, "aclose", None)
-        if close is not None:
-            await close()
+        # close what holds connections or threads: GPU clients, storage, AI clients
+        closables = [*container.gpus().values(), container.gpu(), container.storage()]
+        for thing in dict.fromkeys(closables):
+            close = getattr(thing, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    log.exception("closing %s failed", type(thing).__name__)
         if broker is not None:
             await broker.shutdown()
         await engine.dispose()

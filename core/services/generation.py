@@ -389,8 +389,9 @@ async def submit_job(
                 )
             )
         await uow.commit()
-    # enqueue only after commit: a lost message is recovered from the database
-    await queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
+    # enqueue only after commit; if the queue is down the job is still safe in the
+    # database and the reconciler wakes a worker for it: the answer stays 202
+    await wake(queue, job)
     return Submitted(202, body, job.id)
 
 
@@ -425,4 +426,62 @@ async def cancel_job(
             )
         )
         await uow.commit()
+    return job
+
+
+async def wake(queue: JobQueue, job: Job) -> None:
+    """Send the job's wake-up; a queue that is down is logged, not raised."""
+    try:
+        await queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
+    except Exception as exc:  # the queue's own errors are adapter-specific
+        log.warning(
+            "could not enqueue; the reconciler will",
+            extra={"job_id": str(job.id), "error": f"{type(exc).__name__}: {exc}"},
+        )
+
+
+async def rerun_dead_letter(
+    uow_factory: UnitOfWorkFactory, queue: JobQueue, clock: Clock, *, job_id: uuid.UUID
+) -> Job:
+    """An operator re-runs a dead-lettered job as a new job with a new hold.
+
+    Idempotent: the new job's id derives from the old one, so a second call returns
+    the same re-run. Raises NotFound unless the job was dead-lettered, and
+    InsufficientCredits if the owner can no longer pay for it.
+    """
+    new_id = uuid.uuid5(job_id, "rerun")
+    now = clock.now()
+    async with uow_factory() as uow:
+        old = await uow.jobs.get(job_id, lock=True)
+        if old is None or old.dead_lettered_at is None:
+            raise NotFound(f"no dead-lettered job {job_id}", field="job_id")
+        existing = await uow.jobs.get(new_id)
+        if existing is not None:
+            return existing
+        hold = await place_hold(
+            uow, user_id=old.user_id, amount=old.cost, reference=f"job:{new_id}", now=now
+        )
+        job = Job(
+            id=new_id,
+            user_id=old.user_id,
+            kind=old.kind,
+            model_id=old.model_id,
+            params=old.params,
+            cost=old.cost,
+            hold_id=hold.id,
+            status=JobStatus.QUEUED,
+            created_at=now,
+            updated_at=now,
+            priority=old.priority,
+            rerun_of=old.id,
+        )
+        await uow.jobs.add(job)
+        await uow.job_events.add(
+            JobEvent.new(old.id, old.user_id, JobEventKind.RERUN, f"re-run as job {new_id}", now)
+        )
+        await uow.job_events.add(
+            JobEvent.new(new_id, old.user_id, JobEventKind.QUEUED, f"re-run of job {old.id}", now)
+        )
+        await uow.commit()
+    await wake(queue, job)
     return job

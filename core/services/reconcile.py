@@ -58,6 +58,9 @@ class Reconciler:
     async def tick(self, *, fresh_start: bool = False) -> ReconcileReport:
         """One pass. ``fresh_start``: this process just started and holds no messages,
         so every due job gets a wake-up, however recently one was sent."""
+        # providers' health first: a wake-up for a provider known to be down only
+        # makes the job wait, without spending one of its attempts
+        health = await self._check_health()
         now = self.clock.now()
         stale_before = (
             now if fresh_start else now - timedelta(seconds=self.policy.redeliver_after_seconds)
@@ -74,7 +77,6 @@ class Reconciler:
                 abandoned += 1
                 log.warning("waking a worker for an abandoned job", extra={"job_id": str(job.id)})
             await self.queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
-        health = await self._check_health()
         if jobs:
             log.info("reconciled", extra={"woken": len(jobs), "abandoned": abandoned})
         return ReconcileReport(woken=len(jobs), abandoned=abandoned, health=health)

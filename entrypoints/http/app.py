@@ -12,6 +12,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from entrypoints.http.controllers.account import AccountController
+from entrypoints.http.controllers.admin import AdminController
 from entrypoints.http.controllers.generate import GenerateController
 from entrypoints.http.controllers.health import live, ready
 from entrypoints.http.controllers.media import media
@@ -40,6 +41,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
     return Litestar(
         route_handlers=[
             AccountController,
+            AdminController,
             GenerateController,
             list_models,
             live,

@@ -8,6 +8,9 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
+import psycopg
+import redis.exceptions
+import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -172,7 +175,36 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
+#: a dependency that is down: answer 503 quickly (never hang) and let the client retry
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.warning(
+        "dependency unavailable",
+        extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"[:300]},
+    )
+    return problem_response(
+        503,
+        "Service unavailable",
+        "a backing service is unavailable; retry shortly with the same Idempotency-Key",
+        code="unavailable",
+        request=request,
+        headers={"Retry-After": "5"},
+    )
+
+
 EXCEPTION_HANDLERS = {
+    **dict.fromkeys(UNAVAILABLE, unavailable_handler),
     errors.DomainError: domain_error_handler,
     ValidationException: validation_handler,
     HTTPException: http_error_handler,

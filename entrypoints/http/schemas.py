@@ -208,6 +208,10 @@ class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
     assets: list[AssetItem]
     created_at: datetime
     updated_at: datetime
+    # a failed attempt waits until then before the next one (null when none is pending)
+    next_attempt_at: datetime | None = None
+    dead_lettered: bool = False
+    rerun_of: uuid.UUID | None = None
 
     @classmethod
     def of(cls, job: Job, assets: list[AssetItem] | None = None) -> JobResponse:
@@ -225,6 +229,9 @@ class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
             assets=assets or [],
             created_at=job.created_at,
             updated_at=job.updated_at,
+            next_attempt_at=job.next_attempt_at if job.status.value == "queued" else None,
+            dead_lettered=job.dead_lettered_at is not None,
+            rerun_of=job.rerun_of,
         )
 
 
@@ -248,3 +255,14 @@ def asset_item(
 class Health(msgspec.Struct):
     status: str
     checks: dict[str, str] = {}
+
+
+class JobEventItem(msgspec.Struct, rename="camel", kw_only=True):
+    id: uuid.UUID
+    kind: str
+    message: str
+    created_at: datetime
+
+
+class JobEventList(msgspec.Struct):
+    items: list[JobEventItem]

@@ -48,6 +48,10 @@ class Harness:
     def headers(self, user: uuid.UUID, **claims: object) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(SECRET, user_id=user)}"}
 
+    def service_headers(self) -> dict[str, str]:
+        token = mint_token(SECRET, user_id=uuid.uuid4(), role="service_role")
+        return {"Authorization": f"Bearer {token}"}
+
     async def grant(self, user: uuid.UUID, amount: int) -> None:
         # through the test's own engine: the app's pool lives on the app's event loop
         await grant_credits(
@@ -231,24 +235,79 @@ async def test_a_job_the_provider_refuses_fails_and_refunds(api: Harness) -> Non
     assert api.count("SELECT count(*) FROM images WHERE user_id = %s", user) == 0
 
 
-async def test_a_provider_that_stays_down_dead_letters_the_job_without_charging(
+async def test_while_the_provider_is_down_jobs_wait_and_complete_when_it_returns(
     api: Harness,
 ) -> None:
     user = uuid.uuid4()
     await api.grant(user, 2)
     api.gpu.down = True
     job = (await api.submit(user)).json()
+    await asyncio.sleep(1.0)  # several reconciler ticks: health checks say "down"
+    waiting = (await api.client.get(f"/v1/generate/{job['id']}", headers=api.headers(user))).json()
+    assert waiting["status"] == "queued" and not waiting["deadLettered"]
+    assert waiting["attempts"] < 3, "a provider known to be down costs no attempts"
+    assert (await api.client.get("/v1/me", headers=api.headers(user))).json()["credits"] == 1
+    api.gpu.down = False
     done = await api.wait(user, job["id"])
-    assert done["status"] == "failed" and done["error"]["reason"] == "infrastructure"  # type: ignore[index]
-    assert done["attempts"] == 3
+    assert done["status"] == "succeeded"
+    assert (await api.client.get("/v1/me", headers=api.headers(user))).json()["credits"] == 1
+    kinds = [
+        e["kind"]
+        for e in (await api.client.get("/v1/me/credits", headers=api.headers(user))).json()["items"]
+    ]
+    assert kinds == ["settle", "hold", "grant"]
+
+
+async def test_a_job_that_keeps_failing_is_dead_lettered_refunded_and_rerunnable(
+    api: Harness,
+) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 2)
+    api.gpu.fail_with = JobError(FailureReason.INFRASTRUCTURE, "CUDA out of memory")
+    job = (await api.submit(user)).json()
+    done = await api.wait(user, job["id"])
+    assert done["status"] == "failed" and done["deadLettered"] is True
+    assert done["attempts"] == 3 and done["error"]["reason"] == "infrastructure"  # type: ignore[index]
     assert (await api.client.get("/v1/me", headers=api.headers(user))).json()["credits"] == 2
+    events = (
+        await api.client.get(f"/v1/generate/{job['id']}/events", headers=api.headers(user))
+    ).json()["items"]
+    assert [e["kind"] for e in events] == ["retrying", "retrying", "dead_lettered"]
+
+    # operators see it, and re-run it once the provider is fixed
+    ops = api.service_headers()
     assert (
-        api.count(
-            "SELECT count(*) FROM jobs WHERE id = %s AND dead_lettered_at IS NOT NULL",
-            uuid.UUID(job["id"]),
-        )
-        == 1
-    )
+        await api.client.get("/v1/admin/dead-letters", headers=api.headers(user))
+    ).status_code == 403
+    dead = (await api.client.get("/v1/admin/dead-letters", headers=ops)).json()["items"]
+    assert job["id"] in [d["id"] for d in dead]
+    api.gpu.fail_with = None
+    rerun = await api.client.post(f"/v1/admin/jobs/{job['id']}/rerun", headers=ops)
+    assert rerun.status_code == 202, rerun.text
+    again = await api.client.post(f"/v1/admin/jobs/{job['id']}/rerun", headers=ops)
+    assert again.json()["id"] == rerun.json()["id"], "a second re-run is the same re-run"
+    assert rerun.json()["rerunOf"] == job["id"]
+    finished = await api.wait(user, rerun.json()["id"])
+    assert finished["status"] == "succeeded"
+    assert (await api.client.get("/v1/me", headers=api.headers(user))).json()["credits"] == 1
+    not_dead = await api.client.post(f"/v1/admin/jobs/{rerun.json()['id']}/rerun", headers=ops)
+    assert not_dead.status_code == 404
+
+
+async def test_the_queue_dashboard_reports_depth_in_flight_and_rates(api: Harness) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 10)
+    job = (await api.submit(user)).json()
+    await api.wait(user, job["id"])
+    assert (await api.client.get("/v1/admin/queues")).status_code == 401
+    assert (await api.client.get("/v1/admin/queues", headers=api.headers(user))).status_code == 403
+    board = (await api.client.get("/v1/admin/queues", headers=api.service_headers())).json()
+    image = next(k for k in board["kinds"] if k["kind"] == "image")
+    assert image["succeeded"]["5m"] >= 1 and image["successRate"]["5m"] is not None
+    assert board["providers"] == [
+        {"name": "fake", "healthy": True, "breaker": "closed", "detail": ""}
+    ]
+    assert board["streams"] == []  # no Redis in this deployment
 
 
 async def test_the_ledger_paginates_with_a_cursor(api: Harness) -> None:

@@ -27,7 +27,14 @@ from core.services.generation import (
     submit_video,
 )
 from entrypoints.http.deps import PrincipalDep, RuntimeDep
-from entrypoints.http.schemas import AssetItem, ImageRequest, JobResponse, asset_item
+from entrypoints.http.schemas import (
+    AssetItem,
+    ImageRequest,
+    JobEventItem,
+    JobEventList,
+    JobResponse,
+    asset_item,
+)
 
 _encoder = msgspec.json.Encoder()
 
@@ -334,6 +341,21 @@ class GenerateController(Controller):
             _wire_field(exc)
             raise
         return _submitted(result)
+
+    @get("/{job_id:uuid}/events", summary="What happened to the job (retries, results)")
+    async def job_events(
+        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
+    ) -> JobEventList:
+        uow_factory = runtime.container.uow_factory()
+        job = await get_job(uow_factory, user_id=principal.user_id, job_id=job_id)
+        async with uow_factory() as uow:
+            events = await uow.job_events.list_for_job(job.id)
+        return JobEventList(
+            items=[
+                JobEventItem(id=e.id, kind=e.kind.value, message=e.message, created_at=e.created_at)
+                for e in events
+            ]
+        )
 
     @get("/{job_id:uuid}", summary="A job's status, progress and result assets")
     async def get_job(
