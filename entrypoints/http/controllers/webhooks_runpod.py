@@ -41,6 +41,7 @@ def token_matches(given: str | None, secret: str | None) -> bool:
     status_code=200,
     tags=["webhooks"],
     summary="Runpod job finished (a hint: the worker re-reads /status)",
+    security=[{}],  # no bearer token: the secret is in the query
 )
 async def runpod_webhook(
     request: Request[Any, Any, Any],
