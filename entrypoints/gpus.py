@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core.pricing import DEFAULT_CATALOG
 from core.queueing import QueuePolicy, RetryPolicy
 from core.routing import ProviderRouter
 from entrypoints.settings import Settings
@@ -24,20 +25,18 @@ def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]
             timeout=settings.gpu_timeout,
         )
     if settings.runpod_api_key and settings.runpod_endpoints:
-        from adapters.gpu_runpod import RunpodProvider
-        from adapters.gpu_runpod.provider import webhook_url_for
+        from adapters.gpu_runpod import make_runpod_provider
 
-        gpus["runpod"] = RunpodProvider(
-            base_url=settings.runpod_base_url,
+        gpus["runpod"] = make_runpod_provider(
             api_key=settings.runpod_api_key,
-            endpoints=settings.runpod_endpoints,
-            webhook_url=(
-                webhook_url_for(settings.base_url, settings.runpod_webhook_secret)
-                if settings.runpod_webhook_secret
-                else None
-            ),
-            timeout=settings.gpu_timeout,
+            endpoints=settings.runpod_endpoints,  # catalog ids become provider model names
+            catalog=DEFAULT_CATALOG,
+            base_url=settings.runpod_base_url,
+            public_url=settings.base_url,
+            webhook_secret=settings.runpod_webhook_secret,
             rate_limit=settings.runpod_rate_limit,
+            timeout=settings.gpu_timeout,
+            execution_timeout_ms=int(settings.job_timeout * 1000),
         )
     return gpus or {local.name: local}
 

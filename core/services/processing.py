@@ -303,6 +303,10 @@ class JobProcessor:
                 if job is None or job.status.terminal:
                     await self._discard(stored)
                     return job
+                # lock order: job row, then account, then rows referencing the
+                # profile (their foreign-key share locks would otherwise deadlock
+                # with another job of the same user settling at the same moment)
+                await uow.ledger.lock_account(job.user_id)
                 for asset in stored:
                     await uow.media.add(asset)
                 now = self.clock.now()

@@ -75,7 +75,15 @@ class Reconciler:
         for job in jobs:
             if job.status is not JobStatus.QUEUED:
                 abandoned += 1
-                log.warning("waking a worker for an abandoned job", extra={"job_id": str(job.id)})
+                log.warning(
+                    "waking a worker for an abandoned job",
+                    extra={
+                        "job_id": str(job.id),
+                        "status": job.status.value,
+                        "lease_owner": job.lease_owner,
+                        "lease_expires_at": str(job.lease_expires_at),
+                    },
+                )
             await self.queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
         if jobs:
             log.info("reconciled", extra={"woken": len(jobs), "abandoned": abandoned})
