@@ -21,6 +21,10 @@ run: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/genstudio worker
 
+## the benchmark: submission vs pgbench, and jobs through the worker (machine Postgres + Redis db 11)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
