@@ -55,5 +55,6 @@ def build_policy(settings: Settings) -> QueuePolicy:
     return QueuePolicy(
         per_user_in_flight=settings.per_user_in_flight,
         lease_seconds=settings.lease_seconds,
+        redeliver_after_seconds=settings.redeliver_after,
         retry=RetryPolicy(base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay),
     )

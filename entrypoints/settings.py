@@ -55,6 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_delay: float = 2.0
     retry_max_delay: float = 300.0
     reconcile_interval: float = 5.0
+    redeliver_after: float = 15.0  # a due job not picked up this long gets another wake-up
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
 
@@ -132,6 +133,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             retry_base_delay=number("GENSTUDIO_RETRY_BASE_DELAY", 2.0),
             retry_max_delay=number("GENSTUDIO_RETRY_MAX_DELAY", 300.0),
             reconcile_interval=number("GENSTUDIO_RECONCILE_INTERVAL", 5.0),
+            redeliver_after=number("GENSTUDIO_REDELIVER_AFTER", 15.0),
             breaker_failures=int(number("GENSTUDIO_BREAKER_FAILURES", 5)),
             breaker_cooldown=number("GENSTUDIO_BREAKER_COOLDOWN", 30.0),
         )

@@ -80,6 +80,11 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
         )
         finish = asyncio.Event()
         _stop_on_signals(finish)
+        try:
+            # a new worker holds no messages: wake whatever is due right away
+            await c.reconciler().tick(fresh_start=True)
+        except Exception:
+            log.exception("first reconcile failed; the scheduler's next one will retry")
         receiver = Receiver(
             runtime.broker,
             max_async_tasks=settings.worker_concurrency,
@@ -105,8 +110,10 @@ async def run_scheduler(settings: Settings) -> None:
 
     broker = make_stream_broker(settings.redis_url)
     register_tasks(broker, None, None, reconcile_every=round(settings.reconcile_interval))
-    scheduler = TaskiqScheduler(broker, sources=[LabelScheduleSource(broker)])
+    source = LabelScheduleSource(broker)
+    scheduler = TaskiqScheduler(broker, sources=[source])
     await broker.startup()
+    await source.startup()  # reads the schedules from the tasks' labels
     await scheduler.startup()
     finish = asyncio.Event()
     _stop_on_signals(finish)
@@ -118,5 +125,6 @@ async def run_scheduler(settings: Settings) -> None:
         await finish.wait()
     finally:
         loop_task.cancel()
+        await source.shutdown()
         await scheduler.shutdown()
         await broker.shutdown()

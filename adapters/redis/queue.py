@@ -22,12 +22,19 @@ Redelivery settings, knowing taskiq-redis #101 and #131:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 
-from taskiq import AsyncBroker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq import AckableMessage, AsyncBroker
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
+
+log = logging.getLogger("genstudio.queue")
 
 PROCESS_JOB_TASK = "genstudio.process_job"
 RECONCILE_TASK = "genstudio.reconcile"
@@ -42,6 +49,39 @@ def stream_for(kind: str, prefix: str = "genstudio:jobs") -> str:
     return f"{prefix}:{kind}"
 
 
+class ResilientStreamBroker(RedisStreamBroker):
+    """RedisStreamBroker that survives Redis restarts and flushes.
+
+    A restarted (non-persistent) or flushed Redis loses the streams and their
+    consumer group; the stock listener then fails on every XREADGROUP with NOGROUP
+    and the worker dies. This one re-declares the group and listens again; when
+    Redis is unreachable it waits and retries instead of crashing.
+    """
+
+    retry_delay = 1.0
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        while True:
+            try:
+                async for message in super().listen():
+                    yield message
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("consumer group missing (Redis restarted or flushed); declaring it")
+                await self._declare_group_quietly()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("Redis unavailable; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(self.retry_delay)
+                await self._declare_group_quietly()
+
+    async def _declare_group_quietly(self) -> None:
+        try:
+            await self._declare_consumer_group()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await asyncio.sleep(self.retry_delay)
+
+
 def make_stream_broker(
     url: str,
     *,
@@ -50,14 +90,14 @@ def make_stream_broker(
     prefix: str = "genstudio:jobs",
     idle_timeout_ms: int = IDLE_TIMEOUT_MS,
     lock_timeout_s: float = AUTOCLAIM_LOCK_TIMEOUT_S,
-) -> RedisStreamBroker:
+) -> ResilientStreamBroker:
     """A broker that sends to any stream (by label) and listens on ``kinds``' streams."""
     streams = [stream_for(k, prefix) for k in kinds]
     if maintenance:
         streams.append(MAINTENANCE_STREAM)
     if not streams:
         raise ValueError("a worker needs at least one stream")
-    return RedisStreamBroker(
+    return ResilientStreamBroker(
         url,
         queue_name=streams[0],
         additional_streams={s: ">" for s in streams[1:]},

