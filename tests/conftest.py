@@ -43,6 +43,23 @@ def pg_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def fresh_db() -> Iterator[str]:
+    """A database of its own, for a test whose workers must see no one else's jobs."""
+    from adapters.supabase.migrate import upgrade
+
+    name = f"genstudio_own_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{PG_SERVER}/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 async def pg_engine(pg_url: str) -> AsyncIterator[object]:
     from adapters.supabase.db import make_engine

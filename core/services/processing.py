@@ -171,6 +171,13 @@ class JobProcessor:
     async def _run(self, job: Job) -> Job | None:
         if job.status.terminal or job.lease_owner != self.worker_id:
             return job  # claimed only to be put back (no provider available)
+        if job.provider not in self.providers:
+            # taken over from a worker configured with a provider this one lacks:
+            # its work there cannot be followed, so the attempt counts as lost
+            return await self.fail(
+                job.id,
+                JobError(FailureReason.INFRASTRUCTURE, f"provider {job.provider} is not available"),
+            )
         try:
             if job.provider_job_id is None:
                 job = await self._submit(job)

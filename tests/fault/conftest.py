@@ -10,12 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 import redis
 
-from adapters.supabase.migrate import upgrade
-from tests.conftest import PG_SERVER
 from tests.e2e.conftest import Service, free_port
 
 SECRET = "fault-secret-" + "q" * 32
@@ -73,18 +70,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def fresh_db() -> Iterator[str]:
-    name = f"genstudio_fault_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_SERVER}/{name}"
-    upgrade(url)
-    yield url
-    with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def fault_env(database_url: str, redis_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.supabase.auth import mint_token
+from adapters.supabase.db import make_engine
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from core.services.credits import grant_credits
 from entrypoints.http.app import create_app
@@ -46,10 +46,11 @@ def runpod() -> Iterator[RunpodStandin]:
 
 @pytest.fixture
 async def client(
-    pg_url: str, tmp_path: Path, modal: ModalStandin, runpod: RunpodStandin
+    fresh_db: str, tmp_path: Path, modal: ModalStandin, runpod: RunpodStandin
 ) -> AsyncIterator[AsyncTestClient]:
+    # a database of its own: the worker must meet no other test's jobs
     settings = Settings(
-        database_url=pg_url,
+        database_url=fresh_db,
         jwt_secret=SECRET,
         data_dir=tmp_path,
         poll_interval=0.02,
@@ -70,6 +71,21 @@ async def client(
     )
     async with AsyncTestClient(create_app(settings)) as c:
         yield c
+
+
+async def grant(database_url: str, user: uuid.UUID, amount: int) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        await grant_credits(
+            SqlUnitOfWorkFactory(engine),
+            user_id=user,
+            amount=amount,
+            reference="test",
+            idempotency_key=str(uuid.uuid4()),
+            now=datetime.now(UTC),
+        )
+    finally:
+        await engine.dispose()
 
 
 def headers(user: uuid.UUID) -> dict[str, str]:
@@ -110,18 +126,10 @@ async def test_jobs_fail_over_to_runpod_while_modal_errors_and_come_back_when_it
     client: AsyncTestClient,
     modal: ModalStandin,
     runpod: RunpodStandin,
-    pg_engine: AsyncEngine,
-    pg_url: str,
+    fresh_db: str,
 ) -> None:
     user = uuid.uuid4()
-    await grant_credits(
-        SqlUnitOfWorkFactory(pg_engine),
-        user_id=user,
-        amount=20,
-        reference="test",
-        idempotency_key=str(uuid.uuid4()),
-        now=datetime.now(UTC),
-    )
+    await grant(fresh_db, user, 20)
     modal.knobs.status_code = 500
     during = await submit_and_finish(client, user, 4)
     assert [j["status"] for j in during] == ["succeeded"] * 4
@@ -140,34 +148,26 @@ async def test_jobs_fail_over_to_runpod_while_modal_errors_and_come_back_when_it
 
     me = (await client.get("/v1/me", headers=headers(user))).json()
     assert me["credits"] == 20 - 7
-    with psycopg.connect(pg_url) as conn:
+    with psycopg.connect(fresh_db) as conn:
         settles = conn.execute(
             "SELECT count(*) FROM credit_ledger WHERE user_id = %s AND kind = 'settle'", (user,)
         ).fetchone()
     assert settles == (7,)
-    assert_ledger_invariants(pg_url, users=[user])
+    assert_ledger_invariants(fresh_db, users=[user])
 
 
 async def test_a_content_refusal_is_not_retried_elsewhere(
     client: AsyncTestClient,
     modal: ModalStandin,
     runpod: RunpodStandin,
-    pg_engine: AsyncEngine,
-    pg_url: str,
+    fresh_db: str,
 ) -> None:
     user = uuid.uuid4()
-    await grant_credits(
-        SqlUnitOfWorkFactory(pg_engine),
-        user_id=user,
-        amount=5,
-        reference="test",
-        idempotency_key=str(uuid.uuid4()),
-        now=datetime.now(UTC),
-    )
+    await grant(fresh_db, user, 5)
     modal.knobs.fail_with = "content"
     [job] = await submit_and_finish(client, user, 1)
     assert job["status"] == "failed" and job["attempts"] == 1
     assert job["error"]["reason"] == "content"  # type: ignore[index]
     assert not runpod.jobs
     assert (await client.get("/v1/me", headers=headers(user))).json()["credits"] == 5
-    assert_ledger_invariants(pg_url, users=[user])
+    assert_ledger_invariants(fresh_db, users=[user])
