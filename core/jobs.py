@@ -358,11 +358,23 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     def cancel(self, now: datetime) -> Job:
         return self._to(JobStatus.CANCELLED, now, lease_owner=None, lease_expires_at=None)
 
-    def requeue(self, error: JobError, now: datetime, *, retry_at: datetime | None = None) -> Job:
-        """Back to the queue for another attempt, not before ``retry_at``."""
+    def requeue(
+        self,
+        error: JobError,
+        now: datetime,
+        *,
+        retry_at: datetime | None = None,
+        count_attempt: bool = True,
+    ) -> Job:
+        """Back to the queue for another attempt, not before ``retry_at``.
+
+        ``count_attempt=False``: the provider never took the job (it was unreachable),
+        so the attempt is given back: jobs wait out an outage instead of dying of it.
+        """
         return self._to(
             JobStatus.QUEUED,
             now,
+            attempts=self.attempts if count_attempt else max(0, self.attempts - 1),
             error=error,
             provider_job_id=None,
             progress=0,

@@ -203,10 +203,6 @@ def _hold(row: Row) -> Hold:
     )
 
 
-class _Overdrawn(Exception):
-    """The conditional balance update matched no row."""
-
-
 class SqlLedger(_Repository):
     async def lock_account(self, user_id: uuid.UUID) -> int:
         result = await self._conn.execute(
@@ -225,41 +221,52 @@ class SqlLedger(_Repository):
         return credits or 0
 
     async def append(self, entry: LedgerEntry) -> None:
+        """Two statements and no savepoint on the normal path (the submission's hot
+        path): the conditional balance update, then the insert that skips a duplicate
+        key; the rare duplicate undoes the update, so the transaction stays usable."""
         p = t.profiles.c
+        # conditional, never read-modify-write: the CHECK on profiles is only the backstop
+        applied = await self._conn.execute(
+            update(t.profiles)
+            .where(p.id == entry.user_id, p.credits + entry.amount >= 0)
+            .values(credits=p.credits + entry.amount)
+            .returning(p.credits)
+        )
+        if applied.scalar_one_or_none() is None:
+            available = await self.balance(entry.user_id)
+            if (
+                await self._conn.execute(select(p.id).where(p.id == entry.user_id))
+            ).one_or_none() is None:
+                raise NotFound(f"no profile {entry.user_id}")
+            raise InsufficientCredits(required=-entry.amount, available=available)
         try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(
-                    insert(t.credit_ledger).values(
-                        id=entry.id,
-                        user_id=entry.user_id,
-                        kind=entry.kind.value,
-                        amount=entry.amount,
-                        balance_after=entry.balance_after,
-                        reference=entry.reference,
-                        idempotency_key=entry.idempotency_key,
-                        lot_id=entry.lot_id,
-                        hold_id=entry.hold_id,
-                        created_at=entry.created_at,
-                    )
+            inserted = await self._conn.execute(
+                insert(t.credit_ledger)
+                .values(
+                    id=entry.id,
+                    user_id=entry.user_id,
+                    kind=entry.kind.value,
+                    amount=entry.amount,
+                    balance_after=entry.balance_after,
+                    reference=entry.reference,
+                    idempotency_key=entry.idempotency_key,
+                    lot_id=entry.lot_id,
+                    hold_id=entry.hold_id,
+                    created_at=entry.created_at,
                 )
-                # conditional, never read-modify-write: the CHECK on profiles is
-                # only the backstop
-                applied = await self._conn.execute(
-                    update(t.profiles)
-                    .where(p.id == entry.user_id, p.credits + entry.amount >= 0)
-                    .values(credits=p.credits + entry.amount)
-                    .returning(p.credits)
-                )
-                if applied.scalar_one_or_none() is None:
-                    raise _Overdrawn
+                .on_conflict_do_nothing(constraint=t.LEDGER_IDEMPOTENCY_KEY)
+                .returning(t.credit_ledger.c.id)
+            )
         except IntegrityError as exc:
-            if _constraint(exc) == t.LEDGER_IDEMPOTENCY_KEY:
-                raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists") from exc
             _raise_missing_reference(exc)
             raise
-        except _Overdrawn:
-            available = await self.balance(entry.user_id)
-            raise InsufficientCredits(required=-entry.amount, available=available) from None
+        if inserted.scalar_one_or_none() is None:
+            await self._conn.execute(
+                update(t.profiles)
+                .where(p.id == entry.user_id)
+                .values(credits=p.credits - entry.amount)
+            )
+            raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists")
 
     async def find(self, user_id: uuid.UUID, idempotency_key: str) -> LedgerEntry | None:
         c = t.credit_ledger.c
@@ -743,18 +750,21 @@ class SqlIdempotency(_Repository):
 
     async def add(self, record: IdempotencyRecord) -> None:
         try:
-            async with self._conn.begin_nested():
-                await self._insert(
-                    insert(t.idempotency_records).values(
-                        user_id=record.user_id,
-                        key=record.key,
-                        request_hash=record.request_hash,
-                        status_code=record.status_code,
-                        response_body=record.response_body,
-                        created_at=record.created_at,
-                    )
+            inserted = await self._conn.execute(
+                insert(t.idempotency_records)
+                .values(
+                    user_id=record.user_id,
+                    key=record.key,
+                    request_hash=record.request_hash,
+                    status_code=record.status_code,
+                    response_body=record.response_body,
+                    created_at=record.created_at,
                 )
+                .on_conflict_do_nothing(constraint=t.IDEMPOTENCY_RECORDS_PKEY)
+                .returning(t.idempotency_records.c.key)
+            )
         except IntegrityError as exc:
-            if _constraint(exc) == t.IDEMPOTENCY_RECORDS_PKEY:
-                raise DuplicateEntry(f"idempotency key {record.key!r} exists") from exc
+            _raise_missing_reference(exc)
             raise
+        if inserted.scalar_one_or_none() is None:
+            raise DuplicateEntry(f"idempotency key {record.key!r} exists")

@@ -145,8 +145,10 @@ async def place_hold(
 ) -> Hold:
     """Reserve ``amount`` from the soonest-expiring lots. Raises InsufficientCredits."""
     await uow.ledger.lock_account(user_id)
-    await expire_due_lots(uow, user_id, now)
     lots = await uow.ledger.lots(user_id)
+    if any(lot.is_expired(now) for lot in lots):
+        await expire_due_lots(uow, user_id, now)
+        lots = await uow.ledger.lots(user_id)
     allocations = allocate(lots, amount, now)
     by_id = {lot.id: lot for lot in lots}
     for part in allocations:

@@ -198,8 +198,7 @@ class JobProcessor:
             )
             return failed or job
         except ProviderUnavailable as exc:
-            failed = await self.fail(job.id, JobError(FailureReason.INFRASTRUCTURE, str(exc)))
-            return failed or job
+            return await self._not_taken(job, str(exc))
 
         def accept(current: Job) -> Job:
             return current.accepted_by_provider(provider_job_id, self.clock.now())
@@ -444,6 +443,28 @@ class JobProcessor:
             await self.storage.delete(asset.storage_key)
             if asset.thumbnail_key is not None:
                 await self.storage.delete(asset.thumbnail_key)
+
+    async def _not_taken(self, job: Job, reason: str) -> Job:
+        """The provider could not be reached to take the job: back to the queue without
+        spending an attempt. The provider's breaker counts the failure, so after a few
+        the router stops choosing it: jobs fail over, or wait for it to come back."""
+        now = self.clock.now()
+        self.router.record_failure(self._gpu(job).name, now)
+        error = JobError(FailureReason.INFRASTRUCTURE, f"provider unavailable: {reason}")
+        retry_at = self.policy.retry.next_attempt_at(1, now)
+
+        def back(current: Job) -> Job:
+            return current.requeue(error, self.clock.now(), retry_at=retry_at, count_attempt=False)
+
+        try:
+            job = await self._change(job.id, back)
+        except _Finished as finished:
+            return finished.job
+        log.warning(
+            "provider unavailable; job back in the queue",
+            extra={"job_id": str(job.id), "provider": error.message[:200]},
+        )
+        return job
 
     async def fail(self, job_id: uuid.UUID, error: JobError) -> Job | None:
         """A failed attempt: retry later, dead-letter, or fail; the hold is released once.

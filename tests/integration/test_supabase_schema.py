@@ -115,6 +115,13 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         "credit_holds",
         "jobs",
         "idempotency_records",
+        # 0002: purchases and entitlements
+        "store_transactions",
+        "store_notifications",
+        "entitlements",
+        "allowance_grants",
+        # 0004: job reliability
+        "job_events",
     }
     assert public_tables(db) == expected == PUBLIC_TABLES
 

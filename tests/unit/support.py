@@ -20,9 +20,9 @@ from core.job_events import JobEvent
 from core.jobs import ImageParams, Job, JobStatus
 from core.media import MediaAsset
 from core.pricing import DEFAULT_CATALOG
+from core.queueing import QueuePolicy, RetryPolicy
 from core.services import credits as svc
 from core.services.generation import Submitted, submit_image
-from core.queueing import QueuePolicy, RetryPolicy
 from core.services.processing import JobProcessor
 from ports.repositories import UnitOfWorkFactory
 

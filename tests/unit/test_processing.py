@@ -15,7 +15,6 @@ from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
 from core.media import MediaKind, png_dimensions
 from core.pricing import DEFAULT_CATALOG
 from core.services.generation import cancel_job
-from core.services.processing import JobProcessor
 from ports.gpu import (
     Cancelled,
     GpuRequest,
@@ -147,7 +146,7 @@ async def test_a_job_the_provider_refuses_for_its_content_fails_and_releases_its
     await assert_nothing_kept(studio, job)
 
 
-async def test_a_job_whose_provider_stays_down_is_retried_then_dead_lettered_and_refunded(
+async def test_a_job_waits_out_a_provider_outage_without_spending_its_attempts(
     studio: Studio,
 ) -> None:
     studio.gpu.down = True
@@ -156,19 +155,22 @@ async def test_a_job_whose_provider_stays_down_is_retried_then_dead_lettered_and
 
     first = await studio.processor.process(job.id)
     assert first is not None and first.status is JobStatus.QUEUED
-    assert first.attempts == 1 and first.next_attempt_at is not None
-    assert first.next_attempt_at > studio.clock.now(), "a retry waits out its backoff"
+    assert first.attempts == 0, "the provider never took it: no attempt spent"
+    assert first.next_attempt_at is not None and first.next_attempt_at > studio.clock.now()
     assert await studio.processor.process(job.id) == first, "not before its time"
-    assert (await studio.account(user)).balance == CREDITS - COST, "still held while retrying"
 
-    done = await studio.drive(job.id)
-    assert done is not None and done.status is JobStatus.FAILED
-    assert done.dead_lettered_at is not None and done.attempts == 3
-    assert done.error is not None and done.error.reason is FailureReason.INFRASTRUCTURE
+    waited = await studio.drive(job.id, rounds=12)  # the breaker opens; the job waits
+    assert waited is not None and waited.status is JobStatus.QUEUED
+    assert waited.dead_lettered_at is None and waited.attempts == 0
     assert studio.gpu.submitted == []
-    await assert_released_once(studio, job)
-    events = [e.kind.value for e in await studio.events(job.id)]
-    assert events == ["retrying", "retrying", "dead_lettered"]
+    assert (await studio.account(user)).balance == CREDITS - COST, "still held while waiting"
+
+    studio.gpu.down = False
+    studio.clock.advance(60)  # past the breaker's cool-down
+    done = await studio.drive(job.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
 
 
 async def test_a_job_that_fails_once_at_the_provider_succeeds_on_its_retry(studio: Studio) -> None:
@@ -178,13 +180,13 @@ async def test_a_job_that_fails_once_at_the_provider_succeeds_on_its_retry(studi
     await studio.processor.process(job.id)
     studio.gpu.down = False
     done = await studio.drive(job.id)
-    assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 2
+    assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
     state = await studio.account(user)
     assert state.balance == CREDITS - COST
     assert len(state.of_kind(EntryKind.SETTLE)) == 1 and state.of_kind(EntryKind.RELEASE) == []
 
 
-async def test_a_job_whose_provider_goes_down_while_polling_is_retried_and_finally_refunded(
+async def test_a_job_whose_provider_goes_down_while_polling_is_retried_when_it_returns(
     studio: Studio,
 ) -> None:
     studio.use_gpu(YieldingGpu(steps=1000))
@@ -196,9 +198,16 @@ async def test_a_job_whose_provider_goes_down_while_polling_is_retried_and_final
     retrying = await task
     assert retrying is not None and retrying.status is JobStatus.QUEUED
     assert retrying.error is not None and retrying.error.reason is FailureReason.INFRASTRUCTURE
+    assert retrying.attempts == 1, "the lost attempt counts"
+    waiting = await studio.drive(job.id)
+    assert waiting is not None and waiting.status is JobStatus.QUEUED, "waits while it is down"
+    studio.gpu.down = False
+    studio.gpu.steps = 1
+    studio.clock.advance(60)
     done = await studio.drive(job.id)
-    assert done is not None and done.dead_lettered_at is not None
-    await assert_released_once(studio, job)
+    assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 2
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
 
 
 async def test_a_job_the_provider_keeps_cancelling_is_dead_lettered_and_refunded(
