@@ -24,6 +24,7 @@ from core.services.credits import place_hold
 from core.services.purchases import acknowledge_pending
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
+from entrypoints.iap import google_store
 from entrypoints.iap_settings import GoogleSettings
 from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
@@ -159,10 +160,14 @@ async def test_an_acknowledgement_google_refused_is_retried_later(google: Google
     assert (await google.buy(user, "credits_100", token)).status_code == 200
     assert google.play.consumed == []
     google.play.reset()
-    c = google.client.app.state.runtime.container
+    runtime = google.client.app.state.runtime
+    # the app's client lives on the app's event loop: the retry (a scheduler's job) gets its own
+    client = google_store(runtime.settings.google)
+    assert client is not None
     done = await acknowledge_pending(
-        c.uow_factory(), c.iap.google(), store=Store.GOOGLE, now=google.clock.now()
+        runtime.container.uow_factory(), client, store=Store.GOOGLE, now=google.clock.now()
     )
+    await client.aclose()
     assert done >= 1 and token in google.play.consumed
     assert (
         google.rows(
