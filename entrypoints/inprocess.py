@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from adapters.memory.queue import InMemoryJobQueue
 from core.services.processing import JobProcessor
@@ -41,7 +42,11 @@ class InProcessWorker:
         *,
         concurrency: int,
         reconcile_interval: float,
+        maintenance: Callable[[], Awaitable[None]] | None = None,
+        maintenance_interval: float = 60.0,
     ) -> None:
+        self.maintenance = maintenance
+        self.maintenance_interval = maintenance_interval
         self.queue = queue
         self.processor = processor
         self.reconciler = reconciler
@@ -69,9 +74,20 @@ class InProcessWorker:
                 log.exception("reconciler tick failed")
             await asyncio.sleep(self.reconcile_interval)
 
+    async def _maintain(self) -> None:
+        assert self.maintenance is not None
+        while True:
+            try:
+                await self.maintenance()
+            except Exception:
+                log.exception("store maintenance failed")
+            await asyncio.sleep(self.maintenance_interval)
+
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
         self._tasks.append(asyncio.create_task(self._reconcile()))
+        if self.maintenance is not None:
+            self._tasks.append(asyncio.create_task(self._maintain()))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -18,6 +18,7 @@ from adapters.supabase.migrate import upgrade
 from entrypoints.containers import AppContainer
 from entrypoints.embedded import start_embedded_postgres
 from entrypoints.inprocess import InProcessWorker
+from entrypoints.maintenance import store_maintenance
 from entrypoints.settings import Settings, resolve_secrets
 
 log = logging.getLogger("genstudio")
@@ -81,6 +82,7 @@ async def open_runtime(
                 container.reconciler(),
                 concurrency=settings.worker_concurrency,
                 reconcile_interval=min(settings.reconcile_interval, 2.0),
+                maintenance=lambda: store_maintenance(container),
             )
             worker.start()
         yield Runtime(settings, container, engine, broker, worker)
@@ -88,7 +90,13 @@ async def open_runtime(
         if worker is not None:
             await worker.stop()
         # close what holds connections or threads: GPU clients, storage, AI clients
-        closables = [*container.gpus().values(), container.gpu(), container.storage()]
+        closables = [
+            *container.gpus().values(),
+            container.gpu(),
+            container.storage(),
+            container.iap.apple(),
+            container.iap.google(),
+        ]
         for thing in dict.fromkeys(closables):
             close = getattr(thing, "aclose", None)
             if close is not None:

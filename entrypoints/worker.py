@@ -16,11 +16,16 @@ from taskiq.schedule_sources import LabelScheduleSource
 from adapters.redis import MAINTENANCE_STREAM, PROCESS_JOB_TASK, RECONCILE_TASK
 from core.services.processing import JobProcessor
 from core.services.reconcile import Reconciler
+from entrypoints.containers import AppContainer
 from entrypoints.inprocess import drain
+from entrypoints.maintenance import INTERVAL as MAINTENANCE_INTERVAL
+from entrypoints.maintenance import store_maintenance
 from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
 
 log = logging.getLogger("genstudio.worker")
+
+STORE_MAINTENANCE_TASK = "genstudio.store_maintenance"
 
 
 def register_tasks(
@@ -29,6 +34,7 @@ def register_tasks(
     reconciler: Reconciler | None,
     *,
     reconcile_every: int = 5,
+    container: AppContainer | None = None,
 ) -> None:
     """Tasks take ids, not objects, and load fresh state: redelivery is harmless.
 
@@ -46,7 +52,18 @@ def register_tasks(
             raise RuntimeError("the reconciler runs in `genstudio worker`, not here")
         await reconciler.tick()
 
+    async def maintain_stores() -> None:
+        if container is None:
+            raise RuntimeError("store maintenance runs in `genstudio worker`, not here")
+        await store_maintenance(container)
+
     broker.register_task(process_job, task_name=PROCESS_JOB_TASK)
+    broker.register_task(
+        maintain_stores,
+        task_name=STORE_MAINTENANCE_TASK,
+        queue_name=MAINTENANCE_STREAM,
+        schedule=[{"interval": MAINTENANCE_INTERVAL}],
+    )
     broker.register_task(
         reconcile,
         task_name=RECONCILE_TASK,
@@ -77,6 +94,7 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
             c.processor(),
             c.reconciler(),
             reconcile_every=round(settings.reconcile_interval),
+            container=c,
         )
         finish = asyncio.Event()
         _stop_on_signals(finish)

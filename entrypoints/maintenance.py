@@ -1,0 +1,34 @@
+"""Periodic work beyond jobs: subscription allowances that fall due, and Google
+acknowledgements that failed after commit (Google refunds what is not acknowledged
+within three days). Driven like the reconciler: by the Taskiq scheduler in
+production, by a loop in the embedded default. Every step is idempotent."""
+
+from __future__ import annotations
+
+import logging
+
+from core.products import Store
+from core.services.purchases import acknowledge_pending, grant_due_allowances
+from entrypoints.containers import AppContainer
+
+log = logging.getLogger("genstudio.maintenance")
+
+#: seconds between runs
+INTERVAL = 60
+
+
+async def store_maintenance(container: AppContainer) -> None:
+    now = container.clock().now()
+    granted = await grant_due_allowances(
+        container.uow_factory(), catalog=container.iap.products(), now=now
+    )
+    acknowledged = 0
+    google = container.iap.google()
+    if google is not None:
+        acknowledged = await acknowledge_pending(
+            container.uow_factory(), google, store=Store.GOOGLE, now=now
+        )
+    if granted or acknowledged:
+        log.info(
+            "store maintenance", extra={"credits_granted": granted, "acknowledged": acknowledged}
+        )
