@@ -204,7 +204,10 @@ class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
     attempts: int
     provider: str | None
     error: JobErrorItem | None
-    params: ImageParamsItem | EditParamsItem | VideoParamsItem  # by ``kind``
+    # by ``kind``: ImageParamsItem, EditParamsItem or VideoParamsItem, as a plain object
+    # (an untagged union of Structs has no OpenAPI schema, and a tag would change the
+    # image shape the app already reads)
+    params: dict[str, Any]
     assets: list[AssetItem]
     created_at: datetime
     updated_at: datetime
@@ -225,7 +228,7 @@ class JobResponse(msgspec.Struct, rename="camel", kw_only=True):
             attempts=job.attempts,
             provider=job.provider,
             error=JobErrorItem(job.error.reason.value, job.error.message) if job.error else None,
-            params=params_item(job.params),
+            params=msgspec.to_builtins(params_item(job.params)),
             assets=assets or [],
             created_at=job.created_at,
             updated_at=job.updated_at,

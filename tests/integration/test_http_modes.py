@@ -1,0 +1,467 @@
+"""Edit and video over HTTP, in-process on the real Postgres with the memory GPU:
+multipart uploads, their validation, and nothing left behind when a request fails.
+(The real renderer's pixels and MP4s are checked end to end in tests/e2e.)"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pillow_heif
+import psycopg
+import pytest
+from dependency_injector import providers
+from litestar.testing import AsyncTestClient
+from PIL import Image, ImageDraw
+
+from adapters.memory.gpu import InMemoryGpuProvider
+from adapters.supabase.auth import mint_token
+from core.media import mp4_info
+from core.services.credits import grant_credits
+from entrypoints.containers import AppContainer
+from entrypoints.http.app import create_app
+from entrypoints.runtime import open_runtime
+from entrypoints.settings import Settings
+
+SECRET = "integration-secret-" + "m" * 32
+PROBLEM = "application/problem+json"
+
+pillow_heif.register_heif_opener()
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def picture(width: int = 160, height: int = 120) -> Image.Image:
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    ImageDraw.Draw(image).ellipse((10, 10, 90, 70), fill=(220, 40, 70))
+    return image
+
+
+def mask_of(
+    width: int = 160, height: int = 120, box: tuple[int, int, int, int] | None = None
+) -> bytes:
+    mask = Image.new("L", (width, height), 0)
+    if box is not None:
+        ImageDraw.Draw(mask).rectangle(box, fill=255)
+    return encode(mask)
+
+
+def multipart(fields: dict[str, str]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    body = "".join(parts) + f"--{boundary}--\r\n"
+    return body.encode(), f"multipart/form-data; boundary={boundary}"
+
+
+BOX = (40, 30, 99, 79)
+PNG = encode(picture())
+MASK = mask_of(box=BOX)
+
+
+class Api:
+    def __init__(
+        self, client: AsyncTestClient, pg_url: str, media: Path, gpu: InMemoryGpuProvider
+    ) -> None:
+        self.gpu = gpu
+        self.client = client
+        self.pg_url = pg_url
+        self.media = media
+
+    def headers(self, user: uuid.UUID, key: str | None = None) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {mint_token(SECRET, user_id=user)}",
+            "Idempotency-Key": key or str(uuid.uuid4()),
+        }
+
+    async def grant(self, user: uuid.UUID, amount: int) -> None:
+        c = self.client.app.state.runtime.container
+        # on the app's own event loop (the test client's portal): the database adapter's
+        # pool and locks belong to it
+        self.client.blocking_portal.call(
+            functools.partial(
+                grant_credits,
+                c.uow_factory(),
+                user_id=user,
+                amount=amount,
+                reference="test",
+                idempotency_key=str(uuid.uuid4()),
+                now=c.clock().now(),
+            )
+        )
+
+    async def edit(
+        self,
+        user: uuid.UUID,
+        *,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        key: str | None = None,
+        **fields: str,
+    ):  # type: ignore[no-untyped-def]
+        data = {"model": "sdxl-inpaint", "prompt": "a straw hat"} | fields
+        if files is None:
+            files = {
+                "image": ("photo.png", PNG, "image/png"),
+                "mask": ("mask.png", MASK, "image/png"),
+            }
+        return await self.client.post(
+            "/v1/generate/edit", data=data, files=files, headers=self.headers(user, key)
+        )
+
+    async def video(
+        self,
+        user: uuid.UUID,
+        *,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        key: str | None = None,
+        **fields: str,
+    ):  # type: ignore[no-untyped-def]
+        data = {
+            "model": "wan-2.1",
+            "prompt": "a lighthouse in a storm",
+            "durationSeconds": "1",
+            "fps": "8",
+        } | fields
+        if not files:  # httpx would send a field-only form urlencoded: the app sends multipart
+            body, content_type = multipart(data)
+            headers = self.headers(user, key) | {"Content-Type": content_type}
+            return await self.client.post("/v1/generate/video", content=body, headers=headers)
+        return await self.client.post(
+            "/v1/generate/video", data=data, files=files, headers=self.headers(user, key)
+        )
+
+    async def wait(self, user: uuid.UUID, job_id: str) -> dict[str, object]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            response = await self.client.get(f"/v1/generate/{job_id}", headers=self.headers(user))
+            body = response.json()
+            if body["status"] in ("succeeded", "failed", "cancelled"):
+                return body  # type: ignore[no-any-return]
+            await asyncio.sleep(0.05)
+        raise AssertionError(body)
+
+    async def download(self, url: str) -> bytes:
+        path = "/" + url.split("/", 3)[3]  # the signed URL, served by this app
+        response = await self.client.get(path)
+        assert response.status_code == 200, response.text
+        return response.content
+
+    def count(self, sql: str, *args: object) -> int:
+        with psycopg.connect(self.pg_url) as conn:
+            row = conn.execute(sql, args).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def files_of(self, user: uuid.UUID) -> list[Path]:
+        root = self.media / str(user)
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+    async def credits(self, user: uuid.UUID) -> int:
+        me = await self.client.get("/v1/me", headers=self.headers(user))
+        return int(me.json()["credits"])
+
+    def nothing_left(self, user: uuid.UUID) -> None:
+        assert self.files_of(user) == []
+        assert self.count("SELECT count(*) FROM images WHERE user_id = %s", user) == 0
+        assert self.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 0
+        assert self.count("SELECT count(*) FROM idempotency_records WHERE user_id = %s", user) == 0
+
+
+@pytest.fixture
+async def api(pg_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+    settings = Settings(
+        database_url=pg_url,
+        jwt_secret=SECRET,
+        data_dir=tmp_path,
+        poll_interval=0.02,
+        worker_concurrency=2,
+    )
+    gpu = InMemoryGpuProvider("fake", steps=1)
+
+    def configure(container: AppContainer) -> None:
+        container.gpu.override(providers.Object(gpu))
+
+    app = create_app(settings, runtime_opener=lambda s: open_runtime(s, configure=configure))
+    async with AsyncTestClient(app) as client:
+        yield Api(client, pg_url, tmp_path / "media", gpu)
+
+
+async def test_an_iphone_heic_edit_repaints_only_the_masked_pixels(api: Api) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 3)
+    heic = encode(picture(), "HEIF")
+    assert heic[4:12] == b"ftypheic"
+
+    created = await api.edit(
+        user,
+        files={
+            "image": ("IMG_0001.HEIC", heic, "image/heic"),
+            "mask": ("m.png", MASK, "image/png"),
+        },
+        seed="7",
+        strength="0.6",
+        negativePrompt="blurry",
+    )
+
+    assert created.status_code == 202, created.text
+    job = created.json()
+    assert job["kind"] == "edit" and job["cost"] == 1
+    assert job["params"] == {
+        "prompt": "a straw hat",
+        "negativePrompt": "blurry",
+        "width": 160,
+        "height": 120,
+        "seed": 7,
+        "strength": 0.6,
+    }
+    assert api.count("SELECT count(*) FROM images WHERE user_id = %s AND job_id IS NULL", user) == 2
+    uploads = [p for p in api.files_of(user) if p.parent.name == "uploads"]
+    assert len(uploads) == 2 and all(p.suffix == ".png" for p in uploads)
+    done = await api.wait(user, job["id"])
+    assert done["status"] == "succeeded", done
+    [asset] = done["assets"]  # type: ignore[misc]
+    assert set(asset) == {
+        "id",
+        "kind",
+        "contentType",
+        "width",
+        "height",
+        "byteSize",
+        "url",
+        "urlExpiresAt",
+    }
+    result = Image.open(io.BytesIO(await api.download(asset["url"])))
+    assert result.format == "PNG" and result.size == (160, 120)
+    # the provider was handed both uploads, as PNGs the app serves through signed URLs
+    request = api.gpu.submitted[-1]
+    assert set(request.inputs) == {"image", "mask"}
+    for url in request.inputs.values():
+        assert Image.open(io.BytesIO(await api.download(url))).size == (160, 120)
+    assert await api.credits(user) == 2
+
+
+@pytest.mark.parametrize("input_type", ["text", "image", "keyframes"])
+async def test_a_video_of_each_input_type_is_an_mp4_with_a_poster(
+    api: Api, input_type: str
+) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 10)
+    files = {
+        "text": {},
+        "image": {"image": ("a.jpg", encode(picture(), "JPEG"), "image/jpeg")},
+        "keyframes": {
+            "firstFrame": ("a.png", PNG, "image/png"),
+            "lastFrame": ("b.webp", encode(picture(200, 100), "WEBP"), "image/webp"),
+        },
+    }[input_type]
+
+    created = await api.video(user, files=files, inputType=input_type, durationSeconds="2")
+
+    assert created.status_code == 202, created.text
+    job = created.json()
+    assert job["kind"] == "video" and job["cost"] == 10
+    assert job["params"] == {
+        "inputType": input_type,
+        "prompt": "a lighthouse in a storm",
+        "negativePrompt": "",
+        "durationSeconds": 2,
+        "resolution": "480p",
+        "width": 854,
+        "height": 480,
+        "fps": 8,
+        "seed": None,
+    }
+    done = await api.wait(user, job["id"])
+    assert done["status"] == "succeeded", done
+    [asset] = done["assets"]  # type: ignore[misc]
+    assert asset["kind"] == "video" and asset["contentType"] == "video/mp4"
+    assert asset["durationSeconds"] == 2.0 and (asset["width"], asset["height"]) == (854, 480)
+    info = mp4_info(await api.download(asset["url"]))
+    assert info is not None and (info.duration_seconds, info.frames) == (2.0, 16)
+    assert sorted(api.gpu.submitted[-1].inputs) == sorted(
+        {"text": [], "image": ["image"], "keyframes": ["first_frame", "last_frame"]}[input_type]
+    )
+    poster = Image.open(io.BytesIO(await api.download(asset["thumbnailUrl"])))
+    assert poster.format == "PNG" and poster.size == (854, 480)
+    assert (
+        api.count(
+            "SELECT count(*) FROM videos WHERE user_id = %s AND thumbnail_key IS NOT NULL", user
+        )
+        == 1
+    )
+
+
+def broken(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    ("route", "files", "fields", "field"),
+    [
+        ("edit", {"image": ("a.png", PNG, "image/png")}, {}, "mask"),
+        ("edit", {"mask": ("m.png", MASK, "image/png")}, {}, "image"),
+        (
+            "edit",
+            {"image": ("a.png", broken(PNG), "image/png"), "mask": ("m.png", MASK, "image/png")},
+            {},
+            "image",
+        ),
+        (
+            "edit",
+            {"image": ("a.gif", PNG, "image/gif"), "mask": ("m.png", MASK, "image/png")},
+            {},
+            "image",
+        ),
+        (
+            "edit",
+            {
+                "image": ("a.txt", b"hello, world" * 20, "text/plain"),
+                "mask": ("m.png", MASK, "image/png"),
+            },
+            {},
+            "image",
+        ),
+        (
+            "edit",
+            {
+                "image": ("a.png", encode(picture(40, 40)), "image/png"),
+                "mask": ("m.png", MASK, "image/png"),
+            },
+            {},
+            "image",
+        ),
+        (
+            "edit",
+            {
+                "image": ("a.png", PNG, "image/png"),
+                "mask": ("m.png", mask_of(100, 100, BOX), "image/png"),
+            },
+            {},
+            "mask",
+        ),
+        (
+            "edit",
+            {"image": ("a.png", PNG, "image/png"), "mask": ("m.png", mask_of(), "image/png")},
+            {},
+            "mask",
+        ),
+        ("edit", None, {"strength": "strong"}, "strength"),
+        ("edit", None, {"seed": "-4"}, "seed"),
+        ("edit", None, {"prompt": " "}, "prompt"),
+        ("edit", None, {"negativePrompt": "x" * 2001}, "negativePrompt"),
+        ("edit", None, {"model": "wan-2.1"}, "model"),
+        ("edit", None, {"colour": "red"}, "colour"),
+        ("video", {}, {"inputType": "image"}, "image"),
+        (
+            "video",
+            {"firstFrame": ("a.png", PNG, "image/png")},
+            {"inputType": "keyframes"},
+            "lastFrame",
+        ),
+        (
+            "video",
+            {
+                "firstFrame": ("a.png", PNG, "image/png"),
+                "lastFrame": ("b.png", broken(PNG), "image/png"),
+            },
+            {"inputType": "keyframes"},
+            "lastFrame",
+        ),
+        ("video", {"image": ("a.png", PNG, "image/png")}, {"inputType": "text"}, "image"),
+        ("video", {}, {"inputType": "gif"}, "inputType"),
+        ("video", {}, {"durationSeconds": "long"}, "durationSeconds"),
+        ("video", {}, {"durationSeconds": "11"}, "durationSeconds"),
+        ("video", {}, {"fps": "60"}, "fps"),
+        ("video", {}, {"resolution": "4k"}, "resolution"),
+        (
+            "video",
+            {"image": ("a.png", PNG, "image/png")},
+            {"inputType": "image", "prompt": ""},
+            "prompt",
+        ),
+    ],
+)
+async def test_a_bad_upload_or_field_is_a_422_naming_it_and_leaves_nothing(
+    api: Api,
+    route: str,
+    files: dict[str, tuple[str, bytes, str]] | None,
+    fields: dict[str, str],
+    field: str,
+) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 50)
+    send = api.edit if route == "edit" else api.video
+
+    response = await send(user, files=files, **fields)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["field"] == field, response.json()
+    api.nothing_left(user)
+    assert await api.credits(user) == 50
+
+
+async def test_an_edit_the_user_cannot_afford_is_a_402_and_deletes_its_uploads(api: Api) -> None:
+    user = uuid.uuid4()
+    big = encode(picture(1024, 1024))
+    response = await api.edit(
+        user,
+        files={
+            "image": ("a.png", big, "image/png"),
+            "mask": ("m.png", mask_of(1024, 1024, BOX), "image/png"),
+        },
+    )
+    assert response.status_code == 402, response.text
+    assert response.json()["required"] == 2
+    api.nothing_left(user)
+
+
+async def test_a_keyframes_video_the_user_cannot_afford_deletes_both_frames(api: Api) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 4)
+    response = await api.video(
+        user,
+        files={"firstFrame": ("a.png", PNG, "image/png"), "lastFrame": ("b.png", PNG, "image/png")},
+        inputType="keyframes",
+    )
+    assert response.status_code == 402
+    api.nothing_left(user)
+
+
+async def test_an_idempotent_retry_replays_and_keeps_one_set_of_uploads(api: Api) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 5)
+    key = str(uuid.uuid4())
+    first = await api.edit(user, key=key)
+    assert first.status_code == 202
+    files_after_first = api.files_of(user)
+
+    again = await api.edit(user, key=key)
+    other = await api.edit(user, key=key, prompt="a different hat")
+
+    assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
+    await api.wait(user, first.json()["id"])
+    uploads = [p for p in api.files_of(user) if p.parent.name == "uploads"]
+    assert sorted(uploads) == sorted(p for p in files_after_first if p.parent.name == "uploads")
+    assert api.count("SELECT count(*) FROM images WHERE user_id = %s AND job_id IS NULL", user) == 2
+    assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 1
+
+
+async def test_the_upload_endpoints_are_in_the_openapi_schema(api: Api) -> None:
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    for path in ("/v1/generate/edit", "/v1/generate/video"):
+        body = schema["paths"][path]["post"]["requestBody"]["content"]
+        assert "multipart/form-data" in body
