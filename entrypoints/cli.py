@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     worker = sub.add_parser("worker", help="run a Taskiq worker (needs REDIS_URL)")
     worker.add_argument(
-        "--kinds", help="comma-separated job kinds to take (default: all): image,edit,video,training"
+        "--kinds",
+        help="comma-separated job kinds to take (default: all): image,edit,video,training",
     )
     sub.add_parser(
         "scheduler", help="run the Taskiq scheduler that drives the reconciler (needs REDIS_URL)"
