@@ -73,12 +73,13 @@ MIN_SIDE, MAX_SIDE = 64, 2048
 
 
 class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
-    prompt: str
+    prompt: str  # what the model renders (the enhanced prompt when enhancement was asked)
     width: int = 1024
     height: int = 1024
     count: int = 1
     seed: int | None = None
     negative_prompt: str = ""
+    original_prompt: str | None = None  # the user's words, when ``prompt`` was enhanced
 
     def validate(self, *, max_count: int, max_width: int, max_height: int) -> None:
         if not self.prompt.strip():

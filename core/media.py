@@ -30,6 +30,7 @@ class MediaAsset(msgspec.Struct, frozen=True, kw_only=True):
     is_public: bool = False
     duration_seconds: float | None = None
     thumbnail_key: str | None = None  # a video's poster frame (PNG)
+    caption: str | None = None  # what a vision model saw: for search and moderation
 
 
 def storage_key(user_id: uuid.UUID, media_id: uuid.UUID, extension: str) -> str:

@@ -141,6 +141,7 @@ class AppContainer(containers.DeclarativeContainer):
         catalog=catalog,
         router=router,
         policy=policy,
+        captioner=ai.captioner,
         poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
         timeout=providers.Callable(lambda s: s.job_timeout, settings),
     )

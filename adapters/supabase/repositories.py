@@ -635,7 +635,7 @@ def _media_relation() -> Subquery:
     """Images and videos as one relation shaped like MediaAsset."""
     shared = [
         *("id", "user_id", "storage_key", "content_type", "width", "height"),
-        *("byte_size", "prompt", "model_id", "job_id", "is_public", "created_at"),
+        *("byte_size", "prompt", "model_id", "job_id", "is_public", "created_at", "caption"),
     ]
     images = select(
         *(t.images.c[name] for name in shared),
@@ -672,6 +672,7 @@ def _asset(row: Row) -> MediaAsset:
         is_public=row["is_public"],
         duration_seconds=row["duration_seconds"],
         thumbnail_key=row["thumbnail_key"],
+        caption=row["caption"],
     )
 
 
@@ -690,6 +691,7 @@ class SqlMedia(_Repository):
             "job_id": asset.job_id,
             "is_public": asset.is_public,
             "created_at": asset.created_at,
+            "caption": asset.caption,
         }
         if asset.kind is MediaKind.VIDEO:
             statement = insert(t.videos).values(

@@ -151,6 +151,7 @@ def _media_columns() -> list[Column[object]]:
         Column("job_id", Uuid, ForeignKey("jobs.id")),
         Column("is_public", Boolean, nullable=False),
         _ts("created_at"),
+        Column("caption", Text),  # 0005
     ]
 
 

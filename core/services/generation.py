@@ -20,7 +20,9 @@ from core.jobs import EditParams, ImageParams, Job, JobParams, JobStatus, VideoI
 from core.media import MediaAsset, MediaKind, upload_key
 from core.pricing import Catalog, ModelKind
 from core.profiles import SubscriptionTier
+from core.services.captions import caption_of
 from core.services.credits import place_hold, release_hold
+from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
 from ports.imaging import ImageInspector, InspectedImage
 from ports.queue import JobQueue
@@ -131,6 +133,7 @@ async def submit_edit(
     idempotency_key: str | None,
     request_hash: str,
     render: Callable[[Job], Awaitable[bytes]],
+    captioner: Captioner | None = None,
 ) -> Submitted:
     """Inpainting: check the image and its mask, store both, price and queue the job.
 
@@ -143,7 +146,7 @@ async def submit_edit(
     painted = await inspector.inspect_mask(
         mask.data, mask.content_type, field="mask", size=(picture.width, picture.height)
     )
-    uploads = _Uploads(storage, clock, user_id)
+    uploads = _Uploads(storage, clock, user_id, captioner)
     image_key = uploads.plan(picture)
     mask_key = uploads.plan(painted)
     params = EditParams(
@@ -201,6 +204,7 @@ async def submit_video(
     idempotency_key: str | None,
     request_hash: str,
     render: Callable[[Job], Awaitable[bytes]],
+    captioner: Captioner | None = None,
 ) -> Submitted:
     """Text, image or keyframes to video, priced per second at the resolution.
 
@@ -222,7 +226,7 @@ async def submit_video(
         first_frame_key="-" if first_frame else None,
         last_frame_key="-" if last_frame else None,
     ).validate(resolutions=catalog.video_resolutions(spec.id))
-    uploads = _Uploads(storage, clock, user_id)
+    uploads = _Uploads(storage, clock, user_id, captioner)
     keys: dict[str, str | None] = {}
     for name, upload in (
         ("image", image),
@@ -269,10 +273,17 @@ async def submit_video(
 class _Uploads:
     """Uploads of one submission: stored before it, recorded with it, undone without it."""
 
-    def __init__(self, storage: MediaStorage, clock: Clock, user_id: uuid.UUID) -> None:
+    def __init__(
+        self,
+        storage: MediaStorage,
+        clock: Clock,
+        user_id: uuid.UUID,
+        captioner: Captioner | None = None,
+    ) -> None:
         self.storage = storage
         self.clock = clock
         self.user_id = user_id
+        self.captioner = captioner
         self.planned: list[tuple[MediaAsset, bytes]] = []
 
     def plan(self, image: InspectedImage) -> str:
@@ -298,6 +309,16 @@ class _Uploads:
         self, submit: Callable[[Sequence[MediaAsset]], Awaitable[Submitted]]
     ) -> Submitted:
         stored: list[str] = []
+        if self.captioner is not None:
+            self.planned = [
+                (
+                    msgspec.structs.replace(
+                        asset, caption=await caption_of(self.captioner, data, asset.content_type)
+                    ),
+                    data,
+                )
+                for asset, data in self.planned
+            ]
         try:
             for asset, data in self.planned:
                 stored.append(asset.storage_key)
@@ -485,3 +506,15 @@ async def rerun_dead_letter(
         await uow.commit()
     await wake(queue, job)
     return job
+
+
+async def enhanced(params: ImageParams, enhancer: PromptEnhancer) -> ImageParams:
+    """The params with the prompt enhanced (the user's words kept as ``original_prompt``).
+
+    The enhancer never fails: on any trouble it returns the prompt unchanged, and then
+    so does this.
+    """
+    better = await enhancer.enhance(params.prompt)
+    if not better.strip() or better == params.prompt:
+        return params
+    return msgspec.structs.replace(params, prompt=better, original_prompt=params.prompt)

@@ -35,7 +35,9 @@ from core.media import (
 from core.pricing import Catalog, ModelKind
 from core.queueing import QueuePolicy
 from core.routing import ProviderRouter, is_provider_fault
+from core.services.captions import caption_of
 from core.services.credits import release_hold, settle_hold
+from ports.ai import Captioner
 from ports.clock import Clock
 from ports.gpu import (
     Cancelled,
@@ -79,6 +81,7 @@ class JobProcessor:
         *,
         router: ProviderRouter | None = None,
         policy: QueuePolicy | None = None,
+        captioner: Captioner | None = None,
         worker_id: str | None = None,
         poll_interval: float = 0.5,
         timeout: float = 900.0,
@@ -92,6 +95,7 @@ class JobProcessor:
         self.clock = clock
         self.catalog = catalog
         self.policy = policy or QueuePolicy()
+        self.captioner = captioner
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -377,6 +381,7 @@ class JobProcessor:
         key = storage_key(job.user_id, media_id, "png")
         await self.storage.put(key, data, "image/png")
         return MediaAsset(
+            caption=await caption_of(self.captioner, data, "image/png"),
             id=media_id,
             user_id=job.user_id,
             kind=MediaKind.IMAGE,
@@ -436,6 +441,7 @@ class JobProcessor:
             created_at=self.clock.now(),
             duration_seconds=info.duration_seconds,
             thumbnail_key=thumbnail,
+            caption=await caption_of(self.captioner, frame, "image/png"),  # from its poster
         )
 
     async def _discard(self, assets: list[MediaAsset]) -> None:

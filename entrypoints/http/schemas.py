@@ -26,6 +26,8 @@ class ImageRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel", k
     height: int = 1024
     count: int = 1
     seed: int | None = None
+    # rewrite a short prompt into a detailed one first (the user's words are kept)
+    enhance: bool = False
 
     def to_params(self) -> ImageParams:
         return ImageParams(
@@ -123,6 +125,7 @@ class AssetItem(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True
     url_expires_at: datetime
     duration_seconds: float | None = None
     thumbnail_url: str | None = None
+    caption: str | None = None  # what a vision model saw, when one described it
 
 
 class JobErrorItem(msgspec.Struct):
@@ -130,13 +133,14 @@ class JobErrorItem(msgspec.Struct):
     message: str
 
 
-class ImageParamsItem(msgspec.Struct, rename="camel", kw_only=True):
-    prompt: str
+class ImageParamsItem(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    prompt: str  # what was rendered: the enhanced prompt when enhancement was asked
     negative_prompt: str
     width: int
     height: int
     count: int
     seed: int | None
+    original_prompt: str | None = None  # present only when the prompt was enhanced
 
 
 class EditParamsItem(msgspec.Struct, rename="camel", kw_only=True):
@@ -191,6 +195,7 @@ def params_item(p: JobParams) -> ImageParamsItem | EditParamsItem | VideoParamsI
         height=p.height,
         count=p.count,
         seed=p.seed,
+        original_prompt=p.original_prompt,
     )
 
 
@@ -252,6 +257,7 @@ def asset_item(
         url_expires_at=expires_at,
         duration_seconds=asset.duration_seconds,
         thumbnail_url=thumbnail_url,
+        caption=asset.caption,
     )
 
 

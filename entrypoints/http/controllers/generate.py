@@ -21,6 +21,7 @@ from core.services.generation import (
     Submitted,
     Upload,
     cancel_job,
+    enhanced,
     get_job,
     submit_edit,
     submit_image,
@@ -201,6 +202,9 @@ class GenerateController(Controller):
         async def render(job: Job) -> bytes:
             return _encoder.encode(JobResponse.of(job))
 
+        params = payload.to_params()
+        if payload.enhance:
+            params = await enhanced(params, c.enhancer())
         result = await submit_image(
             c.uow_factory(),
             c.queue(),
@@ -209,7 +213,7 @@ class GenerateController(Controller):
             user_id=principal.user_id,
             email=principal.email,
             model_id=payload.model,
-            params=payload.to_params(),
+            params=params,
             idempotency_key=key,
             request_hash=request_fingerprint("POST", "/v1/generate/image", body),
             render=render,
@@ -269,6 +273,7 @@ class GenerateController(Controller):
                 idempotency_key=key,
                 request_hash=await parts.fingerprint("/v1/generate/edit"),
                 render=_render,
+                captioner=c.captioner(),
             )
         except InvalidInput as exc:
             _wire_field(exc)
@@ -336,6 +341,7 @@ class GenerateController(Controller):
                 idempotency_key=key,
                 request_hash=await parts.fingerprint("/v1/generate/video"),
                 render=_render,
+                captioner=c.captioner(),
             )
         except InvalidInput as exc:
             _wire_field(exc)

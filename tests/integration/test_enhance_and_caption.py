@@ -1,0 +1,122 @@
+"""Prompt enhancement and captions through OpenRouter's protocol (a loopback
+stand-in), in the running app on the real Postgres: the enhanced prompt is kept on
+the job and shown to the app with the user's words; generated images carry their
+caption; a failing OpenRouter never fails a generation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from adapters.supabase.auth import mint_token
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+from tests.integration.test_failover import grant
+from tests.standins.loopback import Fail
+from tests.standins.openrouter import OpenRouterStandIn, caption_for, enhancement_for
+
+SECRET = "openrouter-secret-" + "o" * 32
+
+
+@pytest.fixture
+def openrouter() -> Iterator[OpenRouterStandIn]:
+    standin = OpenRouterStandIn()
+    standin.start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+async def client(
+    fresh_db: str, tmp_path: Path, openrouter: OpenRouterStandIn
+) -> AsyncIterator[AsyncTestClient]:
+    settings = Settings(
+        database_url=fresh_db,
+        jwt_secret=SECRET,
+        data_dir=tmp_path,
+        poll_interval=0.02,
+        openrouter_api_key=openrouter.api_key,
+        openrouter_base_url=openrouter.base_url,
+        openrouter_timeout=2.0,
+    )
+    async with AsyncTestClient(create_app(settings)) as c:
+        yield c
+
+
+def headers(user: uuid.UUID) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(SECRET, user_id=user)}"}
+
+
+async def generate(client: AsyncTestClient, user: uuid.UUID, **body: object) -> dict[str, object]:
+    payload = {"model": "flux-schnell", "prompt": "a fox", "width": 256, "height": 256, **body}
+    r = await client.post(
+        "/v1/generate/image",
+        json=payload,
+        headers=headers(user) | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 30
+    while True:
+        job = (await client.get(f"/v1/generate/{r.json()['id']}", headers=headers(user))).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)
+
+
+async def test_an_enhanced_prompt_is_rendered_and_the_users_words_are_kept(
+    client: AsyncTestClient, fresh_db: str
+) -> None:
+    user = uuid.uuid4()
+    await grant(fresh_db, user, 5)
+    job = await generate(client, user, enhance=True)
+    assert job["status"] == "succeeded"
+    params = job["params"]
+    assert params["prompt"] == enhancement_for("a fox")  # type: ignore[index]
+    assert params["originalPrompt"] == "a fox"  # type: ignore[index]
+
+
+async def test_without_enhance_the_prompt_is_left_alone(
+    client: AsyncTestClient, fresh_db: str
+) -> None:
+    user = uuid.uuid4()
+    await grant(fresh_db, user, 5)
+    job = await generate(client, user)
+    assert job["params"]["prompt"] == "a fox"  # type: ignore[index]
+    assert "originalPrompt" not in job["params"]  # type: ignore[operator]
+
+
+async def test_generated_images_carry_their_caption(
+    client: AsyncTestClient, fresh_db: str, openrouter: OpenRouterStandIn
+) -> None:
+    user = uuid.uuid4()
+    await grant(fresh_db, user, 5)
+    job = await generate(client, user)
+    [asset] = job["assets"]  # type: ignore[misc]
+    [(image, content_type)] = openrouter.images
+    assert asset["caption"] == caption_for(image, content_type)
+    with psycopg.connect(fresh_db) as conn:
+        row = conn.execute(
+            "SELECT caption FROM images WHERE id = %s", (uuid.UUID(asset["id"]),)
+        ).fetchone()
+    assert row == (asset["caption"],)
+
+
+async def test_a_failing_openrouter_never_fails_a_generation(
+    client: AsyncTestClient, fresh_db: str, openrouter: OpenRouterStandIn
+) -> None:
+    user = uuid.uuid4()
+    await grant(fresh_db, user, 5)
+    openrouter.inject(Fail(500), times=100)
+    job = await generate(client, user, enhance=True)
+    assert job["status"] == "succeeded"
+    assert job["params"]["prompt"] == "a fox", "fell back to the user's prompt"  # type: ignore[index]
+    [asset] = job["assets"]  # type: ignore[misc]
+    assert "caption" not in asset
