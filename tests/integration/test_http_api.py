@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from dependency_injector import providers
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.memory.gpu import InMemoryGpuProvider
 from adapters.supabase.auth import mint_token
+from adapters.supabase.db import make_engine
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from core.jobs import FailureReason, JobError
 from core.services.credits import grant_credits
@@ -93,10 +93,12 @@ class Harness:
 
 
 @pytest.fixture
-async def api(pg_url: str, pg_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Harness]:
+async def api(fresh_db: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    """The app on a database of its own: its worker must meet no other test's jobs
+    (a leftover job failing on this app's GPU would trip its circuit breaker)."""
     gpu = InMemoryGpuProvider("fake", steps=1)
     settings = Settings(
-        database_url=pg_url,
+        database_url=fresh_db,
         jwt_secret=SECRET,
         data_dir=tmp_path,
         poll_interval=0.01,
@@ -110,8 +112,12 @@ async def api(pg_url: str, pg_engine: AsyncEngine, tmp_path: Path) -> AsyncItera
         container.gpu.override(providers.Object(gpu))
 
     app = create_app(settings, runtime_opener=lambda s: open_runtime(s, configure=configure))
-    async with AsyncTestClient(app) as client:
-        yield Harness(client, gpu, pg_url, SqlUnitOfWorkFactory(pg_engine))
+    engine = make_engine(fresh_db, pool_size=2)  # the test's own: the app's lives on its loop
+    try:
+        async with AsyncTestClient(app) as client:
+            yield Harness(client, gpu, fresh_db, SqlUnitOfWorkFactory(engine))
+    finally:
+        await engine.dispose()
 
 
 async def test_requests_without_a_valid_token_get_401_problems(api: Harness) -> None:
