@@ -159,3 +159,27 @@ def sniff_content_type(data: bytes) -> str | None:
     if data[4:8] == b"ftyp":
         return "video/mp4"
     return None
+
+
+MAX_STORAGE_KEY = 1024
+
+
+def check_storage_key(key: str) -> None:
+    """Raise ValueError unless ``key`` is a plain relative path (``user/media.ext``) that
+    every storage adapter can hold safely.
+
+    Refused: empty keys and segments, ``.`` and ``..``, absolute paths, backslashes,
+    control characters, segments starting with a dot (hidden files are the adapters'),
+    and a first segment that could name a drive.
+    """
+    if not key or len(key) > MAX_STORAGE_KEY:
+        raise ValueError(f"a storage key must have 1 to {MAX_STORAGE_KEY} characters")
+    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise ValueError(f"storage key {key!r} has a backslash or a control character")
+    if key.startswith("/"):
+        raise ValueError(f"storage key {key!r} is absolute")
+    for segment in key.split("/"):
+        if not segment or segment.startswith("."):
+            raise ValueError(f"storage key {key!r} has an empty, relative or hidden segment")
+    if ":" in key.split("/", 1)[0]:  # "C:x" is a drive on Windows; refused everywhere alike
+        raise ValueError(f"storage key {key!r} may name a drive")

@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from core.media import check_storage_key
 from ports.storage import ObjectNotFound
 
 CONTENT_TYPES = {
@@ -30,26 +31,9 @@ CONTENT_TYPES = {
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _SIDECAR_SUFFIX = ".content-type"
-MAX_KEY_LENGTH = 1024
 
 
-def check_key(key: str) -> None:
-    """Raise ValueError unless ``key`` is a relative path that stays under the root.
-
-    Refused: empty keys and segments, ``.`` and ``..``, absolute paths, backslashes,
-    control characters, and segments starting with a dot (hidden files are ours).
-    """
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ValueError("a storage key must have 1 to 1024 characters")
-    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        raise ValueError(f"storage key {key!r} has a backslash or a control character")
-    if key.startswith("/"):
-        raise ValueError(f"storage key {key!r} is absolute")
-    for segment in key.split("/"):
-        if not segment or segment.startswith("."):
-            raise ValueError(f"storage key {key!r} has an empty, relative or hidden segment")
-    if ":" in key.split("/", 1)[0]:  # "C:x" is a drive on Windows; refused everywhere alike
-        raise ValueError(f"storage key {key!r} may name a drive")
+check_key = check_storage_key  # one set of key rules for every storage adapter
 
 
 def content_type_for_extension(key: str) -> str:

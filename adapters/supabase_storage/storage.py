@@ -25,34 +25,17 @@ from typing import Any
 
 import httpx
 
+from core.media import check_storage_key
 from ports.storage import ObjectNotFound, StorageUnavailable
 
 log = logging.getLogger("genstudio.storage")
-
-MAX_KEY_LENGTH = 1024
 
 
 class PublicBucketError(Exception):
     """The bucket exists and is public: its objects would be readable without a signed URL."""
 
 
-def check_key(key: str) -> None:
-    """Raise ValueError unless ``key`` is a plain relative path (``user/media.ext``).
-
-    The same rules as the local file storage's keys: no empty, ``.``/``..`` or hidden
-    segments, no absolute paths, backslashes or control characters.
-    """
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ValueError("a storage key must have 1 to 1024 characters")
-    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        raise ValueError(f"storage key {key!r} has a backslash or a control character")
-    if key.startswith("/"):
-        raise ValueError(f"storage key {key!r} is absolute")
-    for segment in key.split("/"):
-        if not segment or segment.startswith("."):
-            raise ValueError(f"storage key {key!r} has an empty, relative or hidden segment")
-    if ":" in key.split("/", 1)[0]:
-        raise ValueError(f"storage key {key!r} may name a drive")
+check_key = check_storage_key  # one set of key rules for every storage adapter
 
 
 class SupabaseStorage:

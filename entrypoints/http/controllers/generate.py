@@ -198,10 +198,6 @@ class GenerateController(Controller):
         body = await request.body()  # the exact bytes, for the idempotency fingerprint
         payload = data
         c = runtime.container
-
-        async def render(job: Job) -> bytes:
-            return _encoder.encode(JobResponse.of(job))
-
         params = payload.to_params()
         if payload.enhance:
             params = await enhanced(params, c.enhancer())
@@ -216,17 +212,9 @@ class GenerateController(Controller):
             params=params,
             idempotency_key=key,
             request_hash=request_fingerprint("POST", "/v1/generate/image", body),
-            render=render,
+            render=_render,
         )
-        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-        if result.job_id is not None:
-            headers["Location"] = f"/v1/generate/{result.job_id}"
-        return Response(
-            result.body,
-            status_code=result.status_code,
-            media_type="application/json",
-            headers=headers,
-        )
+        return _submitted(result)
 
     @post(
         "/edit",
