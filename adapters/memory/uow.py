@@ -162,6 +162,11 @@ class InMemoryLedger(_Repo):
             raise ValueError(f"lot {lot_id} cannot hold {remaining} of {lot.amount}")
         self._d.lots[lot_id] = msgspec.structs.replace(lot, remaining=remaining)
 
+    async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
+        lot = self._d.lots.get(lot_id)
+        if lot is not None and (lot.expires_at is None or lot.expires_at > at):
+            self._d.lots[lot_id] = msgspec.structs.replace(lot, expires_at=at)
+
     async def add_hold(self, hold: Hold) -> None:
         self._d.holds[hold.id] = hold
 

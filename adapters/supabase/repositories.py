@@ -326,6 +326,14 @@ class SqlLedger(_Repository):
                 raise NotFound(f"no lot {lot_id}")
             raise ValueError(f"lot {lot_id} cannot hold {remaining} of {amount}")
 
+    async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
+        c = t.credit_lots.c
+        await self._conn.execute(
+            update(t.credit_lots)
+            .where(c.id == lot_id, or_(c.expires_at.is_(None), c.expires_at > at))
+            .values(expires_at=at)
+        )
+
     async def add_hold(self, hold: Hold) -> None:
         await self._insert(
             insert(t.credit_holds).values(

@@ -248,6 +248,9 @@ async def claw_back_lot(
     """
     await expire_due_lots(uow, user_id, now)
     lot = next((lot for lot in await uow.ledger.lots(user_id) if lot.id == lot_id), None)
+    # credits of this lot a job still holds would flow back into it when the hold is
+    # released: ending the lot now makes them expire then, instead of reviving it
+    await uow.ledger.end_lot(lot_id, now)
     if lot is None or lot.remaining == 0:
         return 0
     await uow.ledger.set_lot_remaining(lot.id, 0)

@@ -446,3 +446,37 @@ async def test_opening_a_new_account_creates_an_empty_profile(
     profile = await svc.open_account(factory, user_id=user, email="new@example.com", now=T0)
     assert (profile.id, profile.email, profile.credits) == (user, "new@example.com", 0)
     assert (await account(factory, user)).entries == []
+
+
+async def test_credits_held_when_their_purchase_is_clawed_back_do_not_revive_on_release() -> None:
+    from adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
+    from core.services import credits as svc
+
+    factory, clock = InMemoryUnitOfWorkFactory(), FakeClock()
+    user = uuid.uuid4()
+    async with factory() as uow:
+        await uow.profiles.ensure(user, None)
+        bought = await svc.add_credits(
+            uow,
+            user_id=user,
+            amount=10,
+            kind=EntryKind.PURCHASE,
+            reference="pack",
+            idempotency_key="buy",
+            now=clock.now(),
+        )
+        held = await svc.place_hold(uow, user_id=user, amount=4, reference="job", now=clock.now())
+        assert bought.lot_id is not None
+        taken = await svc.claw_back_lot(
+            uow, user_id=user, lot_id=bought.lot_id, reference="refund", now=clock.now()
+        )
+        await uow.commit()
+    assert taken == 6, "only what was neither spent nor held"
+    clock.advance(1)
+    async with factory() as uow:
+        assert await svc.release_hold(uow, held.id, clock.now())
+        await uow.commit()
+        balance = await uow.ledger.balance(user)
+        entries = await uow.ledger.entries(user, limit=20)
+    assert balance == 0, "the refunded purchase's held credits expire as they come back"
+    assert [e.kind for e in entries][:2] == [EntryKind.EXPIRY, EntryKind.RELEASE]
