@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.gpu_local import LocalGpuProvider
 from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
-from adapters.memory.ai import FixedCaptioner, SuffixPromptEnhancer
+from adapters.memory.ai import SuffixPromptEnhancer
 from adapters.memory.clock import SystemClock
 from adapters.openrouter import OpenRouterClient
 from adapters.supabase.auth import SupabaseJwtVerifier
@@ -58,8 +58,9 @@ class MediaContainer(containers.DeclarativeContainer):
 
 
 class AiContainer(containers.DeclarativeContainer):
-    """OpenRouter when OPENROUTER_API_KEY is set; else the memory stand-ins (caption
-    "an image", prompt + ", highly detailed"), honest placeholders for the embedded default."""
+    """OpenRouter when OPENROUTER_API_KEY is set. Without it: no captions (a made-up
+    caption would mislead search and moderation) and the memory enhancer (prompt +
+    ", highly detailed"), a labelled placeholder for the embedded default."""
 
     settings = providers.Dependency(instance_of=Settings)
     openrouter = providers.Singleton(
@@ -75,9 +76,7 @@ class AiContainer(containers.DeclarativeContainer):
     _choice = providers.Callable(
         lambda s: "openrouter" if s.openrouter_api_key else "memory", settings
     )
-    captioner = providers.Selector(
-        _choice, openrouter=openrouter, memory=providers.Singleton(FixedCaptioner)
-    )
+    captioner = providers.Selector(_choice, openrouter=openrouter, memory=providers.Object(None))
     enhancer = providers.Selector(
         _choice, openrouter=openrouter, memory=providers.Singleton(SuffixPromptEnhancer)
     )
