@@ -12,6 +12,7 @@ from adapters.gpu_http.contract import (
     MAX_OUTPUT_BYTES,
     classify_failure,
     decode_images,
+    decode_outputs,
     fetch_output,
     worker_input,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "TokenBucket",
     "classify_failure",
     "decode_images",
+    "decode_outputs",
     "fetch_output",
     "worker_input",
 ]

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from core.jobs import FailureReason, ImageParams, JobError
-from ports.gpu import GpuRequest, ProviderOutput, ProviderUnavailable
+from core.jobs import EditParams, FailureReason, ImageParams, JobError
+from ports.gpu import GpuRequest, OutputRole, ProviderOutput, ProviderUnavailable
 
 #: an error text containing this (any case) is a content refusal: never retried
 CONTENT_MARKER = "CONTENT_POLICY"
@@ -32,54 +32,129 @@ ALLOWED_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 def worker_input(request: GpuRequest, *, name: str) -> dict[str, Any]:
     """The job as the GPU worker receives it (Runpod's ``input``, Modal's body).
 
-    Image jobs only: edit and video jobs read uploads, which need signed input URLs
-    in the contract first. Raises ProviderUnavailable for them, so they go elsewhere.
+    Edit and video jobs name their uploads as signed, expiring URLs the worker
+    downloads (``image_url``, ``mask_url``, ``first_frame_url``, ``last_frame_url``).
     """
     p = request.params
-    if not isinstance(p, ImageParams):
-        raise ProviderUnavailable(f"{name}: {type(p).__name__} jobs are not supported yet")
-    return {
-        "kind": "image",
+    common = {
         "prompt": p.prompt,
         "negative_prompt": p.negative_prompt,
-        "width": p.width,
-        "height": p.height,
-        "num_outputs": p.count,
         "seed": p.seed,
         "model": request.provider_model,
         "job_id": str(request.job_id),
     }
 
+    def url(name_: str) -> str:
+        try:
+            return request.inputs[name_]
+        except KeyError:
+            raise ProviderUnavailable(f"{name}: the job's {name_} upload has no URL") from None
 
-def decode_images(output: object) -> tuple[ProviderOutput, ...] | JobError:
-    """The outputs of a finished job, or why its output breaks the contract."""
-    if not isinstance(output, dict) or not isinstance(output.get("images"), list):
-        return _broken("the output has no 'images' list")
-    images: list[ProviderOutput] = []
-    for index, item in enumerate(output["images"]):
+    if isinstance(p, ImageParams):
+        return {
+            "kind": "image",
+            **common,
+            "width": p.width,
+            "height": p.height,
+            "num_outputs": p.count,
+        }
+    if isinstance(p, EditParams):
+        return {
+            "kind": "edit",
+            **common,
+            "width": p.width,
+            "height": p.height,
+            "strength": p.strength,
+            "image_url": url("image"),
+            "mask_url": url("mask"),
+        }
+    width, height = p.size
+    body: dict[str, Any] = {
+        "kind": "video",
+        **common,
+        "input_type": p.input_type.value,
+        "width": width,
+        "height": height,
+        "fps": p.fps,
+        "duration_seconds": p.duration_seconds,
+    }
+    for key, field in (
+        ("image", "image_url"),
+        ("first_frame", "first_frame_url"),
+        ("last_frame", "last_frame_url"),
+    ):
+        if key in p.input_keys():
+            body[field] = url(key)
+    return body
+
+
+def decode_outputs(output: object) -> tuple[ProviderOutput, ...] | JobError:
+    """Image and edit jobs answer ``{"images": [...]}``; video jobs
+    ``{"videos": [...], "posters": [...]}`` (the n-th poster is the n-th video's)."""
+    if isinstance(output, dict) and isinstance(output.get("videos"), list):
+        videos = _decode_files(
+            output["videos"], "video", VIDEO_CONTENT_TYPES, OutputRole.RESULT, "video/mp4"
+        )
+        if isinstance(videos, JobError):
+            return videos
+        posters = _decode_files(
+            output.get("posters") or [], "poster", ALLOWED_CONTENT_TYPES, OutputRole.POSTER
+        )
+        if isinstance(posters, JobError):
+            return posters
+        if not videos:
+            return _broken("the output has no videos")
+        if len(posters) != len(videos):
+            return _broken("every video needs its poster frame")
+        return (*videos, *posters)
+    return decode_images(output)
+
+
+VIDEO_CONTENT_TYPES = frozenset({"video/mp4"})
+
+
+def _decode_files(
+    items: list[object],
+    what: str,
+    allowed: frozenset[str],
+    role: OutputRole,
+    default: str = "image/png",
+) -> tuple[ProviderOutput, ...] | JobError:
+    files: list[ProviderOutput] = []
+    for index, item in enumerate(items):
         if not isinstance(item, dict):
-            return _broken(f"image {index} is not an object")
-        content_type = item.get("content_type") or "image/png"
-        if not isinstance(content_type, str) or content_type not in ALLOWED_CONTENT_TYPES:
-            return _broken(f"image {index} has content type {content_type!r}")
+            return _broken(f"{what} {index} is not an object")
+        content_type = item.get("content_type") or default
+        if not isinstance(content_type, str) or content_type not in allowed:
+            return _broken(f"{what} {index} has content type {content_type!r}")
         url, b64 = item.get("url"), item.get("base64")
         if isinstance(b64, str):
-            if b64.startswith("data:"):  # a data URI: data:image/png;base64,....
+            if b64.startswith("data:"):
                 b64 = b64.partition(",")[2]
             try:
                 data = base64.b64decode(b64, validate=True)
             except (binascii.Error, ValueError):
-                return _broken(f"image {index} is not valid base64")
+                return _broken(f"{what} {index} is not valid base64")
             if len(data) > MAX_OUTPUT_BYTES:
-                return _broken(f"image {index} is larger than {MAX_OUTPUT_BYTES} bytes")
-            images.append(ProviderOutput(content_type=content_type, data=data))
+                return _broken(f"{what} {index} is larger than {MAX_OUTPUT_BYTES} bytes")
+            files.append(ProviderOutput(content_type=content_type, data=data, role=role))
         elif isinstance(url, str) and url.startswith(("https://", "http://")):
-            images.append(ProviderOutput(content_type=content_type, url=url))
+            files.append(ProviderOutput(content_type=content_type, url=url, role=role))
         else:
-            return _broken(f"image {index} has neither 'base64' nor an http(s) 'url'")
+            return _broken(f"{what} {index} has neither 'base64' nor an http(s) 'url'")
+    return tuple(files)
+
+
+def decode_images(output: object) -> tuple[ProviderOutput, ...] | JobError:
+    """The outputs of a finished image or edit job, or why its output breaks the contract."""
+    if not isinstance(output, dict) or not isinstance(output.get("images"), list):
+        return _broken("the output has no 'images' list")
+    images = _decode_files(output["images"], "image", ALLOWED_CONTENT_TYPES, OutputRole.RESULT)
+    if isinstance(images, JobError):
+        return images
     if not images:
         return _broken("the output has no images")
-    return tuple(images)
+    return images
 
 
 def classify_failure(error: object, error_type: object = None) -> JobError:

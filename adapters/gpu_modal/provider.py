@@ -28,7 +28,7 @@ from adapters.gpu_http import (
     HttpCaller,
     TokenBucket,
     classify_failure,
-    decode_images,
+    decode_outputs,
     fetch_output,
     worker_input,
 )
@@ -126,7 +126,7 @@ class ModalProvider:
         body = self._json(response)
         status = body.get("status")
         if status == "completed":
-            images = decode_images(body.get("output"))
+            images = decode_outputs(body.get("output"))
             return Failed(images) if isinstance(images, JobError) else Completed(images)
         if status == "failed":
             return Failed(classify_failure(body.get("error"), body.get("error_type")))

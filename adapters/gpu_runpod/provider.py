@@ -28,7 +28,7 @@ from adapters.gpu_http import (
     HttpCaller,
     TokenBucket,
     classify_failure,
-    decode_images,
+    decode_outputs,
     fetch_output,
     worker_input,
 )
@@ -250,7 +250,7 @@ def status_of(body: Mapping[str, Any]) -> ProviderStatus:
     if status in ("IN_PROGRESS", "RUNNING"):
         return Pending(progress=_progress(output), started=True)
     if status == "COMPLETED":
-        images = decode_images(output)
+        images = decode_outputs(output)
         return Failed(images) if isinstance(images, JobError) else Completed(images)
     if status == "FAILED":
         error_type = output.get("error_type") if isinstance(output, dict) else None

@@ -28,12 +28,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
 import uvicorn
 from litestar import Litestar, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from adapters.gpu_local import render_png
+from adapters.gpu_local.renderer import render_edit
+from adapters.gpu_local.video import render_video
 
 FailKind = Literal["content", "infrastructure", "timeout"]
 
@@ -85,20 +88,62 @@ class StandinJob:
         return max(0.0, self.created + self.queue_seconds + self.job_seconds - now)
 
     def render(self) -> list[bytes]:
+        """The job's files: images (image and edit jobs) or [mp4, poster] (video jobs).
+
+        Edit and video jobs download their inputs from the signed URLs they name,
+        as the real GPU worker would."""
         if not self.images:
             i = self.input
-            self.images = [
-                render_png(
+            kind = i.get("kind", "image")
+            if kind == "edit":
+                self.images = [
+                    render_edit(
+                        image_png=_download(i["image_url"]),
+                        mask_png=_download(i["mask_url"]),
+                        prompt=str(i.get("prompt", "")),
+                        negative_prompt=str(i.get("negative_prompt", "")),
+                        seed=i.get("seed"),
+                    )
+                ]
+            elif kind == "video":
+                mp4, poster = render_video(
                     prompt=str(i.get("prompt", "")),
                     negative_prompt=str(i.get("negative_prompt", "")),
                     seed=i.get("seed"),
-                    width=int(i.get("width", 64)),
-                    height=int(i.get("height", 64)),
-                    index=n,
+                    width=int(i["width"]),
+                    height=int(i["height"]),
+                    fps=int(i["fps"]),
+                    duration_seconds=int(i["duration_seconds"]),
+                    image_png=_download(i["image_url"]) if "image_url" in i else None,
+                    first_png=_download(i["first_frame_url"]) if "first_frame_url" in i else None,
+                    last_png=_download(i["last_frame_url"]) if "last_frame_url" in i else None,
                 )
-                for n in range(int(i.get("num_outputs", 1)))
-            ]
+                self.images = [mp4, poster]
+            else:
+                self.images = [
+                    render_png(
+                        prompt=str(i.get("prompt", "")),
+                        negative_prompt=str(i.get("negative_prompt", "")),
+                        seed=i.get("seed"),
+                        width=int(i.get("width", 64)),
+                        height=int(i.get("height", 64)),
+                        index=n,
+                    )
+                    for n in range(int(i.get("num_outputs", 1)))
+                ]
         return self.images
+
+    def output_json(self, base_url: str) -> dict[str, Any]:
+        """The finished job's ``output`` (videos always inline, as base64)."""
+        if self.input.get("kind") == "video":
+            mp4, poster = self.render()
+            return {
+                "videos": [{"base64": base64.b64encode(mp4).decode(), "content_type": "video/mp4"}],
+                "posters": [
+                    {"base64": base64.b64encode(poster).decode(), "content_type": "image/png"}
+                ],
+            }
+        return {"images": self.images_json(base_url)}
 
     def images_json(self, base_url: str) -> list[dict[str, str]]:
         if self.output == "url":
@@ -236,6 +281,12 @@ class GpuStandinBase:
             return None
         images = job.render()
         return images[index] if 0 <= index < len(images) else None
+
+
+def _download(url: str) -> bytes:
+    response = httpx.get(url, timeout=10)
+    response.raise_for_status()
+    return response.content
 
 
 @contextlib.contextmanager

@@ -51,7 +51,7 @@ class ModalStandin(GpuStandinBase):
                 "error": "the function ran past its timeout",
                 "error_type": "timeout",
             }
-        return 200, {"status": "completed", "output": {"images": job.images_json(self.root_url)}}
+        return 200, {"status": "completed", "output": job.output_json(self.root_url)}
 
     def app(self) -> Litestar:
         standin = self

@@ -67,7 +67,7 @@ class RunpodStandin(GpuStandinBase):
             body |= {
                 "status": "COMPLETED",
                 "executionTime": int(job.job_seconds * 1000),
-                "output": {"images": job.images_json(self.root_url)},
+                "output": job.output_json(self.root_url),
             }
         return body
 

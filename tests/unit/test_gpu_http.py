@@ -12,10 +12,17 @@ from email.utils import format_datetime
 
 import pytest
 
-from adapters.gpu_http import Backoff, TokenBucket, classify_failure, decode_images, worker_input
+from adapters.gpu_http import (
+    Backoff,
+    TokenBucket,
+    classify_failure,
+    decode_images,
+    decode_outputs,
+    worker_input,
+)
 from adapters.gpu_http.calls import retry_after_seconds
 from adapters.memory.gpu import tiny_png
-from core.jobs import FailureReason, JobError, VideoParams
+from core.jobs import EditParams, FailureReason, JobError, VideoInput, VideoParams
 from ports.gpu import GpuRequest, ProviderUnavailable
 
 RUNPOD_RAISED = json.dumps(
@@ -88,10 +95,59 @@ def test_outputs_that_break_the_contract_are_infrastructure_failures(output: obj
     assert got.reason is FailureReason.INFRASTRUCTURE
 
 
-def test_only_image_jobs_have_a_worker_input_so_far() -> None:
-    request = GpuRequest(job_id=uuid.uuid4(), provider_model="m", params=VideoParams(prompt="x"))
-    with pytest.raises(ProviderUnavailable, match="VideoParams"):
-        worker_input(request, name="runpod")
+def test_edit_and_video_jobs_name_their_uploads_as_urls() -> None:
+    edit = GpuRequest(
+        job_id=uuid.uuid4(),
+        provider_model="m",
+        params=EditParams(prompt="x", image_key="u/a.png", mask_key="u/b.png", width=64, height=64),
+        inputs={"image": "https://s/a?sig", "mask": "https://s/b?sig"},
+    )
+    body = worker_input(edit, name="modal")
+    assert body["kind"] == "edit"
+    assert (body["image_url"], body["mask_url"]) == ("https://s/a?sig", "https://s/b?sig")
+    video = GpuRequest(
+        job_id=uuid.uuid4(),
+        provider_model="m",
+        params=VideoParams(
+            prompt="x",
+            input_type=VideoInput.KEYFRAMES,
+            first_frame_key="u/f.png",
+            last_frame_key="u/l.png",
+        ),
+        inputs={"first_frame": "https://s/f", "last_frame": "https://s/l"},
+    )
+    body = worker_input(video, name="runpod")
+    assert body["kind"] == "video" and body["input_type"] == "keyframes"
+    assert body["first_frame_url"] == "https://s/f" and "image_url" not in body
+
+
+def test_an_upload_without_its_url_cannot_be_sent() -> None:
+    request = GpuRequest(
+        job_id=uuid.uuid4(),
+        provider_model="m",
+        params=EditParams(prompt="x", image_key="u/a.png", mask_key="u/b.png", width=64, height=64),
+        inputs={"image": "https://s/a"},
+    )
+    with pytest.raises(ProviderUnavailable, match="mask"):
+        worker_input(request, name="modal")
+
+
+def test_video_outputs_pair_each_video_with_its_poster() -> None:
+    import base64 as b64
+
+    mp4, png = b64.b64encode(b"mp4").decode(), b64.b64encode(b"png").decode()
+    outputs = decode_outputs(
+        {
+            "videos": [{"base64": mp4, "content_type": "video/mp4"}],
+            "posters": [{"base64": png, "content_type": "image/png"}],
+        }
+    )
+    assert not isinstance(outputs, JobError)
+    assert [(o.role.value, o.content_type) for o in outputs] == [
+        ("result", "video/mp4"),
+        ("poster", "image/png"),
+    ]
+    assert isinstance(decode_outputs({"videos": [{"base64": mp4}], "posters": []}), JobError)
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
