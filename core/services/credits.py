@@ -16,6 +16,7 @@ from core.credits import (
     validate_grant,
 )
 from core.errors import ConcurrencyConflict, NotFound
+from core.ids import uuid7
 from core.profiles import Profile
 from ports.repositories import UnitOfWork, UnitOfWorkFactory
 
@@ -34,7 +35,7 @@ async def _append(
 ) -> LedgerEntry:
     balance = await uow.ledger.balance(user_id)
     entry = LedgerEntry(
-        id=uuid.uuid4(),
+        id=uuid7(),  # time-ordered: entries of one instant read back in writing order
         user_id=user_id,
         kind=kind,
         amount=amount,
