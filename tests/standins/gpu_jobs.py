@@ -19,6 +19,7 @@ Knobs (attributes of ``GpuKnobs``; change them at any time from the test):
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import contextlib
@@ -157,7 +158,7 @@ class StandinJob:
         ]
 
 
-class GpuStandinBase:
+class GpuStandinBase(abc.ABC):
     """Knobs, jobs and call records; the subclass builds the Litestar app."""
 
     def __init__(self) -> None:
@@ -177,8 +178,9 @@ class GpuStandinBase:
     def root_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @abc.abstractmethod
     def app(self) -> Litestar:
-        raise NotImplementedError
+        """The stand-in's HTTP app (each provider's routes)."""
 
     def files_route(self) -> HTTPRouteHandler:
         """Output files for URL outputs: no auth, like a pre-signed bucket URL."""

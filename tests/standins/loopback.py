@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import socket
@@ -80,7 +81,7 @@ class _Injected:
     when: Callable[[Request], bool] | None
 
 
-class LoopbackStandIn:
+class LoopbackStandIn(abc.ABC):
     name = "stand-in"
 
     def __init__(self) -> None:
@@ -119,8 +120,9 @@ class LoopbackStandIn:
 
     # -- to implement -------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def handle(self, request: Request, fault: Fault | None) -> Reply:
-        raise NotImplementedError
+        """Answer one request (``fault`` is the injected fault, if any)."""
 
     def error_reply(self, status: int, message: str, headers: dict[str, str]) -> Reply:
         """How this service shapes an error answer (for Fail and RateLimit)."""
