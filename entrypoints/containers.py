@@ -19,7 +19,7 @@ from adapters.openrouter import OpenRouterClient
 from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
-from core.pricing import DEFAULT_CATALOG, Catalog
+from core.pricing import DEFAULT_CATALOG
 from core.services.processing import JobProcessor
 from core.services.reconcile import Reconciler
 from entrypoints import iap
@@ -153,8 +153,3 @@ class AppContainer(containers.DeclarativeContainer):
         providers=gpus,
         router=router,
     )
-
-
-def catalog_of(container: AppContainer) -> Catalog:
-    catalog: Catalog = container.catalog()
-    return catalog

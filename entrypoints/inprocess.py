@@ -18,20 +18,6 @@ from core.services.reconcile import Reconciler
 
 log = logging.getLogger("genstudio.worker")
 
-#: jobs one wake-up may run back to back before yielding to the next message
-JOBS_PER_WAKEUP = 10
-
-
-async def drain(processor: JobProcessor, kind: str) -> int:
-    """Run due jobs of ``kind`` until none is claimable (or the budget is spent)."""
-    done = 0
-    while done < JOBS_PER_WAKEUP:
-        job = await processor.process_next(kind)
-        if job is None:
-            break
-        done += 1
-    return done
-
 
 class InProcessWorker:
     def __init__(
@@ -58,7 +44,7 @@ class InProcessWorker:
         while True:
             job_id, kind, _ = await self.queue.messages.get()
             try:
-                await drain(self.processor, kind)
+                await self.processor.drain(kind)
             except Exception:
                 # the job stays in the database; its lease runs out and the
                 # reconciler wakes a consumer for it again

@@ -17,7 +17,6 @@ from adapters.redis import MAINTENANCE_STREAM, PROCESS_JOB_TASK, RECONCILE_TASK
 from core.services.processing import JobProcessor
 from core.services.reconcile import Reconciler
 from entrypoints.containers import AppContainer
-from entrypoints.inprocess import drain
 from entrypoints.maintenance import INTERVAL as MAINTENANCE_INTERVAL
 from entrypoints.maintenance import store_maintenance
 from entrypoints.runtime import open_runtime
@@ -44,7 +43,7 @@ def register_tasks(
     async def process_job(job_id: str, kind: str = "image") -> None:
         if processor is None:
             raise RuntimeError("jobs run in `genstudio worker`, not here")
-        ran = await drain(processor, kind)
+        ran = await processor.drain(kind)
         log.debug("woken", extra={"job_id": job_id, "kind": kind, "ran": ran})
 
     async def reconcile() -> None:

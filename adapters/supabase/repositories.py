@@ -84,6 +84,16 @@ class _Repository:
             _raise_missing_reference(exc)
             raise
 
+    async def _insert_new(self, statement: Any) -> bool:
+        """Run an ``INSERT … ON CONFLICT DO NOTHING RETURNING`` and say whether it added
+        the row: a conflict costs no savepoint and leaves the transaction usable."""
+        try:
+            inserted = await self._conn.execute(statement)
+        except IntegrityError as exc:
+            _raise_missing_reference(exc)
+            raise
+        return inserted.first() is not None
+
 
 # --- profiles ---------------------------------------------------------------------------
 
@@ -239,28 +249,24 @@ class SqlLedger(_Repository):
             ).one_or_none() is None:
                 raise NotFound(f"no profile {entry.user_id}")
             raise InsufficientCredits(required=-entry.amount, available=available)
-        try:
-            inserted = await self._conn.execute(
-                insert(t.credit_ledger)
-                .values(
-                    id=entry.id,
-                    user_id=entry.user_id,
-                    kind=entry.kind.value,
-                    amount=entry.amount,
-                    balance_after=entry.balance_after,
-                    reference=entry.reference,
-                    idempotency_key=entry.idempotency_key,
-                    lot_id=entry.lot_id,
-                    hold_id=entry.hold_id,
-                    created_at=entry.created_at,
-                )
-                .on_conflict_do_nothing(constraint=t.LEDGER_IDEMPOTENCY_KEY)
-                .returning(t.credit_ledger.c.id)
+        added = await self._insert_new(
+            insert(t.credit_ledger)
+            .values(
+                id=entry.id,
+                user_id=entry.user_id,
+                kind=entry.kind.value,
+                amount=entry.amount,
+                balance_after=entry.balance_after,
+                reference=entry.reference,
+                idempotency_key=entry.idempotency_key,
+                lot_id=entry.lot_id,
+                hold_id=entry.hold_id,
+                created_at=entry.created_at,
             )
-        except IntegrityError as exc:
-            _raise_missing_reference(exc)
-            raise
-        if inserted.scalar_one_or_none() is None:
+            .on_conflict_do_nothing(constraint=t.LEDGER_IDEMPOTENCY_KEY)
+            .returning(t.credit_ledger.c.id)
+        )
+        if not added:
             await self._conn.execute(
                 update(t.profiles)
                 .where(p.id == entry.user_id)
@@ -759,22 +765,18 @@ class SqlIdempotency(_Repository):
         return None if row is None else _record(row)
 
     async def add(self, record: IdempotencyRecord) -> None:
-        try:
-            inserted = await self._conn.execute(
-                insert(t.idempotency_records)
-                .values(
-                    user_id=record.user_id,
-                    key=record.key,
-                    request_hash=record.request_hash,
-                    status_code=record.status_code,
-                    response_body=record.response_body,
-                    created_at=record.created_at,
-                )
-                .on_conflict_do_nothing(constraint=t.IDEMPOTENCY_RECORDS_PKEY)
-                .returning(t.idempotency_records.c.key)
+        added = await self._insert_new(
+            insert(t.idempotency_records)
+            .values(
+                user_id=record.user_id,
+                key=record.key,
+                request_hash=record.request_hash,
+                status_code=record.status_code,
+                response_body=record.response_body,
+                created_at=record.created_at,
             )
-        except IntegrityError as exc:
-            _raise_missing_reference(exc)
-            raise
-        if inserted.scalar_one_or_none() is None:
+            .on_conflict_do_nothing(constraint=t.IDEMPOTENCY_RECORDS_PKEY)
+            .returning(t.idempotency_records.c.key)
+        )
+        if not added:
             raise DuplicateEntry(f"idempotency key {record.key!r} exists")

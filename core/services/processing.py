@@ -119,6 +119,14 @@ class JobProcessor:
             await uow.commit()
         return await self._run(job)
 
+    async def drain(self, kind: str, *, budget: int = 10) -> int:
+        """Run due jobs of ``kind`` back to back until none is claimable or ``budget``
+        jobs ran (then the next wake-up goes on). Returns how many ran."""
+        done = 0
+        while done < budget and await self.process_next(kind) is not None:
+            done += 1
+        return done
+
     async def process(self, job_id: uuid.UUID) -> Job | None:
         """Run this job if it is claimable (due, or abandoned by a dead worker).
 
