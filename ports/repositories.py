@@ -56,8 +56,11 @@ class LedgerRepository(Protocol):
     async def append(self, entry: LedgerEntry) -> None:
         """Append an entry and apply its amount to the account balance.
 
-        Raises InsufficientCredits if the balance would go below zero, and
-        DuplicateEntry if the user already has an entry with that idempotency key.
+        Raises InsufficientCredits if the balance would go below zero,
+        ConcurrencyConflict if the balance it leaves is not the entry's
+        ``balance_after`` (the caller did not hold the account's lock), and
+        DuplicateEntry if the user already has an entry with that idempotency key;
+        on any of them the balance is left as it was.
         """
         ...
 

@@ -122,10 +122,15 @@ class InMemoryLedger(_Repo):
         if profile is None:
             raise NotFound(f"no profile {entry.user_id}")
         entries = d.entries.setdefault(entry.user_id, [])
-        if any(e.idempotency_key == entry.idempotency_key for e in entries):
-            raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists")
         if profile.credits + entry.amount < 0:
             raise InsufficientCredits(required=-entry.amount, available=profile.credits)
+        if profile.credits + entry.amount != entry.balance_after:
+            raise ConcurrencyConflict(
+                f"balance of {entry.user_id} is {profile.credits + entry.amount} after the"
+                f" entry, not {entry.balance_after}: the account was not locked"
+            )
+        if any(e.idempotency_key == entry.idempotency_key for e in entries):
+            raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists")
         entries.append(entry)
         d.profiles[entry.user_id] = msgspec.structs.replace(
             profile, credits=profile.credits + entry.amount

@@ -1,22 +1,29 @@
 """The repositories of ``ports.repositories`` over one SQLAlchemy connection.
 
 Each repository works inside the transaction of the unit of work that made it;
-none of them commits. Where a statement may fail on a constraint the caller is
-meant to survive (a duplicate idempotency key), it runs inside a SAVEPOINT so the
-transaction stays usable after the domain error.
+none of them commits. A conflict the caller is meant to survive (a duplicate
+idempotency key) is skipped with ``ON CONFLICT DO NOTHING`` and reported as a domain
+error, so the transaction stays usable without a savepoint.
+
+The frequent statements (a submission's, a job run's) are compiled once at import
+and run through ``Driver`` on the same connection (``adapters.supabase.compiled``);
+the rest are built per call with SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
     RowMapping,
     and_,
+    bindparam,
     func,
     literal,
     null,
@@ -33,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Subquery
 
 from adapters.supabase import tables as t
+from adapters.supabase.compiled import Compiled, Driver
 from core.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
 from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 from core.idempotency import IdempotencyRecord
@@ -43,7 +51,7 @@ from core.pricing import ModelKind
 from core.profiles import Profile, SubscriptionTier
 from core.queueing import KindStats, QueueDepth, QueuePolicy, QueueStats
 
-Row = RowMapping
+Row = RowMapping | Mapping[str, Any]
 
 
 def _utc(value: datetime) -> datetime:
@@ -68,9 +76,29 @@ def _raise_missing_reference(exc: IntegrityError) -> None:
         raise NotFound(detail) from exc
 
 
+def _params(names: Any) -> dict[str, Any]:
+    """``{name: bindparam(name)}`` for ``.values()`` of a compiled statement."""
+    return {name: bindparam(name) for name in names}
+
+
 class _Repository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, driver: Driver) -> None:
         self._conn = connection
+        self._sql = driver
+
+    async def _insert_compiled(self, statement: Compiled, values: Mapping[str, Any]) -> None:
+        """``_insert`` for a compiled statement: a missing parent row is NotFound."""
+        try:
+            await self._sql.run(statement, values)
+        except pg_errors.ForeignKeyViolation as exc:
+            raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
+
+    async def _insert_new_compiled(self, statement: Compiled, values: Mapping[str, Any]) -> bool:
+        """``_insert_new`` for a compiled ``INSERT … ON CONFLICT DO NOTHING RETURNING``."""
+        try:
+            return await self._sql.one(statement, values) is not None
+        except pg_errors.ForeignKeyViolation as exc:
+            raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
 
     async def _insert(self, statement: Any) -> None:
         """Run an INSERT, turning a missing parent row into NotFound.
@@ -110,10 +138,12 @@ def _profile(row: Row) -> Profile:
     )
 
 
+_GET_PROFILE = Compiled(select(t.profiles).where(t.profiles.c.id == bindparam("user_id")))
+
+
 class SqlProfiles(_Repository):
     async def get(self, user_id: uuid.UUID) -> Profile | None:
-        result = await self._conn.execute(select(t.profiles).where(t.profiles.c.id == user_id))
-        row = result.mappings().one_or_none()
+        row = await self._sql.one(_GET_PROFILE, {"user_id": user_id})
         return None if row is None else _profile(row)
 
     async def ensure(self, user_id: uuid.UUID, email: str | None) -> Profile:
@@ -213,75 +243,119 @@ def _hold(row: Row) -> Hold:
     )
 
 
+_P = t.profiles.c
+_LOCK_ACCOUNT = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")).with_for_update())
+_BALANCE = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")))
+# conditional, never read-modify-write: the CHECK on profiles is only the backstop
+_MOVE_BALANCE = Compiled(
+    update(t.profiles)
+    .where(_P.id == bindparam("user_id"), _P.credits + bindparam("amount") >= 0)
+    .values(credits=_P.credits + bindparam("amount"))
+    .returning(_P.credits)
+)
+_UNDO_MOVE = Compiled(
+    update(t.profiles)
+    .where(_P.id == bindparam("user_id"))
+    .values(credits=_P.credits - bindparam("amount"))
+)
+_ENTRY_COLUMNS = [col.name for col in t.credit_ledger.c]
+_ADD_ENTRY = Compiled(
+    insert(t.credit_ledger)
+    .values(_params(_ENTRY_COLUMNS))
+    .on_conflict_do_nothing(constraint=t.LEDGER_IDEMPOTENCY_KEY)
+    .returning(t.credit_ledger.c.id)
+)
+_FIND_ENTRY = Compiled(
+    select(t.credit_ledger).where(
+        t.credit_ledger.c.user_id == bindparam("user_id"),
+        t.credit_ledger.c.idempotency_key == bindparam("key"),
+    )
+)
+_L = t.credit_lots.c
+_LOTS = Compiled(select(t.credit_lots).where(_L.user_id == bindparam("user_id"), _L.remaining > 0))
+_SET_REMAINING = Compiled(
+    update(t.credit_lots)
+    .where(
+        _L.id == bindparam("lot_id"),
+        bindparam("to", type_=t.credit_lots.c.remaining.type).between(0, _L.amount),
+    )
+    .values(remaining=bindparam("to"))
+    .returning(_L.id)
+)
+_LOT_AMOUNT = Compiled(select(_L.amount).where(_L.id == bindparam("lot_id")))
+_H = t.credit_holds.c
+_ADD_HOLD = Compiled(insert(t.credit_holds).values(_params(col.name for col in t.credit_holds.c)))
+_GET_HOLD = Compiled(select(t.credit_holds).where(_H.id == bindparam("hold_id")))
+_CLOSE_HOLD = Compiled(
+    update(t.credit_holds)
+    .where(_H.id == bindparam("hold_id"), _H.status == HoldStatus.OPEN.value)
+    .values(status=bindparam("to_status"), closed_at=bindparam("to_closed_at"))
+    .returning(_H.id)
+)
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
 class SqlLedger(_Repository):
     async def lock_account(self, user_id: uuid.UUID) -> int:
-        result = await self._conn.execute(
-            select(t.profiles.c.credits).where(t.profiles.c.id == user_id).with_for_update()
-        )
-        credits: int | None = result.scalar_one_or_none()
-        if credits is None:
+        row = await self._sql.one(_LOCK_ACCOUNT, {"user_id": user_id})
+        if row is None:
             raise NotFound(f"no profile {user_id}")
+        credits: int = row["credits"]
         return credits
 
     async def balance(self, user_id: uuid.UUID) -> int:
-        result = await self._conn.execute(
-            select(t.profiles.c.credits).where(t.profiles.c.id == user_id)
-        )
-        credits: int | None = result.scalar_one_or_none()
-        return credits or 0
+        row = await self._sql.one(_BALANCE, {"user_id": user_id})
+        return 0 if row is None else int(row["credits"])
 
     async def append(self, entry: LedgerEntry) -> None:
         """Two statements and no savepoint on the normal path (the submission's hot
         path): the conditional balance update, then the insert that skips a duplicate
-        key; the rare duplicate undoes the update, so the transaction stays usable."""
-        p = t.profiles.c
-        # conditional, never read-modify-write: the CHECK on profiles is only the backstop
-        applied = await self._conn.execute(
-            update(t.profiles)
-            .where(p.id == entry.user_id, p.credits + entry.amount >= 0)
-            .values(credits=p.credits + entry.amount)
-            .returning(p.credits)
-        )
-        if applied.scalar_one_or_none() is None:
-            available = await self.balance(entry.user_id)
-            if (
-                await self._conn.execute(select(p.id).where(p.id == entry.user_id))
-            ).one_or_none() is None:
+        key; the rare duplicate undoes the update, so the transaction stays usable.
+
+        The balance the update leaves must be the entry's ``balance_after``: anything
+        else means the caller did not hold the account's lock, and is refused.
+        """
+        moved = {"user_id": entry.user_id, "amount": entry.amount}
+        applied = await self._sql.one(_MOVE_BALANCE, moved)
+        if applied is None:
+            found = await self._sql.one(_BALANCE, {"user_id": entry.user_id})
+            if found is None:
                 raise NotFound(f"no profile {entry.user_id}")
-            raise InsufficientCredits(required=-entry.amount, available=available)
-        added = await self._insert_new(
-            insert(t.credit_ledger)
-            .values(
-                id=entry.id,
-                user_id=entry.user_id,
-                kind=entry.kind.value,
-                amount=entry.amount,
-                balance_after=entry.balance_after,
-                reference=entry.reference,
-                idempotency_key=entry.idempotency_key,
-                lot_id=entry.lot_id,
-                hold_id=entry.hold_id,
-                created_at=entry.created_at,
+            raise InsufficientCredits(required=-entry.amount, available=found["credits"])
+        if applied["credits"] != entry.balance_after:
+            await self._sql.run(_UNDO_MOVE, moved)
+            raise ConcurrencyConflict(
+                f"balance of {entry.user_id} is {applied['credits']} after the entry,"
+                f" not {entry.balance_after}: the account was not locked"
             )
-            .on_conflict_do_nothing(constraint=t.LEDGER_IDEMPOTENCY_KEY)
-            .returning(t.credit_ledger.c.id)
+        added = await self._insert_new_compiled(
+            _ADD_ENTRY,
+            {
+                "id": entry.id,
+                "user_id": entry.user_id,
+                "kind": entry.kind.value,
+                "amount": entry.amount,
+                "balance_after": entry.balance_after,
+                "reference": entry.reference,
+                "idempotency_key": entry.idempotency_key,
+                "lot_id": entry.lot_id,
+                "hold_id": entry.hold_id,
+                "created_at": entry.created_at,
+            },
         )
         if not added:
-            await self._conn.execute(
-                update(t.profiles)
-                .where(p.id == entry.user_id)
-                .values(credits=p.credits - entry.amount)
-            )
+            await self._sql.run(_UNDO_MOVE, moved)
             raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists")
 
     async def find(self, user_id: uuid.UUID, idempotency_key: str) -> LedgerEntry | None:
-        c = t.credit_ledger.c
-        result = await self._conn.execute(
-            select(t.credit_ledger).where(
-                c.user_id == user_id, c.idempotency_key == idempotency_key
-            )
-        )
-        row = result.mappings().one_or_none()
+        row = await self._sql.one(_FIND_ENTRY, {"user_id": user_id, "key": idempotency_key})
         return None if row is None else _entry(row)
 
     async def entries(
@@ -297,11 +371,7 @@ class SqlLedger(_Repository):
         return [_entry(row) for row in result.mappings()]
 
     async def lots(self, user_id: uuid.UUID) -> list[Lot]:
-        c = t.credit_lots.c
-        result = await self._conn.execute(
-            select(t.credit_lots).where(c.user_id == user_id, c.remaining > 0)
-        )
-        return [_lot(row) for row in result.mappings()]
+        return [_lot(row) for row in await self._sql.all(_LOTS, {"user_id": user_id})]
 
     async def add_lot(self, lot: Lot) -> None:
         await self._insert(
@@ -318,19 +388,11 @@ class SqlLedger(_Repository):
         )
 
     async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None:
-        c = t.credit_lots.c
-        result = await self._conn.execute(
-            update(t.credit_lots)
-            .where(c.id == lot_id, literal(remaining).between(0, c.amount))
-            .values(remaining=remaining)
-            .returning(c.id)
-        )
-        if result.scalar_one_or_none() is None:
-            found = await self._conn.execute(select(c.amount).where(c.id == lot_id))
-            amount = found.scalar_one_or_none()
-            if amount is None:
+        if await self._sql.one(_SET_REMAINING, {"lot_id": lot_id, "to": remaining}) is None:
+            found = await self._sql.one(_LOT_AMOUNT, {"lot_id": lot_id})
+            if found is None:
                 raise NotFound(f"no lot {lot_id}")
-            raise ValueError(f"lot {lot_id} cannot hold {remaining} of {amount}")
+            raise ValueError(f"lot {lot_id} cannot hold {remaining} of {found['amount']}")
 
     async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
         c = t.credit_lots.c
@@ -341,35 +403,31 @@ class SqlLedger(_Repository):
         )
 
     async def add_hold(self, hold: Hold) -> None:
-        await self._insert(
-            insert(t.credit_holds).values(
-                id=hold.id,
-                user_id=hold.user_id,
-                amount=hold.amount,
-                allocations=msgspec.to_builtins(hold.allocations),
-                status=hold.status.value,
-                reference=hold.reference,
-                created_at=hold.created_at,
-                closed_at=hold.closed_at,
-            )
+        await self._insert_compiled(
+            _ADD_HOLD,
+            {
+                "id": hold.id,
+                "user_id": hold.user_id,
+                "amount": hold.amount,
+                "allocations": _json(msgspec.to_builtins(hold.allocations)),
+                "status": hold.status.value,
+                "reference": hold.reference,
+                "created_at": hold.created_at,
+                "closed_at": hold.closed_at,
+            },
         )
 
     async def get_hold(self, hold_id: uuid.UUID) -> Hold | None:
-        result = await self._conn.execute(
-            select(t.credit_holds).where(t.credit_holds.c.id == hold_id)
-        )
-        row = result.mappings().one_or_none()
+        row = await self._sql.one(_GET_HOLD, {"hold_id": hold_id})
         return None if row is None else _hold(row)
 
     async def close_hold(self, hold: Hold) -> None:
-        c = t.credit_holds.c
-        result = await self._conn.execute(
-            update(t.credit_holds)
-            .where(c.id == hold.id, c.status == HoldStatus.OPEN.value)
-            .values(status=hold.status.value, closed_at=hold.closed_at)
-            .returning(c.id)
-        )
-        if result.scalar_one_or_none() is None:
+        closed = {
+            "hold_id": hold.id,
+            "to_status": hold.status.value,
+            "to_closed_at": hold.closed_at,
+        }
+        if await self._sql.one(_CLOSE_HOLD, closed) is None:
             raise ConcurrencyConflict(f"hold {hold.id} is not open")
 
 
@@ -377,11 +435,12 @@ class SqlLedger(_Repository):
 
 
 def _job_values(job: Job) -> dict[str, Any]:
+    """The job's columns but ``id`` and ``version``, as the compiled statements take them."""
     return {
         "user_id": job.user_id,
         "kind": job.kind.value,
         "model_id": job.model_id,
-        "params": msgspec.to_builtins(job.params),
+        "params": _json(msgspec.to_builtins(job.params)),
         "cost": job.cost,
         "hold_id": job.hold_id,
         "status": job.status.value,
@@ -389,7 +448,7 @@ def _job_values(job: Job) -> dict[str, Any]:
         "provider": job.provider,
         "provider_job_id": job.provider_job_id,
         "progress": job.progress,
-        "error": None if job.error is None else msgspec.to_builtins(job.error),
+        "error": None if job.error is None else _json(msgspec.to_builtins(job.error)),
         "asset_ids": list(job.asset_ids),
         "priority": job.priority,
         "created_at": job.created_at,
@@ -431,31 +490,38 @@ def _job(row: Row) -> Job:
     )
 
 
+_J = t.jobs.c
+#: what ``_job_values`` sets: every column but the key, the version and the
+#: reconciler's own ``enqueued_at``
+_JOB_FIELDS = [c.name for c in t.jobs.c if c.name not in ("id", "version", "enqueued_at")]
+_ADD_JOB = Compiled(insert(t.jobs).values(_params(["id", "version", *_JOB_FIELDS])))
+_GET_JOB = Compiled(select(t.jobs).where(_J.id == bindparam("id")))
+_LOCK_JOB = Compiled(select(t.jobs).where(_J.id == bindparam("id")).with_for_update())
+_UPDATE_JOB = Compiled(
+    update(t.jobs)
+    .where(_J.id == bindparam("id"), _J.version == bindparam("version"))
+    .values(version=_J.version + 1, **_params(_JOB_FIELDS))
+    .returning(_J.version)
+)
+
+
 class SqlJobs(_Repository):
     async def add(self, job: Job) -> None:
-        await self._insert(
-            insert(t.jobs).values(id=job.id, version=job.version, **_job_values(job))
+        await self._insert_compiled(
+            _ADD_JOB, {"id": job.id, "version": job.version, **_job_values(job)}
         )
 
     async def get(self, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
-        query = select(t.jobs).where(t.jobs.c.id == job_id)
-        if lock:
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).mappings().one_or_none()
+        row = await self._sql.one(_LOCK_JOB if lock else _GET_JOB, {"id": job_id})
         return None if row is None else _job(row)
 
     async def update(self, job: Job) -> Job:
-        c = t.jobs.c
-        result = await self._conn.execute(
-            update(t.jobs)
-            .where(c.id == job.id, c.version == job.version)
-            .values(version=c.version + 1, **_job_values(job))
-            .returning(c.version)
+        row = await self._sql.one(
+            _UPDATE_JOB, {"id": job.id, "version": job.version, **_job_values(job)}
         )
-        version = result.scalar_one_or_none()
-        if version is None:
+        if row is None:
             raise ConcurrencyConflict(f"job {job.id} changed underneath")
-        return msgspec.structs.replace(job, version=version)
+        return msgspec.structs.replace(job, version=row["version"])
 
     async def list_by_status(self, statuses: frozenset[JobStatus], *, limit: int) -> list[Job]:
         c = t.jobs.c
@@ -607,17 +673,21 @@ class SqlJobs(_Repository):
         return QueueStats(depths=depths, kinds=kinds)
 
 
+_ADD_EVENT = Compiled(insert(t.job_events).values(_params(c.name for c in t.job_events.c)))
+
+
 class SqlJobEvents(_Repository):
     async def add(self, event: JobEvent) -> None:
-        await self._insert(
-            insert(t.job_events).values(
-                id=event.id,
-                job_id=event.job_id,
-                user_id=event.user_id,
-                kind=event.kind.value,
-                message=event.message,
-                created_at=event.created_at,
-            )
+        await self._insert_compiled(
+            _ADD_EVENT,
+            {
+                "id": event.id,
+                "job_id": event.job_id,
+                "user_id": event.user_id,
+                "kind": event.kind.value,
+                "message": event.message,
+                "created_at": event.created_at,
+            },
         )
 
     async def list_for_job(self, job_id: uuid.UUID) -> list[JobEvent]:
@@ -690,6 +760,10 @@ def _asset(row: Row) -> MediaAsset:
     )
 
 
+_ADD_IMAGE = Compiled(insert(t.images).values(_params(c.name for c in t.images.c)))
+_ADD_VIDEO = Compiled(insert(t.videos).values(_params(c.name for c in t.videos.c)))
+
+
 class SqlMedia(_Repository):
     async def add(self, asset: MediaAsset) -> None:
         values: dict[str, Any] = {
@@ -708,14 +782,11 @@ class SqlMedia(_Repository):
             "caption": asset.caption,
         }
         if asset.kind is MediaKind.VIDEO:
-            statement = insert(t.videos).values(
-                duration_seconds=asset.duration_seconds,
-                thumbnail_key=asset.thumbnail_key,
-                **values,
-            )
+            values["duration_seconds"] = asset.duration_seconds
+            values["thumbnail_key"] = asset.thumbnail_key
+            await self._insert_compiled(_ADD_VIDEO, values)
         else:
-            statement = insert(t.images).values(**values)
-        await self._insert(statement)
+            await self._insert_compiled(_ADD_IMAGE, values)
 
     async def get(self, asset_id: uuid.UUID) -> MediaAsset | None:
         result = await self._conn.execute(select(_MEDIA).where(_MEDIA.c.id == asset_id))
@@ -735,8 +806,23 @@ class SqlMedia(_Repository):
 
 # Transaction-scoped, so the key is released by commit or rollback and can never
 # leak past the unit of work; re-entrant, so the holder asking again gets True.
-_TRY_LOCK = text(
-    "SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:user_id AS text) || ':' || :key, 0))"
+_TRY_LOCK = Compiled(
+    text(
+        "SELECT pg_try_advisory_xact_lock("
+        "hashtextextended(CAST(:user_id AS text) || ':' || :key, 0)) AS locked"
+    )
+)
+_I = t.idempotency_records.c
+_GET_RECORD = Compiled(
+    select(t.idempotency_records).where(
+        _I.user_id == bindparam("user_id"), _I.key == bindparam("key")
+    )
+)
+_ADD_RECORD = Compiled(
+    insert(t.idempotency_records)
+    .values(_params(c.name for c in t.idempotency_records.c))
+    .on_conflict_do_nothing(constraint=t.IDEMPOTENCY_RECORDS_PKEY)
+    .returning(_I.key)
 )
 
 
@@ -753,30 +839,24 @@ def _record(row: Row) -> IdempotencyRecord:
 
 class SqlIdempotency(_Repository):
     async def try_lock(self, user_id: uuid.UUID, key: str) -> bool:
-        result = await self._conn.execute(_TRY_LOCK, {"user_id": str(user_id), "key": key})
-        return bool(result.scalar_one())
+        row = await self._sql.one(_TRY_LOCK, {"user_id": str(user_id), "key": key})
+        return row is not None and bool(row["locked"])
 
     async def get(self, user_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
-        c = t.idempotency_records.c
-        result = await self._conn.execute(
-            select(t.idempotency_records).where(and_(c.user_id == user_id, c.key == key))
-        )
-        row = result.mappings().one_or_none()
+        row = await self._sql.one(_GET_RECORD, {"user_id": user_id, "key": key})
         return None if row is None else _record(row)
 
     async def add(self, record: IdempotencyRecord) -> None:
-        added = await self._insert_new(
-            insert(t.idempotency_records)
-            .values(
-                user_id=record.user_id,
-                key=record.key,
-                request_hash=record.request_hash,
-                status_code=record.status_code,
-                response_body=record.response_body,
-                created_at=record.created_at,
-            )
-            .on_conflict_do_nothing(constraint=t.IDEMPOTENCY_RECORDS_PKEY)
-            .returning(t.idempotency_records.c.key)
+        added = await self._insert_new_compiled(
+            _ADD_RECORD,
+            {
+                "user_id": record.user_id,
+                "key": record.key,
+                "request_hash": record.request_hash,
+                "status_code": record.status_code,
+                "response_body": record.response_body,
+                "created_at": record.created_at,
+            },
         )
         if not added:
             raise DuplicateEntry(f"idempotency key {record.key!r} exists")

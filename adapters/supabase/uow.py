@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.supabase.compiled import Driver
 from adapters.supabase.purchases import SqlPurchases
 from adapters.supabase.repositories import (
     SqlIdempotency,
@@ -42,17 +43,19 @@ class SqlUnitOfWork:
         connection = await self._engine.connect()
         try:
             await connection.begin()
+            # the same connection and transaction, for the compiled statements
+            driver = Driver((await connection.get_raw_connection()).driver_connection)
         except BaseException:
             await connection.close()
             raise
         self._connection = connection
         self.committed = False
-        self.profiles = SqlProfiles(connection)
-        self.ledger = SqlLedger(connection)
-        self.jobs = SqlJobs(connection)
-        self.job_events = SqlJobEvents(connection)
-        self.media = SqlMedia(connection)
-        self.idempotency = SqlIdempotency(connection)
+        self.profiles = SqlProfiles(connection, driver)
+        self.ledger = SqlLedger(connection, driver)
+        self.jobs = SqlJobs(connection, driver)
+        self.job_events = SqlJobEvents(connection, driver)
+        self.media = SqlMedia(connection, driver)
+        self.idempotency = SqlIdempotency(connection, driver)
         self.purchases = SqlPurchases(connection)
         return self
 
@@ -77,12 +80,18 @@ class SqlUnitOfWork:
         return self._connection
 
     async def commit(self) -> None:
-        # the connection begins its next transaction by itself on the next statement
-        await self._conn().commit()
+        connection = self._conn()
+        await connection.commit()
         self.committed = True
+        # begin the next one at once (that sends nothing: psycopg opens it with the
+        # next statement), so that what the compiled statements do after this commit
+        # is committed by the next commit() too
+        await connection.begin()
 
     async def rollback(self) -> None:
-        await self._conn().rollback()
+        connection = self._conn()
+        await connection.rollback()
+        await connection.begin()
 
 
 class SqlUnitOfWorkFactory:

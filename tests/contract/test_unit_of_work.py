@@ -267,6 +267,25 @@ async def test_a_repeated_idempotency_key_is_a_duplicate_and_the_unit_goes_on(
     assert len(await all_entries(uow_factory, user)) == 2
 
 
+async def test_an_entry_whose_balance_after_is_stale_is_refused_and_changes_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    # a caller that computed balance_after without the account's lock (someone moved
+    # the balance in between) must not write a ledger that disagrees with the balance
+    user = await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 10, 10))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(ConcurrencyConflict):
+            await uow.ledger.append(entry(user, -3, 4, key="stale"))
+        assert await uow.ledger.balance(user) == 10
+        await uow.ledger.append(entry(user, -3, 7, key="fresh"))  # the unit goes on
+        await uow.commit()
+    assert await balance_of(uow_factory, user) == 7
+    assert [e.idempotency_key for e in await all_entries(uow_factory, user)].count("stale") == 0
+
+
 async def test_a_duplicate_within_one_unit_is_refused_too(uow_factory: UnitOfWorkFactory) -> None:
     user = await new_user(uow_factory)
     async with uow_factory() as uow:
