@@ -246,25 +246,51 @@ def _hold(row: Row) -> Hold:
 _P = t.profiles.c
 _LOCK_ACCOUNT = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")).with_for_update())
 _BALANCE = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")))
-# conditional, never read-modify-write: the CHECK on profiles is only the backstop
-_MOVE_BALANCE = Compiled(
-    update(t.profiles)
-    .where(_P.id == bindparam("user_id"), _P.credits + bindparam("amount") >= 0)
-    .values(credits=_P.credits + bindparam("amount"))
-    .returning(_P.credits)
-)
 _UNDO_MOVE = Compiled(
     update(t.profiles)
     .where(_P.id == bindparam("user_id"))
     .values(credits=_P.credits - bindparam("amount"))
 )
-_ENTRY_COLUMNS = [col.name for col in t.credit_ledger.c]
-_ADD_ENTRY = Compiled(
-    insert(t.credit_ledger)
-    .values(_params(_ENTRY_COLUMNS))
-    .on_conflict_do_nothing(constraint=t.LEDGER_IDEMPOTENCY_KEY)
-    .returning(t.credit_ledger.c.id)
-)
+
+
+def _append_statement() -> Compiled:
+    """Move the balance and insert the entry in one statement (one round trip).
+
+    The balance moves conditionally, never read-modify-write (the CHECK on profiles
+    is only the backstop); the entry is inserted only if the balance it leaves is the
+    entry's ``balance_after``, and skipped on a duplicate key. It answers the balance
+    left (NULL: not moved) and the new entry's id (NULL: not inserted), so the caller
+    can tell the cases apart and undo the move.
+    """
+    moved = (
+        update(t.profiles)
+        .where(_P.id == bindparam("user_id"), _P.credits + bindparam("amount") >= 0)
+        .values(credits=_P.credits + bindparam("amount"))
+        .returning(_P.credits)
+        .cte("moved")
+    )
+    columns = [col.name for col in t.credit_ledger.c]
+    added = (
+        insert(t.credit_ledger)
+        .from_select(
+            columns,
+            select(*(bindparam(name, type_=t.credit_ledger.c[name].type) for name in columns))
+            .select_from(moved)
+            .where(moved.c.credits == bindparam("balance_after")),
+        )
+        .on_conflict_do_nothing(constraint=t.LEDGER_IDEMPOTENCY_KEY)
+        .returning(t.credit_ledger.c.id)
+        .cte("added")
+    )
+    return Compiled(
+        select(
+            select(moved.c.credits).scalar_subquery().label("credits"),
+            select(added.c.id).scalar_subquery().label("added"),
+        )
+    )
+
+
+_APPEND = _append_statement()
 _FIND_ENTRY = Compiled(
     select(t.credit_ledger).where(
         t.credit_ledger.c.user_id == bindparam("user_id"),
@@ -315,44 +341,45 @@ class SqlLedger(_Repository):
         return 0 if row is None else int(row["credits"])
 
     async def append(self, entry: LedgerEntry) -> None:
-        """Two statements and no savepoint on the normal path (the submission's hot
-        path): the conditional balance update, then the insert that skips a duplicate
-        key; the rare duplicate undoes the update, so the transaction stays usable.
+        """One statement on the normal path (the submission's hot path), no savepoint:
+        a refused entry undoes its balance move, so the transaction stays usable.
 
-        The balance the update leaves must be the entry's ``balance_after``: anything
+        The balance the move leaves must be the entry's ``balance_after``: anything
         else means the caller did not hold the account's lock, and is refused.
         """
         moved = {"user_id": entry.user_id, "amount": entry.amount}
-        applied = await self._sql.one(_MOVE_BALANCE, moved)
-        if applied is None:
+        try:
+            row = await self._sql.one(
+                _APPEND,
+                {
+                    **moved,
+                    "id": entry.id,
+                    "kind": entry.kind.value,
+                    "balance_after": entry.balance_after,
+                    "reference": entry.reference,
+                    "idempotency_key": entry.idempotency_key,
+                    "lot_id": entry.lot_id,
+                    "hold_id": entry.hold_id,
+                    "created_at": entry.created_at,
+                },
+            )
+        except pg_errors.ForeignKeyViolation as exc:
+            raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
+        assert row is not None  # a SELECT of two scalar subqueries answers one row
+        if row["credits"] is None:
             found = await self._sql.one(_BALANCE, {"user_id": entry.user_id})
             if found is None:
                 raise NotFound(f"no profile {entry.user_id}")
             raise InsufficientCredits(required=-entry.amount, available=found["credits"])
-        if applied["credits"] != entry.balance_after:
-            await self._sql.run(_UNDO_MOVE, moved)
+        if row["added"] is not None:
+            return
+        await self._sql.run(_UNDO_MOVE, moved)
+        if row["credits"] != entry.balance_after:
             raise ConcurrencyConflict(
-                f"balance of {entry.user_id} is {applied['credits']} after the entry,"
+                f"balance of {entry.user_id} is {row['credits']} after the entry,"
                 f" not {entry.balance_after}: the account was not locked"
             )
-        added = await self._insert_new_compiled(
-            _ADD_ENTRY,
-            {
-                "id": entry.id,
-                "user_id": entry.user_id,
-                "kind": entry.kind.value,
-                "amount": entry.amount,
-                "balance_after": entry.balance_after,
-                "reference": entry.reference,
-                "idempotency_key": entry.idempotency_key,
-                "lot_id": entry.lot_id,
-                "hold_id": entry.hold_id,
-                "created_at": entry.created_at,
-            },
-        )
-        if not added:
-            await self._sql.run(_UNDO_MOVE, moved)
-            raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists")
+        raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists")
 
     async def find(self, user_id: uuid.UUID, idempotency_key: str) -> LedgerEntry | None:
         row = await self._sql.one(_FIND_ENTRY, {"user_id": user_id, "key": idempotency_key})

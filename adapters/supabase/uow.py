@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.supabase.compiled import Driver
+from adapters.supabase.db import liveness
 from adapters.supabase.purchases import SqlPurchases
 from adapters.supabase.repositories import (
     SqlIdempotency,
@@ -35,6 +37,7 @@ class SqlUnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._raw: psycopg.AsyncConnection[Any] | None = None
         self.committed = False
 
     async def __aenter__(self) -> Self:
@@ -44,11 +47,14 @@ class SqlUnitOfWork:
         try:
             await connection.begin()
             # the same connection and transaction, for the compiled statements
-            driver = Driver((await connection.get_raw_connection()).driver_connection)
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert isinstance(raw, psycopg.AsyncConnection)
+            driver = Driver(raw)
         except BaseException:
             await connection.close()
             raise
         self._connection = connection
+        self._raw = raw
         self.committed = False
         self.profiles = SqlProfiles(connection, driver)
         self.ledger = SqlLedger(connection, driver)
@@ -67,6 +73,15 @@ class SqlUnitOfWork:
     ) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
+            return
+        if self._raw is not None and self._raw.broken:
+            # lost under a compiled statement, which SQLAlchemy did not see: drop it,
+            # and have the pool check the others before handing them out
+            checker = liveness(self._engine)
+            if checker is not None:
+                checker.connection_lost()
+            await connection.invalidate()
+            await connection.close()
             return
         # whatever ran after the last commit() is discarded, as in the reference
         try:

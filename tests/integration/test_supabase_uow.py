@@ -598,3 +598,60 @@ async def test_a_database_that_is_down_fails_fast() -> None:
                 await uow.profiles.get(uuid.uuid4())
     finally:
         await engine.dispose()
+
+
+async def _cut_connections(url: str) -> int:
+    """Terminate every server connection to ``url``'s database but the caller's."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        cursor = await admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_pooled_connections_cut_by_the_server_are_replaced(fresh_db: str) -> None:
+    # a restart, a failover or Supavisor's idle timeout cuts the pool's connections
+    # underneath it: one unit of work may fail (503 to its client), and then the pool
+    # checks every connection it holds before handing it out again
+    import psycopg
+
+    from adapters.supabase.db import liveness
+
+    engine = make_engine(fresh_db, pool_size=3)
+    uows = SqlUnitOfWorkFactory(engine)
+    user = uuid.uuid4()
+    try:
+        held = [SqlUnitOfWork(engine) for _ in range(3)]
+        for uow in held:  # three connections into the pool
+            await uow.__aenter__()
+        for uow in held:
+            await uow.__aexit__(None, None, None)
+        assert await _cut_connections(fresh_db) >= 3
+
+        failed = 0
+        for _ in range(3):  # at most one of them fails: it marks the others suspect
+            try:
+                async with uows() as uow:
+                    await uow.profiles.ensure(user, None)
+                    await uow.commit()
+            except (psycopg.OperationalError, OperationalError):
+                failed += 1
+        assert failed == 1  # without the check after a loss, all three would
+        async with uows() as uow:
+            assert await uow.profiles.get(user) is not None
+
+        checker = liveness(engine)
+        assert checker is not None
+        checker.idle_seconds = 0  # now every connection counts as idle: each is pinged
+        assert await _cut_connections(fresh_db) >= 1
+        async with uows() as uow:
+            assert await uow.profiles.get(user) is not None
+    finally:
+        await engine.dispose()
