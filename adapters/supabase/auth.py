@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import httpx
@@ -26,6 +27,13 @@ JWKS_ALGORITHMS = frozenset({"ES256", "RS256"})
 #: an unknown ``kid`` refetches the JWKS (keys rotate) at most this often, so a
 #: flood of tokens with made-up kids cannot turn into a flood of requests to Supabase
 JWKS_REFRESH_SECONDS = 60.0
+
+#: verified tokens remembered (an app sends the same token with every request until
+#: it refreshes it): a hit skips parsing and the signature check, never the expiry
+VERIFIED_CACHE_SIZE = 4096
+#: ...and for at most this long, so that a signing key withdrawn from the JWKS stops
+#: being honoured within it
+VERIFIED_CACHE_SECONDS = 300.0
 
 
 class SupabaseJwtVerifier:
@@ -52,10 +60,27 @@ class SupabaseJwtVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._fetch_lock = asyncio.Lock()
+        # token -> (principal, its exp, when it was verified)
+        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         if not token:
             raise Unauthorized("missing bearer token")
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, expires, verified_at = remembered
+            now = time.time()
+            if now <= expires + self._leeway and now - verified_at < VERIFIED_CACHE_SECONDS:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]  # expired: the full check below says so
+        principal, expires = await self._verify(token)
+        self._verified[token] = (principal, expires, time.time())
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -78,11 +103,12 @@ class SupabaseJwtVerifier:
         except (KeyError, ValueError) as exc:
             raise Unauthorized("the token's subject is not a user id") from exc
         email = claims.get("email")
-        return Principal(
+        principal = Principal(
             user_id=user_id,
             email=email if isinstance(email, str) and email else None,
             role=str(claims.get("role", "authenticated")),
         )
+        return principal, float(claims["exp"])
 
     def _decode(self, token: str, key: str | jwt.PyJWK, algorithm: str) -> dict[str, Any]:
         required = ["exp", "sub"] if self._issuer is None else ["exp", "sub", "iss"]

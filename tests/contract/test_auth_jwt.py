@@ -3,6 +3,7 @@ through a JWKS served on loopback, and every way a token must be refused."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -86,6 +87,36 @@ async def test_a_minted_token_verifies() -> None:
 async def test_an_expired_token_is_refused(verifier: SupabaseJwtVerifier) -> None:
     now = int(time.time())
     await refused(verifier, hs256(claims(iat=now - 7200, exp=now - 3600)), says="expired")
+
+
+async def test_a_remembered_token_still_expires() -> None:
+    # verified tokens are remembered, but a hit checks the expiry again
+    verifier = SupabaseJwtVerifier(secret=SECRET, issuer=ISSUER, leeway=0)
+    token = hs256(claims(exp=int(time.time()) + 2))
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) == first
+    assert token in verifier._verified
+    await asyncio.sleep(3.1)
+    await refused(verifier, token, says="expired")
+
+
+async def test_remembered_tokens_are_bounded_and_re_verified_after_a_while(
+    verifier: SupabaseJwtVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adapters.supabase.auth as auth
+
+    monkeypatch.setattr(auth, "VERIFIED_CACHE_SIZE", 3)
+    tokens = [hs256(claims()) for _ in range(5)]
+    for token in tokens:
+        await verifier.verify(token)
+    assert list(verifier._verified) == tokens[-3:]
+    # a remembered token is verified afresh after VERIFIED_CACHE_SECONDS: a signing
+    # key withdrawn since (here: a new secret) stops being honoured
+    verifier._secret = "another-secret-of-at-least-thirty-two-chars"
+    assert (await verifier.verify(tokens[-1])).user_id  # still remembered
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + auth.VERIFIED_CACHE_SECONDS + 1)
+    await refused(verifier, tokens[-1], says="signature")
 
 
 async def test_clock_skew_within_the_leeway_is_tolerated(verifier: SupabaseJwtVerifier) -> None:
