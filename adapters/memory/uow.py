@@ -112,6 +112,10 @@ class InMemoryLedger(_Repo):
         await self._uow.acquire(("account", user_id))
         return await self.balance(user_id)
 
+    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[int, list[Lot]]:
+        balance = await self.lock_account(user_id)
+        return balance, await self.lots(user_id)
+
     async def balance(self, user_id: uuid.UUID) -> int:
         profile = self._d.profiles.get(user_id)
         return profile.credits if profile else 0
@@ -347,6 +351,11 @@ class InMemoryIdempotency(_Repo):
 
     async def get(self, user_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
         return self._d.idempotency.get((user_id, key))
+
+    async def claim(self, user_id: uuid.UUID, key: str) -> tuple[bool, IdempotencyRecord | None]:
+        if not await self.try_lock(user_id, key):
+            return False, None
+        return True, await self.get(user_id, key)
 
     async def add(self, record: IdempotencyRecord) -> None:
         if (record.user_id, record.key) in self._d.idempotency:

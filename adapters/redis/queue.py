@@ -27,10 +27,10 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Iterable
 
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.asyncio import Redis
 from taskiq import AckableMessage, AsyncBroker, BrokerMessage
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker

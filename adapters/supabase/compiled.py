@@ -6,19 +6,33 @@ cache-keying and compiling a Core statement on every call, then crossing the asy
 engine's greenlet bridge, cost more CPU than the round trip itself (see
 docs/performance.md). So they are compiled once here, with named parameters, and
 run on the unit of work's own psycopg connection, in its transaction. SQLAlchemy
-keeps what it is good at: the table definitions, building the SQL, the pool and its
-pre-ping, and the statements that change shape per call.
+keeps what it is good at: the table definitions, building the SQL, the pool, and
+the statements that change shape per call.
+
+Round trips are the other cost, so the driver saves them where nothing is lost:
+
+- a plain insert whose answer nobody reads (a job, a hold, an event) is *deferred*:
+  it travels with the next statement in one pipeline (psycopg's pipeline mode), or
+  with the COMMIT. Its failure (a missing parent row) is raised there, and the unit
+  of work is lost then as it would have been at once: nothing is committed.
+- the first statement of a transaction travels with its ``BEGIN``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import ClauseElement
+
+from core.errors import NotFound
 
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
@@ -41,21 +55,111 @@ class Compiled:
         return f"Compiled({self.sql!r})"
 
 
+def _missing_reference(exc: pg_errors.ForeignKeyViolation) -> NotFound:
+    """A foreign key violation means the caller named a row that does not exist."""
+    return NotFound(exc.diag.message_detail or "a referenced row does not exist")
+
+
 class Driver:
     """Runs compiled statements on one psycopg connection (a unit of work's)."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_connection", "_cursor", "_deferred", "_other")
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self._connection = connection
         self._cursor = connection.cursor(row_factory=dict_row)
+        self._other = connection.cursor(row_factory=dict_row)  # for ``both``
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
+
+    def defer(self, statement: Compiled, values: Mapping[str, Any]) -> None:
+        """Send ``statement`` with the next one, or with the commit."""
+        self._deferred.append((statement.sql, {**statement.defaults, **values}))
+
+    def discard(self) -> None:
+        """Forget the deferred statements (the transaction is being rolled back)."""
+        self._deferred.clear()
 
     async def run(self, statement: Compiled, values: Mapping[str, Any]) -> None:
-        await self._cursor.execute(statement.sql, {**statement.defaults, **values})
+        await self._execute(statement, values)
 
     async def one(self, statement: Compiled, values: Mapping[str, Any]) -> DictRow | None:
-        await self._cursor.execute(statement.sql, {**statement.defaults, **values})
+        await self._execute(statement, values)
         return await self._cursor.fetchone()
 
     async def all(self, statement: Compiled, values: Mapping[str, Any]) -> list[DictRow]:
-        await self._cursor.execute(statement.sql, {**statement.defaults, **values})
+        await self._execute(statement, values)
         return await self._cursor.fetchall()
+
+    async def both(
+        self,
+        first: Compiled,
+        first_values: Mapping[str, Any],
+        second: Compiled,
+        second_values: Mapping[str, Any],
+    ) -> tuple[list[DictRow], list[DictRow]]:
+        """Two statements in one round trip, the second run after the first (READ
+        COMMITTED: with its own snapshot, so it sees what the first waited for)."""
+        await self._pipelined(
+            (self._other, first.sql, {**first.defaults, **first_values}),
+            (self._cursor, second.sql, {**second.defaults, **second_values}),
+        )
+        return await self._other.fetchall(), await self._cursor.fetchall()
+
+    async def flush(self) -> None:
+        """Send the deferred statements now (before a statement that is not ours)."""
+        if self._deferred:
+            await self._pipelined()
+
+    async def commit(self) -> None:
+        """COMMIT, with the deferred statements ahead of it in the same round trip."""
+        if self._deferred:
+            await self._pipelined(commit=True)
+        else:
+            await self._connection.commit()
+
+    async def _execute(self, statement: Compiled, values: Mapping[str, Any]) -> None:
+        params = {**statement.defaults, **values}
+        if self._deferred or self._connection.info.transaction_status == TransactionStatus.IDLE:
+            # waiting writes, or a transaction to open: all in one round trip
+            await self._pipelined((self._cursor, statement.sql, params))
+            return
+        try:
+            await self._cursor.execute(statement.sql, params)
+        except pg_errors.ForeignKeyViolation as exc:
+            raise _missing_reference(exc) from exc
+
+    async def _pipelined(
+        self, *steps: tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], commit: bool = False
+    ) -> None:
+        deferred, self._deferred = self._deferred, []
+        try:
+            async with self._connection.pipeline():
+                for sql, params in deferred:
+                    await self._cursor.execute(sql, params)
+                for cursor, sql, params in steps:
+                    await cursor.execute(sql, params)
+                if commit:
+                    await self._connection.commit()
+        except pg_errors.ForeignKeyViolation as exc:
+            raise _missing_reference(exc) from exc
+
+
+class SqlConnection:
+    """The unit of work's SQLAlchemy connection, for the statements built per call:
+    it sends the driver's deferred statements first, so that they see them."""
+
+    __slots__ = ("_connection", "_driver")
+
+    def __init__(self, connection: AsyncConnection, driver: Driver) -> None:
+        self._connection = connection
+        self._driver = driver
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        await self._driver.flush()
+        return await self._connection.execute(statement, parameters)
+
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[AsyncTransaction]:
+        await self._driver.flush()
+        async with self._connection.begin_nested() as savepoint:
+            yield savepoint

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import RowMapping, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.supabase import tables as t
+from adapters.supabase.compiled import SqlConnection
 from core.entitlements import AllowanceGrant, Entitlement, StoreTransaction, TransactionStatus
 from core.errors import DuplicateEntry, NotFound
 from core.products import ProductKind, Store
@@ -100,7 +100,7 @@ def _grant(row: RowMapping) -> AllowanceGrant:
 
 
 class SqlPurchases:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: SqlConnection) -> None:
         self._conn = connection
 
     async def _insert(self, statement: Any, duplicate: str) -> None:

@@ -36,11 +36,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Subquery
 
 from adapters.supabase import tables as t
-from adapters.supabase.compiled import Compiled, Driver
+from adapters.supabase.compiled import Compiled, Driver, SqlConnection
 from core.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
 from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 from core.idempotency import IdempotencyRecord
@@ -82,23 +81,9 @@ def _params(names: Any) -> dict[str, Any]:
 
 
 class _Repository:
-    def __init__(self, connection: AsyncConnection, driver: Driver) -> None:
+    def __init__(self, connection: SqlConnection, driver: Driver) -> None:
         self._conn = connection
         self._sql = driver
-
-    async def _insert_compiled(self, statement: Compiled, values: Mapping[str, Any]) -> None:
-        """``_insert`` for a compiled statement: a missing parent row is NotFound."""
-        try:
-            await self._sql.run(statement, values)
-        except pg_errors.ForeignKeyViolation as exc:
-            raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
-
-    async def _insert_new_compiled(self, statement: Compiled, values: Mapping[str, Any]) -> bool:
-        """``_insert_new`` for a compiled ``INSERT … ON CONFLICT DO NOTHING RETURNING``."""
-        try:
-            return await self._sql.one(statement, values) is not None
-        except pg_errors.ForeignKeyViolation as exc:
-            raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
 
     async def _insert(self, statement: Any) -> None:
         """Run an INSERT, turning a missing parent row into NotFound.
@@ -336,6 +321,15 @@ class SqlLedger(_Repository):
         credits: int = row["credits"]
         return credits
 
+    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[int, list[Lot]]:
+        # one round trip; the lots are read after the lock is held, with a fresh snapshot
+        locked, lots = await self._sql.both(
+            _LOCK_ACCOUNT, {"user_id": user_id}, _LOTS, {"user_id": user_id}
+        )
+        if not locked:
+            raise NotFound(f"no profile {user_id}")
+        return int(locked[0]["credits"]), [_lot(row) for row in lots]
+
     async def balance(self, user_id: uuid.UUID) -> int:
         row = await self._sql.one(_BALANCE, {"user_id": user_id})
         return 0 if row is None else int(row["credits"])
@@ -348,23 +342,20 @@ class SqlLedger(_Repository):
         else means the caller did not hold the account's lock, and is refused.
         """
         moved = {"user_id": entry.user_id, "amount": entry.amount}
-        try:
-            row = await self._sql.one(
-                _APPEND,
-                {
-                    **moved,
-                    "id": entry.id,
-                    "kind": entry.kind.value,
-                    "balance_after": entry.balance_after,
-                    "reference": entry.reference,
-                    "idempotency_key": entry.idempotency_key,
-                    "lot_id": entry.lot_id,
-                    "hold_id": entry.hold_id,
-                    "created_at": entry.created_at,
-                },
-            )
-        except pg_errors.ForeignKeyViolation as exc:
-            raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
+        row = await self._sql.one(
+            _APPEND,
+            {
+                **moved,
+                "id": entry.id,
+                "kind": entry.kind.value,
+                "balance_after": entry.balance_after,
+                "reference": entry.reference,
+                "idempotency_key": entry.idempotency_key,
+                "lot_id": entry.lot_id,
+                "hold_id": entry.hold_id,
+                "created_at": entry.created_at,
+            },
+        )
         assert row is not None  # a SELECT of two scalar subqueries answers one row
         if row["credits"] is None:
             found = await self._sql.one(_BALANCE, {"user_id": entry.user_id})
@@ -430,7 +421,7 @@ class SqlLedger(_Repository):
         )
 
     async def add_hold(self, hold: Hold) -> None:
-        await self._insert_compiled(
+        self._sql.defer(
             _ADD_HOLD,
             {
                 "id": hold.id,
@@ -534,9 +525,7 @@ _UPDATE_JOB = Compiled(
 
 class SqlJobs(_Repository):
     async def add(self, job: Job) -> None:
-        await self._insert_compiled(
-            _ADD_JOB, {"id": job.id, "version": job.version, **_job_values(job)}
-        )
+        self._sql.defer(_ADD_JOB, {"id": job.id, "version": job.version, **_job_values(job)})
 
     async def get(self, job_id: uuid.UUID, *, lock: bool = False) -> Job | None:
         row = await self._sql.one(_LOCK_JOB if lock else _GET_JOB, {"id": job_id})
@@ -705,7 +694,7 @@ _ADD_EVENT = Compiled(insert(t.job_events).values(_params(c.name for c in t.job_
 
 class SqlJobEvents(_Repository):
     async def add(self, event: JobEvent) -> None:
-        await self._insert_compiled(
+        self._sql.defer(
             _ADD_EVENT,
             {
                 "id": event.id,
@@ -811,9 +800,9 @@ class SqlMedia(_Repository):
         if asset.kind is MediaKind.VIDEO:
             values["duration_seconds"] = asset.duration_seconds
             values["thumbnail_key"] = asset.thumbnail_key
-            await self._insert_compiled(_ADD_VIDEO, values)
+            self._sql.defer(_ADD_VIDEO, values)
         else:
-            await self._insert_compiled(_ADD_IMAGE, values)
+            self._sql.defer(_ADD_IMAGE, values)
 
     async def get(self, asset_id: uuid.UUID) -> MediaAsset | None:
         result = await self._conn.execute(select(_MEDIA).where(_MEDIA.c.id == asset_id))
@@ -873,8 +862,21 @@ class SqlIdempotency(_Repository):
         row = await self._sql.one(_GET_RECORD, {"user_id": user_id, "key": key})
         return None if row is None else _record(row)
 
+    async def claim(self, user_id: uuid.UUID, key: str) -> tuple[bool, IdempotencyRecord | None]:
+        # one round trip; the record is read after the lock is tried, with a fresh
+        # snapshot: a request that held the key and committed is seen
+        locked, records = await self._sql.both(
+            _TRY_LOCK,
+            {"user_id": str(user_id), "key": key},
+            _GET_RECORD,
+            {"user_id": user_id, "key": key},
+        )
+        if not locked[0]["locked"]:
+            return False, None
+        return True, _record(records[0]) if records else None
+
     async def add(self, record: IdempotencyRecord) -> None:
-        added = await self._insert_new_compiled(
+        added = await self._sql.one(
             _ADD_RECORD,
             {
                 "user_id": record.user_id,
@@ -885,5 +887,5 @@ class SqlIdempotency(_Repository):
                 "created_at": record.created_at,
             },
         )
-        if not added:
+        if added is None:
             raise DuplicateEntry(f"idempotency key {record.key!r} exists")

@@ -8,7 +8,7 @@ from typing import Any, Self
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.supabase.compiled import Driver
+from adapters.supabase.compiled import Driver, SqlConnection
 from adapters.supabase.db import liveness
 from adapters.supabase.purchases import SqlPurchases
 from adapters.supabase.repositories import (
@@ -55,14 +55,16 @@ class SqlUnitOfWork:
             raise
         self._connection = connection
         self._raw = raw
+        self._driver = driver
         self.committed = False
-        self.profiles = SqlProfiles(connection, driver)
-        self.ledger = SqlLedger(connection, driver)
-        self.jobs = SqlJobs(connection, driver)
-        self.job_events = SqlJobEvents(connection, driver)
-        self.media = SqlMedia(connection, driver)
-        self.idempotency = SqlIdempotency(connection, driver)
-        self.purchases = SqlPurchases(connection)
+        sql = SqlConnection(connection, driver)
+        self.profiles = SqlProfiles(sql, driver)
+        self.ledger = SqlLedger(sql, driver)
+        self.jobs = SqlJobs(sql, driver)
+        self.job_events = SqlJobEvents(sql, driver)
+        self.media = SqlMedia(sql, driver)
+        self.idempotency = SqlIdempotency(sql, driver)
+        self.purchases = SqlPurchases(sql)
         return self
 
     async def __aexit__(
@@ -74,6 +76,7 @@ class SqlUnitOfWork:
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        self._driver.discard()  # deferred writes after the last commit are never sent
         if self._raw is not None and self._raw.broken:
             # lost under a compiled statement, which SQLAlchemy did not see: drop it,
             # and have the pool check the others before handing them out
@@ -96,6 +99,9 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         connection = self._conn()
+        # the deferred writes and COMMIT in one round trip; then SQLAlchemy's own
+        # commit finds the transaction ended and only closes its books
+        await self._driver.commit()
         await connection.commit()
         self.committed = True
         # begin the next one at once (that sends nothing: psycopg opens it with the
@@ -105,6 +111,7 @@ class SqlUnitOfWork:
 
     async def rollback(self) -> None:
         connection = self._conn()
+        self._driver.discard()
         await connection.rollback()
         await connection.begin()
 

@@ -149,8 +149,7 @@ async def place_hold(
     uow: UnitOfWork, *, user_id: uuid.UUID, amount: int, reference: str, now: datetime
 ) -> Hold:
     """Reserve ``amount`` from the soonest-expiring lots. Raises InsufficientCredits."""
-    balance = await uow.ledger.lock_account(user_id)
-    lots = await uow.ledger.lots(user_id)
+    balance, lots = await uow.ledger.lock_account_with_lots(user_id)
     if any(lot.is_expired(now) for lot in lots):
         balance -= await expire_due_lots(uow, user_id, now)
         lots = await uow.ledger.lots(user_id)

@@ -60,9 +60,9 @@ async def idempotent(
     """
     if key is None:
         return None
-    if not await uow.idempotency.try_lock(user_id, key):
+    held, record = await uow.idempotency.claim(user_id, key)
+    if not held:
         raise IdempotencyInProgress("a request with this Idempotency-Key is in progress")
-    record = await uow.idempotency.get(user_id, key)
     if record is None:
         return None
     if record.request_hash != request_hash:

@@ -419,6 +419,63 @@ async def test_a_locked_account_makes_a_second_locker_wait_and_then_see_the_new_
     assert order == ["first ends", "second locked"]
 
 
+async def test_locking_with_lots_waits_for_the_holder_and_reads_the_lots_it_left(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    # the lots must be read after the lock is held (a fresh snapshot), or a hold
+    # would allocate credits another unit just took
+    user = await new_user(uow_factory)
+    lot = Lot(
+        id=uuid.uuid4(), user_id=user, source=EntryKind.GRANT, amount=10, remaining=10,
+        created_at=T0, reference="grant",
+    )  # fmt: skip
+    async with uow_factory() as uow:
+        await uow.ledger.add_lot(lot)
+        await uow.ledger.append(entry(user, 10, 10))
+        await uow.commit()
+    trying = asyncio.Event()
+
+    async def second() -> tuple[int, list[Lot]]:
+        async with uow_factory() as uow:
+            trying.set()
+            return await uow.ledger.lock_account_with_lots(user)
+
+    async with uow_factory() as first:
+        assert await first.ledger.lock_account_with_lots(user) == (10, [lot])
+        task = asyncio.create_task(second())
+        await trying.wait()
+        await asyncio.sleep(WAIT)
+        assert not task.done(), "the second unit got the account while the first held it"
+        await first.ledger.set_lot_remaining(lot.id, 3)
+        await first.ledger.append(entry(user, -7, 3, key="spend"))
+        await first.commit()
+    balance, lots = await asyncio.wait_for(task, 10)
+    assert (balance, [(x.id, x.remaining) for x in lots]) == (3, [(lot.id, 3)])
+    async with uow_factory() as uow:
+        with pytest.raises(NotFound):
+            await uow.ledger.lock_account_with_lots(uuid.uuid4())
+
+
+async def test_claiming_a_key_holds_it_and_reads_what_the_last_holder_committed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    record = IdempotencyRecord(
+        user_id=user, key="tap", request_hash="h", status_code=202, response_body=b"{}",
+        created_at=T0,
+    )  # fmt: skip
+    async with uow_factory() as holder:
+        assert await holder.idempotency.claim(user, "tap") == (True, None)
+        assert await holder.idempotency.claim(user, "tap") == (True, None)  # re-entrant
+        async with uow_factory() as other:
+            assert await other.idempotency.claim(user, "tap") == (False, None)
+            assert await other.idempotency.claim(user, "other") == (True, None)
+        await holder.idempotency.add(record)
+        await holder.commit()
+    async with uow_factory() as uow:
+        assert await uow.idempotency.claim(user, "tap") == (True, record)
+
+
 # jobs ------------------------------------------------------------------------------------
 
 

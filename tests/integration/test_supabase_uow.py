@@ -23,6 +23,7 @@ from core.errors import (
     NotFound,
 )
 from core.idempotency import IdempotencyRecord
+from core.job_events import JobEvent, JobEventKind
 from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
 from core.media import MediaAsset, MediaKind
 from core.pricing import ModelKind
@@ -402,9 +403,36 @@ async def test_a_job_round_trips(uows: SqlUnitOfWorkFactory) -> None:
 async def test_a_job_for_a_user_without_a_profile_is_not_found(
     uows: SqlUnitOfWorkFactory,
 ) -> None:
+    # an insert is checked when it reaches the database: with the next statement, or
+    # at the latest with the commit, which then commits nothing
+    job = job_for(uuid.uuid4())
     async with uows() as uow:
         with pytest.raises(NotFound):
-            await uow.jobs.add(job_for(uuid.uuid4()))
+            await uow.jobs.add(job)
+            await uow.commit()
+        assert not uow.committed
+    async with uows() as uow:
+        assert await uow.jobs.get(job.id) is None
+
+
+async def test_deferred_inserts_are_seen_by_the_statements_after_them(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    # a job and its event are sent with the next statement, whether that is compiled
+    # (jobs.get) or built per call (list_by_status): both see them
+    user_id = await new_user(uows)
+    job = job_for(user_id)
+    async with uows() as uow:
+        await uow.jobs.add(job)
+        assert await uow.jobs.get(job.id) == job
+        await uow.job_events.add(JobEvent.new(job.id, user_id, JobEventKind.QUEUED, "q", NOW))
+        assert [e.job_id for e in await uow.job_events.list_for_job(job.id)] == [job.id]
+        assert job.id in [j.id for j in await uow.jobs.list_by_status({job.status}, limit=1000)]
+        await uow.rollback()
+        assert await uow.jobs.get(job.id) is None
+        await uow.jobs.add(job)  # deferred, then discarded unsent when the unit ends
+    async with uows() as uow:
+        assert await uow.jobs.get(job.id) is None
 
 
 async def test_an_update_bumps_the_version_and_keeps_every_field(
