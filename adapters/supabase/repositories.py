@@ -132,14 +132,14 @@ class SqlProfiles(_Repository):
         return None if row is None else _profile(row)
 
     async def ensure(self, user_id: uuid.UUID, email: str | None) -> Profile:
+        profile = await self.get(user_id)
+        if profile is not None:
+            return profile
         new_profile = (
             insert(t.profiles)
             .values(id=user_id, email=email)
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        profile = await self.get(user_id)
-        if profile is not None:
-            return profile
         try:
             # On Supabase the auth user exists (it signed in to get its token), so
             # this succeeds without touching auth.users, which the app's role may

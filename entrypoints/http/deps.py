@@ -18,14 +18,19 @@ def get_runtime(state: State) -> Runtime:
     return runtime
 
 
-async def get_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+async def get_principal(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Principal:
+    # depending on ``runtime`` (not on ``state``) puts the two in separate batches, so
+    # Litestar resolves them one after the other instead of in an anyio task group
+    # per request
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing bearer token")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    verifier = get_runtime(state).container.verifier()
+    verifier = runtime.container.verifier()
     principal: Principal = await verifier.verify(token.strip())
     return principal
 
