@@ -3,6 +3,12 @@
 A unit of work is an async context manager. Everything done through its
 repositories becomes visible to others only when ``commit()`` runs; leaving the
 block without a commit (or with an exception) rolls everything back.
+
+A write whose method returns nothing (``add``, ``add_hold``, ``set_lot_remaining``,
+...) may be sent later, with the next statement or the commit: its errors (NotFound
+for a missing parent row, ValueError for a lot that cannot hold the amount) are
+raised then, at the latest by ``commit()``, and nothing is committed. Reads always
+see the writes before them.
 """
 
 from __future__ import annotations

@@ -11,16 +11,17 @@ the statements that change shape per call.
 
 Round trips are the other cost, so the driver saves them where nothing is lost:
 
-- a plain insert whose answer nobody reads (a job, a hold, an event) is *deferred*:
-  it travels with the next statement in one pipeline (psycopg's pipeline mode), or
-  with the COMMIT. Its failure (a missing parent row) is raised there, and the unit
-  of work is lost then as it would have been at once: nothing is committed.
+- a write whose answer the caller does not need (a job, a hold, an event; a lot's new
+  remaining, which is only checked) is *deferred*: it travels with the next
+  statement in one pipeline (psycopg's pipeline mode), or with the COMMIT. Its
+  failure (a missing parent row, a failed check) is raised there, and the unit of
+  work is lost then as it would have been at once: nothing is committed.
 - the first statement of a transaction travels with its ``BEGIN``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -55,6 +56,10 @@ class Compiled:
         return f"Compiled({self.sql!r})"
 
 
+#: what a deferred statement's answer must satisfy; raises if it does not
+Check = Callable[[DictRow | None], Awaitable[None]]
+
+
 def _missing_reference(exc: pg_errors.ForeignKeyViolation) -> NotFound:
     """A foreign key violation means the caller named a row that does not exist."""
     return NotFound(exc.diag.message_detail or "a referenced row does not exist")
@@ -69,11 +74,14 @@ class Driver:
         self._connection = connection
         self._cursor = connection.cursor(row_factory=dict_row)
         self._other = connection.cursor(row_factory=dict_row)  # for ``both``
-        self._deferred: list[tuple[str, dict[str, Any]]] = []
+        self._deferred: list[tuple[str, dict[str, Any], Check | None]] = []
 
-    def defer(self, statement: Compiled, values: Mapping[str, Any]) -> None:
-        """Send ``statement`` with the next one, or with the commit."""
-        self._deferred.append((statement.sql, {**statement.defaults, **values}))
+    def defer(
+        self, statement: Compiled, values: Mapping[str, Any], *, check: Check | None = None
+    ) -> None:
+        """Send ``statement`` with the next one, or with the commit; then ``check`` is
+        given its first row (None if it answered none) and may raise."""
+        self._deferred.append((statement.sql, {**statement.defaults, **values}, check))
 
     def discard(self) -> None:
         """Forget the deferred statements (the transaction is being rolled back)."""
@@ -132,16 +140,26 @@ class Driver:
         self, *steps: tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], commit: bool = False
     ) -> None:
         deferred, self._deferred = self._deferred, []
+        checks: list[tuple[psycopg.AsyncCursor[DictRow], Check]] = []
         try:
             async with self._connection.pipeline():
-                for sql, params in deferred:
-                    await self._cursor.execute(sql, params)
+                for sql, params, check in deferred:
+                    if check is None:
+                        await self._cursor.execute(sql, params)
+                    else:  # a cursor of its own keeps its answer for the check
+                        cursor = self._connection.cursor(row_factory=dict_row)
+                        await cursor.execute(sql, params)
+                        checks.append((cursor, check))
                 for cursor, sql, params in steps:
                     await cursor.execute(sql, params)
-                if commit:
+                if commit and not checks:
                     await self._connection.commit()
         except pg_errors.ForeignKeyViolation as exc:
             raise _missing_reference(exc) from exc
+        for cursor, check in checks:
+            await check(await cursor.fetchone())
+        if commit and checks:  # checked writes are checked before they are committed
+            await self._connection.commit()
 
 
 class SqlConnection:

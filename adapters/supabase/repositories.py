@@ -406,11 +406,17 @@ class SqlLedger(_Repository):
         )
 
     async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None:
-        if await self._sql.one(_SET_REMAINING, {"lot_id": lot_id, "to": remaining}) is None:
+        # deferred (a hold's lot update travels with its ledger entry) and checked
+        # when it has run: a lot that refused it fails the unit of work there
+        async def updated(row: Mapping[str, Any] | None) -> None:
+            if row is not None:
+                return
             found = await self._sql.one(_LOT_AMOUNT, {"lot_id": lot_id})
             if found is None:
                 raise NotFound(f"no lot {lot_id}")
             raise ValueError(f"lot {lot_id} cannot hold {remaining} of {found['amount']}")
+
+        self._sql.defer(_SET_REMAINING, {"lot_id": lot_id, "to": remaining}, check=updated)
 
     async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
         c = t.credit_lots.c

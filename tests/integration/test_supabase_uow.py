@@ -377,13 +377,25 @@ async def test_a_released_hold_refills_its_lots(uows: SqlUnitOfWorkFactory) -> N
 
 
 async def test_a_lot_cannot_hold_more_than_it_was_given(uows: SqlUnitOfWorkFactory) -> None:
+    # the update is checked when it reaches the database: with the next statement,
+    # or at the latest with the commit, which then commits nothing
     user_id = await new_user(uows, credits=3)
     async with uows() as uow:
         [lot] = await uow.ledger.lots(user_id)
         with pytest.raises(ValueError):
             await uow.ledger.set_lot_remaining(lot.id, 4)
+            await uow.ledger.balance(user_id)
+    async with uows() as uow:
+        with pytest.raises(ValueError):
+            await uow.ledger.set_lot_remaining(lot.id, 4)
+            await uow.commit()
+        assert not uow.committed
+    async with uows() as uow:
         with pytest.raises(NotFound):
             await uow.ledger.set_lot_remaining(uuid.uuid4(), 0)
+            await uow.commit()
+    async with uows() as uow:
+        assert [x.remaining for x in await uow.ledger.lots(user_id)] == [3]
 
 
 # --- jobs -------------------------------------------------------------------------------
