@@ -397,8 +397,13 @@ def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any])
     ports = start_api(lab, env, args.api_procs)
     log(f"API up on {ports} (no worker: jobs only queue); load with {args.tool}")
     http_load(ports, max(args.levels), min(3.0, args.duration), tokens, "warm", args.tool)
-    service: dict[int, dict[str, Any]] = {}
     pids = [lab.procs[f"api{i}"].pid for i in range(args.api_procs)]
+    # pgbench warms up too (it prepares its statements per connection)
+    pgbench(db_name, max(args.levels), 2, first=1, nusers=args.users, cost=cost, lab=lab)
+    # each level: the service, then pgbench at once, so that both see the same machine
+    # (it is shared: other work comes and goes by the minute). The API processes stay
+    # up, idle, holding their pooled connections.
+    rows = []
     for c in args.levels:
         before, cpu = count_jobs(url), cpu_seconds(pids)
         svc = http_load(ports, c, args.duration, tokens, f"c{c}-{uuid.uuid4().hex[:6]}", args.tool)
@@ -407,32 +412,27 @@ def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any])
         )
         svc["jobs_committed"] = count_jobs(url) - before
         svc["loadavg"] = loadavg()
-        service[c] = svc
         log(
             f"c={c}: service {svc['rps']} req/s, p50 {svc['p50_ms']} p99 {svc['p99_ms']} ms,"
             f" API CPU {svc['api_cpu_ms_per_request']} ms/request"
         )
+        pgb = pgbench(db_name, c, args.duration, first=1, nusers=args.users, cost=cost, lab=lab)
+        pgb["loadavg"] = loadavg()
+        rows.append(_row(c, args.users, svc, pgb))
+        log(f"c={c}: pgbench {pgb['tps']} tps, p99 {pgb['p99_ms']} ms; ratio {rows[-1]['ratio']}")
+    result["submission"] = rows
     c1 = args.single_user_concurrency
     single = http_load(
         ports, c1, args.duration, single_tokens, f"one-{uuid.uuid4().hex[:6]}", args.tool
     )
     single["loadavg"] = loadavg()
     log(f"single user c={c1}: service {single['rps']} req/s, p99 {single['p99_ms']} ms")
-    # the API's pooled connections go, so pgbench has the server's connection slots
-    for i in range(args.api_procs):
-        lab.stop(f"api{i}")
-    pgbench(db_name, max(args.levels), 2, first=1, nusers=args.users, cost=cost, lab=lab)
-    rows = []
-    for c in args.levels:
-        pgb = pgbench(db_name, c, args.duration, first=1, nusers=args.users, cost=cost, lab=lab)
-        pgb["loadavg"] = loadavg()
-        rows.append(_row(c, args.users, service[c], pgb))
-        log(f"c={c}: pgbench {pgb['tps']} tps, p99 {pgb['p99_ms']} ms; ratio {rows[-1]['ratio']}")
-    result["submission"] = rows
     pgb = pgbench(db_name, c1, args.duration, first=SINGLE_USER, nusers=1, cost=cost, lab=lab)
     pgb["loadavg"] = loadavg()
     result["single_user"] = _row(c1, 1, single, pgb)
     log(f"single user c={c1}: pgbench {pgb['tps']} tps; ratio {result['single_user']['ratio']}")
+    for i in range(args.api_procs):
+        lab.stop(f"api{i}")
 
 
 def _row(c: int, users: int, svc: dict[str, Any], pgb: dict[str, Any]) -> dict[str, Any]:

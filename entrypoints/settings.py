@@ -151,15 +151,30 @@ def runpod_endpoints(spec: str | None) -> dict[str, str]:
 
 
 def kept_secret(data_dir: Path, name: str) -> str:
-    """A random secret generated once and kept in the data directory (mode 0600)."""
+    """A random secret generated once and kept in the data directory (mode 0600).
+
+    Processes starting together (``serve`` and a ``worker`` on one data dir) agree on
+    one secret: each writes its candidate to a file of its own and links it into
+    place, which only the first can do; the others read the winner's, never a
+    half-written file.
+    """
     path = data_dir / name
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
+    candidate = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(candidate, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        candidate.unlink(missing_ok=True)
     return value
 
 

@@ -1,0 +1,38 @@
+"""Secrets kept in the data directory: processes that start together agree on one."""
+
+from __future__ import annotations
+
+import multiprocessing
+import stat
+import time
+from pathlib import Path
+
+from entrypoints.settings import kept_secret
+
+
+def _make(data_dir: str, start_at: float, out: multiprocessing.Queue[str]) -> None:
+    while time.time() < start_at:  # start together, to race for the file
+        pass
+    out.put(kept_secret(Path(data_dir), "media_secret"))
+
+
+def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[str] = context.Queue()
+    start_at = time.time() + 2.0
+    procs = [
+        context.Process(target=_make, args=(str(tmp_path / "data"), start_at, results))
+        for _ in range(6)
+    ]
+    for proc in procs:
+        proc.start()
+    values = [results.get(timeout=30) for _ in procs]
+    for proc in procs:
+        proc.join(10)
+        assert proc.exitcode == 0
+    path = tmp_path / "data" / "media_secret"
+    assert len(set(values)) == 1
+    assert values[0] == path.read_text() and len(values[0]) >= 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["media_secret"]  # no candidates left
+    assert kept_secret(tmp_path / "data", "media_secret") == values[0]  # kept
