@@ -152,4 +152,5 @@ class AppContainer(containers.DeclarativeContainer):
         policy=policy,
         providers=gpus,
         router=router,
+        storage=storage,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -45,6 +46,7 @@ class _Data:
     store_notifications: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     job_events: dict[uuid.UUID, JobEvent] = field(default_factory=dict)
     enqueued_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    upload_intents: dict[str, tuple[uuid.UUID, datetime]] = field(default_factory=dict)
 
 
 class InMemoryStore:
@@ -363,6 +365,19 @@ class InMemoryIdempotency(_Repo):
         self._d.idempotency[(record.user_id, record.key)] = record
 
 
+class InMemoryUploads(_Repo):
+    async def expect(self, storage_key: str, user_id: uuid.UUID, at: datetime) -> None:
+        self._d.upload_intents.setdefault(storage_key, (user_id, at))
+
+    async def settle(self, storage_keys: Sequence[str]) -> None:
+        for key in storage_keys:
+            self._d.upload_intents.pop(key, None)
+
+    async def stale(self, before: datetime, *, limit: int) -> list[str]:
+        due = [(at, key) for key, (_, at) in self._d.upload_intents.items() if at < before]
+        return [key for _, key in sorted(due)[:limit]]
+
+
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -377,6 +392,7 @@ class InMemoryUnitOfWork:
         self.media = InMemoryMedia(self)
         self.idempotency = InMemoryIdempotency(self)
         self.purchases = InMemoryPurchases(self)
+        self.uploads = InMemoryUploads(self)
 
     def view(self) -> _Data:
         if self._work is None:

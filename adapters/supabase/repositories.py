@@ -13,7 +13,7 @@ the rest are built per call with SQLAlchemy Core.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     RowMapping,
     and_,
     bindparam,
+    delete,
     func,
     literal,
     null,
@@ -895,3 +896,35 @@ class SqlIdempotency(_Repository):
         )
         if added is None:
             raise DuplicateEntry(f"idempotency key {record.key!r} exists")
+
+
+# --- upload intents ---------------------------------------------------------------------
+
+_U = t.upload_intents.c
+_EXPECT_UPLOAD = Compiled(
+    insert(t.upload_intents)
+    .values(_params(["storage_key", "user_id", "created_at"]))
+    .on_conflict_do_nothing(index_elements=["storage_key"])
+)
+
+
+class SqlUploads(_Repository):
+    async def expect(self, storage_key: str, user_id: uuid.UUID, at: datetime) -> None:
+        self._sql.defer(
+            _EXPECT_UPLOAD, {"storage_key": storage_key, "user_id": user_id, "created_at": at}
+        )
+
+    async def settle(self, storage_keys: Sequence[str]) -> None:
+        if storage_keys:
+            await self._conn.execute(
+                delete(t.upload_intents).where(_U.storage_key.in_(list(storage_keys)))
+            )
+
+    async def stale(self, before: datetime, *, limit: int) -> list[str]:
+        result = await self._conn.execute(
+            select(_U.storage_key)
+            .where(_U.created_at < before)
+            .order_by(_U.created_at, _U.storage_key)
+            .limit(limit)
+        )
+        return [key for (key,) in result]

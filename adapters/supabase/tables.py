@@ -237,6 +237,14 @@ idempotency_records = Table(
 )
 
 #: constraint names the repositories translate into domain errors
+upload_intents = Table(
+    "upload_intents",
+    metadata,
+    Column("storage_key", Text, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    _ts("created_at"),
+)
+
 LEDGER_IDEMPOTENCY_KEY = "credit_ledger_user_idempotency_key"
 IDEMPOTENCY_RECORDS_PKEY = "idempotency_records_pkey"
 

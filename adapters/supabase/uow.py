@@ -18,6 +18,7 @@ from adapters.supabase.repositories import (
     SqlLedger,
     SqlMedia,
     SqlProfiles,
+    SqlUploads,
 )
 
 
@@ -33,6 +34,7 @@ class SqlUnitOfWork:
     media: SqlMedia
     idempotency: SqlIdempotency
     purchases: SqlPurchases
+    uploads: SqlUploads
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -65,6 +67,7 @@ class SqlUnitOfWork:
         self.media = SqlMedia(sql, driver)
         self.idempotency = SqlIdempotency(sql, driver)
         self.purchases = SqlPurchases(sql)
+        self.uploads = SqlUploads(sql, driver)
         return self
 
     async def __aexit__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -30,6 +30,10 @@ from ports.repositories import UnitOfWork, UnitOfWorkFactory
 from ports.storage import MediaStorage
 
 log = logging.getLogger("genstudio.jobs")
+
+#: an upload still expected this long after it was stored belongs to a submission
+#: that never committed: far longer than any request takes
+ORPHAN_AFTER = timedelta(hours=1)
 
 #: queue priority by subscription tier: paying users first
 TIER_PRIORITY = {SubscriptionTier.FREE: 0, SubscriptionTier.PRO: 5, SubscriptionTier.PREMIUM: 9}
@@ -146,7 +150,7 @@ async def submit_edit(
     painted = await inspector.inspect_mask(
         mask.data, mask.content_type, field="mask", size=(picture.width, picture.height)
     )
-    uploads = _Uploads(storage, clock, user_id, captioner)
+    uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
     image_key = uploads.plan(picture)
     mask_key = uploads.plan(painted)
     params = EditParams(
@@ -226,7 +230,7 @@ async def submit_video(
         first_frame_key="-" if first_frame else None,
         last_frame_key="-" if last_frame else None,
     ).validate(resolutions=catalog.video_resolutions(spec.id))
-    uploads = _Uploads(storage, clock, user_id, captioner)
+    uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
     keys: dict[str, str | None] = {}
     for name, upload in (
         ("image", image),
@@ -271,15 +275,23 @@ async def submit_video(
 
 
 class _Uploads:
-    """Uploads of one submission: stored before it, recorded with it, undone without it."""
+    """Uploads of one submission: stored before it, recorded with it, undone without it.
+
+    Each is *expected* (``uow.uploads``, committed) before its bytes are stored, and
+    settled by the submission's own transaction or once deleted again; if the process
+    dies in between, the reconciler finds it expected long after and deletes it
+    (``sweep_orphaned_uploads``), so a user's photo is never kept without a record.
+    """
 
     def __init__(
         self,
+        uow_factory: UnitOfWorkFactory,
         storage: MediaStorage,
         clock: Clock,
         user_id: uuid.UUID,
         captioner: Captioner | None = None,
     ) -> None:
+        self.uow_factory = uow_factory
         self.storage = storage
         self.clock = clock
         self.user_id = user_id
@@ -309,6 +321,11 @@ class _Uploads:
         self, submit: Callable[[Sequence[MediaAsset]], Awaitable[Submitted]]
     ) -> Submitted:
         stored: list[str] = []
+        if self.planned:
+            async with self.uow_factory() as uow:
+                for asset, _ in self.planned:
+                    await uow.uploads.expect(asset.storage_key, self.user_id, self.clock.now())
+                await uow.commit()
         if self.captioner is not None:
             self.planned = [
                 (
@@ -332,11 +349,21 @@ class _Uploads:
         return result
 
     async def _delete(self, keys: list[str]) -> None:
+        deleted = []
         for key in keys:
             try:
                 await self.storage.delete(key)
+                deleted.append(key)
             except Exception:  # best effort: the submission's own error matters more
                 log.warning("could not delete an unused upload", extra={"key": key})
+        # planned but never stored: nothing to delete
+        deleted += [a.storage_key for a, _ in self.planned if a.storage_key not in keys]
+        try:
+            async with self.uow_factory() as uow:
+                await uow.uploads.settle(deleted)
+                await uow.commit()
+        except Exception:  # the reconciler deletes (again) and settles them later
+            log.warning("could not settle deleted uploads", extra={"keys": deleted})
 
 
 async def submit_job(
@@ -397,6 +424,8 @@ async def submit_job(
         await uow.jobs.add(job)
         for asset in uploads:
             await uow.media.add(asset)
+        if uploads:  # recorded now: no longer orphans if this commits
+            await uow.uploads.settle([asset.storage_key for asset in uploads])
         body = await render(job)
         if idempotency_key is not None:
             await uow.idempotency.add(
@@ -518,3 +547,33 @@ async def enhanced(params: ImageParams, enhancer: PromptEnhancer) -> ImageParams
     if not better.strip() or better == params.prompt:
         return params
     return msgspec.structs.replace(params, prompt=better, original_prompt=params.prompt)
+
+
+async def sweep_orphaned_uploads(
+    uow_factory: UnitOfWorkFactory,
+    storage: MediaStorage,
+    clock: Clock,
+    *,
+    older_than: timedelta = ORPHAN_AFTER,
+    limit: int = 200,
+) -> int:
+    """Delete uploads stored for a submission that never committed (the process died
+    between storing and committing). Idempotent; returns how many were swept."""
+    async with uow_factory() as uow:
+        keys = await uow.uploads.stale(clock.now() - older_than, limit=limit)
+    swept = []
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except Exception as exc:  # the next pass tries again
+            log.warning(
+                "could not delete an orphaned upload", extra={"key": key, "error": str(exc)}
+            )
+            continue
+        swept.append(key)
+    if swept:
+        async with uow_factory() as uow:
+            await uow.uploads.settle(swept)
+            await uow.commit()
+        log.info("swept orphaned uploads", extra={"count": len(swept)})
+    return len(swept)

@@ -3,8 +3,9 @@
 Runs every few seconds (the Taskiq scheduler in production, a loop in the embedded
 default). It re-sends wake-ups for due jobs whose message was lost (Redis flushed
 or restarted), whose retry time has come, or whose worker died (lease expired),
-and refreshes each GPU provider's health for the router. Idempotent: a wake-up
-too many only makes a worker find nothing to claim.
+and refreshes each GPU provider's health for the router. Given the media storage, it
+also deletes orphaned uploads (stored for a submission that never committed).
+Idempotent: a wake-up too many only makes a worker find nothing to claim.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import msgspec
 from core.jobs import JobStatus
 from core.queueing import QueuePolicy
 from core.routing import ProviderRouter
+from core.services.generation import sweep_orphaned_uploads
 from ports.clock import Clock
 from ports.gpu import GpuProvider, ProviderHealth
 from ports.queue import JobQueue
 from ports.repositories import UnitOfWorkFactory
+from ports.storage import MediaStorage
 
 log = logging.getLogger("genstudio.reconciler")
 
@@ -33,6 +36,7 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
     woken: int
     abandoned: int
     health: dict[str, bool]
+    orphans_swept: int = 0
 
 
 class Reconciler:
@@ -45,6 +49,7 @@ class Reconciler:
         policy: QueuePolicy | None = None,
         providers: Mapping[str, GpuProvider] | None = None,
         router: ProviderRouter | None = None,
+        storage: MediaStorage | None = None,
         batch: int = 500,
     ) -> None:
         self.uow_factory = uow_factory
@@ -53,6 +58,7 @@ class Reconciler:
         self.policy = policy or QueuePolicy()
         self.providers = dict(providers or {})
         self.router = router
+        self.storage = storage
         self.batch = batch
 
     async def tick(self, *, fresh_start: bool = False) -> ReconcileReport:
@@ -87,7 +93,12 @@ class Reconciler:
             await self.queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
         if jobs:
             log.info("reconciled", extra={"woken": len(jobs), "abandoned": abandoned})
-        return ReconcileReport(woken=len(jobs), abandoned=abandoned, health=health)
+        swept = 0
+        if self.storage is not None:
+            swept = await sweep_orphaned_uploads(self.uow_factory, self.storage, self.clock)
+        return ReconcileReport(
+            woken=len(jobs), abandoned=abandoned, health=health, orphans_swept=swept
+        )
 
     async def _check_health(self) -> dict[str, bool]:
         async def one(name: str, gpu: GpuProvider) -> tuple[str, ProviderHealth]:

@@ -650,3 +650,33 @@ async def test_idempotency_records_round_trip_byte_for_byte(
         with pytest.raises(DuplicateEntry):
             await uow.idempotency.add(msgspec.structs.replace(record, status_code=200))
         assert await uow.idempotency.get(user, "tap-1") == record
+
+
+# uploads ---------------------------------------------------------------------------------
+
+
+async def test_expected_uploads_stay_until_settled_and_go_stale_oldest_first(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = uuid.uuid4()  # no profile needed: an upload is expected before the submission
+    keys = [f"{user}/uploads/{uuid.uuid4()}.png" for _ in range(3)]
+    async with uow_factory() as uow:
+        await uow.uploads.expect(keys[1], user, T0 + SECOND)
+        await uow.uploads.expect(keys[0], user, T0)
+        await uow.uploads.expect(keys[2], user, T0 + 2 * SECOND)
+        await uow.uploads.expect(keys[0], user, T0 + 5 * SECOND)  # again: the first time counts
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.uploads.stale(T0 + 2 * SECOND, limit=10) == keys[:2]
+        assert await uow.uploads.stale(T0 + 3 * SECOND, limit=2) == keys[:2]
+        assert await uow.uploads.stale(T0, limit=10) == []
+        await uow.uploads.settle([keys[0], "never/expected.png"])
+        await uow.rollback()  # the settle is undone
+        assert await uow.uploads.stale(T0 + 3 * SECOND, limit=10) == keys
+        await uow.uploads.settle(keys[:2])
+        await uow.uploads.settle([])
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.uploads.stale(T0 + 3 * SECOND, limit=10) == [keys[2]]
+        await uow.uploads.settle([keys[2]])  # leave nothing behind in a shared database
+        await uow.commit()

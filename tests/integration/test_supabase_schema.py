@@ -122,6 +122,8 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         "allowance_grants",
         # 0004: job reliability
         "job_events",
+        # 0006: uploads stored ahead of their submission
+        "upload_intents",
     }
     assert public_tables(db) == expected == PUBLIC_TABLES
 

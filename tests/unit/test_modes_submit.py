@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from datetime import timedelta
 
 import msgspec
 import pytest
@@ -16,8 +17,17 @@ from core.errors import IdempotencyMismatch, InsufficientCredits, InvalidInput
 from core.jobs import EditParams, JobStatus, VideoInput, VideoParams
 from core.media import MediaKind
 from core.pricing import DEFAULT_CATALOG
-from core.services.generation import Submitted, Upload, submit_edit, submit_video
+from core.services.generation import (
+    ORPHAN_AFTER,
+    Submitted,
+    Upload,
+    submit_edit,
+    submit_video,
+    sweep_orphaned_uploads,
+)
+from core.services.reconcile import Reconciler
 from ports.gpu import Completed, OutputRole, ProviderOutput, ProviderStatus
+from ports.storage import StorageUnavailable
 from tests.unit.support import Studio, render
 
 
@@ -313,3 +323,73 @@ async def test_an_image_job_refuses_an_mp4_output(studio: Uploading) -> None:
     done = await studio.drive(job.id)
     assert done is not None and done.status is not JobStatus.SUCCEEDED
     assert msgspec.json.encode(done.error).find(b"video/mp4") > 0
+
+
+# --- orphaned uploads ---------------------------------------------------------------------
+
+
+async def expected_uploads(studio: Uploading) -> list[str]:
+    async with studio.factory() as uow:
+        return await uow.uploads.stale(studio.clock.now() + timedelta(days=365), limit=100)
+
+
+async def test_uploads_are_settled_by_the_submission_or_their_deletion(studio: Uploading) -> None:
+    user = await studio.user_with(5)
+    await studio.edit(user)  # recorded with the job
+    await studio.edit(user, key="k")
+    await studio.edit(user, key="k")  # a replay: its own uploads are deleted
+    with pytest.raises(InsufficientCredits):  # refused: its uploads are deleted
+        await studio.edit(user, image=png(2048, 2048), mask_png=mask(2048, 2048))
+    assert await expected_uploads(studio) == []
+    assert len(studio.storage.objects) == 4 == len(await studio.uploads_of(user))
+
+
+async def test_uploads_left_behind_are_swept_once_old_enough_and_only_they(
+    studio: Uploading, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await studio.user_with(1)
+    kept = await studio.edit(user)  # recorded: must survive every sweep
+    assert kept.job_id is not None
+    recorded = sorted(studio.storage.objects)
+
+    # the next submission cannot be paid and its uploads cannot be deleted (storage
+    # down): they stay behind as if the process had died between storing and committing
+    async def down(key: str) -> None:
+        raise StorageUnavailable("storage is down")
+
+    monkeypatch.setattr(studio.storage, "delete", down)
+    with pytest.raises(InsufficientCredits):
+        await studio.edit(user)
+    monkeypatch.undo()
+    orphans = sorted(set(studio.storage.objects) - set(recorded))
+    assert len(orphans) == 2 and sorted(await expected_uploads(studio)) == orphans
+
+    reconciler = Reconciler(studio.factory, studio.queue, studio.clock, storage=studio.storage)
+    assert (await reconciler.tick()).orphans_swept == 0  # too young: maybe still in flight
+    studio.clock.advance(ORPHAN_AFTER.total_seconds() + 1)
+    assert (await reconciler.tick()).orphans_swept == 2
+    assert sorted(studio.storage.objects) == recorded == await studio.uploads_of(user)
+    assert await expected_uploads(studio) == []
+    assert await sweep_orphaned_uploads(studio.factory, studio.storage, studio.clock) == 0
+
+
+async def test_an_orphan_whose_deletion_fails_is_swept_on_a_later_pass(
+    studio: Uploading, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = uuid.uuid4()
+    key = f"{user}/uploads/{uuid.uuid4()}.png"  # expected and stored, then the process died
+    async with studio.factory() as uow:
+        await uow.uploads.expect(key, user, studio.clock.now())
+        await uow.commit()
+    await studio.storage.put(key, png(), "image/png")
+    studio.clock.advance(ORPHAN_AFTER.total_seconds() + 1)
+
+    async def down(key: str) -> None:
+        raise StorageUnavailable("storage is down")
+
+    monkeypatch.setattr(studio.storage, "delete", down)
+    assert await sweep_orphaned_uploads(studio.factory, studio.storage, studio.clock) == 0
+    assert await expected_uploads(studio) == [key]
+    monkeypatch.undo()
+    assert await sweep_orphaned_uploads(studio.factory, studio.storage, studio.clock) == 1
+    assert studio.storage.objects == {} and await expected_uploads(studio) == []
