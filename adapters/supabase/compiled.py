@@ -68,13 +68,16 @@ def _missing_reference(exc: pg_errors.ForeignKeyViolation) -> NotFound:
 class Driver:
     """Runs compiled statements on one psycopg connection (a unit of work's)."""
 
-    __slots__ = ("_connection", "_cursor", "_deferred", "_other")
+    __slots__ = ("_connection", "_cursor", "_deferred", "_failed", "_other")
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self._connection = connection
         self._cursor = connection.cursor(row_factory=dict_row)
         self._other = connection.cursor(row_factory=dict_row)  # for ``both``
         self._deferred: list[tuple[str, dict[str, Any], Check | None]] = []
+        # a deferred write failed: the transaction holds writes made after it, so it
+        # must not commit, even if the caller caught the error
+        self._failed: BaseException | None = None
 
     def defer(
         self, statement: Compiled, values: Mapping[str, Any], *, check: Check | None = None
@@ -86,6 +89,7 @@ class Driver:
     def discard(self) -> None:
         """Forget the deferred statements (the transaction is being rolled back)."""
         self._deferred.clear()
+        self._failed = None
 
     async def run(self, statement: Compiled, values: Mapping[str, Any]) -> None:
         await self._execute(statement, values)
@@ -120,6 +124,10 @@ class Driver:
 
     async def commit(self) -> None:
         """COMMIT, with the deferred statements ahead of it in the same round trip."""
+        if self._failed is not None:
+            raise RuntimeError(
+                "a deferred write of this unit of work failed; it can only roll back"
+            ) from self._failed
         if self._deferred:
             await self._pipelined(commit=True)
         else:
@@ -141,6 +149,21 @@ class Driver:
     ) -> None:
         deferred, self._deferred = self._deferred, []
         checks: list[tuple[psycopg.AsyncCursor[DictRow], Check]] = []
+        try:
+            await self._send(deferred, steps, checks, commit=commit)
+        except BaseException as exc:
+            if deferred:
+                self._failed = exc
+            raise
+
+    async def _send(
+        self,
+        deferred: list[tuple[str, dict[str, Any], Check | None]],
+        steps: tuple[tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], ...],
+        checks: list[tuple[psycopg.AsyncCursor[DictRow], Check]],
+        *,
+        commit: bool,
+    ) -> None:
         try:
             async with self._connection.pipeline():
                 for sql, params, check in deferred:

@@ -394,8 +394,19 @@ async def test_a_lot_cannot_hold_more_than_it_was_given(uows: SqlUnitOfWorkFacto
         with pytest.raises(NotFound):
             await uow.ledger.set_lot_remaining(uuid.uuid4(), 0)
             await uow.commit()
+    # a caller that catches the error cannot commit what came after the failed write
     async with uows() as uow:
-        assert [x.remaining for x in await uow.ledger.lots(user_id)] == [3]
+        await uow.ledger.set_lot_remaining(lot.id, 4)
+        with pytest.raises(ValueError):
+            await uow.ledger.append(entry(user_id, 5, "after", balance_after=8))
+        with pytest.raises(RuntimeError, match="can only roll back"):
+            await uow.commit()
+        await uow.rollback()  # and then the unit goes on
+        await uow.ledger.set_lot_remaining(lot.id, 2)
+        await uow.commit()
+    async with uows() as uow:
+        assert [x.remaining for x in await uow.ledger.lots(user_id)] == [2]
+        assert await uow.ledger.balance(user_id) == 3
 
 
 # --- jobs -------------------------------------------------------------------------------
