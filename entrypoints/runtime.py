@@ -55,7 +55,7 @@ async def open_runtime(
     receiver starts the broker); otherwise the broker only sends."""
     settings = resolve_secrets(settings)
     url = await database_url(settings)
-    engine = make_engine(url, pool_size=settings.db_pool_size)
+    engine = make_engine(url, pool_size=settings.db_pool_size, prepared=settings.db_prepared)
     broker: AsyncBroker | None = None
     queue: InMemoryJobQueue | TaskiqJobQueue
     if settings.redis_url:

@@ -30,6 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     log_json: bool = True
     db_pool_size: int = 10
+    db_prepared: bool = True
     local_gpu_seconds: float = 0.0  # the preview renderer's minimum time per job
     apple: AppleSettings = msgspec.field(default_factory=AppleSettings)  # APPLE_*
     google: GoogleSettings = msgspec.field(default_factory=GoogleSettings)  # GOOGLE_*
@@ -90,6 +91,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             except ValueError:
                 raise SystemExit(f"{name} must be a number, not {raw!r}") from None
 
+        def switch(name: str, default: bool) -> bool:
+            raw = opt(name)
+            if raw is None:
+                return default
+            if raw.lower() in ("1", "on", "true", "yes"):
+                return True
+            if raw.lower() in ("0", "off", "false", "no"):
+                return False
+            raise SystemExit(f"{name} must be on or off, not {raw!r}")
+
         return cls(
             database_url=opt("DATABASE_URL"),
             redis_url=opt("REDIS_URL"),
@@ -108,6 +119,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=(opt("GENSTUDIO_LOG_LEVEL") or "INFO").upper(),
             log_json=(opt("GENSTUDIO_LOG_FORMAT") or "json") == "json",
             db_pool_size=int(number("GENSTUDIO_DB_POOL_SIZE", 10)),
+            db_prepared=switch("GENSTUDIO_DB_PREPARED", True),
             local_gpu_seconds=number("GENSTUDIO_LOCAL_GPU_SECONDS", 0.0),
             apple=apple_from_env(e),
             google=google_from_env(e),

@@ -83,7 +83,14 @@ def liveness(engine: AsyncEngine) -> Liveness | None:
     return _LIVENESS.get(engine.sync_engine)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, prepared: bool = True) -> AsyncEngine:
+    """``prepared=False`` for a transaction-mode pooler (Supavisor on port 6543,
+    PgBouncer ``pool_mode=transaction``), where a server-side prepared statement may
+    be gone on the next transaction: psycopg then never prepares (it prepares a
+    statement after its fifth use by default)."""
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
+    if not prepared:
+        connect_args["prepare_threshold"] = None
     engine = create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
@@ -94,7 +101,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=1800,
         isolation_level="READ COMMITTED",
-        connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        connect_args=connect_args,
     )
     checker = Liveness()
     checker.install(engine)

@@ -706,3 +706,28 @@ async def test_pooled_connections_cut_by_the_server_are_replaced(fresh_db: str) 
             assert await uow.profiles.get(user) is not None
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+async def test_prepared_statements_can_be_turned_off_for_transaction_poolers(
+    fresh_db: str, prepared: bool
+) -> None:
+    # behind Supavisor's or PgBouncer's transaction mode, a statement prepared in one
+    # transaction may be missing in the next: GENSTUDIO_DB_PREPARED=off never prepares
+    engine = make_engine(fresh_db, pool_size=1, prepared=prepared)
+    uows = SqlUnitOfWorkFactory(engine)
+    user = await new_user(uows, credits=100)
+    try:
+        for n in range(8):  # psycopg prepares a statement at its fifth use
+            async with uows() as uow:
+                await place_hold(uow, user_id=user, amount=1, reference=f"job:{n}", now=NOW)
+                await uow.commit()
+        async with engine.connect() as conn:  # the pool's one connection, used above
+            count = (
+                await conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements")
+            ).scalar_one()
+        assert (count > 0) is prepared
+        async with uows() as uow:
+            assert await uow.ledger.balance(user) == 92
+    finally:
+        await engine.dispose()

@@ -1,4 +1,5 @@
-"""Secrets kept in the data directory: processes that start together agree on one."""
+"""Settings from the environment, and secrets kept in the data directory (processes
+that start together agree on one)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import stat
 import time
 from pathlib import Path
 
-from entrypoints.settings import kept_secret
+import pytest
+
+from entrypoints.settings import Settings, kept_secret
 
 
 def _make(data_dir: str, start_at: float, out: multiprocessing.Queue[str]) -> None:
@@ -36,3 +39,11 @@ def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["media_secret"]  # no candidates left
     assert kept_secret(tmp_path / "data", "media_secret") == values[0]  # kept
+
+
+def test_on_off_settings_take_the_usual_spellings_and_refuse_others() -> None:
+    assert Settings.from_env({}).db_prepared is True
+    for raw, value in (("off", False), ("0", False), ("FALSE", False), ("on", True), ("1", True)):
+        assert Settings.from_env({"GENSTUDIO_DB_PREPARED": raw}).db_prepared is value
+    with pytest.raises(SystemExit, match="GENSTUDIO_DB_PREPARED must be on or off"):
+        Settings.from_env({"GENSTUDIO_DB_PREPARED": "maybe"})
