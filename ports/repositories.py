@@ -58,8 +58,9 @@ class LedgerRepository(Protocol):
         """
         ...
 
-    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[int, list[Lot]]:
-        """``lock_account`` then ``lots``, read under the lock, as one step."""
+    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[Profile, list[Lot]]:
+        """``lock_account`` then ``lots``, read under the lock, as one step: the locked
+        profile (its ``credits`` are the balance) and the lots with credits left."""
         ...
 
     async def balance(self, user_id: uuid.UUID) -> int: ...

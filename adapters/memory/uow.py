@@ -114,9 +114,9 @@ class InMemoryLedger(_Repo):
         await self._uow.acquire(("account", user_id))
         return await self.balance(user_id)
 
-    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[int, list[Lot]]:
-        balance = await self.lock_account(user_id)
-        return balance, await self.lots(user_id)
+    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[Profile, list[Lot]]:
+        await self.lock_account(user_id)
+        return self._d.profiles[user_id], await self.lots(user_id)
 
     async def balance(self, user_id: uuid.UUID) -> int:
         profile = self._d.profiles.get(user_id)

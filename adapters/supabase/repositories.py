@@ -231,6 +231,7 @@ def _hold(row: Row) -> Hold:
 
 _P = t.profiles.c
 _LOCK_ACCOUNT = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")).with_for_update())
+_LOCK_PROFILE = Compiled(select(t.profiles).where(_P.id == bindparam("user_id")).with_for_update())
 _BALANCE = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")))
 _UNDO_MOVE = Compiled(
     update(t.profiles)
@@ -322,14 +323,14 @@ class SqlLedger(_Repository):
         credits: int = row["credits"]
         return credits
 
-    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[int, list[Lot]]:
+    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[Profile, list[Lot]]:
         # one round trip; the lots are read after the lock is held, with a fresh snapshot
         locked, lots = await self._sql.both(
-            _LOCK_ACCOUNT, {"user_id": user_id}, _LOTS, {"user_id": user_id}
+            _LOCK_PROFILE, {"user_id": user_id}, _LOTS, {"user_id": user_id}
         )
         if not locked:
             raise NotFound(f"no profile {user_id}")
-        return int(locked[0]["credits"]), [_lot(row) for row in lots]
+        return _profile(locked[0]), [_lot(row) for row in lots]
 
     async def balance(self, user_id: uuid.UUID) -> int:
         row = await self._sql.one(_BALANCE, {"user_id": user_id})

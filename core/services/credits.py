@@ -145,11 +145,32 @@ async def grant_credits(
         return entry
 
 
+async def lock_account(
+    uow: UnitOfWork, user_id: uuid.UUID, email: str | None = None
+) -> tuple[Profile, list[Lot]]:
+    """Lock the user's account with its lots, creating the profile on first sight."""
+    try:
+        return await uow.ledger.lock_account_with_lots(user_id)
+    except NotFound:
+        await uow.profiles.ensure(user_id, email)
+        return await uow.ledger.lock_account_with_lots(user_id)
+
+
 async def place_hold(
-    uow: UnitOfWork, *, user_id: uuid.UUID, amount: int, reference: str, now: datetime
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    reference: str,
+    now: datetime,
+    locked: tuple[Profile, list[Lot]] | None = None,
 ) -> Hold:
-    """Reserve ``amount`` from the soonest-expiring lots. Raises InsufficientCredits."""
-    balance, lots = await uow.ledger.lock_account_with_lots(user_id)
+    """Reserve ``amount`` from the soonest-expiring lots. Raises InsufficientCredits.
+
+    ``locked``: what ``lock_account`` answered in this unit of work, if the caller
+    already locked the account (else it is locked here)."""
+    profile, lots = locked or await uow.ledger.lock_account_with_lots(user_id)
+    balance = profile.credits
     if any(lot.is_expired(now) for lot in lots):
         balance -= await expire_due_lots(uow, user_id, now)
         lots = await uow.ledger.lots(user_id)

@@ -21,7 +21,7 @@ from core.media import MediaAsset, MediaKind, upload_key
 from core.pricing import Catalog, ModelKind
 from core.profiles import SubscriptionTier
 from core.services.captions import caption_of
-from core.services.credits import place_hold, release_hold
+from core.services.credits import lock_account, place_hold, release_hold
 from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
 from ports.imaging import ImageInspector, InspectedImage
@@ -392,7 +392,6 @@ async def submit_job(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        profile = await uow.profiles.ensure(user_id, email)
         replay = await idempotent(
             uow, user_id=user_id, key=idempotency_key, request_hash=request_hash, now=now
         )
@@ -405,8 +404,15 @@ async def submit_job(
                 replayed=True,
             )
         job_id = uuid.uuid4()
+        # the account's lock also reads the profile (its tier): no separate read
+        profile, lots = await lock_account(uow, user_id, email)
         hold = await place_hold(
-            uow, user_id=user_id, amount=cost, reference=f"job:{job_id}", now=now
+            uow,
+            user_id=user_id,
+            amount=cost,
+            reference=f"job:{job_id}",
+            now=now,
+            locked=(profile, lots),
         )
         job = Job(
             id=job_id,

@@ -438,10 +438,13 @@ async def test_locking_with_lots_waits_for_the_holder_and_reads_the_lots_it_left
     async def second() -> tuple[int, list[Lot]]:
         async with uow_factory() as uow:
             trying.set()
-            return await uow.ledger.lock_account_with_lots(user)
+            profile, lots = await uow.ledger.lock_account_with_lots(user)
+            assert profile.id == user
+            return profile.credits, lots
 
     async with uow_factory() as first:
-        assert await first.ledger.lock_account_with_lots(user) == (10, [lot])
+        profile, lots = await first.ledger.lock_account_with_lots(user)
+        assert (profile.id, profile.credits, lots) == (user, 10, [lot])
         task = asyncio.create_task(second())
         await trying.wait()
         await asyncio.sleep(WAIT)
