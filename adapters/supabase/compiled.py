@@ -86,6 +86,11 @@ class Driver:
         given its first row (None if it answered none) and may raise."""
         self._deferred.append((statement.sql, {**statement.defaults, **values}, check))
 
+    @property
+    def broken(self) -> bool:
+        """The connection was lost (under one of our statements, or any other)."""
+        return self._connection.broken
+
     def discard(self) -> None:
         """Forget the deferred statements (the transaction is being rolled back)."""
         self._deferred.clear()
@@ -189,18 +194,18 @@ class SqlConnection:
     """The unit of work's SQLAlchemy connection, for the statements built per call:
     it sends the driver's deferred statements first, so that they see them."""
 
-    __slots__ = ("_connection", "_driver")
+    __slots__ = ("_connection", "driver")
 
     def __init__(self, connection: AsyncConnection, driver: Driver) -> None:
         self._connection = connection
-        self._driver = driver
+        self.driver = driver
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        await self._driver.flush()
+        await self.driver.flush()
         return await self._connection.execute(statement, parameters)
 
     @asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[AsyncTransaction]:
-        await self._driver.flush()
+        await self.driver.flush()
         async with self._connection.begin_nested() as savepoint:
             yield savepoint

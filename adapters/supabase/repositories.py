@@ -64,49 +64,18 @@ def _utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
-def _constraint(exc: IntegrityError) -> str | None:
-    diag = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None)
-
-
-def _raise_missing_reference(exc: IntegrityError) -> None:
-    """A foreign key violation means the caller named a row that does not exist."""
-    if isinstance(exc.orig, pg_errors.ForeignKeyViolation):
-        detail = exc.orig.diag.message_detail or "a referenced row does not exist"
-        raise NotFound(detail) from exc
-
-
 def _params(names: Any) -> dict[str, Any]:
     """``{name: bindparam(name)}`` for ``.values()`` of a compiled statement."""
     return {name: bindparam(name) for name in names}
 
 
 class _Repository:
-    def __init__(self, connection: SqlConnection, driver: Driver) -> None:
+    """``_conn`` runs statements built per call; ``_sql`` the compiled ones (and
+    defers writes), on the same connection and transaction."""
+
+    def __init__(self, connection: SqlConnection) -> None:
         self._conn = connection
-        self._sql = driver
-
-    async def _insert(self, statement: Any) -> None:
-        """Run an INSERT, turning a missing parent row into NotFound.
-
-        No savepoint: naming a user or job that does not exist is a bug in the
-        caller, not a state to carry on from, so the transaction may be lost.
-        """
-        try:
-            await self._conn.execute(statement)
-        except IntegrityError as exc:
-            _raise_missing_reference(exc)
-            raise
-
-    async def _insert_new(self, statement: Any) -> bool:
-        """Run an ``INSERT … ON CONFLICT DO NOTHING RETURNING`` and say whether it added
-        the row: a conflict costs no savepoint and leaves the transaction usable."""
-        try:
-            inserted = await self._conn.execute(statement)
-        except IntegrityError as exc:
-            _raise_missing_reference(exc)
-            raise
-        return inserted.first() is not None
+        self._sql: Driver = connection.driver
 
 
 # --- profiles ---------------------------------------------------------------------------
@@ -230,7 +199,6 @@ def _hold(row: Row) -> Hold:
 
 
 _P = t.profiles.c
-_LOCK_ACCOUNT = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")).with_for_update())
 _LOCK_PROFILE = Compiled(select(t.profiles).where(_P.id == bindparam("user_id")).with_for_update())
 _BALANCE = Compiled(select(_P.credits).where(_P.id == bindparam("user_id")))
 _UNDO_MOVE = Compiled(
@@ -295,6 +263,7 @@ _SET_REMAINING = Compiled(
     .values(remaining=bindparam("to"))
     .returning(_L.id)
 )
+_ADD_LOT = Compiled(insert(t.credit_lots).values(_params(col.name for col in t.credit_lots.c)))
 _LOT_AMOUNT = Compiled(select(_L.amount).where(_L.id == bindparam("lot_id")))
 _H = t.credit_holds.c
 _ADD_HOLD = Compiled(insert(t.credit_holds).values(_params(col.name for col in t.credit_holds.c)))
@@ -317,7 +286,7 @@ def _dumps(value: Any) -> str:
 
 class SqlLedger(_Repository):
     async def lock_account(self, user_id: uuid.UUID) -> int:
-        row = await self._sql.one(_LOCK_ACCOUNT, {"user_id": user_id})
+        row = await self._sql.one(_LOCK_PROFILE, {"user_id": user_id})
         if row is None:
             raise NotFound(f"no profile {user_id}")
         credits: int = row["credits"]
@@ -394,17 +363,18 @@ class SqlLedger(_Repository):
         return [_lot(row) for row in await self._sql.all(_LOTS, {"user_id": user_id})]
 
     async def add_lot(self, lot: Lot) -> None:
-        await self._insert(
-            insert(t.credit_lots).values(
-                id=lot.id,
-                user_id=lot.user_id,
-                source=lot.source.value,
-                amount=lot.amount,
-                remaining=lot.remaining,
-                reference=lot.reference,
-                created_at=lot.created_at,
-                expires_at=lot.expires_at,
-            )
+        self._sql.defer(
+            _ADD_LOT,
+            {
+                "id": lot.id,
+                "user_id": lot.user_id,
+                "source": lot.source.value,
+                "amount": lot.amount,
+                "remaining": lot.remaining,
+                "reference": lot.reference,
+                "created_at": lot.created_at,
+                "expires_at": lot.expires_at,
+            },
         )
 
     async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None:

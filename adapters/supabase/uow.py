@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -39,7 +39,6 @@ class SqlUnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
-        self._raw: psycopg.AsyncConnection[Any] | None = None
         self.committed = False
 
     async def __aenter__(self) -> Self:
@@ -56,18 +55,17 @@ class SqlUnitOfWork:
             await connection.close()
             raise
         self._connection = connection
-        self._raw = raw
         self._driver = driver
         self.committed = False
         sql = SqlConnection(connection, driver)
-        self.profiles = SqlProfiles(sql, driver)
-        self.ledger = SqlLedger(sql, driver)
-        self.jobs = SqlJobs(sql, driver)
-        self.job_events = SqlJobEvents(sql, driver)
-        self.media = SqlMedia(sql, driver)
-        self.idempotency = SqlIdempotency(sql, driver)
+        self.profiles = SqlProfiles(sql)
+        self.ledger = SqlLedger(sql)
+        self.jobs = SqlJobs(sql)
+        self.job_events = SqlJobEvents(sql)
+        self.media = SqlMedia(sql)
+        self.idempotency = SqlIdempotency(sql)
         self.purchases = SqlPurchases(sql)
-        self.uploads = SqlUploads(sql, driver)
+        self.uploads = SqlUploads(sql)
         return self
 
     async def __aexit__(
@@ -80,7 +78,7 @@ class SqlUnitOfWork:
         if connection is None:
             return
         self._driver.discard()  # deferred writes after the last commit are never sent
-        if self._raw is not None and self._raw.broken:
+        if self._driver.broken:
             # lost under a compiled statement, which SQLAlchemy did not see: drop it,
             # and have the pool check the others before handing them out
             checker = liveness(self._engine)

@@ -348,22 +348,42 @@ class _Uploads:
             await self._delete(stored)
         return result
 
-    async def _delete(self, keys: list[str]) -> None:
-        deleted = []
-        for key in keys:
-            try:
-                await self.storage.delete(key)
-                deleted.append(key)
-            except Exception:  # best effort: the submission's own error matters more
-                log.warning("could not delete an unused upload", extra={"key": key})
-        # planned but never stored: nothing to delete
-        deleted += [a.storage_key for a, _ in self.planned if a.storage_key not in keys]
+    async def _delete(self, stored: list[str]) -> None:
+        # best effort: the submission's own error matters more
+        unstored = [a.storage_key for a, _ in self.planned if a.storage_key not in stored]
+        await _discard_uploads(self.uow_factory, self.storage, stored, unstored=unstored)
+
+
+async def _discard_uploads(
+    uow_factory: UnitOfWorkFactory,
+    storage: MediaStorage,
+    stored: Sequence[str],
+    *,
+    unstored: Sequence[str] = (),
+) -> int:
+    """Delete the stored uploads' objects and settle them, with the uploads that were
+    expected but never stored. One whose object could not be deleted stays expected,
+    for the reconciler's next pass; so do all of them if settling fails. Returns how
+    many objects were deleted and settled."""
+    deleted = []
+    for key in stored:
         try:
-            async with self.uow_factory() as uow:
-                await uow.uploads.settle(deleted)
-                await uow.commit()
-        except Exception:  # the reconciler deletes (again) and settles them later
-            log.warning("could not settle deleted uploads", extra={"keys": deleted})
+            await storage.delete(key)
+        except Exception as exc:  # the storage's own errors are adapter-specific
+            log.warning("could not delete an upload", extra={"key": key, "error": str(exc)})
+            continue
+        deleted.append(key)
+    gone = [*deleted, *unstored]
+    if not gone:
+        return 0
+    try:
+        async with uow_factory() as uow:
+            await uow.uploads.settle(gone)
+            await uow.commit()
+    except Exception as exc:  # deleting them again later is harmless
+        log.warning("could not settle deleted uploads", extra={"keys": gone, "error": str(exc)})
+        return 0
+    return len(deleted)
 
 
 async def submit_job(
@@ -567,19 +587,7 @@ async def sweep_orphaned_uploads(
     between storing and committing). Idempotent; returns how many were swept."""
     async with uow_factory() as uow:
         keys = await uow.uploads.stale(clock.now() - older_than, limit=limit)
-    swept = []
-    for key in keys:
-        try:
-            await storage.delete(key)
-        except Exception as exc:  # the next pass tries again
-            log.warning(
-                "could not delete an orphaned upload", extra={"key": key, "error": str(exc)}
-            )
-            continue
-        swept.append(key)
+    swept = await _discard_uploads(uow_factory, storage, keys)
     if swept:
-        async with uow_factory() as uow:
-            await uow.uploads.settle(swept)
-            await uow.commit()
-        log.info("swept orphaned uploads", extra={"count": len(swept)})
-    return len(swept)
+        log.info("swept orphaned uploads", extra={"count": swept})
+    return swept

@@ -27,10 +27,8 @@ SECRET = "openrouter-secret-" + "o" * 32
 
 @pytest.fixture
 def openrouter() -> Iterator[OpenRouterStandIn]:
-    standin = OpenRouterStandIn()
-    standin.start()
-    yield standin
-    standin.stop()
+    with OpenRouterStandIn() as standin:
+        yield standin
 
 
 @pytest.fixture

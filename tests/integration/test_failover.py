@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -30,18 +31,26 @@ SECRET = "failover-secret-" + "f" * 32
 
 @pytest.fixture
 def modal() -> Iterator[ModalStandin]:
-    standin = ModalStandin()
-    standin.start()
-    yield standin
-    standin.stop()
+    with ModalStandin() as standin:
+        yield standin
 
 
 @pytest.fixture
 def runpod() -> Iterator[RunpodStandin]:
-    standin = RunpodStandin()
-    standin.start()
-    yield standin
-    standin.stop()
+    with RunpodStandin() as standin:
+        yield standin
+
+
+def remote_gpus(modal: ModalStandin, runpod: RunpodStandin) -> dict[str, Any]:
+    """Settings that make Modal the GPU and Runpod its fallback, both stand-ins."""
+    return {
+        "modal_base_url": modal.base_url,
+        "modal_token_id": modal.token_id,
+        "modal_token_secret": modal.token_secret,
+        "runpod_base_url": runpod.base_url,
+        "runpod_api_key": runpod.api_key,
+        "runpod_endpoints": {"*": "ep-flux"},
+    }
 
 
 @pytest.fixture
@@ -61,12 +70,7 @@ async def client(
         reconcile_interval=0.2,
         breaker_failures=2,
         breaker_cooldown=1.0,
-        modal_base_url=modal.base_url,
-        modal_token_id=modal.token_id,
-        modal_token_secret=modal.token_secret,
-        runpod_base_url=runpod.base_url,
-        runpod_api_key=runpod.api_key,
-        runpod_endpoints={"*": "ep-flux"},
+        **remote_gpus(modal, runpod),
         gpu_timeout=2.0,
     )
     async with AsyncTestClient(create_app(settings)) as c:

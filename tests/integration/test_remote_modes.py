@@ -20,7 +20,7 @@ from PIL import Image
 from adapters.supabase.auth import mint_token
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
-from tests.integration.test_failover import grant
+from tests.integration.test_failover import grant, remote_gpus
 from tests.integration.test_http_modes import BOX, MASK, PNG
 from tests.standins.modal import ModalStandin
 from tests.standins.runpod import RunpodStandin
@@ -31,14 +31,8 @@ SECRET = "remote-modes-secret-" + "r" * 32
 
 @pytest.fixture
 def standins() -> Iterator[tuple[ModalStandin, RunpodStandin, SupabaseStorageStandIn]]:
-    modal, runpod, storage = ModalStandin(), RunpodStandin(), SupabaseStorageStandIn()
-    modal.start()
-    runpod.start()
-    storage.start()
-    yield modal, runpod, storage
-    modal.stop()
-    runpod.stop()
-    storage.stop()
+    with ModalStandin() as modal, RunpodStandin() as runpod, SupabaseStorageStandIn() as storage:
+        yield modal, runpod, storage
 
 
 @pytest.fixture
@@ -57,12 +51,7 @@ async def client(
         retry_max_delay=0.05,
         reconcile_interval=0.2,
         breaker_failures=1,
-        modal_base_url=modal.base_url,
-        modal_token_id=modal.token_id,
-        modal_token_secret=modal.token_secret,
-        runpod_base_url=runpod.base_url,
-        runpod_api_key=runpod.api_key,
-        runpod_endpoints={"*": "ep-flux"},
+        **remote_gpus(modal, runpod),
         supabase_url=storage.url,
         supabase_service_key=storage.service_key,
         gpu_timeout=10.0,

@@ -22,12 +22,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import base64
-import contextlib
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 import uvicorn
@@ -220,7 +219,7 @@ class GpuStandinBase(abc.ABC):
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> GpuStandinBase:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -289,12 +288,3 @@ def _download(url: str) -> bytes:
     response = httpx.get(url, timeout=10)
     response.raise_for_status()
     return response.content
-
-
-@contextlib.contextmanager
-def running(standin: GpuStandinBase) -> Any:
-    standin.start()
-    try:
-        yield standin
-    finally:
-        standin.stop()
