@@ -21,8 +21,8 @@ Round trips are the other cost, so the driver saves them where nothing is lost:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
@@ -60,9 +60,13 @@ class Compiled:
 Check = Callable[[DictRow | None], Awaitable[None]]
 
 
-def _missing_reference(exc: pg_errors.ForeignKeyViolation) -> NotFound:
+@contextmanager
+def _references() -> Iterator[None]:
     """A foreign key violation means the caller named a row that does not exist."""
-    return NotFound(exc.diag.message_detail or "a referenced row does not exist")
+    try:
+        yield
+    except pg_errors.ForeignKeyViolation as exc:
+        raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
 
 
 class Driver:
@@ -144,10 +148,8 @@ class Driver:
             # waiting writes, or a transaction to open: all in one round trip
             await self._pipelined((self._cursor, statement.sql, params))
             return
-        try:
+        with _references():
             await self._cursor.execute(statement.sql, params)
-        except pg_errors.ForeignKeyViolation as exc:
-            raise _missing_reference(exc) from exc
 
     async def _pipelined(
         self, *steps: tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], commit: bool = False
@@ -155,37 +157,25 @@ class Driver:
         deferred, self._deferred = self._deferred, []
         checks: list[tuple[psycopg.AsyncCursor[DictRow], Check]] = []
         try:
-            await self._send(deferred, steps, checks, commit=commit)
+            with _references():
+                async with self._connection.pipeline():
+                    for sql, params, check in deferred:
+                        if check is None:
+                            await self._cursor.execute(sql, params)
+                        else:  # a cursor of its own keeps its answer for the check
+                            cursor = self._connection.cursor(row_factory=dict_row)
+                            await cursor.execute(sql, params)
+                            checks.append((cursor, check))
+                    for cursor, sql, params in steps:
+                        await cursor.execute(sql, params)
+                    if commit and not checks:
+                        await self._connection.commit()
+            for cursor, check in checks:
+                await check(await cursor.fetchone())
         except BaseException as exc:
             if deferred:
                 self._failed = exc
             raise
-
-    async def _send(
-        self,
-        deferred: list[tuple[str, dict[str, Any], Check | None]],
-        steps: tuple[tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], ...],
-        checks: list[tuple[psycopg.AsyncCursor[DictRow], Check]],
-        *,
-        commit: bool,
-    ) -> None:
-        try:
-            async with self._connection.pipeline():
-                for sql, params, check in deferred:
-                    if check is None:
-                        await self._cursor.execute(sql, params)
-                    else:  # a cursor of its own keeps its answer for the check
-                        cursor = self._connection.cursor(row_factory=dict_row)
-                        await cursor.execute(sql, params)
-                        checks.append((cursor, check))
-                for cursor, sql, params in steps:
-                    await cursor.execute(sql, params)
-                if commit and not checks:
-                    await self._connection.commit()
-        except pg_errors.ForeignKeyViolation as exc:
-            raise _missing_reference(exc) from exc
-        for cursor, check in checks:
-            await check(await cursor.fetchone())
         if commit and checks:  # checked writes are checked before they are committed
             await self._connection.commit()
 
