@@ -76,6 +76,13 @@ class LedgerRepository(Protocol):
         """
         ...
 
+    async def append_deferred(self, entry: LedgerEntry) -> None:
+        """``append``, for a unit of work that will not go on after a refusal: the
+        adapter may send it with a later statement or with the commit (one round trip
+        fewer). The same refusals, raised by this call, a later call, or at the latest
+        by ``commit``; once one is raised, the unit can only roll back."""
+        ...
+
     async def find(self, user_id: uuid.UUID, idempotency_key: str) -> LedgerEntry | None: ...
 
     async def entries(
@@ -90,7 +97,10 @@ class LedgerRepository(Protocol):
 
     async def add_lot(self, lot: Lot) -> None: ...
 
-    async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None: ...
+    async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None:
+        """Raises NotFound for no such lot, ValueError outside 0..amount: here, with a
+        later call, or at the latest by ``commit`` (then the unit can only roll back)."""
+        ...
 
     async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
         """Make the lot expire at ``at`` (or keep an earlier expiry): credits that come
@@ -178,7 +188,11 @@ class IdempotencyRepository(Protocol):
         ``(False, None)`` while another unit holds the key."""
         ...
 
-    async def add(self, record: IdempotencyRecord) -> None: ...
+    async def add(self, record: IdempotencyRecord) -> None:
+        """Store the answer to replay (the caller holds the key). Raises DuplicateEntry
+        if the key is stored: here, with a later call, or at the latest by ``commit``
+        (then the unit can only roll back)."""
+        ...
 
 
 class PurchaseRepository(Protocol):

@@ -142,6 +142,9 @@ class InMemoryLedger(_Repo):
             profile, credits=profile.credits + entry.amount
         )
 
+    async def append_deferred(self, entry: LedgerEntry) -> None:
+        await self.append(entry)  # refused at once: allowed, and the strictest
+
     async def find(self, user_id: uuid.UUID, idempotency_key: str) -> LedgerEntry | None:
         for entry in self._d.entries.get(user_id, []):
             if entry.idempotency_key == idempotency_key:

@@ -11,29 +11,32 @@ the statements that change shape per call.
 
 Round trips are the other cost, so the driver saves them where nothing is lost:
 
-- a write whose answer the caller does not need (a job, a hold, an event; a lot's new
-  remaining, which is only checked) is *deferred*: it travels with the next
-  statement in one pipeline (psycopg's pipeline mode), or with the COMMIT. Its
-  failure (a missing parent row, a failed check) is raised there, and the unit of
-  work is lost then as it would have been at once: nothing is committed.
+- a write whose answer the caller does not need (a job, a hold, an event, a ledger
+  entry on the submission path, a lot's new remaining) is *deferred*: it travels with
+  the next statement in one pipeline (psycopg's pipeline mode), or with the COMMIT.
+  Its refusal is raised there, and the unit of work is lost then as it would have
+  been at once: nothing is committed. A deferred write never needs its answer read
+  in Python: its conditions are the database's (a constraint, a foreign key, or the
+  statement raising through ``genstudio_refuse``, migration 0007), so a refused one
+  aborts the transaction and the COMMIT behind it in the same round trip commits
+  nothing.
 - the first statement of a transaction travels with its ``BEGIN``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import ClauseElement
 
-from core.errors import NotFound
+from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
@@ -56,17 +59,40 @@ class Compiled:
         return f"Compiled({self.sql!r})"
 
 
-#: what a deferred statement's answer must satisfy; raises if it does not
-Check = Callable[[DictRow | None], Awaitable[None]]
+def _refused(exc: psycopg.Error) -> Exception | None:
+    """The domain error a refused statement means, or None if it is not a refusal.
+
+    A foreign key violation: the caller named a row that does not exist. A unique
+    violation: the row exists already. The GS codes are raised by the statements
+    themselves through ``genstudio_refuse`` (migration 0007)."""
+    message = exc.diag.message_primary or str(exc)
+    detail = exc.diag.message_detail or ""
+    match exc.sqlstate:
+        case "23503":  # foreign_key_violation
+            return NotFound(detail or "a referenced row does not exist")
+        case "23505":  # unique_violation
+            return DuplicateEntry(detail or message)
+        case "GS402":
+            required, available = (int(n) for n in detail.split())
+            return InsufficientCredits(required=required, available=available)
+        case "GS404":
+            return NotFound(message)
+        case "GS409":
+            return ConcurrencyConflict(message)
+        case "GS422":
+            return ValueError(message)
+    return None
 
 
 @contextmanager
-def _references() -> Iterator[None]:
-    """A foreign key violation means the caller named a row that does not exist."""
+def _refusals() -> Iterator[None]:
     try:
         yield
-    except pg_errors.ForeignKeyViolation as exc:
-        raise NotFound(exc.diag.message_detail or "a referenced row does not exist") from exc
+    except psycopg.Error as exc:
+        refusal = _refused(exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
 
 
 class Driver:
@@ -78,17 +104,15 @@ class Driver:
         self._connection = connection
         self._cursor = connection.cursor(row_factory=dict_row)
         self._other = connection.cursor(row_factory=dict_row)  # for ``both``
-        self._deferred: list[tuple[str, dict[str, Any], Check | None]] = []
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
         # a deferred write failed: the transaction holds writes made after it, so it
         # must not commit, even if the caller caught the error
         self._failed: BaseException | None = None
 
-    def defer(
-        self, statement: Compiled, values: Mapping[str, Any], *, check: Check | None = None
-    ) -> None:
-        """Send ``statement`` with the next one, or with the commit; then ``check`` is
-        given its first row (None if it answered none) and may raise."""
-        self._deferred.append((statement.sql, {**statement.defaults, **values}, check))
+    def defer(self, statement: Compiled, values: Mapping[str, Any]) -> None:
+        """Send ``statement`` with the next one, or with the commit. Its answer is not
+        read: a refusal must be the database's error (see the module's docstring)."""
+        self._deferred.append((statement.sql, {**statement.defaults, **values}))
 
     @property
     def broken(self) -> bool:
@@ -132,7 +156,8 @@ class Driver:
             await self._pipelined()
 
     async def commit(self) -> None:
-        """COMMIT, with the deferred statements ahead of it in the same round trip."""
+        """COMMIT, with the deferred statements ahead of it in the same round trip: if
+        one of them is refused, the transaction aborts and the COMMIT commits nothing."""
         if self._failed is not None:
             raise RuntimeError(
                 "a deferred write of this unit of work failed; it can only roll back"
@@ -148,36 +173,26 @@ class Driver:
             # waiting writes, or a transaction to open: all in one round trip
             await self._pipelined((self._cursor, statement.sql, params))
             return
-        with _references():
+        with _refusals():
             await self._cursor.execute(statement.sql, params)
 
     async def _pipelined(
         self, *steps: tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], commit: bool = False
     ) -> None:
         deferred, self._deferred = self._deferred, []
-        checks: list[tuple[psycopg.AsyncCursor[DictRow], Check]] = []
         try:
-            with _references():
+            with _refusals():
                 async with self._connection.pipeline():
-                    for sql, params, check in deferred:
-                        if check is None:
-                            await self._cursor.execute(sql, params)
-                        else:  # a cursor of its own keeps its answer for the check
-                            cursor = self._connection.cursor(row_factory=dict_row)
-                            await cursor.execute(sql, params)
-                            checks.append((cursor, check))
+                    for sql, params in deferred:
+                        await self._cursor.execute(sql, params)
                     for cursor, sql, params in steps:
                         await cursor.execute(sql, params)
-                    if commit and not checks:
+                    if commit:
                         await self._connection.commit()
-            for cursor, check in checks:
-                await check(await cursor.fetchone())
         except BaseException as exc:
             if deferred:
                 self._failed = exc
             raise
-        if commit and checks:  # checked writes are checked before they are committed
-            await self._connection.commit()
 
 
 class SqlConnection:

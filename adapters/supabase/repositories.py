@@ -246,6 +246,47 @@ def _append_statement() -> Compiled:
 
 
 _APPEND = _append_statement()
+
+# ``append_deferred``: the same move and insert, refusing by raising (migration 0007),
+# so that nothing has to be read back: GS409 a stale balance_after, GS402 an
+# overdraw, GS404 no profile; a duplicate key is the unique violation itself
+_APPEND_DEFERRED = Compiled(
+    text(
+        """
+        WITH moved AS (
+            UPDATE profiles SET credits = credits + CAST(:amount AS integer)
+             WHERE id = CAST(:user_id AS uuid) AND credits + CAST(:amount AS integer) >= 0
+            RETURNING credits
+        ), added AS (
+            INSERT INTO credit_ledger (id, user_id, kind, amount, balance_after, reference,
+                                       idempotency_key, lot_id, hold_id, created_at)
+            SELECT CAST(:id AS uuid), CAST(:user_id AS uuid), CAST(:kind AS text),
+                   CAST(:amount AS integer), CAST(:balance_after AS integer),
+                   CAST(:reference AS text), CAST(:idempotency_key AS text),
+                   CAST(:lot_id AS uuid), CAST(:hold_id AS uuid),
+                   CAST(:created_at AS timestamptz)
+              FROM moved
+            RETURNING id
+        )
+        SELECT CASE
+            WHEN (SELECT credits FROM moved) = CAST(:balance_after AS integer)
+             AND EXISTS (SELECT FROM added) THEN true
+            WHEN EXISTS (SELECT FROM moved) THEN genstudio_refuse(
+                'GS409',
+                'balance of ' || CAST(:user_id AS text) || ' is '
+                || (SELECT credits FROM moved) || ' after the entry, not '
+                || CAST(:balance_after AS text) || ': the account was not locked')
+            WHEN EXISTS (SELECT FROM profiles WHERE id = CAST(:user_id AS uuid))
+            THEN genstudio_refuse(
+                'GS402',
+                'insufficient credits',
+                CAST(-CAST(:amount AS integer) AS text) || ' '
+                || (SELECT credits FROM profiles WHERE id = CAST(:user_id AS uuid)))
+            ELSE genstudio_refuse('GS404', 'no profile ' || CAST(:user_id AS text))
+        END
+        """
+    )
+)
 _FIND_ENTRY = Compiled(
     select(t.credit_ledger).where(
         t.credit_ledger.c.user_id == bindparam("user_id"),
@@ -254,17 +295,28 @@ _FIND_ENTRY = Compiled(
 )
 _L = t.credit_lots.c
 _LOTS = Compiled(select(t.credit_lots).where(_L.user_id == bindparam("user_id"), _L.remaining > 0))
+# deferred, so it refuses by raising (migration 0007): GS422 out of range, GS404 no lot
 _SET_REMAINING = Compiled(
-    update(t.credit_lots)
-    .where(
-        _L.id == bindparam("lot_id"),
-        bindparam("to", type_=t.credit_lots.c.remaining.type).between(0, _L.amount),
+    text(
+        """
+        WITH updated AS (
+            UPDATE credit_lots SET remaining = CAST(:to AS integer)
+             WHERE id = CAST(:lot_id AS uuid) AND CAST(:to AS integer) BETWEEN 0 AND amount
+            RETURNING id
+        )
+        SELECT CASE
+            WHEN EXISTS (SELECT FROM updated) THEN true
+            WHEN EXISTS (SELECT FROM credit_lots WHERE id = CAST(:lot_id AS uuid))
+            THEN genstudio_refuse(
+                'GS422',
+                'lot ' || CAST(:lot_id AS text) || ' cannot hold ' || CAST(:to AS text) || ' of '
+                || (SELECT amount FROM credit_lots WHERE id = CAST(:lot_id AS uuid)))
+            ELSE genstudio_refuse('GS404', 'no lot ' || CAST(:lot_id AS text))
+        END
+        """
     )
-    .values(remaining=bindparam("to"))
-    .returning(_L.id)
 )
 _ADD_LOT = Compiled(insert(t.credit_lots).values(_params(col.name for col in t.credit_lots.c)))
-_LOT_AMOUNT = Compiled(select(_L.amount).where(_L.id == bindparam("lot_id")))
 _H = t.credit_holds.c
 _ADD_HOLD = Compiled(insert(t.credit_holds).values(_params(col.name for col in t.credit_holds.c)))
 _GET_HOLD = Compiled(select(t.credit_holds).where(_H.id == bindparam("hold_id")))
@@ -282,6 +334,21 @@ def _json(value: Any) -> Jsonb:
 
 def _dumps(value: Any) -> str:
     return msgspec.json.encode(value).decode()
+
+
+def _entry_values(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "user_id": entry.user_id,
+        "amount": entry.amount,
+        "id": entry.id,
+        "kind": entry.kind.value,
+        "balance_after": entry.balance_after,
+        "reference": entry.reference,
+        "idempotency_key": entry.idempotency_key,
+        "lot_id": entry.lot_id,
+        "hold_id": entry.hold_id,
+        "created_at": entry.created_at,
+    }
 
 
 class SqlLedger(_Repository):
@@ -313,20 +380,7 @@ class SqlLedger(_Repository):
         else means the caller did not hold the account's lock, and is refused.
         """
         moved = {"user_id": entry.user_id, "amount": entry.amount}
-        row = await self._sql.one(
-            _APPEND,
-            {
-                **moved,
-                "id": entry.id,
-                "kind": entry.kind.value,
-                "balance_after": entry.balance_after,
-                "reference": entry.reference,
-                "idempotency_key": entry.idempotency_key,
-                "lot_id": entry.lot_id,
-                "hold_id": entry.hold_id,
-                "created_at": entry.created_at,
-            },
-        )
+        row = await self._sql.one(_APPEND, _entry_values(entry))
         assert row is not None  # a SELECT of two scalar subqueries answers one row
         if row["credits"] is None:
             found = await self._sql.one(_BALANCE, {"user_id": entry.user_id})
@@ -342,6 +396,10 @@ class SqlLedger(_Repository):
                 f" not {entry.balance_after}: the account was not locked"
             )
         raise DuplicateEntry(f"entry {entry.idempotency_key!r} exists")
+
+    async def append_deferred(self, entry: LedgerEntry) -> None:
+        """Travels with the next statement or the commit; refused by the database."""
+        self._sql.defer(_APPEND_DEFERRED, _entry_values(entry))
 
     async def find(self, user_id: uuid.UUID, idempotency_key: str) -> LedgerEntry | None:
         row = await self._sql.one(_FIND_ENTRY, {"user_id": user_id, "key": idempotency_key})
@@ -378,17 +436,9 @@ class SqlLedger(_Repository):
         )
 
     async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None:
-        # deferred (a hold's lot update travels with its ledger entry) and checked
-        # when it has run: a lot that refused it fails the unit of work there
-        async def updated(row: Mapping[str, Any] | None) -> None:
-            if row is not None:
-                return
-            found = await self._sql.one(_LOT_AMOUNT, {"lot_id": lot_id})
-            if found is None:
-                raise NotFound(f"no lot {lot_id}")
-            raise ValueError(f"lot {lot_id} cannot hold {remaining} of {found['amount']}")
-
-        self._sql.defer(_SET_REMAINING, {"lot_id": lot_id, "to": remaining}, check=updated)
+        # deferred (a hold's lot update travels with its ledger entry): a lot that
+        # refuses it fails the unit of work there
+        self._sql.defer(_SET_REMAINING, {"lot_id": lot_id, "to": remaining})
 
     async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
         c = t.credit_lots.c
@@ -812,11 +862,10 @@ _GET_RECORD = Compiled(
         _I.user_id == bindparam("user_id"), _I.key == bindparam("key")
     )
 )
+# no ON CONFLICT: a stored key is a unique violation, which the driver raises as
+# DuplicateEntry (the insert is deferred: its refusal must abort the transaction)
 _ADD_RECORD = Compiled(
-    insert(t.idempotency_records)
-    .values(_params(c.name for c in t.idempotency_records.c))
-    .on_conflict_do_nothing(constraint=t.IDEMPOTENCY_RECORDS_PKEY)
-    .returning(_I.key)
+    insert(t.idempotency_records).values(_params(c.name for c in t.idempotency_records.c))
 )
 
 
@@ -854,7 +903,8 @@ class SqlIdempotency(_Repository):
         return True, _record(records[0]) if records else None
 
     async def add(self, record: IdempotencyRecord) -> None:
-        added = await self._sql.one(
+        # deferred: it travels with the commit (the key is held: a duplicate is a bug)
+        self._sql.defer(
             _ADD_RECORD,
             {
                 "user_id": record.user_id,
@@ -865,8 +915,6 @@ class SqlIdempotency(_Repository):
                 "created_at": record.created_at,
             },
         )
-        if added is None:
-            raise DuplicateEntry(f"idempotency key {record.key!r} exists")
 
 
 # --- upload intents ---------------------------------------------------------------------

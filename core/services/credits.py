@@ -33,9 +33,11 @@ async def _append(
     lot_id: uuid.UUID | None = None,
     hold_id: uuid.UUID | None = None,
     balance: int | None = None,
+    deferred: bool = False,
 ) -> LedgerEntry:
     """Append one entry; ``balance`` is the account's balance now, when the caller
-    knows it under the account's lock (else it is read)."""
+    knows it under the account's lock (else it is read). ``deferred``: the caller's
+    unit of work does not go on after a refusal (``LedgerRepository.append_deferred``)."""
     if balance is None:
         balance = await uow.ledger.balance(user_id)
     entry = LedgerEntry(
@@ -50,7 +52,10 @@ async def _append(
         lot_id=lot_id,
         hold_id=hold_id,
     )
-    await uow.ledger.append(entry)
+    if deferred:
+        await uow.ledger.append_deferred(entry)
+    else:
+        await uow.ledger.append(entry)
     return entry
 
 
@@ -198,6 +203,7 @@ async def place_hold(
         now=now,
         hold_id=hold.id,
         balance=balance,  # known under the lock: one read fewer on the submission path
+        deferred=True,  # a refused hold fails the caller's unit: nothing reads it back
     )
     return hold
 

@@ -296,6 +296,64 @@ async def test_a_duplicate_within_one_unit_is_refused_too(uow_factory: UnitOfWor
     assert await balance_of(uow_factory, user) == 1
 
 
+async def test_a_deferred_entry_applies_like_an_appended_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 10, 10))
+        await uow.ledger.append_deferred(entry(user, -4, 6, key="hold:1"))
+        assert await uow.ledger.balance(user) == 6  # a later read sees it
+        await uow.ledger.append_deferred(entry(user, -1, 5, key="hold:2"))
+        await uow.commit()  # the last one travels with the commit
+    assert await balance_of(uow_factory, user) == 5
+    keys = {e.idempotency_key for e in await all_entries(uow_factory, user)}
+    assert {"hold:1", "hold:2"} <= keys and len(keys) == 3
+
+
+@pytest.mark.parametrize(
+    ("amount", "balance_after", "key", "refusal"),
+    [
+        (-7, -1, "overdraw", InsufficientCredits),
+        (-3, 4, "stale", ConcurrencyConflict),
+        (1, 7, "grant:1", DuplicateEntry),
+    ],
+)
+async def test_a_refused_deferred_entry_fails_the_unit_by_its_commit(
+    uow_factory: UnitOfWorkFactory,
+    amount: int,
+    balance_after: int,
+    key: str,
+    refusal: type[Exception],
+) -> None:
+    # the same refusals as ``append``, raised by the call or at the latest by the
+    # commit; then nothing of the unit is stored, the writes before it included
+    user = await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 5, 5, key="grant:1"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 1, 6, key="before"))
+        with pytest.raises(refusal) as info:
+            await uow.ledger.append_deferred(entry(user, amount, balance_after, key=key))
+            await uow.commit()
+        assert not uow.committed
+    if isinstance(info.value, InsufficientCredits):
+        assert (info.value.required, info.value.available) == (7, 6)
+    assert await balance_of(uow_factory, user) == 5
+    assert [e.idempotency_key for e in await all_entries(uow_factory, user)] == ["grant:1"]
+
+
+async def test_a_deferred_entry_for_a_user_without_a_profile_is_not_found(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(NotFound):
+            await uow.ledger.append_deferred(entry(uuid.uuid4(), 1, 1))
+            await uow.commit()
+        assert not uow.committed
+
+
 async def test_entries_page_newest_first_without_gaps_or_overlaps(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
@@ -650,8 +708,13 @@ async def test_idempotency_records_round_trip_byte_for_byte(
         assert stored == record
         assert stored is not None and stored.response_body == record.response_body
         assert await uow.idempotency.get(uuid.uuid4(), "tap-1") is None
+    # a stored key is refused: by ``add``, or at the latest by the commit
+    async with uow_factory() as uow:
         with pytest.raises(DuplicateEntry):
             await uow.idempotency.add(msgspec.structs.replace(record, status_code=200))
+            await uow.commit()
+        assert not uow.committed
+    async with uow_factory() as uow:
         assert await uow.idempotency.get(user, "tap-1") == record
 
 

@@ -611,12 +611,20 @@ async def test_an_idempotency_record_round_trips_once(uows: SqlUnitOfWorkFactory
         response_body=b'{"job_id": "x"}\x00\xff',
         created_at=NOW,
     )
+    # the insert travels with the next statement or the commit; a duplicate in the
+    # same unit aborts it there, and nothing of the unit is stored
     async with uows() as uow:
         assert await uow.idempotency.get(user_id, "req-1") is None
         await uow.idempotency.add(record)
-        with pytest.raises(DuplicateEntry):
-            await uow.idempotency.add(record)
-        await uow.commit()  # the duplicate left the transaction usable
+        assert await uow.idempotency.get(user_id, "req-1") == record  # sent first
+        await uow.idempotency.add(record)
+        with pytest.raises(DuplicateEntry, match="already exists"):
+            await uow.commit()
+        assert not uow.committed
+    async with uows() as uow:
+        assert await uow.idempotency.get(user_id, "req-1") is None
+        await uow.idempotency.add(record)
+        await uow.commit()
     async with uows() as uow:
         assert await uow.idempotency.get(user_id, "req-1") == record
 
