@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import uuid
 from datetime import timedelta
@@ -54,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _freeze_startup_objects() -> None:
+    """Move what importing and building the app made (~170,000 objects: modules, the
+    table metadata, the routes) out of the collector's sight: they live as long as
+    the process, and a full collection walking them took ~50-100 ms (a latency
+    spike on whichever requests were in flight). Requests' garbage is collected as
+    before."""
+    gc.collect()
+    gc.freeze()
+
+
 def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     import msgspec
     import uvicorn
@@ -64,6 +75,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         settings, host=host or settings.host, port=port or settings.port
     )
     app = create_app(settings)
+    _freeze_startup_objects()
     uvicorn.run(
         app,
         host=settings.host,
@@ -136,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         from entrypoints.worker import run_worker
 
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
+        _freeze_startup_objects()
         asyncio.run(run_worker(settings, kinds))
     elif args.command == "scheduler":
         from entrypoints.worker import run_scheduler

@@ -58,6 +58,13 @@ class LedgerRepository(Protocol):
         """
         ...
 
+    async def will_lock_account(self, user_id: uuid.UUID) -> None:
+        """Announce ``lock_account_with_lots(user_id)`` as coming after the next call:
+        an adapter may take the lock and read the lots in that call's round trip (so
+        the account is locked then, even if it is not asked for after all), or do
+        nothing until it is asked. Take no other lock between the two."""
+        ...
+
     async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[Profile, list[Lot]]:
         """``lock_account`` then ``lots``, read under the lock, as one step: the locked
         profile (its ``credits`` are the balance) and the lots with credits left."""

@@ -142,6 +142,9 @@ class InMemoryLedger(_Repo):
             profile, credits=profile.credits + entry.amount
         )
 
+    async def will_lock_account(self, user_id: uuid.UUID) -> None:
+        return None  # no round trips to save: locked when asked
+
     async def append_deferred(self, entry: LedgerEntry) -> None:
         await self.append(entry)  # refused at once: allowed, and the strictest
 

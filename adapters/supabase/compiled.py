@@ -21,11 +21,14 @@ Round trips are the other cost, so the driver saves them where nothing is lost:
   aborts the transaction and the COMMIT behind it in the same round trip commits
   nothing.
 - the first statement of a transaction travels with its ``BEGIN``.
+- a read the caller announces (``ahead``: the account's lock and lots, announced
+  before the idempotency key's claim) travels *after* the next statement, in its
+  round trip, and is answered from there when it is asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -98,13 +101,16 @@ def _refusals() -> Iterator[None]:
 class Driver:
     """Runs compiled statements on one psycopg connection (a unit of work's)."""
 
-    __slots__ = ("_connection", "_cursor", "_deferred", "_failed", "_other")
+    __slots__ = ("_ahead", "_answers", "_connection", "_cursor", "_deferred", "_failed", "_other")
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self._connection = connection
         self._cursor = connection.cursor(row_factory=dict_row)
         self._other = connection.cursor(row_factory=dict_row)  # for ``both``
         self._deferred: list[tuple[str, dict[str, Any]]] = []
+        # reads announced for the next round trip, and their answers once it came back
+        self._ahead: dict[Hashable, list[tuple[str, dict[str, Any]]]] = {}
+        self._answers: dict[Hashable, list[list[DictRow]]] = {}
         # a deferred write failed: the transaction holds writes made after it, so it
         # must not commit, even if the caller caught the error
         self._failed: BaseException | None = None
@@ -119,9 +125,22 @@ class Driver:
         """The connection was lost (under one of our statements, or any other)."""
         return self._connection.broken
 
+    def ahead(self, key: Hashable, *reads: tuple[Compiled, Mapping[str, Any]]) -> None:
+        """Send ``reads`` after the next statement, in its round trip (each with its
+        own snapshot, after what came before it); ``answered(key)`` then gives their
+        rows. Announced reads never go with a COMMIT: a unit that commits first
+        never asked for them."""
+        self._ahead[key] = [(s.sql, {**s.defaults, **values}) for s, values in reads]
+
+    def answered(self, key: Hashable) -> list[list[DictRow]] | None:
+        """The rows of the reads announced as ``key``, once (None: not sent)."""
+        return self._answers.pop(key, None)
+
     def discard(self) -> None:
         """Forget the deferred statements (the transaction is being rolled back)."""
         self._deferred.clear()
+        self._ahead.clear()
+        self._answers.clear()
         self._failed = None
 
     async def run(self, statement: Compiled, values: Mapping[str, Any]) -> None:
@@ -162,6 +181,8 @@ class Driver:
             raise RuntimeError(
                 "a deferred write of this unit of work failed; it can only roll back"
             ) from self._failed
+        self._ahead.clear()
+        self._answers.clear()
         if self._deferred:
             await self._pipelined(commit=True)
         else:
@@ -169,7 +190,11 @@ class Driver:
 
     async def _execute(self, statement: Compiled, values: Mapping[str, Any]) -> None:
         params = {**statement.defaults, **values}
-        if self._deferred or self._connection.info.transaction_status == TransactionStatus.IDLE:
+        if (
+            self._deferred
+            or self._ahead
+            or self._connection.info.transaction_status == TransactionStatus.IDLE
+        ):
             # waiting writes, or a transaction to open: all in one round trip
             await self._pipelined((self._cursor, statement.sql, params))
             return
@@ -180,6 +205,7 @@ class Driver:
         self, *steps: tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], commit: bool = False
     ) -> None:
         deferred, self._deferred = self._deferred, []
+        ahead: list[tuple[Hashable, list[psycopg.AsyncCursor[DictRow]]]] = []
         try:
             with _refusals():
                 async with self._connection.pipeline():
@@ -189,10 +215,26 @@ class Driver:
                         await cursor.execute(sql, params)
                     if commit:
                         await self._connection.commit()
+                    else:
+                        ahead = await self._send_ahead()
         except BaseException as exc:
             if deferred:
                 self._failed = exc
             raise
+        for key, cursors in ahead:
+            self._answers[key] = [await cursor.fetchall() for cursor in cursors]
+
+    async def _send_ahead(self) -> list[tuple[Hashable, list[psycopg.AsyncCursor[DictRow]]]]:
+        sent = []
+        for key, reads in self._ahead.items():
+            cursors = []
+            for sql, params in reads:
+                cursor = self._connection.cursor(row_factory=dict_row)
+                await cursor.execute(sql, params)
+                cursors.append(cursor)
+            sent.append((key, cursors))
+        self._ahead.clear()
+        return sent
 
 
 class SqlConnection:

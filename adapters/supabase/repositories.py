@@ -359,11 +359,24 @@ class SqlLedger(_Repository):
         credits: int = row["credits"]
         return credits
 
-    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[Profile, list[Lot]]:
-        # one round trip; the lots are read after the lock is held, with a fresh snapshot
-        locked, lots = await self._sql.both(
-            _LOCK_PROFILE, {"user_id": user_id}, _LOTS, {"user_id": user_id}
+    async def will_lock_account(self, user_id: uuid.UUID) -> None:
+        # the lock and the lots travel after the next statement (the key's claim)
+        self._sql.ahead(
+            ("account", user_id),
+            (_LOCK_PROFILE, {"user_id": user_id}),
+            (_LOTS, {"user_id": user_id}),
         )
+
+    async def lock_account_with_lots(self, user_id: uuid.UUID) -> tuple[Profile, list[Lot]]:
+        # one round trip (or none, if announced); the lots are read after the lock is
+        # held, with a fresh snapshot
+        answered = self._sql.answered(("account", user_id))
+        if answered is not None:
+            locked, lots = answered
+        else:
+            locked, lots = await self._sql.both(
+                _LOCK_PROFILE, {"user_id": user_id}, _LOTS, {"user_id": user_id}
+            )
         if not locked:
             raise NotFound(f"no profile {user_id}")
         return _profile(locked[0]), [_lot(row) for row in lots]

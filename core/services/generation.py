@@ -412,6 +412,10 @@ async def submit_job(
     """
     now = clock.now()
     async with uow_factory() as uow:
+        if idempotency_key is not None:
+            # the account's lock may travel with the key's claim (one round trip): the
+            # key is claimed first, then the account locked, as without the hint
+            await uow.ledger.will_lock_account(user_id)
         replay = await idempotent(
             uow, user_id=user_id, key=idempotency_key, request_hash=request_hash, now=now
         )

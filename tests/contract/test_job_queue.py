@@ -14,6 +14,7 @@ import pytest
 
 from adapters.memory.queue import InMemoryJobQueue
 from adapters.redis import TaskiqJobQueue, make_stream_broker
+from adapters.redis.queue import ResilientStreamBroker
 from ports.queue import JobQueue
 from tests.fault.conftest import RedisServer
 
@@ -89,3 +90,52 @@ async def test_enqueueing_twice_delivers_twice(queue_pair: tuple[JobQueue, Recei
     await queue.enqueue(job_id, kind="image")
     await queue.enqueue(job_id, kind="image")
     assert await receive(2) == [(str(job_id), "image")] * 2
+
+
+# the Redis sender: concurrent wake-ups share a round trip ------------------------------
+
+
+async def test_wake_ups_sent_in_one_turn_of_the_loop_share_one_round_trip(
+    tmp_path: Path,
+) -> None:
+    async with taskiq_queue(tmp_path) as (queue, receive):
+        assert isinstance(queue, TaskiqJobQueue)
+        broker = queue.broker
+        assert isinstance(broker, ResilientStreamBroker)
+        jobs = [(uuid.uuid4(), kind) for kind in ("image", "video", "image", "training")]
+        await asyncio.gather(*(queue.enqueue(j, kind=k) for j, k in jobs))
+        assert (broker.batches, broker.batched) == (1, 4)  # every caller returned after it
+        await queue.enqueue(jobs[0][0], kind="edit")  # alone: a plain XADD
+        assert (broker.batches, broker.batched) == (2, 5)
+        got = await receive(5)
+        assert sorted(got) == sorted([(str(j), k) for j, k in jobs] + [(str(jobs[0][0]), "edit")])
+
+
+async def test_a_failed_round_trip_fails_every_wake_up_it_carried(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    broker = make_stream_broker(server.url)
+    await broker.startup()
+    queue = TaskiqJobQueue(broker)
+    try:
+        server.stop()
+        results = await asyncio.gather(
+            *(queue.enqueue(uuid.uuid4(), kind="image") for _ in range(3)),
+            return_exceptions=True,
+        )
+        assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
+        assert broker.batches == 0
+    finally:
+        await broker.shutdown()
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_others(tmp_path: Path) -> None:
+    async with taskiq_queue(tmp_path) as (queue, receive):
+        first = asyncio.ensure_future(queue.enqueue(uuid.uuid4(), kind="image"))
+        kept = uuid.uuid4()
+        second = asyncio.ensure_future(queue.enqueue(kept, kind="video"))
+        await asyncio.sleep(0)  # both joined the batch
+        first.cancel()
+        await second
+        got = await receive(2)  # the cancelled caller's message was sent all the same
+        assert (str(kept), "video") in got

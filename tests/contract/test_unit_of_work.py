@@ -354,6 +354,25 @@ async def test_a_deferred_entry_for_a_user_without_a_profile_is_not_found(
         assert not uow.committed
 
 
+async def test_an_announced_account_lock_answers_as_an_unannounced_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    granted = lot(user, 7)
+    async with uow_factory() as uow:
+        await uow.ledger.add_lot(granted)
+        await uow.ledger.append(entry(user, 7, 7, kind=EntryKind.GRANT))
+        await uow.commit()
+    async with uow_factory() as uow:
+        plain = await uow.ledger.lock_account_with_lots(user)
+    async with uow_factory() as uow:
+        await uow.ledger.will_lock_account(user)
+        assert await uow.idempotency.claim(user, "tap") == (True, None)
+        announced = await uow.ledger.lock_account_with_lots(user)
+        assert announced == plain and [x.remaining for x in announced[1]] == [7]
+        assert await uow.ledger.lock_account_with_lots(user) == plain  # asked again
+
+
 async def test_entries_page_newest_first_without_gaps_or_overlaps(
     uow_factory: UnitOfWorkFactory,
 ) -> None:

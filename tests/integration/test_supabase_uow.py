@@ -7,7 +7,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -739,3 +741,147 @@ async def test_prepared_statements_can_be_turned_off_for_transaction_poolers(
             assert await uow.ledger.balance(user) == 92
     finally:
         await engine.dispose()
+
+
+# --- round trips: what the submission path sends ------------------------------------------
+
+
+class RoundTrips:
+    """Counts the round trips the unit of work makes: each pipeline the driver sends,
+    each compiled statement it runs alone, each SQLAlchemy-built statement."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from adapters.supabase import compiled
+
+        self.count = 0
+        self.sqlalchemy = 0
+        pipelined, execute = compiled.Driver._pipelined, compiled.SqlConnection.execute
+
+        async def counted_pipeline(driver: compiled.Driver, *a: Any, **kw: Any) -> None:
+            self.count += 1
+            await pipelined(driver, *a, **kw)
+
+        async def counted_execute(conn: compiled.SqlConnection, *a: Any, **kw: Any) -> Any:
+            self.count += 1
+            self.sqlalchemy += 1
+            return await execute(conn, *a, **kw)
+
+        original_cursor_execute = psycopg.AsyncCursor.execute
+
+        async def counted_cursor(cursor: Any, *a: Any, **kw: Any) -> Any:
+            if not cursor.connection._pipeline:  # a statement alone: its own round trip
+                self.count += 1
+            return await original_cursor_execute(cursor, *a, **kw)
+
+        monkeypatch.setattr(compiled.Driver, "_pipelined", counted_pipeline)
+        monkeypatch.setattr(compiled.SqlConnection, "execute", counted_execute)
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted_cursor)
+
+
+async def test_a_submission_is_two_round_trips_and_its_wake_up(
+    uows: SqlUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # [BEGIN, the key's lock and record, the account's lock and lots] and
+    # [the lot, the hold, its entry, the job, the answer to replay, COMMIT]
+    from adapters.memory.clock import SystemClock
+    from adapters.memory.queue import InMemoryJobQueue
+    from core.pricing import DEFAULT_CATALOG
+    from core.services.generation import submit_image
+
+    user_id = await new_user(uows, credits=10)
+    queue = InMemoryJobQueue()
+
+    async def render(job: Job) -> bytes:
+        return b'{"id": "%s"}' % str(job.id).encode()
+
+    async def submit(key: str) -> Any:
+        return await submit_image(
+            uows,
+            queue,
+            SystemClock(),
+            DEFAULT_CATALOG,
+            user_id=user_id,
+            email=None,
+            model_id="flux-schnell",
+            params=ImageParams(prompt="a lighthouse", width=512, height=512),
+            idempotency_key=key,
+            request_hash="h",
+            render=render,
+        )
+
+    await submit("warm-up")  # the pool's first connection, the statements' preparation
+    trips = RoundTrips(monkeypatch)
+    first = await submit("tap-1")
+    assert (trips.count, trips.sqlalchemy) == (2, 0)
+    assert first.status_code == 202 and queue.enqueued[-1] == first.job_id
+    trips.count = 0
+    replay = await submit("tap-1")  # a replay: one round trip, then the rollback
+    assert replay.replayed and replay.body == first.body
+    assert trips.count == 1
+    # without the announcement, the account's lock is a round trip of its own
+    from adapters.supabase.repositories import SqlLedger
+
+    async def unannounced(ledger: SqlLedger, user_id: uuid.UUID) -> None:
+        return None
+
+    monkeypatch.setattr(SqlLedger, "will_lock_account", unannounced)
+    trips.count = 0
+    await submit("tap-2")
+    assert trips.count == 3
+    async with uows() as uow:  # the warm-up, the first and the last: charged once each
+        assert await uow.ledger.balance(user_id) == 10 - 3 * DEFAULT_CATALOG.image_price(
+            "flux-schnell", 512, 512, 1
+        )
+
+
+async def test_an_announced_account_lock_is_taken_with_the_next_round_trip(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = await new_user(uows, credits=5)
+    async with uows() as holder:
+        await holder.ledger.will_lock_account(user_id)
+        assert await holder.idempotency.claim(user_id, "tap") == (True, None)
+        # the account is locked now, before it is asked for: another unit waits
+        async with uows() as other:
+            waiting = asyncio.ensure_future(other.ledger.lock_account(user_id))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            profile, lots = await holder.ledger.lock_account_with_lots(user_id)  # answered
+            assert profile.credits == 5 and [lot.remaining for lot in lots] == [5]
+            await holder.commit()
+            assert await asyncio.wait_for(waiting, 5) == 5
+
+
+async def test_announced_lots_are_read_after_the_lock_was_waited_for(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    # the lots come from a statement of their own, after the lock: a change committed
+    # by the unit that held the lock is seen
+    user_id = await new_user(uows, credits=5)
+    async with uows() as first:
+        profile, [lot] = await first.ledger.lock_account_with_lots(user_id)
+        async with uows() as second:
+            await second.ledger.will_lock_account(user_id)
+            claimed = asyncio.ensure_future(second.idempotency.claim(user_id, "tap"))
+            await asyncio.sleep(0.2)
+            assert not claimed.done()  # its round trip waits on the account's lock
+            await first.ledger.set_lot_remaining(lot.id, 2)
+            await first.ledger.append(entry(user_id, -3, "spend", balance_after=2))
+            await first.commit()
+            assert await asyncio.wait_for(claimed, 5) == (True, None)
+            profile, lots = await second.ledger.lock_account_with_lots(user_id)
+            assert profile.credits == 2 and [x.remaining for x in lots] == [2]
+
+
+async def test_an_announced_lock_for_a_user_without_a_profile_is_not_found_when_asked(
+    uows: SqlUnitOfWorkFactory,
+) -> None:
+    user_id = uuid.uuid4()
+    async with uows() as uow:
+        await uow.ledger.will_lock_account(user_id)
+        assert await uow.idempotency.claim(user_id, "tap") == (True, None)
+        with pytest.raises(NotFound):
+            await uow.ledger.lock_account_with_lots(user_id)
+        await uow.profiles.ensure(user_id, None)
+        profile, lots = await uow.ledger.lock_account_with_lots(user_id)  # asked again
+        assert profile.id == user_id and lots == []
