@@ -28,7 +28,7 @@ Round trips are the other cost, so the driver saves them where nothing is lost:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -136,6 +136,14 @@ class Driver:
         """The rows of the reads announced as ``key``, once (None: not sent)."""
         return self._answers.pop(key, None)
 
+    @property
+    def usable(self) -> bool:
+        return not (self._connection.closed or self._connection.broken)
+
+    async def rollback(self) -> None:
+        """End the transaction, if one is open (nothing is sent otherwise)."""
+        await self._connection.rollback()
+
     def discard(self) -> None:
         """Forget the deferred statements (the transaction is being rolled back)."""
         self._deferred.clear()
@@ -238,21 +246,24 @@ class Driver:
 
 
 class SqlConnection:
-    """The unit of work's SQLAlchemy connection, for the statements built per call:
-    it sends the driver's deferred statements first, so that they see them."""
+    """The unit of work's SQLAlchemy connection, for the statements built per call,
+    made when first needed: it sends the driver's deferred statements first, so that
+    they see them."""
 
-    __slots__ = ("_connection", "driver")
+    __slots__ = ("_connect", "driver")
 
-    def __init__(self, connection: AsyncConnection, driver: Driver) -> None:
-        self._connection = connection
+    def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], driver: Driver) -> None:
+        self._connect = connect
         self.driver = driver
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         await self.driver.flush()
-        return await self._connection.execute(statement, parameters)
+        connection = await self._connect()
+        return await connection.execute(statement, parameters)
 
     @asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[AsyncTransaction]:
         await self.driver.flush()
-        async with self._connection.begin_nested() as savepoint:
+        connection = await self._connect()
+        async with connection.begin_nested() as savepoint:
             yield savepoint

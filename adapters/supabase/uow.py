@@ -6,7 +6,10 @@ from types import TracebackType
 from typing import Self
 
 import psycopg
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from adapters.supabase.compiled import Driver, SqlConnection
 from adapters.supabase.db import liveness
@@ -38,26 +41,22 @@ class SqlUnitOfWork:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._connection: AsyncConnection | None = None
+        self._pooled: PoolProxiedConnection | None = None
+        self._sqlalchemy: AsyncConnection | None = None
         self.committed = False
 
     async def __aenter__(self) -> Self:
-        if self._connection is not None:
+        if self._pooled is not None:
             raise RuntimeError("a unit of work is entered once")
-        connection = await self._engine.connect()
-        try:
-            await connection.begin()
-            # the same connection and transaction, for the compiled statements
-            raw = (await connection.get_raw_connection()).driver_connection
-            assert isinstance(raw, psycopg.AsyncConnection)
-            driver = Driver(raw)
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
-        self._driver = driver
+        # the pooled connection itself: a SQLAlchemy Connection (its transaction books,
+        # five more greenlet crossings) is made only for a statement built per call
+        pooled = await self._engine.raw_connection()
+        raw = pooled.driver_connection
+        assert isinstance(raw, psycopg.AsyncConnection)
+        self._pooled = pooled
+        self._driver = driver = Driver(raw)
         self.committed = False
-        sql = SqlConnection(connection, driver)
+        sql = SqlConnection(self._connection, driver)
         self.profiles = SqlProfiles(sql)
         self.ledger = SqlLedger(sql)
         self.jobs = SqlJobs(sql)
@@ -68,14 +67,25 @@ class SqlUnitOfWork:
         self.uploads = SqlUploads(sql)
         return self
 
+    async def _connection(self) -> AsyncConnection:
+        """SQLAlchemy's connection over the same pooled connection, made when first
+        needed; it joins the transaction the driver's statements run in."""
+        if self._pooled is None:
+            raise RuntimeError("use the unit of work inside 'async with'")
+        if self._sqlalchemy is None:
+            sync = Connection(self._engine.sync_engine, connection=self._pooled)
+            self._sqlalchemy = AsyncConnection(self._engine, sync_connection=sync)
+        return self._sqlalchemy
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
+        pooled, self._pooled = self._pooled, None
+        connection, self._sqlalchemy = self._sqlalchemy, None
+        if pooled is None:
             return
         self._driver.discard()  # deferred writes after the last commit are never sent
         if self._driver.broken:
@@ -84,37 +94,42 @@ class SqlUnitOfWork:
             checker = liveness(self._engine)
             if checker is not None:
                 checker.connection_lost()
-            await connection.invalidate()
-            await connection.close()
+            if connection is not None:
+                await connection.invalidate()
+                await connection.close()
+            else:
+                await greenlet_spawn(pooled.invalidate)
             return
         # whatever ran after the last commit() is discarded, as in the reference
         try:
-            await connection.rollback()
+            if self._driver.usable:  # not closed by SQLAlchemy, which saw it lost
+                await self._driver.rollback()
+            if connection is not None:
+                await connection.rollback()
         finally:
-            await connection.close()
-
-    def _conn(self) -> AsyncConnection:
-        if self._connection is None:
-            raise RuntimeError("use the unit of work inside 'async with'")
-        return self._connection
+            if connection is not None:
+                await connection.close()  # and so the pooled one goes back
+            else:
+                await greenlet_spawn(pooled.close)
 
     async def commit(self) -> None:
-        connection = self._conn()
+        if self._pooled is None:
+            raise RuntimeError("use the unit of work inside 'async with'")
         # the deferred writes and COMMIT in one round trip; then SQLAlchemy's own
-        # commit finds the transaction ended and only closes its books
+        # commit, if it took part, finds the transaction ended and only closes its
+        # books (its next statement begins the next one, as the driver's does)
         await self._driver.commit()
-        await connection.commit()
+        if self._sqlalchemy is not None:
+            await self._sqlalchemy.commit()
         self.committed = True
-        # begin the next one at once (that sends nothing: psycopg opens it with the
-        # next statement), so that what the compiled statements do after this commit
-        # is committed by the next commit() too
-        await connection.begin()
 
     async def rollback(self) -> None:
-        connection = self._conn()
+        if self._pooled is None:
+            raise RuntimeError("use the unit of work inside 'async with'")
         self._driver.discard()
-        await connection.rollback()
-        await connection.begin()
+        await self._driver.rollback()
+        if self._sqlalchemy is not None:
+            await self._sqlalchemy.rollback()
 
 
 class SqlUnitOfWorkFactory:
