@@ -87,14 +87,19 @@ def make_engine(url: str, *, pool_size: int = 10, prepared: bool = True) -> Asyn
     """``prepared=False`` for a transaction-mode pooler (Supavisor on port 6543,
     PgBouncer ``pool_mode=transaction``), where a server-side prepared statement may
     be gone on the next transaction: psycopg then never prepares (it prepares a
-    statement after its fifth use by default)."""
+    statement after its fifth use by default).
+
+    The pool is fixed at ``pool_size`` connections: a unit of work beyond them waits
+    for one (``pool_timeout``). No overflow: under a sustained burst, overflow
+    connections were opened and closed per request (a backend started, statements
+    prepared again), which halved the throughput (docs/performance.md)."""
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
     if not prepared:
         connect_args["prepare_threshold"] = None
     engine = create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,  # a fixed pool: see above
         pool_timeout=10,
         # a pooled connection may have been cut by Supavisor or a failover: checked
         # by Liveness, which pings only the connections that may have gone stale

@@ -651,6 +651,29 @@ def test_a_url_for_another_database_is_refused() -> None:
         normalise_url("mysql://u@localhost/db")
 
 
+async def test_a_burst_beyond_the_pool_waits_for_its_connections(pg_url: str) -> None:
+    # a fixed pool: twelve concurrent units of work on three connections all finish,
+    # and no connection is opened beyond the three (none opened and closed per unit)
+    engine = make_engine(pg_url, pool_size=3)
+    uows = SqlUnitOfWorkFactory(engine)
+    busiest = 0
+
+    async def unit(n: int) -> None:
+        nonlocal busiest
+        async with uows() as uow:
+            busiest = max(busiest, engine.pool.checkedout())  # type: ignore[attr-defined]
+            assert await uow.idempotency.try_lock(uuid.uuid4(), f"k{n}")
+            await asyncio.sleep(0.02)
+            await uow.commit()
+
+    try:
+        await asyncio.gather(*(unit(n) for n in range(12)))
+        assert busiest == 3
+        assert engine.pool.size() == 3 and engine.pool.overflow() <= 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
 async def test_a_database_that_is_down_fails_fast() -> None:
     engine = make_engine("postgresql://postgres@127.0.0.1:9/none")
     try:
