@@ -31,10 +31,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
-from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow, dict_row
+from psycopg import errors as pg_errors
+from psycopg._queries import PostgresQuery
+from psycopg.abc import Transformer as Adapting
+from psycopg.adapt import Transformer
+from psycopg.generators import fetch_many, send
+from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
+from psycopg.rows import DictRow
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import ClauseElement
@@ -101,12 +108,12 @@ def _refusals() -> Iterator[None]:
 class Driver:
     """Runs compiled statements on one psycopg connection (a unit of work's)."""
 
-    __slots__ = ("_ahead", "_answers", "_connection", "_cursor", "_deferred", "_failed", "_other")
+    __slots__ = ("_ahead", "_answers", "_connection", "_deferred", "_failed", "_prepare", "_tx")
 
-    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(self, connection: psycopg.AsyncConnection[Any], *, prepare: bool = True) -> None:
         self._connection = connection
-        self._cursor = connection.cursor(row_factory=dict_row)
-        self._other = connection.cursor(row_factory=dict_row)  # for ``both``
+        self._prepare = prepare  # False behind a transaction-mode pooler
+        self._tx = Transformer(connection)  # adapts parameters and rows, as a cursor's
         self._deferred: list[tuple[str, dict[str, Any]]] = []
         # reads announced for the next round trip, and their answers once it came back
         self._ahead: dict[Hashable, list[tuple[str, dict[str, Any]]]] = {}
@@ -152,15 +159,15 @@ class Driver:
         self._failed = None
 
     async def run(self, statement: Compiled, values: Mapping[str, Any]) -> None:
-        await self._execute(statement, values)
+        await self._pipelined((statement.sql, {**statement.defaults, **values}))
 
     async def one(self, statement: Compiled, values: Mapping[str, Any]) -> DictRow | None:
-        await self._execute(statement, values)
-        return await self._cursor.fetchone()
+        rows = await self.all(statement, values)
+        return rows[0] if rows else None
 
     async def all(self, statement: Compiled, values: Mapping[str, Any]) -> list[DictRow]:
-        await self._execute(statement, values)
-        return await self._cursor.fetchall()
+        [rows] = await self._pipelined((statement.sql, {**statement.defaults, **values}))
+        return rows
 
     async def both(
         self,
@@ -171,11 +178,11 @@ class Driver:
     ) -> tuple[list[DictRow], list[DictRow]]:
         """Two statements in one round trip, the second run after the first (READ
         COMMITTED: with its own snapshot, so it sees what the first waited for)."""
-        await self._pipelined(
-            (self._other, first.sql, {**first.defaults, **first_values}),
-            (self._cursor, second.sql, {**second.defaults, **second_values}),
+        one, two = await self._pipelined(
+            (first.sql, {**first.defaults, **first_values}),
+            (second.sql, {**second.defaults, **second_values}),
         )
-        return await self._other.fetchall(), await self._cursor.fetchall()
+        return one, two
 
     async def flush(self) -> None:
         """Send the deferred statements now (before a statement that is not ours)."""
@@ -196,53 +203,143 @@ class Driver:
         else:
             await self._connection.commit()
 
-    async def _execute(self, statement: Compiled, values: Mapping[str, Any]) -> None:
-        params = {**statement.defaults, **values}
-        if (
-            self._deferred
-            or self._ahead
-            or self._connection.info.transaction_status == TransactionStatus.IDLE
-        ):
-            # waiting writes, or a transaction to open: all in one round trip
-            await self._pipelined((self._cursor, statement.sql, params))
-            return
-        with _refusals():
-            await self._cursor.execute(statement.sql, params)
-
     async def _pipelined(
-        self, *steps: tuple[psycopg.AsyncCursor[DictRow], str, dict[str, Any]], commit: bool = False
-    ) -> None:
+        self, *steps: tuple[str, dict[str, Any]], commit: bool = False
+    ) -> list[list[DictRow]]:
+        """One round trip: the deferred statements, ``steps``, then the announced reads
+        (or the COMMIT); the rows of each step."""
         deferred, self._deferred = self._deferred, []
-        ahead: list[tuple[Hashable, list[psycopg.AsyncCursor[DictRow]]]] = []
+        ahead = [] if commit else list(self._ahead.items())
+        self._ahead.clear()
+        statements = [*deferred, *steps, *(read for _, reads in ahead for read in reads)]
         try:
             with _refusals():
-                async with self._connection.pipeline():
-                    for sql, params in deferred:
-                        await self._cursor.execute(sql, params)
-                    for cursor, sql, params in steps:
-                        await cursor.execute(sql, params)
-                    if commit:
-                        await self._connection.commit()
-                    else:
-                        ahead = await self._send_ahead()
+                rows = await _round_trip(
+                    self._connection, self._tx, statements, commit=commit, prepare=self._prepare
+                )
         except BaseException as exc:
             if deferred:
                 self._failed = exc
             raise
-        for key, cursors in ahead:
-            self._answers[key] = [await cursor.fetchall() for cursor in cursors]
+        rest = rows[len(deferred) :]
+        answers = rest[len(steps) :]
+        for key, reads in ahead:
+            self._answers[key], answers = answers[: len(reads)], answers[len(reads) :]
+        return rest[: len(steps)]
 
-    async def _send_ahead(self) -> list[tuple[Hashable, list[psycopg.AsyncCursor[DictRow]]]]:
-        sent = []
-        for key, reads in self._ahead.items():
-            cursors = []
-            for sql, params in reads:
-                cursor = self._connection.cursor(row_factory=dict_row)
-                await cursor.execute(sql, params)
-                cursors.append(cursor)
-            sent.append((key, cursors))
-        self._ahead.clear()
-        return sent
+
+class _Prepared:
+    """The statements prepared on one connection: (query text, parameter types) ->
+    server-side name. The types are part of it, as in psycopg's own cache: an int is
+    sent as int2, int4 or int8 by its value, None as unknown."""
+
+    __slots__ = ("made", "names")
+
+    def __init__(self) -> None:
+        self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.made = 0  # names are never reused, even after one was dropped
+
+    def name(self) -> bytes:
+        self.made += 1
+        return b"_gs_%d" % self.made
+
+
+_PREPARED: WeakKeyDictionary[psycopg.AsyncConnection[Any], _Prepared] = WeakKeyDictionary()
+
+
+async def _round_trip(
+    connection: psycopg.AsyncConnection[Any],
+    tx: Adapting,
+    statements: list[tuple[str, dict[str, Any]]],
+    *,
+    commit: bool,
+    prepare: bool,
+) -> list[list[DictRow]]:
+    """Send ``statements`` (after a ``BEGIN`` when no transaction is open, and before a
+    ``COMMIT`` if asked) in pipeline mode with one flush, and read every answer.
+
+    psycopg's own pipeline sends each statement as it is executed (a ``send`` and a
+    ``poll`` per statement: a quarter of a submission's CPU, docs/performance.md);
+    this queues them in libpq's buffer and flushes once, through psycopg's
+    low-level API, with its parameter adaptation, row loading and errors. Statements
+    are prepared once per connection (unless the connection never prepares: a
+    transaction-mode pooler, ``GENSTUDIO_DB_PREPARED=off``). The first error is
+    raised after the round trip; the statements after it were not run.
+    """
+    pg = connection.pgconn
+    state = _PREPARED.get(connection)
+    if state is None:
+        state = _PREPARED[connection] = _Prepared()
+    prepared = state.names
+    async with connection.lock:
+        # what each answer is: a step's rows (True), or a command's status (False), or
+        # a statement's preparation (its query text: kept only if it succeeded)
+        expect: list[bool | tuple[bytes, tuple[int, ...]]] = []
+        pg.enter_pipeline_mode()
+        try:
+            if not connection.autocommit and pg.transaction_status == TransactionStatus.IDLE:
+                pg.send_query_params(connection._get_tx_start_command(), None)
+                expect.append(False)
+            for sql, params in statements:
+                query = PostgresQuery(tx)
+                query.convert(sql, params)
+                if not prepare:
+                    pg.send_query_params(
+                        query.query,
+                        query.params,
+                        param_formats=query.formats,
+                        param_types=query.types,
+                    )
+                    expect.append(True)
+                    continue
+                key = (query.query, tuple(query.types))
+                name = prepared.get(key)
+                if name is None:
+                    name = prepared[key] = state.name()
+                    pg.send_prepare(name, query.query, param_types=query.types)
+                    expect.append(key)
+                pg.send_query_prepared(name, query.params, param_formats=query.formats)
+                expect.append(True)
+            if commit:
+                pg.send_query_params(b"COMMIT", None)
+                expect.append(False)
+            pg.pipeline_sync()
+            await connection.wait(send(pg))
+            error: psycopg.Error | None = None
+            out: list[list[DictRow]] = []
+            for what in expect:
+                results = await connection.wait(fetch_many(pg))
+                status = results[-1].status if results else ExecStatus.PIPELINE_ABORTED
+                if status == ExecStatus.FATAL_ERROR and error is None:
+                    error = pg_errors.error_from_result(
+                        results[-1], encoding=connection.info.encoding
+                    )
+                if isinstance(what, tuple):
+                    if status != ExecStatus.COMMAND_OK:  # not prepared after all
+                        prepared.pop(what, None)
+                elif what:
+                    out.append(_rows(tx, results[-1]) if status == ExecStatus.TUPLES_OK else [])
+            await connection.wait(fetch_many(pg))  # the sync's own answer
+        except BaseException:
+            # not read through (cancelled while waiting, or lost): the protocol is out
+            # of step, so the connection is closed here and the pool drops it (the unit
+            # of work sees it broken); what it had prepared goes with it
+            _PREPARED.pop(connection, None)
+            pg.finish()
+            raise
+        pg.exit_pipeline_mode()
+    if error is not None:
+        raise error
+    return out
+
+
+def _rows(tx: Adapting, result: PGresult) -> list[DictRow]:
+    tx.set_pgresult(result)
+    names = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
+    rows: list[DictRow] = tx.load_rows(
+        0, result.ntuples, lambda values: dict(zip(names, values, strict=True))
+    )
+    return rows
 
 
 class SqlConnection:

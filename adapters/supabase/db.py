@@ -86,16 +86,17 @@ def liveness(engine: AsyncEngine) -> Liveness | None:
 def make_engine(url: str, *, pool_size: int = 10, prepared: bool = True) -> AsyncEngine:
     """``prepared=False`` for a transaction-mode pooler (Supavisor on port 6543,
     PgBouncer ``pool_mode=transaction``), where a server-side prepared statement may
-    be gone on the next transaction: psycopg then never prepares (it prepares a
-    statement after its fifth use by default).
+    be gone on the next transaction: the driver then never prepares.
 
     The pool is fixed at ``pool_size`` connections: a unit of work beyond them waits
     for one (``pool_timeout``). No overflow: under a sustained burst, overflow
     connections were opened and closed per request (a backend started, statements
     prepared again), which halved the throughput (docs/performance.md)."""
-    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
-    if not prepared:
-        connect_args["prepare_threshold"] = None
+    # psycopg itself never prepares: the driver (adapters/supabase/compiled.py)
+    # prepares its statements under names of its own, and psycopg answers any ROLLBACK
+    # it ran after preparing with DEALLOCATE ALL, which would drop them too. Statements
+    # built per call (the cold paths) are not prepared.
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "prepare_threshold": None}
     engine = create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
@@ -111,4 +112,13 @@ def make_engine(url: str, *, pool_size: int = 10, prepared: bool = True) -> Asyn
     checker = Liveness()
     checker.install(engine)
     _LIVENESS[engine.sync_engine] = checker
+    _PREPARES[engine.sync_engine] = prepared
     return engine
+
+
+_PREPARES: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def prepares(engine: AsyncEngine) -> bool:
+    """Whether the driver may prepare statements on ``engine``'s connections."""
+    return _PREPARES.get(engine.sync_engine, True)

@@ -12,7 +12,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from adapters.supabase.compiled import Driver, SqlConnection
-from adapters.supabase.db import liveness
+from adapters.supabase.db import liveness, prepares
 from adapters.supabase.purchases import SqlPurchases
 from adapters.supabase.repositories import (
     SqlIdempotency,
@@ -54,7 +54,7 @@ class SqlUnitOfWork:
         raw = pooled.driver_connection
         assert isinstance(raw, psycopg.AsyncConnection)
         self._pooled = pooled
-        self._driver = driver = Driver(raw)
+        self._driver = driver = Driver(raw, prepare=prepares(self._engine))
         self.committed = False
         sql = SqlConnection(self._connection, driver)
         self.profiles = SqlProfiles(sql)

@@ -752,7 +752,7 @@ async def test_prepared_statements_can_be_turned_off_for_transaction_poolers(
     uows = SqlUnitOfWorkFactory(engine)
     user = await new_user(uows, credits=100)
     try:
-        for n in range(8):  # psycopg prepares a statement at its fifth use
+        for n in range(8):  # the driver prepares a statement at its first use
             async with uows() as uow:
                 await place_hold(uow, user_id=user, amount=1, reference=f"job:{n}", now=NOW)
                 await uow.commit()
@@ -767,12 +767,35 @@ async def test_prepared_statements_can_be_turned_off_for_transaction_poolers(
         await engine.dispose()
 
 
+async def test_prepared_statements_outlive_rollbacks_on_their_connection(fresh_db: str) -> None:
+    # psycopg answers a ROLLBACK with DEALLOCATE ALL once it has prepared something
+    # itself; it never prepares here, so the driver's statements stay valid
+    engine = make_engine(fresh_db, pool_size=1)
+    uows = SqlUnitOfWorkFactory(engine)
+    user = await new_user(uows, credits=10)
+    try:
+        for n in range(3):
+            async with uows() as uow:
+                await place_hold(uow, user_id=user, amount=1, reference=f"job:{n}", now=NOW)
+                await uow.ledger.entries(user, limit=1)  # built per call: SQLAlchemy's
+                await uow.rollback()  # both kinds roll back
+                assert await uow.ledger.balance(user) == 10 - n
+            async with uows() as uow:  # the same connection: its statements still there
+                await place_hold(uow, user_id=user, amount=1, reference=f"job:{n}", now=NOW)
+                await uow.commit()
+        async with uows() as uow:
+            assert await uow.ledger.balance(user) == 7
+    finally:
+        await engine.dispose()
+
+
 # --- round trips: what the submission path sends ------------------------------------------
 
 
 class RoundTrips:
-    """Counts the round trips the unit of work makes: each pipeline the driver sends,
-    each compiled statement it runs alone, each SQLAlchemy-built statement."""
+    """Counts the round trips the unit of work makes: each one the driver sends (every
+    compiled statement goes through ``Driver._pipelined``), and each statement built
+    per call (``SqlConnection.execute``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from adapters.supabase import compiled
@@ -781,25 +804,17 @@ class RoundTrips:
         self.sqlalchemy = 0
         pipelined, execute = compiled.Driver._pipelined, compiled.SqlConnection.execute
 
-        async def counted_pipeline(driver: compiled.Driver, *a: Any, **kw: Any) -> None:
+        async def counted_pipeline(driver: compiled.Driver, *a: Any, **kw: Any) -> Any:
             self.count += 1
-            await pipelined(driver, *a, **kw)
+            return await pipelined(driver, *a, **kw)
 
         async def counted_execute(conn: compiled.SqlConnection, *a: Any, **kw: Any) -> Any:
             self.count += 1
             self.sqlalchemy += 1
             return await execute(conn, *a, **kw)
 
-        original_cursor_execute = psycopg.AsyncCursor.execute
-
-        async def counted_cursor(cursor: Any, *a: Any, **kw: Any) -> Any:
-            if not cursor.connection._pipeline:  # a statement alone: its own round trip
-                self.count += 1
-            return await original_cursor_execute(cursor, *a, **kw)
-
         monkeypatch.setattr(compiled.Driver, "_pipelined", counted_pipeline)
         monkeypatch.setattr(compiled.SqlConnection, "execute", counted_execute)
-        monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted_cursor)
 
 
 async def test_a_submission_is_two_round_trips_and_its_wake_up(
@@ -909,3 +924,34 @@ async def test_an_announced_lock_for_a_user_without_a_profile_is_not_found_when_
         await uow.profiles.ensure(user_id, None)
         profile, lots = await uow.ledger.lock_account_with_lots(user_id)  # asked again
         assert profile.id == user_id and lots == []
+
+
+async def test_a_unit_cancelled_mid_round_trip_leaves_no_broken_connection_behind(
+    pg_url: str,
+) -> None:
+    # a request cancelled while its round trip waits (here: on the account's lock)
+    # has unread answers on its connection: it is dropped, not handed to the next unit
+    engine = make_engine(pg_url, pool_size=2)
+    uows = SqlUnitOfWorkFactory(engine)
+    try:
+        user_id = await new_user(uows, credits=5)
+        async with uows() as holder:
+            await holder.ledger.lock_account(user_id)
+
+            async def wait_for_the_lock() -> None:
+                async with uows() as uow:
+                    await uow.ledger.lock_account(user_id)
+
+            waiting = asyncio.ensure_future(wait_for_the_lock())
+            await asyncio.sleep(0.2)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await holder.commit()
+        for n in range(6):  # every connection the pool hands out works
+            async with uows() as uow:
+                assert await uow.ledger.lock_account(user_id) == 5
+                assert await uow.idempotency.claim(user_id, f"after-{n}") == (True, None)
+                await uow.commit()
+    finally:
+        await engine.dispose()
