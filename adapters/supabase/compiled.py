@@ -9,11 +9,13 @@ run on the unit of work's own psycopg connection, in its transaction. SQLAlchemy
 keeps what it is good at: the table definitions, building the SQL, the pool, and
 the statements that change shape per call.
 
-Round trips are the other cost, so the driver saves them where nothing is lost:
+Round trips are the other cost, so the driver saves them where nothing is lost. Every
+round trip is one pipeline (libpq's pipeline mode) sent with one flush
+(``_round_trip``), and:
 
 - a write whose answer the caller does not need (a job, a hold, an event, a ledger
   entry on the submission path, a lot's new remaining) is *deferred*: it travels with
-  the next statement in one pipeline (psycopg's pipeline mode), or with the COMMIT.
+  the next statement in its round trip, or with the COMMIT.
   Its refusal is raised there, and the unit of work is lost then as it would have
   been at once: nothing is committed. A deferred write never needs its answer read
   in Python: its conditions are the database's (a constraint, a foreign key, or the
@@ -145,6 +147,7 @@ class Driver:
 
     @property
     def usable(self) -> bool:
+        """Neither lost nor closed (a round trip not read through closes it)."""
         return not (self._connection.closed or self._connection.broken)
 
     async def rollback(self) -> None:
