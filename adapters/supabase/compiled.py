@@ -332,6 +332,9 @@ async def _round_trip(
             raise
         pg.exit_pipeline_mode()
     if error is not None:
+        if error.sqlstate == "26000":  # invalid_sql_statement_name: someone deallocated
+            # them (DISCARD ALL, DEALLOCATE ALL): prepare again from the next round trip
+            _PREPARED.pop(connection, None)
         raise error
     return out
 

@@ -789,6 +789,28 @@ async def test_prepared_statements_outlive_rollbacks_on_their_connection(fresh_d
         await engine.dispose()
 
 
+async def test_statements_deallocated_behind_the_drivers_back_are_prepared_again(
+    fresh_db: str,
+) -> None:
+    # DEALLOCATE ALL (or DISCARD ALL) from elsewhere fails the unit that meets it, and
+    # the connection's next unit prepares its statements again
+    engine = make_engine(fresh_db, pool_size=1)
+    uows = SqlUnitOfWorkFactory(engine)
+    user = await new_user(uows, credits=10)
+    try:
+        async with uows() as uow:
+            assert await uow.ledger.balance(user) == 10  # prepared now
+        async with engine.connect() as conn:  # the pool's one connection
+            await conn.exec_driver_sql("DEALLOCATE ALL")
+        async with uows() as uow:
+            with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+                await uow.ledger.balance(user)
+        async with uows() as uow:  # the same connection, its statements prepared again
+            assert await uow.ledger.balance(user) == 10
+    finally:
+        await engine.dispose()
+
+
 # --- round trips: what the submission path sends ------------------------------------------
 
 
