@@ -129,11 +129,6 @@ class Driver:
         read: a refusal must be the database's error (see the module's docstring)."""
         self._deferred.append((statement.sql, {**statement.defaults, **values}))
 
-    @property
-    def broken(self) -> bool:
-        """The connection was lost (under one of our statements, or any other)."""
-        return self._connection.broken
-
     def ahead(self, key: Hashable, *reads: tuple[Compiled, Mapping[str, Any]]) -> None:
         """Send ``reads`` after the next statement, in its round trip (each with its
         own snapshot, after what came before it); ``answered(key)`` then gives their
@@ -147,7 +142,8 @@ class Driver:
 
     @property
     def usable(self) -> bool:
-        """Neither lost nor closed (a round trip not read through closes it)."""
+        """Neither lost (under one of our statements, or SQLAlchemy's, which then
+        closed it) nor closed by a round trip that was not read through."""
         return not (self._connection.closed or self._connection.broken)
 
     async def rollback(self) -> None:
@@ -212,7 +208,7 @@ class Driver:
         """One round trip: the deferred statements, ``steps``, then the announced reads
         (or the COMMIT); the rows of each step."""
         deferred, self._deferred = self._deferred, []
-        ahead = [] if commit else list(self._ahead.items())
+        ahead = list(self._ahead.items())  # none with a commit: it dropped them
         self._ahead.clear()
         statements = [*deferred, *steps, *(read for _, reads in ahead for read in reads)]
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
@@ -75,12 +75,26 @@ class Liveness:
                 raise DisconnectionError("a pooled connection did not answer") from exc
 
 
-_LIVENESS: weakref.WeakKeyDictionary[Any, Liveness] = weakref.WeakKeyDictionary()
+class _Made(NamedTuple):
+    """What ``make_engine`` decided for an engine, for those who get only the engine."""
+
+    liveness: Liveness
+    prepared: bool
+
+
+_MADE: weakref.WeakKeyDictionary[Any, _Made] = weakref.WeakKeyDictionary()
 
 
 def liveness(engine: AsyncEngine) -> Liveness | None:
     """The ``Liveness`` that ``make_engine`` gave ``engine`` (None for other engines)."""
-    return _LIVENESS.get(engine.sync_engine)
+    made = _MADE.get(engine.sync_engine)
+    return None if made is None else made.liveness
+
+
+def prepares(engine: AsyncEngine) -> bool:
+    """Whether the driver may prepare statements on ``engine``'s connections."""
+    made = _MADE.get(engine.sync_engine)
+    return True if made is None else made.prepared
 
 
 def make_engine(url: str, *, pool_size: int = 10, prepared: bool = True) -> AsyncEngine:
@@ -111,14 +125,5 @@ def make_engine(url: str, *, pool_size: int = 10, prepared: bool = True) -> Asyn
     )
     checker = Liveness()
     checker.install(engine)
-    _LIVENESS[engine.sync_engine] = checker
-    _PREPARES[engine.sync_engine] = prepared
+    _MADE[engine.sync_engine] = _Made(checker, prepared)
     return engine
-
-
-_PREPARES: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
-
-def prepares(engine: AsyncEngine) -> bool:
-    """Whether the driver may prepare statements on ``engine``'s connections."""
-    return _PREPARES.get(engine.sync_engine, True)

@@ -67,13 +67,17 @@ class SqlUnitOfWork:
         self.uploads = SqlUploads(sql)
         return self
 
+    def _entered(self) -> PoolProxiedConnection:
+        if self._pooled is None:
+            raise RuntimeError("use the unit of work inside 'async with'")
+        return self._pooled
+
     async def _connection(self) -> AsyncConnection:
         """SQLAlchemy's connection over the same pooled connection, made when first
         needed; it joins the transaction the driver's statements run in."""
-        if self._pooled is None:
-            raise RuntimeError("use the unit of work inside 'async with'")
+        pooled = self._entered()
         if self._sqlalchemy is None:
-            sync = Connection(self._engine.sync_engine, connection=self._pooled)
+            sync = Connection(self._engine.sync_engine, connection=pooled)
             self._sqlalchemy = AsyncConnection(self._engine, sync_connection=sync)
         return self._sqlalchemy
 
@@ -88,9 +92,9 @@ class SqlUnitOfWork:
         if pooled is None:
             return
         self._driver.discard()  # deferred writes after the last commit are never sent
-        if self._driver.broken:
-            # lost under a compiled statement, which SQLAlchemy did not see: drop it,
-            # and have the pool check the others before handing them out
+        if not self._driver.usable:
+            # lost (or closed after a round trip not read through): drop it, and have
+            # the pool check the others before handing them out
             checker = liveness(self._engine)
             if checker is not None:
                 checker.connection_lost()
@@ -102,8 +106,7 @@ class SqlUnitOfWork:
             return
         # whatever ran after the last commit() is discarded, as in the reference
         try:
-            if self._driver.usable:  # not closed by SQLAlchemy, which saw it lost
-                await self._driver.rollback()
+            await self._driver.rollback()
             if connection is not None:
                 await connection.rollback()
         finally:
@@ -113,8 +116,7 @@ class SqlUnitOfWork:
                 await greenlet_spawn(pooled.close)
 
     async def commit(self) -> None:
-        if self._pooled is None:
-            raise RuntimeError("use the unit of work inside 'async with'")
+        self._entered()
         # the deferred writes and COMMIT in one round trip; then SQLAlchemy's own
         # commit, if it took part, finds the transaction ended and only closes its
         # books (its next statement begins the next one, as the driver's does)
@@ -124,8 +126,7 @@ class SqlUnitOfWork:
         self.committed = True
 
     async def rollback(self) -> None:
-        if self._pooled is None:
-            raise RuntimeError("use the unit of work inside 'async with'")
+        self._entered()
         self._driver.discard()
         await self._driver.rollback()
         if self._sqlalchemy is not None:
