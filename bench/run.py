@@ -46,6 +46,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
+#: the server, as a libpq URI without a database; a socket directory goes in the query
+#: (``postgresql://postgres@:5432?host=/var/run/postgresql``; ``--pg-host`` sets it)
 PG_SERVER = os.environ.get("GENSTUDIO_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("GENSTUDIO_BENCH_REDIS", "redis://127.0.0.1:6379/11")
 SECRET = "bench-secret-" + "x" * 40
@@ -57,6 +59,12 @@ WIDTH = HEIGHT = 512  # what bench/submit.lua and bench/loadgen.py ask for
 def user_id(n: int) -> uuid.UUID:
     """Deterministic user ids, so pgbench can name the same users from a number."""
     return uuid.UUID(f"00000000-0000-4000-8000-{n:012d}")
+
+
+def pg_url(database: str) -> str:
+    """``PG_SERVER`` naming ``database`` (before any query: a socket directory)."""
+    base, sep, query = PG_SERVER.partition("?")
+    return f"{base}/{database}{sep}{query}"
 
 
 def free_port() -> int:
@@ -84,10 +92,10 @@ class Lab:
         from adapters.supabase.migrate import upgrade
 
         name = f"genstudio_bench_{tag}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.databases.append(name)
-        url = f"{PG_SERVER}/{name}"
+        url = pg_url(name)
         upgrade(url)
         return url
 
@@ -125,7 +133,7 @@ class Lab:
                 self.stop(name)
         for name in self.databases:
             try:
-                with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+                with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             except Exception as exc:  # keep cleaning up the rest
                 log(f"could not drop {name}: {exc}")
@@ -382,7 +390,7 @@ def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any])
 
     cost = DEFAULT_CATALOG.image_price("flux-schnell", WIDTH, HEIGHT, 1)
     url = lab.database("submit")
-    db_name = url.rsplit("/", 1)[1]
+    db_name = str(conninfo_to_dict(url)["dbname"])
     many = list(range(1, args.users + 1))
     log(f"seeding {args.users} users and a single user on {db_name}")
     seed_users(url, [*many, SINGLE_USER], args.credits)
@@ -641,7 +649,7 @@ def machine() -> dict[str, Any]:
     mem = ""
     with contextlib.suppress(OSError):
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":")[1].strip()
-    with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
+    with psycopg.connect(pg_url("postgres")) as conn:
         pg = conn.execute("SHOW server_version").fetchone()[0]
         settings = {
             name: conn.execute(f"SHOW {name}").fetchone()[0]

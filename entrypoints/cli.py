@@ -70,6 +70,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from entrypoints.http.app import create_app
+    from entrypoints.http.server import CorkedHttpToolsProtocol
 
     settings = msgspec.structs.replace(
         settings, host=host or settings.host, port=port or settings.port
@@ -80,6 +81,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        http=CorkedHttpToolsProtocol,  # a response in one write (entrypoints/http/server.py)
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
