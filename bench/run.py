@@ -417,14 +417,22 @@ def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any])
     for r in range(args.repeat):
         for c in args.levels:
             before, cpu = count_jobs(url), cpu_seconds(pids)
+            pg_cpu, all_cpu = postgres_cpu_seconds(), machine_cpu_seconds()
             tag = f"c{c}-{uuid.uuid4().hex[:6]}"
             svc = http_load(ports, c, args.duration, tokens, tag, args.tool)
-            svc["api_cpu_ms_per_request"] = round(
-                1000 * (cpu_seconds(pids) - cpu) / max(1, svc["requests"]), 2
+            n = max(1, svc["requests"])
+            svc["api_cpu_ms_per_request"] = round(1000 * (cpu_seconds(pids) - cpu) / n, 2)
+            svc["pg_cpu_ms_per_request"] = round(1000 * (postgres_cpu_seconds() - pg_cpu) / n, 2)
+            svc["machine_cpu_ms_per_request"] = round(
+                1000 * (machine_cpu_seconds() - all_cpu) / n, 2
             )
             svc["jobs_committed"] = count_jobs(url) - before
             svc["loadavg"] = loadavg()
+            pg_cpu, all_cpu = postgres_cpu_seconds(), machine_cpu_seconds()
             pgb = pgbench(db_name, c, args.duration, first=1, nusers=args.users, cost=cost, lab=lab)
+            n = max(1, pgb["transactions"])
+            pgb["pg_cpu_ms_per_tx"] = round(1000 * (postgres_cpu_seconds() - pg_cpu) / n, 2)
+            pgb["machine_cpu_ms_per_tx"] = round(1000 * (machine_cpu_seconds() - all_cpu) / n, 2)
             pgb["loadavg"] = loadavg()
             reps[c].append(_row(c, args.users, svc, pgb))
             log(
@@ -464,14 +472,25 @@ def _median_row(reps: list[dict[str, Any]]) -> dict[str, Any]:
 
     service = {
         k: med("service", k)
-        for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "api_cpu_ms_per_request")
+        for k in (
+            "rps",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "api_cpu_ms_per_request",
+            "pg_cpu_ms_per_request",
+            "machine_cpu_ms_per_request",
+        )
     }
     service["errors"] = sum(int(r["service"]["errors"]) for r in reps)
     service["rps_range"] = [
         min(r["service"]["rps"] for r in reps),
         max(r["service"]["rps"] for r in reps),
     ]
-    pgbench = {k: med("pgbench", k) for k in ("tps", "p50_ms", "p99_ms")}
+    pgbench = {
+        k: med("pgbench", k)
+        for k in ("tps", "p50_ms", "p99_ms", "pg_cpu_ms_per_tx", "machine_cpu_ms_per_tx")
+    }
     ratios = [r["ratio"] for r in reps if r["ratio"] is not None]
     return {
         "concurrency": reps[0]["concurrency"],
@@ -520,6 +539,34 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time the Postgres server used so far: its live processes, and (through the
+    postmaster's children's times) the backends that have exited, e.g. pgbench's."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[str, list[str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                head, _, tail = (entry / "stat").read_text().rpartition(")")
+                stats[int(entry.name)] = (head.partition("(")[2], tail.split())
+    total = 0
+    for comm, fields in stats.values():
+        if comm != "postgres":
+            continue
+        total += int(fields[11]) + int(fields[12])
+        parent = stats.get(int(fields[1]))
+        if parent is None or parent[0] != "postgres":  # the postmaster
+            total += int(fields[13]) + int(fields[14])
+    return total / ticks
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far, all cores (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int | None:
@@ -722,8 +769,25 @@ def table(result: dict[str, Any]) -> str:
         "(medians over the rounds; latencies in ms; cpu/req: API processes' CPU ms per request;"
         " ratio = service req/s / pgbench tps at the same concurrency, measured back to back)"
     )
+    cpu_rows = [r for r in result.get("submission", []) if "pg_cpu_ms_per_tx" in r["pgbench"]]
+    if cpu_rows:
+        lines += [
+            "",
+            "CPU per submission, ms (both cores; machine: everything that ran, the load"
+            " generator and other tenants' work included)",
+            f"{'conc':>5} | {'svc: API':>9} {'Postgres':>9} {'machine':>8} |"
+            f" {'pgbench: Postgres':>18} {'machine':>8}",
+        ]
+        for row in cpu_rows:
+            s, p = row["service"], row["pgbench"]
+            lines.append(
+                f"{row['concurrency']:>5} | {s['api_cpu_ms_per_request']:>9.2f}"
+                f" {s['pg_cpu_ms_per_request']:>9.2f} {s['machine_cpu_ms_per_request']:>8.2f} |"
+                f" {p['pg_cpu_ms_per_tx']:>18.2f} {p['machine_cpu_ms_per_tx']:>8.2f}"
+            )
     aims = result.get("aims")
     if aims:
+        lines.append("")
 
         def verdict(at: dict[str, Any]) -> str:
             return (
