@@ -717,6 +717,25 @@ async def _submit_all(port: int, tokens: list[str], n: int) -> int:
 # --- report -------------------------------------------------------------------------------
 
 
+def python_speed_ms() -> float:
+    """A fixed piece of pure-Python work (the median of five timings): how fast this
+    machine runs the interpreter right now. The machine is shared, and what it gives
+    the API processes moves with it from run to run."""
+
+    def work() -> int:
+        table: dict[int, str] = {}
+        for i in range(200_000):
+            table[i % 1000] = str(i)
+        return len(table)
+
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 1)
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     with contextlib.suppress(OSError):
@@ -745,6 +764,7 @@ def machine() -> dict[str, Any]:
         "postgres": pg,
         "postgres_settings": settings,
         "kernel": platform.release(),
+        "python_speed_ms_at_start": python_speed_ms(),
     }
 
 
@@ -769,6 +789,12 @@ def table(result: dict[str, Any]) -> str:
         "(medians over the rounds; latencies in ms; cpu/req: API processes' CPU ms per request;"
         " ratio = service req/s / pgbench tps at the same concurrency, measured back to back)"
     )
+    speed = result.get("machine", {})
+    if "python_speed_ms_at_start" in speed:
+        lines.append(
+            f"(this machine's pure-Python speed: {speed['python_speed_ms_at_start']} ms at the"
+            f" start, {speed.get('python_speed_ms_at_end', '?')} ms at the end; less is faster)"
+        )
     cpu_rows = [r for r in result.get("submission", []) if "pg_cpu_ms_per_tx" in r["pgbench"]]
     if cpu_rows:
         lines += [
@@ -901,6 +927,7 @@ def main(argv: list[str] | None = None) -> None:
         raise
     lab.close()
     shutil.rmtree(workdir, ignore_errors=True)
+    result["machine"]["python_speed_ms_at_end"] = python_speed_ms()
     print(table(result))
     if not args.no_save:
         out = BENCH / "results" / f"{datetime.now(UTC):%Y-%m-%d}-{args.desc}.json"
