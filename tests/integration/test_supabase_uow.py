@@ -674,6 +674,29 @@ async def test_a_burst_beyond_the_pool_waits_for_its_connections(pg_url: str) ->
         await engine.dispose()
 
 
+async def test_a_light_load_reuses_the_connection_returned_last(pg_url: str) -> None:
+    # LIFO: one request at a time keeps being served by the same (warm) backend, not
+    # by each pooled connection in turn (docs/performance.md: Postgres's CPU)
+    engine = make_engine(pg_url, pool_size=3)
+
+    async def backend(connection: Any) -> int:
+        return int((await connection.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
+
+    try:
+        opened = [await engine.connect() for _ in range(3)]
+        pids = [await backend(c) for c in opened]
+        assert len(set(pids)) == 3
+        for connection in opened:  # checked in in order: the third one last
+            await connection.close()
+        seen = []
+        for _ in range(6):
+            async with engine.connect() as connection:
+                seen.append(await backend(connection))
+        assert seen == [pids[2]] * 6
+    finally:
+        await engine.dispose()
+
+
 async def test_a_database_that_is_down_fails_fast() -> None:
     engine = make_engine("postgresql://postgres@127.0.0.1:9/none")
     try:
