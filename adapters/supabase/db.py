@@ -122,8 +122,8 @@ def make_engine(url: str, *, pool_size: int = 10, prepared: bool = True) -> Asyn
         pool_recycle=1800,
         # the connection checked in last goes out first: under a light or middling load
         # the same few backends serve the requests, warm, and Postgres spent ~0.1 ms
-        # (~12%) less CPU per submission than when all ten took turns
-        # (docs/performance.md); the rest stay idle (and are pinged when next used)
+        # (~12%) less CPU per submission than when all ten took turns (alternating
+        # runs, docs/performance.md); the rest stay idle (pinged when next used)
         pool_use_lifo=True,
         isolation_level="READ COMMITTED",
         connect_args=connect_args,
