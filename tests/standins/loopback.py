@@ -81,6 +81,16 @@ class _Injected:
     when: Callable[[Request], bool] | None
 
 
+async def read_body(receive: Any) -> bytes:
+    """An ASGI request's whole body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class LoopbackStandIn(abc.ABC):
     name = "stand-in"
 
@@ -174,12 +184,7 @@ class LoopbackStandIn(abc.ABC):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         request = Request(
             method=scope["method"],
             path=scope["path"],
