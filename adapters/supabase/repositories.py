@@ -21,16 +21,24 @@ import msgspec
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 from sqlalchemy import (
+    CTE,
+    ColumnElement,
     RowMapping,
+    Text,
     and_,
     bindparam,
+    case,
+    cast,
     delete,
+    exists,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
     text,
+    true,
     tuple_,
     union_all,
     update,
@@ -208,14 +216,13 @@ _UNDO_MOVE = Compiled(
 )
 
 
-def _append_statement() -> Compiled:
-    """Move the balance and insert the entry in one statement (one round trip).
+def _append_ctes() -> tuple[CTE, CTE]:
+    """Move the balance and insert the entry, in one statement (one round trip).
 
     The balance moves conditionally, never read-modify-write (the CHECK on profiles
-    is only the backstop); the entry is inserted only if the balance it leaves is the
-    entry's ``balance_after``, and skipped on a duplicate key. It answers the balance
-    left (NULL: not moved) and the new entry's id (NULL: not inserted), so the caller
-    can tell the cases apart and undo the move.
+    is only the backstop): ``moved`` answers the balance left, or nothing. The entry
+    is inserted only if that balance is the entry's ``balance_after``, and skipped on
+    a duplicate key: ``added`` answers its id, or nothing.
     """
     moved = (
         update(t.profiles)
@@ -237,6 +244,32 @@ def _append_statement() -> Compiled:
         .returning(t.credit_ledger.c.id)
         .cte("added")
     )
+    return moved, added
+
+
+def _words(*parts: str | ColumnElement[Any]) -> ColumnElement[Any]:
+    """A message made in SQL: constant words and values, as text."""
+    out: ColumnElement[Any] | None = None
+    for part in parts:
+        piece = literal_column(f"'{part}'", Text) if isinstance(part, str) else cast(part, Text)
+        out = piece if out is None else out + piece
+    assert out is not None
+    return out
+
+
+def _refuse(
+    code: str, message: ColumnElement[Any], detail: ColumnElement[Any] | None = None
+) -> Any:
+    """``genstudio_refuse`` (migration 0007): the statement raises ``code``, which
+    the driver maps to a domain error (``compiled._refused``)."""
+    args = [literal_column(f"'{code}'", Text), message]
+    return func.genstudio_refuse(*args, *([detail] if detail is not None else []))
+
+
+def _append_statement() -> Compiled:
+    """``append``: the balance left (NULL: not moved) and the new entry's id (NULL: not
+    inserted), so the caller can tell the refusals apart and undo the move."""
+    moved, added = _append_ctes()
     return Compiled(
         select(
             select(moved.c.credits).scalar_subquery().label("credits"),
@@ -245,48 +278,53 @@ def _append_statement() -> Compiled:
     )
 
 
-_APPEND = _append_statement()
-
-# ``append_deferred``: the same move and insert, refusing by raising (migration 0007),
-# so that nothing has to be read back: GS409 a stale balance_after, GS402 an
-# overdraw, GS404 no profile; a duplicate key is the unique violation itself
-_APPEND_DEFERRED = Compiled(
-    text(
-        """
-        WITH moved AS (
-            UPDATE profiles SET credits = credits + CAST(:amount AS integer)
-             WHERE id = CAST(:user_id AS uuid) AND credits + CAST(:amount AS integer) >= 0
-            RETURNING credits
-        ), added AS (
-            INSERT INTO credit_ledger (id, user_id, kind, amount, balance_after, reference,
-                                       idempotency_key, lot_id, hold_id, created_at)
-            SELECT CAST(:id AS uuid), CAST(:user_id AS uuid), CAST(:kind AS text),
-                   CAST(:amount AS integer), CAST(:balance_after AS integer),
-                   CAST(:reference AS text), CAST(:idempotency_key AS text),
-                   CAST(:lot_id AS uuid), CAST(:hold_id AS uuid),
-                   CAST(:created_at AS timestamptz)
-              FROM moved
-            RETURNING id
+def _append_deferred_statement() -> Compiled:
+    """``append_deferred``: the same move and insert, refusing by raising, so that
+    nothing has to be read back: GS409 a stale ``balance_after``, a duplicate key as
+    the unique violation it is, GS402 an overdraw, GS404 no profile."""
+    moved, added = _append_ctes()
+    left = select(moved.c.credits).scalar_subquery()
+    balance = select(_P.credits).where(_P.id == bindparam("user_id")).scalar_subquery()
+    user, key = bindparam("user_id"), bindparam("idempotency_key")
+    return Compiled(
+        select(
+            case(
+                (exists(select(added.c.id)), true()),
+                (
+                    left != bindparam("balance_after"),
+                    _refuse(
+                        "GS409",
+                        _words(
+                            "balance of ",
+                            user,
+                            " is ",
+                            left,
+                            " after the entry, not ",
+                            bindparam("balance_after"),
+                            ": the account was not locked",
+                        ),
+                    ),
+                ),
+                (
+                    exists(select(moved.c.credits)),
+                    _refuse("23505", _words("entry ", key, " exists")),
+                ),
+                (
+                    balance.is_not(None),
+                    _refuse(
+                        "GS402",
+                        _words("insufficient credits"),
+                        _words(-bindparam("amount"), " ", balance),
+                    ),
+                ),
+                else_=_refuse("GS404", _words("no profile ", user)),
+            )
         )
-        SELECT CASE
-            WHEN (SELECT credits FROM moved) = CAST(:balance_after AS integer)
-             AND EXISTS (SELECT FROM added) THEN true
-            WHEN EXISTS (SELECT FROM moved) THEN genstudio_refuse(
-                'GS409',
-                'balance of ' || CAST(:user_id AS text) || ' is '
-                || (SELECT credits FROM moved) || ' after the entry, not '
-                || CAST(:balance_after AS text) || ': the account was not locked')
-            WHEN EXISTS (SELECT FROM profiles WHERE id = CAST(:user_id AS uuid))
-            THEN genstudio_refuse(
-                'GS402',
-                'insufficient credits',
-                CAST(-CAST(:amount AS integer) AS text) || ' '
-                || (SELECT credits FROM profiles WHERE id = CAST(:user_id AS uuid)))
-            ELSE genstudio_refuse('GS404', 'no profile ' || CAST(:user_id AS text))
-        END
-        """
     )
-)
+
+
+_APPEND = _append_statement()
+_APPEND_DEFERRED = _append_deferred_statement()
 _FIND_ENTRY = Compiled(
     select(t.credit_ledger).where(
         t.credit_ledger.c.user_id == bindparam("user_id"),
@@ -295,27 +333,35 @@ _FIND_ENTRY = Compiled(
 )
 _L = t.credit_lots.c
 _LOTS = Compiled(select(t.credit_lots).where(_L.user_id == bindparam("user_id"), _L.remaining > 0))
-# deferred, so it refuses by raising (migration 0007): GS422 out of range, GS404 no lot
-_SET_REMAINING = Compiled(
-    text(
-        """
-        WITH updated AS (
-            UPDATE credit_lots SET remaining = CAST(:to AS integer)
-             WHERE id = CAST(:lot_id AS uuid) AND CAST(:to AS integer) BETWEEN 0 AND amount
-            RETURNING id
-        )
-        SELECT CASE
-            WHEN EXISTS (SELECT FROM updated) THEN true
-            WHEN EXISTS (SELECT FROM credit_lots WHERE id = CAST(:lot_id AS uuid))
-            THEN genstudio_refuse(
-                'GS422',
-                'lot ' || CAST(:lot_id AS text) || ' cannot hold ' || CAST(:to AS text) || ' of '
-                || (SELECT amount FROM credit_lots WHERE id = CAST(:lot_id AS uuid)))
-            ELSE genstudio_refuse('GS404', 'no lot ' || CAST(:lot_id AS text))
-        END
-        """
+
+
+def _set_remaining_statement() -> Compiled:
+    """Deferred, so it refuses by raising (migration 0007): GS422 out of range, GS404
+    no lot."""
+    lot, to = bindparam("lot_id"), bindparam("to", type_=_L.remaining.type)
+    updated = (
+        update(t.credit_lots)
+        .where(_L.id == lot, to.between(0, _L.amount))
+        .values(remaining=to)
+        .returning(_L.id)
+        .cte("updated")
     )
-)
+    amount = select(_L.amount).where(_L.id == lot).scalar_subquery()
+    return Compiled(
+        select(
+            case(
+                (exists(select(updated.c.id)), true()),
+                (
+                    amount.is_not(None),
+                    _refuse("GS422", _words("lot ", lot, " cannot hold ", to, " of ", amount)),
+                ),
+                else_=_refuse("GS404", _words("no lot ", lot)),
+            )
+        )
+    )
+
+
+_SET_REMAINING = _set_remaining_statement()
 _ADD_LOT = Compiled(insert(t.credit_lots).values(_params(col.name for col in t.credit_lots.c)))
 _H = t.credit_holds.c
 _ADD_HOLD = Compiled(insert(t.credit_holds).values(_params(col.name for col in t.credit_holds.c)))
