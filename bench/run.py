@@ -530,27 +530,32 @@ def modal_wired() -> bool:
         return False
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """A process's name and the fields of /proc/<pid>/stat after it (None: gone).
+    Field 1 is the parent; 11 and 12 its user and system ticks; 13 and 14 those of
+    the children it has waited for."""
+    try:
+        head, _, tail = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
+    except OSError:
+        return None
+    return head.partition("(")[2], tail.split()
+
+
 def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes used so far (/proc/<pid>/stat)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+    """User + system CPU time the processes used so far."""
+    stats = [stat for pid in pids if (stat := _stat(pid)) is not None]
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_cpu_seconds() -> float:
     """CPU time the Postgres server used so far: its live processes, and (through the
     postmaster's children's times) the backends that have exited, e.g. pgbench's."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[str, list[str]]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                head, _, tail = (entry / "stat").read_text().rpartition(")")
-                stats[int(entry.name)] = (head.partition("(")[2], tail.split())
+    stats = {
+        int(entry.name): stat
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and (stat := _stat(entry.name)) is not None
+    }
     total = 0
     for comm, fields in stats.values():
         if comm != "postgres":
@@ -559,7 +564,7 @@ def postgres_cpu_seconds() -> float:
         parent = stats.get(int(fields[1]))
         if parent is None or parent[0] != "postgres":  # the postmaster
             total += int(fields[13]) + int(fields[14])
-    return total / ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_cpu_seconds() -> float:
