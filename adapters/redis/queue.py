@@ -28,12 +28,17 @@ import uuid
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
-from redis.asyncio import Redis
+import msgspec
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage, AsyncBroker, BrokerMessage
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage, TaskiqMiddleware
+from taskiq.exceptions import SendTaskError
+from taskiq.formatters.proxy_formatter import ProxyFormatter
 from taskiq.kicker import AsyncKicker
+from taskiq.labels import prepare_label
+from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisStreamBroker
 
 log = logging.getLogger("genstudio.queue")
@@ -45,6 +50,8 @@ MAINTENANCE_STREAM = "genstudio:maintenance"
 
 IDLE_TIMEOUT_MS = 300_000  # 5 minutes: longer than an image job, and harmless if shorter
 AUTOCLAIM_LOCK_TIMEOUT_S = 30.0
+#: a wake-up not in Redis after this long fails (the reconciler sends it again later)
+SEND_TIMEOUT_S = 2.0
 
 
 def stream_for(kind: str, prefix: str = "genstudio:jobs") -> str:
@@ -64,7 +71,8 @@ class ResilientStreamBroker(RedisStreamBroker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sender: Redis | None = None
+        self._sender: AbstractConnection | None = None  # the XADDs' own connection
+        self._send_lock = asyncio.Lock()  # one batch on it at a time: answers in order
         # the XADDs asked for in this turn of the event loop, and when they were sent
         self._batch: tuple[list[tuple[str, bytes]], asyncio.Future[None]] | None = None
         self._sending: set[asyncio.Task[None]] = set()  # strong references to the sends
@@ -72,11 +80,10 @@ class ResilientStreamBroker(RedisStreamBroker):
         self.batched = 0
 
     async def kick(self, message: BrokerMessage) -> None:
-        """XADD, as the stock broker does, but through one client kept for the broker's
-        life (the stock one builds a Redis client, and its response-callback table,
-        for every message), and with the messages kicked in one turn of the event loop
-        (concurrent submissions) sent together in one round trip. It returns when its
-        message is in Redis, or raises what sending it raised."""
+        """XADD, as the stock broker does, but on one connection kept for the broker's
+        life, and with the messages kicked in one turn of the event loop (concurrent
+        submissions) sent together in one round trip. It returns when its message is
+        in Redis, or raises what sending it raised (within ``SEND_TIMEOUT_S``)."""
         stream = message.labels.get("queue_name") or self.queue_name
         if self._batch is None:
             loop = asyncio.get_running_loop()
@@ -93,25 +100,34 @@ class ResilientStreamBroker(RedisStreamBroker):
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
+    def _command(self, stream: str, data: bytes) -> tuple[Any, ...]:
+        """XADD as redis-py's ``xadd`` spells it, with this broker's trimming."""
+        trim: tuple[Any, ...] = ()
+        if self.maxlen is not None:
+            trim = ("MAXLEN", "~", self.maxlen) if self.approximate else ("MAXLEN", self.maxlen)
+        return ("XADD", stream, *trim, "*", b"data", data)
+
     async def _xadd(self, entries: list[tuple[str, bytes]], sent: asyncio.Future[None]) -> None:
-        if self._sender is None:
-            self._sender = Redis(connection_pool=self.connection_pool)
+        """One round trip for a batch, straight on a redis-py connection: the client's
+        command path (its pool checkout, retries and response callbacks per command)
+        cost ~40 us of CPU more per XADD than the round trip itself
+        (docs/performance.md). Any failure drops the connection (the answers of the
+        rest of the batch would be out of step); the next batch connects again."""
         try:
-            if len(entries) == 1:
-                [(stream, data)] = entries
-                await self._sender.xadd(
-                    stream, {b"data": data}, maxlen=self.maxlen, approximate=self.approximate
-                )
-            else:
-                async with self._sender.pipeline(transaction=False) as pipe:
-                    for stream, data in entries:
-                        pipe.xadd(
-                            stream,
-                            {b"data": data},
-                            maxlen=self.maxlen,
-                            approximate=self.approximate,
-                        )
-                    await pipe.execute()
+            async with self._send_lock, asyncio.timeout(SEND_TIMEOUT_S):
+                if self._sender is None:
+                    self._sender = self.connection_pool.make_connection()
+                sender = self._sender
+                try:
+                    await sender.send_packed_command(
+                        sender.pack_commands([self._command(*entry) for entry in entries]),
+                        check_health=False,
+                    )
+                    for _ in entries:
+                        await sender.read_response()  # raises a refusal (ResponseError)
+                except BaseException:
+                    await sender.disconnect(nowait=True)
+                    raise
         except asyncio.CancelledError:
             sent.cancel()
             raise
@@ -131,7 +147,7 @@ class ResilientStreamBroker(RedisStreamBroker):
             await asyncio.gather(*self._sending, return_exceptions=True)
         sender, self._sender = self._sender, None
         if sender is not None:
-            await sender.aclose(close_connection_pool=False)
+            await sender.disconnect()
         await super().shutdown()
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
@@ -186,15 +202,82 @@ def make_stream_broker(
     )
 
 
+class _TaskiqMessage(msgspec.Struct):
+    """taskiq's ``TaskiqMessage`` as its ``ProxyFormatter`` and ``JSONSerializer``
+    write it (the fields in their order); a test reads ours back with taskiq's."""
+
+    task_id: str
+    task_name: str
+    labels: dict[str, str]
+    labels_types: dict[str, int]
+    args: list[str]
+    kwargs: dict[str, str]
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 class TaskiqJobQueue:
+    """Wake-ups as taskiq ``process_job`` messages.
+
+    The message is written here, as taskiq's kicker would write it, when the broker
+    formats messages the default way (``ProxyFormatter`` over ``JSONSerializer``)
+    and has no middleware that changes what is sent: the kicker builds a pydantic
+    model, dumps it and serializes it with the standard json module (~30 us of CPU
+    per submission, docs/performance.md). Any other broker gets the kicker."""
+
     def __init__(self, broker: AsyncBroker, *, prefix: str = "genstudio:jobs") -> None:
         self.broker = broker
         self.prefix = prefix
+        self._labels: dict[tuple[str, int], tuple[dict[str, str], dict[str, int]]] = {}
+
+    def _written_here(self) -> bool:
+        broker = self.broker
+        return (
+            type(broker.formatter) is ProxyFormatter
+            and type(broker.serializer) is JSONSerializer
+            and not any(
+                type(m).pre_send is not TaskiqMiddleware.pre_send
+                or type(m).post_send is not TaskiqMiddleware.post_send
+                for m in broker.middlewares
+            )
+        )
 
     async def enqueue(self, job_id: uuid.UUID, *, kind: str, priority: int = 0) -> None:
-        kicker: AsyncKicker[[str, str], None] = AsyncKicker(
-            task_name=PROCESS_JOB_TASK,
-            broker=self.broker,
-            labels={"queue_name": stream_for(kind, self.prefix), "priority": priority},
-        )
-        await kicker.kiq(str(job_id), kind)
+        stream = stream_for(kind, self.prefix)
+        if not self._written_here():
+            kicker: AsyncKicker[[str, str], None] = AsyncKicker(
+                task_name=PROCESS_JOB_TASK,
+                broker=self.broker,
+                labels={"queue_name": stream, "priority": priority},
+            )
+            await kicker.kiq(str(job_id), kind)
+            return
+        labels = self._labels.get((stream, priority))
+        if labels is None:
+            labels = self._labels[stream, priority] = _labels(
+                {"queue_name": stream, "priority": priority}
+            )
+        task_id = self.broker.id_generator()
+        text, types = labels
+        message = _TaskiqMessage(task_id, PROCESS_JOB_TASK, text, types, [str(job_id), kind], {})
+        try:
+            await self.broker.kick(
+                BrokerMessage(
+                    task_id=task_id,
+                    task_name=PROCESS_JOB_TASK,
+                    message=_encode(message),
+                    labels=text,
+                )
+            )
+        except Exception as exc:
+            raise SendTaskError from exc  # as the kicker raises it
+
+
+def _labels(labels: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
+    """Labels as taskiq sends them: each value as text, with its type's code."""
+    text: dict[str, str] = {}
+    types: dict[str, int] = {}
+    for name, value in labels.items():
+        text[name], types[name] = prepare_label(value)
+    return text, types

@@ -37,7 +37,7 @@ from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg._queries import PostgresQuery
+from psycopg._queries import _query2pg_nocache
 from psycopg.abc import Transformer as Adapting
 from psycopg.adapt import Transformer
 from psycopg.generators import fetch_many, send
@@ -227,16 +227,48 @@ class Driver:
         return rest[: len(steps)]
 
 
+class _Shape:
+    """A statement as Postgres takes it: the text with ``$n`` placeholders, and which
+    value goes where. What psycopg's ``PostgresQuery.convert`` works out on every
+    call (it caches the parse, but still encodes the text, looks the parse up, checks
+    and reorders the values), worked out once per statement and encoding."""
+
+    __slots__ = ("formats", "order", "query")
+
+    def __init__(self, sql: str, encoding: str) -> None:
+        self.query, self.formats, order, _ = _query2pg_nocache(sql.encode(encoding), encoding)
+        self.order: list[str] = order or []
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        try:
+            return [params[name] for name in self.order]
+        except KeyError:
+            missing = ", ".join(sorted(n for n in self.order if n not in params))
+            raise psycopg.ProgrammingError(f"query parameter missing: {missing}") from None
+
+
+_SHAPES: dict[tuple[str, str], _Shape] = {}
+
+
+def _shape(sql: str, encoding: str) -> _Shape:
+    shape = _SHAPES.get((sql, encoding))
+    if shape is None:
+        shape = _SHAPES[sql, encoding] = _Shape(sql, encoding)
+    return shape
+
+
 class _Prepared:
     """The statements prepared on one connection: (query text, parameter types) ->
     server-side name. The types are part of it, as in psycopg's own cache: an int is
-    sent as int2, int4 or int8 by its value, None as unknown."""
+    sent as int2, int4 or int8 by its value, None as unknown. And the connection's
+    encoding, read once (the adapters never change it)."""
 
-    __slots__ = ("made", "names")
+    __slots__ = ("encoding", "made", "names")
 
-    def __init__(self) -> None:
+    def __init__(self, encoding: str) -> None:
         self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
         self.made = 0  # names are never reused, even after one was dropped
+        self.encoding = encoding
 
     def name(self) -> bytes:
         self.made += 1
@@ -268,7 +300,7 @@ async def _round_trip(
     pg = connection.pgconn
     state = _PREPARED.get(connection)
     if state is None:
-        state = _PREPARED[connection] = _Prepared()
+        state = _PREPARED[connection] = _Prepared(connection.info.encoding)
     prepared = state.names
     async with connection.lock:
         # what each answer is: a step's rows (True), or a command's status (False), or
@@ -280,24 +312,22 @@ async def _round_trip(
                 pg.send_query_params(connection._get_tx_start_command(), None)
                 expect.append(False)
             for sql, params in statements:
-                query = PostgresQuery(tx)
-                query.convert(sql, params)
+                shape = _shape(sql, state.encoding)
+                values = tx.dump_sequence(shape.values(params), shape.formats)
+                types = tx.types or ()
                 if not prepare:
                     pg.send_query_params(
-                        query.query,
-                        query.params,
-                        param_formats=query.formats,
-                        param_types=query.types,
+                        shape.query, values, param_formats=tx.formats, param_types=types
                     )
                     expect.append(True)
                     continue
-                key = (query.query, tuple(query.types))
+                key = (shape.query, types)
                 name = prepared.get(key)
                 if name is None:
                     name = prepared[key] = state.name()
-                    pg.send_prepare(name, query.query, param_types=query.types)
+                    pg.send_prepare(name, shape.query, param_types=types)
                     expect.append(key)
-                pg.send_query_prepared(name, query.params, param_formats=query.formats)
+                pg.send_query_prepared(name, values, param_formats=tx.formats)
                 expect.append(True)
             if commit:
                 pg.send_query_params(b"COMMIT", None)

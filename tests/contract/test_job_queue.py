@@ -11,10 +11,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from redis.asyncio import Redis
+from taskiq import BrokerMessage, TaskiqMessage, TaskiqMiddleware
+from taskiq.kicker import AsyncKicker
 
 from adapters.memory.queue import InMemoryJobQueue
 from adapters.redis import TaskiqJobQueue, make_stream_broker
-from adapters.redis.queue import ResilientStreamBroker
+from adapters.redis.queue import PROCESS_JOB_TASK, ResilientStreamBroker
 from ports.queue import JobQueue
 from tests.fault.conftest import RedisServer
 
@@ -139,3 +142,109 @@ async def test_a_cancelled_caller_does_not_cancel_the_others(tmp_path: Path) -> 
         await second
         got = await receive(2)  # the cancelled caller's message was sent all the same
         assert (str(kept), "video") in got
+
+
+async def test_after_a_lost_connection_the_next_wake_up_connects_again(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    broker = make_stream_broker(server.url)
+    await broker.startup()
+    queue = TaskiqJobQueue(broker)
+    try:
+        await queue.enqueue(uuid.uuid4(), kind="image")
+        server.stop()
+        with pytest.raises(Exception):  # noqa: B017 - whatever the lost connection raises
+            await queue.enqueue(uuid.uuid4(), kind="image")
+        server.start()  # same port, empty
+        kept = uuid.uuid4()
+        await queue.enqueue(kept, kind="image")
+        async with Redis.from_url(server.url) as client:
+            [(_, fields)] = await client.xrange("genstudio:jobs:image")
+        assert msgspec.json.decode(fields[b"data"])["args"] == [str(kept), "image"]
+    finally:
+        await broker.shutdown()
+        server.stop()
+
+
+async def test_a_redis_that_never_answers_fails_the_wake_up_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung Redis (a partition, a stalled server) must not hold submissions: the
+    wake-up fails after SEND_TIMEOUT_S and the reconciler sends it later."""
+    monkeypatch.setattr("adapters.redis.queue.SEND_TIMEOUT_S", 0.3)
+    received = bytearray()
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            received.extend(data)  # and never answer
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    broker = make_stream_broker(f"redis://127.0.0.1:{port}/0")
+    queue = TaskiqJobQueue(broker)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(Exception):  # noqa: B017 - the kicker's SendTaskError
+            await queue.enqueue(uuid.uuid4(), kind="image")
+        assert asyncio.get_running_loop().time() - started < 2
+        assert received  # it talked to the server, which never answered
+    finally:
+        server.close()
+        await broker.shutdown()
+
+
+# the message: taskiq's own, written without its kicker --------------------------------
+
+
+class _Kept(ResilientStreamBroker):
+    """Keeps what it is asked to send."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.kept: list[BrokerMessage] = []
+
+    async def kick(self, message: BrokerMessage) -> None:
+        self.kept.append(message)
+
+
+def _kept_broker() -> _Kept:
+    return _Kept(
+        "redis://127.0.0.1:1/0", queue_name="genstudio:jobs:image", maxlen=100, approximate=True
+    )
+
+
+@pytest.mark.parametrize("priority", [0, 9])
+async def test_the_wake_up_is_the_message_taskiqs_kicker_writes(priority: int) -> None:
+    broker = _kept_broker()
+    job_id = uuid.uuid4()
+    await TaskiqJobQueue(broker).enqueue(job_id, kind="video", priority=priority)
+    labels = {"queue_name": "genstudio:jobs:video", "priority": priority}
+    await AsyncKicker(task_name=PROCESS_JOB_TASK, broker=broker, labels=labels).kiq(
+        str(job_id), "video"
+    )
+    ours, taskiqs = broker.kept
+    assert ours.task_id != taskiqs.task_id
+    assert (ours.task_name, ours.labels) == (taskiqs.task_name, taskiqs.labels)
+    read_ours = broker.formatter.loads(ours.message)
+    read_theirs = broker.formatter.loads(taskiqs.message)
+    assert read_ours.task_id == ours.task_id
+    assert read_ours.model_copy(update={"task_id": "x"}) == read_theirs.model_copy(
+        update={"task_id": "x"}
+    )
+    assert read_ours.args == [str(job_id), "video"]
+    assert read_ours.labels["queue_name"] == "genstudio:jobs:video"
+    read_ours.parse_labels()  # typed again, as a worker reads them
+    assert read_ours.labels["priority"] == priority
+
+
+async def test_a_broker_with_a_sending_middleware_gets_taskiqs_kicker() -> None:
+    class Stamp(TaskiqMiddleware):
+        def pre_send(self, message: TaskiqMessage) -> TaskiqMessage:
+            message.labels["stamped"] = "yes"
+            return message
+
+    broker = _kept_broker()
+    broker.add_middlewares(Stamp())
+    await TaskiqJobQueue(broker).enqueue(uuid.uuid4(), kind="image")
+    [sent] = broker.kept
+    assert broker.formatter.loads(sent.message).labels["stamped"] == "yes"
