@@ -8,6 +8,8 @@ from datetime import datetime
 
 import msgspec
 
+from core.ids import new_id
+
 
 class JobEventKind(enum.StrEnum):
     QUEUED = "queued"
@@ -32,7 +34,7 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
         cls, job_id: uuid.UUID, user_id: uuid.UUID, kind: JobEventKind, message: str, now: datetime
     ) -> JobEvent:
         return cls(
-            id=uuid.uuid4(),
+            id=new_id(),
             job_id=job_id,
             user_id=user_id,
             kind=kind,

@@ -41,6 +41,8 @@ from taskiq.labels import prepare_label
 from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisStreamBroker
 
+from core.ids import new_id
+
 log = logging.getLogger("genstudio.queue")
 
 PROCESS_JOB_TASK = "genstudio.process_job"
@@ -187,7 +189,7 @@ def make_stream_broker(
         streams.append(MAINTENANCE_STREAM)
     if not streams:
         raise ValueError("a worker needs at least one stream")
-    return ResilientStreamBroker(
+    broker = ResilientStreamBroker(
         url,
         queue_name=streams[0],
         additional_streams={s: ">" for s in streams[1:]},
@@ -200,6 +202,12 @@ def make_stream_broker(
         xread_block=1000,
         maxlen=100_000,
     )
+    return broker.with_id_generator(_task_id)
+
+
+def _task_id() -> str:
+    """taskiq's default (``uuid4().hex``), from the ids' buffered randomness."""
+    return new_id().hex
 
 
 class _TaskiqMessage(msgspec.Struct):

@@ -147,8 +147,10 @@ class Driver:
         return not (self._connection.closed or self._connection.broken)
 
     async def rollback(self) -> None:
-        """End the transaction, if one is open (nothing is sent otherwise)."""
-        await self._connection.rollback()
+        """End the transaction, if one is open (nothing is sent otherwise; and without
+        the connection's lock and wait when it is plainly idle, as after a commit)."""
+        if self._connection.pgconn.transaction_status != TransactionStatus.IDLE:
+            await self._connection.rollback()
 
     def discard(self) -> None:
         """Forget the deferred statements (the transaction is being rolled back)."""

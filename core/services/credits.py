@@ -16,7 +16,7 @@ from core.credits import (
     validate_grant,
 )
 from core.errors import ConcurrencyConflict, NotFound
-from core.ids import uuid7
+from core.ids import new_id, uuid7
 from core.profiles import Profile
 from ports.repositories import UnitOfWork, UnitOfWorkFactory
 
@@ -74,7 +74,7 @@ async def expire_due_lots(uow: UnitOfWork, user_id: uuid.UUID, now: datetime) ->
                 kind=EntryKind.EXPIRY,
                 amount=-lot.remaining,
                 reference=f"lot:{lot.id}",
-                key=f"expiry:{lot.id}:{uuid.uuid4()}",
+                key=f"expiry:{lot.id}:{new_id()}",
                 now=now,
                 lot_id=lot.id,
             )
@@ -100,7 +100,7 @@ async def add_credits(
     if existing is not None:
         return existing
     lot = Lot(
-        id=uuid.uuid4(),
+        id=new_id(),
         user_id=user_id,
         source=kind,
         amount=amount,
@@ -184,7 +184,7 @@ async def place_hold(
     for part in allocations:
         await uow.ledger.set_lot_remaining(part.lot_id, by_id[part.lot_id].remaining - part.amount)
     hold = Hold(
-        id=uuid.uuid4(),
+        id=new_id(),
         user_id=user_id,
         amount=amount,
         allocations=allocations,
@@ -292,7 +292,7 @@ async def claw_back_lot(
         kind=EntryKind.CLAWBACK,
         amount=-lot.remaining,
         reference=reference,
-        key=f"clawback:{lot.id}:{uuid.uuid4()}",
+        key=f"clawback:{lot.id}:{new_id()}",
         now=now,
         lot_id=lot.id,
     )

@@ -15,6 +15,7 @@ from core.errors import (
     NotFound,
 )
 from core.idempotency import IdempotencyRecord
+from core.ids import new_id
 from core.job_events import JobEvent, JobEventKind
 from core.jobs import EditParams, ImageParams, Job, JobParams, JobStatus, VideoInput, VideoParams
 from core.media import MediaAsset, MediaKind, upload_key
@@ -299,7 +300,7 @@ class _Uploads:
         self.planned: list[tuple[MediaAsset, bytes]] = []
 
     def plan(self, image: InspectedImage) -> str:
-        media_id = uuid.uuid4()
+        media_id = new_id()
         asset = MediaAsset(
             id=media_id,
             user_id=self.user_id,
@@ -427,7 +428,7 @@ async def submit_job(
                 uuid.UUID(job_id) if job_id else None,
                 replayed=True,
             )
-        job_id = uuid.uuid4()
+        job_id = new_id()
         # the account's lock also reads the profile (its tier): no separate read
         profile, lots = await lock_account(uow, user_id, email)
         hold = await place_hold(

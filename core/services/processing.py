@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from core.errors import ConcurrencyConflict, InvalidInput
+from core.ids import new_id
 from core.job_events import JobEvent, JobEventKind
 from core.jobs import FailureReason, Job, JobError, JobStatus, VideoParams
 from core.media import (
@@ -96,7 +97,7 @@ class JobProcessor:
         self.catalog = catalog
         self.policy = policy or QueuePolicy()
         self.captioner = captioner
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.worker_id = worker_id or f"worker-{new_id().hex[:12]}"
         self.poll_interval = poll_interval
         self.timeout = timeout
 
@@ -385,7 +386,7 @@ class JobProcessor:
         size = png_dimensions(data)
         if size is None:
             raise InvalidInput("the provider's output is not a PNG image")
-        media_id = uuid.uuid4()
+        media_id = new_id()
         key = storage_key(job.user_id, media_id, "png")
         await self.storage.put(key, data, "image/png")
         return MediaAsset(
@@ -425,7 +426,7 @@ class JobProcessor:
         frame = await self._fetch(job, poster, "image/png")
         if png_dimensions(frame) is None:
             raise InvalidInput("the provider's poster frame is not a PNG image")
-        media_id = uuid.uuid4()
+        media_id = new_id()
         key = storage_key(job.user_id, media_id, "mp4")
         thumbnail = poster_key(key)
         await self.storage.put(thumbnail, frame, "image/png")

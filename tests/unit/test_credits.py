@@ -491,3 +491,39 @@ def test_entry_ids_are_time_ordered_so_one_instant_keeps_its_writing_order() -> 
     assert ids == sorted(ids, key=lambda u: u.bytes)
     assert len(set(ids)) == len(ids)
     assert {u.version for u in ids} == {7}
+
+
+def test_random_ids_are_version_4_and_distinct() -> None:
+    from core.ids import new_id
+
+    ids = [new_id() for _ in range(20_000)]  # several refills of the buffered randomness
+    assert len(set(ids)) == len(ids)
+    assert {u.version for u in ids} == {4}
+    assert {u.variant for u in ids} == {uuid.RFC_4122}
+
+
+def test_a_forked_child_never_hands_out_the_parents_randomness() -> None:
+    """The parent's unused buffered bytes must not be used again in a child: the two
+    would then make the same ids (a job id, a hold id) in two processes."""
+    import os
+
+    from core.ids import new_id, random_bytes
+
+    random_bytes(16)  # the buffer is filled and partly unused
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.write(write, new_id().bytes + random_bytes(64))
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = b""
+    while chunk := os.read(read, 1024):
+        child += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = new_id().bytes + random_bytes(64)
+    assert len(child) == 80
+    assert child != parent
+    assert child[:16] != parent[:16]
