@@ -342,3 +342,14 @@ async def test_health_and_openapi(api: Harness) -> None:
     assert ready.status_code == 200 and ready.json()["checks"] == {"postgres": "ok"}
     schema = (await api.client.get("/schema/openapi.json")).json()
     assert "/v1/generate/image" in schema["paths"]
+
+
+async def test_an_unauthenticated_submission_is_a_401_whatever_its_body(api: Harness) -> None:
+    """The token is checked before the body: a caller without one learns nothing
+    about what the endpoint accepts."""
+    for body in ({"model": "flux-schnell", "prompt": "x"}, {"width": "wide"}, []):
+        response = await api.client.post(
+            "/v1/generate/image", json=body, headers={"Idempotency-Key": "k-1"}
+        )
+        assert response.status_code == 401, (body, response.text)
+        assert response.headers["content-type"].startswith(PROBLEM)
