@@ -114,13 +114,24 @@ async def test_wake_ups_sent_in_one_turn_of_the_loop_share_one_round_trip(
         assert sorted(got) == sorted([(str(j), k) for j, k in jobs] + [(str(jobs[0][0]), "edit")])
 
 
-async def test_a_failed_round_trip_fails_every_wake_up_it_carried(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path)
+@contextlib.asynccontextmanager
+async def lone_sender(
+    tmp: Path,
+) -> AsyncIterator[tuple[RedisServer, ResilientStreamBroker, TaskiqJobQueue]]:
+    """A sending broker on a private Redis that the test may stop and start."""
+    server = RedisServer(tmp)
     server.start()
     broker = make_stream_broker(server.url)
     await broker.startup()
-    queue = TaskiqJobQueue(broker)
     try:
+        yield server, broker, TaskiqJobQueue(broker)
+    finally:
+        await broker.shutdown()
+        server.stop()
+
+
+async def test_a_failed_round_trip_fails_every_wake_up_it_carried(tmp_path: Path) -> None:
+    async with lone_sender(tmp_path) as (server, broker, queue):
         server.stop()
         results = await asyncio.gather(
             *(queue.enqueue(uuid.uuid4(), kind="image") for _ in range(3)),
@@ -128,8 +139,6 @@ async def test_a_failed_round_trip_fails_every_wake_up_it_carried(tmp_path: Path
         )
         assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
         assert broker.batches == 0
-    finally:
-        await broker.shutdown()
 
 
 async def test_a_cancelled_caller_does_not_cancel_the_others(tmp_path: Path) -> None:
@@ -145,12 +154,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_others(tmp_path: Path) -> 
 
 
 async def test_after_a_lost_connection_the_next_wake_up_connects_again(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path)
-    server.start()
-    broker = make_stream_broker(server.url)
-    await broker.startup()
-    queue = TaskiqJobQueue(broker)
-    try:
+    async with lone_sender(tmp_path) as (server, _, queue):
         await queue.enqueue(uuid.uuid4(), kind="image")
         server.stop()
         with pytest.raises(Exception):  # noqa: B017 - whatever the lost connection raises
@@ -161,9 +165,6 @@ async def test_after_a_lost_connection_the_next_wake_up_connects_again(tmp_path:
         async with Redis.from_url(server.url) as client:
             [(_, fields)] = await client.xrange("genstudio:jobs:image")
         assert msgspec.json.decode(fields[b"data"])["args"] == [str(kept), "image"]
-    finally:
-        await broker.shutdown()
-        server.stop()
 
 
 async def test_a_redis_that_never_answers_fails_the_wake_up_in_bounded_time(
