@@ -38,6 +38,8 @@ os.register_at_fork(after_in_child=_forget)
 def random_bytes(n: int) -> bytes:
     """``n`` bytes from the operating system's CSPRNG (``n`` at most 4096)."""
     global _random, _offset
+    if not 0 <= n <= _POOL:
+        raise ValueError(f"at most {_POOL} bytes at a time, not {n}")
     with _lock:
         if _offset + n > len(_random):
             _random, _offset = os.urandom(_POOL), 0

@@ -250,12 +250,18 @@ class _Shape:
 
 
 _SHAPES: dict[tuple[str, str], _Shape] = {}
+#: the statements are compiled once, at import (a few dozen); past this many, a
+#: statement's shape is worked out for its call only, so a caller that builds SQL per
+#: call cannot grow the cache without end
+_MAX_SHAPES = 1024
 
 
 def _shape(sql: str, encoding: str) -> _Shape:
     shape = _SHAPES.get((sql, encoding))
     if shape is None:
-        shape = _SHAPES[sql, encoding] = _Shape(sql, encoding)
+        shape = _Shape(sql, encoding)
+        if len(_SHAPES) < _MAX_SHAPES:
+            _SHAPES[sql, encoding] = shape
     return shape
 
 

@@ -1000,3 +1000,17 @@ async def test_a_unit_cancelled_mid_round_trip_leaves_no_broken_connection_behin
                 await uow.commit()
     finally:
         await engine.dispose()
+
+
+def test_statement_shapes_are_kept_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.supabase import compiled
+
+    monkeypatch.setattr(compiled, "_SHAPES", {})
+    monkeypatch.setattr(compiled, "_MAX_SHAPES", 2)
+    shapes = [compiled._shape(f"SELECT %(a)s, %(b)s, %(a)s + {n}", "utf-8") for n in range(4)]
+    assert [s.query for s in shapes] == [f"SELECT $1, $2, $1 + {n}".encode() for n in range(4)]
+    assert [s.values({"a": 1, "b": 2}) for s in shapes] == [[1, 2]] * 4
+    assert len(compiled._SHAPES) == 2  # the rest were worked out for their call only
+    assert compiled._shape("SELECT %(a)s, %(b)s, %(a)s + 0", "utf-8") is shapes[0]
+    with pytest.raises(psycopg.ProgrammingError, match="missing: b"):
+        shapes[0].values({"a": 1})

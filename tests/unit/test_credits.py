@@ -527,3 +527,12 @@ def test_a_forked_child_never_hands_out_the_parents_randomness() -> None:
     assert len(child) == 80
     assert child != parent
     assert child[:16] != parent[:16]
+
+
+def test_random_bytes_come_whole_or_not_at_all() -> None:
+    from core.ids import random_bytes
+
+    assert len(random_bytes(4096)) == 4096  # a whole refill
+    assert [len(random_bytes(100)) for _ in range(50)] == [100] * 50  # across refills
+    with pytest.raises(ValueError):
+        random_bytes(4097)
