@@ -38,11 +38,12 @@ from weakref import WeakKeyDictionary
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg._queries import _query2pg_nocache
+from psycopg.abc import PQGen
 from psycopg.abc import Transformer as Adapting
 from psycopg.adapt import Transformer
 from psycopg.generators import fetch_many, send
 from psycopg.pq import ExecStatus, TransactionStatus
-from psycopg.pq.abc import PGresult
+from psycopg.pq.abc import PGconn, PGresult
 from psycopg.rows import DictRow
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
@@ -344,8 +345,9 @@ async def _round_trip(
             await connection.wait(send(pg))
             error: psycopg.Error | None = None
             out: list[list[DictRow]] = []
-            for what in expect:
-                results = await connection.wait(fetch_many(pg))
+            # every answer, the sync's own last, in one wait
+            answers = await connection.wait(_answers(pg, len(expect) + 1))
+            for what, results in zip(expect, answers, strict=False):
                 status = results[-1].status if results else ExecStatus.PIPELINE_ABORTED
                 if status == ExecStatus.FATAL_ERROR and error is None:
                     error = pg_errors.error_from_result(
@@ -356,7 +358,6 @@ async def _round_trip(
                         prepared.pop(what, None)
                 elif what:
                     out.append(_rows(tx, results[-1]) if status == ExecStatus.TUPLES_OK else [])
-            await connection.wait(fetch_many(pg))  # the sync's own answer
         except BaseException:
             # not read through (cancelled while waiting, or lost): the protocol is out
             # of step, so the connection is closed here and the pool drops it (the unit
@@ -371,6 +372,17 @@ async def _round_trip(
             _PREPARED.pop(connection, None)
         raise error
     return out
+
+
+def _answers(pg: PGconn, count: int) -> PQGen[list[list[PGresult]]]:
+    """The next ``count`` answers of a pipeline (each the results ``fetch_many`` gives
+    for one statement), read as they come in one wait: awaiting psycopg's wait once
+    per answer went through the event loop's machinery for each, even for answers
+    already in."""
+    answers = []
+    for _ in range(count):
+        answers.append((yield from fetch_many(pg)))
+    return answers
 
 
 def _rows(tx: Adapting, result: PGresult) -> list[DictRow]:
