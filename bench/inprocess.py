@@ -27,23 +27,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.run import SECRET, Lab, log, seed_users, service_env, user_id
+from bench.run import Lab, log, mint_tokens, seed_users, service_env, user_id
 
 BODY = b'{"model":"flux-schnell","prompt":"a lighthouse at dusk","width":512,"height":512}'
 
 
 async def drive(app: Any, args: argparse.Namespace) -> list[dict[str, float]]:
-    from adapters.supabase.auth import mint_token
     from core.idempotency import request_fingerprint
     from core.jobs import ImageParams
     from core.services.generation import submit_image
     from entrypoints.http.controllers.generate import _render
 
     numbers = list(range(1, args.users + 1))
-    tokens = [
-        mint_token(SECRET, user_id=user_id(n), email=f"user{n}@bench.example", ttl_seconds=7200)
-        for n in numbers
-    ]
+    tokens = mint_tokens(numbers)
 
     async def over_http() -> None:
         headers = [

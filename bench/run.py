@@ -47,7 +47,7 @@ from psycopg.conninfo import conninfo_to_dict
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 #: the server, as a libpq URI without a database; a socket directory goes in the query
-#: (``postgresql://postgres@:5432?host=/var/run/postgresql``; ``--pg-host`` sets it)
+#: (``postgresql://postgres@:5432?host=/var/run/postgresql``)
 PG_SERVER = os.environ.get("GENSTUDIO_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("GENSTUDIO_BENCH_REDIS", "redis://127.0.0.1:6379/11")
 SECRET = "bench-secret-" + "x" * 40
@@ -215,16 +215,18 @@ def seed_users(url: str, numbers: list[int], credits: int) -> None:
     asyncio.run(_seed(url, numbers, credits))
 
 
-def write_tokens(path: Path, numbers: list[int]) -> Path:
+def mint_tokens(numbers: list[int]) -> list[str]:
+    """The bench users' bearer tokens, valid for two hours."""
     from adapters.supabase.auth import mint_token
 
-    path.write_text(
-        "\n".join(
-            mint_token(SECRET, user_id=user_id(n), email=f"user{n}@bench.example", ttl_seconds=7200)
-            for n in numbers
-        )
-        + "\n"
-    )
+    return [
+        mint_token(SECRET, user_id=user_id(n), email=f"user{n}@bench.example", ttl_seconds=7200)
+        for n in numbers
+    ]
+
+
+def write_tokens(path: Path, numbers: list[int]) -> Path:
+    path.write_text("\n".join(mint_tokens(numbers)) + "\n")
     return path
 
 
@@ -416,23 +418,20 @@ def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any])
     reps: dict[int, list[dict[str, Any]]] = {c: [] for c in args.levels}
     for r in range(args.repeat):
         for c in args.levels:
-            before, cpu = count_jobs(url), cpu_seconds(pids)
-            pg_cpu, all_cpu = postgres_cpu_seconds(), machine_cpu_seconds()
+            before, cpu = count_jobs(url), cpu_now(pids)
             tag = f"c{c}-{uuid.uuid4().hex[:6]}"
             svc = http_load(ports, c, args.duration, tokens, tag, args.tool)
-            n = max(1, svc["requests"])
-            svc["api_cpu_ms_per_request"] = round(1000 * (cpu_seconds(pids) - cpu) / n, 2)
-            svc["pg_cpu_ms_per_request"] = round(1000 * (postgres_cpu_seconds() - pg_cpu) / n, 2)
-            svc["machine_cpu_ms_per_request"] = round(
-                1000 * (machine_cpu_seconds() - all_cpu) / n, 2
-            )
+            used = cpu_ms_per(cpu, cpu_now(pids), svc["requests"])
+            svc["api_cpu_ms_per_request"] = used["api"]
+            svc["pg_cpu_ms_per_request"] = used["pg"]
+            svc["machine_cpu_ms_per_request"] = used["machine"]
             svc["jobs_committed"] = count_jobs(url) - before
             svc["loadavg"] = loadavg()
-            pg_cpu, all_cpu = postgres_cpu_seconds(), machine_cpu_seconds()
+            cpu = cpu_now(pids)
             pgb = pgbench(db_name, c, args.duration, first=1, nusers=args.users, cost=cost, lab=lab)
-            n = max(1, pgb["transactions"])
-            pgb["pg_cpu_ms_per_tx"] = round(1000 * (postgres_cpu_seconds() - pg_cpu) / n, 2)
-            pgb["machine_cpu_ms_per_tx"] = round(1000 * (machine_cpu_seconds() - all_cpu) / n, 2)
+            used = cpu_ms_per(cpu, cpu_now(pids), pgb["transactions"])
+            pgb["pg_cpu_ms_per_tx"] = used["pg"]
+            pgb["machine_cpu_ms_per_tx"] = used["machine"]
             pgb["loadavg"] = loadavg()
             reps[c].append(_row(c, args.users, svc, pgb))
             log(
@@ -539,6 +538,20 @@ def _stat(pid: int | str) -> tuple[str, list[str]] | None:
     except OSError:
         return None
     return head.partition("(")[2], tail.split()
+
+
+def cpu_now(pids: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the API processes, the Postgres server and the machine."""
+    return {
+        "api": cpu_seconds(pids),
+        "pg": postgres_cpu_seconds(),
+        "machine": machine_cpu_seconds(),
+    }
+
+
+def cpu_ms_per(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """Each figure's CPU milliseconds per unit of work between two ``cpu_now``."""
+    return {k: round(1000 * (after[k] - before[k]) / max(1, n), 2) for k in before}
 
 
 def cpu_seconds(pids: list[int]) -> float:

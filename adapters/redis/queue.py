@@ -263,7 +263,7 @@ class TaskiqJobQueue:
             return
         labels = self._labels.get((stream, priority))
         if labels is None:
-            labels = self._labels[stream, priority] = _labels(
+            labels = self._labels[stream, priority] = _as_sent(
                 {"queue_name": stream, "priority": priority}
             )
         task_id = self.broker.id_generator()
@@ -282,7 +282,7 @@ class TaskiqJobQueue:
             raise SendTaskError from exc  # as the kicker raises it
 
 
-def _labels(labels: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
+def _as_sent(labels: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
     """Labels as taskiq sends them: each value as text, with its type's code."""
     text: dict[str, str] = {}
     types: dict[str, int] = {}
