@@ -834,11 +834,11 @@ def table(result: dict[str, Any]) -> str:
         lines.append("")
 
         def verdict(at: dict[str, Any]) -> str:
+            rounds = ", ".join(f"{r:.1%}" for r in at["round_ratios"])
             return (
                 f"{at['concurrency']} clients, {at['rps']} req/s: ratio {at['ratio']:.1%}"
-                f" (aim >= 50%: {'met' if at['ratio_met'] else 'MISSED'}; the rounds:"
-                f" {', '.join(f'{r:.1%}' for r in at.get('round_ratios', []) if r is not None)}),"
-                f" p99 {at['p99_ms']} ms"
+                f" (aim >= 50%: {'met' if at['ratio_met'] else 'MISSED'}"
+                f"{f'; the rounds: {rounds}' if rounds else ''}), p99 {at['p99_ms']} ms"
                 f" (aim < 50 ms: {'met' if at['p99_met'] else 'MISSED'})"
             )
 
@@ -881,7 +881,7 @@ def aims(result: dict[str, Any]) -> dict[str, Any] | None:
             "rps": row["service"]["rps"],
             "ratio": row["ratio"],
             # each round's ratio at this level: how far the median stands from the aim
-            "round_ratios": [r["ratio"] for r in row.get("reps", [])],
+            "round_ratios": [r["ratio"] for r in row.get("reps", []) if r["ratio"] is not None],
             "ratio_met": row["ratio"] >= 0.5,
             "p99_ms": row["service"]["p99_ms"],
             "p99_met": row["service"]["p99_ms"] < 50,

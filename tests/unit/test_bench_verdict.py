@@ -76,3 +76,13 @@ def test_the_printed_verdict_shows_each_rounds_ratio_beside_the_median() -> None
 
 def test_no_submission_rows_no_verdict() -> None:
     assert aims({"submission": []}) is None
+
+
+def test_a_level_without_its_rounds_prints_the_median_alone() -> None:
+    """A results file from before the rounds were kept: no empty list of rounds."""
+    rows = levels([(1000, 2000, 8)])
+    del rows[0]["reps"]
+    verdict = aims({"submission": rows})
+    assert verdict is not None and verdict["round_ratios"] == []
+    text = table({"submission": rows, "aims": verdict})
+    assert "ratio 50.0% (aim >= 50%: met), p99 8.0 ms" in text
