@@ -353,6 +353,7 @@ def pgbench(
         "-h", str(server.get("host", "127.0.0.1")), "-p", str(server.get("port", 5432)),
         "-U", str(server.get("user", "postgres")), db_name,
     ]  # fmt: skip
+    backends = postgres_pids()
     for _attempt in range(5):
         out = subprocess.run(args, capture_output=True, timeout=duration + 60, cwd=logdir)
         err = out.stderr.decode()
@@ -363,6 +364,12 @@ def pgbench(
         for path in logdir.iterdir():
             path.unlink()
         time.sleep(5)
+    # its backends exit just after it: wait until the postmaster has reaped them, so that
+    # the next reading finds their CPU in the postmaster's children's times (one reaped
+    # between the reading of the postmaster's times and of its own is counted in
+    # neither: run M lost a whole 1-client pgbench's Postgres CPU that way)
+    if not wait_reaped(postgres_pids() - backends):
+        log("pgbench: its backends did not exit within 10 s; their CPU may be miscounted")
     text = out.stdout.decode()
     if out.returncode != 0:
         raise RuntimeError(f"pgbench failed: {err[-2000:]}")
@@ -559,6 +566,28 @@ def cpu_seconds(pids: list[int]) -> float:
     stats = [stat for pid in pids if (stat := _stat(pid)) is not None]
     ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in stats)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> set[int]:
+    """The Postgres server's processes now (exiting ones not yet reaped included)."""
+    return {
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and (stat := _stat(entry.name)) is not None
+        and stat[0] == "postgres"
+    }
+
+
+def wait_reaped(pids: set[int], timeout: float = 10.0) -> bool:
+    """Wait until none of ``pids`` exists any more (exited and reaped by its parent);
+    False if some still do after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def postgres_cpu_seconds() -> float:
