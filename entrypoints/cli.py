@@ -92,9 +92,9 @@ async def _migrate(settings: Settings) -> None:
     from adapters.supabase.migrate import upgrade
     from entrypoints.runtime import database_url
 
-    url = await database_url(settings)  # the embedded server is migrated as it starts
-    if settings.database_url is not None:
-        await asyncio.to_thread(upgrade, url)
+    async with database_url(settings) as url:  # the embedded server is migrated as it starts
+        if settings.database_url is not None:
+            await asyncio.to_thread(upgrade, url)
     print("migrations applied")
 
 

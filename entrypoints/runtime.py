@@ -16,7 +16,7 @@ from adapters.redis import TaskiqJobQueue, make_stream_broker
 from adapters.supabase.db import make_engine
 from adapters.supabase.migrate import upgrade
 from entrypoints.containers import AppContainer
-from entrypoints.embedded import start_embedded_postgres
+from entrypoints.embedded import embedded_postgres
 from entrypoints.inprocess import InProcessWorker
 from entrypoints.maintenance import store_maintenance
 from entrypoints.settings import Settings, resolve_secrets
@@ -33,13 +33,20 @@ class Runtime:
     worker: InProcessWorker | None
 
 
-async def database_url(settings: Settings) -> str:
-    """The configured DATABASE_URL, or the embedded server's (started and migrated)."""
+@asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    """The configured DATABASE_URL, or the embedded server's (started and migrated),
+    attached to for as long as the block runs (stopped after it if nobody else uses it)."""
     if settings.database_url is not None:
-        return settings.database_url
-    url = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
-    await asyncio.to_thread(upgrade, url)
-    return url
+        yield settings.database_url
+        return
+    server = embedded_postgres(settings.data_dir)
+    url = await asyncio.to_thread(server.__enter__)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        await asyncio.to_thread(server.__exit__, None, None, None)
 
 
 @asynccontextmanager
@@ -54,7 +61,22 @@ async def open_runtime(
     """Everything a process needs. ``worker_process``: this is a taskiq worker (its
     receiver starts the broker); otherwise the broker only sends."""
     settings = resolve_secrets(settings)
-    url = await database_url(settings)
+    async with (
+        database_url(settings) as url,
+        _opened(settings, url, in_process_worker, worker_process, worker_kinds, configure) as rt,
+    ):
+        yield rt
+
+
+@asynccontextmanager
+async def _opened(
+    settings: Settings,
+    url: str,
+    in_process_worker: bool,
+    worker_process: bool,
+    worker_kinds: list[str] | None,
+    configure: Callable[[AppContainer], None] | None,
+) -> AsyncIterator[Runtime]:
     engine = make_engine(url, pool_size=settings.db_pool_size, prepared=settings.db_prepared)
     broker: AsyncBroker | None = None
     queue: InMemoryJobQueue | TaskiqJobQueue

@@ -83,6 +83,28 @@ class Service:
             self.stop(name)
 
 
+def embedded_servers(pgdata: Path) -> list[int]:
+    """The pids of the Postgres servers running on ``pgdata`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and argv[0].endswith(b"/postgres") and str(pgdata).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def until_stopped(pgdata: Path, timeout: float = 30) -> list[int]:
+    """The embedded servers still running on ``pgdata`` after waiting up to ``timeout``
+    seconds for them to stop (none: stopped)."""
+    deadline = time.monotonic() + timeout
+    while (running := embedded_servers(pgdata)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running
+
+
 @pytest.fixture(scope="module")
 def redis_queue() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_URL)

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import Service
+from tests.e2e.conftest import Service, embedded_servers, until_stopped
 
 pytestmark = pytest.mark.e2e
 
@@ -183,7 +183,11 @@ def test_the_embedded_default_runs_with_nothing_configured_and_keeps_data(
             assert done["status"] == "succeeded", done
             png = httpx.get(done["assets"][0]["url"], timeout=10)  # type: ignore[index]
             assert Image.open(io.BytesIO(png.content)).size == (256, 256)
+        assert embedded_servers(data.resolve() / "pg")  # the API holds it
+        # SIGTERM, as a process manager stops it: the embedded server stops with it (the
+        # CLI command above attached to it and let go)
         svc.stop("api")
+        assert until_stopped(data.resolve() / "pg") == []
         svc.start("api", "serve")
         svc.wait_ready()
         with user_client(svc, user) as client:  # the kept secret still signs valid tokens
@@ -191,3 +195,4 @@ def test_the_embedded_default_runs_with_nothing_configured_and_keeps_data(
             assert client.get(f"/v1/generate/{job['id']}").json()["status"] == "succeeded"
     finally:
         svc.stop_all()
+    assert until_stopped(data.resolve() / "pg") == []

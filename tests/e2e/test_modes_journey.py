@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.e2e.conftest import Service
+from tests.e2e.conftest import Service, until_stopped
 
 pytestmark = pytest.mark.e2e
 
@@ -55,6 +55,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield svc
     finally:
         svc.stop_all()
+    assert until_stopped(tmp.resolve() / "data" / "pg") == []  # stopped with the API
 
 
 def client_for(service: Service, credits: int) -> httpx.Client:
