@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         windows = uvloop.run(drive(app, args))
     finally:
         lab.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     cpu = sorted(w["cpu_us"] for w in windows)
     best = min(windows, key=lambda w: w["cpu_us"])
     log(
