@@ -12,6 +12,7 @@ Terminal states never change again.
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from datetime import datetime
 
@@ -82,15 +83,7 @@ class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
     original_prompt: str | None = None  # the user's words, when ``prompt`` was enhanced
 
     def validate(self, *, max_count: int, max_width: int, max_height: int) -> None:
-        if not self.prompt.strip():
-            raise InvalidInput("the prompt is empty", field="prompt")
-        if len(self.prompt) > MAX_PROMPT:
-            raise InvalidInput(f"the prompt is longer than {MAX_PROMPT} characters", field="prompt")
-        if len(self.negative_prompt) > MAX_PROMPT:
-            raise InvalidInput(
-                f"the negative prompt is longer than {MAX_PROMPT} characters",
-                field="negative_prompt",
-            )
+        check_text(self.prompt, self.negative_prompt)
         for name, value, limit in (
             ("width", self.width, max_width),
             ("height", self.height, max_height),
@@ -111,16 +104,23 @@ class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
         return {}
 
 
-def _check_text(prompt: str, negative_prompt: str) -> None:
+#: C0 control characters but tab, newline and carriage return, and DEL: nothing a person
+#: types into a prompt, and NUL cannot be stored (PostgreSQL refuses it in text)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_text(prompt: str, negative_prompt: str) -> None:
+    """The checks every prompt and negative prompt pass, whatever the model."""
     if not prompt.strip():
         raise InvalidInput("the prompt is empty", field="prompt")
-    if len(prompt) > MAX_PROMPT:
-        raise InvalidInput(f"the prompt is longer than {MAX_PROMPT} characters", field="prompt")
-    if len(negative_prompt) > MAX_PROMPT:
-        raise InvalidInput(
-            f"the negative prompt is longer than {MAX_PROMPT} characters",
-            field="negative_prompt",
-        )
+    for field, label, value in (
+        ("prompt", "the prompt", prompt),
+        ("negative_prompt", "the negative prompt", negative_prompt),
+    ):
+        if len(value) > MAX_PROMPT:
+            raise InvalidInput(f"{label} is longer than {MAX_PROMPT} characters", field=field)
+        if _CONTROL.search(value):
+            raise InvalidInput(f"{label} contains a control character (such as NUL)", field=field)
 
 
 def _check_seed(seed: int | None) -> None:
@@ -151,7 +151,7 @@ class EditParams(msgspec.Struct, frozen=True, kw_only=True, tag="edit"):
     strength: float = 0.85
 
     def validate(self, *, max_width: int, max_height: int) -> None:
-        _check_text(self.prompt, self.negative_prompt)
+        check_text(self.prompt, self.negative_prompt)
         _check_key(self.image_key, "image")
         _check_key(self.mask_key, "mask")
         if not (MIN_SIDE <= self.width <= max_width and MIN_SIDE <= self.height <= max_height):
@@ -207,7 +207,7 @@ class VideoParams(msgspec.Struct, frozen=True, kw_only=True, tag="video"):
         return RESOLUTIONS[self.resolution]
 
     def validate(self, *, resolutions: frozenset[str] | None = None) -> None:
-        _check_text(self.prompt, self.negative_prompt)
+        check_text(self.prompt, self.negative_prompt)
         offered = RESOLUTIONS.keys() if resolutions is None else resolutions & RESOLUTIONS.keys()
         if self.resolution not in offered:
             raise InvalidInput(

@@ -12,12 +12,22 @@ import msgspec
 from core.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
+    InvalidInput,
     NotFound,
 )
 from core.idempotency import IdempotencyRecord
 from core.ids import new_id
 from core.job_events import JobEvent, JobEventKind
-from core.jobs import EditParams, ImageParams, Job, JobParams, JobStatus, VideoInput, VideoParams
+from core.jobs import (
+    EditParams,
+    ImageParams,
+    Job,
+    JobParams,
+    JobStatus,
+    VideoInput,
+    VideoParams,
+    check_text,
+)
 from core.media import MediaAsset, MediaKind, upload_key
 from core.pricing import Catalog, ModelKind
 from core.profiles import SubscriptionTier
@@ -571,11 +581,19 @@ async def rerun_dead_letter(
 async def enhanced(params: ImageParams, enhancer: PromptEnhancer) -> ImageParams:
     """The params with the prompt enhanced (the user's words kept as ``original_prompt``).
 
-    The enhancer never fails: on any trouble it returns the prompt unchanged, and then
-    so does this.
+    The user's words are checked first (a prompt that would be refused is not sent out
+    to be enhanced). The enhancer never fails: on any trouble it returns the prompt
+    unchanged, and then so does this; an answer that would not pass the checks a
+    prompt passes (empty, too long, control characters) counts as such trouble.
     """
+    check_text(params.prompt, params.negative_prompt)
     better = await enhancer.enhance(params.prompt)
-    if not better.strip() or better == params.prompt:
+    if better == params.prompt:
+        return params
+    try:
+        check_text(better, params.negative_prompt)
+    except InvalidInput:
+        log.warning("the enhanced prompt was unusable; the user's is kept")
         return params
     return msgspec.structs.replace(params, prompt=better, original_prompt=params.prompt)
 

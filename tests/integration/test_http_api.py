@@ -186,6 +186,9 @@ async def test_insufficient_credits_is_a_402_and_leaves_nothing(api: Harness) ->
         ({"height": 4096}, "height"),
         ({"count": 0}, "count"),
         ({"prompt": "   "}, "prompt"),
+        ({"prompt": "a cat\u0000"}, "prompt"),  # not a 500 from the database at commit
+        ({"negativePrompt": "x" * 2001}, "negativePrompt"),  # as the app names it
+        ({"prompt": "a cat\u0000", "enhance": True}, "prompt"),
         ({"model": "no-such-model"}, "model"),
         ({"colour": "red"}, "colour"),
     ],

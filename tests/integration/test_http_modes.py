@@ -359,6 +359,7 @@ def broken(data: bytes) -> bytes:
         ("edit", None, {"strength": "strong"}, "strength"),
         ("edit", None, {"seed": "-4"}, "seed"),
         ("edit", None, {"prompt": " "}, "prompt"),
+        ("edit", None, {"prompt": "a hat\x00"}, "prompt"),
         ("edit", None, {"negativePrompt": "x" * 2001}, "negativePrompt"),
         ("edit", None, {"model": "wan-2.1"}, "model"),
         ("edit", None, {"colour": "red"}, "colour"),
@@ -457,6 +458,19 @@ async def test_an_idempotent_retry_replays_and_keeps_one_set_of_uploads(api: Api
     uploads = [p for p in api.files_of(user) if p.parent.name == "uploads"]
     assert sorted(uploads) == sorted(p for p in files_after_first if p.parent.name == "uploads")
     assert api.count("SELECT count(*) FROM images WHERE user_id = %s AND job_id IS NULL", user) == 2
+    assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 1
+
+
+async def test_a_field_whose_text_spells_another_field_does_not_pass_for_it(api: Api) -> None:
+    """The idempotency fingerprint of a form: a prompt ending in a line that reads like a
+    second field is not the same request as one with that field."""
+    user = uuid.uuid4()
+    await api.grant(user, 50)
+    key = str(uuid.uuid4())
+    first = await api.video(user, files={}, key=key, prompt="a wave\nresolution=720p")
+    assert first.status_code == 202, first.text
+    other = await api.video(user, files={}, key=key, prompt="a wave", resolution="720p")
+    assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key", other.text
     assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 1
 
 

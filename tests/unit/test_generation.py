@@ -21,7 +21,7 @@ from core.errors import (
 from core.jobs import ImageParams, JobStatus
 from core.pricing import DEFAULT_CATALOG, ModelKind
 from core.profiles import SubscriptionTier
-from core.services.generation import TIER_PRIORITY, cancel_job, get_job
+from core.services.generation import TIER_PRIORITY, cancel_job, enhanced, get_job
 from tests.unit.support import Studio
 
 SQUARE = ImageParams(prompt="a red fox in the snow", width=1024, height=1024, count=2)
@@ -259,3 +259,33 @@ async def test_concurrent_cancellations_release_the_hold_once(studio: Studio) ->
     assert all(isinstance(r, JobFinished) for r in results if isinstance(r, BaseException))
     state = await studio.account(user)
     assert state.balance == 10 and len(state.of_kind(EntryKind.RELEASE)) == 1
+
+
+class _ScriptedEnhancer:
+    """An enhancer that answers what it is told to, and counts its calls."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    async def enhance(self, prompt: str) -> str:
+        self.calls += 1
+        return self.answer
+
+
+async def test_a_prompt_that_would_be_refused_is_not_sent_out_to_be_enhanced() -> None:
+    enhancer = _ScriptedEnhancer("a fine cat, highly detailed")
+    with pytest.raises(InvalidInput) as info:
+        await enhanced(ImageParams(prompt="a cat\x00"), enhancer)
+    assert info.value.field == "prompt" and enhancer.calls == 0
+
+
+@pytest.mark.parametrize("answer", ["", "   ", "x" * 2001, "a cat\x00 in the dark"])
+async def test_an_unusable_enhancement_keeps_the_users_prompt(answer: str) -> None:
+    params = ImageParams(prompt="a cat")
+    assert await enhanced(params, _ScriptedEnhancer(answer)) == params
+
+
+async def test_a_usable_enhancement_is_taken_and_the_users_words_kept() -> None:
+    better = await enhanced(ImageParams(prompt="a cat"), _ScriptedEnhancer("a cat, detailed"))
+    assert (better.prompt, better.original_prompt) == ("a cat, detailed", "a cat")

@@ -207,6 +207,9 @@ def test_ordinary_image_params_are_valid() -> None:
         ({"prompt": "   \n\t"}, "prompt"),
         ({"prompt": "x" * 2001}, "prompt"),
         ({"negative_prompt": "x" * 2001}, "negative_prompt"),
+        ({"prompt": "a cat\x00"}, "prompt"),  # PostgreSQL cannot store NUL in text
+        ({"prompt": "a \x1b[31mcat"}, "prompt"),
+        ({"negative_prompt": "dull\x7f"}, "negative_prompt"),
         ({"width": 56}, "width"),
         ({"width": 2056}, "width"),
         ({"width": 1020}, "width"),
@@ -230,3 +233,9 @@ def test_invalid_image_params_name_the_field_at_fault(
 
 def test_the_longest_allowed_prompts_are_valid() -> None:
     ImageParams(prompt="x" * 2000, negative_prompt="y" * 2000).validate(**LIMITS)
+
+
+def test_tabs_newlines_and_any_script_are_welcome_in_a_prompt() -> None:
+    ImageParams(
+        prompt="a cat\n\ton a mat\r\n— 猫, ネコ, 🐈", negative_prompt="blurry,\tdark"
+    ).validate(**LIMITS)

@@ -139,17 +139,19 @@ class _Parts:
     async def fingerprint(self, path: str) -> str:
         """The request's identity for Idempotency-Key: its fields and the files' digests
         (not the raw body, whose multipart boundary changes on every retry)."""
-        parts = []
+        parts: list[list[str]] = []
         for name in sorted(self.form):
             value = self.form[name]
             if isinstance(value, UploadFile):
                 await value.seek(0)
                 digest = hashlib.sha256(await value.read()).hexdigest()
                 await value.seek(0)
-                parts.append(f"{name}=file:{digest}")
+                parts.append([name, "file", digest])
             else:
-                parts.append(f"{name}={value}")
-        return request_fingerprint("POST", path, "\n".join(parts).encode())
+                parts.append([name, "text", str(value)])
+        # encoded as JSON, so that no field's text can pass for another field (a prompt
+        # holding "\nresolution=720p" used to match a request with that second field)
+        return request_fingerprint("POST", path, _encoder.encode(parts))
 
 
 def _wire_field(exc: InvalidInput) -> None:
@@ -199,21 +201,25 @@ class GenerateController(Controller):
         payload = data
         c = runtime.container
         params = payload.to_params()
-        if payload.enhance:
-            params = await enhanced(params, c.enhancer())
-        result = await submit_image(
-            c.uow_factory(),
-            c.queue(),
-            c.clock(),
-            c.catalog(),
-            user_id=principal.user_id,
-            email=principal.email,
-            model_id=payload.model,
-            params=params,
-            idempotency_key=key,
-            request_hash=request_fingerprint("POST", "/v1/generate/image", body),
-            render=_render,
-        )
+        try:
+            if payload.enhance:
+                params = await enhanced(params, c.enhancer())
+            result = await submit_image(
+                c.uow_factory(),
+                c.queue(),
+                c.clock(),
+                c.catalog(),
+                user_id=principal.user_id,
+                email=principal.email,
+                model_id=payload.model,
+                params=params,
+                idempotency_key=key,
+                request_hash=request_fingerprint("POST", "/v1/generate/image", body),
+                render=_render,
+            )
+        except InvalidInput as exc:
+            _wire_field(exc)
+            raise
         return _submitted(result)
 
     @post(
