@@ -33,8 +33,9 @@ class ImageInspector(Protocol):
 
         Raises core.errors.InvalidInput naming ``field`` when the bytes are empty or
         over MAX_UPLOAD_BYTES, are not PNG, JPEG, WebP or HEIC/HEIF by their magic bytes,
-        come with a declared ``content_type`` that is neither one of ACCEPTED_TYPES nor
-        generic (empty, application/octet-stream: the magic bytes decide), do not decode
+        come with a declared ``content_type`` that is neither one of ACCEPTED_TYPES (or a
+        common alias of one: image/jpg) nor generic (none, empty,
+        application/octet-stream: the magic bytes decide), do not decode
         (truncated, corrupt, a decompression bomb), or have a side outside
         MIN_UPLOAD_SIDE..MAX_UPLOAD_SIDE.
         """

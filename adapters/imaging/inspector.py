@@ -27,6 +27,8 @@ pillow_heif.register_heif_opener()
 
 #: declared types that say nothing (a client that does not know): the bytes decide
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+#: names clients use for an accepted type (React Native image pickers send image/jpg)
+_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _PILLOW_FORMATS = {
     "image/png": "PNG",
@@ -60,6 +62,7 @@ def _open(data: bytes, content_type: str | None, field: str) -> tuple[Image.Imag
     if len(data) > MAX_UPLOAD_BYTES:
         raise _refuse(field, f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
     declared = (content_type or "").split(";")[0].strip().lower()
+    declared = _ALIASES.get(declared, declared)
     if declared not in _GENERIC_TYPES and declared not in ACCEPTED_TYPES:
         raise _refuse(field, f"{declared} is not accepted; send PNG, JPEG, WebP or HEIC")
     actual = sniff_image_type(data)

@@ -55,14 +55,23 @@ def mask_of(
     return encode(mask)
 
 
-def multipart(fields: dict[str, str]) -> tuple[bytes, str]:
+def multipart(
+    fields: dict[str, str], files: dict[str, tuple[str, bytes, str | None]] | None = None
+) -> tuple[bytes, str]:
+    """A form as the app sends it; a file given no content type goes without a
+    Content-Type line (as React Native's FormData sends a file without ``type``)."""
     boundary = uuid.uuid4().hex
     parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in fields.items()
     ]
-    body = "".join(parts) + f"--{boundary}--\r\n"
-    return body.encode(), f"multipart/form-data; boundary={boundary}"
+    for name, (filename, data, content_type) in (files or {}).items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+        if content_type is not None:
+            head += f"Content-Type: {content_type}\r\n"
+        parts.append(head.encode() + b"\r\n" + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 BOX = (40, 30, 99, 79)
@@ -459,6 +468,25 @@ async def test_an_idempotent_retry_replays_and_keeps_one_set_of_uploads(api: Api
     assert sorted(uploads) == sorted(p for p in files_after_first if p.parent.name == "uploads")
     assert api.count("SELECT count(*) FROM images WHERE user_id = %s AND job_id IS NULL", user) == 2
     assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 1
+
+
+async def test_files_without_a_content_type_or_with_a_common_alias_are_judged_by_their_bytes(
+    api: Api,
+) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 5)
+    body, content_type = multipart(
+        {"model": "sdxl-inpaint", "prompt": "a straw hat"},
+        {
+            "image": ("photo.jpg", encode(picture(), "JPEG"), "image/jpg"),
+            "mask": ("mask", MASK, None),
+        },
+    )
+    headers = api.headers(user, None) | {"Content-Type": content_type}
+    response = await api.client.post("/v1/generate/edit", content=body, headers=headers)
+    assert response.status_code == 202, response.text
+    done = await api.wait(user, response.json()["id"])
+    assert done["status"] == "succeeded", done
 
 
 async def test_a_field_whose_text_spells_another_field_does_not_pass_for_it(api: Api) -> None:

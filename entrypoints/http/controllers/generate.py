@@ -134,7 +134,10 @@ class _Parts:
         if value is None:
             return None
         assert isinstance(value, UploadFile)
-        return Upload(await value.read(), value.content_type or None)
+        # a part with no Content-Type of its own (React Native's FormData without a
+        # ``type``) is given text/plain by Litestar: undeclared, the bytes decide
+        declared = any(name.lower() == "content-type" for name in value.headers)
+        return Upload(await value.read(), (value.content_type or None) if declared else None)
 
     async def fingerprint(self, path: str) -> str:
         """The request's identity for Idempotency-Key: its fields and the files' digests
