@@ -12,7 +12,12 @@ import psycopg
 import redis.exceptions
 import sqlalchemy.exc
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    SerializationException,
+    ValidationException,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from core import errors
@@ -93,6 +98,8 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
         extra = {"required": exc.required, "available": exc.available}
     if isinstance(exc, errors.Unauthorized):
         headers = {"WWW-Authenticate": 'Bearer realm="genstudio"'}
+    if isinstance(exc, errors.IdempotencyInProgress):
+        headers = {"Retry-After": "1"}  # the first request is mid-flight: seconds at most
     return problem_response(
         status,
         title,
@@ -128,13 +135,23 @@ def validation_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
         first = exc.extra[0]
         detail = str(first.get("message") or detail)
         key = first.get("key")
+        if key == "data" and detail == "'data'":  # Litestar's word for no body at all
+            return _malformed_json(request, "the body is empty; send a JSON object")
         # Litestar names the whole body "data"; msgspec's message names the field
         field = validation_field(detail) if key in (None, "data") else str(key)
+        if field is None and key == "data":  # the body itself: not an object
+            field = "body"
     if field is None:
         named = re.search(r"parameter '([^']+)'", exc.detail)
         field = named.group(1) if named else None
     return problem_response(
         422, "Invalid input", detail, code="invalid_input", request=request, field=field
+    )
+
+
+def _malformed_json(request: Request[Any, Any, Any], detail: str) -> Response[bytes]:
+    return problem_response(
+        400, "Malformed JSON", detail, code="malformed_json", request=request, field="body"
     )
 
 
@@ -150,10 +167,21 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
             headers={"WWW-Authenticate": 'Bearer realm="genstudio"'},
         )
     headers = dict(exc.headers or {})
-    if exc.status_code == 400 and "JSON is malformed" in exc.detail:
+    if exc.status_code == 400 and (
+        isinstance(exc.__cause__, SerializationException) or "JSON is malformed" in exc.detail
+    ):  # the body did not decode: syntax, truncation
+        return _malformed_json(request, exc.detail)
+    if exc.status_code == 400 and "multipart/form-data" in exc.detail:
         return problem_response(
-            400, "Malformed JSON", exc.detail, code="malformed_json", request=request, field="body"
+            400,
+            "Malformed form",
+            "the body is not multipart/form-data; send the fields and files as a form",
+            code="malformed_form",
+            request=request,
+            field="body",
         )
+    if exc.status_code == 404:  # no such route: also a path id that is not a UUID
+        return problem_response(404, "Not found", exc.detail, code="not_found", request=request)
     return problem_response(
         exc.status_code,
         HTTPStatus(exc.status_code).phrase,

@@ -356,3 +356,48 @@ async def test_an_unauthenticated_submission_is_a_401_whatever_its_body(api: Har
         )
         assert response.status_code == 401, (body, response.text)
         assert response.headers["content-type"].startswith(PROBLEM)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "detail"),
+    [
+        (b'{"model":', 400, "malformed_json", None),  # truncated
+        (b'{"model": "flux-schnell",}', 400, "malformed_json", None),  # a syntax error
+        (b"", 400, "malformed_json", "the body is empty; send a JSON object"),
+        (b"[]", 422, "invalid_input", None),  # JSON, but not an object
+        (b'"a red fox"', 422, "invalid_input", None),
+    ],
+)
+async def test_a_body_that_is_not_a_json_object_is_refused_naming_the_body(
+    api: Harness, body: bytes, status: int, code: str, detail: str | None
+) -> None:
+    user = uuid.uuid4()
+    await api.grant(user, 10)
+    headers = api.headers(user) | {
+        "Idempotency-Key": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+    }
+    response = await api.client.post("/v1/generate/image", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == (code, "body"), problem
+    assert detail is None or problem["detail"] == detail
+    assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 0
+
+
+@pytest.mark.parametrize("route", ["edit", "video"])
+async def test_a_form_endpoint_sent_json_is_a_malformed_form(api: Harness, route: str) -> None:
+    user = uuid.uuid4()
+    headers = api.headers(user) | {"Idempotency-Key": str(uuid.uuid4())}
+    response = await api.client.post(f"/v1/generate/{route}", json={"prompt": "x"}, headers=headers)
+    assert response.status_code == 400
+    assert (response.json()["code"], response.json()["field"]) == ("malformed_form", "body")
+
+
+async def test_an_unknown_path_or_a_job_id_that_is_not_a_uuid_is_not_found(api: Harness) -> None:
+    headers = api.headers(uuid.uuid4())
+    for path in ("/v1/generate/not-a-uuid", "/v1/no-such-thing"):
+        response = await api.client.get(path, headers=headers)
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found", response.text

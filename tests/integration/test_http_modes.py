@@ -502,6 +502,40 @@ async def test_a_field_whose_text_spells_another_field_does_not_pass_for_it(api:
     assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 1
 
 
+async def test_media_is_served_by_byte_ranges_and_to_head_requests(api: Api) -> None:
+    """What a video player needs of the local media endpoint: ranges (206), HEAD, 416
+    past the end; and a link without its signature is a 403, like a forged one."""
+    user = uuid.uuid4()
+    await api.grant(user, 10)
+    created = await api.video(user, files={}, durationSeconds="1")
+    assert created.status_code == 202, created.text
+    done = await api.wait(user, created.json()["id"])
+    [asset] = done["assets"]  # type: ignore[misc]
+    path = "/" + str(asset["url"]).split("/", 3)[3]
+    whole = await api.download(str(asset["url"]))
+
+    first = await api.client.get(path, headers={"Range": "bytes=0-1"})
+    assert first.status_code == 206 and first.content == whole[:2]
+    assert first.headers["content-range"] == f"bytes 0-1/{len(whole)}"
+    assert first.headers["content-type"] == "video/mp4"
+    tail = await api.client.get(path, headers={"Range": "bytes=-100"})
+    assert tail.status_code == 206 and tail.content == whole[-100:]
+    rest = await api.client.get(path, headers={"Range": "bytes=100-"})
+    assert rest.status_code == 206 and rest.content == whole[100:]
+    past = await api.client.get(path, headers={"Range": f"bytes={len(whole)}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(whole)}"
+
+    head = await api.client.head(path)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(whole))
+    assert head.headers["accept-ranges"] == "bytes"
+
+    unsigned = path.split("?")[0]
+    for query in ("", "?expires=abc&sig=x", "?sig=abc"):
+        response = await api.client.get(unsigned + query)
+        assert response.status_code == 403, (query, response.text)
+
+
 async def test_the_upload_endpoints_are_in_the_openapi_schema(api: Api) -> None:
     schema = (await api.client.get("/schema/openapi.json")).json()
     for path in ("/v1/generate/edit", "/v1/generate/video"):
