@@ -163,6 +163,18 @@ async def test_models_lists_the_catalog_with_prices(api: Harness) -> None:
     items = (await api.client.get("/v1/models", headers=api.headers(uuid.uuid4()))).json()["items"]
     flux = next(m for m in items if m["id"] == "flux-schnell")
     assert flux["kind"] == "image" and flux["price"]["type"] == "per_image"
+    assert set(flux) == {
+        "id", "kind", "displayName", "description", "price", "maxWidth", "maxHeight", "maxCount"
+    }  # fmt: skip
+    # the documented camelCase shape, tiers ordered from the smallest
+    tiers = flux["price"]["tiers"]
+    assert tiers and all(set(t) == {"maxMegapixels", "credits"} for t in tiers)
+    assert [t["maxMegapixels"] for t in tiers] == sorted(t["maxMegapixels"] for t in tiers)
+    prices = {m["price"]["type"]: m["price"] for m in items}
+    assert set(prices["per_second"]) == {"type", "perSecond"}
+    assert prices["per_second"]["perSecond"]["480p"] > 0
+    if "per_step" in prices:
+        assert set(prices["per_step"]) == {"type", "perHundredSteps"}
 
 
 async def test_insufficient_credits_is_a_402_and_leaves_nothing(api: Harness) -> None:
