@@ -359,6 +359,29 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     def cancel(self, now: datetime) -> Job:
         return self._to(JobStatus.CANCELLED, now, lease_owner=None, lease_expires_at=None)
 
+    def handed_back(self, now: datetime) -> Job:
+        """Back to the queue, due now, because the worker running it stopped (a deploy,
+        a restart): not a failure, so its attempt is given back and its last error, if
+        any, kept. Only for a job no provider is running (never submitted, or its
+        provider's work ended with the worker's process)."""
+        return self._to(
+            JobStatus.QUEUED,
+            now,
+            attempts=max(0, self.attempts - 1),
+            provider_job_id=None,
+            progress=0,
+            next_attempt_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+    def lease_given_up(self, now: datetime) -> Job:
+        """The worker stops following the job, which goes on at its provider: its lease
+        ends now, so that another worker takes it over at once (and polls it on)."""
+        if self.status.terminal:
+            raise JobFinished(f"job {self.id} is already {self.status}")
+        return msgspec.structs.replace(self, lease_expires_at=now, updated_at=now)
+
     def requeue(
         self,
         error: JobError,

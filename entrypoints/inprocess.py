@@ -18,6 +18,9 @@ from core.services.reconcile import Reconciler
 
 log = logging.getLogger("genstudio.worker")
 
+#: how long a stopping process lets its jobs in flight run on before handing them back
+STOP_GRACE_SECONDS = 5.0
+
 
 class InProcessWorker:
     def __init__(
@@ -75,10 +78,23 @@ class InProcessWorker:
         if self.maintenance is not None:
             self._tasks.append(asyncio.create_task(self._maintain()))
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Claim nothing more, wake nothing more; give the jobs in flight ``grace``
+        seconds, then hand them back (JobProcessor.stop): a restart does not use up
+        their attempts."""
+        self.processor.stop_claiming()
+        consumers, others = self._tasks[: self.concurrency], self._tasks[self.concurrency :]
+        await _cancelled(others)
+        handed = await self.processor.stop(grace)
+        await _cancelled(consumers)  # those still waiting for a message
         self._tasks = []
+        if handed:
+            log.info("worker stopped; jobs handed back", extra={"count": handed})
+
+
+async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

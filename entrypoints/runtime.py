@@ -118,6 +118,8 @@ async def _opened(
             container.storage(),
             container.iap.apple(),
             container.iap.google(),
+            container.enhancer(),
+            container.captioner(),
         ]
         for thing in dict.fromkeys(closables):
             close = getattr(thing, "aclose", None)

@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     media_secret: str | None = None
     signed_url_ttl: int = 3600
     worker_concurrency: int = 4
+    stop_grace: float = 30.0  # seconds a stopping worker lets its jobs run on
     poll_interval: float = 0.5
     job_timeout: float = 900.0
     log_level: str = "INFO"
@@ -114,6 +115,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             media_secret=opt("GENSTUDIO_MEDIA_SECRET"),
             signed_url_ttl=int(number("GENSTUDIO_SIGNED_URL_TTL", 3600)),
             worker_concurrency=int(number("GENSTUDIO_WORKER_CONCURRENCY", 4)),
+            stop_grace=number("GENSTUDIO_STOP_GRACE", 30.0),
             poll_interval=number("GENSTUDIO_POLL_INTERVAL", 0.5),
             job_timeout=number("GENSTUDIO_JOB_TIMEOUT", 900.0),
             log_level=(opt("GENSTUDIO_LOG_LEVEL") or "INFO").upper(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 
 from taskiq import AsyncBroker, TaskiqScheduler
@@ -71,10 +72,16 @@ def register_tasks(
     )
 
 
-def _stop_on_signals(finish: asyncio.Event) -> None:
+def _stop_on_signals(finish: asyncio.Event, *also: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for call in also:
+            call()
+        finish.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, finish.set)
+        loop.add_signal_handler(sig, stop)
 
 
 async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None:
@@ -96,7 +103,10 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
             container=c,
         )
         finish = asyncio.Event()
-        _stop_on_signals(finish)
+        processor = c.processor()
+        # on a signal, claim nothing more at once (a drain would otherwise go on to the
+        # next job while the receiver waits for the running ones)
+        _stop_on_signals(finish, processor.stop_claiming)
         try:
             # a new worker holds no messages: wake whatever is due right away
             await c.reconciler().tick(fresh_start=True)
@@ -109,14 +119,18 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
             # message pending for another worker (and the job's lease runs out)
             ack_type=AcknowledgeType.WHEN_EXECUTED,
             propagate_exceptions=False,
-            wait_tasks_timeout=30,
+            wait_tasks_timeout=settings.stop_grace,
         )
         log.info(
             "worker listening",
             extra={"concurrency": settings.worker_concurrency, "kinds": kinds or "all"},
         )
-        await receiver.listen(finish)
-        log.info("worker stopped")
+        await receiver.listen(finish)  # returns once its tasks ended, or after the grace
+        # the jobs still running (a GPU job takes minutes) are cancelled and handed back
+        # before the runtime closes under them: left at a cloud provider for another
+        # worker to follow, or requeued with their attempt given back
+        handed = await processor.stop(grace=0)
+        log.info("worker stopped", extra={"handed_back": handed})
 
 
 async def run_scheduler(settings: Settings) -> None:

@@ -79,6 +79,10 @@ class ProviderUnavailable(Exception):
 
 class GpuProvider(Protocol):
     name: str
+    #: whether the work it was given goes on when this process stops (a cloud provider:
+    #: True; a renderer in this process: False). A worker that stops gracefully leaves a
+    #: durable provider's job to be taken over, and requeues the others.
+    durable: bool
 
     async def submit(self, request: GpuRequest) -> str:
         """Start the work; return the provider's id for it. Raises ProviderUnavailable."""

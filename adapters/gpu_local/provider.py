@@ -72,6 +72,9 @@ class LocalGpuProvider:
     more than ``max_retained`` jobs or ``max_retained_bytes`` of images, oldest first.
     """
 
+    #: renders in this process's threads: they end with it
+    durable = False
+
     def __init__(
         self,
         name: str = "local",

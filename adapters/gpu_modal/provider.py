@@ -55,6 +55,9 @@ class ModalProvider:
     """Our Modal app as a GpuProvider. ``timeout`` bounds every HTTP call (seconds);
     ``rate_limit``: requests a second, client side (None: unlimited)."""
 
+    #: Modal runs the work; it goes on without us
+    durable = True
+
     def __init__(
         self,
         *,

@@ -64,6 +64,9 @@ class RunpodProvider:
     second per endpoint, client side (None: unlimited).
     """
 
+    #: Runpod runs the work; it goes on without us
+    durable = True
+
     def __init__(
         self,
         *,

@@ -79,6 +79,9 @@ class InMemoryGpuProvider:
     fail with that error), ``steps``.
     """
 
+    #: its jobs live as long as the object (a stand-in for a cloud provider)
+    durable = True
+
     def __init__(self, name: str = "memory", *, steps: int = 1) -> None:
         self.name = name
         self.steps = steps

@@ -15,6 +15,8 @@ Either way its hold is released exactly once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -100,6 +102,63 @@ class JobProcessor:
         self.worker_id = worker_id or f"worker-{new_id().hex[:12]}"
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self._stopping = False
+        self._running: dict[uuid.UUID, asyncio.Task[object]] = {}  # job -> task running it
+        self._interrupted: set[uuid.UUID] = set()
+        self._idle = asyncio.Event()  # set while no job is running
+        self._idle.set()
+
+    # --- stopping ---------------------------------------------------------------------
+
+    def stop_claiming(self) -> None:
+        """Claim no more jobs (a graceful stop has begun); those in flight run on."""
+        self._stopping = True
+
+    async def stop(self, grace: float) -> int:
+        """A graceful stop: claim nothing more, give the jobs in flight ``grace``
+        seconds to end, then cancel the tasks running them and hand each job back.
+
+        A job left at a provider that outlives this process (``GpuProvider.durable``)
+        keeps going there: its lease ends now and another worker takes it over and polls
+        it on. Any other (not yet submitted, or rendering in this process) goes back to
+        the queue, due now, its attempt given back: a deploy is not a failure. Returns
+        how many jobs were handed back.
+        """
+        self.stop_claiming()
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        interrupted, self._interrupted = self._interrupted, set()
+        handed = 0
+        for job_id in interrupted:
+            try:
+                handed += await self._hand_back(job_id)
+            except Exception:  # the lease runs out, and another worker takes it over then
+                log.exception("could not hand the job back", extra={"job_id": str(job_id)})
+        return handed
+
+    async def _hand_back(self, job_id: uuid.UUID) -> int:
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            job = await uow.jobs.get(job_id, lock=True)
+            if job is None or job.status.terminal or job.lease_owner != self.worker_id:
+                return 0
+            gpu = self.providers.get(job.provider or "")
+            if job.provider_job_id is not None and gpu is not None and gpu.durable:
+                await uow.jobs.update(job.lease_given_up(now))
+                how = "left at its provider for another worker to follow"
+            else:
+                if job.provider_job_id is not None and gpu is not None:
+                    await gpu.cancel(job.provider_job_id)  # its work ends with this process
+                await uow.jobs.update(job.handed_back(now))
+                how = "back in the queue, its attempt given back"
+            await uow.commit()
+        log.info("job handed back on stopping", extra={"job_id": str(job_id), "how": how})
+        return 1
 
     # --- claiming ---------------------------------------------------------------------
 
@@ -111,6 +170,8 @@ class JobProcessor:
 
         Returns the job as it ended, or None when nothing was claimable.
         """
+        if self._stopping:
+            return None
         now = self.clock.now()
         async with self.uow_factory() as uow:
             job = await uow.jobs.claim_next(kind, now=now, policy=self.policy)
@@ -137,7 +198,7 @@ class JobProcessor:
         now = self.clock.now()
         async with self.uow_factory() as uow:
             job = await uow.jobs.get(job_id, lock=True)
-            if job is None or not (job.is_due(now) or job.is_abandoned(now)):
+            if self._stopping or job is None or not (job.is_due(now) or job.is_abandoned(now)):
                 return job
             job = await self._take(uow, job, now)
             await uow.commit()
@@ -184,6 +245,22 @@ class JobProcessor:
     async def _run(self, job: Job) -> Job | None:
         if job.status.terminal or job.lease_owner != self.worker_id:
             return job  # claimed only to be put back (no provider available)
+        task = asyncio.current_task()
+        if task is None:
+            return await self._follow(job)
+        self._running[job.id] = task
+        self._idle.clear()
+        try:
+            return await self._follow(job)
+        except asyncio.CancelledError:
+            self._interrupted.add(job.id)  # still leased to this worker: stop() hands it back
+            raise
+        finally:
+            self._running.pop(job.id, None)
+            if not self._running:
+                self._idle.set()
+
+    async def _follow(self, job: Job) -> Job | None:
         if job.provider not in self.providers:
             # taken over from a worker configured with a provider this one lacks:
             # its work there cannot be followed, so the attempt counts as lost
@@ -202,6 +279,18 @@ class JobProcessor:
             return None
 
     async def _submit(self, job: Job) -> Job:
+        """Submit the job and record the provider's id for it, shielded from
+        cancellation: a stop that cut the two apart would leave work running (and paid
+        for) at the provider that nobody follows, and the next attempt would start it
+        again. The submission is bounded by the provider client's own timeouts."""
+        submission = asyncio.ensure_future(self._submit_and_record(job))
+        try:
+            return await asyncio.shield(submission)
+        except asyncio.CancelledError:
+            await asyncio.wait({submission})  # a second cancellation leaves it running
+            raise
+
+    async def _submit_and_record(self, job: Job) -> Job:
         gpu = self._gpu(job)
         try:
             provider_job_id = await gpu.submit(await self._request(job, gpu))

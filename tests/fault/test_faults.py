@@ -78,6 +78,53 @@ def test_a_worker_killed_mid_job_leaves_every_job_done_exactly_once(
         svc.stop_all()
 
 
+def jobs_state(pg_url: str, ids: list[str]) -> list[tuple[str, int]]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT status, attempts FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY created_at",
+            (ids,),
+        ).fetchall()
+    return [(str(status), int(attempts)) for status, attempts in rows]
+
+
+def test_a_worker_stopped_by_sigterm_claims_nothing_more_and_hands_its_job_back(
+    fresh_db: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A deploy's SIGTERM: the worker takes no new job, lets the running one go on for
+    its grace (1 s here, shorter than the 6 s render), then hands it back; the job
+    was rendering in that process (the preview renderer), so it goes back to the queue
+    with its attempt given back. Another worker then runs both, each once."""
+    env = fault_env(fresh_db, redis_server.url, tmp_path / "data", GENSTUDIO_LOCAL_GPU_SECONDS="6")
+    svc = Service(env, tmp_path)
+    try:
+        svc.start("api", "serve")
+        svc.wait_ready()
+        journey = Journey(svc)
+        svc.cli("credits", "grant", str(journey.user), "10")
+        ids = journey.submit(2)
+        svc.env = {**svc.env, "GENSTUDIO_WORKER_CONCURRENCY": "1", "GENSTUDIO_STOP_GRACE": "1"}
+        svc.start("worker-a", "worker")
+        wait_until_running(journey, ids)
+
+        worker = svc.procs["worker-a"]
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, svc.logs("worker-a")
+        assert time.monotonic() - started < 15  # the grace, the hand-back, the runtime's close
+        # neither job is running nor charged an attempt: one handed back, one never taken
+        assert jobs_state(fresh_db, ids) == [("queued", 0), ("queued", 0)], svc.logs("worker-a")
+        assert "job handed back on stopping" in svc.logs("worker-a")
+
+        svc.procs.pop("worker-a")
+        svc.start("worker-b", "worker")
+        done = journey.wait_all(ids)
+        assert [(j["status"], j["attempts"]) for j in done] == [("succeeded", 1)] * 2, done
+        assert settles(fresh_db, journey.user) == 2
+        assert_ledger_invariants(fresh_db, users=[journey.user])
+    finally:
+        svc.stop_all()
+
+
 @pytest.mark.parametrize("fault", ["flush", "restart"])
 def test_jobs_queued_when_redis_loses_everything_all_complete(
     fault: str, fresh_db: str, redis_server: RedisServer, tmp_path: Path

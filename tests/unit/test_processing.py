@@ -381,3 +381,126 @@ async def test_failing_a_job_twice_releases_its_hold_once(studio: Studio) -> Non
     second = await studio.processor.fail(job.id, JobError(FailureReason.TIMEOUT, "late"))
     assert first is not None and first == second and first.error == error
     await assert_released_once(studio, job)
+
+
+# --- a graceful stop ----------------------------------------------------------------------
+
+
+class LocalLikeGpu(InMemoryGpuProvider):
+    """A provider whose work ends with this process (as the preview renderer's)."""
+
+    durable = False
+
+
+class SlowSubmitGpu(InMemoryGpuProvider):
+    """Its submissions wait until ``release`` is set, as a slow provider API would."""
+
+    def __init__(self) -> None:
+        super().__init__(steps=1)
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def submit(self, request: GpuRequest) -> str:
+        self.entered.set()
+        await self.release.wait()
+        return await super().submit(request)
+
+
+async def at_provider(studio: Studio, job_id: uuid.UUID) -> asyncio.Task[Job | None]:
+    """The job being followed at its provider by ``studio.processor``, in a task."""
+    task = asyncio.create_task(studio.processor.process(job_id))
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if (await studio.job(job_id)).provider_job_id is not None:
+            return task
+    raise AssertionError("the job never reached its provider")
+
+
+async def test_a_stopping_worker_claims_nothing_more(studio: Studio) -> None:
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    studio.processor.stop_claiming()
+    assert await studio.processor.process_next("image") is None
+    unclaimed = await studio.processor.process(job.id)
+    assert unclaimed is not None and unclaimed.status is JobStatus.QUEUED
+    assert studio.gpu.submitted == []
+
+
+async def test_a_job_left_at_a_cloud_provider_is_taken_over_and_charged_once(
+    studio: Studio,
+) -> None:
+    studio.use_gpu(InMemoryGpuProvider(steps=10_000))  # longer than the grace
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    task = await at_provider(studio, job.id)
+
+    assert await studio.processor.stop(grace=0.01) == 1
+    assert task.cancelled()
+    left = await studio.job(job.id)
+    assert left.status in (JobStatus.DISPATCHED, JobStatus.RUNNING) and left.attempts == 1
+    assert left.lease_expired(studio.clock.now()) and studio.gpu.cancelled == []
+
+    studio.gpu.steps = 0  # the provider finishes it; another worker follows it on
+    other = studio.processor_for(studio.gpu)
+    done = await other.process(job.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
+    assert len(studio.gpu.submitted) == 1  # never started twice
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
+    assert state.of_kind(EntryKind.RELEASE) == []
+
+
+async def test_a_job_rendering_in_the_stopping_process_is_requeued_with_its_attempt_given_back(
+    studio: Studio,
+) -> None:
+    gpu = LocalLikeGpu(steps=10_000)
+    studio.use_gpu(gpu)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    task = await at_provider(studio, job.id)
+    provider_job_id = (await studio.job(job.id)).provider_job_id
+
+    assert await studio.processor.stop(grace=0.01) == 1
+    assert task.cancelled()
+    back = await studio.job(job.id)
+    assert (back.status, back.attempts, back.provider_job_id) == (JobStatus.QUEUED, 0, None)
+    assert back.is_due(studio.clock.now()) and gpu.cancelled == [provider_job_id]
+    assert (await studio.hold_of(back)).status is HoldStatus.OPEN
+
+    gpu.steps = 0  # the next process runs it from the start, as its first attempt
+    done = await studio.processor_for(gpu).process(job.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
+    state = await studio.account(user)
+    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
+
+
+async def test_a_stop_during_a_submission_lets_it_be_recorded_so_it_never_runs_twice(
+    studio: Studio,
+) -> None:
+    gpu = SlowSubmitGpu()
+    studio.use_gpu(gpu)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    task = asyncio.create_task(studio.processor.process(job.id))
+    await gpu.entered.wait()  # the request is at the provider
+
+    asyncio.get_running_loop().call_later(0.05, gpu.release.set)  # it answers meanwhile
+    assert await studio.processor.stop(grace=0) == 1
+    assert task.cancelled()
+    left = await studio.job(job.id)
+    assert left.provider_job_id is not None and left.lease_expired(studio.clock.now())
+
+    done = await studio.processor_for(gpu).process(job.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED
+    assert len(gpu.submitted) == 1 and gpu.cancelled == []
+
+
+async def test_a_job_that_ends_within_the_grace_is_not_handed_back(studio: Studio) -> None:
+    studio.use_gpu(YieldingGpu(steps=3))
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    task = asyncio.create_task(studio.processor.process(job.id))
+    await asyncio.sleep(0)
+    assert await studio.processor.stop(grace=5) == 0
+    done = await task
+    assert done is not None and done.status is JobStatus.SUCCEEDED
