@@ -34,7 +34,9 @@ class ProfileRepository(Protocol):
     async def get(self, user_id: uuid.UUID) -> Profile | None: ...
 
     async def ensure(self, user_id: uuid.UUID, email: str | None) -> Profile:
-        """Return the user's profile, creating it (zero credits, free tier) if missing."""
+        """Return the user's profile, creating it (zero credits, free tier) if missing.
+        A profile made without an email (by an operator's grant, a store notification)
+        takes ``email`` when one is given."""
         ...
 
     async def set_subscription(

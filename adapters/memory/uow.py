@@ -86,6 +86,9 @@ class InMemoryProfiles(_Repo):
                 created_at=datetime.now(UTC),
             )
             self._d.profiles[user_id] = profile
+        elif profile.email is None and email is not None:
+            profile = msgspec.structs.replace(profile, email=email)
+            self._d.profiles[user_id] = profile
         return profile
 
     async def set_subscription(

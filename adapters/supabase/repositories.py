@@ -112,6 +112,13 @@ class SqlProfiles(_Repository):
     async def ensure(self, user_id: uuid.UUID, email: str | None) -> Profile:
         profile = await self.get(user_id)
         if profile is not None:
+            if profile.email is None and email is not None:
+                await self._conn.execute(
+                    update(t.profiles)
+                    .where(t.profiles.c.id == user_id, t.profiles.c.email.is_(None))
+                    .values(email=email)
+                )
+                profile = msgspec.structs.replace(profile, email=email)
             return profile
         new_profile = (
             insert(t.profiles)

@@ -142,6 +142,25 @@ async def test_committed_work_is_visible_to_later_units(uow_factory: UnitOfWorkF
         assert await reader.profiles.get(user) == created
 
 
+async def test_a_profile_made_without_an_email_takes_the_first_one_given(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = uuid.uuid4()
+    async with uow_factory() as uow:  # an operator's grant: no email known
+        assert (await uow.profiles.ensure(user, None)).email is None
+        await uow.commit()
+    async with uow_factory() as uow:  # the user's own request carries it
+        assert (await uow.profiles.ensure(user, "a@example.com")).email == "a@example.com"
+        await uow.commit()
+    async with uow_factory() as uow:  # and it stays: a later one does not replace it
+        assert (await uow.profiles.ensure(user, "b@example.com")).email == "a@example.com"
+        assert (await uow.profiles.ensure(user, None)).email == "a@example.com"
+        await uow.commit()
+    async with uow_factory() as uow:
+        profile = await uow.profiles.get(user)
+        assert profile is not None and profile.email == "a@example.com"
+
+
 async def test_an_exception_rolls_back_what_was_not_committed(
     uow_factory: UnitOfWorkFactory,
 ) -> None:

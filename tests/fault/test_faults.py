@@ -125,6 +125,35 @@ def test_a_worker_stopped_by_sigterm_claims_nothing_more_and_hands_its_job_back(
         svc.stop_all()
 
 
+def test_restarting_the_service_hands_its_in_process_jobs_back_without_using_an_attempt(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    """`genstudio serve` with its in-process worker, restarted (SIGTERM) mid-render:
+    the job goes back to the queue with its attempt given back, and the restarted
+    service runs it once."""
+    env = fault_env(fresh_db, "", tmp_path / "data", GENSTUDIO_LOCAL_GPU_SECONDS="20")
+    svc = Service(env, tmp_path)
+    try:
+        svc.start("api", "serve")
+        svc.wait_ready()
+        journey = Journey(svc)
+        svc.cli("credits", "grant", str(journey.user), "10")
+        ids = journey.submit(1)
+        wait_until_running(journey, ids)
+
+        svc.stop("api")  # SIGTERM; the in-process worker's grace (5 s) < the 20 s render
+        assert jobs_state(fresh_db, ids) == [("queued", 0)], svc.logs("api")
+        svc.env = {**svc.env, "GENSTUDIO_LOCAL_GPU_SECONDS": "0.2"}
+        svc.start("api", "serve")
+        svc.wait_ready()
+        [done] = journey.wait_all(ids)
+        assert (done["status"], done["attempts"]) == ("succeeded", 1), done
+        assert settles(fresh_db, journey.user) == 1
+        assert_ledger_invariants(fresh_db, users=[journey.user])
+    finally:
+        svc.stop_all()
+
+
 @pytest.mark.parametrize("fault", ["flush", "restart"])
 def test_jobs_queued_when_redis_loses_everything_all_complete(
     fault: str, fresh_db: str, redis_server: RedisServer, tmp_path: Path
