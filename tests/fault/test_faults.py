@@ -78,6 +78,15 @@ def test_a_worker_killed_mid_job_leaves_every_job_done_exactly_once(
         svc.stop_all()
 
 
+def api_with_jobs(svc: Service, jobs: int) -> tuple[Journey, list[str]]:
+    """The API up, a user with 10 credits, and ``jobs`` image jobs submitted."""
+    svc.start("api", "serve")
+    svc.wait_ready()
+    journey = Journey(svc)
+    svc.cli("credits", "grant", str(journey.user), "10")
+    return journey, journey.submit(jobs)
+
+
 def jobs_state(pg_url: str, ids: list[str]) -> list[tuple[str, int]]:
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
@@ -97,11 +106,7 @@ def test_a_worker_stopped_by_sigterm_claims_nothing_more_and_hands_its_job_back(
     env = fault_env(fresh_db, redis_server.url, tmp_path / "data", GENSTUDIO_LOCAL_GPU_SECONDS="6")
     svc = Service(env, tmp_path)
     try:
-        svc.start("api", "serve")
-        svc.wait_ready()
-        journey = Journey(svc)
-        svc.cli("credits", "grant", str(journey.user), "10")
-        ids = journey.submit(2)
+        journey, ids = api_with_jobs(svc, 2)
         svc.env = {**svc.env, "GENSTUDIO_WORKER_CONCURRENCY": "1", "GENSTUDIO_STOP_GRACE": "1"}
         svc.start("worker-a", "worker")
         wait_until_running(journey, ids)
@@ -134,11 +139,7 @@ def test_restarting_the_service_hands_its_in_process_jobs_back_without_using_an_
     env = fault_env(fresh_db, "", tmp_path / "data", GENSTUDIO_LOCAL_GPU_SECONDS="20")
     svc = Service(env, tmp_path)
     try:
-        svc.start("api", "serve")
-        svc.wait_ready()
-        journey = Journey(svc)
-        svc.cli("credits", "grant", str(journey.user), "10")
-        ids = journey.submit(1)
+        journey, ids = api_with_jobs(svc, 1)
         wait_until_running(journey, ids)
 
         svc.stop("api")  # SIGTERM; the in-process worker's grace (5 s) < the 20 s render

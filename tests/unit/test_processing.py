@@ -406,6 +406,16 @@ class SlowSubmitGpu(InMemoryGpuProvider):
         return await super().submit(request)
 
 
+async def charged_once(studio: Studio, user: uuid.UUID) -> bool:
+    """The job's price settled exactly once, nothing released."""
+    state = await studio.account(user)
+    return (
+        state.balance == CREDITS - COST
+        and len(state.of_kind(EntryKind.SETTLE)) == 1
+        and state.of_kind(EntryKind.RELEASE) == []
+    )
+
+
 async def at_provider(studio: Studio, job_id: uuid.UUID) -> asyncio.Task[Job | None]:
     """The job being followed at its provider by ``studio.processor``, in a task."""
     task = asyncio.create_task(studio.processor.process(job_id))
@@ -445,9 +455,7 @@ async def test_a_job_left_at_a_cloud_provider_is_taken_over_and_charged_once(
     done = await other.process(job.id)
     assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
     assert len(studio.gpu.submitted) == 1  # never started twice
-    state = await studio.account(user)
-    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
-    assert state.of_kind(EntryKind.RELEASE) == []
+    assert await charged_once(studio, user)
 
 
 async def test_a_job_rendering_in_the_stopping_process_is_requeued_with_its_attempt_given_back(
@@ -470,8 +478,7 @@ async def test_a_job_rendering_in_the_stopping_process_is_requeued_with_its_atte
     gpu.steps = 0  # the next process runs it from the start, as its first attempt
     done = await studio.processor_for(gpu).process(job.id)
     assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
-    state = await studio.account(user)
-    assert state.balance == CREDITS - COST and len(state.of_kind(EntryKind.SETTLE)) == 1
+    assert await charged_once(studio, user)
 
 
 async def test_a_stop_during_a_submission_lets_it_be_recorded_so_it_never_runs_twice(
