@@ -22,10 +22,12 @@ import base64
 import binascii
 import json
 import logging
+import re
 import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -83,6 +85,19 @@ def _user(value: str | None) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
     except ValueError:
         return None
+
+
+#: what a Play product id or purchase token is made of (letters, digits, ``._-``)
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,512}")
+
+
+def _segment(value: str, field: str) -> str:
+    """``value`` as one segment of a Play API path. Anything else is refused: a token
+    holding ``../`` was resolved by the HTTP client into another purchase's path, so
+    one paid purchase could be claimed again and again under other "tokens"."""
+    if not _SEGMENT.fullmatch(value) or not value.strip("."):
+        raise InvalidPurchase(f"{field} is not a Google Play {field}", field=field)
+    return quote(value, safe="")
 
 
 class _PushMessage(msgspec.Struct, rename="camel"):
@@ -171,9 +186,11 @@ class GooglePlayStore:
             await asyncio.sleep(0.2 * attempt)
 
     async def _product(self, product_id: str, token: str) -> dict[str, Any]:
-        return await self._call("GET", f"/purchases/products/{product_id}/tokens/{token}")
+        product, token = _segment(product_id, "productId"), _segment(token, "purchaseToken")
+        return await self._call("GET", f"/purchases/products/{product}/tokens/{token}")
 
     async def _subscription(self, token: str) -> dict[str, Any]:
+        token = _segment(token, "purchaseToken")
         return await self._call("GET", f"/purchases/subscriptionsv2/tokens/{token}")
 
     # -- ports.stores.GoogleStore -------------------------------------------------------
@@ -208,7 +225,8 @@ class GooglePlayStore:
         return snapshot
 
     async def acknowledge(self, transaction: StoreTransaction) -> None:
-        token, product = transaction.original_transaction_id, transaction.store_product_id
+        token = _segment(transaction.original_transaction_id, "purchaseToken")
+        product = _segment(transaction.store_product_id, "productId")
         if transaction.kind is ProductKind.CONSUMABLE:
             path = f"/purchases/products/{product}/tokens/{token}:consume"
         else:

@@ -152,6 +152,34 @@ async def test_purchases_google_does_not_know_are_refused(google: Google) -> Non
     assert await google.balance(user) == 0
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "../../credits_100/tokens/{token}",
+        "./../../credits_100/tokens/{token}",
+        "x/../../../credits_100/tokens/{token}",
+        "{token}%2F..",
+        "..",
+        ".",
+        "{token}?x=1",
+    ],
+)
+async def test_a_token_that_is_not_one_path_segment_is_refused_and_claims_nothing(
+    google: Google, forged: str
+) -> None:
+    """A token holding ``../`` used to be resolved by the HTTP client into the real
+    purchase's path: one paid pack claimed again under each new spelling, as a pricier
+    product."""
+    user = uuid.uuid4()
+    token = f"tok-{uuid.uuid4()}"
+    google.play.set_product(token, "credits_100", user)
+    assert (await google.buy(user, "credits_100", token)).status_code == 200
+    response = await google.buy(user, "credits_1200", forged.format(token=token))
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "purchaseToken"
+    assert await google.balance(user) == 100
+
+
 async def test_an_acknowledgement_google_refused_is_retried_later(google: Google) -> None:
     user = uuid.uuid4()
     token = f"tok-{uuid.uuid4()}"
