@@ -49,9 +49,10 @@ class InProcessWorker:
             try:
                 await self.processor.drain(kind)
             except Exception:
-                # the job stays in the database; its lease runs out and the
-                # reconciler wakes a consumer for it again
-                log.exception("job processing crashed", extra={"job_id": str(job_id)})
+                # the processor fails a job that crashes (with its id in the log); this
+                # is the claim itself failing (the database): the reconciler wakes
+                # a consumer again. The message's job is only the one that woke it.
+                log.exception("draining failed", extra={"kind": kind, "woken_by": str(job_id)})
 
     async def _reconcile(self) -> None:
         fresh_start = True

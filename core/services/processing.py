@@ -277,6 +277,23 @@ class JobProcessor:
         except LeaseLost:
             log.warning("lease lost; another worker has the job", extra={"job_id": str(job.id)})
             return None
+        except Exception as exc:
+            # a fault of ours or of an adapter (a bug, an answer it did not expect): the
+            # attempt fails, and the credits come back. Left to its lease, the job would
+            # be taken over and crash again and again, its credits held for ever.
+            log.exception("job processing crashed", extra={"job_id": str(job.id)})
+            return await self._crashed(job.id, exc)
+
+    async def _crashed(self, job_id: uuid.UUID, exc: Exception) -> Job | None:
+        async with self.uow_factory() as uow:
+            job = await uow.jobs.get(job_id)
+        if job is not None and job.provider_job_id is not None and job.provider in self.providers:
+            try:  # its work at the provider is not followed any more: stop paying for it
+                await self._gpu(job).cancel(job.provider_job_id)
+            except Exception:
+                log.exception("cancelling at the provider failed", extra={"job_id": str(job_id)})
+        error = JobError(FailureReason.INTERNAL, f"processing failed ({type(exc).__name__})")
+        return await self.fail(job_id, error)
 
     async def _submit(self, job: Job) -> Job:
         """Submit the job and record the provider's id for it, shielded from
@@ -284,11 +301,32 @@ class JobProcessor:
         for) at the provider that nobody follows, and the next attempt would start it
         again. The submission is bounded by the provider client's own timeouts."""
         submission = asyncio.ensure_future(self._submit_and_record(job))
+        # a submission may take longer than the lease (timeouts, a provider's 429s):
+        # renewed meanwhile, or another worker would take the job over and submit again
+        keeper = asyncio.ensure_future(self._keep_lease(job.id))
         try:
             return await asyncio.shield(submission)
         except asyncio.CancelledError:
             await asyncio.wait({submission})  # a second cancellation leaves it running
             raise
+        finally:
+            keeper.cancel()
+
+    async def _keep_lease(self, job_id: uuid.UUID) -> None:
+        """Renew the job's lease every third of it (in real time) until cancelled."""
+
+        def renew(job: Job) -> Job:
+            now = self.clock.now()
+            return job.leased(self.worker_id, self._lease_until(now), now)
+
+        while True:
+            await asyncio.sleep(self.policy.lease_seconds / 3)
+            try:
+                await self._change(job_id, renew)
+            except (LeaseLost, _Finished):
+                return
+            except Exception:  # the database, briefly: the next beat tries again
+                log.exception("renewing the lease failed", extra={"job_id": str(job_id)})
 
     async def _submit_and_record(self, job: Job) -> Job:
         gpu = self._gpu(job)

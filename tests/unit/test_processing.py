@@ -14,6 +14,7 @@ from core.credits import EntryKind, HoldStatus
 from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
 from core.media import MediaKind, png_dimensions
 from core.pricing import DEFAULT_CATALOG
+from core.queueing import QueuePolicy
 from core.services.generation import cancel_job
 from ports.gpu import (
     Cancelled,
@@ -511,3 +512,72 @@ async def test_a_job_that_ends_within_the_grace_is_not_handed_back(studio: Studi
     assert await studio.processor.stop(grace=5) == 0
     done = await task
     assert done is not None and done.status is JobStatus.SUCCEEDED
+
+
+# --- a crash of ours ----------------------------------------------------------------------
+
+
+class CrashingGpu(InMemoryGpuProvider):
+    """Its answers break the processing (as an adapter bug would): at ``where``."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(steps=1)
+        self.where = where
+
+    async def submit(self, request: GpuRequest) -> str:
+        if self.where == "submit":
+            raise KeyError("status")
+        return await super().submit(request)
+
+    async def poll(self, provider_job_id: str) -> ProviderStatus:
+        if self.where == "poll":
+            raise KeyError("status")
+        return await super().poll(provider_job_id)
+
+
+@pytest.mark.parametrize("where", ["submit", "poll"])
+async def test_a_job_whose_processing_crashes_fails_once_and_returns_its_credits(
+    studio: Studio, where: str
+) -> None:
+    gpu = CrashingGpu(where)
+    studio.use_gpu(gpu)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+
+    done = await studio.processor.process(job.id)
+
+    assert done is not None and done.status is JobStatus.FAILED
+    assert done.error is not None and done.error.reason is FailureReason.INTERNAL
+    assert "KeyError" in done.error.message
+    await assert_released_once(studio, job)
+    # the provider's work, if it had started, is not left running unfollowed
+    assert gpu.cancelled == ([] if where == "submit" else ["memory-1"])
+    # and nothing is left to take over: a second worker finds a finished job
+    studio.clock.advance(3600)
+    assert (await studio.processor_for(gpu).process(job.id)) == done
+
+
+async def test_a_submission_slower_than_the_lease_keeps_the_job_and_is_never_doubled(
+    studio: Studio,
+) -> None:
+    gpu = SlowSubmitGpu()
+    studio.use_gpu(gpu)
+    lease = 0.3  # seconds; renewed every 0.1 s while the submission waits
+    studio.processor.policy = QueuePolicy(lease_seconds=lease)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    task = asyncio.create_task(studio.processor.process(job.id))
+    await gpu.entered.wait()
+
+    studio.clock.advance(10 * lease)  # the first lease is long gone...
+    await asyncio.sleep(3 * lease)  # ...but renewed meanwhile
+    other = studio.processor_for(gpu)
+    other.policy = QueuePolicy(lease_seconds=lease)
+    held = await asyncio.wait_for(other.process(job.id), 5)  # no takeover: at once
+    assert held is not None and held.lease_owner == studio.processor.worker_id
+    assert not held.lease_expired(studio.clock.now())
+
+    gpu.release.set()
+    done = await task
+    assert done is not None and done.status is JobStatus.SUCCEEDED
+    assert len(gpu.submitted) == 1
