@@ -331,6 +331,31 @@ async def test_the_queue_dashboard_reports_depth_in_flight_and_rates(api: Harnes
     assert board["streams"] == []  # no Redis in this deployment
 
 
+async def test_the_queue_dashboard_answers_at_once_when_a_provider_or_redis_stalls(
+    api: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from entrypoints.http.controllers import admin
+
+    async def stalled() -> None:
+        await asyncio.sleep(60)
+
+    async def redis_down(runtime: object) -> None:
+        raise ConnectionError("Redis does not answer")
+
+    monkeypatch.setattr(admin, "HEALTH_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(api.gpu, "health", stalled)
+    monkeypatch.setattr(admin, "_streams", redis_down)
+    started = time.monotonic()
+    response = await api.client.get("/v1/admin/queues", headers=api.service_headers())
+    assert time.monotonic() - started < 5
+    assert response.status_code == 200, response.text
+    board = response.json()
+    [provider] = board["providers"]
+    assert provider["healthy"] is False and "TimeoutError" in provider["detail"]
+    assert board["streams"] == [] and "Redis does not answer" in board["streamsError"]
+    assert board["kinds"] is not None  # the Postgres part is all there
+
+
 async def test_the_ledger_paginates_with_a_cursor(api: Harness) -> None:
     user = uuid.uuid4()
     for _ in range(5):

@@ -106,6 +106,21 @@ async def test_a_webhook_with_the_token_enqueues_the_job_for_a_status_reread(
     assert hooks.container.jobs_queue.enqueued == [job.id]
 
 
+async def test_a_webhook_while_the_queue_is_down_is_still_acknowledged(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis down: the wake-up is left to the reconciler (the job is in Postgres), and
+    Runpod gets its 200 rather than a 500 it would retry."""
+    job = await hooks.job()
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Redis does not answer")
+
+    monkeypatch.setattr(hooks.container.jobs_queue, "enqueue", down)
+    response = await hooks.post(f"?token={SECRET}&job={job.id}")
+    assert response.status_code == 200 and response.json()["accepted"] is True
+
+
 @pytest.mark.parametrize("query", ["", "?token=", "?token=wrong", f"?token={SECRET[:-1]}"])
 async def test_a_webhook_without_the_right_token_is_a_401_problem(hooks: Hooks, query: str) -> None:
     job = await hooks.job()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
@@ -53,6 +54,8 @@ class QueuesResponse(msgspec.Struct, rename="camel", kw_only=True):
     kinds: list[KindItem]
     providers: list[ProviderItem]
     streams: list[StreamItem]
+    #: why ``streams`` is empty when Redis did not answer (the rest comes from Postgres)
+    streams_error: str | None = None
 
 
 class JobList(msgspec.Struct):
@@ -86,6 +89,10 @@ async def _streams(runtime: Runtime) -> list[StreamItem]:
     return out
 
 
+#: how long the page waits for one provider's health check
+HEALTH_TIMEOUT_S = 5.0
+
+
 class AdminController(Controller):
     path = "/v1/admin"
     tags = ["operations"]
@@ -98,13 +105,18 @@ class AdminController(Controller):
         async with c.uow_factory()() as uow:
             stats = await uow.jobs.stats(now=now, windows=STATS_WINDOWS)
         router = c.router()
+        gpus = c.gpus()
+        # all at once, each bounded: a provider that stalls is unhealthy, not a slow page
+        checks = await asyncio.gather(
+            *(asyncio.wait_for(gpu.health(), HEALTH_TIMEOUT_S) for gpu in gpus.values()),
+            return_exceptions=True,
+        )
         providers = []
-        for name, gpu in c.gpus().items():
-            try:
-                health = await gpu.health()
+        for name, health in zip(gpus, checks, strict=True):
+            if isinstance(health, BaseException):  # unreachable or too slow: unhealthy
+                healthy, detail = False, f"{type(health).__name__}: {health}"
+            else:
                 healthy, detail = health.healthy, health.detail
-            except Exception as exc:  # unreachable is unhealthy, not an error of this endpoint
-                healthy, detail = False, f"{type(exc).__name__}: {exc}"
             providers.append(
                 ProviderItem(
                     name=name,
@@ -113,6 +125,12 @@ class AdminController(Controller):
                     detail=detail,
                 )
             )
+        streams: list[StreamItem] = []
+        streams_error: str | None = None
+        try:
+            streams = await _streams(runtime)
+        except Exception as exc:  # Redis down: the rest of the page still answers
+            streams_error = f"{type(exc).__name__}: {exc}"
         kinds = [
             KindItem(
                 kind=k.kind,
@@ -140,7 +158,8 @@ class AdminController(Controller):
             ],
             kinds=kinds,
             providers=providers,
-            streams=await _streams(runtime),
+            streams=streams,
+            streams_error=streams_error,
         )
 
     @get("/dead-letters", summary="Jobs that used up their attempts, newest first")

@@ -18,6 +18,7 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.params import QueryParameter
 
+from core.services.generation import wake
 from entrypoints.http.deps import RuntimeDep
 from entrypoints.http.problems import problem_response
 
@@ -80,6 +81,6 @@ async def runpod_webhook(
         )
     if found.status.terminal:
         return Response(WebhookAck(accepted=False, detail=f"the job is {found.status.value}"))
-    await c.queue().enqueue(found.id, kind=found.kind.value, priority=found.priority)
+    await wake(c.queue(), found)  # a queue that is down: the reconciler wakes it instead
     log.info("runpod webhook", extra={"job_id": str(found.id)})
     return Response(WebhookAck(accepted=True))
