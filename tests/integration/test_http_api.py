@@ -384,6 +384,29 @@ async def test_health_and_openapi(api: Harness) -> None:
     assert "/v1/generate/image" in schema["paths"]
 
 
+async def test_readiness_answers_503_within_its_bound_when_postgres_stalls(
+    api: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts and never answers: the probe times out, and the answer
+    does not wait for the probe to unwind (psycopg's cancel of a query on a stalled
+    server takes up to 10 s)."""
+    from entrypoints.http.controllers import health
+
+    async def stalled(runtime: object) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(10)  # as psycopg's cancel request, then its wait
+            raise
+
+    monkeypatch.setattr(health, "_postgres", stalled)
+    started = time.monotonic()
+    ready = await api.client.get("/health/ready")
+    assert time.monotonic() - started < health.CHECK_TIMEOUT + 2
+    assert ready.status_code == 503 and ready.headers["retry-after"] == "5"
+    assert ready.json()["checks"] == {"postgres": "down: TimeoutError"}
+
+
 async def test_an_unauthenticated_submission_is_a_401_whatever_its_body(api: Harness) -> None:
     """The token is checked before the body: a caller without one learns nothing
     about what the endpoint accepts."""
