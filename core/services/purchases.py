@@ -451,9 +451,12 @@ async def _revoke(
         clawed += taken
     if tx is not None and tx.status is TransactionStatus.GRANTED:
         await uow.purchases.update_transaction(msgspec.structs.replace(tx, status=status))
-    current_payment = event.transaction_id in (
-        entitlement.latest_transaction_id,
-        entitlement.original_transaction_id,
+    # the refunded payment is the current one: its latest; or, on Google, a void that
+    # names the purchase token (the chain) rather than an order. Not the original id on
+    # Apple: there the first payment's transactionId is the original's, and refunding
+    # that first month after a renewal must not end the paid period that follows.
+    current_payment = event.transaction_id == entitlement.latest_transaction_id or (
+        event.store is Store.GOOGLE and event.transaction_id == entitlement.original_transaction_id
     )
     if current_payment or event.reason is RevocationReason.REVOKE:
         ended = (

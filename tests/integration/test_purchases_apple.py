@@ -355,3 +355,51 @@ async def test_a_subscriptions_whole_life(apple: Apple) -> None:
         )
         == 4
     )
+
+
+async def test_refunding_the_first_month_after_a_renewal_keeps_the_paid_period(
+    apple: Apple,
+) -> None:
+    """As Apple numbers them, the first payment's transactionId is the original's: a
+    refund of that first month must not end the month the user paid for since."""
+    user = uuid.uuid4()
+    t0 = apple.clock.now()
+    original = str(uuid.uuid4().int)[:15]
+
+    def tx(transaction_id: str, start: datetime) -> dict[str, Any]:
+        return transaction(
+            product_id=MONTHLY,
+            user=user,
+            subscription=True,
+            transaction_id=transaction_id,
+            original_transaction_id=original,
+            purchased=start,
+            expires=start + timedelta(days=30),
+            signed=start,
+        )
+
+    async def news(kind: str, t: dict[str, Any]) -> None:
+        payload, _ = notification(
+            apple.signer,
+            kind,
+            tx=t,
+            renewal_info=renewal(product_id=MONTHLY, original_transaction_id=original),
+            status=1,
+            signed=apple.clock.now(),
+        )
+        assert (await apple.notify(payload)).status_code == 200
+
+    first = tx(original, t0)  # the first payment: its id is the original id
+    apple.api.subscriptions[original] = SubscriptionState(
+        1, first, renewal(product_id=MONTHLY, original_transaction_id=original)
+    )
+    assert (await apple.buy(user, apple.signer.sign(first))).status_code == 200
+    t1 = t0 + timedelta(days=30)
+    apple.clock.advance((t1 - apple.clock.now()).total_seconds() + 60)
+    await news("DID_RENEW", tx(f"{original}2", t1))
+
+    await news("REFUND", first)
+
+    sub = await apple.subscription(user)
+    assert (sub["status"], sub["tier"]) == ("active", "pro"), sub
+    assert await apple.balance(user) == 500  # the second month's allowance is untouched
