@@ -180,6 +180,13 @@ class AppleAppStore:
                 field="appAccountToken",
             )
         if tx.rawType != _AUTO_RENEWABLE:
+            # the app's JWS is as it was at purchase: the Server API says whether it was
+            # refunded since (a refund whose notification came before this claim)
+            current = await self._current(tx.transactionId or "")
+            if any(t is not None and t.revocationDate is not None for t in (tx, current)):
+                raise InvalidPurchase(
+                    "the App Store refunded or revoked this purchase", field="signedTransaction"
+                )
             return self._purchase(tx)
         fresh = await self._reread(tx.originalTransactionId or tx.transactionId or "")
         if fresh is not None:
@@ -187,6 +194,23 @@ class AppleAppStore:
             # the account is the one the app bound this purchase to
             return self._snapshot(latest, renewal, status, user=_user(tx.appAccountToken))
         return self._snapshot(tx, None, None, user=_user(tx.appAccountToken))
+
+    async def _current(self, transaction_id: str) -> JWSTransactionDecodedPayload | None:
+        """The transaction as the App Store Server API has it now, or None when the API
+        is not configured or does not answer (the app's JWS then stands)."""
+        if self._api is None or not transaction_id:
+            return None
+        try:
+            response = await self._api.get_transaction_info(transaction_id)
+        except (APIException, httpx.HTTPError) as exc:
+            log.warning(
+                "App Store Server API unavailable; using the signed transaction alone",
+                extra={"transaction_id": transaction_id, "error": repr(exc)},
+            )
+            return None
+        if not response.signedTransactionInfo:
+            return None
+        return await self._transaction(response.signedTransactionInfo)
 
     async def _reread(
         self, original: str

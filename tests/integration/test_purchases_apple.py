@@ -144,6 +144,23 @@ async def test_a_verified_pack_grants_its_credits_once(apple: Apple) -> None:
     assert await apple.balance(user) == 100
 
 
+async def test_a_pack_refunded_before_the_app_claimed_it_grants_nothing(apple: Apple) -> None:
+    """The refund's notification came first (the app had not posted the purchase yet):
+    the app's JWS still reads as paid, the Server API says refunded."""
+    user = uuid.uuid4()
+    paid = transaction(product_id=PACK, user=user)
+    refunded_at = int(apple.clock.now().timestamp() * 1000)
+    apple.api.transactions[paid["transactionId"]] = {
+        **paid,
+        "revocationDate": refunded_at,
+        "revocationReason": 0,
+    }
+    response = await apple.buy(user, apple.signer.sign(paid))
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "signedTransaction"
+    assert await apple.balance(user) == 0
+
+
 async def test_the_same_purchase_from_another_account_is_a_409(apple: Apple) -> None:
     owner, thief = uuid.uuid4(), uuid.uuid4()
     signed = apple.signer.sign(transaction(product_id=PACK, user=owner))
