@@ -80,6 +80,9 @@ class SubscriptionSnapshot(_Event, frozen=True, tag="subscription"):
     period_end: datetime
     #: None: the core counts one billing period back from ``period_end``
     period_start: datetime | None = None
+    #: the original id of the subscription this one replaces (Google's
+    #: ``linkedPurchaseToken`` on an upgrade or downgrade): that one ends here
+    replaces: str | None = None
 
 
 class Revocation(_Event, frozen=True, tag="revocation"):

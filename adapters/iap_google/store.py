@@ -348,4 +348,5 @@ class GooglePlayStore:
             status=status,
             auto_renew=auto_renew,
             period_end=expiry,
+            replaces=sub.get("linkedPurchaseToken") or None,
         )

@@ -228,8 +228,26 @@ async def _apply_subscription(
         )
     entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
     await uow.purchases.save_entitlement(entitlement)
+    if event.replaces and event.replaces != event.original_transaction_id:
+        await _end_replaced(uow, event, user_id, now)
     await sync_profile(uow, user_id, catalog)
     return entitlement, granted
+
+
+async def _end_replaced(
+    uow: UnitOfWork, event: SubscriptionSnapshot, user_id: uuid.UUID, now: datetime
+) -> None:
+    """An upgrade or downgrade replaced the user's old subscription: the store reads
+    both as active for a while, but only the new one pays from now on; the old one
+    earns no more allowance months."""
+    assert event.replaces is not None
+    await uow.purchases.lock(event.store, event.replaces)
+    old = await uow.purchases.get_entitlement(event.store, event.replaces)
+    if old is None or old.user_id != user_id or old.status is EntitlementStatus.EXPIRED:
+        return
+    await uow.purchases.save_entitlement(
+        end_entitlement(old, EntitlementStatus.EXPIRED, event.occurred_at, now)
+    )
 
 
 async def _grant_due_month(

@@ -329,3 +329,30 @@ async def test_a_subscriptions_whole_life(google: Google) -> None:
     # every notification re-read the state from subscriptionsv2
     reads = [r for r in play.requests if "/subscriptionsv2/" in r.path]
     assert len(reads) >= 8
+
+
+async def test_an_upgrade_ends_the_replaced_subscription(google: Google) -> None:
+    """Play reads both tokens as active at an upgrade; the new one names the old in
+    linkedPurchaseToken, and only the new one goes on earning allowance months."""
+    user = uuid.uuid4()
+    old, new = f"sub-{uuid.uuid4()}", f"sub-{uuid.uuid4()}"
+    expiry = add_months(google.clock.now(), 12)
+    google.play.set_subscription(old, "pro_yearly", user, expiry=expiry)
+    assert (await google.buy(user, "pro_yearly", old)).json()["creditsGranted"] == 500
+    google.play.set_subscription(new, "premium_yearly", user, expiry=expiry)
+    google.play.subscriptions[new]["linkedPurchaseToken"] = old
+    assert (await google.buy(user, "premium_yearly", new)).json()["creditsGranted"] == 1500
+
+    sub = await google.subscription(user)
+    assert (sub["status"], sub["tier"]) == ("active", "premium"), sub
+    ended = google.rows(
+        "SELECT count(*) FROM entitlements WHERE original_transaction_id = %s"
+        " AND status = 'expired' AND next_allowance_at IS NULL",
+        old,
+    )
+    assert ended == 1
+    still_paying = google.rows(
+        "SELECT count(*) FROM entitlements WHERE user_id = %s AND next_allowance_at IS NOT NULL",
+        user,
+    )
+    assert still_paying == 1
