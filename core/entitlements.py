@@ -58,6 +58,9 @@ class StoreTransaction(msgspec.Struct, frozen=True, kw_only=True):
     clawed_back: int = 0
     #: the store was told we delivered (Google: acknowledge / consume)
     acknowledged: bool = True
+    #: when the latest refund news about it (a refund, a revocation, a reversal)
+    #: happened: older news arriving later is stale
+    revocation_event_at: datetime | None = None
 
 
 class AllowanceGrant(msgspec.Struct, frozen=True, kw_only=True):

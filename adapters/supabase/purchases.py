@@ -45,6 +45,9 @@ def _tx(row: RowMapping) -> StoreTransaction:
         created_at=_utc(row["created_at"]),
         clawed_back=row["clawed_back"],
         acknowledged=row["acknowledged"],
+        revocation_event_at=(
+            _utc(row["revocation_event_at"]) if row["revocation_event_at"] else None
+        ),
     )
 
 
@@ -62,6 +65,7 @@ def _tx_values(tx: StoreTransaction) -> dict[str, Any]:
         "created_at": tx.created_at,
         "clawed_back": tx.clawed_back,
         "acknowledged": tx.acknowledged,
+        "revocation_event_at": tx.revocation_event_at,
     }
 
 

@@ -268,6 +268,7 @@ store_transactions = Table(
     Column("acknowledged", Boolean, nullable=False),
     _ts("purchased_at"),
     _ts("created_at"),
+    _ts("revocation_event_at", nullable=True),
 )
 
 entitlements = Table(

@@ -444,13 +444,16 @@ async def _revoke(
     reference = f"{event.store}:{event.transaction_id} {event.reason.value}"
     clawed = 0
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
+        if _stale(tx, event.occurred_at):  # a reversal that happened after it came first
+            return EventOutcome(action="stale", user_id=owner)
         if tx.status is TransactionStatus.GRANTED and tx.lot_id is not None:
             clawed = await claw_back_lot(
                 uow, user_id=owner, lot_id=tx.lot_id, reference=reference, now=now
             )
-            await uow.purchases.update_transaction(
-                msgspec.structs.replace(tx, status=status, clawed_back=tx.clawed_back + clawed)
-            )
+            tx = msgspec.structs.replace(tx, status=status, clawed_back=tx.clawed_back + clawed)
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+        )
         return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
     if entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)
@@ -489,6 +492,11 @@ async def _revoke(
     return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
 
 
+def _stale(tx: StoreTransaction, occurred_at: datetime) -> bool:
+    """Refund news about a pack older than the latest already applied."""
+    return tx.revocation_event_at is not None and occurred_at <= tx.revocation_event_at
+
+
 async def _reverse_refund(
     uow: UnitOfWork, event: RefundReversal, catalog: ProductCatalog, now: datetime
 ) -> EventOutcome:
@@ -500,6 +508,12 @@ async def _reverse_refund(
     reference = f"{event.store}:{event.transaction_id} refund reversed"
     restored = 0
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
+        if _stale(tx, event.occurred_at):
+            return EventOutcome(action="stale", user_id=owner)
+        # recorded even when there is nothing to reverse yet (it came before the
+        # refund it reverses): that refund, arriving later, is then stale
+        tx = msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+        await uow.purchases.update_transaction(tx)
         if tx.status is not TransactionStatus.GRANTED:
             lot_id = tx.lot_id
             if tx.clawed_back > 0:

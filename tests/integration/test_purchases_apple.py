@@ -420,3 +420,25 @@ async def test_refunding_the_first_month_after_a_renewal_keeps_the_paid_period(
     sub = await apple.subscription(user)
     assert (sub["status"], sub["tier"]) == ("active", "pro"), sub
     assert await apple.balance(user) == 500  # the second month's allowance is untouched
+
+
+async def test_refund_news_is_applied_in_the_order_it_happened_not_arrived(
+    apple: Apple,
+) -> None:
+    """The reversal (signed later) is delivered before the refund it reverses: the
+    refund, arriving last, is stale and the pack stays paid."""
+    user = uuid.uuid4()
+    paid = transaction(product_id=PACK, user=user)
+    assert (await apple.buy(user, apple.signer.sign(paid))).status_code == 200
+    t0 = apple.clock.now()
+
+    async def news(kind: str, signed: datetime) -> None:
+        payload, _ = notification(apple.signer, kind, tx=paid, signed=signed)
+        assert (await apple.notify(payload)).status_code == 200
+
+    await news("REFUND_REVERSED", t0 + timedelta(hours=2))
+    await news("REFUND", t0 + timedelta(hours=1))
+    assert await apple.balance(user) == 100
+    # in order, both apply: a later refund takes the pack back
+    await news("REFUND", t0 + timedelta(hours=3))
+    assert await apple.balance(user) == 0
