@@ -133,6 +133,10 @@ class AppleAppStore:
         api: AppStoreServerApi | None = None,
     ) -> None:
         self._environment = Environment(environment)
+        if self._environment not in (Environment.PRODUCTION, Environment.SANDBOX):
+            # Apple's library does not check signatures at all for Xcode or
+            # LocalTesting: a configuration slip would let anyone forge purchases
+            raise ValueError(f"APPLE_ENVIRONMENT must be Production or Sandbox, not {environment}")
         self._verifier = SignedDataVerifier(
             root_certificates, online_checks, self._environment, bundle_id, app_apple_id
         )

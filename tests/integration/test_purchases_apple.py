@@ -442,3 +442,13 @@ async def test_refund_news_is_applied_in_the_order_it_happened_not_arrived(
     # in order, both apply: a later refund takes the pack back
     await news("REFUND", t0 + timedelta(hours=3))
     assert await apple.balance(user) == 0
+
+
+@pytest.mark.parametrize("environment", ["Xcode", "LocalTesting"])
+def test_an_environment_whose_signatures_apple_never_checks_is_refused(environment: str) -> None:
+    """Apple's library skips signature checks for Xcode and LocalTesting: configured by
+    mistake in a deployment, anyone could forge a purchase."""
+    from adapters.iap_apple.store import AppleAppStore
+
+    with pytest.raises(ValueError, match="Production or Sandbox"):
+        AppleAppStore(root_certificates=[], bundle_id="com.example.app", environment=environment)
