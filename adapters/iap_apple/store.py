@@ -15,9 +15,10 @@ import base64
 import binascii
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -47,6 +48,7 @@ from core.store_events import (
 from ports.stores import StoreNotification
 
 log = logging.getLogger("genstudio.iap.apple")
+_T = TypeVar("_T")
 
 #: the App Store Server API's subscription status codes
 _STATUS = {
@@ -202,19 +204,27 @@ class AppleAppStore:
     async def _current(self, transaction_id: str) -> JWSTransactionDecodedPayload | None:
         """The transaction as the App Store Server API has it now, or None when the API
         is not configured or does not answer (the app's JWS then stands)."""
-        if self._api is None or not transaction_id:
+        api = self._api
+        if api is None or not transaction_id:
             return None
+        response = await self._asked(
+            lambda: api.get_transaction_info(transaction_id), transaction_id=transaction_id
+        )
+        if response is None or not response.signedTransactionInfo:
+            return None
+        return await self._transaction(response.signedTransactionInfo)
+
+    async def _asked(self, call: Callable[[], Awaitable[_T]], **about: str) -> _T | None:
+        """The App Store Server API's answer, or None when it does not answer (the
+        app's JWS then stands)."""
         try:
-            response = await self._api.get_transaction_info(transaction_id)
+            return await call()
         except (APIException, httpx.HTTPError) as exc:
             log.warning(
                 "App Store Server API unavailable; using the signed transaction alone",
-                extra={"transaction_id": transaction_id, "error": repr(exc)},
+                extra={**about, "error": repr(exc)},
             )
             return None
-        if not response.signedTransactionInfo:
-            return None
-        return await self._transaction(response.signedTransactionInfo)
 
     async def _reread(
         self, original: str
@@ -223,15 +233,13 @@ class AppleAppStore:
     ):
         """The subscription's current state from the App Store Server API, or None
         when it is not configured or does not answer (the app's JWS then stands)."""
-        if self._api is None or not original:
+        api = self._api
+        if api is None or not original:
             return None
-        try:
-            response = await self._api.get_all_subscription_statuses(original)
-        except (APIException, httpx.HTTPError) as exc:
-            log.warning(
-                "App Store Server API unavailable; using the signed transaction alone",
-                extra={"original_transaction_id": original, "error": repr(exc)},
-            )
+        response = await self._asked(
+            lambda: api.get_all_subscription_statuses(original), original_transaction_id=original
+        )
+        if response is None:
             return None
         for group in response.data or []:
             for item in group.lastTransactions or []:
