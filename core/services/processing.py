@@ -152,8 +152,7 @@ class JobProcessor:
                 await uow.jobs.update(job.lease_given_up(now))
                 how = "left at its provider for another worker to follow"
             else:
-                if job.provider_job_id is not None and gpu is not None:
-                    await gpu.cancel(job.provider_job_id)  # its work ends with this process
+                await self._cancel_at_provider(job)  # its work ends with this process
                 await uow.jobs.update(job.handed_back(now))
                 how = "back in the queue, its attempt given back"
             await uow.commit()
@@ -246,8 +245,7 @@ class JobProcessor:
         if job.status.terminal or job.lease_owner != self.worker_id:
             return job  # claimed only to be put back (no provider available)
         task = asyncio.current_task()
-        if task is None:
-            return await self._follow(job)
+        assert task is not None  # a coroutine always runs in a task
         self._running[job.id] = task
         self._idle.clear()
         try:
@@ -287,13 +285,20 @@ class JobProcessor:
     async def _crashed(self, job_id: uuid.UUID, exc: Exception) -> Job | None:
         async with self.uow_factory() as uow:
             job = await uow.jobs.get(job_id)
-        if job is not None and job.provider_job_id is not None and job.provider in self.providers:
-            try:  # its work at the provider is not followed any more: stop paying for it
-                await self._gpu(job).cancel(job.provider_job_id)
-            except Exception:
-                log.exception("cancelling at the provider failed", extra={"job_id": str(job_id)})
+        if job is not None:  # its work at the provider is not followed any more
+            await self._cancel_at_provider(job)
         error = JobError(FailureReason.INTERNAL, f"processing failed ({type(exc).__name__})")
         return await self.fail(job_id, error)
+
+    async def _cancel_at_provider(self, job: Job) -> None:
+        """Stop the job's work at its provider, if it has any there; best effort (a
+        failure is logged): the job is being put back or failed either way."""
+        if job.provider_job_id is None or job.provider not in self.providers:
+            return
+        try:
+            await self._gpu(job).cancel(job.provider_job_id)
+        except Exception:
+            log.exception("cancelling at the provider failed", extra={"job_id": str(job.id)})
 
     async def _submit(self, job: Job) -> Job:
         """Submit the job and record the provider's id for it, shielded from

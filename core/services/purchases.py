@@ -510,10 +510,6 @@ async def _reverse_refund(
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
         if _stale(tx, event.occurred_at):
             return EventOutcome(action="stale", user_id=owner)
-        # recorded even when there is nothing to reverse yet (it came before the
-        # refund it reverses): that refund, arriving later, is then stale
-        tx = msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
-        await uow.purchases.update_transaction(tx)
         if tx.status is not TransactionStatus.GRANTED:
             lot_id = tx.lot_id
             if tx.clawed_back > 0:
@@ -527,11 +523,14 @@ async def _reverse_refund(
                     now=now,
                 )
                 lot_id, restored = entry.lot_id, tx.clawed_back
-            await uow.purchases.update_transaction(
-                msgspec.structs.replace(
-                    tx, status=TransactionStatus.GRANTED, clawed_back=0, lot_id=lot_id
-                )
+            tx = msgspec.structs.replace(
+                tx, status=TransactionStatus.GRANTED, clawed_back=0, lot_id=lot_id
             )
+        # recorded even when there is nothing to reverse yet (it came before the
+        # refund it reverses): that refund, arriving later, is then stale
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+        )
         return EventOutcome(action="reinstated", user_id=owner, credits=restored)
     if entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)

@@ -101,16 +101,24 @@ class Reconciler:
         )
 
     async def _check_health(self) -> dict[str, bool]:
-        async def one(name: str, gpu: GpuProvider) -> tuple[str, ProviderHealth]:
-            try:
-                return name, await asyncio.wait_for(gpu.health(), HEALTH_TIMEOUT)
-            except Exception as exc:  # any failure to answer is unhealthy
-                return name, ProviderHealth(healthy=False, detail=f"{type(exc).__name__}: {exc}")
-
-        results = await asyncio.gather(*(one(n, g) for n, g in self.providers.items()))
+        results = await provider_health(self.providers)
         now = self.clock.now()
         if self.router is not None:
-            for name, health in results:
+            for name, health in results.items():
                 if name in self.router.providers:
                     self.router.record_health(name, health, now)
-        return {name: health.healthy for name, health in results}
+        return {name: health.healthy for name, health in results.items()}
+
+
+async def provider_health(providers: Mapping[str, GpuProvider]) -> dict[str, ProviderHealth]:
+    """Every provider's health, asked all at once, each for at most HEALTH_TIMEOUT
+    seconds: one that does not answer (or fails to) is unhealthy."""
+
+    async def one(gpu: GpuProvider) -> ProviderHealth:
+        try:
+            return await asyncio.wait_for(gpu.health(), HEALTH_TIMEOUT)
+        except Exception as exc:
+            return ProviderHealth(healthy=False, detail=f"{type(exc).__name__}: {exc}")
+
+    results = await asyncio.gather(*(one(gpu) for gpu in providers.values()))
+    return dict(zip(providers, results, strict=True))

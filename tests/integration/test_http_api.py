@@ -334,6 +334,7 @@ async def test_the_queue_dashboard_reports_depth_in_flight_and_rates(api: Harnes
 async def test_the_queue_dashboard_answers_at_once_when_a_provider_or_redis_stalls(
     api: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from core.services import reconcile
     from entrypoints.http.controllers import admin
 
     async def stalled() -> None:
@@ -342,7 +343,7 @@ async def test_the_queue_dashboard_answers_at_once_when_a_provider_or_redis_stal
     async def redis_down(runtime: object) -> None:
         raise ConnectionError("Redis does not answer")
 
-    monkeypatch.setattr(admin, "HEALTH_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(reconcile, "HEALTH_TIMEOUT", 0.2)
     monkeypatch.setattr(api.gpu, "health", stalled)
     monkeypatch.setattr(admin, "_streams", redis_down)
     started = time.monotonic()

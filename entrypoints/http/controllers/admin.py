@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from litestar.params import FromPath, QueryParameter
 from core.errors import Forbidden
 from core.queueing import STATS_WINDOWS
 from core.services.generation import rerun_dead_letter
+from core.services.reconcile import provider_health
 from entrypoints.http.deps import PrincipalDep, RuntimeDep
 from entrypoints.http.schemas import JobResponse
 from entrypoints.runtime import Runtime
@@ -89,10 +89,6 @@ async def _streams(runtime: Runtime) -> list[StreamItem]:
     return out
 
 
-#: how long the page waits for one provider's health check
-HEALTH_TIMEOUT_S = 5.0
-
-
 class AdminController(Controller):
     path = "/v1/admin"
     tags = ["operations"]
@@ -105,24 +101,15 @@ class AdminController(Controller):
         async with c.uow_factory()() as uow:
             stats = await uow.jobs.stats(now=now, windows=STATS_WINDOWS)
         router = c.router()
-        gpus = c.gpus()
         # all at once, each bounded: a provider that stalls is unhealthy, not a slow page
-        checks = await asyncio.gather(
-            *(asyncio.wait_for(gpu.health(), HEALTH_TIMEOUT_S) for gpu in gpus.values()),
-            return_exceptions=True,
-        )
         providers = []
-        for name, health in zip(gpus, checks, strict=True):
-            if isinstance(health, BaseException):  # unreachable or too slow: unhealthy
-                healthy, detail = False, f"{type(health).__name__}: {health}"
-            else:
-                healthy, detail = health.healthy, health.detail
+        for name, health in (await provider_health(c.gpus())).items():
             providers.append(
                 ProviderItem(
                     name=name,
-                    healthy=healthy,
+                    healthy=health.healthy,
                     breaker=router.view(name).breaker.state(now).value,
-                    detail=detail,
+                    detail=health.detail,
                 )
             )
         streams: list[StreamItem] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -157,10 +159,16 @@ class _Parts:
         return request_fingerprint("POST", path, _encoder.encode(parts))
 
 
-def _wire_field(exc: InvalidInput) -> None:
-    """Name the field as the app sent it (``firstFrame``), not as the core calls it."""
-    if exc.field is not None:
-        exc.field = _WIRE.get(exc.field, exc.field)
+@contextmanager
+def _wire_fields() -> Iterator[None]:
+    """Name the field at fault as the app sent it (``firstFrame``), not as the core
+    calls it (``first_frame``)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if exc.field is not None:
+            exc.field = _WIRE.get(exc.field, exc.field)
+        raise
 
 
 def _submitted(result: Submitted) -> Response[bytes]:
@@ -204,7 +212,7 @@ class GenerateController(Controller):
         payload = data
         c = runtime.container
         params = payload.to_params()
-        try:
+        with _wire_fields():
             if payload.enhance:
                 params = await enhanced(params, c.enhancer())
             result = await submit_image(
@@ -220,9 +228,6 @@ class GenerateController(Controller):
                 request_hash=request_fingerprint("POST", "/v1/generate/image", body),
                 render=_render,
             )
-        except InvalidInput as exc:
-            _wire_field(exc)
-            raise
         return _submitted(result)
 
     @post(
@@ -240,7 +245,7 @@ class GenerateController(Controller):
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
         c = runtime.container
-        try:
+        with _wire_fields():
             parts = _Parts(
                 data,
                 texts={"model", "prompt", "negativePrompt", "seed", "strength"},
@@ -272,9 +277,6 @@ class GenerateController(Controller):
                 render=_render,
                 captioner=c.captioner(),
             )
-        except InvalidInput as exc:
-            _wire_field(exc)
-            raise
         return _submitted(result)
 
     @post(
@@ -292,7 +294,7 @@ class GenerateController(Controller):
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
         c = runtime.container
-        try:
+        with _wire_fields():
             parts = _Parts(
                 data,
                 texts={
@@ -340,9 +342,6 @@ class GenerateController(Controller):
                 render=_render,
                 captioner=c.captioner(),
             )
-        except InvalidInput as exc:
-            _wire_field(exc)
-            raise
         return _submitted(result)
 
     @get("/{job_id:uuid}/events", summary="What happened to the job (retries, results)")
