@@ -28,6 +28,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stop_grace: float = 30.0  # seconds a stopping worker lets its jobs run on
     poll_interval: float = 0.5
     job_timeout: float = 900.0
+    request_deadline: float = 20.0  # seconds a request may take to start its answer; then 503
     log_level: str = "INFO"
     log_json: bool = True
     db_pool_size: int = 10
@@ -118,6 +119,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stop_grace=number("GENSTUDIO_STOP_GRACE", 30.0),
             poll_interval=number("GENSTUDIO_POLL_INTERVAL", 0.5),
             job_timeout=number("GENSTUDIO_JOB_TIMEOUT", 900.0),
+            request_deadline=number("GENSTUDIO_REQUEST_DEADLINE", 20.0),
             log_level=(opt("GENSTUDIO_LOG_LEVEL") or "INFO").upper(),
             log_json=(opt("GENSTUDIO_LOG_FORMAT") or "json") == "json",
             db_pool_size=int(number("GENSTUDIO_DB_POOL_SIZE", 10)),

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -20,6 +21,7 @@ from entrypoints.http.controllers.models import list_models
 from entrypoints.http.controllers.purchases import PurchasesController
 from entrypoints.http.controllers.webhooks_runpod import runpod_webhook
 from entrypoints.http.controllers.webhooks_stores import apple_webhook, google_webhook
+from entrypoints.http.deadline import Deadline
 from entrypoints.http.deps import get_principal, get_runtime
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.runtime import Runtime, open_runtime
@@ -57,6 +59,8 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             "principal": Provide(get_principal),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        # a stalled database or cache: 503 + Retry-After instead of a hung request
+        middleware=[DefineMiddleware(Deadline, seconds=settings.request_deadline)],
         lifespan=[lifespan],
         logging_config=None,  # entrypoints.logs configures logging: one JSON object a line
         openapi_config=OpenAPIConfig(

@@ -6,6 +6,7 @@ ledger's invariants in SQL."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -260,4 +261,81 @@ def test_a_postgres_restart_answers_503_then_recovers_by_itself(
         assert journey.client.get("/v1/me").json()["credits"] == 6
         assert_ledger_invariants(private_pg.url, users=[journey.user])
     finally:
+        svc.stop_all()
+
+
+def _postgres_processes(pg: EmbeddedPostgres) -> list[int]:
+    """The postmaster first, then its children (the backends and background workers)."""
+    postmaster = int((pg.pgdata / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(
+        ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return [postmaster, *map(int, children)]
+
+
+def test_a_stalled_postgres_answers_503_at_the_deadline_then_recovers_by_itself(
+    private_pg: EmbeddedPostgres, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A database that stops answering without refusing (its processes stopped, as in
+    a failover that drops packets): requests end at the deadline with a 503, the
+    one that was cut off is retried with its Idempotency-Key once the database is
+    back, and nothing is charged twice."""
+    svc = Service(
+        fault_env(
+            private_pg.url, redis_server.url, tmp_path / "data", GENSTUDIO_REQUEST_DEADLINE="2"
+        ),
+        tmp_path,
+    )
+    stopped: list[int] = []
+    try:
+        svc.start("api", "serve")
+        svc.start("worker", "worker")
+        svc.start("scheduler", "scheduler")
+        svc.wait_ready()
+        journey = Journey(svc)
+        svc.cli("credits", "grant", str(journey.user), "10")
+        before = journey.wait_all(journey.submit(2))
+        assert [j["status"] for j in before] == ["succeeded"] * 2
+
+        stopped = _postgres_processes(private_pg)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        key = str(uuid.uuid4())
+        payload = {"model": "flux-schnell", "prompt": "a stalled sea", "width": 128, "height": 128}
+        for attempt in range(3):  # the pool's connections, then new ones, all hang
+            started = time.monotonic()
+            if attempt == 1:
+                down = journey.client.post(
+                    "/v1/generate/image", json=payload, headers={"Idempotency-Key": key}
+                )
+            else:
+                down = journey.client.get("/v1/me")
+            took = time.monotonic() - started
+            assert down.status_code == 503, down.text
+            assert 1.5 < took < 5, f"answered after {took:.1f}s: the deadline is 2s"
+            assert down.headers["retry-after"] == "5"
+            assert down.headers["content-type"].startswith("application/problem+json")
+            assert down.json()["code"] == "unavailable"
+        ready = httpx.get(f"{svc.base}/health/ready", timeout=15)
+        assert ready.status_code == 503
+
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        stopped = []
+        deadline = time.monotonic() + 30
+        while journey.client.get("/v1/me").status_code != 200:
+            assert time.monotonic() < deadline, "the API did not recover by itself"
+            time.sleep(0.2)
+        again = journey.client.post(
+            "/v1/generate/image", json=payload, headers={"Idempotency-Key": key}
+        )
+        assert again.status_code == 202, again.text
+        after = journey.wait_all([again.json()["id"], *journey.submit(1)])
+        assert [j["status"] for j in after] == ["succeeded"] * 2
+        assert journey.client.get("/v1/me").json()["credits"] == 6
+        assert settles(private_pg.url, journey.user) == 4
+        assert_ledger_invariants(private_pg.url, users=[journey.user])
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
         svc.stop_all()
