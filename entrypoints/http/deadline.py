@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 import msgspec
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.http.problems import PROBLEM_JSON, Problem
@@ -132,7 +133,7 @@ class Deadline:
         self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.seconds <= 0:
+        if scope["type"] != ScopeType.HTTP or self.seconds <= 0:
             await self.app(scope, receive, send)
             return
         watch = _Watch(self.seconds, scope, send)
@@ -154,7 +155,7 @@ class Deadline:
 
         watch.arm()
         try:
-            await self.app(scope, timed_receive, guarded_send)  # type: ignore[arg-type]
+            await self.app(scope, timed_receive, guarded_send)
         except BaseException as exc:
             if not watch.expired:
                 raise
