@@ -277,6 +277,14 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     # set when a failure exhausted the job's attempts: operators see and re-run it
     dead_lettered_at: datetime | None = None
     rerun_of: uuid.UUID | None = None
+    # when a provider accepted this attempt's work (with ``provider_job_id``): the job
+    # timeout runs from here. A takeover (another worker follows the same work at the
+    # provider after a crash, an expired lease or a graceful hand-back) keeps it; a new
+    # attempt (a retry, a failover, a hand-back that requeues) clears it, and the
+    # provider's next acceptance sets it again. A worker that died before the
+    # acceptance was recorded leaves none: its successor submits again, and times
+    # the attempt from that acceptance.
+    submitted_at: datetime | None = None
 
     def is_due(self, now: datetime) -> bool:
         """Queued and past any retry delay: a worker may claim it."""
@@ -325,6 +333,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             now,
             provider=provider,
             provider_job_id=None,
+            submitted_at=None,
             attempts=self.attempts + 1,
             next_attempt_at=None,
             lease_owner=lease_owner,
@@ -336,7 +345,9 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             raise JobFinished(f"job {self.id} is already {self.status}")
         if self.status is not JobStatus.DISPATCHED:
             raise IllegalTransition(f"job {self.id} is {self.status}, not dispatched")
-        return msgspec.structs.replace(self, provider_job_id=provider_job_id, updated_at=now)
+        return msgspec.structs.replace(
+            self, provider_job_id=provider_job_id, submitted_at=now, updated_at=now
+        )
 
     def report_progress(self, progress: int, now: datetime) -> Job:
         progress = max(self.progress, min(99, max(0, progress)))
@@ -369,6 +380,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             now,
             attempts=max(0, self.attempts - 1),
             provider_job_id=None,
+            submitted_at=None,
             progress=0,
             next_attempt_at=None,
             lease_owner=None,
@@ -401,6 +413,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
             attempts=self.attempts if count_attempt else max(0, self.attempts - 1),
             error=error,
             provider_job_id=None,
+            submitted_at=None,
             progress=0,
             next_attempt_at=retry_at,
             lease_owner=None,

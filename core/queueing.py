@@ -79,6 +79,9 @@ class QueueDepth(msgspec.Struct, frozen=True, kw_only=True):
     priority: int
     queued: int
     due: int
+    #: how long the longest-waiting due job has waited since it became due (its retry
+    #: time, or its creation when it had none); 0 when none is due. Jobs still waiting
+    #: out a backoff are not waiting for a worker, and do not count.
     oldest_waiting_seconds: float
 
 

@@ -133,7 +133,8 @@ class JobRepository(Protocol):
         ...
 
     async def update(self, job: Job) -> Job:
-        """Store ``job`` if its version is still the stored one; return it with version+1.
+        """Store ``job`` (every field, ``submitted_at`` included) if its version is still
+        the stored one; return it with version+1.
 
         Raises ConcurrencyConflict if another writer updated the job first.
         """
@@ -160,13 +161,23 @@ class JobRepository(Protocol):
         and abandoned jobs: what the reconciler re-sends to the queue."""
         ...
 
-    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime) -> None: ...
+    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime | None) -> None:
+        """Record that the jobs' wake-ups were sent at ``at`` (not a domain change: no
+        version bump). ``None`` forgets it, as if none had been sent: a wake-up that
+        never reached the queue, which the next ``needing_wakeup`` returns again."""
+        ...
 
     async def dead_letters(self, *, limit: int) -> list[Job]:
         """Dead-lettered jobs, newest first."""
         ...
 
-    async def stats(self, *, now: datetime, windows: dict[str, timedelta]) -> QueueStats: ...
+    async def stats(self, *, now: datetime, windows: dict[str, timedelta]) -> QueueStats:
+        """The queue as operators see it: per kind and priority, the queued jobs, those
+        of them due, and how long the longest-waiting due job has waited since it became
+        due (``next_attempt_at``, else ``created_at``; 0 when none is due); per kind, the
+        jobs in flight, the dead letters, and those that succeeded and failed (last
+        changed) within each window."""
+        ...
 
 
 class JobEventRepository(Protocol):

@@ -265,9 +265,12 @@ class InMemoryJobs(_Repo):
         ]
         return sorted(found, key=lambda j: j.created_at)[:limit]
 
-    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime) -> None:
+    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime | None) -> None:
         for job_id in job_ids:
-            self._d.enqueued_at[job_id] = at
+            if at is None:
+                self._d.enqueued_at.pop(job_id, None)
+            else:
+                self._d.enqueued_at[job_id] = at
 
     async def dead_letters(self, *, limit: int) -> list[Job]:
         found = [j for j in self._d.jobs.values() if j.dead_lettered_at is not None]
@@ -287,7 +290,14 @@ class InMemoryJobs(_Repo):
                     priority=priority,
                     queued=len(group),
                     due=sum(1 for j in group if j.is_due(now)),
-                    oldest_waiting_seconds=max((now - j.created_at).total_seconds() for j in group),
+                    oldest_waiting_seconds=max(
+                        (
+                            (now - (j.next_attempt_at or j.created_at)).total_seconds()
+                            for j in group
+                            if j.is_due(now)
+                        ),
+                        default=0.0,
+                    ),
                 )
                 for (kind, priority), group in sorted(depths.items())
             ],

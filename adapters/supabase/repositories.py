@@ -570,6 +570,7 @@ def _job_values(job: Job) -> dict[str, Any]:
         "lease_expires_at": job.lease_expires_at,
         "dead_lettered_at": job.dead_lettered_at,
         "rerun_of": job.rerun_of,
+        "submitted_at": job.submitted_at,
     }
 
 
@@ -599,6 +600,7 @@ def _job(row: Row) -> Job:
         lease_expires_at=_utc_or_none(row["lease_expires_at"]),
         dead_lettered_at=_utc_or_none(row["dead_lettered_at"]),
         rerun_of=row["rerun_of"],
+        submitted_at=_utc_or_none(row["submitted_at"]),
     )
 
 
@@ -715,7 +717,7 @@ class SqlJobs(_Repository):
         )
         return [_job(row) for row in result.mappings()]
 
-    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime) -> None:
+    async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime | None) -> None:
         if job_ids:
             # not a domain change: no version bump, so it never conflicts with a worker
             await self._conn.execute(
@@ -736,13 +738,14 @@ class SqlJobs(_Repository):
         c = t.jobs.c
         queued = c.status == JobStatus.QUEUED.value
         due = and_(queued, or_(c.next_attempt_at.is_(None), c.next_attempt_at <= literal(now)))
+        due_since = func.coalesce(c.next_attempt_at, c.created_at)  # when it became due
         depth_rows = await self._conn.execute(
             select(
                 c.kind,
                 c.priority,
                 func.count(),
                 func.count().filter(due),
-                func.min(c.created_at),
+                func.min(due_since).filter(due),
             )
             .where(queued)
             .group_by(c.kind, c.priority)
@@ -754,7 +757,9 @@ class SqlJobs(_Repository):
                 priority=priority,
                 queued=n,
                 due=n_due,
-                oldest_waiting_seconds=max(0.0, (now - _utc(oldest)).total_seconds()),
+                oldest_waiting_seconds=(
+                    0.0 if oldest is None else max(0.0, (now - _utc(oldest)).total_seconds())
+                ),
             )
             for kind, priority, n, n_due, oldest in depth_rows
         ]

@@ -123,6 +123,8 @@ jobs = Table(
     _ts("dead_lettered_at", nullable=True),
     _ts("enqueued_at", nullable=True),
     Column("rerun_of", Uuid, ForeignKey("jobs.id")),
+    # 0009: when the provider accepted the attempt (the job timeout runs from it)
+    _ts("submitted_at", nullable=True),
 )
 
 job_events = Table(

@@ -10,7 +10,9 @@ from there; a job already at a provider is polled again, never submitted twice.
 Failures: a content refusal fails the job at once; a provider that breaks or times
 out sends the job back to the queue with exponential backoff (to another provider
 when one is available), until its attempts are used up and it is dead-lettered.
-Either way its hold is released exactly once.
+Either way its hold is released exactly once. An attempt times out ``timeout``
+seconds after its provider accepted it (``Job.submitted_at``), however many workers
+followed it meanwhile.
 """
 
 from __future__ import annotations
@@ -358,7 +360,14 @@ class JobProcessor:
         gpu = self._gpu(job)
         provider_job_id = job.provider_job_id
         assert provider_job_id is not None
-        started = self.clock.now()
+        # the timeout runs from when the provider accepted this attempt (stored with the
+        # job), not from when this worker began to poll: a worker taking the job over
+        # (its first one died, its lease ran out, it handed the job back on stopping)
+        # follows the same work and must not give it a new allowance, or a job stuck at
+        # its provider would outlive the timeout for as long as workers come and go.
+        # A job accepted by a release before migration 0009 has no time: it is timed
+        # from here, as it was then.
+        started = job.submitted_at or self.clock.now()
         errors = 0
         while True:
             try:

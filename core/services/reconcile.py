@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -75,22 +76,33 @@ class Reconciler:
             jobs = await uow.jobs.needing_wakeup(
                 now=now, stale_before=stale_before, limit=self.batch
             )
+            # marked, and committed, before sending: a worker woken by a message claims
+            # with SKIP LOCKED, and would pass over a row the mark still held locked
             await uow.jobs.mark_enqueued([j.id for j in jobs], now)
             await uow.commit()
-        abandoned = 0
-        for job in jobs:
-            if job.status is not JobStatus.QUEUED:
-                abandoned += 1
-                log.warning(
-                    "waking a worker for an abandoned job",
-                    extra={
-                        "job_id": str(job.id),
-                        "status": job.status.value,
-                        "lease_owner": job.lease_owner,
-                        "lease_expires_at": str(job.lease_expires_at),
-                    },
-                )
-            await self.queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
+        abandoned = sent = 0
+        try:
+            for job in jobs:
+                if job.status is not JobStatus.QUEUED:
+                    abandoned += 1
+                    log.warning(
+                        "waking a worker for an abandoned job",
+                        extra={
+                            "job_id": str(job.id),
+                            "status": job.status.value,
+                            "lease_owner": job.lease_owner,
+                            "lease_expires_at": str(job.lease_expires_at),
+                        },
+                    )
+                await self.queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
+                sent += 1
+        except BaseException:
+            # a send failed (Redis down) or the tick was stopped: the rest of the batch
+            # never reached the queue. Left marked, it would wait out
+            # redeliver_after_seconds as if it had been sent; unmarked, the next tick
+            # sends it (the failed send may have got through: a wake-up too many).
+            await self._forget_wakeups([j.id for j in jobs[sent:]])
+            raise
         if jobs:
             log.info("reconciled", extra={"woken": len(jobs), "abandoned": abandoned})
         swept = 0
@@ -99,6 +111,14 @@ class Reconciler:
         return ReconcileReport(
             woken=len(jobs), abandoned=abandoned, health=health, orphans_swept=swept
         )
+
+    async def _forget_wakeups(self, job_ids: list[uuid.UUID]) -> None:
+        try:
+            async with self.uow_factory() as uow:
+                await uow.jobs.mark_enqueued(job_ids, None)
+                await uow.commit()
+        except Exception:  # the database too: these wait out redeliver_after_seconds
+            log.exception("could not unmark unsent wake-ups", extra={"jobs": len(job_ids)})
 
     async def _check_health(self) -> dict[str, bool]:
         results = await provider_health(self.providers)

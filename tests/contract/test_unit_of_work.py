@@ -688,6 +688,104 @@ async def test_jobs_are_listed_by_status(uow_factory: UnitOfWorkFactory) -> None
 # media ---------------------------------------------------------------------------------
 
 
+async def test_when_the_provider_took_the_attempt_survives_a_takeover_and_a_retry_clears_it(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    original = job(user)
+    async with uow_factory() as uow:
+        await uow.jobs.add(original)
+        await uow.commit()
+    lease = T0 + 60 * SECOND
+    async with uow_factory() as uow:
+        dispatched = await uow.jobs.update(original.dispatch("memory", T0, lease_owner="a"))
+        assert dispatched.submitted_at is None
+        accepted = await uow.jobs.update(dispatched.accepted_by_provider("m-1", T0 + SECOND))
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.jobs.get(original.id, lock=True)
+        assert stored is not None and stored.submitted_at == T0 + SECOND == accepted.submitted_at
+        taken = await uow.jobs.update(stored.leased("b", lease, T0 + 40 * SECOND))
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.jobs.get(original.id, lock=True)
+        assert stored == taken and stored.submitted_at == T0 + SECOND  # the same work
+        error = JobError(FailureReason.TIMEOUT, "no result")
+        await uow.jobs.update(stored.requeue(error, T0 + 50 * SECOND))
+        await uow.commit()
+    async with uow_factory() as uow:
+        requeued = await uow.jobs.get(original.id)
+        assert requeued is not None and requeued.submitted_at is None  # a new attempt
+
+
+async def test_a_wake_up_hides_a_due_job_until_it_is_stale_and_forgetting_it_shows_it_again(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    due = job(user)
+    async with uow_factory() as uow:
+        await uow.jobs.add(due)
+        await uow.commit()
+    now = T0 + 60 * SECOND
+
+    async def needs_one(stale_before: datetime) -> bool:
+        async with uow_factory() as uow:
+            found = await uow.jobs.needing_wakeup(now=now, stale_before=stale_before, limit=10**6)
+        return due.id in {j.id for j in found}
+
+    async def mark(at: datetime | None) -> None:
+        async with uow_factory() as uow:
+            await uow.jobs.mark_enqueued([due.id], at)
+            await uow.commit()
+
+    assert await needs_one(now - 15 * SECOND)  # never woken
+    await mark(now)
+    assert not await needs_one(now - 15 * SECOND)
+    assert await needs_one(now + SECOND)  # woken before ``stale_before``
+    await mark(None)  # its wake-up never reached the queue
+    assert await needs_one(now - 15 * SECOND)
+
+
+def unique_priority() -> int:
+    """A priority no other test uses: queue stats are grouped by kind and priority, and
+    the Postgres database is shared by the session."""
+    return 1000 + uuid.uuid4().int % 1_000_000_000
+
+
+async def test_the_oldest_waiting_job_is_the_longest_due_counted_from_when_it_became_due(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    now = T0 + 1000 * SECOND
+    busy, backing_off = unique_priority(), unique_priority()
+
+    def queued(priority: int, created: int, retry_at: int | None = None) -> Job:
+        return msgspec.structs.replace(
+            job(user, at=now - created * SECOND),
+            priority=priority,
+            next_attempt_at=None if retry_at is None else now + retry_at * SECOND,
+        )
+
+    jobs = [
+        queued(busy, created=300, retry_at=60),  # oldest, but waiting out its backoff
+        queued(busy, created=200, retry_at=-40),  # a retry due for 40 s
+        queued(busy, created=30),  # new, never tried: due since it was made
+        msgspec.structs.replace(job(user, JobStatus.RUNNING, at=now - 900 * SECOND), priority=busy),
+        queued(backing_off, created=500, retry_at=5),  # nothing of this priority is due
+    ]
+    async with uow_factory() as uow:
+        for j in jobs:
+            await uow.jobs.add(j)
+        await uow.commit()
+    async with uow_factory() as uow:
+        stats = await uow.jobs.stats(now=now, windows={"5m": timedelta(minutes=5)})
+    depths = {d.priority: d for d in stats.depths if d.priority in (busy, backing_off)}
+    assert (depths[busy].queued, depths[busy].due) == (3, 2)
+    assert depths[busy].oldest_waiting_seconds == pytest.approx(40.0)
+    assert (depths[backing_off].queued, depths[backing_off].due) == (1, 0)
+    assert depths[backing_off].oldest_waiting_seconds == 0.0
+
+
 async def test_media_round_trip_and_are_listed_by_job(uow_factory: UnitOfWorkFactory) -> None:
     user = await new_user(uow_factory)
     one, two = job(user), job(user)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from core.errors import IllegalTransition, InvalidInput, JobFinished
@@ -138,6 +139,21 @@ def test_requeueing_forgets_the_provider_job_and_the_progress_and_keeps_the_erro
     requeued = running.requeue(ERROR, LATER)
     assert requeued.status is S.QUEUED
     assert (requeued.provider_job_id, requeued.progress, requeued.error) == (None, 0, ERROR)
+
+
+def test_the_providers_acceptance_time_lasts_as_long_as_its_attempt() -> None:
+    """The job timeout runs from ``submitted_at``: a takeover (the same work at the
+    provider) keeps it; a new attempt, or a hand-back that ends the work, clears it."""
+    accepted = make_job(S.QUEUED).dispatch("modal", T0).accepted_by_provider("modal-42", LATER)
+    assert accepted.submitted_at == LATER
+    later = LATER + timedelta(minutes=1)
+    followed = accepted.report_progress(10, later).leased("worker-b", later, later)
+    assert followed.lease_given_up(later).submitted_at == LATER
+    assert followed.requeue(ERROR, later).submitted_at is None
+    assert followed.handed_back(later).submitted_at is None
+    # left by a release that did not clear it: a new attempt starts without it
+    stale = msgspec.structs.replace(make_job(S.QUEUED), submitted_at=T0)
+    assert stale.dispatch("runpod", later).submitted_at is None
 
 
 def test_a_succeeded_job_has_its_assets_full_progress_and_no_error() -> None:

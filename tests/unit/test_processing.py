@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -22,7 +23,7 @@ from ports.gpu import (
     ProviderOutput,
     ProviderStatus,
 )
-from tests.unit.support import Studio
+from tests.unit.support import POLICY, Studio
 
 PARAMS = ImageParams(prompt="a lighthouse at dusk", width=512, height=768, count=3)
 COST = DEFAULT_CATALOG.image_price("flux-schnell", 512, 768, 3)
@@ -512,6 +513,65 @@ async def test_a_job_that_ends_within_the_grace_is_not_handed_back(studio: Studi
     assert await studio.processor.stop(grace=5) == 0
     done = await task
     assert done is not None and done.status is JobStatus.SUCCEEDED
+
+
+class DyingWorkerGpu(InMemoryGpuProvider):
+    """Never finishes a job. Its poll number ``hang_at`` never answers: the worker
+    polling there is then killed (its task cancelled, nothing handed back)."""
+
+    def __init__(self) -> None:
+        super().__init__(steps=10_000)
+        self.polls = 0
+        self.hang_at: int | None = None
+        self.hung = asyncio.Event()
+
+    async def poll(self, provider_job_id: str) -> ProviderStatus:
+        self.polls += 1
+        if self.polls == self.hang_at:
+            self.hung.set()
+            await asyncio.Event().wait()
+        return await super().poll(provider_job_id)
+
+
+async def test_the_timeout_runs_from_the_providers_acceptance_whichever_worker_follows_the_job(
+    studio: Studio,
+) -> None:
+    gpu = DyingWorkerGpu()
+    studio.use_gpu(gpu)
+    timeout, poll_interval = 100.0, 2.0
+    studio.processor = studio.processor_for(gpu, timeout=timeout)
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+
+    gpu.hang_at = 10  # the first worker dies 18 s into the attempt
+    first = asyncio.create_task(studio.processor.process(job.id))
+    await gpu.hung.wait()
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    accepted = (await studio.job(job.id)).submitted_at
+    assert accepted is not None
+    studio.clock.advance(POLICY.lease_seconds)  # its lease runs out: the job is abandoned
+
+    other = studio.processor_for(gpu, timeout=timeout)
+    timed_out = await other.process(job.id)  # takes the job over, polls the same work
+
+    assert timed_out is not None and timed_out.status is JobStatus.QUEUED
+    assert timed_out.error is not None and timed_out.error.reason is FailureReason.TIMEOUT
+    assert timed_out.attempts == 1 and timed_out.submitted_at is None
+    spent = (studio.clock.now() - accepted).total_seconds()
+    assert timeout <= spent < timeout + poll_interval, "the takeover got no new allowance"
+    assert len(gpu.submitted) == 1 and len(gpu.cancelled) == 1
+
+    # the retry is a new attempt: a new submission, and the whole timeout again
+    assert timed_out.next_attempt_at is not None
+    studio.clock.advance((timed_out.next_attempt_at - studio.clock.now()).total_seconds())
+    retried_at = studio.clock.now()
+    again = await other.process(job.id)
+    assert again is not None and again.attempts == 2
+    assert again.error is not None and again.error.reason is FailureReason.TIMEOUT
+    assert (studio.clock.now() - retried_at).total_seconds() >= timeout
+    assert len(gpu.submitted) == 2
 
 
 # --- a crash of ours ----------------------------------------------------------------------
