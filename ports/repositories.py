@@ -157,8 +157,9 @@ class JobRepository(Protocol):
     async def needing_wakeup(
         self, *, now: datetime, stale_before: datetime, limit: int
     ) -> list[Job]:
-        """Due jobs whose last wake-up message was sent before ``stale_before`` (or never),
-        and abandoned jobs: what the reconciler re-sends to the queue."""
+        """Due jobs whose last wake-up message was sent before ``stale_before``, before
+        their retry time (it was for the attempt before), or never; and abandoned jobs:
+        what the reconciler re-sends to the queue."""
         ...
 
     async def mark_enqueued(self, job_ids: list[uuid.UUID], at: datetime | None) -> None:

@@ -260,7 +260,7 @@ class InMemoryJobs(_Repo):
         found = [
             j
             for j in d.jobs.values()
-            if (j.is_due(now) and d.enqueued_at.get(j.id, _EPOCH) < stale_before)
+            if (j.is_due(now) and _wake_up_stale(d.enqueued_at.get(j.id), j, stale_before))
             or j.is_abandoned(now)
         ]
         return sorted(found, key=lambda j: j.created_at)[:limit]
@@ -499,3 +499,12 @@ class InMemoryUnitOfWorkFactory:
 
     def __call__(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store)
+
+
+def _wake_up_stale(woken: datetime | None, job: Job, stale_before: datetime) -> bool:
+    """Whether a due job needs another wake-up: never woken, woken before
+    ``stale_before``, or woken before its retry time (that wake-up was for the attempt
+    before)."""
+    if woken is None or woken < stale_before:
+        return True
+    return job.next_attempt_at is not None and woken < job.next_attempt_at

@@ -706,7 +706,13 @@ class SqlJobs(_Repository):
         due = and_(
             c.status == JobStatus.QUEUED.value,
             or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
-            or_(c.enqueued_at.is_(None), c.enqueued_at < stale_before),
+            # not woken lately, or woken before its retry time: that wake-up was
+            # for the attempt before
+            or_(
+                c.enqueued_at.is_(None),
+                c.enqueued_at < stale_before,
+                c.enqueued_at < c.next_attempt_at,
+            ),
         )
         abandoned = and_(
             c.status.in_(_IN_FLIGHT),

@@ -746,6 +746,43 @@ async def test_a_wake_up_hides_a_due_job_until_it_is_stale_and_forgetting_it_sho
     assert await needs_one(now - 15 * SECOND)
 
 
+async def test_a_wake_up_for_the_attempt_before_does_not_hide_a_retry_that_came_due(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The reconciler woke the job, its attempt failed at once and it was put back with
+    a 2 s backoff: once the 2 s are over it is woken again, not 15 s after the last
+    wake-up."""
+    user = await new_user(uow_factory)
+    original = job(user)
+    async with uow_factory() as uow:
+        await uow.jobs.add(original)
+        await uow.jobs.mark_enqueued([original.id], T0 + SECOND)  # the reconciler's wake-up
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.jobs.get(original.id, lock=True)
+        assert stored is not None
+        dispatched = await uow.jobs.update(
+            stored.dispatch("memory", T0 + 2 * SECOND, lease_owner="a")
+        )
+        error = JobError(FailureReason.INFRASTRUCTURE, "the provider failed")
+        await uow.jobs.update(dispatched.requeue(error, T0 + 3 * SECOND, retry_at=T0 + 5 * SECOND))
+        await uow.commit()
+
+    async def woken(now: datetime) -> bool:
+        async with uow_factory() as uow:
+            found = await uow.jobs.needing_wakeup(
+                now=now, stale_before=now - 15 * SECOND, limit=10**6
+            )
+        return original.id in {j.id for j in found}
+
+    assert not await woken(T0 + 4 * SECOND)  # backing off
+    assert await woken(T0 + 6 * SECOND)  # due again: the last wake-up was for attempt 1
+    async with uow_factory() as uow:
+        await uow.jobs.mark_enqueued([original.id], T0 + 6 * SECOND)
+        await uow.commit()
+    assert not await woken(T0 + 7 * SECOND)  # woken for this attempt: not again yet
+
+
 def unique_priority() -> int:
     """A priority no other test uses: queue stats are grouped by kind and priority, and
     the Postgres database is shared by the session."""
