@@ -226,19 +226,26 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPos
     subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
+def running_with_two_jobs_done(svc: Service) -> Journey:
+    """The API, a worker and the scheduler up, and a user with 10 credits whose first two
+    jobs succeeded: the state each database fault starts from."""
+    svc.start("api", "serve")
+    svc.start("worker", "worker")
+    svc.start("scheduler", "scheduler")
+    svc.wait_ready()
+    journey = Journey(svc)
+    svc.cli("credits", "grant", str(journey.user), "10")
+    before = journey.wait_all(journey.submit(2))
+    assert [j["status"] for j in before] == ["succeeded"] * 2
+    return journey
+
+
 def test_a_postgres_restart_answers_503_then_recovers_by_itself(
     private_pg: EmbeddedPostgres, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     svc = Service(fault_env(private_pg.url, redis_server.url, tmp_path / "data"), tmp_path)
     try:
-        svc.start("api", "serve")
-        svc.start("worker", "worker")
-        svc.start("scheduler", "scheduler")
-        svc.wait_ready()
-        journey = Journey(svc)
-        svc.cli("credits", "grant", str(journey.user), "10")
-        before = journey.wait_all(journey.submit(2))
-        assert [j["status"] for j in before] == ["succeeded"] * 2
+        journey = running_with_two_jobs_done(svc)
 
         private_pg.stop()
         started = time.monotonic()
@@ -288,14 +295,7 @@ def test_a_stalled_postgres_answers_503_at_the_deadline_then_recovers_by_itself(
     )
     stopped: list[int] = []
     try:
-        svc.start("api", "serve")
-        svc.start("worker", "worker")
-        svc.start("scheduler", "scheduler")
-        svc.wait_ready()
-        journey = Journey(svc)
-        svc.cli("credits", "grant", str(journey.user), "10")
-        before = journey.wait_all(journey.submit(2))
-        assert [j["status"] for j in before] == ["succeeded"] * 2
+        journey = running_with_two_jobs_done(svc)
 
         stopped = _postgres_processes(private_pg)
         for pid in stopped:
