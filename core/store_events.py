@@ -15,6 +15,7 @@ from datetime import datetime
 
 import msgspec
 
+from core.errors import InvalidInput
 from core.products import Store
 
 
@@ -85,12 +86,44 @@ class SubscriptionSnapshot(_Event, frozen=True, tag="subscription"):
     replaces: str | None = None
 
 
+#: Apple's ``revocationPercentage`` of a whole transaction: 100% in milliunits
+WHOLE_SHARE = 100_000
+
+
 class Revocation(_Event, frozen=True, tag="revocation"):
-    """A transaction was refunded or revoked: its unspent credits go back."""
+    """A transaction was refunded or revoked, all of it or part: the unspent credits of
+    what the store took back go back.
+
+    A part is always what the store has taken back *in all so far*, every partial
+    refund of the transaction together, never one refund's increment: the core claws
+    back the difference with what it already took, so news applied twice, or a later
+    refund that repeats an earlier one, cannot take the same credits twice. Neither
+    field set: the whole transaction.
+    """
 
     transaction_id: str
     original_transaction_id: str | None
     reason: RevocationReason
+    #: items of a multi-quantity pack revoked so far (Google: the ``voidedQuantity``
+    #: of every quantity-based partial refund of the order, summed)
+    revoked_quantity: int | None = None
+    #: the share of the transaction revoked so far, in thousandths of a percent
+    #: (Apple's ``revocationPercentage``: ``WHOLE_SHARE`` is all of it)
+    revoked_share: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.revoked_quantity is not None and self.revoked_share is not None:
+            raise InvalidInput("a revocation names a quantity or a share, not both")
+        if self.revoked_quantity is not None and self.revoked_quantity < 1:
+            raise InvalidInput("a partial revocation revokes at least one item")
+        if self.revoked_share is not None and not 0 <= self.revoked_share <= WHOLE_SHARE:
+            raise InvalidInput("a revoked share is between 0 and 100000 milliunits")
+
+    @property
+    def whole(self) -> bool:
+        return self.revoked_quantity is None and (
+            self.revoked_share is None or self.revoked_share >= WHOLE_SHARE
+        )
 
 
 class RefundReversal(_Event, frozen=True, tag="refund_reversed"):

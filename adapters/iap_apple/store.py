@@ -36,6 +36,7 @@ from adapters.iap_apple.client import AppStoreServerApi
 from core.errors import InvalidPurchase, StoreUnavailable
 from core.products import Store
 from core.store_events import (
+    WHOLE_SHARE,
     EntitlementStatus,
     Informational,
     Purchase,
@@ -82,6 +83,8 @@ _IMPLIED = {
 }
 
 _AUTO_RENEWABLE = "Auto-Renewable Subscription"
+#: revocationType of a partial refund (others: REFUND_FULL, FAMILY_REVOKE)
+_PRORATED = "REFUND_PRORATED"
 
 
 def load_root_certificates(spec: str) -> list[bytes]:
@@ -121,6 +124,15 @@ def _user(token: str | None) -> uuid.UUID | None:
         return uuid.UUID(token)
     except ValueError:
         return None
+
+
+def _revoked_share(tx: JWSTransactionDecodedPayload) -> int | None:
+    """The share of the transaction refunded (``revocationPercentage``, milliunits,
+    for all its ``quantity``: the transaction's state, so every refund so far), where
+    ``revocationType`` says it is prorated; None: all of it."""
+    if tx.rawRevocationType != _PRORATED or tx.revocationPercentage is None:
+        return None
+    return min(max(tx.revocationPercentage, 0), WHOLE_SHARE)
 
 
 class AppleAppStore:
@@ -282,6 +294,7 @@ class AppleAppStore:
                     transaction_id=tx_id,
                     original_transaction_id=original,
                     reason=reason,
+                    revoked_share=_revoked_share(tx),
                 )
             ]
         if ntype == "REFUND_REVERSED":

@@ -6,6 +6,10 @@
 - Delivery is reported with ``purchases.products.consume`` (packs) and
   ``purchases.subscriptions.acknowledge`` (plans): Google refunds what is not
   acknowledged within three days.
+- A quantity-based partial refund (``voidedPurchaseNotification.refundType`` 2) says
+  how many items it voided only in ``purchases.voidedpurchases.list``
+  (``includeQuantityBasedPartialRefund=true``): the order's ``voidedQuantity`` summed
+  over the entries listed is the event's cumulative ``revoked_quantity``.
 - Real-time developer notifications arrive as Pub/Sub pushes whose OIDC token
   (signed by Google, ``aud`` our endpoint, ``email`` the push service account) is
   checked against Google's certificates (URL configurable). A notification only names
@@ -27,7 +31,7 @@ import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -66,6 +70,10 @@ _STATES = {
 
 # SubscriptionNotification.notificationType / OneTimeProductNotification.notificationType
 _ONE_TIME_PURCHASED = 1
+# VoidedPurchaseNotification.refundType (1: REFUND_TYPE_FULL_REFUND)
+_QUANTITY_BASED_PARTIAL_REFUND = 2
+#: pages of voided purchases read for one notification, at most (a bound of ours)
+_VOIDED_PAGES = 50
 
 
 def _time(value: str | None) -> datetime | None:
@@ -288,13 +296,19 @@ class GooglePlayStore:
         elif voided := data.get("voidedPurchaseNotification"):
             kind = "voided"
             token = str(voided.get("purchaseToken", ""))
+            order = str(voided.get("orderId") or "") or None
+            revoked = None
+            if voided.get("refundType") == _QUANTITY_BASED_PARTIAL_REFUND:
+                kind = "voided:partial"
+                revoked = await self._voided_quantity(order, token)
             events = [
                 Revocation(
                     store=Store.GOOGLE,
                     occurred_at=occurred,
-                    transaction_id=str(voided.get("orderId") or token),
+                    transaction_id=order or token,
                     original_transaction_id=token,
                     reason=RevocationReason.REFUND,
+                    revoked_quantity=revoked,
                 )
             ]
         else:
@@ -303,6 +317,38 @@ class GooglePlayStore:
         return StoreNotification(
             store=Store.GOOGLE, notification_id=push.message.message_id, kind=kind, events=events
         )
+
+    async def _voided_quantity(self, order: str | None, token: str) -> int | None:
+        """Items of the order voided so far, every quantity-based partial refund in the
+        Voided Purchases API's window (its last 30 days) together; None: a full refund
+        is listed too. Raises StoreUnavailable where the API fails or does not list the
+        order yet: the notification is delivered again later, nothing applied."""
+        _segment(token, "purchaseToken")  # refuses what cannot be a token
+        query: dict[str, str] = {"includeQuantityBasedPartialRefund": "true"}
+        found: list[dict[str, Any]] = []
+        for _ in range(_VOIDED_PAGES):
+            try:
+                page = await self._call("GET", f"/purchases/voidedpurchases?{urlencode(query)}")
+            except InvalidPurchase as exc:  # a 4xx to our own query: not the purchase's fault
+                raise StoreUnavailable(f"the Voided Purchases API refused: {exc}") from exc
+            for entry in page.get("voidedPurchases") or []:
+                if (
+                    (entry.get("orderId") == order)
+                    if order
+                    else entry.get("purchaseToken") == token
+                ):
+                    found.append(entry)
+            following = (page.get("tokenPagination") or {}).get("nextPageToken")
+            if not following:
+                break
+            query["token"] = str(following)
+        else:
+            raise StoreUnavailable("the Voided Purchases API listed too many pages")
+        if not found:
+            raise StoreUnavailable(f"the Voided Purchases API does not list {order or token} yet")
+        if any(not entry.get("voidedQuantity") for entry in found):
+            return None  # a full refund of the order
+        return sum(int(entry["voidedQuantity"]) for entry in found)
 
     # -- normalization ----------------------------------------------------------------
 

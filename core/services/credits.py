@@ -279,24 +279,89 @@ async def claw_back_lot(
     by a job stay spent. Returns the credits taken. The account must be locked.
     """
     await expire_due_lots(uow, user_id, now)
-    lot = next((lot for lot in await uow.ledger.lots(user_id) if lot.id == lot_id), None)
+    lot = await _lot(uow, user_id, lot_id)
     # credits of this lot a job still holds would flow back into it when the hold is
     # released: ending the lot now makes them expire then, instead of reviving it
     await uow.ledger.end_lot(lot_id, now)
-    if lot is None or lot.remaining == 0:
+    if lot is None:
         return 0
-    await uow.ledger.set_lot_remaining(lot.id, 0)
+    return await _take(uow, lot, lot.remaining, reference, now)
+
+
+async def claw_back_part(
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    amount: int,
+    reference: str,
+    now: datetime,
+) -> int:
+    """Take back up to ``amount`` of what is still unspent of one lot (part of a
+    purchase was refunded); the lot lives on with the rest.
+
+    Like ``claw_back_lot``, never more than the lot holds: what is spent or held stays.
+    Returns the credits taken. The account must be locked.
+    """
+    await expire_due_lots(uow, user_id, now)
+    lot = await _lot(uow, user_id, lot_id)
+    if lot is None or amount <= 0:
+        return 0
+    return await _take(uow, lot, min(amount, lot.remaining), reference, now)
+
+
+async def return_to_lot(
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    amount: int,
+    reference: str,
+    now: datetime,
+) -> int:
+    """Give back to a live lot what ``claw_back_part`` took from it (the store undid
+    a partial refund). Returns the credits returned: none to a lot that is gone or
+    has ended, nor beyond what the lot was granted. The account must be locked."""
+    await expire_due_lots(uow, user_id, now)
+    lot = await _lot(uow, user_id, lot_id)
+    if lot is None or lot.is_expired(now) or amount <= 0:
+        return 0
+    amount = min(amount, lot.amount - lot.remaining)
+    if amount == 0:
+        return 0
+    await uow.ledger.set_lot_remaining(lot.id, lot.remaining + amount)
     await _append(
         uow,
         user_id=user_id,
+        kind=lot.source,
+        amount=amount,
+        reference=reference,
+        key=f"reinstate:{lot.id}:{new_id()}",
+        now=now,
+        lot_id=lot.id,
+    )
+    return amount
+
+
+async def _lot(uow: UnitOfWork, user_id: uuid.UUID, lot_id: uuid.UUID) -> Lot | None:
+    return next((lot for lot in await uow.ledger.lots(user_id) if lot.id == lot_id), None)
+
+
+async def _take(uow: UnitOfWork, lot: Lot, amount: int, reference: str, now: datetime) -> int:
+    if amount <= 0:
+        return 0
+    await uow.ledger.set_lot_remaining(lot.id, lot.remaining - amount)
+    await _append(
+        uow,
+        user_id=lot.user_id,
         kind=EntryKind.CLAWBACK,
-        amount=-lot.remaining,
+        amount=-amount,
         reference=reference,
         key=f"clawback:{lot.id}:{new_id()}",
         now=now,
         lot_id=lot.id,
     )
-    return lot.remaining
+    return amount
 
 
 async def refund_settled(

@@ -28,8 +28,9 @@ from core.entitlements import (
 from core.errors import InvalidPurchase, PurchaseOwnedElsewhere, StoreUnavailable
 from core.products import Product, ProductCatalog, ProductKind, Store
 from core.profiles import SubscriptionTier
-from core.services.credits import add_credits, claw_back_lot
+from core.services.credits import add_credits, claw_back_lot, claw_back_part, return_to_lot
 from core.store_events import (
+    WHOLE_SHARE,
     EntitlementStatus,
     Informational,
     Purchase,
@@ -446,15 +447,36 @@ async def _revoke(
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
         if _stale(tx, event.occurred_at):  # a reversal that happened after it came first
             return EventOutcome(action="stale", user_id=owner)
-        if tx.status is TransactionStatus.GRANTED and tx.lot_id is not None:
-            clawed = await claw_back_lot(
-                uow, user_id=owner, lot_id=tx.lot_id, reference=reference, now=now
-            )
-            tx = msgspec.structs.replace(tx, status=status, clawed_back=tx.clawed_back + clawed)
+        owed = None  # all of it
+        if not event.whole:
+            owed = _revoked_credits(event, tx, catalog)
+            if owed is None:
+                return EventOutcome(action="unsized_partial_refund", user_id=owner)
+        action = f"clawed_back:{status.value}"
+        lot_id = tx.lot_id
+        if tx.status is TransactionStatus.GRANTED and lot_id is not None:
+            if owed is None or owed >= tx.credits:  # all of it: the lot ends
+                clawed = await claw_back_lot(
+                    uow, user_id=owner, lot_id=lot_id, reference=reference, now=now
+                )
+                tx = msgspec.structs.replace(tx, status=status, clawed_back=tx.clawed_back + clawed)
+            else:
+                # cumulative: what the store took back in all, less what earlier
+                # partial refunds already took; the pack stays granted for the rest
+                clawed = await claw_back_part(
+                    uow,
+                    user_id=owner,
+                    lot_id=lot_id,
+                    amount=owed - tx.clawed_back,
+                    reference=f"{reference} {owed}/{tx.credits}",
+                    now=now,
+                )
+                tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back + clawed)
+                action = "clawed_back:partial"
         await uow.purchases.update_transaction(
             msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
         )
-        return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
+        return EventOutcome(action=action, user_id=owner, credits=clawed)
     if entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)
     grants = await uow.purchases.grants(event.store, entitlement.original_transaction_id)
@@ -492,6 +514,22 @@ async def _revoke(
     return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
 
 
+def _revoked_credits(
+    event: Revocation, tx: StoreTransaction, catalog: ProductCatalog
+) -> int | None:
+    """The credits of a pack the store has taken back in all so far (a partial
+    revocation); None where its items cannot be sized (the pack left the catalog)."""
+    if event.revoked_share is not None:
+        # Apple rounds the share to 0.001%: the nearest credit is the intended one
+        return (tx.credits * event.revoked_share + WHOLE_SHARE // 2) // WHOLE_SHARE
+    assert event.revoked_quantity is not None
+    # a pack's credits per item are the product's: its id names them (credits_550)
+    product = catalog.get(tx.product_id)
+    if product is None or tx.credits % product.credits:
+        return None
+    return min(tx.credits, product.credits * event.revoked_quantity)
+
+
 def _stale(tx: StoreTransaction, occurred_at: datetime) -> bool:
     """Refund news about a pack older than the latest already applied."""
     return tx.revocation_event_at is not None and occurred_at <= tx.revocation_event_at
@@ -510,7 +548,18 @@ async def _reverse_refund(
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
         if _stale(tx, event.occurred_at):
             return EventOutcome(action="stale", user_id=owner)
-        if tx.status is not TransactionStatus.GRANTED:
+        if tx.status is TransactionStatus.GRANTED and tx.clawed_back > 0 and tx.lot_id:
+            # a partial refund undone: its credits go back to the pack's live lot
+            restored = await return_to_lot(
+                uow,
+                user_id=owner,
+                lot_id=tx.lot_id,
+                amount=tx.clawed_back,
+                reference=reference,
+                now=now,
+            )
+            tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back - restored)
+        elif tx.status is not TransactionStatus.GRANTED:
             lot_id = tx.lot_id
             if tx.clawed_back > 0:
                 entry = await add_credits(

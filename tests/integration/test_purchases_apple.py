@@ -30,6 +30,7 @@ from tests.standins.apple import (
     AppStoreServerStandIn,
     SubscriptionState,
     notification,
+    refunded,
     renewal,
     transaction,
 )
@@ -442,6 +443,86 @@ async def test_refund_news_is_applied_in_the_order_it_happened_not_arrived(
     # in order, both apply: a later refund takes the pack back
     await news("REFUND", t0 + timedelta(hours=3))
     assert await apple.balance(user) == 0
+
+
+async def _bought_three(apple: Apple, user: uuid.UUID) -> dict[str, Any]:
+    paid = transaction(product_id=PACK, user=user, quantity=3)
+    response = await apple.buy(user, apple.signer.sign(paid))
+    assert response.json()["creditsGranted"] == 300, response.text
+    return paid
+
+
+async def test_a_full_refund_of_a_multi_item_pack_takes_it_all_back(apple: Apple) -> None:
+    user = uuid.uuid4()
+    paid = await _bought_three(apple, user)
+    at = apple.clock.now() + timedelta(hours=1)
+    payload, _ = notification(apple.signer, "REFUND", tx=refunded(paid, at=at), signed=at)
+    response = await apple.notify(payload)
+    assert response.json()["actions"] == ["clawed_back:refunded"], response.text
+    assert await apple.balance(user) == 0
+
+
+async def test_prorated_refunds_claw_back_their_share_once_each(apple: Apple) -> None:
+    """revocationPercentage is the transaction's refunded share so far (33333: 1 of 3
+    items): each refund takes back the difference with what earlier ones took."""
+    user = uuid.uuid4()
+    paid = await _bought_three(apple, user)
+    t0 = apple.clock.now()
+
+    async def refund(percentage: int, hours: int, note: str | None = None) -> list[str]:
+        at = t0 + timedelta(hours=hours)
+        tx = refunded(paid, at=at, percentage=percentage)
+        payload, _ = notification(apple.signer, "REFUND", tx=tx, signed=at, notification_uuid=note)
+        response = await apple.notify(payload)
+        assert response.status_code == 200, response.text
+        actions: list[str] = response.json()["actions"]
+        return actions
+
+    first = str(uuid.uuid4())
+    assert await refund(33333, 1, first) == ["clawed_back:partial"]
+    assert await apple.balance(user) == 200
+    # delivered again; and the same news under another notification id: nothing more
+    assert await refund(33333, 1, first) == ["duplicate"]
+    assert await refund(33333, 1) == ["stale"]
+    assert await apple.balance(user) == 200
+
+    # a second item refunded: two thirds in all, so one more third
+    second = str(uuid.uuid4())
+    assert await refund(66667, 2, second) == ["clawed_back:partial"]
+    assert await apple.balance(user) == 100
+    assert await refund(66667, 2, second) == ["duplicate"]
+    assert await apple.balance(user) == 100
+    assert (
+        apple.rows(
+            "SELECT count(*) FROM credit_ledger WHERE user_id = %s AND kind = 'clawback'"
+            " AND amount = -100",
+            user,
+        )
+        == 2
+    )
+
+    # the refunds reversed: the credits return to the pack
+    at = t0 + timedelta(hours=3)
+    payload, _ = notification(apple.signer, "REFUND_REVERSED", tx=paid, signed=at)
+    assert (await apple.notify(payload)).json()["actions"] == ["reinstated"]
+    assert await apple.balance(user) == 300
+    # then refunded whole after all
+    assert await refund(100000, 4) == ["clawed_back:refunded"]
+    assert await apple.balance(user) == 0
+
+
+async def test_a_prorated_refund_takes_back_only_what_is_left_unspent(apple: Apple) -> None:
+    user = uuid.uuid4()
+    paid = await _bought_three(apple, user)
+    c = apple.client.app.state.runtime.container
+    async with c.uow_factory()() as uow:
+        await place_hold(uow, user_id=user, amount=250, reference="job", now=apple.clock.now())
+        await uow.commit()
+    at = apple.clock.now() + timedelta(hours=1)
+    tx = refunded(paid, at=at, percentage=33333)
+    payload, _ = notification(apple.signer, "REFUND", tx=tx, signed=at)
+    assert (await apple.notify(payload)).status_code == 200
+    assert await apple.balance(user) == 0  # 50 were left; the job keeps its 250
 
 
 @pytest.mark.parametrize("environment", ["Xcode", "LocalTesting"])

@@ -356,3 +356,125 @@ async def test_an_upgrade_ends_the_replaced_subscription(google: Google) -> None
         user,
     )
     assert still_paying == 1
+
+
+# --- refunds of multi-item packs ---------------------------------------------------------
+
+
+async def _bought_three(google: Google, user: uuid.UUID) -> str:
+    token = f"tok-{uuid.uuid4()}"
+    google.play.set_product(token, "credits_100", user, quantity=3)
+    response = await google.buy(user, "credits_100", token)
+    assert response.json()["creditsGranted"] == 300, response.text
+    return token
+
+
+def _at(ms: int) -> dict[str, str]:
+    return {"eventTimeMillis": str(ms)}
+
+
+async def test_a_full_refund_of_a_multi_item_pack_takes_it_all_back(google: Google) -> None:
+    user = uuid.uuid4()
+    token = await _bought_three(google, user)
+    response = await google.push(google.play.void(token))
+    assert response.status_code == 200, response.text
+    assert response.json()["actions"] == ["clawed_back:refunded"]
+    assert await google.balance(user) == 0
+    # a full refund needs no Voided Purchases API: the notification says it all
+    assert not [r for r in google.play.requests if r.path.endswith("/voidedpurchases")]
+
+
+async def test_partial_refunds_claw_back_their_items_once_each(google: Google) -> None:
+    user = uuid.uuid4()
+    token = await _bought_three(google, user)
+    t0 = int(google.clock.now().timestamp() * 1000)
+
+    # 1 of 3 refunded: a third goes back
+    first = {**google.play.void(token, quantity=1), **_at(t0 + 1000)}
+    response = await google.push(first, message_id="m-partial-1")
+    assert response.status_code == 200, response.text
+    assert response.json()["actions"] == ["clawed_back:partial"]
+    assert await google.balance(user) == 200
+    # delivered again, and published again under another message id: nothing more
+    assert (await google.push(first, message_id="m-partial-1")).json()["actions"] == ["duplicate"]
+    again = await google.push(first, message_id="m-partial-1b")
+    assert again.json()["actions"] == ["stale"], again.text
+    assert await google.balance(user) == 200
+
+    # a second item refunded later: not mistaken for the first, one more third
+    second = {**google.play.void(token, quantity=1), **_at(t0 + 2000)}
+    assert (await google.push(second, message_id="m-partial-2")).status_code == 200
+    assert await google.balance(user) == 100
+    assert (await google.push(second, message_id="m-partial-2b")).json()["actions"] == ["stale"]
+    # the first one's news arriving late (its API answer now lists both) is stale
+    assert (await google.push(first, message_id="m-partial-1c")).json()["actions"] == ["stale"]
+    assert await google.balance(user) == 100
+
+    clawbacks = "SELECT count(*) FROM credit_ledger WHERE user_id = %s AND kind = 'clawback'"
+    assert google.rows(clawbacks + " AND amount = -100", user) == 2
+    assert google.rows(clawbacks, user) == 2
+    assert (
+        google.rows(
+            "SELECT clawed_back FROM store_transactions WHERE transaction_id = %s"
+            " AND status = 'granted'",
+            token,
+        )
+        == 200
+    )
+
+    # the last item: the whole pack is refunded now
+    third = {**google.play.void(token, quantity=1), **_at(t0 + 3000)}
+    assert (await google.push(third)).json()["actions"] == ["clawed_back:refunded"]
+    assert await google.balance(user) == 0
+    # asked with the flag that lists quantity-based partial refunds at all
+    asked = [r for r in google.play.requests if r.path.endswith("/voidedpurchases")]
+    assert asked and all(r.query["includeQuantityBasedPartialRefund"] == "true" for r in asked)
+
+
+async def test_a_partial_refund_takes_back_only_what_is_left_unspent(google: Google) -> None:
+    user = uuid.uuid4()
+    token = await _bought_three(google, user)
+    c = google.client.app.state.runtime.container
+    async with c.uow_factory()() as uow:
+        await place_hold(uow, user_id=user, amount=250, reference="job", now=google.clock.now())
+        await uow.commit()
+    assert (await google.push(google.play.void(token, quantity=1))).status_code == 200
+    assert await google.balance(user) == 0  # 50 were left of the pack; the job keeps 250
+    assert (
+        google.rows("SELECT clawed_back FROM store_transactions WHERE transaction_id = %s", token)
+        == 50
+    )
+
+
+async def test_a_partial_refund_the_voided_purchases_api_cannot_size_is_retried(
+    google: Google,
+) -> None:
+    """The API down, or not listing the refund yet: the webhook answers 503 so Pub/Sub
+    delivers the message again, and writes nothing, not even the message's id."""
+    user = uuid.uuid4()
+    token = await _bought_three(google, user)
+    news = google.play.void(token, quantity=1)
+    google.play.voided.clear()  # Google has not listed it yet
+    not_listed = await google.push(news, message_id="m-late")
+    assert not_listed.status_code == 503, not_listed.text
+
+    google.play.void(token, quantity=1)
+    google.play.inject(Fail(500), times=10, when=lambda r: r.path.endswith("/voidedpurchases"))
+    down = await google.push(news, message_id="m-late")
+    assert down.status_code == 503, down.text
+    assert await google.balance(user) == 300
+    seen = "SELECT count(*) FROM store_notifications WHERE notification_id = %s"
+    assert google.rows(seen, "m-late") == 0
+    assert (
+        google.rows(
+            "SELECT count(*) FROM store_transactions WHERE transaction_id = %s"
+            " AND clawed_back = 0 AND revocation_event_at IS NULL",
+            token,
+        )
+        == 1
+    )
+
+    google.play.reset()  # the API is back: the redelivery applies, once
+    assert (await google.push(news, message_id="m-late")).status_code == 200
+    assert (await google.push(news, message_id="m-late")).json()["actions"] == ["duplicate"]
+    assert await google.balance(user) == 200

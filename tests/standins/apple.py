@@ -213,6 +213,21 @@ def transaction(
     return payload
 
 
+def refunded(
+    tx: dict[str, Any], *, at: datetime, percentage: int | None = None, reason: int = 0
+) -> dict[str, Any]:
+    """``tx`` as the App Store signs it once refunded: ``revocationType`` REFUND_FULL,
+    or REFUND_PRORATED with ``revocationPercentage`` (milliunits of the whole
+    transaction, all its ``quantity``: 33333 is 1 of 3 items, 100000 all)."""
+    revoked = {**tx, "revocationDate": ms(at), "revocationReason": reason, "signedDate": ms(at)}
+    if percentage is None:
+        revoked["revocationType"] = "REFUND_FULL"
+    else:
+        revoked["revocationType"] = "REFUND_PRORATED"
+        revoked["revocationPercentage"] = percentage
+    return revoked
+
+
 def renewal(
     *,
     product_id: str,

@@ -9,6 +9,13 @@ OIDC certificates Pub/Sub push tokens are checked against, on one loopback serve
   ``subscriptions`` (404 for an unknown token); ``POST ...:consume`` /
   ``...:acknowledge`` record into ``consumed`` / ``acknowledged``. A missing or
   unknown access token is 401.
+- ``GET .../purchases/voidedpurchases``: the Voided Purchases API over ``voided``
+  (``void`` adds to it), as Google documents it: ``startTime`` / ``endTime`` (ms;
+  default the last 30 days, a start older than that is 400), ``type`` (0: one-time
+  products only, the default; 1: subscriptions too), ``includeQuantityBasedPartialRefund``
+  (entries of quantity-based partial refunds, those with ``voidedQuantity``, only when
+  true), pages of ``maxResults`` (default 1000) chained by
+  ``tokenPagination.nextPageToken`` / ``token``.
 - ``GET /oidc/certs``: ``{kid: PEM certificate}`` of the key ``push_token`` signs with.
 
 Faults: ``inject(Fail(500))``, ``inject(RateLimit())``, ``inject(Stall(5))``.
@@ -72,6 +79,8 @@ class GooglePlayStandIn(LoopbackStandIn):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.consumed: list[str] = []
         self.acknowledged: list[str] = []
+        #: VoidedPurchase resources, oldest first; ``_subscription`` marks a plan's
+        self.voided: list[dict[str, Any]] = []
 
     # -- what the service is configured with -----------------------------------------
 
@@ -189,6 +198,43 @@ class GooglePlayStandIn(LoopbackStandIn):
             sub["externalAccountIdentifiers"] = {"obfuscatedExternalAccountId": str(user)}
         self.subscriptions[token] = sub
 
+    def void(
+        self,
+        token: str,
+        *,
+        quantity: int | None = None,
+        at: datetime | None = None,
+        reason: int = 1,
+        source: int = 0,
+    ) -> dict[str, Any]:
+        """Void a purchase of ``products`` or ``subscriptions``: all of it, or
+        ``quantity`` items (a quantity-based partial refund). Answers the RTDN's
+        ``voidedPurchaseNotification`` for it."""
+        subscription = token in self.subscriptions
+        purchase = self.subscriptions[token] if subscription else self.products[token]
+        order = purchase.get("latestOrderId" if subscription else "orderId") or ""
+        entry: dict[str, Any] = {
+            "kind": "androidpublisher#voidedPurchase",
+            "purchaseToken": token,
+            "purchaseTimeMillis": purchase.get("purchaseTimeMillis", "0"),
+            "voidedTimeMillis": str(int((at or datetime.now(UTC)).timestamp() * 1000)),
+            "orderId": order,
+            "voidedSource": source,
+            "voidedReason": reason,
+            "_subscription": subscription,
+        }
+        if quantity is not None:
+            entry["voidedQuantity"] = quantity
+        self.voided.append(entry)
+        return {
+            "voidedPurchaseNotification": {
+                "purchaseToken": token,
+                "orderId": order,
+                "productType": 1 if subscription else 2,
+                "refundType": 1 if quantity is None else 2,
+            }
+        }
+
     # -- serving ------------------------------------------------------------------------
 
     def error_reply(self, status: int, message: str, headers: dict[str, str]) -> Reply:
@@ -216,6 +262,8 @@ class GooglePlayStandIn(LoopbackStandIn):
         if request.method == "POST" and rest.endswith(":acknowledge"):
             self.acknowledged.append(rest.rsplit("/", 1)[1].removesuffix(":acknowledge"))
             return Reply(204)
+        if rest == "/voidedpurchases" and request.method == "GET":
+            return self._voided_list(request.query)
         if rest.startswith("/subscriptionsv2/tokens/"):
             sub = self.subscriptions.get(rest.rsplit("/", 1)[1])
             if sub is None:
@@ -232,6 +280,36 @@ class GooglePlayStandIn(LoopbackStandIn):
                 )
             return json_reply(purchase)
         return self.error_reply(404, "Not found", {})
+
+    def _voided_list(self, query: dict[str, str]) -> Reply:
+        now = int(time.time() * 1000)
+        window = 30 * 24 * 3600 * 1000
+        try:
+            start = int(query.get("startTime", now - window))
+            end = int(query.get("endTime", now))
+            kind = int(query.get("type", 0))
+            size = int(query.get("maxResults", 1000))
+            offset = int(query.get("token", "0") or 0)
+        except ValueError:
+            return self.error_reply(400, "Invalid value.", {})
+        if start < now - window - 60_000 or end > now + 60_000 or kind not in (0, 1):
+            return self.error_reply(400, "Invalid time range or type.", {})
+        partial = query.get("includeQuantityBasedPartialRefund") == "true"
+        listed = [
+            {k: v for k, v in entry.items() if not k.startswith("_")}
+            for entry in self.voided
+            if start <= int(entry["voidedTimeMillis"]) <= end
+            and (kind == 1 or not entry["_subscription"])
+            and (partial or "voidedQuantity" not in entry)
+        ]
+        page = listed[offset : offset + size]
+        body: dict[str, Any] = {
+            "pageInfo": {"totalResults": len(listed), "resultPerPage": size, "startIndex": offset},
+            "voidedPurchases": page,
+        }
+        if offset + size < len(listed):
+            body["tokenPagination"] = {"nextPageToken": str(offset + size)}
+        return json_reply(body)
 
     def _token(self, request: Request) -> Reply:
         form = dict(urllib.parse.parse_qsl(request.body.decode()))

@@ -6,7 +6,8 @@ redelivered, jobs holding and spending credits, time passing.
 Invariants after every step:
 - balance == sum of the ledger's entries == sum of the lots' remaining credits >= 0;
 - every allowance entry has exactly one grant row, and no month is granted twice;
-- a clawback never takes more than its purchase granted; a pack's transaction is
+- a clawback never takes more than its purchase granted, partial refunds of a pack
+  all together included; a pack's transaction is
   granted once however often it is presented;
 - redelivering a notification changes nothing.
 """
@@ -103,8 +104,8 @@ class PurchasesMachine(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------------
 
-    @rule(credits=st.sampled_from([100, 550, 1200]))
-    def buy_pack(self, credits: int) -> None:
+    @rule(credits=st.sampled_from([100, 550, 1200]), quantity=st.integers(1, 3))
+    def buy_pack(self, credits: int, quantity: int) -> None:
         tx = f"pack-{uuid.uuid4()}"
         event = Purchase(
             store=Store.APPLE,
@@ -114,8 +115,10 @@ class PurchasesMachine(RuleBasedStateMachine):
             store_product_id=f"app.genstudio.credits.{credits}",
             user_id=self.user,
             purchased_at=self.now,
+            quantity=quantity,
         )
         before = self.balance()
+        credits *= quantity
 
         async def claim() -> svc.PurchaseOutcome:
             async with self.factory() as uow:
@@ -148,6 +151,35 @@ class PurchasesMachine(RuleBasedStateMachine):
         new = run(account(self.factory, self.user)).entries
         taken = -sum(e.amount for e in new if e.kind is EntryKind.CLAWBACK and tx in e.reference)
         # expired lots may be swept on the way; the clawback itself stays within the pack
+        assert 0 <= taken <= self.packs[tx]
+
+    @precondition(lambda self: bool(self.packs))
+    @rule(
+        data=st.data(),
+        part=st.one_of(
+            st.builds(lambda n: {"revoked_quantity": n}, st.integers(1, 4)),
+            st.builds(lambda n: {"revoked_share": n}, st.integers(0, 100_000)),
+        ),
+    )
+    def partially_refund_pack(self, data: st.DataObject, part: dict[str, int]) -> None:
+        tx = data.draw(st.sampled_from(sorted(self.packs)))
+        self.notify(
+            [
+                Revocation(
+                    store=Store.APPLE,
+                    occurred_at=self.now,
+                    transaction_id=tx,
+                    original_transaction_id=tx,
+                    reason=RevocationReason.REFUND,
+                    **part,
+                )
+            ]
+        )
+        entries = run(account(self.factory, self.user)).entries
+        taken = -sum(
+            e.amount for e in entries if e.kind is EntryKind.CLAWBACK and tx in e.reference
+        )
+        # all refunds of the pack together, partial or whole, stay within the pack
         assert 0 <= taken <= self.packs[tx]
 
     @rule(kind=st.sampled_from(sorted(PLANS)))

@@ -1,0 +1,172 @@
+"""Partial refunds of multi-item packs (core/services/purchases.py on the memory
+adapters): a Revocation names what the store took back *in all so far*, so each
+refund claws back the difference with what earlier ones took, never more than the
+pack granted, and the same news applied again takes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from adapters.memory import InMemoryUnitOfWorkFactory
+from core.credits import EntryKind
+from core.entitlements import TransactionStatus
+from core.errors import InvalidInput
+from core.products import DEFAULT_PRODUCTS, Store
+from core.services import purchases as svc
+from core.services.credits import place_hold, release_hold
+from core.store_events import (
+    WHOLE_SHARE,
+    Purchase,
+    RefundReversal,
+    Revocation,
+    RevocationReason,
+    StoreEvent,
+)
+from tests.unit.support import account, open_account
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+PACK = "app.genstudio.credits.100"
+
+
+async def _bought(factory: InMemoryUnitOfWorkFactory, quantity: int = 3) -> tuple[uuid.UUID, str]:
+    user = await open_account(factory)
+    tx = f"t-{uuid.uuid4()}"
+    event = Purchase(
+        store=Store.APPLE,
+        occurred_at=T0,
+        transaction_id=tx,
+        original_transaction_id=tx,
+        store_product_id=PACK,
+        user_id=user,
+        purchased_at=T0,
+        quantity=quantity,
+    )
+    async with factory() as uow:
+        await svc.claim_purchase(uow, event, user_id=user, catalog=DEFAULT_PRODUCTS, now=T0)
+        await uow.commit()
+    return user, tx
+
+
+def _refund(tx: str, minutes: int, **part: int) -> Revocation:
+    return Revocation(
+        store=Store.APPLE,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        transaction_id=tx,
+        original_transaction_id=tx,
+        reason=RevocationReason.REFUND,
+        **part,
+    )
+
+
+async def _apply(factory: InMemoryUnitOfWorkFactory, event: StoreEvent) -> svc.EventOutcome:
+    [outcome] = await svc.handle_notification(
+        factory,
+        store=Store.APPLE,
+        notification_id=str(uuid.uuid4()),
+        kind="test",
+        events=[event],
+        catalog=DEFAULT_PRODUCTS,
+        now=T0 + timedelta(hours=1),
+    )
+    return outcome
+
+
+async def _clawed_back(factory: InMemoryUnitOfWorkFactory, tx: str) -> tuple[int, str]:
+    async with factory() as uow:
+        found = await uow.purchases.get_transaction(Store.APPLE, tx)
+    assert found is not None
+    return found.clawed_back, found.status.value
+
+
+async def test_each_refund_takes_back_the_difference_with_what_earlier_ones_took() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    assert (await _apply(factory, _refund(tx, 1, revoked_quantity=1))).credits == 100
+    # the same total again, even as later news: nothing more to take
+    assert (await _apply(factory, _refund(tx, 2, revoked_quantity=1))).credits == 0
+    assert (await _apply(factory, _refund(tx, 3, revoked_quantity=2))).credits == 100
+    assert (await account(factory, user)).balance == 100
+    assert await _clawed_back(factory, tx) == (200, TransactionStatus.GRANTED.value)
+    # more items than the pack had: the whole pack, never more than it granted
+    outcome = await _apply(factory, _refund(tx, 4, revoked_quantity=5))
+    assert (outcome.action, outcome.credits) == ("clawed_back:refunded", 100)
+    acc = await account(factory, user)
+    assert acc.balance == 0 == sum(e.amount for e in acc.entries)
+    assert sum(-e.amount for e in acc.of_kind(EntryKind.CLAWBACK)) == 300
+
+
+async def test_a_share_is_rounded_to_the_nearest_credit() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    assert (await _apply(factory, _refund(tx, 1, revoked_share=33333))).credits == 100
+    assert (await _apply(factory, _refund(tx, 2, revoked_share=66667))).credits == 100
+    outcome = await _apply(factory, _refund(tx, 3, revoked_share=WHOLE_SHARE))
+    assert (outcome.action, outcome.credits) == ("clawed_back:refunded", 100)
+    assert (await account(factory, user)).balance == 0
+
+
+async def test_credits_a_job_held_during_a_partial_refund_are_taken_by_the_next_one() -> None:
+    """Spent or held credits stay with the job; what the store is owed and the pack
+    did not have then is taken from the pack's lot by the next refund, not twice."""
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    async with factory() as uow:
+        held = await place_hold(uow, user_id=user, amount=250, reference="job", now=T0)
+        await uow.commit()
+    assert (await _apply(factory, _refund(tx, 1, revoked_quantity=1))).credits == 50
+    async with factory() as uow:
+        await release_hold(uow, held.id, T0)
+        await uow.commit()
+    assert (await account(factory, user)).balance == 250
+    # two of three in all: 200 owed, 50 taken, so 150 now
+    assert (await _apply(factory, _refund(tx, 2, revoked_quantity=2))).credits == 150
+    assert (await account(factory, user)).balance == 100
+    assert (await _apply(factory, _refund(tx, 3, revoked_quantity=2))).credits == 0
+
+
+async def test_a_reversal_returns_what_partial_refunds_took_to_the_pack() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    await _apply(factory, _refund(tx, 1, revoked_quantity=2))
+    reversal = RefundReversal(
+        store=Store.APPLE,
+        occurred_at=T0 + timedelta(minutes=2),
+        transaction_id=tx,
+        original_transaction_id=tx,
+    )
+    assert (await _apply(factory, reversal)).credits == 200
+    assert (await account(factory, user)).balance == 300
+    assert await _clawed_back(factory, tx) == (0, TransactionStatus.GRANTED.value)
+    # one lot for the pack still: a later full refund takes all of it
+    assert (await _apply(factory, _refund(tx, 3))).credits == 300
+
+
+async def test_a_partial_refund_of_a_pack_the_catalog_cannot_size_takes_nothing() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    async with factory() as uow:  # a pack whose credits are no multiple of the product's
+        found = await uow.purchases.get_transaction(Store.APPLE, tx)
+        assert found is not None
+        await uow.purchases.update_transaction(msgspec.structs.replace(found, credits=250))
+        await uow.commit()
+    outcome = await _apply(factory, _refund(tx, 1, revoked_quantity=1))
+    assert (outcome.action, outcome.credits) == ("unsized_partial_refund", 0)
+    assert (await account(factory, user)).balance == 300
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"revoked_quantity": 0},
+        {"revoked_share": -1},
+        {"revoked_share": WHOLE_SHARE + 1},
+        {"revoked_quantity": 1, "revoked_share": 50_000},
+    ],
+)
+def test_a_revocation_names_one_sensible_part(part: dict[str, int]) -> None:
+    with pytest.raises(InvalidInput):
+        _refund("t", 0, **part)
