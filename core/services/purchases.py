@@ -356,12 +356,18 @@ async def apply_store_event(
     if isinstance(event, Purchase):
         if event.user_id is None:
             return EventOutcome(action="unattributed")
+        if catalog.for_store(event.store, event.store_product_id) is None:
+            # another of the app's products (not credits): recorded, so the store stops
+            # delivering it, as for a subscription we do not sell
+            return EventOutcome(action="unknown_product", user_id=event.user_id)
         try:
             outcome = await claim_purchase(
                 uow, event, user_id=event.user_id, catalog=catalog, now=now
             )
         except PurchaseOwnedElsewhere:
             return EventOutcome(action="owned_elsewhere", user_id=event.user_id)
+        except InvalidPurchase as exc:  # not one we can grant, however often it comes
+            return EventOutcome(action=f"refused:{exc}", user_id=event.user_id)
         return EventOutcome(
             action="replayed" if outcome.replayed else "granted",
             user_id=event.user_id,
