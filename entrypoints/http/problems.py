@@ -203,6 +203,14 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
+def recursion_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """msgspec refuses JSON nested deeper than Python's recursion limit with a
+    RecursionError: the client's body, not our bug. Any other is ours."""
+    if "deserializing" in str(exc):
+        return _malformed_json(request, "the JSON is nested too deeply")
+    return internal_error_handler(request, exc)
+
+
 #: a dependency that is down: answer 503 quickly (never hang) and let the client retry
 UNAVAILABLE: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
@@ -235,6 +243,7 @@ EXCEPTION_HANDLERS = {
     **dict.fromkeys(UNAVAILABLE, unavailable_handler),
     errors.DomainError: domain_error_handler,
     ValidationException: validation_handler,
+    RecursionError: recursion_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,
 }

@@ -427,6 +427,8 @@ async def test_an_unauthenticated_submission_is_a_401_whatever_its_body(api: Har
         (b"", 400, "malformed_json", "the body is empty; send a JSON object"),
         (b"[]", 422, "invalid_input", None),  # JSON, but not an object
         (b'"a red fox"', 422, "invalid_input", None),
+        # nested past Python's recursion limit: msgspec's RecursionError, not a 500
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, 400, "malformed_json", None),
     ],
 )
 async def test_a_body_that_is_not_a_json_object_is_refused_naming_the_body(
@@ -445,6 +447,14 @@ async def test_a_body_that_is_not_a_json_object_is_refused_naming_the_body(
     assert (problem["code"], problem["field"]) == (code, "body"), problem
     assert detail is None or problem["detail"] == detail
     assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 0
+
+
+async def test_json_nested_too_deeply_is_malformed_even_without_a_token(api: Harness) -> None:
+    nested = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    headers = {"Content-Type": "application/json"}
+    response = await api.client.post("/v1/webhooks/apple", content=nested, headers=headers)
+    assert response.status_code == 400, response.text
+    assert (response.json()["code"], response.json()["field"]) == ("malformed_json", "body")
 
 
 @pytest.mark.parametrize("route", ["edit", "video"])
