@@ -45,6 +45,12 @@ from ports.repositories import UnitOfWork, UnitOfWorkFactory
 #: Google refunds a purchase nobody acknowledged within three days
 ACKNOWLEDGE_WITHIN = timedelta(days=3)
 
+#: what a refunded or revoked payment makes of the period it paid for
+_ENDED_BY = {
+    TransactionStatus.REFUNDED: EntitlementStatus.REFUNDED,
+    TransactionStatus.REVOKED: EntitlementStatus.REVOKED,
+}
+
 
 class PurchaseOutcome(msgspec.Struct, frozen=True, kw_only=True):
     store: Store
@@ -209,7 +215,10 @@ async def _apply_subscription(
         raise PurchaseOwnedElsewhere("this subscription belongs to another account")
     else:
         entitlement = apply_snapshot(current, event, product, now) or current
-    if await uow.purchases.get_transaction(event.store, event.transaction_id) is None:
+    payment = await uow.purchases.get_transaction(event.store, event.transaction_id)
+    if payment is not None and entitlement.latest_transaction_id == payment.transaction_id:
+        entitlement = await _refunded_before_news(uow, entitlement, payment, event, product, now)
+    if payment is None:
         await uow.purchases.add_transaction(
             StoreTransaction(
                 store=event.store,
@@ -233,6 +242,40 @@ async def _apply_subscription(
         await _end_replaced(uow, event, user_id, now)
     await sync_profile(uow, user_id, catalog)
     return entitlement, granted
+
+
+async def _refunded_before_news(
+    uow: UnitOfWork,
+    entitlement: Entitlement,
+    payment: StoreTransaction,
+    event: SubscriptionSnapshot,
+    product: Product,
+    now: datetime,
+) -> Entitlement:
+    """The entitlement once the payment behind its current period is known: the store
+    retries its news for days, so a refund of a renewal can come before the renewal
+    (``_revoke`` then recorded the payment, refunded): the period it paid for is over
+    before it began, and earns no allowance."""
+    if payment.revocation_event_at is not None and (
+        payment.purchased_at != entitlement.period_start or payment.product_id != product.id
+    ):
+        # recorded by refund news, which does not say what the payment bought
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(
+                payment,
+                product_id=product.id,
+                store_product_id=event.store_product_id,
+                purchased_at=entitlement.period_start,
+            )
+        )
+    if payment.status is TransactionStatus.GRANTED or not entitlement.entitled:
+        return entitlement
+    return end_entitlement(
+        entitlement,
+        _ENDED_BY[payment.status],
+        payment.revocation_event_at or event.occurred_at,
+        now,
+    )
 
 
 async def _end_replaced(
@@ -485,9 +528,18 @@ async def _revoke(
         return EventOutcome(action=action, user_id=owner, credits=clawed)
     if entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)
+    payment = _named(tx, event.transaction_id)
+    names_chain = _names_chain(event.store, event.transaction_id, entitlement)
+    if payment is not None and _stale(payment, event.occurred_at):
+        return EventOutcome(action="stale", user_id=owner)
+    # the refunded payment is the current one: its latest; or, on Google, a void that
+    # names the purchase token (the chain) rather than an order. Not the original id on
+    # Apple: there the first payment's transactionId is the original's, and refunding
+    # that first month after a renewal must not end the paid period that follows.
+    current_payment = event.transaction_id == entitlement.latest_transaction_id or names_chain
     grants = await uow.purchases.grants(event.store, entitlement.original_transaction_id)
     paid_by = [g for g in grants if g.transaction_id == event.transaction_id]
-    if not paid_by:  # a refund naming the chain, not one payment: the current period's
+    if not paid_by and current_payment:  # the current period's, however it was granted
         paid_by = [g for g in grants if g.month_start >= entitlement.period_start]
     for grant in paid_by:
         taken = await claw_back_lot(
@@ -498,26 +550,68 @@ async def _revoke(
                 msgspec.structs.replace(grant, clawed_back=grant.clawed_back + taken)
             )
         clawed += taken
-    if tx is not None and tx.status is TransactionStatus.GRANTED:
-        await uow.purchases.update_transaction(msgspec.structs.replace(tx, status=status))
-    # the refunded payment is the current one: its latest; or, on Google, a void that
-    # names the purchase token (the chain) rather than an order. Not the original id on
-    # Apple: there the first payment's transactionId is the original's, and refunding
-    # that first month after a renewal must not end the paid period that follows.
-    current_payment = event.transaction_id == entitlement.latest_transaction_id or (
-        event.store is Store.GOOGLE and event.transaction_id == entitlement.original_transaction_id
-    )
-    if current_payment or event.reason is RevocationReason.REVOKE:
-        ended = (
-            EntitlementStatus.REFUNDED
-            if event.reason is RevocationReason.REFUND
-            else EntitlementStatus.REVOKED
+    if payment is not None:
+        if payment.status is TransactionStatus.GRANTED:
+            payment = msgspec.structs.replace(payment, status=status)
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(payment, revocation_event_at=event.occurred_at)
         )
+    elif not names_chain:
+        # a payment whose own news has not come yet (the store retries a renewal's news
+        # for days): it paid for nothing granted yet; recorded, so that its news, when it
+        # comes, neither entitles nor grants the period it paid for
+        await uow.purchases.add_transaction(
+            _unheard_payment(event, entitlement, catalog, status, now)
+        )
+    if current_payment or event.reason is RevocationReason.REVOKE:
         await uow.purchases.save_entitlement(
-            end_entitlement(entitlement, ended, event.occurred_at, now)
+            end_entitlement(entitlement, _ENDED_BY[status], event.occurred_at, now)
         )
         await sync_profile(uow, owner, catalog)
     return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
+
+
+def _named(tx: StoreTransaction | None, transaction_id: str) -> StoreTransaction | None:
+    """The payment refund news names, if known; not the chain's first one, which
+    ``_find`` falls back to for news that names no payment we know."""
+    return tx if tx is not None and tx.transaction_id == transaction_id else None
+
+
+def _names_chain(store: Store, transaction_id: str, entitlement: Entitlement) -> bool:
+    """News about the whole subscription, not one payment: Google's void may name the
+    purchase token. (On Apple the original id is the first payment's.)"""
+    return store is Store.GOOGLE and transaction_id == entitlement.original_transaction_id
+
+
+def _unheard_payment(
+    event: Revocation | RefundReversal,
+    entitlement: Entitlement,
+    catalog: ProductCatalog,
+    status: TransactionStatus,
+    now: datetime,
+) -> StoreTransaction:
+    """A subscription payment known only from refund news so far: what it bought is the
+    plan as far as we know; ``_refunded_before_news`` puts right what the payment's
+    own news says (its plan, its period's start)."""
+    product = catalog.get(entitlement.product_id)
+    store_product_id = product.store_id(event.store) if product is not None else None
+    return StoreTransaction(
+        store=event.store,
+        transaction_id=event.transaction_id,
+        user_id=entitlement.user_id,
+        original_transaction_id=entitlement.original_transaction_id,
+        product_id=entitlement.product_id,
+        store_product_id=store_product_id or entitlement.product_id,
+        kind=ProductKind.SUBSCRIPTION,
+        credits=0,
+        lot_id=None,
+        status=status,
+        purchased_at=event.occurred_at,  # not known yet
+        created_at=now,
+        # a payment the store took back needs no acknowledgement
+        acknowledged=_paid_by_store(event.store) or status is not TransactionStatus.GRANTED,
+        revocation_event_at=event.occurred_at,
+    )
 
 
 def _revoked_credits(
@@ -537,7 +631,9 @@ def _revoked_credits(
 
 
 def _stale(tx: StoreTransaction, occurred_at: datetime) -> bool:
-    """Refund news about a pack older than the latest already applied."""
+    """Refund news about a transaction (a pack, a subscription payment) older than the
+    latest already applied: a reversal that happened after the refund it reverses but
+    came first makes that refund stale."""
     return tx.revocation_event_at is not None and occurred_at <= tx.revocation_event_at
 
 
@@ -589,10 +685,22 @@ async def _reverse_refund(
         return EventOutcome(action="reinstated", user_id=owner, credits=restored)
     if entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)
+    payment = _named(tx, event.transaction_id)
+    names_chain = _names_chain(event.store, event.transaction_id, entitlement)
+    if payment is not None and _stale(payment, event.occurred_at):
+        return EventOutcome(action="stale", user_id=owner)
+    if payment is None and not names_chain:
+        # a payment whose own news has not come yet: nothing of it was granted, so
+        # nothing comes back; recorded, so that the refund it reverses, should that come
+        # later, is stale
+        await uow.purchases.add_transaction(
+            _unheard_payment(event, entitlement, catalog, TransactionStatus.GRANTED, now)
+        )
+        return EventOutcome(action="reinstated", user_id=owner)
     for grant in await uow.purchases.grants(event.store, entitlement.original_transaction_id):
         if grant.clawed_back == 0 or grant.month_end <= now:
             continue
-        if grant.transaction_id != event.transaction_id and tx is not None:
+        if grant.transaction_id != event.transaction_id and payment is not None:
             continue
         entry = await add_credits(
             uow,
@@ -609,11 +717,23 @@ async def _reverse_refund(
             msgspec.structs.replace(grant, clawed_back=0, lot_id=entry.lot_id)
         )
         restored += grant.clawed_back
-    if tx is not None and tx.status is not TransactionStatus.GRANTED:
+    if payment is not None:
+        # recorded even when there is nothing to reverse yet (it came before the
+        # refund it reverses): that refund, arriving later, is then stale
         await uow.purchases.update_transaction(
-            msgspec.structs.replace(tx, status=TransactionStatus.GRANTED)
+            msgspec.structs.replace(
+                payment, status=TransactionStatus.GRANTED, revocation_event_at=event.occurred_at
+            )
         )
-    if entitlement.status in (EntitlementStatus.REFUNDED, EntitlementStatus.REVOKED):
+    # access comes back unless the current period's own payment is still refunded (a
+    # reversal of an earlier month's refund does not undo the current one's)
+    current = None
+    if event.transaction_id != entitlement.latest_transaction_id and not names_chain:
+        current = await uow.purchases.get_transaction(
+            event.store, entitlement.latest_transaction_id
+        )
+    current_refunded = current is not None and current.status is not TransactionStatus.GRANTED
+    if entitlement.status in _ENDED_BY.values() and not current_refunded:
         if entitlement.period_end > now:
             status = (
                 EntitlementStatus.ACTIVE

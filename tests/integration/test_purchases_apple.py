@@ -445,6 +445,150 @@ async def test_refund_news_is_applied_in_the_order_it_happened_not_arrived(
     assert await apple.balance(user) == 0
 
 
+def _month(user: uuid.UUID, original: str, transaction_id: str, start: datetime) -> dict[str, Any]:
+    """One monthly payment of the subscription ``original``, as the App Store signs it."""
+    return transaction(
+        product_id=MONTHLY,
+        user=user,
+        subscription=True,
+        transaction_id=transaction_id,
+        original_transaction_id=original,
+        purchased=start,
+        expires=start + timedelta(days=30),
+        signed=start,
+    )
+
+
+async def _subscribed(apple: Apple, user: uuid.UUID) -> dict[str, Any]:
+    """The user subscribes monthly now (its allowance: 500); the first payment."""
+    original = str(uuid.uuid4().int)[:15]
+    first = _month(user, original, original, apple.clock.now())
+    apple.api.subscriptions[original] = SubscriptionState(
+        1, first, renewal(product_id=MONTHLY, original_transaction_id=original)
+    )
+    response = await apple.buy(user, apple.signer.sign(first))
+    assert response.status_code == 200 and response.json()["creditsGranted"] == 500
+    return first
+
+
+async def _news(
+    apple: Apple, kind: str, tx: dict[str, Any], signed: datetime, status: int = 1
+) -> tuple[str, list[str]]:
+    """(signedPayload, the actions it took) of one notification about ``tx``."""
+    payload, _ = notification(
+        apple.signer,
+        kind,
+        tx=tx,
+        status=status,
+        signed=signed,
+        renewal_info=renewal(
+            product_id=MONTHLY, original_transaction_id=tx["originalTransactionId"]
+        ),
+    )
+    response = await apple.notify(payload)
+    assert response.status_code == 200, response.text
+    actions: list[str] = response.json()["actions"]
+    return payload, actions
+
+
+async def test_a_subscription_refund_delivered_after_its_reversal_is_stale(
+    apple: Apple,
+) -> None:
+    """REFUND_REVERSED (signed later) is delivered before the REFUND it reverses, as for
+    packs: the refund, arriving last, changes nothing and the subscription stays paid."""
+    user = uuid.uuid4()
+    first = await _subscribed(apple, user)
+    t0 = apple.clock.now()
+
+    assert (await _news(apple, "REFUND_REVERSED", first, t0 + timedelta(hours=2)))[1] == [
+        "reinstated"
+    ]
+    assert (await _news(apple, "REFUND", first, t0 + timedelta(hours=1)))[1] == ["stale"]
+    sub = await apple.subscription(user)
+    assert (sub["status"], sub["tier"]) == ("active", "pro"), sub
+    assert await apple.balance(user) == 500
+
+    # in order, both apply: a later refund ends it
+    later = refunded(first, at=t0 + timedelta(hours=3))
+    assert (await _news(apple, "REFUND", later, t0 + timedelta(hours=3)))[1] == [
+        "clawed_back:refunded"
+    ]
+    sub = await apple.subscription(user)
+    assert (sub["status"], sub["tier"]) == ("refunded", "free"), sub
+    assert await apple.balance(user) == 0
+
+
+async def test_a_renewal_refunded_before_its_renewal_news_came_earns_nothing(
+    apple: Apple,
+) -> None:
+    """DID_RENEW failed to arrive and Apple retries it days later; meanwhile the user had
+    that renewal refunded: REFUND(tx2) comes first, then the retried DID_RENEW(tx2)."""
+    user = uuid.uuid4()
+    first = await _subscribed(apple, user)
+    original = first["originalTransactionId"]
+    t1 = apple.clock.now() + timedelta(days=30)
+    apple.clock.advance((t1 - apple.clock.now()).total_seconds() + 60)
+    second = _month(user, original, f"{original}2", t1)
+    apple.clock.advance(2 * 86400)
+    refund_at = t1 + timedelta(days=2)
+
+    _, actions = await _news(apple, "REFUND", refunded(second, at=refund_at), refund_at, 5)
+    assert actions == ["clawed_back:refunded"]
+    _, actions = await _news(apple, "DID_RENEW", second, t1 + timedelta(minutes=1))
+    assert actions == ["refunded"]
+    sub = await apple.subscription(user)
+    assert (sub["status"], sub["tier"]) == ("refunded", "free"), sub
+    assert await apple.balance(user) == 0  # the first month's lot expired; none for the second
+    assert (
+        apple.rows(
+            "SELECT count(*) FROM allowance_grants WHERE original_transaction_id = %s", original
+        )
+        == 1
+    )
+    # the refund is the second payment's, never the first's; the second's row now says
+    # what it paid for
+    assert apple.rows(
+        "SELECT count(*) FROM store_transactions WHERE transaction_id = %s AND status = 'granted'",
+        original,
+    )
+    assert apple.rows(
+        "SELECT count(*) FROM store_transactions WHERE transaction_id = %s"
+        " AND status = 'refunded' AND purchased_at = %s",
+        f"{original}2",
+        t1,
+    )
+
+    # the next renewal is paid: its month is granted
+    t2 = t1 + timedelta(days=30)
+    apple.clock.advance((t2 - apple.clock.now()).total_seconds() + 60)
+    _, actions = await _news(apple, "DID_RENEW", _month(user, original, f"{original}3", t2), t2)
+    assert actions == ["active"]
+    assert await apple.balance(user) == 500
+
+
+async def test_a_renewal_whose_refund_was_reversed_before_its_news_came_is_granted(
+    apple: Apple,
+) -> None:
+    """REFUND(tx2) and its REFUND_REVERSED both come before the retried DID_RENEW(tx2):
+    the renewal is paid after all, and earns its month."""
+    user = uuid.uuid4()
+    first = await _subscribed(apple, user)
+    original = first["originalTransactionId"]
+    t1 = apple.clock.now() + timedelta(days=30)
+    apple.clock.advance((t1 - apple.clock.now()).total_seconds() + 60)
+    second = _month(user, original, f"{original}2", t1)
+    apple.clock.advance(2 * 86400)
+    at = t1 + timedelta(days=2)
+
+    await _news(apple, "REFUND", refunded(second, at=at), at, 5)
+    await _news(apple, "REFUND_REVERSED", second, at + timedelta(hours=1))
+    _, actions = await _news(apple, "DID_RENEW", second, t1 + timedelta(minutes=1))
+    assert actions == ["active"]
+    sub = await apple.subscription(user)
+    assert (sub["status"], sub["tier"]) == ("active", "pro"), sub
+    assert await apple.balance(user) == 500
+
+
 async def _bought_three(apple: Apple, user: uuid.UUID) -> dict[str, Any]:
     paid = transaction(product_id=PACK, user=user, quantity=3)
     response = await apple.buy(user, apple.signer.sign(paid))

@@ -9,7 +9,10 @@ Invariants after every step:
 - a clawback never takes more than its purchase granted, partial refunds of a pack
   all together included; a pack's transaction is
   granted once however often it is presented;
-- redelivering a notification changes nothing.
+- redelivering a notification changes nothing;
+- a renewal refunded before its own news came is never granted, nor entitles (until
+  the refund is reversed); refund news older than a reversal already applied (news
+  delivered out of order) changes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from core.services import purchases as svc
 from core.store_events import (
     EntitlementStatus,
     Purchase,
+    RefundReversal,
     Revocation,
     RevocationReason,
     StoreEvent,
@@ -63,6 +67,8 @@ class PurchasesMachine(RuleBasedStateMachine):
             str, tuple[str, datetime, datetime, int]
         ] = {}  # kind -> (orig, start, end, n)
         self.notifications: list[tuple[str, list[StoreEvent]]] = []
+        #: renewals refunded before their own news came (and not reversed since)
+        self.refunded_ahead: set[str] = set()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -227,6 +233,70 @@ class PurchasesMachine(RuleBasedStateMachine):
             ]
         )
 
+    @precondition(lambda self: bool(self.plans))
+    @rule(data=st.data())
+    def refund_renewal_before_its_news(self, data: st.DataObject) -> None:
+        """The store retries a renewal's news for days: its refund can come first."""
+        kind = data.draw(st.sampled_from(sorted(self.plans)))
+        original, _, _, n = self.plans[kind]
+        tx = f"{original}.{n + 1}"
+        self.notify(
+            [
+                Revocation(
+                    store=Store.APPLE,
+                    occurred_at=self.now,
+                    transaction_id=tx,
+                    original_transaction_id=original,
+                    reason=RevocationReason.REFUND,
+                )
+            ]
+        )
+        self.refunded_ahead.add(tx)
+
+    @precondition(lambda self: bool(self.plans))
+    @rule(data=st.data(), ahead=st.booleans())
+    def refund_news_out_of_order(self, data: st.DataObject, ahead: bool) -> None:
+        """A reversal delivered before the refund it reverses, which happened first: the
+        refund, arriving last, is stale. Of the current payment, or of one whose own
+        news has not come yet."""
+        kind = data.draw(st.sampled_from(sorted(self.plans)))
+        original, _, _, n = self.plans[kind]
+        tx = f"{original}.{n + 1 if ahead else n}"
+        self.notify(
+            [
+                RefundReversal(
+                    store=Store.APPLE,
+                    occurred_at=self.now + timedelta(minutes=1),
+                    transaction_id=tx,
+                    original_transaction_id=original,
+                )
+            ]
+        )
+        self.refunded_ahead.discard(tx)
+
+        async def state() -> tuple[Any, ...]:
+            async with self.factory() as uow:
+                return (
+                    await uow.ledger.entries(self.user, limit=100_000),
+                    await uow.purchases.get_entitlement(Store.APPLE, original),
+                    await uow.purchases.grants(Store.APPLE, original),
+                )
+
+        before = run(state())
+        self.notify(
+            [
+                Revocation(
+                    store=Store.APPLE,
+                    occurred_at=self.now,
+                    transaction_id=tx,
+                    original_transaction_id=original,
+                    reason=RevocationReason.REFUND,
+                )
+            ]
+        )
+        assert run(state()) == before
+        self.now += timedelta(minutes=2)  # later news is later than the reversal
+
     @precondition(lambda self: bool(self.notifications))
     @rule(data=st.data())
     def redeliver(self, data: st.DataObject) -> None:
@@ -281,7 +351,12 @@ class PurchasesMachine(RuleBasedStateMachine):
                 for original, *_ in self.plans.values():
                     grants += await uow.purchases.grants(Store.APPLE, original)
                 txs = [await uow.purchases.get_transaction(Store.APPLE, tx) for tx in self.packs]
-            allowance = sum(1 for e in entries if e.kind is EntryKind.ALLOWANCE)
+            # a refund reversal gives a clawed-back month back as a new lot of its grant
+            allowance = sum(
+                1
+                for e in entries
+                if e.kind is EntryKind.ALLOWANCE and not e.idempotency_key.startswith("reinstate:")
+            )
             taken = [(t.clawed_back, t.credits) for t in txs if t is not None]
             granted = len(grants)
             return allowance, granted, taken
@@ -291,6 +366,24 @@ class PurchasesMachine(RuleBasedStateMachine):
         allowance, grants, taken = run(read())
         assert allowance == grants
         assert all(clawed <= credits for clawed, credits in taken)
+
+    @invariant()
+    def a_renewal_refunded_ahead_earns_nothing(self) -> None:
+        async def read() -> tuple[list[str], list[str]]:
+            async with self.factory() as uow:
+                granted, entitled = [], []
+                for original, *_ in self.plans.values():
+                    granted += [
+                        g.transaction_id for g in await uow.purchases.grants(Store.APPLE, original)
+                    ]
+                    entitlement = await uow.purchases.get_entitlement(Store.APPLE, original)
+                    if entitlement is not None and entitlement.entitled:
+                        entitled.append(entitlement.latest_transaction_id)
+            return granted, entitled
+
+        granted, entitled = run(read())
+        assert not self.refunded_ahead & set(granted)
+        assert not self.refunded_ahead & set(entitled)
 
 
 TestPurchasesMachine = PurchasesMachine.TestCase
