@@ -3,6 +3,7 @@
 Invariants (checked by the property tests):
 - the balance is the sum of a user's entries and equals the sum of the remaining
   amounts of the user's lots; it is never negative;
+- a lot that still owes credits (``Lot.owed``) has none left to take them from;
 - a hold ends exactly once: settled (the credits are spent) or released (returned
   to the lots they came from).
 """
@@ -74,6 +75,10 @@ class Lot(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     expires_at: datetime | None = None
     reference: str = ""
+    #: credits a partial refund of the purchase claimed while jobs held them: taken
+    #: from the lot as those holds are released (``release_hold``), never from a
+    #: settled one (spent credits stay spent); so a lot owing credits has none left
+    owed: int = 0
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now

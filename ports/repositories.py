@@ -14,7 +14,7 @@ see the writes before them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
@@ -104,11 +104,22 @@ class LedgerRepository(Protocol):
         """The user's lots with credits remaining, in no particular order."""
         ...
 
+    async def lots_by_id(self, lot_ids: Collection[uuid.UUID]) -> list[Lot]:
+        """The lots with these ids, in no particular order, whatever they have left or
+        owe (a lot with none left is not among ``lots``); ids of no lot are left out."""
+        ...
+
     async def add_lot(self, lot: Lot) -> None: ...
 
     async def set_lot_remaining(self, lot_id: uuid.UUID, remaining: int) -> None:
         """Raises NotFound for no such lot, ValueError outside 0..amount: here, with a
         later call, or at the latest by ``commit`` (then the unit can only roll back)."""
+        ...
+
+    async def set_lot_owed(self, lot_id: uuid.UUID, owed: int) -> None:
+        """Record what the lot owes (``Lot.owed``). Raises ValueError below zero and
+        NotFound for no such lot: here, with a later call, or at the latest by
+        ``commit`` (then the unit can only roll back)."""
         ...
 
     async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -173,6 +173,9 @@ class InMemoryLedger(_Repo):
             lot for lot in self._d.lots.values() if lot.user_id == user_id and lot.remaining > 0
         ]
 
+    async def lots_by_id(self, lot_ids: Collection[uuid.UUID]) -> list[Lot]:
+        return [self._d.lots[i] for i in set(lot_ids) if i in self._d.lots]
+
     async def add_lot(self, lot: Lot) -> None:
         self._d.lots[lot.id] = lot
 
@@ -181,6 +184,14 @@ class InMemoryLedger(_Repo):
         if not 0 <= remaining <= lot.amount:
             raise ValueError(f"lot {lot_id} cannot hold {remaining} of {lot.amount}")
         self._d.lots[lot_id] = msgspec.structs.replace(lot, remaining=remaining)
+
+    async def set_lot_owed(self, lot_id: uuid.UUID, owed: int) -> None:
+        if owed < 0:
+            raise ValueError(f"lot {lot_id} cannot owe {owed}")
+        lot = self._d.lots.get(lot_id)
+        if lot is None:
+            raise NotFound(f"no lot {lot_id}")
+        self._d.lots[lot_id] = msgspec.structs.replace(lot, owed=owed)
 
     async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
         lot = self._d.lots.get(lot_id)

@@ -13,7 +13,7 @@ the rest are built per call with SQLAlchemy Core.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -197,6 +197,7 @@ def _lot(row: Row) -> Lot:
         created_at=_utc(row["created_at"]),
         expires_at=_utc_or_none(row["expires_at"]),
         reference=row["reference"],
+        owed=row["owed"],
     )
 
 
@@ -369,6 +370,13 @@ def _set_remaining_statement() -> Compiled:
 
 
 _SET_REMAINING = _set_remaining_statement()
+_LOTS_BY_ID = Compiled(select(t.credit_lots).where(_L.id == func.any(bindparam("lot_ids"))))
+_SET_OWED = Compiled(
+    update(t.credit_lots)
+    .where(_L.id == bindparam("lot_id"))
+    .values(owed=bindparam("to"))
+    .returning(_L.id)
+)
 _ADD_LOT = Compiled(insert(t.credit_lots).values(_params(col.name for col in t.credit_lots.c)))
 _H = t.credit_holds.c
 _ADD_HOLD = Compiled(insert(t.credit_holds).values(_params(col.name for col in t.credit_holds.c)))
@@ -486,6 +494,12 @@ class SqlLedger(_Repository):
     async def lots(self, user_id: uuid.UUID) -> list[Lot]:
         return [_lot(row) for row in await self._sql.all(_LOTS, {"user_id": user_id})]
 
+    async def lots_by_id(self, lot_ids: Collection[uuid.UUID]) -> list[Lot]:
+        if not lot_ids:
+            return []
+        rows = await self._sql.all(_LOTS_BY_ID, {"lot_ids": list(set(lot_ids))})
+        return [_lot(row) for row in rows]
+
     async def add_lot(self, lot: Lot) -> None:
         self._sql.defer(
             _ADD_LOT,
@@ -498,6 +512,7 @@ class SqlLedger(_Repository):
                 "reference": lot.reference,
                 "created_at": lot.created_at,
                 "expires_at": lot.expires_at,
+                "owed": lot.owed,
             },
         )
 
@@ -505,6 +520,12 @@ class SqlLedger(_Repository):
         # deferred (a hold's lot update travels with its ledger entry): a lot that
         # refuses it fails the unit of work there
         self._sql.defer(_SET_REMAINING, {"lot_id": lot_id, "to": remaining})
+
+    async def set_lot_owed(self, lot_id: uuid.UUID, owed: int) -> None:
+        if owed < 0:
+            raise ValueError(f"lot {lot_id} cannot owe {owed}")
+        if await self._sql.one(_SET_OWED, {"lot_id": lot_id, "to": owed}) is None:
+            raise NotFound(f"no lot {lot_id}")
 
     async def end_lot(self, lot_id: uuid.UUID, at: datetime) -> None:
         c = t.credit_lots.c

@@ -65,6 +65,8 @@ credit_lots = Table(
     Column("reference", Text, nullable=False),
     _ts("created_at"),
     _ts("expires_at", nullable=True),
+    # 0011: what a partial refund claimed while jobs held it
+    Column("owed", Integer, nullable=False),
 )
 
 credit_holds = Table(

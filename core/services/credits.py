@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import msgspec
+
 from core.credits import (
     EntryKind,
     Hold,
@@ -228,7 +230,13 @@ async def _close_hold(
 
 
 async def settle_hold(uow: UnitOfWork, hold_id: uuid.UUID, now: datetime) -> bool:
-    """Turn a hold into a spend. Returns False if it had already ended."""
+    """Turn a hold into a spend. Returns False if it had already ended.
+
+    What a partial refund claimed of the hold's lots while it was open (``Lot.owed``)
+    is not taken from the spend: the credits went to a job before the refund could
+    take them, and a refund never takes spent credits (a full one neither:
+    ``claw_back_lot``). The lot goes on owing it, to be paid by another of its holds
+    that is released; with none left, it is never paid."""
     closed = await _close_hold(uow, hold_id, HoldStatus.SETTLED, now)
     if closed is None:
         return False
@@ -246,15 +254,24 @@ async def settle_hold(uow: UnitOfWork, hold_id: uuid.UUID, now: datetime) -> boo
 
 
 async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, now: datetime) -> bool:
-    """Give a hold's credits back to the lots they came from. False if already ended."""
+    """Give a hold's credits back to the lots they came from. False if already ended.
+
+    A lot that owes credits (a partial refund claimed them while they were held:
+    ``Lot.owed``) takes them back from what returns to it, at once, in this unit of
+    work: once, since a hold is released once, under the account's lock."""
     closed = await _close_hold(uow, hold_id, HoldStatus.RELEASED, now)
     if closed is None:
         return False
-    lots = {lot.id: lot for lot in await uow.ledger.lots(closed.user_id)}
+    lots = {
+        lot.id: lot
+        for lot in await uow.ledger.lots_by_id({part.lot_id for part in closed.allocations})
+    }
     for part in closed.allocations:
         lot = lots.get(part.lot_id)
         remaining = (lot.remaining if lot is not None else 0) + part.amount
         await uow.ledger.set_lot_remaining(part.lot_id, remaining)
+        if lot is not None:
+            lots[lot.id] = msgspec.structs.replace(lot, remaining=remaining)
     await _append(
         uow,
         user_id=closed.user_id,
@@ -265,6 +282,19 @@ async def release_hold(uow: UnitOfWork, hold_id: uuid.UUID, now: datetime) -> bo
         now=now,
         hold_id=closed.id,
     )
+    for lot in lots.values():
+        # an ended lot owes nothing: all that comes back to it expires just below
+        if lot.owed > 0 and not lot.is_expired(now):
+            paid = min(lot.owed, lot.remaining)
+            await uow.ledger.set_lot_owed(lot.id, lot.owed - paid)
+            await _take(
+                uow,
+                lot,
+                paid,
+                f"{lot.reference}: refunded while held by {closed.reference}",
+                now,
+                key=f"clawback:{lot.id}:{closed.id}",  # one hold pays a lot once
+            )
     # a lot that expired while its credits were held expires now, not never
     await expire_due_lots(uow, closed.user_id, now)
     return True
@@ -297,17 +327,35 @@ async def claw_back_part(
     reference: str,
     now: datetime,
 ) -> int:
-    """Take back up to ``amount`` of what is still unspent of one lot (part of a
-    purchase was refunded); the lot lives on with the rest.
+    """Claim ``amount`` more of one lot (part of a purchase was refunded); the lot
+    lives on with the rest.
 
-    Like ``claw_back_lot``, never more than the lot holds: what is spent or held stays.
-    Returns the credits taken. The account must be locked.
+    Takes what the lot has left, up to ``amount``; the lot owes the rest
+    (``Lot.owed``), taken from the credits that come back to it when the jobs holding
+    them fail or are cancelled (``release_hold``), never from credits spent: like
+    ``claw_back_lot``, a refund leaves spent credits spent (``settle_hold``). Returns
+    the credits taken now. The account must be locked.
     """
     await expire_due_lots(uow, user_id, now)
     lot = await _lot(uow, user_id, lot_id)
     if lot is None or amount <= 0:
         return 0
-    return await _take(uow, lot, min(amount, lot.remaining), reference, now)
+    taken = await _take(uow, lot, min(amount, lot.remaining), reference, now)
+    if taken < amount and not lot.is_expired(now):
+        await uow.ledger.set_lot_owed(lot.id, lot.owed + amount - taken)
+    return taken
+
+
+async def forgive_owed(uow: UnitOfWork, *, user_id: uuid.UUID, lot_id: uuid.UUID) -> int:
+    """Cancel what one lot still owes (``Lot.owed``): the store undid the partial
+    refund that claimed it, or refunded the whole purchase (the lot ends, and what
+    jobs hold expires when it comes back). Returns the credits forgiven. The account
+    must be locked."""
+    lot = await _lot(uow, user_id, lot_id)
+    if lot is None or lot.owed == 0:
+        return 0
+    await uow.ledger.set_lot_owed(lot.id, 0)
+    return lot.owed
 
 
 async def return_to_lot(
@@ -320,8 +368,9 @@ async def return_to_lot(
     now: datetime,
 ) -> int:
     """Give back to a live lot what ``claw_back_part`` took from it (the store undid
-    a partial refund). Returns the credits returned: none to a lot that is gone or
-    has ended, nor beyond what the lot was granted. The account must be locked."""
+    a partial refund; what the lot still owes is the caller's to ``forgive_owed``).
+    Returns the credits returned: none to a lot that is gone or has ended, nor beyond
+    what the lot was granted. The account must be locked."""
     await expire_due_lots(uow, user_id, now)
     lot = await _lot(uow, user_id, lot_id)
     if lot is None or lot.is_expired(now) or amount <= 0:
@@ -344,10 +393,20 @@ async def return_to_lot(
 
 
 async def _lot(uow: UnitOfWork, user_id: uuid.UUID, lot_id: uuid.UUID) -> Lot | None:
-    return next((lot for lot in await uow.ledger.lots(user_id) if lot.id == lot_id), None)
+    """The user's lot, whatever it has left (none: not among ``lots``)."""
+    found = await uow.ledger.lots_by_id([lot_id])
+    return next((lot for lot in found if lot.user_id == user_id), None)
 
 
-async def _take(uow: UnitOfWork, lot: Lot, amount: int, reference: str, now: datetime) -> int:
+async def _take(
+    uow: UnitOfWork,
+    lot: Lot,
+    amount: int,
+    reference: str,
+    now: datetime,
+    *,
+    key: str | None = None,
+) -> int:
     if amount <= 0:
         return 0
     await uow.ledger.set_lot_remaining(lot.id, lot.remaining - amount)
@@ -357,7 +416,7 @@ async def _take(uow: UnitOfWork, lot: Lot, amount: int, reference: str, now: dat
         kind=EntryKind.CLAWBACK,
         amount=-amount,
         reference=reference,
-        key=f"clawback:{lot.id}:{new_id()}",
+        key=key or f"clawback:{lot.id}:{new_id()}",
         now=now,
         lot_id=lot.id,
     )

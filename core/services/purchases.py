@@ -28,7 +28,13 @@ from core.entitlements import (
 from core.errors import InvalidPurchase, PurchaseOwnedElsewhere, StoreUnavailable
 from core.products import Product, ProductCatalog, ProductKind, Store
 from core.profiles import SubscriptionTier
-from core.services.credits import add_credits, claw_back_lot, claw_back_part, return_to_lot
+from core.services.credits import (
+    add_credits,
+    claw_back_lot,
+    claw_back_part,
+    forgive_owed,
+    return_to_lot,
+)
 from core.store_events import (
     WHOLE_SHARE,
     EntitlementStatus,
@@ -504,14 +510,20 @@ async def _revoke(
         action = f"clawed_back:{status.value}"
         lot_id = tx.lot_id
         if tx.status is TransactionStatus.GRANTED and lot_id is not None:
+            # clawed_back, while the pack is granted: what partial refunds claimed,
+            # taken or still owed by the lot (jobs held it); once refunded or revoked:
+            # what was taken, for a reversal to give back
             if owed is None or owed >= tx.credits:  # all of it: the lot ends
+                forgiven = await forgive_owed(uow, user_id=owner, lot_id=lot_id)
                 clawed = await claw_back_lot(
                     uow, user_id=owner, lot_id=lot_id, reference=reference, now=now
                 )
-                tx = msgspec.structs.replace(tx, status=status, clawed_back=tx.clawed_back + clawed)
+                tx = msgspec.structs.replace(
+                    tx, status=status, clawed_back=tx.clawed_back - forgiven + clawed
+                )
             else:
                 # cumulative: what the store took back in all, less what earlier
-                # partial refunds already took; the pack stays granted for the rest
+                # partial refunds already claimed; the pack stays granted for the rest
                 clawed = await claw_back_part(
                     uow,
                     user_id=owner,
@@ -520,7 +532,7 @@ async def _revoke(
                     reference=f"{reference} {owed}/{tx.credits}",
                     now=now,
                 )
-                tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back + clawed)
+                tx = msgspec.structs.replace(tx, clawed_back=max(tx.clawed_back, owed))
                 action = "clawed_back:partial"
         await uow.purchases.update_transaction(
             msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
@@ -651,16 +663,18 @@ async def _reverse_refund(
         if _stale(tx, event.occurred_at):
             return EventOutcome(action="stale", user_id=owner)
         if tx.status is TransactionStatus.GRANTED and tx.clawed_back > 0 and tx.lot_id:
-            # a partial refund undone: its credits go back to the pack's live lot
+            # a partial refund undone: what it took goes back to the pack's live lot,
+            # what the lot still owed (jobs held it) is owed no more
+            forgiven = await forgive_owed(uow, user_id=owner, lot_id=tx.lot_id)
             restored = await return_to_lot(
                 uow,
                 user_id=owner,
                 lot_id=tx.lot_id,
-                amount=tx.clawed_back,
+                amount=tx.clawed_back - forgiven,
                 reference=reference,
                 now=now,
             )
-            tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back - restored)
+            tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back - forgiven - restored)
         elif tx.status is not TransactionStatus.GRANTED:
             lot_id = tx.lot_id
             if tx.clawed_back > 0:

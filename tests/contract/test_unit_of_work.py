@@ -448,6 +448,36 @@ async def test_lots_round_trip_and_only_lots_with_credits_left_are_listed(
     assert remaining == {forever.id: 4, expiring.id: 2}
 
 
+async def test_lots_are_found_by_id_whatever_they_have_left_and_record_what_they_owe(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    empty, full = lot(user, 10), lot(user, 5)
+    async with uow_factory() as uow:
+        await uow.ledger.add_lot(empty)
+        await uow.ledger.add_lot(full)
+        await uow.ledger.set_lot_remaining(empty.id, 0)
+        await uow.ledger.set_lot_owed(empty.id, 4)
+        await uow.commit()
+    async with uow_factory() as uow:
+        found = await uow.ledger.lots_by_id([empty.id, full.id, uuid.uuid4()])
+        assert sorted(found, key=lambda x: x.amount) == [
+            full,
+            msgspec.structs.replace(empty, remaining=0, owed=4),
+        ]
+        assert await uow.ledger.lots(user) == [full]  # none left: not listed
+        assert await uow.ledger.lots_by_id([]) == []
+        with pytest.raises(ValueError):
+            await uow.ledger.set_lot_owed(empty.id, -1)
+        with pytest.raises(NotFound):
+            await uow.ledger.set_lot_owed(uuid.uuid4(), 1)
+    async with uow_factory() as uow:
+        await uow.ledger.set_lot_owed(empty.id, 0)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [x.owed for x in await uow.ledger.lots_by_id([empty.id])] == [0]
+
+
 async def test_holds_round_trip_and_close_only_while_open(uow_factory: UnitOfWorkFactory) -> None:
     user = await new_user(uow_factory)
     source = lot(user, 10)

@@ -18,12 +18,13 @@ from litestar.testing import AsyncTestClient
 
 from adapters.memory import FakeClock
 from adapters.supabase.auth import mint_token
-from core.services.credits import place_hold
+from core.services.credits import place_hold, release_hold
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.iap_settings import AppleSettings
 from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
+from tests.integration.ledger_checks import assert_ledger_invariants
 from tests.standins.apple import (
     BUNDLE_ID,
     AppleSigner,
@@ -660,13 +661,25 @@ async def test_a_prorated_refund_takes_back_only_what_is_left_unspent(apple: App
     paid = await _bought_three(apple, user)
     c = apple.client.app.state.runtime.container
     async with c.uow_factory()() as uow:
-        await place_hold(uow, user_id=user, amount=250, reference="job", now=apple.clock.now())
+        hold = await place_hold(
+            uow, user_id=user, amount=250, reference="job", now=apple.clock.now()
+        )
         await uow.commit()
     at = apple.clock.now() + timedelta(hours=1)
     tx = refunded(paid, at=at, percentage=33333)
     payload, _ = notification(apple.signer, "REFUND", tx=tx, signed=at)
     assert (await apple.notify(payload)).status_code == 200
     assert await apple.balance(user) == 0  # 50 were left; the job keeps its 250
+    # the job is cancelled: of its 250 back in the pack, the refund takes the 50 it
+    # could not take before, once
+    async with c.uow_factory()() as uow:
+        assert await release_hold(uow, hold.id, apple.clock.now())
+        await uow.commit()
+    async with c.uow_factory()() as uow:
+        assert not await release_hold(uow, hold.id, apple.clock.now())
+        await uow.commit()
+    assert await apple.balance(user) == 200
+    assert_ledger_invariants(apple.pg_url, [user])
 
 
 @pytest.mark.parametrize("environment", ["Xcode", "LocalTesting"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,28 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dependency_injector import providers
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.memory import FakeClock
 from adapters.supabase.auth import mint_token
-from core.products import Store, add_months
-from core.services.credits import place_hold
-from core.services.purchases import acknowledge_pending
+from adapters.supabase.uow import SqlUnitOfWorkFactory
+from core.credits import EntryKind
+from core.products import DEFAULT_PRODUCTS, Store, add_months
+from core.services.credits import place_hold, release_hold
+from core.services.purchases import (
+    EventOutcome,
+    acknowledge_pending,
+    claim_purchase,
+    handle_notification,
+)
+from core.store_events import Purchase, Revocation, RevocationReason
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.iap import google_store
 from entrypoints.iap_settings import GoogleSettings
 from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
+from tests.integration.ledger_checks import assert_ledger_invariants
 from tests.standins.google_play import PACKAGE, PUSH_ACCOUNT, GooglePlayStandIn
 from tests.standins.loopback import Fail, RateLimit
 
@@ -431,19 +441,32 @@ async def test_partial_refunds_claw_back_their_items_once_each(google: Google) -
     assert asked and all(r.query["includeQuantityBasedPartialRefund"] == "true" for r in asked)
 
 
-async def test_a_partial_refund_takes_back_only_what_is_left_unspent(google: Google) -> None:
+async def test_a_partial_refund_takes_back_what_a_job_held_when_the_job_gives_it_back(
+    google: Google,
+) -> None:
     user = uuid.uuid4()
     token = await _bought_three(google, user)
     c = google.client.app.state.runtime.container
     async with c.uow_factory()() as uow:
-        await place_hold(uow, user_id=user, amount=250, reference="job", now=google.clock.now())
+        hold = await place_hold(
+            uow, user_id=user, amount=250, reference="job", now=google.clock.now()
+        )
         await uow.commit()
     assert (await google.push(google.play.void(token, quantity=1))).status_code == 200
     assert await google.balance(user) == 0  # 50 were left of the pack; the job keeps 250
-    assert (
-        google.rows("SELECT clawed_back FROM store_transactions WHERE transaction_id = %s", token)
-        == 50
-    )
+    claimed = "SELECT clawed_back FROM store_transactions WHERE transaction_id = %s"
+    assert google.rows(claimed, token) == 100
+    owed = "SELECT owed FROM credit_lots l JOIN store_transactions s ON s.lot_id = l.id"
+    assert google.rows(owed + " WHERE s.transaction_id = %s", token) == 50
+    # the job fails: its 250 come back to the pack, less the 50 the refund is owed
+    async with c.uow_factory()() as uow:
+        assert await release_hold(uow, hold.id, google.clock.now())
+        await uow.commit()
+    assert await google.balance(user) == 200
+    assert google.rows(owed + " WHERE s.transaction_id = %s", token) == 0
+    taken = "SELECT -sum(amount) FROM credit_ledger WHERE user_id = %s AND kind = 'clawback'"
+    assert google.rows(taken, user) == 100
+    assert_ledger_invariants(google.pg, [user])
 
 
 async def test_a_partial_refund_the_voided_purchases_api_cannot_size_is_retried(
@@ -478,3 +501,93 @@ async def test_a_partial_refund_the_voided_purchases_api_cannot_size_is_retried(
     assert (await google.push(news, message_id="m-late")).status_code == 200
     assert (await google.push(news, message_id="m-late")).json()["actions"] == ["duplicate"]
     assert await google.balance(user) == 200
+
+
+async def test_a_job_released_while_a_second_partial_refund_comes_pays_what_is_owed_once(
+    pg_url: str, pg_engine: AsyncEngine
+) -> None:
+    """The job holding a partly refunded pack's credits fails while a second item's
+    refund is applied (the services on Postgres, on the test's own pool): whichever
+    gets the account first, the user keeps the one item not refunded, each refunded
+    credit is taken once, and the ledger adds up."""
+    uows = SqlUnitOfWorkFactory(pg_engine)
+    now = datetime.now(UTC)
+
+    async def refund(order: str, items: int, at_ms: int) -> list[EventOutcome]:
+        event = Revocation(
+            store=Store.GOOGLE,
+            occurred_at=now + timedelta(milliseconds=at_ms),
+            transaction_id=order,
+            original_transaction_id=order,
+            reason=RevocationReason.REFUND,
+            revoked_quantity=items,
+        )
+        return await handle_notification(
+            uows,
+            store=Store.GOOGLE,
+            notification_id=str(uuid.uuid4()),
+            kind="test",
+            events=[event],
+            catalog=DEFAULT_PRODUCTS,
+            now=now,
+        )
+
+    users = []
+    for round_ in range(6):
+        user, order = uuid.uuid4(), f"GPA.{uuid.uuid4()}"
+        users.append(user)
+        bought = Purchase(
+            store=Store.GOOGLE,
+            occurred_at=now,
+            transaction_id=order,
+            original_transaction_id=order,
+            store_product_id="credits_100",
+            user_id=user,
+            purchased_at=now,
+            quantity=3,
+        )
+        async with uows() as uow:
+            await claim_purchase(uow, bought, user_id=user, catalog=DEFAULT_PRODUCTS, now=now)
+            await uow.commit()
+        async with uows() as uow:
+            hold = await place_hold(uow, user_id=user, amount=250, reference="job", now=now)
+            await uow.commit()
+        assert [o.credits for o in await refund(order, 1, 1)] == [50]
+        locked = asyncio.Event()
+
+        async def blocker(user: uuid.UUID = user, locked: asyncio.Event = locked) -> None:
+            # holds the account while both ask for it, then lets them race
+            async with uows() as uow:
+                await uow.ledger.lock_account(user)
+                locked.set()
+                await asyncio.sleep(0.2)
+
+        async def release(
+            hold_id: uuid.UUID = hold.id, delay: float = 0.01 * round_, e: asyncio.Event = locked
+        ) -> bool:
+            await e.wait()
+            await asyncio.sleep(delay)
+            async with uows() as uow:
+                done = await release_hold(uow, hold_id, now)
+                await uow.commit()
+            return done
+
+        async def second(
+            order: str = order, delay: float = 0.05 - 0.01 * round_, e: asyncio.Event = locked
+        ) -> list[EventOutcome]:
+            await e.wait()
+            await asyncio.sleep(max(delay, 0))
+            return await refund(order, 2, 2)
+
+        _, released, outcomes = await asyncio.gather(blocker(), release(), second())
+        assert released
+        assert [o.action for o in outcomes] == ["clawed_back:partial"]
+        async with uows() as uow:
+            assert await uow.ledger.balance(user) == 100
+            tx = await uow.purchases.get_transaction(Store.GOOGLE, order)
+            assert tx is not None and tx.lot_id is not None and tx.clawed_back == 200
+            [lot] = await uow.ledger.lots_by_id([tx.lot_id])
+            assert (lot.remaining, lot.owed) == (100, 0)
+            entries = await uow.ledger.entries(user, limit=100)
+        assert sum(e.amount for e in entries if e.kind is EntryKind.CLAWBACK) == -200
+    assert_ledger_invariants(pg_url, users)

@@ -17,7 +17,7 @@ from core.entitlements import TransactionStatus
 from core.errors import InvalidInput
 from core.products import DEFAULT_PRODUCTS, Store
 from core.services import purchases as svc
-from core.services.credits import place_hold, release_hold
+from core.services.credits import place_hold, release_hold, settle_hold
 from core.store_events import (
     WHOLE_SHARE,
     Purchase,
@@ -109,23 +109,142 @@ async def test_a_share_is_rounded_to_the_nearest_credit() -> None:
     assert (await account(factory, user)).balance == 0
 
 
-async def test_credits_a_job_held_during_a_partial_refund_are_taken_by_the_next_one() -> None:
-    """Spent or held credits stay with the job; what the store is owed and the pack
-    did not have then is taken from the pack's lot by the next refund, not twice."""
+async def _hold(factory: InMemoryUnitOfWorkFactory, user: uuid.UUID, amount: int) -> uuid.UUID:
+    async with factory() as uow:
+        held = await place_hold(uow, user_id=user, amount=amount, reference="job", now=T0)
+        await uow.commit()
+    return held.id
+
+
+async def _end(factory: InMemoryUnitOfWorkFactory, hold_id: uuid.UUID, *, settle: bool) -> bool:
+    async with factory() as uow:
+        end = settle_hold if settle else release_hold
+        done = await end(uow, hold_id, T0 + timedelta(hours=2))
+        await uow.commit()
+    return done
+
+
+async def _owed(factory: InMemoryUnitOfWorkFactory, tx: str) -> int:
+    async with factory() as uow:
+        found = await uow.purchases.get_transaction(Store.APPLE, tx)
+        assert found is not None and found.lot_id is not None
+        [lot] = await uow.ledger.lots_by_id([found.lot_id])
+    return lot.owed
+
+
+async def test_credits_a_job_held_during_a_partial_refund_are_taken_when_it_releases_them() -> None:
+    """The job keeps what it holds; what the refund could not take is owed by the pack's
+    lot, and taken from the credits that come back to it when the job fails."""
     factory = InMemoryUnitOfWorkFactory()
     user, tx = await _bought(factory)
-    async with factory() as uow:
-        held = await place_hold(uow, user_id=user, amount=250, reference="job", now=T0)
-        await uow.commit()
+    held = await _hold(factory, user, 250)
     assert (await _apply(factory, _refund(tx, 1, revoked_quantity=1))).credits == 50
-    async with factory() as uow:
-        await release_hold(uow, held.id, T0)
-        await uow.commit()
-    assert (await account(factory, user)).balance == 250
-    # two of three in all: 200 owed, 50 taken, so 150 now
-    assert (await _apply(factory, _refund(tx, 2, revoked_quantity=2))).credits == 150
+    assert await _clawed_back(factory, tx) == (100, TransactionStatus.GRANTED.value)
+    assert await _owed(factory, tx) == 50
+    assert await _end(factory, held, settle=False)
+    acc = await account(factory, user)
+    assert acc.balance == 200 == sum(e.amount for e in acc.entries)
+    assert [e.amount for e in acc.entries[:2]] == [-50, 250]  # released, then paid
+    assert await _owed(factory, tx) == 0
+    assert not await _end(factory, held, settle=False)  # released once, paid once
+    assert (await account(factory, user)).entries == acc.entries
+    # two of three in all: 100 more, not counting the first one's twice
+    assert (await _apply(factory, _refund(tx, 2, revoked_quantity=2))).credits == 100
     assert (await account(factory, user)).balance == 100
     assert (await _apply(factory, _refund(tx, 3, revoked_quantity=2))).credits == 0
+
+
+async def test_a_prorated_refund_while_a_job_holds_the_credits_is_taken_on_release() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    held = await _hold(factory, user, 250)
+    assert (await _apply(factory, _refund(tx, 1, revoked_share=33333))).credits == 50
+    await _end(factory, held, settle=False)
+    assert (await account(factory, user)).balance == 200
+
+
+async def test_a_settled_hold_pays_nothing_of_what_a_partial_refund_could_not_take() -> None:
+    """Spent credits stay spent, as with a full refund: the user keeps what the pack
+    granted less what was spent and what was refunded, never below nothing."""
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    spent, failed = await _hold(factory, user, 150), await _hold(factory, user, 100)
+    assert (await _apply(factory, _refund(tx, 1, revoked_quantity=1))).credits == 50
+    assert await _end(factory, spent, settle=True)
+    assert (await account(factory, user)).balance == 0
+    assert await _owed(factory, tx) == 50  # still owed: the other job may give it back
+    assert await _end(factory, failed, settle=False)
+    assert (await account(factory, user)).balance == 50 == 300 - 150 - 100
+    assert await _owed(factory, tx) == 0
+
+    # all of it spent: what the refund could not take is never taken
+    user, tx = await _bought(factory)
+    held = await _hold(factory, user, 250)
+    await _apply(factory, _refund(tx, 1, revoked_quantity=2))
+    assert await _end(factory, held, settle=True)
+    acc = await account(factory, user)
+    assert acc.balance == 0
+    assert sum(-e.amount for e in acc.of_kind(EntryKind.CLAWBACK)) == 50
+
+
+async def test_partial_refunds_while_a_job_holds_the_credits_add_up_to_what_is_owed() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    held = await _hold(factory, user, 250)
+    assert (await _apply(factory, _refund(tx, 1, revoked_quantity=1))).credits == 50
+    assert (await _apply(factory, _refund(tx, 2, revoked_quantity=2))).credits == 0
+    assert await _owed(factory, tx) == 150
+    await _end(factory, held, settle=False)
+    assert (await account(factory, user)).balance == 100
+    assert await _clawed_back(factory, tx) == (200, TransactionStatus.GRANTED.value)
+
+
+async def test_a_full_refund_forgives_what_the_partial_ones_left_owed() -> None:
+    """The whole pack refunded: the lot ends, and what the job held expires when it
+    comes back; the transaction keeps what was taken, for a reversal to give back."""
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    held = await _hold(factory, user, 250)
+    await _apply(factory, _refund(tx, 1, revoked_quantity=1))
+    outcome = await _apply(factory, _refund(tx, 2))
+    assert (outcome.action, outcome.credits) == ("clawed_back:refunded", 0)
+    assert await _owed(factory, tx) == 0
+    assert await _clawed_back(factory, tx) == (50, TransactionStatus.REFUNDED.value)
+    await _end(factory, held, settle=False)
+    acc = await account(factory, user)
+    assert acc.balance == 0
+    assert sum(-e.amount for e in acc.of_kind(EntryKind.EXPIRY)) == 250
+
+
+async def test_a_reversal_while_a_job_holds_the_credits_forgives_what_was_owed() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    held = await _hold(factory, user, 250)
+    await _apply(factory, _refund(tx, 1, revoked_quantity=1))
+    assert (await _apply(factory, _reversal(tx, 2))).credits == 50
+    assert await _owed(factory, tx) == 0
+    assert await _clawed_back(factory, tx) == (0, TransactionStatus.GRANTED.value)
+    await _end(factory, held, settle=False)
+    assert (await account(factory, user)).balance == 300
+
+
+async def test_a_reversal_gives_back_to_a_lot_the_partial_refund_emptied() -> None:
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)
+    await _end(factory, await _hold(factory, user, 200), settle=True)
+    assert (await _apply(factory, _refund(tx, 1, revoked_quantity=1))).credits == 100
+    assert (await account(factory, user)).balance == 0
+    assert (await _apply(factory, _reversal(tx, 2))).credits == 100
+    assert (await account(factory, user)).balance == 100
+
+
+def _reversal(tx: str, minutes: int) -> RefundReversal:
+    return RefundReversal(
+        store=Store.APPLE,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        transaction_id=tx,
+        original_transaction_id=tx,
+    )
 
 
 async def test_a_reversal_returns_what_partial_refunds_took_to_the_pack() -> None:
