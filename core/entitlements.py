@@ -6,8 +6,14 @@ between the statuses of ``EntitlementStatus``; the rules here are the only place
 that decides:
 
 - stale news (older than the last applied) changes nothing;
+- a new period needs a new payment: news naming the payment already applied (the
+  same ``transaction_id``) keeps the period's start and its allowance months however
+  its end moves (Google moves ``expiryTime`` to the end of a grace period, and on a
+  deferral); only the access and the period's end follow it;
 - a refunded or revoked period stays refunded or revoked: only a later period (a
-  resubscription) or an explicit refund reversal brings access back;
+  resubscription, a new payment) or an explicit refund reversal brings access back;
+- a subscription an upgrade or downgrade replaced stays REPLACED, whatever the store
+  still says about it;
 - an active subscription whose auto-renewal is off is AUTO_RENEW_OFF (still
   entitled); one whose paid period is over is EXPIRED whatever the snapshot says.
 
@@ -143,6 +149,8 @@ def derive_status(snapshot: SubscriptionSnapshot, now: datetime) -> EntitlementS
     if status in (EntitlementStatus.AUTO_RENEW_OFF, EntitlementStatus.REFUNDED):
         # never sent by an adapter; read as what the store could have meant
         return EntitlementStatus.ACTIVE if snapshot.period_end > now else EntitlementStatus.EXPIRED
+    if status is EntitlementStatus.REPLACED:
+        return EntitlementStatus.EXPIRED  # never sent either: only the core replaces
     return status
 
 
@@ -170,12 +178,22 @@ def apply_snapshot(
     """The entitlement after the store's news, or None when the news changes nothing."""
     if snapshot.occurred_at < entitlement.event_at:
         return None  # stale: delivered after newer news
+    if entitlement.status is EntitlementStatus.REPLACED:
+        return None  # the store may read the old one as active for a while: it is over
+    paid_before = snapshot.transaction_id == entitlement.latest_transaction_id
     ended = (EntitlementStatus.REFUNDED, EntitlementStatus.REVOKED)
-    if entitlement.status in ended and snapshot.period_end <= entitlement.period_end:
-        return None  # the refunded period stays refunded
-    start = period_start_of(snapshot, product)
-    same_period = (
-        start == entitlement.period_start and snapshot.period_end == entitlement.period_end
+    if entitlement.status in ended and (
+        paid_before or snapshot.period_end <= entitlement.period_end
+    ):
+        return None  # the refunded period stays refunded, however far its end moved
+    if paid_before and snapshot.period_end > entitlement.period_start:
+        # no new payment: a period start counted back from a moved end (Google's grace
+        # period, a deferral) would open a new allowance month nobody paid for
+        start = entitlement.period_start
+    else:
+        start = period_start_of(snapshot, product)
+    same_period = start == entitlement.period_start and (
+        paid_before or snapshot.period_end == entitlement.period_end
     )
     return msgspec.structs.replace(
         entitlement,

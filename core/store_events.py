@@ -30,6 +30,9 @@ class EntitlementStatus(enum.StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"  # taken away by the store (family sharing ended, fraud)
     REFUNDED = "refunded"
+    #: an upgrade or downgrade replaced it (Google's ``linkedPurchaseToken``): over for
+    #: good, whatever the store still says about it
+    REPLACED = "replaced"
 
 
 #: statuses that give access (and the plan's queue tier)
@@ -70,12 +73,12 @@ class SubscriptionSnapshot(_Event, frozen=True, tag="subscription"):
     """The store's current view of one subscription (its whole renewal chain)."""
 
     original_transaction_id: str
-    #: the transaction that paid for the current period (Apple transactionId,
-    #: Google latestOrderId)
+    #: the transaction that paid for the current period (Apple transactionId, Google
+    #: the line item's latestSuccessfulOrderId): a new allowance period needs a new one
     transaction_id: str
     store_product_id: str
     user_id: uuid.UUID | None
-    #: never AUTO_RENEW_OFF or REFUNDED: those the core derives
+    #: never AUTO_RENEW_OFF, REFUNDED or REPLACED: those the core derives
     status: EntitlementStatus
     auto_renew: bool
     period_end: datetime

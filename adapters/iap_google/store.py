@@ -384,11 +384,17 @@ class GooglePlayStore:
         if status is EntitlementStatus.ACTIVE and "freeTrial" in (item.get("offerPhase") or {}):
             status = EntitlementStatus.TRIAL
         account = (sub.get("externalAccountIdentifiers") or {}).get("obfuscatedExternalAccountId")
+        # the order that paid for the current period: the line item's latest successful
+        # one. Not the deprecated top-level latestOrderId where the item names one: that
+        # is the latest order of any kind, the renewal declined in a grace period too,
+        # which would read as a new payment. The period start is left to the core: Play
+        # gives none, and moves expiryTime without a payment (grace period, deferral).
+        paid_by = item.get("latestSuccessfulOrderId") or sub.get("latestOrderId") or token
         return SubscriptionSnapshot(
             store=Store.GOOGLE,
             occurred_at=occurred,
             original_transaction_id=token,
-            transaction_id=str(sub.get("latestOrderId") or token),
+            transaction_id=str(paid_by),
             store_product_id=str(item.get("productId", "")),
             user_id=_user(account),
             status=status,

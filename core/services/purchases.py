@@ -289,14 +289,15 @@ async def _end_replaced(
 ) -> None:
     """An upgrade or downgrade replaced the user's old subscription: the store reads
     both as active for a while, but only the new one pays from now on; the old one
-    earns no more allowance months."""
+    is REPLACED for good (later news about it changes nothing) and earns no more
+    allowance months. What it already granted stays granted: it was paid for."""
     assert event.replaces is not None
     await uow.purchases.lock(event.store, event.replaces)
     old = await uow.purchases.get_entitlement(event.store, event.replaces)
-    if old is None or old.user_id != user_id or old.status is EntitlementStatus.EXPIRED:
+    if old is None or old.user_id != user_id or old.status is EntitlementStatus.REPLACED:
         return
     await uow.purchases.save_entitlement(
-        end_entitlement(old, EntitlementStatus.EXPIRED, event.occurred_at, now)
+        end_entitlement(old, EntitlementStatus.REPLACED, event.occurred_at, now)
     )
 
 

@@ -28,6 +28,7 @@ from core.services.purchases import (
     EventOutcome,
     acknowledge_pending,
     claim_purchase,
+    grant_due_allowances,
     handle_notification,
 )
 from core.store_events import Purchase, Revocation, RevocationReason
@@ -92,6 +93,36 @@ class Google:
             row = conn.execute(sql, args).fetchone()
         assert row is not None
         return int(row[0])
+
+    async def rtdn(self, token: str, kind: int, product: str) -> list[str]:
+        """A subscription notification (``notificationType`` ``kind``) for ``token``."""
+        response = await self.push(
+            {
+                "subscriptionNotification": {
+                    "version": "1.0",
+                    "notificationType": kind,
+                    "purchaseToken": token,
+                    "subscriptionId": product,
+                }
+            }
+        )
+        assert response.status_code == 200, response.text
+        actions: list[str] = response.json()["actions"]
+        return actions
+
+    def grants(self, token: str) -> int:
+        return self.rows(
+            "SELECT count(*) FROM allowance_grants WHERE original_transaction_id = %s", token
+        )
+
+    async def scheduler(self) -> int:
+        c = self.client.app.state.runtime.container
+        return await grant_due_allowances(
+            c.uow_factory(), catalog=c.iap.products(), now=self.clock.now()
+        )
+
+    def at(self, moment: datetime) -> None:
+        self.clock.advance((moment - self.clock.now()).total_seconds() + 60)
 
 
 @pytest.fixture
@@ -355,17 +386,148 @@ async def test_an_upgrade_ends_the_replaced_subscription(google: Google) -> None
 
     sub = await google.subscription(user)
     assert (sub["status"], sub["tier"]) == ("active", "premium"), sub
-    ended = google.rows(
-        "SELECT count(*) FROM entitlements WHERE original_transaction_id = %s"
-        " AND status = 'expired' AND next_allowance_at IS NULL",
+    # the old plan's month was paid for: its credits stay
+    assert await google.balance(user) == 2000
+
+    def check_replaced() -> None:
+        ended = google.rows(
+            "SELECT count(*) FROM entitlements WHERE original_transaction_id = %s"
+            " AND status = 'replaced' AND next_allowance_at IS NULL",
+            old,
+        )
+        assert ended == 1
+        still_paying = google.rows(
+            "SELECT count(*) FROM entitlements WHERE user_id = %s AND next_allowance_at IS NOT NULL",
+            user,
+        )
+        assert still_paying == 1
+
+    check_replaced()
+    # Play goes on reading the old token for a while: cancelled, paid up to its expiry
+    # (SUBSCRIPTION_CANCELED = 3), then active again: it stays replaced
+    order = google.play.subscriptions[old]["latestOrderId"]
+    google.play.set_subscription(
         old,
-    )
-    assert ended == 1
-    still_paying = google.rows(
-        "SELECT count(*) FROM entitlements WHERE user_id = %s AND next_allowance_at IS NOT NULL",
+        "pro_yearly",
         user,
+        state="SUBSCRIPTION_STATE_CANCELED",
+        expiry=expiry,
+        order=order,
+        auto_renew=False,
     )
-    assert still_paying == 1
+    assert await google.rtdn(old, 3, "pro_yearly") == ["replaced"]
+    google.play.set_subscription(old, "pro_yearly", user, expiry=expiry, order=order)
+    assert await google.rtdn(old, 2, "pro_yearly") == ["replaced"]
+    check_replaced()
+    # a month on, only the replacement earns its second month
+    google.clock.advance(32 * 86400)
+    assert await google.scheduler() == 1500
+    assert google.grants(old) == 1
+    sub = await google.subscription(user)
+    assert (sub["plan"], sub["tier"]) == ("premium_yearly", "premium"), sub
+
+
+# --- periods Play moves without a payment --------------------------------------------
+
+
+async def test_a_grace_period_grants_no_month_until_the_renewal_is_paid(google: Google) -> None:
+    """A failed renewal: Play keeps access for the grace period and moves expiryTime to
+    its end, the paid order unchanged (the top-level latestOrderId names the declined
+    renewal). No month is granted until the renewal is paid; the grace days are part
+    of the renewed period (its renewal date stands)."""
+    user, token, product = uuid.uuid4(), f"sub-{uuid.uuid4()}", "premium_monthly"
+    e1 = add_months(google.clock.now(), 1)
+    google.play.set_subscription(token, product, user, expiry=e1, order="GPA.7001")
+    assert (await google.buy(user, product, token)).json()["creditsGranted"] == 1500
+    period_start = (await google.subscription(user))["periodStart"]
+
+    google.at(e1)  # the first month's credits expire with it
+    assert google.play.fail_renewal(token, grace=timedelta(days=7)) == "GPA.7001..0"
+    assert await google.rtdn(token, 6, product) == ["grace_period"]  # SUBSCRIPTION_IN_GRACE_PERIOD
+    sub = await google.subscription(user)
+    assert (sub["status"], sub["tier"], sub["periodStart"]) == (
+        "grace_period",
+        "premium",
+        period_start,
+    ), sub
+    assert await google.balance(user) == 0
+    google.clock.advance(2 * 86400)
+    assert await google.scheduler() == 0
+    assert google.grants(token) == 1
+
+    # the renewal is paid on the third day (SUBSCRIPTION_RECOVERED = 1): its month
+    google.play.recover(token, google.clock.now(), grace=timedelta(days=7))
+    assert await google.rtdn(token, 1, product) == ["active"]
+    assert await google.balance(user) == 1500
+    assert google.grants(token) == 2
+    assert (
+        google.rows(
+            "SELECT count(*) FROM allowance_grants WHERE original_transaction_id = %s"
+            " AND transaction_id = 'GPA.7001..0' AND month_start = %s",
+            token,
+            e1,
+        )
+        == 1
+    )
+
+
+async def test_account_hold_grants_nothing_and_a_recovery_starts_a_new_period(
+    google: Google,
+) -> None:
+    user, token, product = uuid.uuid4(), f"sub-{uuid.uuid4()}", "pro_monthly"
+    e1 = add_months(google.clock.now(), 1)
+    google.play.set_subscription(token, product, user, expiry=e1, order="GPA.7002")
+    assert (await google.buy(user, product, token)).json()["creditsGranted"] == 500
+
+    google.at(e1)
+    google.play.fail_renewal(token, grace=timedelta(days=3))
+    assert await google.rtdn(token, 6, product) == ["grace_period"]
+    google.at(e1 + timedelta(days=3))
+    google.play.hold(token)  # SUBSCRIPTION_ON_HOLD = 5
+    assert await google.rtdn(token, 5, product) == ["on_hold"]
+    assert (await google.subscription(user))["tier"] == "free"
+    google.clock.advance(4 * 86400)
+    assert await google.scheduler() == 0
+    assert google.grants(token) == 1
+
+    recovered_at = google.clock.now()
+    google.play.recover(token, recovered_at, grace=timedelta(days=3))
+    assert await google.rtdn(token, 1, product) == ["active"]
+    assert await google.balance(user) == 500
+    assert google.grants(token) == 2
+    sub = await google.subscription(user)
+    assert sub["periodEnd"] == google.play.subscriptions[token]["lineItems"][0]["expiryTime"]
+    assert datetime.fromisoformat(sub["periodStart"]) == recovered_at
+
+
+async def test_a_deferral_extends_the_paid_month_and_grants_no_other(google: Google) -> None:
+    """subscriptionsv2.defer (SUBSCRIPTION_DEFERRED = 9) moves expiryTime only: the
+    period and its month stay as paid, the days added earn nothing; the next payment
+    does."""
+    user, token, product = uuid.uuid4(), f"sub-{uuid.uuid4()}", "pro_monthly"
+    e1 = add_months(google.clock.now(), 1)
+    google.play.set_subscription(token, product, user, expiry=e1, order="GPA.7003")
+    assert (await google.buy(user, product, token)).json()["creditsGranted"] == 500
+    before = await google.subscription(user)
+
+    google.clock.advance(3 * 86400)
+    deferred = e1 + timedelta(days=5)
+    google.play.defer(token, expected=e1, desired=deferred)
+    assert await google.rtdn(token, 9, product) == ["active"]
+    after = await google.subscription(user)
+    assert after["periodStart"] == before["periodStart"]
+    assert datetime.fromisoformat(after["periodEnd"]) == deferred
+    for moment in (google.clock.now() + timedelta(days=3), e1 + timedelta(days=1)):
+        google.at(moment)
+        assert await google.scheduler() == 0
+        assert (await google.subscription(user))["active"] is True
+    assert google.grants(token) == 1
+
+    google.at(deferred)
+    google.play.renew(token)
+    assert await google.rtdn(token, 2, product) == ["active"]  # SUBSCRIPTION_RENEWED
+    assert google.grants(token) == 2
+    assert await google.balance(user) == 500
 
 
 # --- refunds of multi-item packs ---------------------------------------------------------

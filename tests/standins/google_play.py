@@ -18,6 +18,16 @@ OIDC certificates Pub/Sub push tokens are checked against, on one loopback serve
   ``tokenPagination.nextPageToken`` / ``token``.
 - ``GET /oidc/certs``: ``{kid: PEM certificate}`` of the key ``push_token`` signs with.
 
+A subscription's life as Play tells it (``renew``, ``fail_renewal``, ``hold``,
+``recover``, ``defer``): each paid order is the line item's ``latestSuccessfulOrderId``
+(``GPA.x`` at signup, ``GPA.x..0``, ``GPA.x..1``, ... at renewals); the deprecated
+top-level ``latestOrderId`` is the latest order of any kind, a declined renewal
+included. A failed renewal opens the grace period (``SUBSCRIPTION_STATE_IN_GRACE_PERIOD``)
+and moves ``expiryTime`` to its end; account hold (``SUBSCRIPTION_STATE_ON_HOLD``)
+leaves it there, in the past; a recovery from grace keeps the renewal date (the new
+period runs from the old expiry), one from hold starts the period at the recovery; a
+deferral (``subscriptionsv2.defer``) moves ``expiryTime`` only, no order is made.
+
 Faults: ``inject(Fail(500))``, ``inject(RateLimit())``, ``inject(Stall(5))``.
 """
 
@@ -38,6 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from core.products import add_months
 from tests.standins.loopback import Fault, LoopbackStandIn, Reply, Request, json_reply
 
 PACKAGE = "app.genstudio.android"
@@ -49,6 +60,10 @@ def _pem(key: rsa.RSAPrivateKey) -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _self_signed(key: rsa.RSAPrivateKey) -> str:
@@ -177,26 +192,94 @@ class GooglePlayStandIn(LoopbackStandIn):
         expiry: datetime,
         auto_renew: bool = True,
         order: str | None = None,
+        latest_order: str | None = None,
     ) -> None:
+        """``order``: the order that paid for the current period; ``latest_order``: the
+        latest order of any kind (a declined renewal), ``order`` unless given."""
+        paid = order or f"GPA.{token[:8]}"
         sub: dict[str, Any] = {
             "kind": "androidpublisher#subscriptionPurchaseV2",
             "regionCode": "US",
-            "startTime": (expiry - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+            "startTime": _rfc3339(expiry - timedelta(days=30)),
             "subscriptionState": state,
-            "latestOrderId": order or f"GPA.{token[:8]}",
+            "latestOrderId": latest_order or paid,
             "acknowledgementState": "ACKNOWLEDGEMENT_STATE_PENDING",
             "lineItems": [
                 {
                     "productId": product_id,
-                    "expiryTime": expiry.isoformat().replace("+00:00", "Z"),
+                    "expiryTime": _rfc3339(expiry),
                     "autoRenewingPlan": {"autoRenewEnabled": auto_renew},
                     "offerDetails": {"basePlanId": "monthly"},
+                    "latestSuccessfulOrderId": paid,
                 }
             ],
         }
         if user is not None:
             sub["externalAccountIdentifiers"] = {"obfuscatedExternalAccountId": str(user)}
         self.subscriptions[token] = sub
+
+    # -- a subscription's life ----------------------------------------------------------
+
+    def _item(self, token: str) -> dict[str, Any]:
+        item: dict[str, Any] = self.subscriptions[token]["lineItems"][0]
+        return item
+
+    def expiry(self, token: str) -> datetime:
+        return datetime.fromisoformat(self._item(token)["expiryTime"].replace("Z", "+00:00"))
+
+    def _next_order(self, token: str) -> str:
+        """Play's recurring order ids: ``GPA.x..0`` renews ``GPA.x``, then ``..1``, ..."""
+        last = str(self.subscriptions[token]["latestOrderId"])
+        base, _, n = last.partition("..")
+        return f"{base}..{int(n) + 1 if n else 0}"
+
+    def _paid(self, token: str, order: str, expiry: datetime) -> None:
+        sub, item = self.subscriptions[token], self._item(token)
+        sub["subscriptionState"] = "SUBSCRIPTION_STATE_ACTIVE"
+        sub["latestOrderId"] = order
+        item["latestSuccessfulOrderId"] = order
+        item["expiryTime"] = _rfc3339(expiry)
+
+    def renew(self, token: str, *, months: int = 1) -> str:
+        """The renewal at expiry is paid: a new order, the next period. Answers the order."""
+        order = self._next_order(token)
+        self._paid(token, order, add_months(self.expiry(token), months))
+        return order
+
+    def fail_renewal(self, token: str, *, grace: timedelta = timedelta(days=7)) -> str:
+        """The renewal at expiry is declined: Play opens the grace period and moves
+        ``expiryTime`` to its end; the paid order stays the last successful one.
+        Answers the declined order."""
+        sub = self.subscriptions[token]
+        declined = self._next_order(token)
+        sub["subscriptionState"] = "SUBSCRIPTION_STATE_IN_GRACE_PERIOD"
+        sub["latestOrderId"] = declined
+        self._item(token)["expiryTime"] = _rfc3339(self.expiry(token) + grace)
+        return declined
+
+    def hold(self, token: str) -> None:
+        """The grace period ended unpaid: account hold, no access; expiryTime stays past."""
+        self.subscriptions[token]["subscriptionState"] = "SUBSCRIPTION_STATE_ON_HOLD"
+
+    def recover(self, token: str, at: datetime, *, grace: timedelta, months: int = 1) -> None:
+        """The declined renewal is paid at ``at``: from a grace period of ``grace`` the
+        renewal date stands (the period runs from the expiry before the grace period);
+        from account hold the new period starts at ``at``."""
+        sub = self.subscriptions[token]
+        order = str(sub["latestOrderId"])
+        if sub["subscriptionState"] == "SUBSCRIPTION_STATE_ON_HOLD":
+            expiry = add_months(at, months)
+        else:
+            expiry = add_months(self.expiry(token) - grace, months)
+        self._paid(token, order, expiry)
+
+    def defer(self, token: str, *, expected: datetime, desired: datetime) -> None:
+        """``subscriptionsv2.defer``: the next charge moves to ``desired``; only
+        ``expiryTime`` changes, nothing is paid. Refused, as Play does, unless the
+        expiry is ``expected`` and ``desired`` later."""
+        if self.expiry(token) != expected or desired <= expected:
+            raise ValueError("Play refuses the deferral")
+        self._item(token)["expiryTime"] = _rfc3339(desired)
 
     def void(
         self,
@@ -212,7 +295,12 @@ class GooglePlayStandIn(LoopbackStandIn):
         ``voidedPurchaseNotification`` for it."""
         subscription = token in self.subscriptions
         purchase = self.subscriptions[token] if subscription else self.products[token]
-        order = purchase.get("latestOrderId" if subscription else "orderId") or ""
+        # a subscription's refund is of a paid order: its latest successful one
+        order = (
+            self._item(token).get("latestSuccessfulOrderId")
+            if subscription
+            else purchase.get("orderId")
+        ) or ""
         entry: dict[str, Any] = {
             "kind": "androidpublisher#voidedPurchase",
             "purchaseToken": token,

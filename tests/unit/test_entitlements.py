@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from core.entitlements import apply_snapshot, derive_status, new_entitlement
@@ -106,5 +107,77 @@ def test_a_refunded_period_is_not_brought_back_by_the_stores_older_view() -> Non
         start=add_months(T0, 1),
         end=add_months(T0, 2),
     )
+    resubscribed = msgspec.structs.replace(resubscribed, transaction_id="t2")  # a new payment
     after = apply_snapshot(refunded, resubscribed, plan, T0 + timedelta(days=40))
     assert after is not None and after.status is EntitlementStatus.ACTIVE
+
+
+def google(
+    status: EntitlementStatus = EntitlementStatus.ACTIVE,
+    *,
+    at: datetime = T0,
+    order: str = "GPA.1",
+    expiry: datetime | None = None,
+) -> SubscriptionSnapshot:
+    """As the Google adapter reads Play: no period start, the paying order's id."""
+    return msgspec.structs.replace(
+        snap(status, at=at, start=None, end=expiry or add_months(T0, 1)), transaction_id=order
+    )
+
+
+def test_a_moved_expiry_without_a_new_payment_keeps_the_period_and_its_months() -> None:
+    plan = product()
+    ent = new_entitlement(google(), plan, USER, T0)
+    month = ent.months(plan)
+    # the renewal fails: Play moves expiryTime to the grace period's end, same paid order
+    grace_end = add_months(T0, 1) + timedelta(days=7)
+    later = add_months(T0, 1) + timedelta(hours=1)
+    graced = apply_snapshot(
+        ent, google(EntitlementStatus.GRACE_PERIOD, at=later, expiry=grace_end), plan, later
+    )
+    assert graced is not None and graced.entitled
+    assert (graced.period_start, graced.period_end) == (ent.period_start, grace_end)
+    assert graced.months(plan) == month  # no month starts in the grace period
+    assert graced.current_month(plan, later) is None
+    # a deferral: the same, whatever the status
+    deferred = apply_snapshot(ent, google(expiry=grace_end, at=later), plan, later)
+    assert deferred is not None and deferred.period_start == ent.period_start
+    # the renewal is paid at last (a new order): a new period, its month
+    renewed = apply_snapshot(
+        graced, google(at=later, order="GPA.1..0", expiry=add_months(T0, 2)), plan, later
+    )
+    assert renewed is not None and renewed.period_start == add_months(add_months(T0, 2), -1)
+    assert renewed.current_month(plan, later) is not None
+
+
+def test_a_refunded_payment_stays_refunded_when_its_expiry_moves() -> None:
+    plan = product()
+    ent = new_entitlement(google(), plan, USER, T0)
+    refunded = msgspec.structs.replace(ent, status=EntitlementStatus.REFUNDED)
+    moved = google(at=T0 + timedelta(days=1), expiry=add_months(T0, 1) + timedelta(days=5))
+    assert apply_snapshot(refunded, moved, plan, T0 + timedelta(days=1)) is None
+
+
+def test_a_replaced_subscription_stays_replaced_whatever_the_store_says() -> None:
+    plan = product()
+    ent = new_entitlement(google(), plan, USER, T0)
+    replaced = msgspec.structs.replace(ent, status=EntitlementStatus.REPLACED)
+    assert not replaced.entitled
+    later = T0 + timedelta(days=3)
+    for news in (
+        google(at=later),  # Play still reads the old token as active
+        google(at=later, order="GPA.1..0", expiry=add_months(T0, 2)),
+    ):
+        assert apply_snapshot(replaced, news, plan, later) is None
+    # never sent by an adapter; read as over
+    assert derive_status(google(EntitlementStatus.REPLACED), T0) is EntitlementStatus.EXPIRED
+
+
+def test_apple_periods_still_come_from_the_transaction() -> None:
+    plan = product()
+    ent = new_entitlement(snap(), plan, USER, T0)
+    renewal = snap(at=T0 + timedelta(days=31), start=add_months(T0, 1), end=add_months(T0, 2))
+    renewal = msgspec.structs.replace(renewal, transaction_id="t2")
+    after = apply_snapshot(ent, renewal, plan, T0 + timedelta(days=31))
+    assert after is not None
+    assert (after.period_start, after.period_end) == (add_months(T0, 1), add_months(T0, 2))

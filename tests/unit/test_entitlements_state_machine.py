@@ -10,6 +10,9 @@ Invariants after every step:
   all together included; a pack's transaction is
   granted once however often it is presented;
 - redelivering a notification changes nothing;
+- every allowance month granted is a month of a period some payment paid for: news
+  that moves a period's end without a payment (Google's grace period and deferrals
+  move ``expiryTime``; its snapshots carry no period start) opens no month;
 - a renewal refunded before its own news came is never granted, nor entitles (until
   the refund is reversed); refund news older than a reversal already applied (news
   delivered out of order) changes nothing.
@@ -25,6 +28,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import msgspec
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -69,6 +73,8 @@ class PurchasesMachine(RuleBasedStateMachine):
         self.notifications: list[tuple[str, list[StoreEvent]]] = []
         #: renewals refunded before their own news came (and not reversed since)
         self.refunded_ahead: set[str] = set()
+        #: kind -> the start of every allowance month some payment paid for
+        self.paid_months: dict[str, set[datetime]] = {}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -112,7 +118,9 @@ class PurchasesMachine(RuleBasedStateMachine):
 
     @rule(credits=st.sampled_from([100, 550, 1200]), quantity=st.integers(1, 3))
     def buy_pack(self, credits: int, quantity: int) -> None:
-        tx = f"pack-{uuid.uuid4()}"
+        # numbered, not random: the packs a rule samples from are the same when
+        # Hypothesis replays a failing run
+        tx = f"pack-{len(self.packs):04d}"
         event = Purchase(
             store=Store.APPLE,
             occurred_at=self.now,
@@ -198,7 +206,31 @@ class PurchasesMachine(RuleBasedStateMachine):
         else:
             start = self.now - timedelta(hours=1)
             self.plans[kind] = (f"sub-{uuid.uuid4()}", start, add_months(start, months), 0)
+        self.paid_months.setdefault(kind, set()).update(add_months(start, k) for k in range(months))
         self.notify([self.snapshot(kind, EntitlementStatus.ACTIVE)])
+
+    @precondition(lambda self: bool(self.plans))
+    @rule(
+        data=st.data(),
+        days=st.integers(min_value=1, max_value=30),
+        status=st.sampled_from([EntitlementStatus.GRACE_PERIOD, EntitlementStatus.ACTIVE]),
+    )
+    def store_moves_the_period_end(
+        self, data: st.DataObject, days: int, status: EntitlementStatus
+    ) -> None:
+        """A grace period or a deferral, as the Google adapter reads it: the same paid
+        transaction, a later end, no period start."""
+        kind = data.draw(st.sampled_from(sorted(self.plans)))
+        original, start, end, n = self.plans[kind]
+        moved = end + timedelta(days=days)
+        self.notify(
+            [
+                msgspec.structs.replace(
+                    self.snapshot(kind, status), period_start=None, period_end=moved
+                )
+            ]
+        )
+        self.plans[kind] = (original, start, moved, n)
 
     @precondition(lambda self: bool(self.plans))
     @rule(
@@ -366,6 +398,18 @@ class PurchasesMachine(RuleBasedStateMachine):
         allowance, grants, taken = run(read())
         assert allowance == grants
         assert all(clawed <= credits for clawed, credits in taken)
+
+    @invariant()
+    def every_month_granted_was_paid_for(self) -> None:
+        async def read() -> dict[str, list[datetime]]:
+            async with self.factory() as uow:
+                return {
+                    kind: [g.month_start for g in await uow.purchases.grants(Store.APPLE, orig)]
+                    for kind, (orig, *_) in self.plans.items()
+                }
+
+        for kind, starts in run(read()).items():
+            assert set(starts) <= self.paid_months[kind], kind
 
     @invariant()
     def a_renewal_refunded_ahead_earns_nothing(self) -> None:
