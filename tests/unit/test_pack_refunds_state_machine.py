@@ -221,10 +221,16 @@ class PackRefundsMachine(RuleBasedStateMachine):
                 for tx, (credits, first_lot) in self.packs.items():
                     found = await uow.purchases.get_transaction(Store.APPLE, tx)
                     assert found is not None
-                    taken = -sum(
-                        e.amount
-                        for e in entries
-                        if e.kind is EntryKind.CLAWBACK and e.lot_id == first_lot
+                    # net of what reversals gave back to the lot (the pack's own
+                    # purchase entry is the first of its kind on it)
+                    taken = (
+                        -sum(
+                            e.amount
+                            for e in entries
+                            if e.lot_id == first_lot
+                            and e.kind in (EntryKind.CLAWBACK, EntryKind.PURCHASE)
+                        )
+                        + credits
                     )
                     assert 0 <= taken <= credits
                     lot = lots[first_lot]
