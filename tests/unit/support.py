@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -229,3 +232,13 @@ class Studio:
 
     async def account(self, user_id: uuid.UUID) -> Account:
         return await account(self.factory, user_id)
+
+
+_T = TypeVar("_T")
+
+
+def run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to the end on a fresh event loop: the state machines' rules are
+    synchronous (hypothesis calls them), the in-memory adapters are async."""
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        return runner.run(coro)

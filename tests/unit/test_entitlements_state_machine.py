@@ -20,13 +20,11 @@ Invariants after every step:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from hypothesis import settings
@@ -48,16 +46,10 @@ from core.store_events import (
     StoreEvent,
     SubscriptionSnapshot,
 )
-from tests.unit.support import account, open_account
+from tests.unit.support import account, open_account, run
 
-T = TypeVar("T")
 T0 = datetime(2026, 1, 15, 9, tzinfo=UTC)
 PLANS = {"monthly": "app.genstudio.pro.monthly", "yearly": "app.genstudio.premium.yearly"}
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 class PurchasesMachine(RuleBasedStateMachine):

@@ -18,13 +18,11 @@ Invariants after every step:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -41,17 +39,10 @@ from adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
 from core.credits import EntryKind, Hold, HoldStatus, LedgerEntry
 from core.errors import InsufficientCredits, NotFound
 from core.services import credits as svc
-from tests.unit.support import account, open_account
+from tests.unit.support import account, open_account, run
 
-T = TypeVar("T")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 Bucket = tuple[datetime | None, datetime]  # (expires_at, created_at)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one rule's coroutine on a fresh event loop (rules are synchronous)."""
-    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 @dataclass

@@ -17,12 +17,9 @@ Invariants after every step:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -43,15 +40,9 @@ from core.store_events import (
     RevocationReason,
     StoreEvent,
 )
-from tests.unit.support import account, open_account
+from tests.unit.support import account, open_account, run
 
-T = TypeVar("T")
 T0 = datetime(2026, 1, 15, 9, tzinfo=UTC)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 class PackRefundsMachine(RuleBasedStateMachine):
