@@ -87,6 +87,36 @@ async def idempotent(
     return record
 
 
+def _replayed(record: IdempotencyRecord) -> Submitted:
+    job_id = msgspec.json.decode(record.response_body).get("id")
+    return Submitted(
+        record.status_code,
+        record.response_body,
+        uuid.UUID(job_id) if job_id else None,
+        replayed=True,
+    )
+
+
+async def answered_before(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    user_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+) -> Submitted | None:
+    """The stored answer a retry of this request would replay, read without claiming
+    the key: so that paid work the replay would throw away (the prompt's enhancement)
+    is not done again. None when there is none yet, or the key was used for another
+    request: the submission itself then decides, under the key's lock."""
+    if key is None:
+        return None
+    async with uow_factory() as uow:
+        record = await uow.idempotency.get(user_id, key)
+    if record is None or record.request_hash != request_hash:
+        return None
+    return _replayed(record)
+
+
 async def submit_image(
     uow_factory: UnitOfWorkFactory,
     queue: JobQueue,
@@ -431,13 +461,7 @@ async def submit_job(
             uow, user_id=user_id, key=idempotency_key, request_hash=request_hash, now=now
         )
         if replay is not None:
-            job_id = msgspec.json.decode(replay.response_body).get("id")
-            return Submitted(
-                replay.status_code,
-                replay.response_body,
-                uuid.UUID(job_id) if job_id else None,
-                replayed=True,
-            )
+            return _replayed(replay)
         job_id = new_id()
         # the account's lock also reads the profile (its tier): no separate read
         profile, lots = await lock_account(uow, user_id, email)

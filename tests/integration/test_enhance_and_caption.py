@@ -81,6 +81,32 @@ async def test_an_enhanced_prompt_is_rendered_and_the_users_words_are_kept(
     assert params["originalPrompt"] == "a fox"  # type: ignore[index]
 
 
+async def test_a_retry_of_an_enhanced_submission_replays_without_enhancing_again(
+    client: AsyncTestClient, fresh_db: str, openrouter: OpenRouterStandIn
+) -> None:
+    """The enhancement is paid for per call: a retry (the app lost the first answer)
+    gets the first answer back, and OpenRouter is not asked again."""
+    user = uuid.uuid4()
+    await grant(fresh_db, user, 5)
+    payload = {"model": "flux-schnell", "prompt": "a fox", "width": 256, "height": 256}
+    sent = headers(user) | {"Idempotency-Key": str(uuid.uuid4())}
+    first = await client.post("/v1/generate/image", json=payload | {"enhance": True}, headers=sent)
+    assert first.status_code == 202, first.text
+
+    def enhancements() -> int:  # not the captions the worker asks for meanwhile
+        return sum(b"image_url" not in r.body for r in openrouter.requests)
+
+    asked = enhancements()
+    assert asked == 1
+    again = await client.post("/v1/generate/image", json=payload | {"enhance": True}, headers=sent)
+    assert again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert enhancements() == asked, "the retry was enhanced again"
+    other = await client.post("/v1/generate/image", json=payload | {"prompt": "x"}, headers=sent)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_mismatch"
+
+
 async def test_without_enhance_the_prompt_is_left_alone(
     client: AsyncTestClient, fresh_db: str
 ) -> None:

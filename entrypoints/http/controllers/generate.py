@@ -22,6 +22,7 @@ from core.media import MediaKind
 from core.services.generation import (
     Submitted,
     Upload,
+    answered_before,
     cancel_job,
     enhanced,
     get_job,
@@ -208,12 +209,19 @@ class GenerateController(Controller):
         ],
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
-        body = await request.body()  # the exact bytes, for the idempotency fingerprint
+        # the exact bytes, for the idempotency fingerprint
+        request_hash = request_fingerprint("POST", "/v1/generate/image", await request.body())
         payload = data
         c = runtime.container
         params = payload.to_params()
         with _wire_fields():
             if payload.enhance:
+                # a retry answered before: no second (paid) enhancement to throw away
+                before = await answered_before(
+                    c.uow_factory(), user_id=principal.user_id, key=key, request_hash=request_hash
+                )
+                if before is not None:
+                    return _submitted(before)
                 params = await enhanced(params, c.enhancer())
             result = await submit_image(
                 c.uow_factory(),
@@ -225,7 +233,7 @@ class GenerateController(Controller):
                 model_id=payload.model,
                 params=params,
                 idempotency_key=key,
-                request_hash=request_fingerprint("POST", "/v1/generate/image", body),
+                request_hash=request_hash,
                 render=_render,
             )
         return _submitted(result)
