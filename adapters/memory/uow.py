@@ -198,6 +198,11 @@ class InMemoryLedger(_Repo):
         if lot is not None and (lot.expires_at is None or lot.expires_at > at):
             self._d.lots[lot_id] = msgspec.structs.replace(lot, expires_at=at)
 
+    async def reopen_lot(self, lot_id: uuid.UUID) -> None:
+        lot = self._d.lots.get(lot_id)
+        if lot is not None:
+            self._d.lots[lot_id] = msgspec.structs.replace(lot, expires_at=None)
+
     async def add_hold(self, hold: Hold) -> None:
         self._d.holds[hold.id] = hold
 

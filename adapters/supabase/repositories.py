@@ -535,6 +535,11 @@ class SqlLedger(_Repository):
             .values(expires_at=at)
         )
 
+    async def reopen_lot(self, lot_id: uuid.UUID) -> None:
+        await self._conn.execute(
+            update(t.credit_lots).where(t.credit_lots.c.id == lot_id).values(expires_at=None)
+        )
+
     async def add_hold(self, hold: Hold) -> None:
         self._sql.defer(
             _ADD_HOLD,

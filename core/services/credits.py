@@ -392,6 +392,46 @@ async def return_to_lot(
     return amount
 
 
+async def reopen_lot(
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    taken: int,
+    reference: str,
+    now: datetime,
+) -> int | None:
+    """Undo a refund that ended a purchase's lot (``claw_back_lot``): the lot lives
+    again, with what the refund took (``taken``) and what expired from it since (credits
+    jobs held then, released after) given back; credits jobs still hold return to it
+    when released. Returns the credits given back, or None when the lot is gone (the
+    caller grants them anew). The account must be locked."""
+    lot = await _lot(uow, user_id, lot_id)
+    if lot is None:
+        return None
+    expired = 0
+    if lot.expires_at is not None:
+        # what came back to the ended lot and expired at once: newest first, back to
+        # when the refund ended it
+        before: tuple[datetime, uuid.UUID] | None = None
+        while True:
+            page = await uow.ledger.entries(user_id, limit=500, before=before)
+            for entry in page:
+                if entry.created_at < lot.expires_at:
+                    break
+                if entry.kind is EntryKind.EXPIRY and entry.lot_id == lot.id:
+                    expired -= entry.amount
+            else:
+                if len(page) == 500:
+                    before = (page[-1].created_at, page[-1].id)
+                    continue
+            break
+        await uow.ledger.reopen_lot(lot.id)
+    return await return_to_lot(
+        uow, user_id=user_id, lot_id=lot.id, amount=taken + expired, reference=reference, now=now
+    )
+
+
 async def _lot(uow: UnitOfWork, user_id: uuid.UUID, lot_id: uuid.UUID) -> Lot | None:
     """The user's lot, whatever it has left (none: not among ``lots``)."""
     found = await uow.ledger.lots_by_id([lot_id])

@@ -33,6 +33,7 @@ from core.services.credits import (
     claw_back_lot,
     claw_back_part,
     forgive_owed,
+    reopen_lot,
     return_to_lot,
 )
 from core.store_events import (
@@ -678,7 +679,23 @@ async def _reverse_refund(
             tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back - forgiven - restored)
         elif tx.status is not TransactionStatus.GRANTED:
             lot_id = tx.lot_id
-            if tx.clawed_back > 0:
+            # the pack's own lot lives again: what the refund took, and what jobs held
+            # then and gave back after (it expired on the ended lot), come back to it
+            back = (
+                await reopen_lot(
+                    uow,
+                    user_id=owner,
+                    lot_id=lot_id,
+                    taken=tx.clawed_back,
+                    reference=reference,
+                    now=now,
+                )
+                if lot_id is not None
+                else None
+            )
+            if back is not None:
+                restored = back
+            elif tx.clawed_back > 0:
                 entry = await add_credits(
                     uow,
                     user_id=owner,

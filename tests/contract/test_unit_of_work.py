@@ -448,6 +448,24 @@ async def test_lots_round_trip_and_only_lots_with_credits_left_are_listed(
     assert remaining == {forever.id: 4, expiring.id: 2}
 
 
+async def test_an_ended_lot_can_be_reopened_and_never_expires_then(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    bought = lot(user, 10)
+    async with uow_factory() as uow:
+        await uow.ledger.add_lot(bought)
+        await uow.ledger.end_lot(bought.id, T0 + timedelta(seconds=5))
+        await uow.commit()
+    async with uow_factory() as uow:
+        [ended] = await uow.ledger.lots_by_id([bought.id])
+        assert ended.expires_at == T0 + timedelta(seconds=5)
+        await uow.ledger.reopen_lot(bought.id)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.ledger.lots_by_id([bought.id]) == [bought]  # as it was bought
+
+
 async def test_lots_are_found_by_id_whatever_they_have_left_and_record_what_they_owe(
     uow_factory: UnitOfWorkFactory,
 ) -> None:

@@ -212,16 +212,13 @@ class PackRefundsMachine(RuleBasedStateMachine):
                 for tx, (credits, first_lot) in self.packs.items():
                     found = await uow.purchases.get_transaction(Store.APPLE, tx)
                     assert found is not None
-                    # net of what reversals gave back to the lot (the pack's own
-                    # purchase entry is the first of its kind on it)
-                    taken = (
-                        -sum(
-                            e.amount
-                            for e in entries
-                            if e.lot_id == first_lot
-                            and e.kind in (EntryKind.CLAWBACK, EntryKind.PURCHASE)
-                        )
-                        + credits
+                    # what refunds took (clawed back, or expired on the lot a refund
+                    # ended: a pack's lot expires no other way), net of what reversals
+                    # gave back to it (the pack's own purchase entry is the first of its
+                    # kind on it)
+                    lost = (EntryKind.CLAWBACK, EntryKind.EXPIRY, EntryKind.PURCHASE)
+                    taken = credits - sum(
+                        e.amount for e in entries if e.lot_id == first_lot and e.kind in lost
                     )
                     assert 0 <= taken <= credits
                     lot = lots[first_lot]

@@ -289,3 +289,29 @@ async def test_a_partial_refund_of_a_pack_the_catalog_cannot_size_takes_nothing(
 def test_a_revocation_names_one_sensible_part(part: dict[str, int]) -> None:
     with pytest.raises(InvalidInput):
         _refund("t", 0, **part)
+
+
+async def test_reversing_a_full_refund_gives_back_what_jobs_held_during_it() -> None:
+    """A full refund ends the pack's lot, so the credits a job held then expire when the
+    job fails; the store reverses the refund: the pack is whole again, those credits
+    included, and what a job still holds comes back to it when released."""
+    factory = InMemoryUnitOfWorkFactory()
+    user, tx = await _bought(factory)  # 300 credits
+    released = await _hold(factory, user, 100)
+    still_held = await _hold(factory, user, 50)
+    outcome = await _apply(factory, _refund(tx, 1))
+    assert (outcome.action, outcome.credits) == ("clawed_back:refunded", 150)
+    assert await _end(factory, released, settle=False)  # expires on the ended lot
+    assert (await account(factory, user)).balance == 0
+
+    reversed_ = await _apply(factory, _reversal(tx, 2))
+    assert (reversed_.action, reversed_.credits) == ("reinstated", 250)
+    assert (await account(factory, user)).balance == 250
+    assert await _end(factory, still_held, settle=False)
+    acc = await account(factory, user)
+    assert acc.balance == 300 == sum(e.amount for e in acc.entries)
+    assert await _clawed_back(factory, tx) == (0, TransactionStatus.GRANTED.value)
+    # and a later full refund takes the whole pack again, once
+    again = await _apply(factory, _refund(tx, 3))
+    assert (again.action, again.credits) == ("clawed_back:refunded", 300)
+    assert (await account(factory, user)).balance == 0
