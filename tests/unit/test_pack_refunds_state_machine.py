@@ -225,11 +225,7 @@ class PackRefundsMachine(RuleBasedStateMachine):
                     assert lot.owed == 0 or lot.remaining == 0
                     if found.status is not TransactionStatus.GRANTED or found.lot_id != lot.id:
                         continue  # refunded whole, or reinstated as a new lot
-                    moved = sum(
-                        e.amount
-                        for e in entries
-                        if e.lot_id == lot.id and e.kind in (EntryKind.PURCHASE, EntryKind.CLAWBACK)
-                    )
+                    moved = sum(e.amount for e in entries if e.lot_id == lot.id and e.kind in lost)
                     assert lot.amount - moved == found.clawed_back - lot.owed
                     parts = [
                         (p.amount, status)
