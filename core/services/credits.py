@@ -409,23 +409,20 @@ async def reopen_lot(
     lot = await _lot(uow, user_id, lot_id)
     if lot is None:
         return None
-    expired = 0
-    if lot.expires_at is not None:
+    expired, ended_at = 0, lot.expires_at
+    if ended_at is not None:
         # what came back to the ended lot and expired at once: newest first, back to
         # when the refund ended it
         before: tuple[datetime, uuid.UUID] | None = None
         while True:
             page = await uow.ledger.entries(user_id, limit=500, before=before)
-            for entry in page:
-                if entry.created_at < lot.expires_at:
-                    break
-                if entry.kind is EntryKind.EXPIRY and entry.lot_id == lot.id:
-                    expired -= entry.amount
-            else:
-                if len(page) == 500:
-                    before = (page[-1].created_at, page[-1].id)
-                    continue
-            break
+            since = [e for e in page if e.created_at >= ended_at]
+            expired -= sum(
+                e.amount for e in since if e.kind is EntryKind.EXPIRY and e.lot_id == lot.id
+            )
+            if len(since) < len(page) or len(page) < 500:
+                break
+            before = (page[-1].created_at, page[-1].id)
         await uow.ledger.reopen_lot(lot.id)
     return await return_to_lot(
         uow, user_id=user_id, lot_id=lot.id, amount=taken + expired, reference=reference, now=now

@@ -27,29 +27,22 @@ import asyncio
 import logging
 from typing import Any
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints.http.problems import PROBLEM_JSON, Problem
+from entrypoints.http.problems import PROBLEM_JSON, UNAVAILABLE_RETRY_AFTER, problem_body
 
 log = logging.getLogger("genstudio.http")
 
-#: seconds the client is told to wait before retrying
-RETRY_AFTER = 5
-
 
 def _answer(path: str) -> tuple[Message, Message]:
-    body = msgspec.json.encode(
-        Problem(
-            type="https://genstudio.app/problems/unavailable",
-            title="Service unavailable",
-            status=503,
-            detail="the request took too long: a backing service is not answering; "
-            "retry shortly with the same Idempotency-Key",
-            instance=path,
-            code="unavailable",
-        )
+    body = problem_body(
+        503,
+        "Service unavailable",
+        "the request took too long: a backing service is not answering; "
+        "retry shortly with the same Idempotency-Key",
+        code="unavailable",
+        instance=path,
     )
     start: Message = {
         "type": "http.response.start",
@@ -57,7 +50,7 @@ def _answer(path: str) -> tuple[Message, Message]:
         "headers": [
             (b"content-type", PROBLEM_JSON.encode()),
             (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(RETRY_AFTER).encode()),
+            (b"retry-after", str(UNAVAILABLE_RETRY_AFTER).encode()),
         ],
     }
     return start, {"type": "http.response.body", "body": body, "more_body": False}

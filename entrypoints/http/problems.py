@@ -56,6 +56,34 @@ class Problem(msgspec.Struct, omit_defaults=True):
     available: int | None = None
 
 
+#: seconds a client is told to wait when a backing service is down or stalled
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def problem_body(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    instance: str | None = None,
+    field: str | None = None,
+    **extra: Any,
+) -> bytes:
+    """The problem+json document (for those who answer without a Litestar Response)."""
+    problem = Problem(
+        type=f"https://genstudio.app/problems/{code.replace('_', '-')}",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        code=code,
+        field=field,
+        **extra,
+    )
+    return msgspec.json.encode(problem)
+
+
 def problem_response(
     status: int,
     title: str,
@@ -67,19 +95,16 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response[bytes]:
-    problem = Problem(
-        type=f"https://genstudio.app/problems/{code.replace('_', '-')}",
-        title=title,
-        status=status,
-        detail=detail,
-        instance=str(request.url.path) if request is not None else None,
+    body = problem_body(
+        status,
+        title,
+        detail,
         code=code,
+        instance=str(request.url.path) if request is not None else None,
         field=field,
         **extra,
     )
-    return Response(
-        msgspec.json.encode(problem), status_code=status, media_type=PROBLEM_JSON, headers=headers
-    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _status_for(exc: errors.DomainError) -> tuple[int, str]:
@@ -235,7 +260,7 @@ def unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Resp
         "a backing service is unavailable; retry shortly with the same Idempotency-Key",
         code="unavailable",
         request=request,
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
     )
 
 
