@@ -34,10 +34,10 @@ BODY = b'{"model":"flux-schnell","prompt":"a lighthouse at dusk","width":512,"he
 
 
 async def drive(app: Any, args: argparse.Namespace) -> list[dict[str, float]]:
-    from core.idempotency import request_fingerprint
-    from core.jobs import ImageParams
-    from core.services.generation import submit_image
-    from entrypoints.http.controllers.generate import _render
+    from core.model.idempotency import request_fingerprint
+    from core.model.job_params import ImageParams
+    from core.services.generation.submit import submit_image
+    from entrypoints.http.generation.controller import _render
 
     numbers = list(range(1, args.users + 1))
     tokens = mint_tokens(numbers)

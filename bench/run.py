@@ -395,7 +395,7 @@ def count_jobs(url: str) -> int:
 
 
 def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any]) -> None:
-    from core.pricing import DEFAULT_CATALOG
+    from core.model.pricing import DEFAULT_CATALOG
 
     cost = DEFAULT_CATALOG.image_price("flux-schnell", WIDTH, HEIGHT, 1)
     url = lab.database("submit")

@@ -19,8 +19,8 @@ from adapters.openrouter import OpenRouterClient
 from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
-from core.pricing import DEFAULT_CATALOG
-from core.services.processing import JobProcessor
+from core.model.pricing import DEFAULT_CATALOG
+from core.services.processing.processor import JobProcessor
 from core.services.reconcile import Reconciler
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router

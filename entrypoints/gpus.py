@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.pricing import DEFAULT_CATALOG
-from core.queueing import QueuePolicy, RetryPolicy
-from core.routing import ProviderRouter
+from core.model.pricing import DEFAULT_CATALOG
+from core.model.queueing import QueuePolicy, RetryPolicy
+from core.model.routing import ProviderRouter
 from entrypoints.settings import Settings
 from ports.gpu import GpuProvider
 

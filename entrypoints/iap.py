@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.iap_apple import AppleAppStore, AppStoreServerApi, load_root_certificates
 from adapters.iap_google import GooglePlayStore
-from core.products import DEFAULT_PRODUCTS, ProductCatalog, parse_product_ids
+from core.model.purchases.products import DEFAULT_PRODUCTS, ProductCatalog, parse_product_ids
 from entrypoints.iap_settings import AppleSettings, GoogleSettings
 
 log = logging.getLogger("genstudio.iap")

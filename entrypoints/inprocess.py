@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from adapters.memory.queue import InMemoryJobQueue
-from core.services.processing import JobProcessor
+from core.services.processing.processor import JobProcessor
 from core.services.reconcile import Reconciler
 
 log = logging.getLogger("genstudio.worker")

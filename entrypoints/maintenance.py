@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from core.products import Store
-from core.services.purchases import acknowledge_pending, grant_due_allowances
+from core.model.purchases.products import Store
+from core.services.purchases.acknowledgements import acknowledge_pending
+from core.services.purchases.subscriptions import grant_due_allowances
 from entrypoints.containers import AppContainer
 
 log = logging.getLogger("genstudio.maintenance")

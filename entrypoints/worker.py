@@ -15,7 +15,7 @@ from taskiq.receiver import Receiver
 from taskiq.schedule_sources import LabelScheduleSource
 
 from adapters.redis import MAINTENANCE_STREAM, PROCESS_JOB_TASK, RECONCILE_TASK
-from core.services.processing import JobProcessor
+from core.services.processing.processor import JobProcessor
 from core.services.reconcile import Reconciler
 from entrypoints.containers import AppContainer
 from entrypoints.maintenance import INTERVAL as MAINTENANCE_INTERVAL

@@ -8,7 +8,9 @@ from typing import Protocol
 
 import msgspec
 
-from core.jobs import JobError, JobParams
+from core.model.job_params import JobParams
+from core.model.jobs import JobError
+from core.model.routing import ProviderHealth
 
 
 class GpuRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,13 +66,6 @@ class Cancelled(msgspec.Struct, frozen=True, tag="cancelled"):
 
 
 ProviderStatus = Pending | Completed | Failed | Cancelled
-
-
-class ProviderHealth(msgspec.Struct, frozen=True, kw_only=True):
-    healthy: bool
-    queued: int = 0
-    running: int = 0
-    detail: str = ""
 
 
 class ProviderUnavailable(Exception):

@@ -12,9 +12,9 @@ from typing import Protocol
 
 import msgspec
 
-from core.entitlements import StoreTransaction
-from core.products import ProductKind, Store
-from core.store_events import Purchase, StoreEvent, SubscriptionSnapshot
+from core.model.purchases.entitlements import StoreTransaction
+from core.model.purchases.products import ProductKind, Store
+from core.model.purchases.store_events import Purchase, StoreEvent, SubscriptionSnapshot
 
 
 class StoreNotification(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory
-from ports.repositories import UnitOfWorkFactory
+from ports.unit_of_work import UnitOfWorkFactory
 
 PG_SERVER = os.environ.get("GENSTUDIO_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("GENSTUDIO_TEST_REDIS", "redis://127.0.0.1:6379/15")

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from core.jobs import EditParams, FailureReason, ImageParams, JobError
+from core.model.job_params import EditParams, ImageParams
+from core.model.jobs import FailureReason, JobError
 from ports.gpu import GpuRequest, OutputRole, ProviderOutput, ProviderUnavailable
 
 #: an error text containing this (any case) is a content refusal: never retried

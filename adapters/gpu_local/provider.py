@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from adapters.gpu_local.renderer import render_edit, render_png
 from adapters.gpu_local.video import render_video
-from core.jobs import EditParams, FailureReason, ImageParams, JobError, JobParams, VideoParams
+from core.model.job_params import EditParams, ImageParams, JobParams, VideoParams
+from core.model.jobs import FailureReason, JobError
+from core.model.routing import ProviderHealth
 from ports.gpu import (
     Cancelled,
     Completed,
@@ -24,7 +26,6 @@ from ports.gpu import (
     GpuRequest,
     OutputRole,
     Pending,
-    ProviderHealth,
     ProviderOutput,
     ProviderStatus,
     ProviderUnavailable,

@@ -32,15 +32,15 @@ from adapters.gpu_http import (
     fetch_output,
     worker_input,
 )
-from core.jobs import FailureReason, JobError
-from core.pricing import Catalog
+from core.model.jobs import FailureReason, JobError
+from core.model.pricing import Catalog
+from core.model.routing import ProviderHealth
 from ports.gpu import (
     Cancelled,
     Completed,
     Failed,
     GpuRequest,
     Pending,
-    ProviderHealth,
     ProviderOutput,
     ProviderStatus,
     ProviderUnavailable,

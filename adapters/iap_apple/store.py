@@ -33,9 +33,9 @@ from appstoreserverlibrary.models.JWSTransactionDecodedPayload import (
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier, VerificationException
 
 from adapters.iap_apple.client import AppStoreServerApi
-from core.errors import InvalidPurchase, StoreUnavailable
-from core.products import Store
-from core.store_events import (
+from core.model.errors import InvalidPurchase, StoreUnavailable
+from core.model.purchases.products import Store
+from core.model.purchases.store_events import (
     WHOLE_SHARE,
     EntitlementStatus,
     Informational,

@@ -39,10 +39,10 @@ import httpx
 import msgspec
 from google.oauth2 import id_token, service_account
 
-from core.entitlements import StoreTransaction
-from core.errors import InvalidPurchase, StoreUnavailable, Unauthorized
-from core.products import ProductKind, Store
-from core.store_events import (
+from core.model.errors import InvalidPurchase, StoreUnavailable, Unauthorized
+from core.model.purchases.entitlements import StoreTransaction
+from core.model.purchases.products import ProductKind, Store
+from core.model.purchases.store_events import (
     EntitlementStatus,
     Informational,
     Purchase,

@@ -14,7 +14,7 @@ import warnings
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.errors import InvalidInput
+from core.model.errors import InvalidInput
 from ports.imaging import (
     ACCEPTED_TYPES,
     MAX_UPLOAD_BYTES,

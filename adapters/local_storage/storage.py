@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from core.media import check_storage_key
+from core.model.media import check_storage_key
 from ports.storage import ObjectNotFound
 
 CONTENT_TYPES = {

@@ -11,7 +11,8 @@ from adapters.memory.clock import FakeClock, SystemClock
 from adapters.memory.gpu import InMemoryGpuProvider
 from adapters.memory.queue import InMemoryJobQueue
 from adapters.memory.storage import InMemoryStorage
-from adapters.memory.uow import InMemoryStore, InMemoryUnitOfWork, InMemoryUnitOfWorkFactory
+from adapters.memory.store import InMemoryStore
+from adapters.memory.uow import InMemoryUnitOfWork, InMemoryUnitOfWorkFactory
 
 __all__ = [
     "FakeClock",

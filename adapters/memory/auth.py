@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from core.errors import Unauthorized
+from core.model.errors import Unauthorized
 from ports.auth import Principal
 
 

@@ -4,7 +4,9 @@ import itertools
 import struct
 import zlib
 
-from core.jobs import EditParams, FailureReason, ImageParams, JobError, VideoParams
+from core.model.job_params import EditParams, ImageParams, VideoParams
+from core.model.jobs import FailureReason, JobError
+from core.model.routing import ProviderHealth
 from ports.gpu import (
     Cancelled,
     Completed,
@@ -12,7 +14,6 @@ from ports.gpu import (
     GpuRequest,
     OutputRole,
     Pending,
-    ProviderHealth,
     ProviderOutput,
     ProviderStatus,
     ProviderUnavailable,

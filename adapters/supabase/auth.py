@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import jwt
 
-from core.errors import Unauthorized
+from core.model.errors import Unauthorized
 from ports.auth import Principal
 
 HMAC_ALGORITHMS = frozenset({"HS256"})

@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import ClauseElement
 
-from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
+from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 

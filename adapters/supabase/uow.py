@@ -13,16 +13,12 @@ from sqlalchemy.util import greenlet_spawn
 
 from adapters.supabase.compiled import Driver, SqlConnection
 from adapters.supabase.db import liveness, prepares
-from adapters.supabase.purchases import SqlPurchases
-from adapters.supabase.repositories import (
-    SqlIdempotency,
-    SqlJobEvents,
-    SqlJobs,
-    SqlLedger,
-    SqlMedia,
-    SqlProfiles,
-    SqlUploads,
-)
+from adapters.supabase.repositories.credits import SqlLedger
+from adapters.supabase.repositories.idempotency import SqlIdempotency
+from adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
+from adapters.supabase.repositories.media import SqlMedia, SqlUploads
+from adapters.supabase.repositories.profiles import SqlProfiles
+from adapters.supabase.repositories.purchases import SqlPurchases
 
 
 class SqlUnitOfWork:

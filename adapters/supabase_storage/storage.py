@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from core.media import check_storage_key
+from core.model.media import check_storage_key
 from ports.storage import ObjectNotFound, StorageUnavailable
 
 log = logging.getLogger("genstudio.storage")

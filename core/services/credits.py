@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from core.credits import (
+from core.model.credits import (
     EntryKind,
     Hold,
     HoldStatus,
@@ -17,10 +17,10 @@ from core.credits import (
     allocate,
     validate_grant,
 )
-from core.errors import ConcurrencyConflict, NotFound
-from core.ids import new_id, uuid7
-from core.profiles import Profile
-from ports.repositories import UnitOfWork, UnitOfWorkFactory
+from core.model.errors import ConcurrencyConflict, NotFound
+from core.model.ids import new_id, uuid7
+from core.model.profiles import Profile
+from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 async def _append(

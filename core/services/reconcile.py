@@ -18,15 +18,15 @@ from datetime import timedelta
 
 import msgspec
 
-from core.jobs import JobStatus
-from core.queueing import QueuePolicy
-from core.routing import ProviderRouter
-from core.services.generation import sweep_orphaned_uploads
+from core.model.jobs import JobStatus
+from core.model.queueing import QueuePolicy
+from core.model.routing import ProviderHealth, ProviderRouter
+from core.services.generation.uploads import sweep_orphaned_uploads
 from ports.clock import Clock
-from ports.gpu import GpuProvider, ProviderHealth
+from ports.gpu import GpuProvider
 from ports.queue import JobQueue
-from ports.repositories import UnitOfWorkFactory
 from ports.storage import MediaStorage
+from ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.reconciler")
 

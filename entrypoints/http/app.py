@@ -12,18 +12,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from entrypoints.http.controllers.account import AccountController
-from entrypoints.http.controllers.admin import AdminController
-from entrypoints.http.controllers.generate import GenerateController
-from entrypoints.http.controllers.health import live, ready
-from entrypoints.http.controllers.media import media
-from entrypoints.http.controllers.models import list_models
-from entrypoints.http.controllers.purchases import PurchasesController
-from entrypoints.http.controllers.webhooks_runpod import runpod_webhook
-from entrypoints.http.controllers.webhooks_stores import apple_webhook, google_webhook
+from entrypoints.http.account.controller import AccountController
+from entrypoints.http.admin.controller import AdminController
+from entrypoints.http.catalog.controller import list_models
 from entrypoints.http.deadline import Deadline
 from entrypoints.http.deps import get_principal, get_runtime
+from entrypoints.http.generation.controller import GenerateController
+from entrypoints.http.generation.webhooks import runpod_webhook
+from entrypoints.http.health.controller import live, ready
+from entrypoints.http.media.controller import media
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.purchases.controller import PurchasesController
+from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.runtime import Runtime, open_runtime
 from entrypoints.settings import Settings
 

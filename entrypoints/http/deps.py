@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from core.errors import Unauthorized
+from core.model.errors import Unauthorized
 from entrypoints.runtime import Runtime
 from ports.auth import Principal
 

@@ -20,7 +20,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from core import errors
+from core.model import errors
 
 log = logging.getLogger("genstudio.http")
 

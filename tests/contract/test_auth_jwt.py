@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from adapters.supabase.auth import SupabaseJwtVerifier, mint_token
-from core.errors import Unauthorized
+from core.model.errors import Unauthorized
 
 SECRET = "super-secret-jwt-token-with-at-least-32-characters"
 ISSUER = "https://project.supabase.co/auth/v1"

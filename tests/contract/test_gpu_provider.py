@@ -10,8 +10,9 @@ import pytest
 
 from adapters.gpu_local import LocalGpuProvider
 from adapters.memory import InMemoryGpuProvider
-from core.jobs import FailureReason, ImageParams
-from core.media import PNG_SIGNATURE, png_dimensions
+from core.model.job_params import ImageParams
+from core.model.jobs import FailureReason
+from core.model.media import PNG_SIGNATURE, png_dimensions
 from ports.gpu import (
     Cancelled,
     Completed,

@@ -24,9 +24,9 @@ import pytest
 from adapters.gpu_http import Backoff
 from adapters.gpu_modal import ModalProvider, make_modal_provider
 from adapters.gpu_runpod import RunpodProvider, make_runpod_provider, parse_endpoints
-from core.jobs import FailureReason
-from core.media import PNG_SIGNATURE, png_dimensions
-from core.pricing import DEFAULT_CATALOG
+from core.model.jobs import FailureReason
+from core.model.media import PNG_SIGNATURE, png_dimensions
+from core.model.pricing import DEFAULT_CATALOG
 from ports.gpu import (
     Cancelled,
     Completed,

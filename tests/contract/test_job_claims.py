@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.jobs import ImageParams, Job, JobStatus
-from core.pricing import ModelKind
-from core.queueing import PriorityPolicy, QueuePolicy
-from ports.repositories import UnitOfWorkFactory
+from core.model.job_params import ImageParams
+from core.model.jobs import Job, JobStatus
+from core.model.pricing import ModelKind
+from core.model.queueing import PriorityPolicy, QueuePolicy
+from ports.unit_of_work import UnitOfWorkFactory
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = QueuePolicy(per_user_in_flight=2, priority=PriorityPolicy(aging_seconds=30, max_boost=20))

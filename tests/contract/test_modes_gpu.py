@@ -18,8 +18,9 @@ from PIL import Image, ImageDraw
 
 from adapters.gpu_local import LocalGpuProvider
 from adapters.memory import InMemoryGpuProvider
-from core.jobs import EditParams, FailureReason, JobParams, VideoInput, VideoParams
-from core.media import mp4_info, png_dimensions, sniff_content_type
+from core.model.job_params import EditParams, JobParams, VideoInput, VideoParams
+from core.model.jobs import FailureReason
+from core.model.media import mp4_info, png_dimensions, sniff_content_type
 from ports.gpu import (
     Cancelled,
     Completed,

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.local_storage import LocalFileStorage
 from adapters.memory import InMemoryStorage
-from core.media import storage_key
+from core.model.media import storage_key
 from ports.storage import MediaStorage, ObjectNotFound
 
 SECRET = b"test-secret"

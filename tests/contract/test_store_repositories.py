@@ -10,20 +10,28 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.credits import EntryKind
-from core.entitlements import AllowanceGrant, Entitlement, StoreTransaction, TransactionStatus
-from core.errors import DuplicateEntry, PurchaseOwnedElsewhere
-from core.products import DEFAULT_PRODUCTS, ProductKind, Store
-from core.services import purchases as svc
-from core.services.credits import add_credits, place_hold
-from core.store_events import (
+from core.model.credits import EntryKind
+from core.model.errors import DuplicateEntry, PurchaseOwnedElsewhere
+from core.model.purchases.entitlements import (
+    AllowanceGrant,
+    Entitlement,
+    StoreTransaction,
+    TransactionStatus,
+)
+from core.model.purchases.products import DEFAULT_PRODUCTS, ProductKind, Store
+from core.model.purchases.store_events import (
     EntitlementStatus,
     Purchase,
     Revocation,
     RevocationReason,
     SubscriptionSnapshot,
 )
-from ports.repositories import UnitOfWorkFactory
+from core.services.credits import add_credits, place_hold
+from core.services.purchases.claims import claim_purchase
+from core.services.purchases.notifications import apply_store_event
+from core.services.purchases.outcomes import PurchaseOutcome
+from core.services.purchases.subscriptions import grant_due_allowances
+from ports.unit_of_work import UnitOfWorkFactory
 from tests.unit.support import account, open_account
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -73,9 +81,9 @@ async def claim(
     event: Purchase | SubscriptionSnapshot,
     user: uuid.UUID,
     now: datetime = T0,
-) -> svc.PurchaseOutcome:
+) -> PurchaseOutcome:
     async with factory() as uow:
-        outcome = await svc.claim_purchase(uow, event, user_id=user, catalog=CATALOG, now=now)
+        outcome = await claim_purchase(uow, event, user_id=user, catalog=CATALOG, now=now)
         await uow.commit()
     return outcome
 
@@ -283,7 +291,7 @@ async def test_a_refund_claws_back_only_what_is_unspent_and_never_below_zero(
         reason=RevocationReason.REFUND,
     )
     async with uow_factory() as uow:
-        outcome = await svc.apply_store_event(uow, refund, catalog=CATALOG, now=T0)
+        outcome = await apply_store_event(uow, refund, catalog=CATALOG, now=T0)
         await uow.commit()
     assert outcome.credits == 30
     acc = await account(uow_factory, user)
@@ -293,7 +301,7 @@ async def test_a_refund_claws_back_only_what_is_unspent_and_never_below_zero(
     invariants(acc)
     # a second refund of the same transaction takes nothing more
     async with uow_factory() as uow:
-        again = await svc.apply_store_event(uow, refund, catalog=CATALOG, now=T0)
+        again = await apply_store_event(uow, refund, catalog=CATALOG, now=T0)
         await uow.commit()
     assert again.credits == 0
     assert (await account(uow_factory, user)).balance == 0
@@ -329,9 +337,9 @@ async def test_a_yearly_plan_grants_month_by_month_through_the_scheduler(
     granted = []
     for month in range(1, 13):
         now = T0 + timedelta(days=31 * month - 15)
-        granted.append(await svc.grant_due_allowances(uow_factory, catalog=CATALOG, now=now))
+        granted.append(await grant_due_allowances(uow_factory, catalog=CATALOG, now=now))
         # running it again in the same month grants nothing
-        assert await svc.grant_due_allowances(uow_factory, catalog=CATALOG, now=now) == 0
+        assert await grant_due_allowances(uow_factory, catalog=CATALOG, now=now) == 0
     ours = [g for g in granted if g]
     assert len(ours) == 11 and set(ours) <= {1500, 3000, 4500}  # other tests' plans may be due too
     async with uow_factory() as uow:

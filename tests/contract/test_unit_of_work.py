@@ -13,15 +13,16 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.clock import utc
-from core.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
-from core.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
-from core.idempotency import IdempotencyRecord
-from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
-from core.media import MediaAsset, MediaKind
-from core.pricing import ModelKind
-from core.profiles import SubscriptionTier
-from ports.repositories import UnitOfWorkFactory
+from core.model.clock import utc
+from core.model.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
+from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
+from core.model.idempotency import IdempotencyRecord
+from core.model.job_params import ImageParams
+from core.model.jobs import FailureReason, Job, JobError, JobStatus
+from core.model.media import MediaAsset, MediaKind
+from core.model.pricing import ModelKind
+from core.model.profiles import SubscriptionTier
+from ports.unit_of_work import UnitOfWorkFactory
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

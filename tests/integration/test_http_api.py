@@ -20,13 +20,13 @@ from adapters.memory.gpu import InMemoryGpuProvider
 from adapters.supabase.auth import mint_token
 from adapters.supabase.db import make_engine
 from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.jobs import FailureReason, JobError
+from core.model.jobs import FailureReason, JobError
 from core.services.credits import grant_credits
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
-from ports.repositories import UnitOfWorkFactory
+from ports.unit_of_work import UnitOfWorkFactory
 
 SECRET = "integration-secret-" + "y" * 32
 PROBLEM = "application/problem+json"
@@ -335,7 +335,7 @@ async def test_the_queue_dashboard_answers_at_once_when_a_provider_or_redis_stal
     api: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from core.services import reconcile
-    from entrypoints.http.controllers import admin
+    from entrypoints.http.admin import controller as admin
 
     async def stalled() -> None:
         await asyncio.sleep(60)
@@ -391,7 +391,7 @@ async def test_readiness_answers_503_within_its_bound_when_postgres_stalls(
     """A server that accepts and never answers: the probe times out, and the answer
     does not wait for the probe to unwind (psycopg's cancel of a query on a stalled
     server takes up to 10 s)."""
-    from entrypoints.http.controllers import health
+    from entrypoints.http.health import controller as health
 
     async def stalled(runtime: object) -> None:
         try:

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from adapters.memory.gpu import InMemoryGpuProvider
 from adapters.supabase.auth import mint_token
-from core.media import mp4_info
+from core.model.media import mp4_info
 from core.services.credits import grant_credits
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app

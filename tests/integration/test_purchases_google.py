@@ -21,17 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.memory import FakeClock
 from adapters.supabase.auth import mint_token
 from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.credits import EntryKind
-from core.products import DEFAULT_PRODUCTS, Store, add_months
+from core.model.credits import EntryKind
+from core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
+from core.model.purchases.store_events import Purchase, Revocation, RevocationReason
 from core.services.credits import place_hold, release_hold
-from core.services.purchases import (
-    EventOutcome,
-    acknowledge_pending,
-    claim_purchase,
-    grant_due_allowances,
-    handle_notification,
-)
-from core.store_events import Purchase, Revocation, RevocationReason
+from core.services.purchases.acknowledgements import acknowledge_pending
+from core.services.purchases.claims import claim_purchase
+from core.services.purchases.notifications import handle_notification
+from core.services.purchases.outcomes import EventOutcome
+from core.services.purchases.subscriptions import grant_due_allowances
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.iap import google_store

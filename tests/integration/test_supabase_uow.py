@@ -17,18 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.supabase import tables
 from adapters.supabase.db import make_engine, normalise_url
 from adapters.supabase.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
-from core.credits import EntryKind, Hold, HoldStatus, LedgerEntry
-from core.errors import (
-    ConcurrencyConflict,
-    DuplicateEntry,
-    InsufficientCredits,
-    NotFound,
-)
-from core.idempotency import IdempotencyRecord
-from core.job_events import JobEvent, JobEventKind
-from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
-from core.media import MediaAsset, MediaKind
-from core.pricing import ModelKind
+from core.model.credits import EntryKind, Hold, HoldStatus, LedgerEntry
+from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
+from core.model.events import JobEvent, JobEventKind
+from core.model.idempotency import IdempotencyRecord
+from core.model.job_params import ImageParams
+from core.model.jobs import FailureReason, Job, JobError, JobStatus
+from core.model.media import MediaAsset, MediaKind
+from core.model.pricing import ModelKind
 from core.services.credits import add_credits, grant_credits, place_hold, release_hold
 
 pytestmark = pytest.mark.postgres
@@ -869,8 +865,8 @@ async def test_a_submission_is_two_round_trips_and_its_wake_up(
     # [the lot, the hold, its entry, the job, the answer to replay, COMMIT]
     from adapters.memory.clock import SystemClock
     from adapters.memory.queue import InMemoryJobQueue
-    from core.pricing import DEFAULT_CATALOG
-    from core.services.generation import submit_image
+    from core.model.pricing import DEFAULT_CATALOG
+    from core.services.generation.submit import submit_image
 
     user_id = await new_user(uows, credits=10)
     queue = InMemoryJobQueue()
@@ -903,7 +899,7 @@ async def test_a_submission_is_two_round_trips_and_its_wake_up(
     assert replay.replayed and replay.body == first.body
     assert trips.count == 1
     # without the announcement, the account's lock is a round trip of its own
-    from adapters.supabase.repositories import SqlLedger
+    from adapters.supabase.repositories.credits import SqlLedger
 
     async def unannounced(ledger: SqlLedger, user_id: uuid.UUID) -> None:
         return None

@@ -16,10 +16,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from adapters.memory import InMemoryJobQueue, InMemoryUnitOfWorkFactory
-from core.jobs import ImageParams, Job, JobStatus
-from core.pricing import ModelKind
+from core.model.job_params import ImageParams
+from core.model.jobs import Job, JobStatus
+from core.model.pricing import ModelKind
 from entrypoints.http.app import create_app
-from entrypoints.http.controllers.webhooks_runpod import token_matches
+from entrypoints.http.generation.webhooks import token_matches
 from entrypoints.runtime import Runtime
 from entrypoints.settings import Settings
 

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from core.products import add_months
+from core.model.purchases.products import add_months
 from tests.standins.loopback import Fault, LoopbackStandIn, Reply, Request, json_reply
 
 PACKAGE = "app.genstudio.android"

@@ -17,17 +17,19 @@ from adapters.memory import (
     InMemoryStorage,
     InMemoryUnitOfWorkFactory,
 )
-from core.credits import EntryKind, Hold, LedgerEntry, Lot
-from core.idempotency import request_fingerprint
-from core.job_events import JobEvent
-from core.jobs import ImageParams, Job, JobStatus
-from core.media import MediaAsset
-from core.pricing import DEFAULT_CATALOG
-from core.queueing import QueuePolicy, RetryPolicy
+from core.model.credits import EntryKind, Hold, LedgerEntry, Lot
+from core.model.events import JobEvent
+from core.model.idempotency import request_fingerprint
+from core.model.job_params import ImageParams
+from core.model.jobs import Job, JobStatus
+from core.model.media import MediaAsset
+from core.model.pricing import DEFAULT_CATALOG
+from core.model.queueing import QueuePolicy, RetryPolicy
 from core.services import credits as svc
-from core.services.generation import Submitted, submit_image
-from core.services.processing import JobProcessor
-from ports.repositories import UnitOfWorkFactory
+from core.services.generation.submit import submit_image
+from core.services.generation.submitted import Submitted
+from core.services.processing.processor import JobProcessor
+from ports.unit_of_work import UnitOfWorkFactory
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,12 +32,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from adapters.memory import InMemoryUnitOfWorkFactory
-from core.credits import EntryKind
-from core.errors import InsufficientCredits
-from core.products import DEFAULT_PRODUCTS, Store, add_months
-from core.services import credits as credit_svc
-from core.services import purchases as svc
-from core.store_events import (
+from core.model.credits import EntryKind
+from core.model.errors import InsufficientCredits
+from core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
+from core.model.purchases.store_events import (
     EntitlementStatus,
     Purchase,
     RefundReversal,
@@ -46,6 +44,11 @@ from core.store_events import (
     StoreEvent,
     SubscriptionSnapshot,
 )
+from core.services import credits as credit_svc
+from core.services.purchases.claims import claim_purchase
+from core.services.purchases.notifications import handle_notification
+from core.services.purchases.outcomes import PurchaseOutcome
+from core.services.purchases.subscriptions import grant_due_allowances
 from tests.unit.support import account, open_account, run
 
 T0 = datetime(2026, 1, 15, 9, tzinfo=UTC)
@@ -71,7 +74,7 @@ class PurchasesMachine(RuleBasedStateMachine):
     # -- helpers --------------------------------------------------------------------------
 
     async def _notify(self, note_id: str, events: list[StoreEvent]) -> None:
-        await svc.handle_notification(
+        await handle_notification(
             self.factory,
             store=Store.APPLE,
             notification_id=note_id,
@@ -126,9 +129,9 @@ class PurchasesMachine(RuleBasedStateMachine):
         before = self.balance()
         credits *= quantity
 
-        async def claim() -> svc.PurchaseOutcome:
+        async def claim() -> PurchaseOutcome:
             async with self.factory() as uow:
-                out = await svc.claim_purchase(
+                out = await claim_purchase(
                     uow, event, user_id=self.user, catalog=DEFAULT_PRODUCTS, now=self.now
                 )
                 await uow.commit()
@@ -343,7 +346,7 @@ class PurchasesMachine(RuleBasedStateMachine):
 
     @rule()
     def scheduler(self) -> None:
-        run(svc.grant_due_allowances(self.factory, catalog=DEFAULT_PRODUCTS, now=self.now))
+        run(grant_due_allowances(self.factory, catalog=DEFAULT_PRODUCTS, now=self.now))
 
     # -- invariants -------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from adapters.memory import InMemoryJobQueue
-from core.credits import EntryKind, HoldStatus
-from core.errors import (
+from core.model.credits import EntryKind, HoldStatus
+from core.model.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
     InsufficientCredits,
@@ -18,10 +18,12 @@ from core.errors import (
     JobFinished,
     NotFound,
 )
-from core.jobs import ImageParams, JobStatus
-from core.pricing import DEFAULT_CATALOG, ModelKind
-from core.profiles import SubscriptionTier
-from core.services.generation import TIER_PRIORITY, cancel_job, enhanced, get_job
+from core.model.job_params import ImageParams
+from core.model.jobs import JobStatus
+from core.model.pricing import DEFAULT_CATALOG, ModelKind
+from core.model.profiles import SubscriptionTier
+from core.services.generation.jobs import cancel_job, get_job
+from core.services.generation.submit import TIER_PRIORITY, enhanced
 from tests.unit.support import Studio
 
 SQUARE = ImageParams(prompt="a red fox in the snow", width=1024, height=1024, count=2)

@@ -22,7 +22,8 @@ from adapters.gpu_http import (
 )
 from adapters.gpu_http.calls import retry_after_seconds
 from adapters.memory.gpu import tiny_png
-from core.jobs import EditParams, FailureReason, JobError, VideoInput, VideoParams
+from core.model.job_params import EditParams, VideoInput, VideoParams
+from core.model.jobs import FailureReason, JobError
 from ports.gpu import GpuRequest, ProviderUnavailable
 
 RUNPOD_RAISED = json.dumps(

@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.errors import IllegalTransition, InvalidInput, JobFinished
-from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
-from core.pricing import ModelKind
+from core.model.errors import IllegalTransition, InvalidInput, JobFinished
+from core.model.job_params import ImageParams
+from core.model.jobs import FailureReason, Job, JobError, JobStatus
+from core.model.pricing import ModelKind
 
 S = JobStatus
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -36,8 +36,8 @@ from hypothesis.stateful import (
 )
 
 from adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
-from core.credits import EntryKind, Hold, HoldStatus, LedgerEntry
-from core.errors import InsufficientCredits, NotFound
+from core.model.credits import EntryKind, Hold, HoldStatus, LedgerEntry
+from core.model.errors import InsufficientCredits, NotFound
 from core.services import credits as svc
 from tests.unit.support import account, open_account, run
 

@@ -8,10 +8,17 @@ import msgspec
 import pytest
 
 from adapters.memory.gpu import tiny_mp4, tiny_png
-from core.errors import InvalidInput
-from core.jobs import RESOLUTIONS, EditParams, ImageParams, JobParams, VideoInput, VideoParams
-from core.media import mp4_info, poster_key, sniff_content_type, upload_key
-from core.pricing import DEFAULT_CATALOG
+from core.model.errors import InvalidInput
+from core.model.job_params import (
+    RESOLUTIONS,
+    EditParams,
+    ImageParams,
+    JobParams,
+    VideoInput,
+    VideoParams,
+)
+from core.model.media import mp4_info, poster_key, sniff_content_type, upload_key
+from core.model.pricing import DEFAULT_CATALOG
 
 
 def edit(**changes: object) -> EditParams:

@@ -18,8 +18,8 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from adapters.gpu_local import render_edit, render_video
 from adapters.imaging import PillowImageInspector, sniff_image_type
-from core.errors import InvalidInput
-from core.media import mp4_info
+from core.model.errors import InvalidInput
+from core.model.media import mp4_info
 
 pillow_heif.register_heif_opener()
 

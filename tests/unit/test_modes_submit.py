@@ -13,18 +13,14 @@ from PIL import Image, ImageDraw
 from adapters.imaging import PillowImageInspector
 from adapters.memory import InMemoryGpuProvider
 from adapters.memory.gpu import tiny_mp4, tiny_png
-from core.errors import IdempotencyMismatch, InsufficientCredits, InvalidInput
-from core.jobs import EditParams, JobStatus, VideoInput, VideoParams
-from core.media import MediaKind
-from core.pricing import DEFAULT_CATALOG
-from core.services.generation import (
-    ORPHAN_AFTER,
-    Submitted,
-    Upload,
-    submit_edit,
-    submit_video,
-    sweep_orphaned_uploads,
-)
+from core.model.errors import IdempotencyMismatch, InsufficientCredits, InvalidInput
+from core.model.job_params import EditParams, VideoInput, VideoParams
+from core.model.jobs import JobStatus
+from core.model.media import MediaKind
+from core.model.pricing import DEFAULT_CATALOG
+from core.services.generation.submit import submit_edit, submit_video
+from core.services.generation.submitted import Submitted
+from core.services.generation.uploads import ORPHAN_AFTER, Upload, sweep_orphaned_uploads
 from core.services.reconcile import Reconciler
 from ports.gpu import Completed, OutputRole, ProviderOutput, ProviderStatus
 from ports.storage import StorageUnavailable

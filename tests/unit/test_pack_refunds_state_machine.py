@@ -26,13 +26,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from adapters.memory import InMemoryUnitOfWorkFactory
-from core.credits import EntryKind, Hold, HoldStatus
-from core.entitlements import TransactionStatus
-from core.errors import InsufficientCredits
-from core.products import DEFAULT_PRODUCTS, Store
-from core.services import credits as credit_svc
-from core.services import purchases as svc
-from core.store_events import (
+from core.model.credits import EntryKind, Hold, HoldStatus
+from core.model.errors import InsufficientCredits
+from core.model.purchases.entitlements import TransactionStatus
+from core.model.purchases.products import DEFAULT_PRODUCTS, Store
+from core.model.purchases.store_events import (
     WHOLE_SHARE,
     Purchase,
     RefundReversal,
@@ -40,6 +38,9 @@ from core.store_events import (
     RevocationReason,
     StoreEvent,
 )
+from core.services import credits as credit_svc
+from core.services.purchases.claims import claim_purchase
+from core.services.purchases.notifications import handle_notification
 from tests.unit.support import account, open_account, run
 
 T0 = datetime(2026, 1, 15, 9, tzinfo=UTC)
@@ -66,7 +67,7 @@ class PackRefundsMachine(RuleBasedStateMachine):
         run(self._notify(note_id, events))
 
     async def _notify(self, note_id: str, events: list[StoreEvent]) -> None:
-        await svc.handle_notification(
+        await handle_notification(
             self.factory,
             store=Store.APPLE,
             notification_id=note_id,
@@ -94,7 +95,7 @@ class PackRefundsMachine(RuleBasedStateMachine):
 
         async def claim() -> uuid.UUID:
             async with self.factory() as uow:
-                await svc.claim_purchase(
+                await claim_purchase(
                     uow, event, user_id=self.user, catalog=DEFAULT_PRODUCTS, now=self.now
                 )
                 found = await uow.purchases.get_transaction(Store.APPLE, tx)

@@ -12,13 +12,11 @@ import msgspec
 import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory
-from core.credits import EntryKind
-from core.entitlements import TransactionStatus
-from core.errors import InvalidInput
-from core.products import DEFAULT_PRODUCTS, Store
-from core.services import purchases as svc
-from core.services.credits import place_hold, release_hold, settle_hold
-from core.store_events import (
+from core.model.credits import EntryKind
+from core.model.errors import InvalidInput
+from core.model.purchases.entitlements import TransactionStatus
+from core.model.purchases.products import DEFAULT_PRODUCTS, Store
+from core.model.purchases.store_events import (
     WHOLE_SHARE,
     Purchase,
     RefundReversal,
@@ -26,6 +24,10 @@ from core.store_events import (
     RevocationReason,
     StoreEvent,
 )
+from core.services.credits import place_hold, release_hold, settle_hold
+from core.services.purchases.claims import claim_purchase
+from core.services.purchases.notifications import handle_notification
+from core.services.purchases.outcomes import EventOutcome
 from tests.unit.support import account, open_account
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -46,7 +48,7 @@ async def _bought(factory: InMemoryUnitOfWorkFactory, quantity: int = 3) -> tupl
         quantity=quantity,
     )
     async with factory() as uow:
-        await svc.claim_purchase(uow, event, user_id=user, catalog=DEFAULT_PRODUCTS, now=T0)
+        await claim_purchase(uow, event, user_id=user, catalog=DEFAULT_PRODUCTS, now=T0)
         await uow.commit()
     return user, tx
 
@@ -62,8 +64,8 @@ def _refund(tx: str, minutes: int, **part: int) -> Revocation:
     )
 
 
-async def _apply(factory: InMemoryUnitOfWorkFactory, event: StoreEvent) -> svc.EventOutcome:
-    [outcome] = await svc.handle_notification(
+async def _apply(factory: InMemoryUnitOfWorkFactory, event: StoreEvent) -> EventOutcome:
+    [outcome] = await handle_notification(
         factory,
         store=Store.APPLE,
         notification_id=str(uuid.uuid4()),

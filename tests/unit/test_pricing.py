@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from core.errors import InvalidInput
-from core.pricing import (
+from core.model.errors import InvalidInput
+from core.model.pricing import (
     DEFAULT_CATALOG,
     Catalog,
     ModelKind,

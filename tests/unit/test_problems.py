@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from core.errors import IdempotencyInProgress
+from core.model.errors import IdempotencyInProgress
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 
 

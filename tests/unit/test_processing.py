@@ -11,12 +11,13 @@ import pytest
 
 from adapters.memory import InMemoryGpuProvider
 from adapters.memory.gpu import tiny_png
-from core.credits import EntryKind, HoldStatus
-from core.jobs import FailureReason, ImageParams, Job, JobError, JobStatus
-from core.media import MediaKind, png_dimensions
-from core.pricing import DEFAULT_CATALOG
-from core.queueing import QueuePolicy
-from core.services.generation import cancel_job
+from core.model.credits import EntryKind, HoldStatus
+from core.model.job_params import ImageParams
+from core.model.jobs import FailureReason, Job, JobError, JobStatus
+from core.model.media import MediaKind, png_dimensions
+from core.model.pricing import DEFAULT_CATALOG
+from core.model.queueing import QueuePolicy
+from core.services.generation.jobs import cancel_job
 from ports.gpu import (
     Cancelled,
     GpuRequest,

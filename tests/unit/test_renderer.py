@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from adapters.gpu_local import render_png
-from core.media import PNG_SIGNATURE, png_dimensions
+from core.model.media import PNG_SIGNATURE, png_dimensions
 
 
 def render(

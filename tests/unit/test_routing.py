@@ -8,9 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.jobs import FailureReason, JobError
-from core.routing import BreakerState, CircuitBreaker, ProviderRouter, is_provider_fault
-from ports.gpu import ProviderHealth
+from core.model.jobs import FailureReason, JobError
+from core.model.routing import (
+    BreakerState,
+    CircuitBreaker,
+    ProviderHealth,
+    ProviderRouter,
+    is_provider_fault,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 COOL = timedelta(seconds=30)

@@ -1,0 +1,67 @@
+"""The committed in-memory state and what repositories share."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from core.model.credits import Hold, LedgerEntry, Lot
+from core.model.events import JobEvent
+from core.model.idempotency import IdempotencyRecord
+from core.model.jobs import Job
+from core.model.media import MediaAsset
+from core.model.profiles import Profile
+from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
+
+
+@dataclass
+class _Data:
+    profiles: dict[uuid.UUID, Profile] = field(default_factory=dict)
+    entries: dict[uuid.UUID, list[LedgerEntry]] = field(default_factory=dict)
+    lots: dict[uuid.UUID, Lot] = field(default_factory=dict)
+    holds: dict[uuid.UUID, Hold] = field(default_factory=dict)
+    jobs: dict[uuid.UUID, Job] = field(default_factory=dict)
+    media: dict[uuid.UUID, MediaAsset] = field(default_factory=dict)
+    idempotency: dict[tuple[uuid.UUID, str], IdempotencyRecord] = field(default_factory=dict)
+    store_transactions: dict[tuple[str, str], StoreTransaction] = field(default_factory=dict)
+    entitlements: dict[tuple[str, str], Entitlement] = field(default_factory=dict)
+    allowance_grants: dict[tuple[str, str, datetime], AllowanceGrant] = field(default_factory=dict)
+    store_notifications: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
+    job_events: dict[uuid.UUID, JobEvent] = field(default_factory=dict)
+    enqueued_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    upload_intents: dict[str, tuple[uuid.UUID, datetime]] = field(default_factory=dict)
+
+
+class InMemoryStore:
+    """The committed state, shared by every unit of work made over it."""
+
+    def __init__(self) -> None:
+        self.data = _Data()
+        self._locks: dict[object, asyncio.Lock] = {}
+        self._commit_lock = asyncio.Lock()
+
+    def lock_for(self, key: object) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
+class Work(Protocol):
+    """What a repository needs of its unit of work: the rows it sees, and row locks."""
+
+    store: InMemoryStore
+    held: dict[object, asyncio.Lock]
+
+    def view(self) -> _Data: ...
+
+    async def acquire(self, key: object) -> None: ...
+
+
+class _Repo:
+    def __init__(self, uow: Work) -> None:
+        self._uow = uow
+
+    @property
+    def _d(self) -> _Data:
+        return self._uow.view()

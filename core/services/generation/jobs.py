@@ -1,0 +1,108 @@
+"""A user's job after submission: read, cancel, wake, re-run a dead letter."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from core.model.errors import NotFound
+from core.model.events import JobEvent, JobEventKind
+from core.model.jobs import Job, JobStatus
+from core.services.credits import place_hold, release_hold
+from ports.clock import Clock
+from ports.queue import JobQueue
+from ports.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger("genstudio.jobs")
+
+
+async def get_job(uow_factory: UnitOfWorkFactory, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    """The user's own job; another user's job is NotFound, not Forbidden."""
+    async with uow_factory() as uow:
+        job = await uow.jobs.get(job_id)
+    if job is None or job.user_id != user_id:
+        raise NotFound(f"no job {job_id}", field="job_id")
+    return job
+
+
+async def cancel_job(
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, user_id: uuid.UUID, job_id: uuid.UUID
+) -> Job:
+    """Cancel a job that has not finished and release its hold, in one commit.
+
+    Raises JobFinished if it already ended. The worker notices the cancellation
+    and stops the provider's work.
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        job = await uow.jobs.get(job_id, lock=True)
+        if job is None or job.user_id != user_id:
+            raise NotFound(f"no job {job_id}", field="job_id")
+        job = await uow.jobs.update(job.cancel(now))
+        if job.hold_id is not None:
+            await release_hold(uow, job.hold_id, now)
+        await uow.job_events.add(
+            JobEvent.new(
+                job.id, user_id, JobEventKind.CANCELLED, "cancelled; credits returned", now
+            )
+        )
+        await uow.commit()
+    return job
+
+
+async def wake(queue: JobQueue, job: Job) -> None:
+    """Send the job's wake-up; a queue that is down is logged, not raised."""
+    try:
+        await queue.enqueue(job.id, kind=job.kind.value, priority=job.priority)
+    except Exception as exc:  # the queue's own errors are adapter-specific
+        log.warning(
+            "could not enqueue; the reconciler will",
+            extra={"job_id": str(job.id), "error": f"{type(exc).__name__}: {exc}"},
+        )
+
+
+async def rerun_dead_letter(
+    uow_factory: UnitOfWorkFactory, queue: JobQueue, clock: Clock, *, job_id: uuid.UUID
+) -> Job:
+    """An operator re-runs a dead-lettered job as a new job with a new hold.
+
+    Idempotent: the new job's id derives from the old one, so a second call returns
+    the same re-run. Raises NotFound unless the job was dead-lettered, and
+    InsufficientCredits if the owner can no longer pay for it.
+    """
+    new_id = uuid.uuid5(job_id, "rerun")
+    now = clock.now()
+    async with uow_factory() as uow:
+        old = await uow.jobs.get(job_id, lock=True)
+        if old is None or old.dead_lettered_at is None:
+            raise NotFound(f"no dead-lettered job {job_id}", field="job_id")
+        existing = await uow.jobs.get(new_id)
+        if existing is not None:
+            return existing
+        hold = await place_hold(
+            uow, user_id=old.user_id, amount=old.cost, reference=f"job:{new_id}", now=now
+        )
+        job = Job(
+            id=new_id,
+            user_id=old.user_id,
+            kind=old.kind,
+            model_id=old.model_id,
+            params=old.params,
+            cost=old.cost,
+            hold_id=hold.id,
+            status=JobStatus.QUEUED,
+            created_at=now,
+            updated_at=now,
+            priority=old.priority,
+            rerun_of=old.id,
+        )
+        await uow.jobs.add(job)
+        await uow.job_events.add(
+            JobEvent.new(old.id, old.user_id, JobEventKind.RERUN, f"re-run as job {new_id}", now)
+        )
+        await uow.job_events.add(
+            JobEvent.new(new_id, old.user_id, JobEventKind.QUEUED, f"re-run of job {old.id}", now)
+        )
+        await uow.commit()
+    await wake(queue, job)
+    return job

@@ -1,0 +1,393 @@
+"""Submitting a job: price, hold, record, answer once per Idempotency-Key."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+import msgspec
+
+from core.model.errors import IdempotencyInProgress, IdempotencyMismatch, InvalidInput
+from core.model.idempotency import IdempotencyRecord
+from core.model.ids import new_id
+from core.model.job_params import (
+    EditParams,
+    ImageParams,
+    JobParams,
+    VideoInput,
+    VideoParams,
+    check_text,
+)
+from core.model.jobs import Job, JobStatus
+from core.model.media import MediaAsset
+from core.model.pricing import Catalog, ModelKind
+from core.model.profiles import SubscriptionTier
+from core.services.credits import lock_account, place_hold
+from core.services.generation.jobs import wake
+from core.services.generation.submitted import Submitted
+from core.services.generation.uploads import Upload, _Uploads
+from ports.ai import Captioner, PromptEnhancer
+from ports.clock import Clock
+from ports.imaging import ImageInspector
+from ports.queue import JobQueue
+from ports.storage import MediaStorage
+from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger("genstudio.jobs")
+
+#: queue priority by subscription tier: paying users first
+TIER_PRIORITY = {SubscriptionTier.FREE: 0, SubscriptionTier.PRO: 5, SubscriptionTier.PREMIUM: 9}
+
+
+async def idempotent(
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+    now: datetime,
+) -> IdempotencyRecord | None:
+    """Claim an idempotency key inside ``uow``: return the stored record to replay,
+    or None to go ahead (the caller then stores its answer in the same unit of work).
+
+    Raises IdempotencyInProgress while another request holds the key, and
+    IdempotencyMismatch when the key was used for a different request.
+    """
+    if key is None:
+        return None
+    held, record = await uow.idempotency.claim(user_id, key)
+    if not held:
+        raise IdempotencyInProgress("a request with this Idempotency-Key is in progress")
+    if record is None:
+        return None
+    if record.request_hash != request_hash:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key was used for a different request", field="Idempotency-Key"
+        )
+    return record
+
+
+def _replayed(record: IdempotencyRecord) -> Submitted:
+    job_id = msgspec.json.decode(record.response_body).get("id")
+    return Submitted(
+        record.status_code,
+        record.response_body,
+        uuid.UUID(job_id) if job_id else None,
+        replayed=True,
+    )
+
+
+async def answered_before(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    user_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+) -> Submitted | None:
+    """The stored answer a retry of this request would replay, read without claiming
+    the key: so that paid work the replay would throw away (the prompt's enhancement)
+    is not done again. None when there is none yet, or the key was used for another
+    request: the submission itself then decides, under the key's lock."""
+    if key is None:
+        return None
+    async with uow_factory() as uow:
+        record = await uow.idempotency.get(user_id, key)
+    if record is None or record.request_hash != request_hash:
+        return None
+    return _replayed(record)
+
+
+async def submit_image(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    catalog: Catalog,
+    *,
+    user_id: uuid.UUID,
+    email: str | None,
+    model_id: str,
+    params: ImageParams,
+    idempotency_key: str | None,
+    request_hash: str,
+    render: Callable[[Job], Awaitable[bytes]],
+) -> Submitted:
+    """Validate and price a text-to-image request, then ``submit_job`` it."""
+    spec = catalog.get(model_id, ModelKind.IMAGE)
+    params.validate(max_count=spec.max_count, max_width=spec.max_width, max_height=spec.max_height)
+    cost = catalog.image_price(model_id, params.width, params.height, params.count)
+    return await submit_job(
+        uow_factory,
+        queue,
+        clock,
+        kind=ModelKind.IMAGE,
+        model_id=model_id,
+        params=params,
+        cost=cost,
+        user_id=user_id,
+        email=email,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        render=render,
+    )
+
+
+async def submit_edit(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    catalog: Catalog,
+    storage: MediaStorage,
+    inspector: ImageInspector,
+    *,
+    user_id: uuid.UUID,
+    email: str | None,
+    model_id: str,
+    prompt: str,
+    negative_prompt: str = "",
+    seed: int | None = None,
+    strength: float = 0.85,
+    image: Upload,
+    mask: Upload,
+    idempotency_key: str | None,
+    request_hash: str,
+    render: Callable[[Job], Awaitable[bytes]],
+    captioner: Captioner | None = None,
+) -> Submitted:
+    """Inpainting: check the image and its mask, store both, price and queue the job.
+
+    The uploads are stored privately and recorded as media (no job) in the job's own
+    transaction; if the submission does not go through (invalid, 402, a replay or an
+    idempotency conflict) the stored objects are deleted again.
+    """
+    spec = catalog.get(model_id, ModelKind.EDIT)
+    picture = await inspector.inspect(image.data, image.content_type, field="image")
+    painted = await inspector.inspect_mask(
+        mask.data, mask.content_type, field="mask", size=(picture.width, picture.height)
+    )
+    uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
+    image_key = uploads.plan(picture)
+    mask_key = uploads.plan(painted)
+    params = EditParams(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        seed=seed,
+        strength=strength,
+        image_key=image_key,
+        mask_key=mask_key,
+        width=picture.width,
+        height=picture.height,
+    )
+    params.validate(max_width=spec.max_width, max_height=spec.max_height)
+    cost = catalog.edit_price(model_id, picture.width, picture.height)
+    return await uploads.run(
+        lambda assets: submit_job(
+            uow_factory,
+            queue,
+            clock,
+            kind=ModelKind.EDIT,
+            model_id=model_id,
+            params=params,
+            cost=cost,
+            user_id=user_id,
+            email=email,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            render=render,
+            uploads=assets,
+        )
+    )
+
+
+async def submit_video(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    catalog: Catalog,
+    storage: MediaStorage,
+    inspector: ImageInspector,
+    *,
+    user_id: uuid.UUID,
+    email: str | None,
+    model_id: str,
+    input_type: VideoInput,
+    prompt: str,
+    negative_prompt: str = "",
+    duration_seconds: int = 5,
+    resolution: str = "480p",
+    fps: int = 16,
+    seed: int | None = None,
+    image: Upload | None = None,
+    first_frame: Upload | None = None,
+    last_frame: Upload | None = None,
+    idempotency_key: str | None,
+    request_hash: str,
+    render: Callable[[Job], Awaitable[bytes]],
+    captioner: Captioner | None = None,
+) -> Submitted:
+    """Text, image or keyframes to video, priced per second at the resolution.
+
+    Uploads go as in ``submit_edit``: stored, recorded with the job, removed if the
+    submission fails.
+    """
+    spec = catalog.get(model_id, ModelKind.VIDEO)
+    # the cheap checks first, with stand-in keys for the uploads that were sent:
+    # nothing is decoded or stored for a request that is wrong anyway
+    VideoParams(
+        prompt=prompt,
+        input_type=input_type,
+        negative_prompt=negative_prompt,
+        duration_seconds=duration_seconds,
+        resolution=resolution,
+        fps=fps,
+        seed=seed,
+        image_key="-" if image else None,
+        first_frame_key="-" if first_frame else None,
+        last_frame_key="-" if last_frame else None,
+    ).validate(resolutions=catalog.video_resolutions(spec.id))
+    uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
+    keys: dict[str, str | None] = {}
+    for name, upload in (
+        ("image", image),
+        ("first_frame", first_frame),
+        ("last_frame", last_frame),
+    ):
+        if upload is None:
+            keys[name] = None
+            continue
+        inspected = await inspector.inspect(upload.data, upload.content_type, field=name)
+        keys[name] = uploads.plan(inspected)
+    params = VideoParams(
+        prompt=prompt,
+        input_type=input_type,
+        negative_prompt=negative_prompt,
+        duration_seconds=duration_seconds,
+        resolution=resolution,
+        fps=fps,
+        seed=seed,
+        image_key=keys["image"],
+        first_frame_key=keys["first_frame"],
+        last_frame_key=keys["last_frame"],
+    )
+    cost = catalog.video_price(model_id, params.duration_seconds, params.resolution)
+    return await uploads.run(
+        lambda assets: submit_job(
+            uow_factory,
+            queue,
+            clock,
+            kind=ModelKind.VIDEO,
+            model_id=model_id,
+            params=params,
+            cost=cost,
+            user_id=user_id,
+            email=email,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            render=render,
+            uploads=assets,
+        )
+    )
+
+
+async def submit_job(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    *,
+    kind: ModelKind,
+    model_id: str,
+    params: JobParams,
+    cost: int,
+    user_id: uuid.UUID,
+    email: str | None,
+    idempotency_key: str | None,
+    request_hash: str,
+    render: Callable[[Job], Awaitable[bytes]],
+    uploads: Sequence[MediaAsset] = (),
+) -> Submitted:
+    """Hold ``cost`` and queue a job of any kind, atomically; the one path every
+    submission takes.
+
+    ``params`` must be validated and ``cost`` priced by the caller. ``render`` turns the
+    new job into the response body, so that the exact bytes can be stored for replays.
+    ``uploads`` (media the job reads, already in storage) are recorded in the same
+    transaction. Nothing is written unless everything is.
+    """
+    now = clock.now()
+    async with uow_factory() as uow:
+        if idempotency_key is not None:
+            # the account's lock may travel with the key's claim (one round trip): the
+            # key is claimed first, then the account locked, as without the hint
+            await uow.ledger.will_lock_account(user_id)
+        replay = await idempotent(
+            uow, user_id=user_id, key=idempotency_key, request_hash=request_hash, now=now
+        )
+        if replay is not None:
+            return _replayed(replay)
+        job_id = new_id()
+        # the account's lock also reads the profile (its tier): no separate read
+        profile, lots = await lock_account(uow, user_id, email)
+        hold = await place_hold(
+            uow,
+            user_id=user_id,
+            amount=cost,
+            reference=f"job:{job_id}",
+            now=now,
+            locked=(profile, lots),
+        )
+        job = Job(
+            id=job_id,
+            user_id=user_id,
+            kind=kind,
+            model_id=model_id,
+            params=params,
+            cost=cost,
+            hold_id=hold.id,
+            status=JobStatus.QUEUED,
+            created_at=now,
+            updated_at=now,
+            priority=TIER_PRIORITY.get(profile.subscription_tier, 0),
+        )
+        await uow.jobs.add(job)
+        for asset in uploads:
+            await uow.media.add(asset)
+        if uploads:  # recorded now: no longer orphans if this commits
+            await uow.uploads.settle([asset.storage_key for asset in uploads])
+        body = await render(job)
+        if idempotency_key is not None:
+            await uow.idempotency.add(
+                IdempotencyRecord(
+                    user_id=user_id,
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    status_code=202,
+                    response_body=body,
+                    created_at=now,
+                )
+            )
+        await uow.commit()
+    # enqueue only after commit; if the queue is down the job is still safe in the
+    # database and the reconciler wakes a worker for it: the answer stays 202
+    await wake(queue, job)
+    return Submitted(202, body, job.id)
+
+
+async def enhanced(params: ImageParams, enhancer: PromptEnhancer) -> ImageParams:
+    """The params with the prompt enhanced (the user's words kept as ``original_prompt``).
+
+    The user's words are checked first (a prompt that would be refused is not sent out
+    to be enhanced). The enhancer never fails: on any trouble it returns the prompt
+    unchanged, and then so does this; an answer that would not pass the checks a
+    prompt passes (empty, too long, control characters) counts as such trouble.
+    """
+    check_text(params.prompt, params.negative_prompt)
+    better = await enhancer.enhance(params.prompt)
+    if better == params.prompt:
+        return params
+    try:
+        check_text(better, params.negative_prompt)
+    except InvalidInput:
+        log.warning("the enhanced prompt was unusable; the user's is kept")
+        return params
+    return msgspec.structs.replace(params, prompt=better, original_prompt=params.prompt)

@@ -1,0 +1,57 @@
+"""Acknowledging purchases to the store within its deadline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import msgspec
+
+from core.model.errors import StoreUnavailable
+from core.model.purchases.entitlements import (
+    StoreTransaction,
+)
+from core.model.purchases.products import Store
+from ports.unit_of_work import UnitOfWorkFactory
+
+#: Google refunds a purchase nobody acknowledged within three days
+ACKNOWLEDGE_WITHIN = timedelta(days=3)
+
+
+async def unacknowledged(
+    uow_factory: UnitOfWorkFactory, *, store: Store, now: datetime, limit: int = 200
+) -> list[StoreTransaction]:
+    """Purchases the store still waits to hear we delivered (within its deadline)."""
+    async with uow_factory() as uow:
+        return await uow.purchases.unacknowledged(store, now - ACKNOWLEDGE_WITHIN, limit=limit)
+
+
+async def mark_acknowledged(
+    uow_factory: UnitOfWorkFactory, *, store: Store, transaction_id: str
+) -> None:
+    async with uow_factory() as uow:
+        await uow.purchases.lock(store, transaction_id)
+        tx = await uow.purchases.get_transaction(store, transaction_id)
+        if tx is not None and not tx.acknowledged:
+            await uow.purchases.update_transaction(msgspec.structs.replace(tx, acknowledged=True))
+            await uow.commit()
+
+
+class _Acknowledger(Protocol):
+    async def acknowledge(self, transaction: StoreTransaction) -> None: ...
+
+
+async def acknowledge_pending(
+    uow_factory: UnitOfWorkFactory, client: _Acknowledger, *, store: Store, now: datetime
+) -> int:
+    """Tell the store about every delivered purchase it has not heard of yet (Google:
+    within its three days). Safe to repeat; returns how many were acknowledged."""
+    done = 0
+    for tx in await unacknowledged(uow_factory, store=store, now=now):
+        try:
+            await client.acknowledge(tx)
+        except StoreUnavailable:
+            continue  # the next run tries again
+        await mark_acknowledged(uow_factory, store=store, transaction_id=tx.transaction_id)
+        done += 1
+    return done

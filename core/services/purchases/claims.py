@@ -1,0 +1,138 @@
+"""Claiming a purchase the app reports: a pack's credits or a subscription."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from core.model.credits import EntryKind
+from core.model.errors import InvalidPurchase, PurchaseOwnedElsewhere
+from core.model.purchases.entitlements import (
+    StoreTransaction,
+    TransactionStatus,
+)
+from core.model.purchases.products import Product, ProductCatalog, ProductKind, Store
+from core.model.purchases.store_events import (
+    Purchase,
+    SubscriptionSnapshot,
+)
+from core.services.credits import (
+    add_credits,
+)
+from core.services.purchases.outcomes import PurchaseOutcome
+from core.services.purchases.subscriptions import _apply_subscription, _paid_by_store
+from ports.unit_of_work import UnitOfWork
+
+# --- purchases the app presents -----------------------------------------------------
+
+
+async def claim_purchase(
+    uow: UnitOfWork,
+    event: Purchase | SubscriptionSnapshot,
+    *,
+    user_id: uuid.UUID,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> PurchaseOutcome:
+    """The signed-in user presents a purchase the adapter verified with the store.
+
+    The purchase must have been made for this user (the store's account token);
+    a transaction is owned by the first account that presents it, forever: another
+    account gets PurchaseOwnedElsewhere, the owner again gets the first result.
+    """
+    if event.user_id != user_id:
+        raise PurchaseOwnedElsewhere("this purchase was made for another account")
+    product = catalog.require_for_store(event.store, event.store_product_id)
+    await uow.profiles.ensure(user_id, None)
+    await uow.purchases.lock(event.store, event.original_transaction_id)
+    await uow.ledger.lock_account(user_id)
+    if isinstance(event, Purchase):
+        if product.kind is not ProductKind.CONSUMABLE:
+            raise InvalidPurchase(f"{product.id} is a subscription", field="productId")
+        return await _record_pack(uow, event, product, user_id, now)
+    if product.kind is not ProductKind.SUBSCRIPTION:
+        raise InvalidPurchase(f"{product.id} is not a subscription", field="productId")
+    return await _record_subscription(uow, event, product, user_id, catalog, now)
+
+
+async def _owned(
+    uow: UnitOfWork, store: Store, transaction_id: str, user_id: uuid.UUID
+) -> StoreTransaction | None:
+    existing = await uow.purchases.get_transaction(store, transaction_id)
+    if existing is not None and existing.user_id != user_id:
+        raise PurchaseOwnedElsewhere("this purchase belongs to another account")
+    return existing
+
+
+async def _record_pack(
+    uow: UnitOfWork, event: Purchase, product: Product, user_id: uuid.UUID, now: datetime
+) -> PurchaseOutcome:
+    existing = await _owned(uow, event.store, event.transaction_id, user_id)
+    if existing is not None:
+        return PurchaseOutcome(
+            store=event.store,
+            transaction_id=existing.transaction_id,
+            product_id=existing.product_id,
+            credits_granted=0,
+            credits_total=existing.credits,
+            replayed=True,
+        )
+    if event.quantity < 1:
+        raise InvalidPurchase("a purchase of no items", field="quantity")
+    credits = product.credits * event.quantity
+    entry = await add_credits(
+        uow,
+        user_id=user_id,
+        amount=credits,
+        kind=EntryKind.PURCHASE,
+        reference=f"{event.store}:{event.transaction_id} {product.id}",
+        idempotency_key=f"purchase:{event.store}:{event.transaction_id}",
+        now=now,
+    )
+    await uow.purchases.add_transaction(
+        StoreTransaction(
+            store=event.store,
+            transaction_id=event.transaction_id,
+            user_id=user_id,
+            original_transaction_id=event.original_transaction_id,
+            product_id=product.id,
+            store_product_id=event.store_product_id,
+            kind=ProductKind.CONSUMABLE,
+            credits=credits,
+            lot_id=entry.lot_id,
+            status=TransactionStatus.GRANTED,
+            purchased_at=event.purchased_at,
+            created_at=now,
+            acknowledged=_paid_by_store(event.store),
+        )
+    )
+    return PurchaseOutcome(
+        store=event.store,
+        transaction_id=event.transaction_id,
+        product_id=product.id,
+        credits_granted=credits,
+        credits_total=credits,
+        replayed=False,
+    )
+
+
+async def _record_subscription(
+    uow: UnitOfWork,
+    event: SubscriptionSnapshot,
+    product: Product,
+    user_id: uuid.UUID,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> PurchaseOutcome:
+    existing = await _owned(uow, event.store, event.transaction_id, user_id)
+    entitlement, granted = await _apply_subscription(uow, event, product, user_id, catalog, now)
+    grants = await uow.purchases.grants(event.store, event.original_transaction_id)
+    return PurchaseOutcome(
+        store=event.store,
+        transaction_id=event.transaction_id,
+        product_id=entitlement.product_id,
+        credits_granted=granted,
+        credits_total=sum(g.credits for g in grants),
+        replayed=existing is not None,
+        entitlement=entitlement,
+    )

@@ -1,0 +1,370 @@
+"""Refunds, revocations and their reversals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+from core.model.credits import EntryKind
+from core.model.purchases.entitlements import (
+    Entitlement,
+    StoreTransaction,
+    TransactionStatus,
+    end_entitlement,
+)
+from core.model.purchases.products import ProductCatalog, ProductKind, Store
+from core.model.purchases.store_events import (
+    WHOLE_SHARE,
+    EntitlementStatus,
+    RefundReversal,
+    Revocation,
+    RevocationReason,
+)
+from core.services.credits import (
+    add_credits,
+    claw_back_lot,
+    claw_back_part,
+    forgive_owed,
+    reopen_lot,
+    return_to_lot,
+)
+from core.services.purchases.outcomes import EventOutcome
+from core.services.purchases.subscriptions import (
+    _ENDED_BY,
+    _grant_due_month,
+    _paid_by_store,
+    sync_profile,
+)
+from ports.unit_of_work import UnitOfWork
+
+
+async def _find(
+    uow: UnitOfWork, store: Store, transaction_id: str, original: str | None
+) -> tuple[StoreTransaction | None, Entitlement | None]:
+    tx = await uow.purchases.get_transaction(store, transaction_id)
+    if tx is None and original is not None:
+        tx = await uow.purchases.get_transaction(store, original)
+    original = original or (tx.original_transaction_id if tx is not None else None)
+    entitlement = None
+    if original is not None:
+        entitlement = await uow.purchases.get_entitlement(store, original)
+    return tx, entitlement
+
+
+async def _lock_for(
+    uow: UnitOfWork, store: Store, transaction_id: str, original: str | None
+) -> tuple[StoreTransaction | None, Entitlement | None, uuid.UUID | None]:
+    tx, entitlement = await _find(uow, store, transaction_id, original)
+    key = (
+        entitlement.original_transaction_id
+        if entitlement
+        else tx.original_transaction_id
+        if tx
+        else None
+    )
+    if key is None:
+        return None, None, None
+    await uow.purchases.lock(store, key)
+    tx, entitlement = await _find(uow, store, transaction_id, original)  # re-read under the lock
+    owner = tx.user_id if tx is not None else entitlement.user_id if entitlement else None
+    if owner is not None:
+        await uow.ledger.lock_account(owner)
+    return tx, entitlement, owner
+
+
+async def _revoke(
+    uow: UnitOfWork, event: Revocation, catalog: ProductCatalog, now: datetime
+) -> EventOutcome:
+    tx, entitlement, owner = await _lock_for(
+        uow, event.store, event.transaction_id, event.original_transaction_id
+    )
+    if owner is None:
+        return EventOutcome(action="unknown_transaction")
+    status = (
+        TransactionStatus.REFUNDED
+        if event.reason is RevocationReason.REFUND
+        else TransactionStatus.REVOKED
+    )
+    reference = f"{event.store}:{event.transaction_id} {event.reason.value}"
+    clawed = 0
+    if tx is not None and tx.kind is ProductKind.CONSUMABLE:
+        if _stale(tx, event.occurred_at):  # a reversal that happened after it came first
+            return EventOutcome(action="stale", user_id=owner)
+        owed = None  # all of it
+        if not event.whole:
+            owed = _revoked_credits(event, tx, catalog)
+            if owed is None:
+                return EventOutcome(action="unsized_partial_refund", user_id=owner)
+        action = f"clawed_back:{status.value}"
+        lot_id = tx.lot_id
+        if tx.status is TransactionStatus.GRANTED and lot_id is not None:
+            # clawed_back, while the pack is granted: what partial refunds claimed,
+            # taken or still owed by the lot (jobs held it); once refunded or revoked:
+            # what was taken, for a reversal to give back
+            if owed is None or owed >= tx.credits:  # all of it: the lot ends
+                forgiven = await forgive_owed(uow, user_id=owner, lot_id=lot_id)
+                clawed = await claw_back_lot(
+                    uow, user_id=owner, lot_id=lot_id, reference=reference, now=now
+                )
+                tx = msgspec.structs.replace(
+                    tx, status=status, clawed_back=tx.clawed_back - forgiven + clawed
+                )
+            else:
+                # cumulative: what the store took back in all, less what earlier
+                # partial refunds already claimed; the pack stays granted for the rest
+                clawed = await claw_back_part(
+                    uow,
+                    user_id=owner,
+                    lot_id=lot_id,
+                    amount=owed - tx.clawed_back,
+                    reference=f"{reference} {owed}/{tx.credits}",
+                    now=now,
+                )
+                tx = msgspec.structs.replace(tx, clawed_back=max(tx.clawed_back, owed))
+                action = "clawed_back:partial"
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+        )
+        return EventOutcome(action=action, user_id=owner, credits=clawed)
+    if entitlement is None:
+        return EventOutcome(action="unknown_transaction", user_id=owner)
+    payment = _named(tx, event.transaction_id)
+    names_chain = _names_chain(event.store, event.transaction_id, entitlement)
+    if payment is not None and _stale(payment, event.occurred_at):
+        return EventOutcome(action="stale", user_id=owner)
+    # the refunded payment is the current one: its latest; or, on Google, a void that
+    # names the purchase token (the chain) rather than an order. Not the original id on
+    # Apple: there the first payment's transactionId is the original's, and refunding
+    # that first month after a renewal must not end the paid period that follows.
+    current_payment = event.transaction_id == entitlement.latest_transaction_id or names_chain
+    grants = await uow.purchases.grants(event.store, entitlement.original_transaction_id)
+    paid_by = [g for g in grants if g.transaction_id == event.transaction_id]
+    if not paid_by and current_payment:  # the current period's, however it was granted
+        paid_by = [g for g in grants if g.month_start >= entitlement.period_start]
+    for grant in paid_by:
+        taken = await claw_back_lot(
+            uow, user_id=owner, lot_id=grant.lot_id, reference=reference, now=now
+        )
+        if taken:
+            await uow.purchases.update_grant(
+                msgspec.structs.replace(grant, clawed_back=grant.clawed_back + taken)
+            )
+        clawed += taken
+    if payment is not None:
+        if payment.status is TransactionStatus.GRANTED:
+            payment = msgspec.structs.replace(payment, status=status)
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(payment, revocation_event_at=event.occurred_at)
+        )
+    elif not names_chain:
+        # a payment whose own news has not come yet (the store retries a renewal's news
+        # for days): it paid for nothing granted yet; recorded, so that its news, when it
+        # comes, neither entitles nor grants the period it paid for
+        await uow.purchases.add_transaction(
+            _unheard_payment(event, entitlement, catalog, status, now)
+        )
+    if current_payment or event.reason is RevocationReason.REVOKE:
+        await uow.purchases.save_entitlement(
+            end_entitlement(entitlement, _ENDED_BY[status], event.occurred_at, now)
+        )
+        await sync_profile(uow, owner, catalog)
+    return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
+
+
+def _named(tx: StoreTransaction | None, transaction_id: str) -> StoreTransaction | None:
+    """The payment refund news names, if known; not the chain's first one, which
+    ``_find`` falls back to for news that names no payment we know."""
+    return tx if tx is not None and tx.transaction_id == transaction_id else None
+
+
+def _names_chain(store: Store, transaction_id: str, entitlement: Entitlement) -> bool:
+    """News about the whole subscription, not one payment: Google's void may name the
+    purchase token. (On Apple the original id is the first payment's.)"""
+    return store is Store.GOOGLE and transaction_id == entitlement.original_transaction_id
+
+
+def _unheard_payment(
+    event: Revocation | RefundReversal,
+    entitlement: Entitlement,
+    catalog: ProductCatalog,
+    status: TransactionStatus,
+    now: datetime,
+) -> StoreTransaction:
+    """A subscription payment known only from refund news so far: what it bought is the
+    plan as far as we know; ``_refunded_before_news`` puts right what the payment's
+    own news says (its plan, its period's start)."""
+    product = catalog.get(entitlement.product_id)
+    store_product_id = product.store_id(event.store) if product is not None else None
+    return StoreTransaction(
+        store=event.store,
+        transaction_id=event.transaction_id,
+        user_id=entitlement.user_id,
+        original_transaction_id=entitlement.original_transaction_id,
+        product_id=entitlement.product_id,
+        store_product_id=store_product_id or entitlement.product_id,
+        kind=ProductKind.SUBSCRIPTION,
+        credits=0,
+        lot_id=None,
+        status=status,
+        purchased_at=event.occurred_at,  # not known yet
+        created_at=now,
+        # a payment the store took back needs no acknowledgement
+        acknowledged=_paid_by_store(event.store) or status is not TransactionStatus.GRANTED,
+        revocation_event_at=event.occurred_at,
+    )
+
+
+def _revoked_credits(
+    event: Revocation, tx: StoreTransaction, catalog: ProductCatalog
+) -> int | None:
+    """The credits of a pack the store has taken back in all so far (a partial
+    revocation); None where its items cannot be sized (the pack left the catalog)."""
+    if event.revoked_share is not None:
+        # Apple rounds the share to 0.001%: the nearest credit is the intended one
+        return (tx.credits * event.revoked_share + WHOLE_SHARE // 2) // WHOLE_SHARE
+    assert event.revoked_quantity is not None
+    # a pack's credits per item are the product's: its id names them (credits_550)
+    product = catalog.get(tx.product_id)
+    if product is None or tx.credits % product.credits:
+        return None
+    return min(tx.credits, product.credits * event.revoked_quantity)
+
+
+def _stale(tx: StoreTransaction, occurred_at: datetime) -> bool:
+    """Refund news about a transaction (a pack, a subscription payment) older than the
+    latest already applied: a reversal that happened after the refund it reverses but
+    came first makes that refund stale."""
+    return tx.revocation_event_at is not None and occurred_at <= tx.revocation_event_at
+
+
+async def _reverse_refund(
+    uow: UnitOfWork, event: RefundReversal, catalog: ProductCatalog, now: datetime
+) -> EventOutcome:
+    tx, entitlement, owner = await _lock_for(
+        uow, event.store, event.transaction_id, event.original_transaction_id
+    )
+    if owner is None:
+        return EventOutcome(action="unknown_transaction")
+    reference = f"{event.store}:{event.transaction_id} refund reversed"
+    restored = 0
+    if tx is not None and tx.kind is ProductKind.CONSUMABLE:
+        if _stale(tx, event.occurred_at):
+            return EventOutcome(action="stale", user_id=owner)
+        if tx.status is TransactionStatus.GRANTED and tx.clawed_back > 0 and tx.lot_id:
+            # a partial refund undone: what it took goes back to the pack's live lot,
+            # what the lot still owed (jobs held it) is owed no more
+            forgiven = await forgive_owed(uow, user_id=owner, lot_id=tx.lot_id)
+            restored = await return_to_lot(
+                uow,
+                user_id=owner,
+                lot_id=tx.lot_id,
+                amount=tx.clawed_back - forgiven,
+                reference=reference,
+                now=now,
+            )
+            tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back - forgiven - restored)
+        elif tx.status is not TransactionStatus.GRANTED:
+            lot_id = tx.lot_id
+            # the pack's own lot lives again: what the refund took, and what jobs held
+            # then and gave back after (it expired on the ended lot), come back to it
+            back = (
+                await reopen_lot(
+                    uow,
+                    user_id=owner,
+                    lot_id=lot_id,
+                    taken=tx.clawed_back,
+                    reference=reference,
+                    now=now,
+                )
+                if lot_id is not None
+                else None
+            )
+            if back is not None:
+                restored = back
+            elif tx.clawed_back > 0:
+                entry = await add_credits(
+                    uow,
+                    user_id=owner,
+                    amount=tx.clawed_back,
+                    kind=EntryKind.PURCHASE,
+                    reference=reference,
+                    idempotency_key=f"reinstate:{tx.lot_id}",
+                    now=now,
+                )
+                lot_id, restored = entry.lot_id, tx.clawed_back
+            tx = msgspec.structs.replace(
+                tx, status=TransactionStatus.GRANTED, clawed_back=0, lot_id=lot_id
+            )
+        # recorded even when there is nothing to reverse yet (it came before the
+        # refund it reverses): that refund, arriving later, is then stale
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+        )
+        return EventOutcome(action="reinstated", user_id=owner, credits=restored)
+    if entitlement is None:
+        return EventOutcome(action="unknown_transaction", user_id=owner)
+    payment = _named(tx, event.transaction_id)
+    names_chain = _names_chain(event.store, event.transaction_id, entitlement)
+    if payment is not None and _stale(payment, event.occurred_at):
+        return EventOutcome(action="stale", user_id=owner)
+    if payment is None and not names_chain:
+        # a payment whose own news has not come yet: nothing of it was granted, so
+        # nothing comes back; recorded, so that the refund it reverses, should that come
+        # later, is stale
+        await uow.purchases.add_transaction(
+            _unheard_payment(event, entitlement, catalog, TransactionStatus.GRANTED, now)
+        )
+        return EventOutcome(action="reinstated", user_id=owner)
+    for grant in await uow.purchases.grants(event.store, entitlement.original_transaction_id):
+        if grant.clawed_back == 0 or grant.month_end <= now:
+            continue
+        if grant.transaction_id != event.transaction_id and payment is not None:
+            continue
+        entry = await add_credits(
+            uow,
+            user_id=owner,
+            amount=grant.clawed_back,
+            kind=EntryKind.ALLOWANCE,
+            reference=reference,
+            idempotency_key=f"reinstate:{grant.lot_id}",
+            now=now,
+            expires_at=grant.month_end,
+        )
+        assert entry.lot_id is not None
+        await uow.purchases.update_grant(
+            msgspec.structs.replace(grant, clawed_back=0, lot_id=entry.lot_id)
+        )
+        restored += grant.clawed_back
+    if payment is not None:
+        # recorded even when there is nothing to reverse yet (it came before the
+        # refund it reverses): that refund, arriving later, is then stale
+        await uow.purchases.update_transaction(
+            msgspec.structs.replace(
+                payment, status=TransactionStatus.GRANTED, revocation_event_at=event.occurred_at
+            )
+        )
+    # access comes back unless the current period's own payment is still refunded (a
+    # reversal of an earlier month's refund does not undo the current one's)
+    current = None
+    if event.transaction_id != entitlement.latest_transaction_id and not names_chain:
+        current = await uow.purchases.get_transaction(
+            event.store, entitlement.latest_transaction_id
+        )
+    current_refunded = current is not None and current.status is not TransactionStatus.GRANTED
+    if entitlement.status in _ENDED_BY.values() and not current_refunded:
+        if entitlement.period_end > now:
+            status = (
+                EntitlementStatus.ACTIVE
+                if entitlement.auto_renew
+                else EntitlementStatus.AUTO_RENEW_OFF
+            )
+        else:
+            status = EntitlementStatus.EXPIRED
+        entitlement = end_entitlement(entitlement, status, event.occurred_at, now)
+        entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
+        restored += granted
+        await uow.purchases.save_entitlement(entitlement)
+        await sync_profile(uow, owner, catalog)
+    return EventOutcome(action="reinstated", user_id=owner, credits=restored)

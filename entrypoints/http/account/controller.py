@@ -1,0 +1,60 @@
+"""The signed-in user's account: profile, balance and ledger."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.params import QueryParameter
+
+from core.model.errors import InvalidInput
+from core.services.credits import open_account
+from entrypoints.http.account.schemas import LedgerItem, LedgerPage, MeResponse
+from entrypoints.http.deps import PrincipalDep, RuntimeDep
+
+
+def encode_cursor(created_at: datetime, entry_id: uuid.UUID) -> str:
+    raw = msgspec.json.encode([created_at.isoformat(), str(entry_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, entry_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
+    except (binascii.Error, msgspec.DecodeError, ValueError):
+        raise InvalidInput("the cursor is not one this API returned", field="cursor") from None
+    return at, entry_id
+
+
+class AccountController(Controller):
+    path = "/v1/me"
+    tags = ["account"]
+
+    @get("/", summary="The signed-in user's profile and credit balance")
+    async def me(self, principal: PrincipalDep, runtime: RuntimeDep) -> MeResponse:
+        c = runtime.container
+        profile = await open_account(
+            c.uow_factory(), user_id=principal.user_id, email=principal.email, now=c.clock().now()
+        )
+        return MeResponse.of(profile, profile.credits)
+
+    @get("/credits", summary="The credit ledger, newest first (cursor-paginated)")
+    async def credits(
+        self,
+        principal: PrincipalDep,
+        runtime: RuntimeDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    ) -> LedgerPage:
+        before = decode_cursor(cursor) if cursor else None
+        async with runtime.container.uow_factory()() as uow:
+            entries = await uow.ledger.entries(principal.user_id, limit=limit + 1, before=before)
+        page, more = entries[:limit], len(entries) > limit
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+        return LedgerPage(items=[LedgerItem.of(e) for e in page], next_cursor=next_cursor)

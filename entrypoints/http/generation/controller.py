@@ -1,0 +1,389 @@
+"""Generation jobs: submit (holds credits), read, cancel (releases them)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, HeaderParameter, JSONBody
+
+from core.model.errors import InvalidInput
+from core.model.idempotency import request_fingerprint, validate_key
+from core.model.job_params import VideoInput
+from core.model.jobs import Job
+from core.model.media import MediaKind
+from core.services.generation.jobs import cancel_job, get_job
+from core.services.generation.submit import (
+    answered_before,
+    enhanced,
+    submit_edit,
+    submit_image,
+    submit_video,
+)
+from core.services.generation.submitted import Submitted
+from core.services.generation.uploads import Upload
+from entrypoints.http.deps import PrincipalDep, RuntimeDep
+from entrypoints.http.generation.schemas import (
+    AssetItem,
+    ImageRequest,
+    JobEventItem,
+    JobEventList,
+    JobResponse,
+    asset_item,
+)
+
+_encoder = msgspec.json.Encoder()
+
+
+async def job_response(runtime: RuntimeDep, job: Job) -> JobResponse:
+    c = runtime.container
+    ttl = runtime.settings.signed_url_ttl
+    assets: list[AssetItem] = []
+    if job.asset_ids:
+        async with c.uow_factory()() as uow:
+            media = await uow.media.list_for_job(job.id)
+        storage = c.storage()
+        expires_at = c.clock().now() + timedelta(seconds=ttl)
+        for asset in media:
+            url = await storage.signed_url(asset.storage_key, ttl)
+            thumbnail = (
+                await storage.signed_url(asset.thumbnail_key, ttl)
+                if asset.kind is MediaKind.VIDEO and asset.thumbnail_key
+                else None
+            )
+            assets.append(asset_item(asset, url, expires_at, thumbnail))
+    return JobResponse.of(job, assets)
+
+
+#: the biggest multipart body the upload endpoints read: three files at their limit
+MAX_UPLOAD_REQUEST = 64 * 1024 * 1024
+#: core field names -> the multipart names the app sends
+_WIRE = {
+    "negative_prompt": "negativePrompt",
+    "first_frame": "firstFrame",
+    "last_frame": "lastFrame",
+    "duration_seconds": "durationSeconds",
+    "input_type": "inputType",
+}
+
+Form = Annotated[
+    dict[str, Any],
+    Body(
+        media_type=RequestEncodingType.MULTI_PART,
+        description="multipart/form-data: the fields and files of docs/api.md",
+    ),
+]
+IdempotencyKey = Annotated[
+    str,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="A fresh random key per intended submission; retries reuse it.",
+    ),
+]
+
+
+class _Parts:
+    """A multipart form read strictly: known names only, text where text, files where
+    files; every error an InvalidInput naming the part."""
+
+    def __init__(self, form: dict[str, Any], *, texts: set[str], files: set[str]) -> None:
+        for name, value in form.items():
+            if name not in texts | files:
+                raise InvalidInput(f"unknown field {name!r}", field=name)
+            if isinstance(value, list):
+                raise InvalidInput(f"{name} is given more than once", field=name)
+            if name in files and not isinstance(value, UploadFile):
+                raise InvalidInput(f"{name} must be a file", field=name)
+            if name in texts and isinstance(value, UploadFile):
+                raise InvalidInput(f"{name} must be a text field, not a file", field=name)
+        self.form = form
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.form.get(name)
+        if value is None:
+            if default is None:
+                raise InvalidInput(f"{name} is required", field=name)
+            return default
+        return str(value)
+
+    def integer(self, name: str, default: int | None) -> int | None:
+        value = self.form.get(name)
+        if value is None or str(value).strip() == "":
+            return default
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise InvalidInput(f"{name} must be an integer", field=name) from None
+
+    def number(self, name: str, default: float) -> float:
+        value = self.form.get(name)
+        if value is None or str(value).strip() == "":
+            return default
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise InvalidInput(f"{name} must be a number", field=name) from None
+
+    async def file(self, name: str) -> Upload | None:
+        value = self.form.get(name)
+        if value is None:
+            return None
+        assert isinstance(value, UploadFile)
+        # a part with no Content-Type of its own (React Native's FormData without a
+        # ``type``) is given text/plain by Litestar: undeclared, the bytes decide
+        declared = any(name.lower() == "content-type" for name in value.headers)
+        return Upload(await value.read(), (value.content_type or None) if declared else None)
+
+    async def fingerprint(self, path: str) -> str:
+        """The request's identity for Idempotency-Key: its fields and the files' digests
+        (not the raw body, whose multipart boundary changes on every retry)."""
+        parts: list[list[str]] = []
+        for name in sorted(self.form):
+            value = self.form[name]
+            if isinstance(value, UploadFile):
+                await value.seek(0)
+                digest = hashlib.sha256(await value.read()).hexdigest()
+                await value.seek(0)
+                parts.append([name, "file", digest])
+            else:
+                parts.append([name, "text", str(value)])
+        # encoded as JSON, so that no field's text can pass for another field (a prompt
+        # holding "\nresolution=720p" used to match a request with that second field)
+        return request_fingerprint("POST", path, _encoder.encode(parts))
+
+
+@contextmanager
+def _wire_fields() -> Iterator[None]:
+    """Name the field at fault as the app sent it (``firstFrame``), not as the core
+    calls it (``first_frame``)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if exc.field is not None:
+            exc.field = _WIRE.get(exc.field, exc.field)
+        raise
+
+
+def _submitted(result: Submitted) -> Response[bytes]:
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    if result.job_id is not None:
+        headers["Location"] = f"/v1/generate/{result.job_id}"
+    return Response(
+        result.body, status_code=result.status_code, media_type="application/json", headers=headers
+    )
+
+
+async def _render(job: Job) -> bytes:
+    return _encoder.encode(JobResponse.of(job))
+
+
+class GenerateController(Controller):
+    path = "/v1/generate"
+    tags = ["generation"]
+
+    @post(
+        "/image",
+        summary="Generate images from a prompt (holds the price in credits)",
+        status_code=202,
+    )
+    async def generate_image(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ImageRequest],
+        principal: PrincipalDep,
+        runtime: RuntimeDep,
+        idempotency_key: Annotated[
+            str,
+            HeaderParameter(
+                name="Idempotency-Key",
+                description="A fresh random key per intended submission; retries reuse it.",
+            ),
+        ],
+    ) -> Response[bytes]:
+        key = validate_key(idempotency_key)
+        # the exact bytes, for the idempotency fingerprint
+        request_hash = request_fingerprint("POST", "/v1/generate/image", await request.body())
+        payload = data
+        c = runtime.container
+        params = payload.to_params()
+        with _wire_fields():
+            if payload.enhance:
+                # a retry answered before: no second (paid) enhancement to throw away
+                before = await answered_before(
+                    c.uow_factory(), user_id=principal.user_id, key=key, request_hash=request_hash
+                )
+                if before is not None:
+                    return _submitted(before)
+                params = await enhanced(params, c.enhancer())
+            result = await submit_image(
+                c.uow_factory(),
+                c.queue(),
+                c.clock(),
+                c.catalog(),
+                user_id=principal.user_id,
+                email=principal.email,
+                model_id=payload.model,
+                params=params,
+                idempotency_key=key,
+                request_hash=request_hash,
+                render=_render,
+            )
+        return _submitted(result)
+
+    @post(
+        "/edit",
+        summary="Repaint the masked area of an uploaded image (multipart; holds the price)",
+        status_code=202,
+        request_max_body_size=MAX_UPLOAD_REQUEST,
+    )
+    async def generate_edit(
+        self,
+        data: Form,
+        principal: PrincipalDep,
+        runtime: RuntimeDep,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[bytes]:
+        key = validate_key(idempotency_key)
+        c = runtime.container
+        with _wire_fields():
+            parts = _Parts(
+                data,
+                texts={"model", "prompt", "negativePrompt", "seed", "strength"},
+                files={"image", "mask"},
+            )
+            image, mask = await parts.file("image"), await parts.file("mask")
+            if image is None:
+                raise InvalidInput("image is required: the picture to edit", field="image")
+            if mask is None:
+                raise InvalidInput("mask is required: where to repaint", field="mask")
+            result = await submit_edit(
+                c.uow_factory(),
+                c.queue(),
+                c.clock(),
+                c.catalog(),
+                c.storage(),
+                c.inspector(),
+                user_id=principal.user_id,
+                email=principal.email,
+                model_id=parts.text("model"),
+                prompt=parts.text("prompt"),
+                negative_prompt=parts.text("negativePrompt", ""),
+                seed=parts.integer("seed", None),
+                strength=parts.number("strength", 0.85),
+                image=image,
+                mask=mask,
+                idempotency_key=key,
+                request_hash=await parts.fingerprint("/v1/generate/edit"),
+                render=_render,
+                captioner=c.captioner(),
+            )
+        return _submitted(result)
+
+    @post(
+        "/video",
+        summary="Make a video from text, an image or two keyframes (multipart; holds the price)",
+        status_code=202,
+        request_max_body_size=MAX_UPLOAD_REQUEST,
+    )
+    async def generate_video(
+        self,
+        data: Form,
+        principal: PrincipalDep,
+        runtime: RuntimeDep,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[bytes]:
+        key = validate_key(idempotency_key)
+        c = runtime.container
+        with _wire_fields():
+            parts = _Parts(
+                data,
+                texts={
+                    "model",
+                    "inputType",
+                    "prompt",
+                    "negativePrompt",
+                    "durationSeconds",
+                    "resolution",
+                    "fps",
+                    "seed",
+                },
+                files={"image", "firstFrame", "lastFrame"},
+            )
+            raw_type = parts.text("inputType", VideoInput.TEXT.value)
+            try:
+                input_type = VideoInput(raw_type)
+            except ValueError:
+                raise InvalidInput(
+                    f"inputType must be one of {', '.join(v.value for v in VideoInput)}",
+                    field="inputType",
+                ) from None
+            result = await submit_video(
+                c.uow_factory(),
+                c.queue(),
+                c.clock(),
+                c.catalog(),
+                c.storage(),
+                c.inspector(),
+                user_id=principal.user_id,
+                email=principal.email,
+                model_id=parts.text("model"),
+                input_type=input_type,
+                prompt=parts.text("prompt"),
+                negative_prompt=parts.text("negativePrompt", ""),
+                duration_seconds=parts.integer("durationSeconds", 5) or 0,
+                resolution=parts.text("resolution", "480p"),
+                fps=parts.integer("fps", 16) or 0,
+                seed=parts.integer("seed", None),
+                image=await parts.file("image"),
+                first_frame=await parts.file("firstFrame"),
+                last_frame=await parts.file("lastFrame"),
+                idempotency_key=key,
+                request_hash=await parts.fingerprint("/v1/generate/video"),
+                render=_render,
+                captioner=c.captioner(),
+            )
+        return _submitted(result)
+
+    @get("/{job_id:uuid}/events", summary="What happened to the job (retries, results)")
+    async def job_events(
+        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
+    ) -> JobEventList:
+        uow_factory = runtime.container.uow_factory()
+        job = await get_job(uow_factory, user_id=principal.user_id, job_id=job_id)
+        async with uow_factory() as uow:
+            events = await uow.job_events.list_for_job(job.id)
+        return JobEventList(
+            items=[
+                JobEventItem(id=e.id, kind=e.kind.value, message=e.message, created_at=e.created_at)
+                for e in events
+            ]
+        )
+
+    @get("/{job_id:uuid}", summary="A job's status, progress and result assets")
+    async def get_job(
+        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
+    ) -> JobResponse:
+        job = await get_job(
+            runtime.container.uow_factory(), user_id=principal.user_id, job_id=job_id
+        )
+        return await job_response(runtime, job)
+
+    @post(
+        "/{job_id:uuid}/cancel",
+        summary="Cancel an unfinished job and release its credits",
+        status_code=200,
+    )
+    async def cancel(
+        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
+    ) -> JobResponse:
+        c = runtime.container
+        job = await cancel_job(c.uow_factory(), c.clock(), user_id=principal.user_id, job_id=job_id)
+        return await job_response(runtime, job)

@@ -1,0 +1,85 @@
+"""Store notifications: App Store Server Notifications V2 and Google Play RTDN.
+
+No user JWT: Apple's payload is a JWS verified against the configured roots; Google's
+push carries an OIDC token verified against Google's certificates. Each notification
+is applied once (deduplicated on notificationUUID / Pub/Sub messageId) and answered
+200 only after its changes are committed; any failure answers 5xx so the store
+delivers it again. A payload that does not verify answers 4xx (the store does not
+retry it; a forger learns nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, post
+from litestar.params import JSONBody
+
+from core.model.purchases.products import Store
+from core.services.purchases.notifications import handle_notification
+from core.services.purchases.outcomes import EventOutcome
+from entrypoints.http.deps import RuntimeDep
+from entrypoints.http.purchases.controller import _store
+from entrypoints.http.purchases.schemas import AppleNotificationBody, WebhookResult
+from entrypoints.runtime import Runtime
+from ports.stores import StoreNotification
+
+log = logging.getLogger("genstudio.webhooks.stores")
+
+
+async def _apply(runtime: Runtime, notification: StoreNotification) -> WebhookResult:
+    c = runtime.container
+    outcomes: list[EventOutcome] = await handle_notification(
+        c.uow_factory(),
+        store=notification.store,
+        notification_id=notification.notification_id,
+        kind=notification.kind,
+        events=notification.events,
+        catalog=c.iap.products(),
+        now=c.clock().now(),
+    )
+    log.info(
+        "store notification",
+        extra={
+            "store": notification.store.value,
+            "notification_id": notification.notification_id,
+            "kind": notification.kind,
+            "actions": [o.action for o in outcomes],
+        },
+    )
+    return WebhookResult(
+        store=notification.store.value,
+        notification_id=notification.notification_id,
+        kind=notification.kind,
+        actions=[o.action for o in outcomes],
+        users=[o.user_id for o in outcomes if o.user_id is not None],
+    )
+
+
+@post(
+    "/v1/webhooks/apple",
+    status_code=200,
+    tags=["webhooks"],
+    security=[],
+    summary="App Store Server Notifications V2 (signedPayload)",
+)
+async def apple_webhook(
+    data: JSONBody[AppleNotificationBody], runtime: RuntimeDep
+) -> WebhookResult:
+    notification = await _store(runtime, Store.APPLE).verify_notification(data.signed_payload)
+    return await _apply(runtime, notification)
+
+
+@post(
+    "/v1/webhooks/google",
+    status_code=200,
+    tags=["webhooks"],
+    security=[],
+    summary="Google Play real-time developer notifications (Pub/Sub push)",
+)
+async def google_webhook(request: Request[Any, Any, Any], runtime: RuntimeDep) -> WebhookResult:
+    client = _store(runtime, Store.GOOGLE)
+    await client.verify_push(request.headers.get("authorization"))
+    notification = await client.read_notification(await request.body())
+    return await _apply(runtime, notification)
