@@ -14,17 +14,18 @@ from adapters.gpu_local import LocalGpuProvider
 from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.ai import SuffixPromptEnhancer
-from adapters.memory.clock import SystemClock
 from adapters.openrouter import OpenRouterClient
 from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
+from adapters.system import SystemClock
 from core.model.pricing import DEFAULT_CATALOG
 from core.services.processing.processor import JobProcessor
 from core.services.reconcile import Reconciler
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.settings import Settings
+from ports.queue import JobQueue
 
 
 class DatabaseContainer(containers.DeclarativeContainer):
@@ -108,7 +109,8 @@ class IapContainer(containers.DeclarativeContainer):
 class AppContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     engine = providers.Dependency(instance_of=AsyncEngine)
-    queue = providers.Dependency()  # in-process or taskiq: chosen by the entrypoint
+    # in-process or taskiq: chosen by the entrypoint
+    queue: providers.Dependency[JobQueue] = providers.Dependency()
 
     clock = providers.Singleton(SystemClock)
     catalog = providers.Object(DEFAULT_CATALOG)

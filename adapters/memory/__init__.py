@@ -7,7 +7,7 @@ the Postgres adapter (rollback unless committed, account locks, idempotency lock
 
 from adapters.memory.ai import FixedCaptioner, SuffixPromptEnhancer
 from adapters.memory.auth import StaticTokenVerifier
-from adapters.memory.clock import FakeClock, SystemClock
+from adapters.memory.clock import FakeClock
 from adapters.memory.gpu import InMemoryGpuProvider
 from adapters.memory.queue import InMemoryJobQueue
 from adapters.memory.storage import InMemoryStorage
@@ -25,5 +25,4 @@ __all__ = [
     "InMemoryUnitOfWorkFactory",
     "StaticTokenVerifier",
     "SuffixPromptEnhancer",
-    "SystemClock",
 ]

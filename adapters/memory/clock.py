@@ -4,14 +4,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
 class FakeClock:
     """A clock that moves only when told to (``advance``); ``sleep`` advances it."""
 

@@ -863,8 +863,8 @@ async def test_a_submission_is_two_round_trips_and_its_wake_up(
 ) -> None:
     # [BEGIN, the key's lock and record, the account's lock and lots] and
     # [the lot, the hold, its entry, the job, the answer to replay, COMMIT]
-    from adapters.memory.clock import SystemClock
     from adapters.memory.queue import InMemoryJobQueue
+    from adapters.system import SystemClock
     from core.model.pricing import DEFAULT_CATALOG
     from core.services.generation.submit import submit_image
 
