@@ -14,14 +14,29 @@ from ports.repositories.purchases import PurchaseRepository
 
 
 class UnitOfWork(Protocol):
-    profiles: ProfileRepository
-    ledger: LedgerRepository
-    jobs: JobRepository
-    job_events: JobEventRepository
-    media: MediaRepository
-    idempotency: IdempotencyRepository
-    purchases: PurchaseRepository
-    uploads: UploadRepository
+    @property
+    def profiles(self) -> ProfileRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def jobs(self) -> JobRepository: ...
+
+    @property
+    def job_events(self) -> JobEventRepository: ...
+
+    @property
+    def media(self) -> MediaRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def purchases(self) -> PurchaseRepository: ...
+
+    @property
+    def uploads(self) -> UploadRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
