@@ -15,7 +15,7 @@ from core.model.purchases.store_events import (
 )
 from core.services.purchases.claims import claim_purchase
 from core.services.purchases.outcomes import EventOutcome
-from core.services.purchases.refunds import _reverse_refund, _revoke
+from core.services.purchases.refunds import reverse_refund, revoke
 from core.services.purchases.subscriptions import _apply_subscription
 from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -75,8 +75,8 @@ async def apply_store_event(
     if isinstance(event, SubscriptionSnapshot):
         return await _apply_snapshot_event(uow, event, catalog, now)
     if isinstance(event, Revocation):
-        return await _revoke(uow, event, catalog, now)
-    return await _reverse_refund(uow, event, catalog, now)
+        return await revoke(uow, event, catalog, now)
+    return await reverse_refund(uow, event, catalog, now)
 
 
 async def _apply_snapshot_event(

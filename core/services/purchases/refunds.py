@@ -74,9 +74,11 @@ async def _lock_for(
     return tx, entitlement, owner
 
 
-async def _revoke(
+async def revoke(
     uow: UnitOfWork, event: Revocation, catalog: ProductCatalog, now: datetime
 ) -> EventOutcome:
+    """A refund or revocation: claw back what the pack or the subscription payment
+    granted, under the purchase's lock and the owner's account lock."""
     tx, entitlement, owner = await _lock_for(
         uow, event.store, event.transaction_id, event.original_transaction_id
     )
@@ -87,49 +89,76 @@ async def _revoke(
         if event.reason is RevocationReason.REFUND
         else TransactionStatus.REVOKED
     )
-    reference = f"{event.store}:{event.transaction_id} {event.reason.value}"
-    clawed = 0
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
-        if _stale(tx, event.occurred_at):  # a reversal that happened after it came first
-            return EventOutcome(action="stale", user_id=owner)
-        owed = None  # all of it
-        if not event.whole:
-            owed = _revoked_credits(event, tx, catalog)
-            if owed is None:
-                return EventOutcome(action="unsized_partial_refund", user_id=owner)
-        action = f"clawed_back:{status.value}"
-        lot_id = tx.lot_id
-        if tx.status is TransactionStatus.GRANTED and lot_id is not None:
-            # clawed_back, while the pack is granted: what partial refunds claimed,
-            # taken or still owed by the lot (jobs held it); once refunded or revoked:
-            # what was taken, for a reversal to give back
-            if owed is None or owed >= tx.credits:  # all of it: the lot ends
-                forgiven = await forgive_owed(uow, user_id=owner, lot_id=lot_id)
-                clawed = await claw_back_lot(
-                    uow, user_id=owner, lot_id=lot_id, reference=reference, now=now
-                )
-                tx = msgspec.structs.replace(
-                    tx, status=status, clawed_back=tx.clawed_back - forgiven + clawed
-                )
-            else:
-                # cumulative: what the store took back in all, less what earlier
-                # partial refunds already claimed; the pack stays granted for the rest
-                clawed = await claw_back_part(
-                    uow,
-                    user_id=owner,
-                    lot_id=lot_id,
-                    amount=owed - tx.clawed_back,
-                    reference=f"{reference} {owed}/{tx.credits}",
-                    now=now,
-                )
-                tx = msgspec.structs.replace(tx, clawed_back=max(tx.clawed_back, owed))
-                action = "clawed_back:partial"
-        await uow.purchases.update_transaction(
-            msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
-        )
-        return EventOutcome(action=action, user_id=owner, credits=clawed)
+        return await _revoke_pack(uow, event, tx, owner, status, catalog, now)
     if entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)
+    return await _revoke_payment(uow, event, tx, entitlement, owner, status, catalog, now)
+
+
+async def _revoke_pack(
+    uow: UnitOfWork,
+    event: Revocation,
+    tx: StoreTransaction,
+    owner: uuid.UUID,
+    status: TransactionStatus,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> EventOutcome:
+    reference = f"{event.store}:{event.transaction_id} {event.reason.value}"
+    clawed = 0
+    if _stale(tx, event.occurred_at):  # a reversal that happened after it came first
+        return EventOutcome(action="stale", user_id=owner)
+    owed = None  # all of it
+    if not event.whole:
+        owed = _revoked_credits(event, tx, catalog)
+        if owed is None:
+            return EventOutcome(action="unsized_partial_refund", user_id=owner)
+    action = f"clawed_back:{status.value}"
+    lot_id = tx.lot_id
+    if tx.status is TransactionStatus.GRANTED and lot_id is not None:
+        # clawed_back, while the pack is granted: what partial refunds claimed,
+        # taken or still owed by the lot (jobs held it); once refunded or revoked:
+        # what was taken, for a reversal to give back
+        if owed is None or owed >= tx.credits:  # all of it: the lot ends
+            forgiven = await forgive_owed(uow, user_id=owner, lot_id=lot_id)
+            clawed = await claw_back_lot(
+                uow, user_id=owner, lot_id=lot_id, reference=reference, now=now
+            )
+            tx = msgspec.structs.replace(
+                tx, status=status, clawed_back=tx.clawed_back - forgiven + clawed
+            )
+        else:
+            # cumulative: what the store took back in all, less what earlier
+            # partial refunds already claimed; the pack stays granted for the rest
+            clawed = await claw_back_part(
+                uow,
+                user_id=owner,
+                lot_id=lot_id,
+                amount=owed - tx.clawed_back,
+                reference=f"{reference} {owed}/{tx.credits}",
+                now=now,
+            )
+            tx = msgspec.structs.replace(tx, clawed_back=max(tx.clawed_back, owed))
+            action = "clawed_back:partial"
+    await uow.purchases.update_transaction(
+        msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+    )
+    return EventOutcome(action=action, user_id=owner, credits=clawed)
+
+
+async def _revoke_payment(
+    uow: UnitOfWork,
+    event: Revocation,
+    tx: StoreTransaction | None,
+    entitlement: Entitlement,
+    owner: uuid.UUID,
+    status: TransactionStatus,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> EventOutcome:
+    reference = f"{event.store}:{event.transaction_id} {event.reason.value}"
+    clawed = 0
     payment = _named(tx, event.transaction_id)
     names_chain = _names_chain(event.store, event.transaction_id, entitlement)
     if payment is not None and _stale(payment, event.occurred_at):
@@ -239,72 +268,98 @@ def _stale(tx: StoreTransaction, occurred_at: datetime) -> bool:
     return tx.revocation_event_at is not None and occurred_at <= tx.revocation_event_at
 
 
-async def _reverse_refund(
+async def reverse_refund(
     uow: UnitOfWork, event: RefundReversal, catalog: ProductCatalog, now: datetime
 ) -> EventOutcome:
+    """A refund the store undid: what the refund clawed back comes back, and access
+    with it, under the purchase's lock and the owner's account lock."""
     tx, entitlement, owner = await _lock_for(
         uow, event.store, event.transaction_id, event.original_transaction_id
     )
     if owner is None:
         return EventOutcome(action="unknown_transaction")
+    if tx is not None and tx.kind is ProductKind.CONSUMABLE:
+        return await _reinstate_pack(uow, event, tx, owner, now)
+    if entitlement is None:
+        return EventOutcome(action="unknown_transaction", user_id=owner)
+    return await _reinstate_payment(uow, event, tx, entitlement, owner, catalog, now)
+
+
+async def _reinstate_pack(
+    uow: UnitOfWork,
+    event: RefundReversal,
+    tx: StoreTransaction,
+    owner: uuid.UUID,
+    now: datetime,
+) -> EventOutcome:
     reference = f"{event.store}:{event.transaction_id} refund reversed"
     restored = 0
-    if tx is not None and tx.kind is ProductKind.CONSUMABLE:
-        if _stale(tx, event.occurred_at):
-            return EventOutcome(action="stale", user_id=owner)
-        if tx.status is TransactionStatus.GRANTED and tx.clawed_back > 0 and tx.lot_id:
-            # a partial refund undone: what it took goes back to the pack's live lot,
-            # what the lot still owed (jobs held it) is owed no more
-            forgiven = await forgive_owed(uow, user_id=owner, lot_id=tx.lot_id)
-            restored = await return_to_lot(
+    if _stale(tx, event.occurred_at):
+        return EventOutcome(action="stale", user_id=owner)
+    if tx.status is TransactionStatus.GRANTED and tx.clawed_back > 0 and tx.lot_id:
+        # a partial refund undone: what it took goes back to the pack's live lot,
+        # what the lot still owed (jobs held it) is owed no more
+        forgiven = await forgive_owed(uow, user_id=owner, lot_id=tx.lot_id)
+        restored = await return_to_lot(
+            uow,
+            user_id=owner,
+            lot_id=tx.lot_id,
+            amount=tx.clawed_back - forgiven,
+            reference=reference,
+            now=now,
+        )
+        tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back - forgiven - restored)
+    elif tx.status is not TransactionStatus.GRANTED:
+        lot_id = tx.lot_id
+        # the pack's own lot lives again: what the refund took, and what jobs held
+        # then and gave back after (it expired on the ended lot), come back to it
+        back = (
+            await reopen_lot(
                 uow,
                 user_id=owner,
-                lot_id=tx.lot_id,
-                amount=tx.clawed_back - forgiven,
+                lot_id=lot_id,
+                taken=tx.clawed_back,
                 reference=reference,
                 now=now,
             )
-            tx = msgspec.structs.replace(tx, clawed_back=tx.clawed_back - forgiven - restored)
-        elif tx.status is not TransactionStatus.GRANTED:
-            lot_id = tx.lot_id
-            # the pack's own lot lives again: what the refund took, and what jobs held
-            # then and gave back after (it expired on the ended lot), come back to it
-            back = (
-                await reopen_lot(
-                    uow,
-                    user_id=owner,
-                    lot_id=lot_id,
-                    taken=tx.clawed_back,
-                    reference=reference,
-                    now=now,
-                )
-                if lot_id is not None
-                else None
-            )
-            if back is not None:
-                restored = back
-            elif tx.clawed_back > 0:
-                entry = await add_credits(
-                    uow,
-                    user_id=owner,
-                    amount=tx.clawed_back,
-                    kind=EntryKind.PURCHASE,
-                    reference=reference,
-                    idempotency_key=f"reinstate:{tx.lot_id}",
-                    now=now,
-                )
-                lot_id, restored = entry.lot_id, tx.clawed_back
-            tx = msgspec.structs.replace(
-                tx, status=TransactionStatus.GRANTED, clawed_back=0, lot_id=lot_id
-            )
-        # recorded even when there is nothing to reverse yet (it came before the
-        # refund it reverses): that refund, arriving later, is then stale
-        await uow.purchases.update_transaction(
-            msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+            if lot_id is not None
+            else None
         )
-        return EventOutcome(action="reinstated", user_id=owner, credits=restored)
-    if entitlement is None:
-        return EventOutcome(action="unknown_transaction", user_id=owner)
+        if back is not None:
+            restored = back
+        elif tx.clawed_back > 0:
+            entry = await add_credits(
+                uow,
+                user_id=owner,
+                amount=tx.clawed_back,
+                kind=EntryKind.PURCHASE,
+                reference=reference,
+                idempotency_key=f"reinstate:{tx.lot_id}",
+                now=now,
+            )
+            lot_id, restored = entry.lot_id, tx.clawed_back
+        tx = msgspec.structs.replace(
+            tx, status=TransactionStatus.GRANTED, clawed_back=0, lot_id=lot_id
+        )
+    # recorded even when there is nothing to reverse yet (it came before the
+    # refund it reverses): that refund, arriving later, is then stale
+    await uow.purchases.update_transaction(
+        msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+    )
+    return EventOutcome(action="reinstated", user_id=owner, credits=restored)
+
+
+async def _reinstate_payment(
+    uow: UnitOfWork,
+    event: RefundReversal,
+    tx: StoreTransaction | None,
+    entitlement: Entitlement,
+    owner: uuid.UUID,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> EventOutcome:
+    reference = f"{event.store}:{event.transaction_id} refund reversed"
+    restored = 0
     payment = _named(tx, event.transaction_id)
     names_chain = _names_chain(event.store, event.transaction_id, entitlement)
     if payment is not None and _stale(payment, event.occurred_at):
@@ -345,8 +400,23 @@ async def _reverse_refund(
                 payment, status=TransactionStatus.GRANTED, revocation_event_at=event.occurred_at
             )
         )
-    # access comes back unless the current period's own payment is still refunded (a
-    # reversal of an earlier month's refund does not undo the current one's)
+    restored += await _restore_access(uow, event, entitlement, owner, names_chain, catalog, now)
+    return EventOutcome(action="reinstated", user_id=owner, credits=restored)
+
+
+async def _restore_access(
+    uow: UnitOfWork,
+    event: RefundReversal,
+    entitlement: Entitlement,
+    owner: uuid.UUID,
+    names_chain: bool,
+    catalog: ProductCatalog,
+    now: datetime,
+) -> int:
+    """Access comes back unless the current period's own payment is still refunded (a
+    reversal of an earlier month's refund does not undo the current one's); returns the
+    credits of the month granted again."""
+    restored = 0
     current = None
     if event.transaction_id != entitlement.latest_transaction_id and not names_chain:
         current = await uow.purchases.get_transaction(
@@ -367,4 +437,4 @@ async def _reverse_refund(
         restored += granted
         await uow.purchases.save_entitlement(entitlement)
         await sync_profile(uow, owner, catalog)
-    return EventOutcome(action="reinstated", user_id=owner, credits=restored)
+    return restored
