@@ -590,6 +590,72 @@ async def test_a_renewal_whose_refund_was_reversed_before_its_news_came_is_grant
     assert await apple.balance(user) == 500
 
 
+async def test_me_and_the_subscription_name_the_same_plan_for_two_subscriptions(
+    apple: Apple,
+) -> None:
+    """A user holding a premium month and a pro year: ``GET /v1/me`` and
+    ``GET /v1/subscription`` name the same plan while the premium one is paid up, in
+    its grace period, and once it has expired."""
+    user, now = uuid.uuid4(), apple.clock.now()
+    bought: dict[str, dict[str, Any]] = {}
+    for product, days in (("app.genstudio.premium.monthly", 30), ("app.genstudio.pro.yearly", 365)):
+        original = str(uuid.uuid4().int)[:15]
+        tx = transaction(
+            product_id=product,
+            user=user,
+            subscription=True,
+            transaction_id=original,
+            original_transaction_id=original,
+            purchased=now,
+            expires=now + timedelta(days=days),
+            signed=now,
+        )
+        apple.api.subscriptions[original] = SubscriptionState(
+            1, tx, renewal(product_id=product, original_transaction_id=original)
+        )
+        response = await apple.buy(user, apple.signer.sign(tx))
+        assert response.status_code == 200, response.text
+        bought[product] = tx
+    premium = bought["app.genstudio.premium.monthly"]
+
+    async def plan() -> tuple[str, str]:
+        me = (await apple.client.get("/v1/me", headers=apple.auth(user))).json()
+        sub = await apple.subscription(user)
+        assert me["subscriptionTier"] == sub["tier"], (me, sub)
+        assert datetime.fromisoformat(me["subscriptionExpiresAt"]) == datetime.fromisoformat(
+            sub["periodEnd"]
+        )
+        return str(sub["plan"]), str(sub["tier"])
+
+    async def premium_news(kind: str, status: int, subtype: str, **kw: Any) -> None:
+        payload, _ = notification(
+            apple.signer,
+            kind,
+            subtype=subtype,
+            tx=premium,
+            renewal_info=renewal(
+                product_id=premium["productId"],
+                original_transaction_id=premium["originalTransactionId"],
+                **kw,
+            ),
+            status=status,
+            signed=apple.clock.now(),
+        )
+        response = await apple.notify(payload)
+        assert response.status_code == 200, response.text
+
+    # both paid up: the pro year ends later, the premium month gives more
+    assert await plan() == ("premium_monthly", "premium")
+    apple.clock.advance(30 * 86400 + 60)
+    await premium_news(
+        "DID_FAIL_TO_RENEW", 4, "GRACE_PERIOD", grace_until=apple.clock.now() + timedelta(days=6)
+    )
+    assert await plan() == ("premium_monthly", "premium")
+    apple.clock.advance(7 * 86400)
+    await premium_news("EXPIRED", 2, "BILLING_RETRY")
+    assert await plan() == ("pro_yearly", "pro")
+
+
 async def _bought_three(apple: Apple, user: uuid.UUID) -> dict[str, Any]:
     paid = transaction(product_id=PACK, user=user, quantity=3)
     response = await apple.buy(user, apple.signer.sign(paid))

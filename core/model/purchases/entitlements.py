@@ -33,7 +33,14 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.purchases.products import Product, ProductKind, Store, add_months
+from core.model.profiles import SubscriptionTier
+from core.model.purchases.products import (
+    Product,
+    ProductCatalog,
+    ProductKind,
+    Store,
+    add_months,
+)
 from core.model.purchases.store_events import ENTITLED, EntitlementStatus, SubscriptionSnapshot
 
 #: the store's clock may run ahead of ours: a month starting this soon counts as started
@@ -222,12 +229,42 @@ def end_entitlement(
     )
 
 
-def headline(entitlements: list[Entitlement]) -> Entitlement | None:
-    """The entitlement that speaks for the user's profile: an entitled one with the
-    latest period end, else the most recently changed one."""
-    if not entitlements:
-        return None
+#: how much a plan gives: the headline is the best plan the user is entitled to
+_TIER_RANK = {SubscriptionTier.FREE: 0, SubscriptionTier.PRO: 1, SubscriptionTier.PREMIUM: 2}
+
+
+def plan_tier(entitlement: Entitlement, catalog: ProductCatalog) -> SubscriptionTier:
+    """The tier an entitlement gives now: its plan's while it is entitled, else free
+    (as for a plan taken off the catalog)."""
+    product = catalog.get(entitlement.product_id)
+    if not entitlement.entitled or product is None or product.tier is None:
+        return SubscriptionTier.FREE
+    return product.tier
+
+
+def headline(entitlements: list[Entitlement], catalog: ProductCatalog) -> Entitlement | None:
+    """The one entitlement that speaks for the user, wherever a plan is shown (the
+    profile's tier in ``GET /v1/me``, the queue's priority, ``GET /v1/subscription``).
+
+    Among the entitled ones, the highest tier (what the user pays for is what they
+    get), then the latest period end; with none entitled, the most recently changed
+    one (the latest news: an expiry, a refund). The rest of the key orders every
+    entitlement, so the answer never depends on the order they were read in."""
     entitled = [e for e in entitlements if e.entitled]
     if entitled:
-        return max(entitled, key=lambda e: (e.period_end, e.updated_at))
-    return max(entitlements, key=lambda e: (e.updated_at, e.period_end))
+        return max(
+            entitled,
+            key=lambda e: (
+                _TIER_RANK[plan_tier(e, catalog)],
+                e.period_end,
+                e.updated_at,
+                e.store.value,
+                e.original_transaction_id,
+            ),
+        )
+    if not entitlements:
+        return None
+    return max(
+        entitlements,
+        key=lambda e: (e.updated_at, e.period_end, e.store.value, e.original_transaction_id),
+    )

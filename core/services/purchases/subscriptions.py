@@ -9,7 +9,6 @@ import msgspec
 
 from core.model.credits import EntryKind
 from core.model.errors import PurchaseOwnedElsewhere
-from core.model.profiles import SubscriptionTier
 from core.model.purchases.entitlements import (
     AllowanceGrant,
     Entitlement,
@@ -17,7 +16,9 @@ from core.model.purchases.entitlements import (
     TransactionStatus,
     apply_snapshot,
     end_entitlement,
+    headline,
     new_entitlement,
+    plan_tier,
 )
 from core.model.purchases.products import Product, ProductCatalog, ProductKind, Store
 from core.model.purchases.store_events import (
@@ -188,28 +189,13 @@ async def _grant_due_month(
     return msgspec.structs.replace(entitlement, next_allowance_at=following), granted
 
 
-_TIER_RANK = {SubscriptionTier.FREE: 0, SubscriptionTier.PRO: 1, SubscriptionTier.PREMIUM: 2}
-
-
 async def sync_profile(uow: UnitOfWork, user_id: uuid.UUID, catalog: ProductCatalog) -> None:
     """Write the user's headline entitlement onto the profile (tier, status, period end)."""
-    entitlements = await uow.purchases.entitlements_of(user_id)
-    if not entitlements:
+    best = headline(await uow.purchases.entitlements_of(user_id), catalog)
+    if best is None:
         return
-    entitled = [e for e in entitlements if e.entitled]
-
-    def tier_of(e: Entitlement) -> SubscriptionTier:
-        product = catalog.get(e.product_id)
-        return product.tier if product is not None and product.tier else SubscriptionTier.FREE
-
-    if entitled:
-        best = max(entitled, key=lambda e: (_TIER_RANK[tier_of(e)], e.period_end))
-        tier = tier_of(best)
-    else:
-        best = max(entitlements, key=lambda e: (e.updated_at, e.period_end))
-        tier = SubscriptionTier.FREE
     await uow.profiles.set_subscription(
-        user_id, tier=tier, status=best.status.value, expires_at=best.period_end
+        user_id, tier=plan_tier(best, catalog), status=best.status.value, expires_at=best.period_end
     )
 
 
@@ -244,13 +230,11 @@ async def grant_due_allowances(
 async def subscription_of(
     uow: UnitOfWork, user_id: uuid.UUID, catalog: ProductCatalog
 ) -> SubscriptionView | None:
-    """The user's headline subscription for ``GET /v1/subscription``."""
-    entitlements = await uow.purchases.entitlements_of(user_id)
-    if not entitlements:
+    """The user's headline subscription for ``GET /v1/subscription``: the plan the
+    profile names (``sync_profile``), by the same rule."""
+    best = headline(await uow.purchases.entitlements_of(user_id), catalog)
+    if best is None:
         return None
-    entitled = [e for e in entitlements if e.entitled]
-    pool = entitled or entitlements
-    best = max(pool, key=lambda e: (e.period_end, e.updated_at))
     product = catalog.get(best.product_id)
     if product is None:
         return None
