@@ -69,8 +69,14 @@ def video_request(input_type: VideoInput = VideoInput.TEXT, seconds: int = 1) ->
         VideoInput.KEYFRAMES: {"first_frame_key": "u/a.png", "last_frame_key": "u/b.png"},
     }[input_type]
     params = VideoParams(
-        prompt="a kite", input_type=input_type, duration_seconds=seconds, fps=8, **keys
-    )  # type: ignore[arg-type]
+        prompt="a kite",
+        input_type=input_type,
+        duration_seconds=seconds,
+        fps=8,
+        image_key=keys.get("image_key"),
+        first_frame_key=keys.get("first_frame_key"),
+        last_frame_key=keys.get("last_frame_key"),
+    )
     data = {name.removesuffix("_key"): PICTURE for name in keys}
     return request(params, data)
 
@@ -140,7 +146,7 @@ async def test_local_video_is_real_h264_that_ffmpeg_decodes_frame_by_frame() -> 
     gpu = LocalGpuProvider()
     status = await settle(gpu, await gpu.submit(video_request(VideoInput.IMAGE, seconds=2)))
     assert isinstance(status, Completed)
-    with av.open(io.BytesIO(status.outputs[0].data or b"")) as container:
+    with av.open(io.BytesIO(status.outputs[0].data or b""), "r") as container:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
         assert stream.codec_context.name == "h264" and stream.average_rate == 8

@@ -8,6 +8,7 @@ import io
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import av
 import httpx
@@ -67,13 +68,13 @@ def client_for(service: Service, credits: int) -> httpx.Client:
     )
 
 
-def finish(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, object]:
+def finish(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = client.get(f"/v1/generate/{job_id}").json()
+        body: dict[str, Any] = client.get(f"/v1/generate/{job_id}").json()
         if body["status"] in ("succeeded", "failed", "cancelled"):
             assert body["status"] == "succeeded", body
-            return body  # type: ignore[no-any-return]
+            return body
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish")
 
@@ -95,7 +96,7 @@ def test_an_edit_changes_only_the_masked_pixels(embedded: Service) -> None:
         assert created.status_code == 202, created.text
         assert created.json()["cost"] == 1
         done = finish(client, created.json()["id"])
-        [asset] = done["assets"]  # type: ignore[misc]
+        [asset] = done["assets"]
         result = Image.open(io.BytesIO(httpx.get(asset["url"], timeout=30).content))
         assert result.size == (320, 240)
         outside = mask.point(lambda v: 255 - v)
@@ -142,15 +143,17 @@ def test_a_video_of_each_input_type_is_a_valid_mp4_of_the_asked_duration(
         assert created.status_code == 202, created.text
         assert created.json()["cost"] == 5 * seconds
         done = finish(client, created.json()["id"])
-        [asset] = done["assets"]  # type: ignore[misc]
+        [asset] = done["assets"]
         assert asset["durationSeconds"] == seconds
         video = httpx.get(asset["url"], timeout=30)
         assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
-        with av.open(io.BytesIO(video.content)) as container:
+        with av.open(io.BytesIO(video.content), "r") as container:
             stream = container.streams.video[0]
-            frames = [f.to_image() for f in container.decode(stream)]
+            # PyAV's stub leaves VideoFrame.to_image unannotated
+            frames = [f.to_image() for f in container.decode(stream)]  # type: ignore[no-untyped-call]
             assert stream.codec_context.name == "h264"
             assert stream.average_rate == fps
+            assert stream.duration is not None and stream.time_base is not None
             assert float(stream.duration * stream.time_base) == pytest.approx(seconds)
         assert len(frames) == seconds * fps
         assert {f.size for f in frames} == {(854, 480)}

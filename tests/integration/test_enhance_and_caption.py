@@ -10,9 +10,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.supabase.auth import mint_token
@@ -34,7 +36,7 @@ def openrouter() -> Iterator[OpenRouterStandIn]:
 @pytest.fixture
 async def client(
     fresh_db: str, tmp_path: Path, openrouter: OpenRouterStandIn
-) -> AsyncIterator[AsyncTestClient]:
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
     settings = Settings(
         database_url=fresh_db,
         jwt_secret=SECRET,
@@ -52,7 +54,9 @@ def headers(user: uuid.UUID) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(SECRET, user_id=user)}"}
 
 
-async def generate(client: AsyncTestClient, user: uuid.UUID, **body: object) -> dict[str, object]:
+async def generate(
+    client: AsyncTestClient[Litestar], user: uuid.UUID, **body: object
+) -> dict[str, Any]:
     payload = {"model": "flux-schnell", "prompt": "a fox", "width": 256, "height": 256, **body}
     r = await client.post(
         "/v1/generate/image",
@@ -62,27 +66,29 @@ async def generate(client: AsyncTestClient, user: uuid.UUID, **body: object) -> 
     assert r.status_code == 202, r.text
     deadline = time.monotonic() + 30
     while True:
-        job = (await client.get(f"/v1/generate/{r.json()['id']}", headers=headers(user))).json()
+        job: dict[str, Any] = (
+            await client.get(f"/v1/generate/{r.json()['id']}", headers=headers(user))
+        ).json()
         if job["status"] in ("succeeded", "failed"):
-            return job  # type: ignore[no-any-return]
+            return job
         assert time.monotonic() < deadline, job
         await asyncio.sleep(0.05)
 
 
 async def test_an_enhanced_prompt_is_rendered_and_the_users_words_are_kept(
-    client: AsyncTestClient, fresh_db: str
+    client: AsyncTestClient[Litestar], fresh_db: str
 ) -> None:
     user = uuid.uuid4()
     await grant(fresh_db, user, 5)
     job = await generate(client, user, enhance=True)
     assert job["status"] == "succeeded"
     params = job["params"]
-    assert params["prompt"] == enhancement_for("a fox")  # type: ignore[index]
-    assert params["originalPrompt"] == "a fox"  # type: ignore[index]
+    assert params["prompt"] == enhancement_for("a fox")
+    assert params["originalPrompt"] == "a fox"
 
 
 async def test_a_retry_of_an_enhanced_submission_replays_without_enhancing_again(
-    client: AsyncTestClient, fresh_db: str, openrouter: OpenRouterStandIn
+    client: AsyncTestClient[Litestar], fresh_db: str, openrouter: OpenRouterStandIn
 ) -> None:
     """The enhancement is paid for per call: a retry (the app lost the first answer)
     gets the first answer back, and OpenRouter is not asked again."""
@@ -108,22 +114,22 @@ async def test_a_retry_of_an_enhanced_submission_replays_without_enhancing_again
 
 
 async def test_without_enhance_the_prompt_is_left_alone(
-    client: AsyncTestClient, fresh_db: str
+    client: AsyncTestClient[Litestar], fresh_db: str
 ) -> None:
     user = uuid.uuid4()
     await grant(fresh_db, user, 5)
     job = await generate(client, user)
-    assert job["params"]["prompt"] == "a fox"  # type: ignore[index]
-    assert "originalPrompt" not in job["params"]  # type: ignore[operator]
+    assert job["params"]["prompt"] == "a fox"
+    assert "originalPrompt" not in job["params"]
 
 
 async def test_generated_images_carry_their_caption(
-    client: AsyncTestClient, fresh_db: str, openrouter: OpenRouterStandIn
+    client: AsyncTestClient[Litestar], fresh_db: str, openrouter: OpenRouterStandIn
 ) -> None:
     user = uuid.uuid4()
     await grant(fresh_db, user, 5)
     job = await generate(client, user)
-    [asset] = job["assets"]  # type: ignore[misc]
+    [asset] = job["assets"]
     [(image, content_type)] = openrouter.images
     assert asset["caption"] == caption_for(image, content_type)
     with psycopg.connect(fresh_db) as conn:
@@ -134,13 +140,13 @@ async def test_generated_images_carry_their_caption(
 
 
 async def test_a_failing_openrouter_never_fails_a_generation(
-    client: AsyncTestClient, fresh_db: str, openrouter: OpenRouterStandIn
+    client: AsyncTestClient[Litestar], fresh_db: str, openrouter: OpenRouterStandIn
 ) -> None:
     user = uuid.uuid4()
     await grant(fresh_db, user, 5)
     openrouter.inject(Fail(500), times=100)
     job = await generate(client, user, enhance=True)
     assert job["status"] == "succeeded"
-    assert job["params"]["prompt"] == "a fox", "fell back to the user's prompt"  # type: ignore[index]
-    [asset] = job["assets"]  # type: ignore[misc]
+    assert job["params"]["prompt"] == "a fox", "fell back to the user's prompt"
+    [asset] = job["assets"]
     assert "caption" not in asset

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.supabase.auth import mint_token
@@ -56,7 +57,7 @@ def remote_gpus(modal: ModalStandin, runpod: RunpodStandin) -> dict[str, Any]:
 @pytest.fixture
 async def client(
     fresh_db: str, tmp_path: Path, modal: ModalStandin, runpod: RunpodStandin
-) -> AsyncIterator[AsyncTestClient]:
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
     # a database of its own: the worker must meet no other test's jobs
     settings = Settings(
         database_url=fresh_db,
@@ -97,8 +98,8 @@ def headers(user: uuid.UUID) -> dict[str, str]:
 
 
 async def submit_and_finish(
-    client: AsyncTestClient, user: uuid.UUID, n: int
-) -> list[dict[str, object]]:
+    client: AsyncTestClient[Litestar], user: uuid.UUID, n: int
+) -> list[dict[str, Any]]:
     ids = []
     for _ in range(n):
         r = await client.post(
@@ -127,7 +128,7 @@ async def submit_and_finish(
 
 
 async def test_jobs_fail_over_to_runpod_while_modal_errors_and_come_back_when_it_recovers(
-    client: AsyncTestClient,
+    client: AsyncTestClient[Litestar],
     modal: ModalStandin,
     runpod: RunpodStandin,
     fresh_db: str,
@@ -161,7 +162,7 @@ async def test_jobs_fail_over_to_runpod_while_modal_errors_and_come_back_when_it
 
 
 async def test_a_content_refusal_is_not_retried_elsewhere(
-    client: AsyncTestClient,
+    client: AsyncTestClient[Litestar],
     modal: ModalStandin,
     runpod: RunpodStandin,
     fresh_db: str,
@@ -171,7 +172,7 @@ async def test_a_content_refusal_is_not_retried_elsewhere(
     modal.knobs.fail_with = "content"
     [job] = await submit_and_finish(client, user, 1)
     assert job["status"] == "failed" and job["attempts"] == 1
-    assert job["error"]["reason"] == "content"  # type: ignore[index]
+    assert job["error"]["reason"] == "content"
     assert not runpod.jobs
     assert (await client.get("/v1/me", headers=headers(user))).json()["credits"] == 5
     assert_ledger_invariants(fresh_db, users=[user])

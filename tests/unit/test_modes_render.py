@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from typing import cast
 
 import av
 import pillow_heif
@@ -88,9 +89,10 @@ def test_an_edit_with_a_ragged_mask_keeps_every_unmasked_pixel() -> None:
     result = decode(render_edit(image_png=encode(original), mask_png=encode(mask), prompt="ink"))
 
     before, after, m = original.load(), result.load(), mask.load()
+    assert before is not None and after is not None and m is not None
     for y in range(150):
         for x in range(200):
-            if m[x, y] < 128:
+            if cast(int, m[x, y]) < 128:  # an "L" image: one int per pixel
                 assert after[x, y] == before[x, y], (x, y)
 
 
@@ -107,9 +109,11 @@ def test_an_edit_is_deterministic_and_refuses_a_mask_of_another_size() -> None:
 
 
 def read_video(data: bytes) -> tuple[av.video.stream.VideoStream, list[Image.Image], float]:
-    container = av.open(io.BytesIO(data))
+    container = av.open(io.BytesIO(data), "r")
     stream = container.streams.video[0]
-    frames = [f.to_image() for f in container.decode(stream)]
+    # PyAV's stub leaves VideoFrame.to_image unannotated
+    frames = [f.to_image() for f in container.decode(stream)]  # type: ignore[no-untyped-call]
+    assert stream.duration is not None and stream.time_base is not None
     duration = float(stream.duration * stream.time_base)
     codec = stream.codec_context.name
     assert codec == "h264"
