@@ -1,20 +1,17 @@
 """In-app purchase configuration (``APPLE_*``, ``GOOGLE_*``) and the adapters built
-from it. A store left unconfigured is None: its endpoints answer 503."""
+from it, typed by their ports (``ports.stores``). A store left unconfigured is None:
+its endpoints answer 503."""
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from adapters.iap_apple import AppleAppStore, AppStoreServerApi, load_root_certificates
 from adapters.iap_google import GooglePlayStore
 from core.model.purchases.products import DEFAULT_PRODUCTS, ProductCatalog, parse_product_ids
 from entrypoints.iap_settings import AppleSettings, GoogleSettings
-
-log = logging.getLogger("genstudio.iap")
+from ports.stores import AppleStore, GoogleStore
 
 
 def product_catalog(apple: AppleSettings, google: GoogleSettings) -> ProductCatalog:
@@ -30,7 +27,7 @@ def _text_or_file(value: str) -> str:
     return value
 
 
-def apple_store(apple: AppleSettings) -> AppleAppStore | None:
+def apple_store(apple: AppleSettings) -> AppleStore | None:
     if not apple.root_certificates or not apple.bundle_id:
         return None
     api = None
@@ -56,7 +53,7 @@ def apple_store(apple: AppleSettings) -> AppleAppStore | None:
     )
 
 
-def google_store(google: GoogleSettings) -> GooglePlayStore | None:
+def google_store(google: GoogleSettings) -> GoogleStore | None:
     if not google.package_name or not google.service_account:
         return None
     info = json.loads(_text_or_file(google.service_account))
@@ -70,10 +67,3 @@ def google_store(google: GoogleSettings) -> GooglePlayStore | None:
         certs_url=google.oidc_certs_url,
         timeout=google.api_timeout,
     )
-
-
-async def close_stores(*getters: Callable[[], Any]) -> None:
-    for get in getters:
-        store = get()
-        if store is not None:
-            await store.aclose()

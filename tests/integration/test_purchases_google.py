@@ -18,6 +18,7 @@ from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.iap_google import GooglePlayStore
 from adapters.memory import FakeClock
 from adapters.supabase.auth import mint_token
 from adapters.supabase.uow import SqlUnitOfWorkFactory
@@ -230,7 +231,7 @@ async def test_an_acknowledgement_google_refused_is_retried_later(google: Google
     runtime = google.client.app.state.runtime
     # the app's client lives on the app's event loop: the retry (a scheduler's job) gets its own
     client = google_store(runtime.settings.google)
-    assert client is not None
+    assert isinstance(client, GooglePlayStore)
     done = await acknowledge_pending(
         runtime.container.uow_factory(), client, store=Store.GOOGLE, now=google.clock.now()
     )
