@@ -25,6 +25,7 @@ from core.services.reconcile import Reconciler
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.settings import Settings
+from ports.auth import AuthVerifier
 from ports.queue import JobQueue
 
 
@@ -85,7 +86,8 @@ class AiContainer(containers.DeclarativeContainer):
 
 class AuthContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
-    verifier = providers.Singleton(
+    # typed by its port: mypy checks the adapter against ``AuthVerifier``
+    verifier: providers.Singleton[AuthVerifier] = providers.Singleton(
         SupabaseJwtVerifier,
         secret=providers.Callable(lambda s: s.jwt_secret, settings),
         jwks_url=providers.Callable(lambda s: s.jwks_url, settings),
