@@ -3,12 +3,13 @@
 Real services: PostgreSQL on 127.0.0.1:5432 (trust auth; a fresh database per run,
 created from the ``test`` database and dropped at the end) and Redis on
 127.0.0.1:6379 (database 15, flushed per test that uses it). Override with
-GENSTUDIO_TEST_PG (a server URL without database) and GENSTUDIO_TEST_REDIS.
+GENSTUDIO_TEST_PG (a server URL without database) and GENSTUDIO_TEST_REDIS. Where
+nothing answers there, the suite starts its own for the session (tests/servers.py):
+read the addresses through ``servers.pg_server()`` and ``servers.redis_url()``.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,13 +18,20 @@ import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory
 from ports.unit_of_work import UnitOfWorkFactory
+from tests import servers
 
-PG_SERVER = os.environ.get("GENSTUDIO_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("GENSTUDIO_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in servers.summary():
+        terminalreporter.write_line(f"test servers: {line}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    servers.stop_own_servers()
 
 
 def _admin_url() -> str:
-    return f"{PG_SERVER}/test"
+    return f"{servers.pg_server()}/test"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +42,7 @@ def pg_url() -> Iterator[str]:
     name = f"genstudio_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_admin_url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_SERVER}/{name}"
+    url = f"{servers.pg_server()}/{name}"
     try:
         upgrade(url)
         yield url
@@ -51,7 +59,7 @@ def fresh_db() -> Iterator[str]:
     name = f"genstudio_own_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_admin_url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_SERVER}/{name}"
+    url = f"{servers.pg_server()}/{name}"
     try:
         upgrade(url)
         yield url

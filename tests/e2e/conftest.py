@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import REDIS_URL
+from tests import servers
 
 GENSTUDIO = [sys.executable, "-m", "entrypoints.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,8 +107,9 @@ def until_stopped(pgdata: Path, timeout: float = 30) -> list[int]:
 
 @pytest.fixture(scope="module")
 def redis_queue() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
+    url = servers.redis_url()
+    client = redis.Redis.from_url(url)
     client.flushdb()
-    yield REDIS_URL
+    yield url
     client.flushdb()
     client.close()

