@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
     quiet = args.command in ("token",)
-    configure_logging("WARNING" if quiet else settings.log_level, json_lines=settings.log_json)
+    configure_logging("WARNING" if quiet else settings.log_level, log_format=settings.log_format)
     if args.command == "serve":
         _serve(settings, args.host, args.port)
     elif args.command == "worker":

@@ -30,7 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_timeout: float = 900.0
     request_deadline: float = 20.0  # seconds a request may take to start its answer; then 503
     log_level: str = "INFO"
-    log_json: bool = True
+    log_format: str = "auto"  # json | text | auto: text on a terminal, JSON otherwise
     db_pool_size: int = 10
     db_prepared: bool = True
     local_gpu_seconds: float = 0.0  # the preview renderer's minimum time per job
@@ -121,7 +121,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             job_timeout=number("GENSTUDIO_JOB_TIMEOUT", 900.0),
             request_deadline=number("GENSTUDIO_REQUEST_DEADLINE", 20.0),
             log_level=(opt("GENSTUDIO_LOG_LEVEL") or "INFO").upper(),
-            log_json=(opt("GENSTUDIO_LOG_FORMAT") or "json") == "json",
+            log_format=log_format(opt("GENSTUDIO_LOG_FORMAT")),
             db_pool_size=int(number("GENSTUDIO_DB_POOL_SIZE", 10)),
             db_prepared=switch("GENSTUDIO_DB_PREPARED", True),
             local_gpu_seconds=number("GENSTUDIO_LOCAL_GPU_SECONDS", 0.0),
@@ -153,6 +153,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             breaker_failures=int(number("GENSTUDIO_BREAKER_FAILURES", 5)),
             breaker_cooldown=number("GENSTUDIO_BREAKER_COOLDOWN", 30.0),
         )
+
+
+def log_format(raw: str | None) -> str:
+    """GENSTUDIO_LOG_FORMAT: ``json``, ``text`` or ``auto`` (text on a terminal, else JSON)."""
+    value = (raw or "auto").lower()
+    if value not in ("json", "text", "auto"):
+        raise SystemExit(f"GENSTUDIO_LOG_FORMAT must be json, text or auto, not {raw!r}")
+    return value
 
 
 def runpod_endpoints(spec: str | None) -> dict[str, str]:

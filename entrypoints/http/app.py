@@ -9,14 +9,15 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from entrypoints.http import access
 from entrypoints.http.account.controller import AccountController
 from entrypoints.http.admin.controller import AdminController
 from entrypoints.http.catalog.controller import list_models
 from entrypoints.http.deadline import Deadline
 from entrypoints.http.deps import get_principal, get_runtime
+from entrypoints.http.docs import swagger_assets, swagger_plugin
 from entrypoints.http.generation.controller import GenerateController
 from entrypoints.http.generation.webhooks import runpod_webhook
 from entrypoints.http.health.controller import live, ready
@@ -40,7 +41,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             app.state.runtime = runtime
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             AccountController,
             AdminController,
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             apple_webhook,
             google_webhook,
             runpod_webhook,
+            swagger_assets(),
         ],
         dependencies={
             "runtime": Provide(get_runtime, sync_to_thread=False),
@@ -69,7 +71,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             description="Credits, generation jobs and media for the genstudio mobile app. "
             "Errors are RFC 9457 problem+json.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[swagger_plugin()],  # its files served by the app: no CDN
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
@@ -78,3 +80,5 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             security=[{"bearer": []}],
         ),
     )
+    # an access line and an X-Request-Id for every request, the deadline's 503 included
+    return access.install(app)

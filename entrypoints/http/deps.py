@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from core.model.errors import Unauthorized
+from entrypoints.http.access import note_user
 from entrypoints.runtime import Runtime
 from ports.auth import Principal
 
@@ -32,6 +33,7 @@ async def get_principal(
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     verifier = runtime.container.verifier()
     principal: Principal = await verifier.verify(token.strip())
+    note_user(principal.user_id)  # for the request's access line
     return principal
 
 

@@ -21,6 +21,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from core.model import errors
+from entrypoints.logs import REQUEST_ID
 
 log = logging.getLogger("genstudio.http")
 
@@ -54,6 +55,8 @@ class Problem(msgspec.Struct, omit_defaults=True):
     field: str | None = None
     required: int | None = None
     available: int | None = None
+    #: the request's id (its ``X-Request-Id``): what support asks for
+    request_id: str | None = msgspec.field(default=None, name="requestId")
 
 
 #: seconds a client is told to wait when a backing service is down or stalled
@@ -79,6 +82,7 @@ def problem_body(
         instance=instance,
         code=code,
         field=field,
+        request_id=REQUEST_ID.get(),
         **extra,
     )
     return msgspec.json.encode(problem)
