@@ -22,7 +22,9 @@ import httpx
 BODY = b'{"model":"flux-schnell","prompt":"a lighthouse at dusk","width":512,"height":512}'
 
 
-async def run(url: str, concurrency: int, duration: float, tokens: list[str], prefix: str) -> dict:
+async def run(
+    url: str, concurrency: int, duration: float, tokens: list[str], prefix: str
+) -> dict[str, int | list[int]]:
     latencies: list[float] = []
     errors = {"status_errors": 0, "read_errors": 0}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)

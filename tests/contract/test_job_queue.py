@@ -163,7 +163,10 @@ async def test_after_a_lost_connection_the_next_wake_up_connects_again(tmp_path:
         kept = uuid.uuid4()
         await queue.enqueue(kept, kind="image")
         async with Redis.from_url(server.url) as client:
-            [(_, fields)] = await client.xrange("genstudio:jobs:image")
+            entries = await client.xrange("genstudio:jobs:image")
+        assert entries is not None
+        [(_, fields)] = entries
+        assert fields is not None
         assert msgspec.json.decode(fields[b"data"])["args"] == [str(kept), "image"]
 
 
@@ -201,7 +204,7 @@ class _Kept(ResilientStreamBroker):
     """Keeps what it is asked to send."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self.kept: list[BrokerMessage] = []
 
     async def kick(self, message: BrokerMessage) -> None:
@@ -220,9 +223,10 @@ async def test_the_wake_up_is_the_message_taskiqs_kicker_writes(priority: int) -
     job_id = uuid.uuid4()
     await TaskiqJobQueue(broker).enqueue(job_id, kind="video", priority=priority)
     labels = {"queue_name": "genstudio:jobs:video", "priority": priority}
-    await AsyncKicker(task_name=PROCESS_JOB_TASK, broker=broker, labels=labels).kiq(
-        str(job_id), "video"
+    kicker: AsyncKicker[[str, str], None] = AsyncKicker(
+        task_name=PROCESS_JOB_TASK, broker=broker, labels=labels
     )
+    await kicker.kiq(str(job_id), "video")
     ours, taskiqs = broker.kept
     assert ours.task_id != taskiqs.task_id
     assert (ours.task_name, ours.labels) == (taskiqs.task_name, taskiqs.labels)

@@ -198,7 +198,7 @@ async def test_unverifiable_transactions_are_rejected_without_a_grant(
         # the same root as the configured one would be needed: sign with an expired leaf
         # under a trusted root by reusing the configured root's keys
         old.root, old.root_key = signer.root, signer.root_key
-        old.__init__  # noqa: B018 - documents that the chain below is rebuilt by hand
+        # the chain below is rebuilt by hand (not by AppleSigner.__init__)
         from tests.standins.apple import LEAF_OID, WWDR_OID, _cert
 
         far = datetime(2045, 1, 1, tzinfo=UTC)

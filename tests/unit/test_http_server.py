@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -174,7 +174,8 @@ SENDS: list[CountingTransport] = []
 class CountedCorked(CorkedHttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         SENDS.append(counting := CountingTransport(transport))
-        super().connection_made(counting)
+        # duck-typed: CountingTransport delegates everything but the sends to the real one
+        super().connection_made(cast(asyncio.Transport, counting))
 
 
 class CountedStock(HttpToolsProtocol):
