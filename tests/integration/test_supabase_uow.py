@@ -1010,3 +1010,36 @@ def test_statement_shapes_are_kept_up_to_a_bound(monkeypatch: pytest.MonkeyPatch
     assert compiled._shape("SELECT %(a)s, %(b)s, %(a)s + 0", "utf-8") is shapes[0]
     with pytest.raises(psycopg.ProgrammingError, match="missing: b"):
         shapes[0].values({"a": 1})
+
+
+def test_statement_shapes_number_named_placeholders_as_psycopg_would() -> None:
+    # the driver converts SQLAlchemy's %(name)s placeholders itself (psycopg's own
+    # conversion is private): %% is a percent sign, and nothing else is taken
+    from adapters.supabase import compiled
+
+    shape = compiled._Shape("SELECT '100%%', %(x)s || %(y)t, %(x)s LIKE 'a%%'", "utf-8")
+    assert shape.query == b"SELECT '100%', $1 || $2, $1 LIKE 'a%'"
+    assert shape.order == ["x", "y"]
+    for bad in ("SELECT %s", "SELECT %(x)d", "SELECT 5 %", "SELECT %(x)s, %(x)b"):
+        with pytest.raises(psycopg.ProgrammingError):
+            compiled._Shape(bad, "utf-8")
+
+
+async def test_errors_that_are_not_refusals_keep_their_psycopg_class(fresh_db: str) -> None:
+    # a server error the driver does not map is psycopg's class for its SQLSTATE,
+    # with the server's message; the unit of work can only roll back after it
+    from sqlalchemy import bindparam, literal_column, select
+
+    from adapters.supabase.compiled import Compiled
+
+    engine = make_engine(fresh_db, pool_size=1)
+    uows = SqlUnitOfWorkFactory(engine)
+    divide = Compiled(select(literal_column("1") / bindparam("n")))
+    try:
+        async with uows() as uow:
+            driver = uow._driver
+            assert await driver.one(divide, {"n": 1}) is not None
+            with pytest.raises(psycopg.errors.DivisionByZero, match="division by zero"):
+                await driver.one(divide, {"n": 0})
+    finally:
+        await engine.dispose()
