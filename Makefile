@@ -21,7 +21,8 @@ run: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/genstudio worker
 
-## the benchmark: submission vs pgbench, and jobs through the worker (machine Postgres + Redis db 11)
+## the benchmark: submission vs pgbench, and jobs through the worker (machine Postgres + Redis db 11);
+## installs wrk and pgbench with apt-get when missing, or stops saying what to install
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

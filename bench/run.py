@@ -44,6 +44,8 @@ import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
+from bench import tools as bench_tools
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 #: the server, as a libpq URI without a database; a socket directory goes in the query
@@ -87,6 +89,7 @@ class Lab:
         self.workdir = workdir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.databases: list[str] = []
+        self.pgbench = "pgbench"  # the one bench.tools found or installed
 
     def database(self, tag: str) -> str:
         from adapters.supabase.migrate import upgrade
@@ -342,7 +345,7 @@ def pgbench(
     cost: int,
     lab: Lab,
 ) -> dict[str, Any]:
-    exe = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    exe = lab.pgbench
     logdir = Path(tempfile.mkdtemp(prefix=f"pgbench-{clients}-", dir=lab.workdir))
     server = conninfo_to_dict(PG_SERVER)
     args = [
@@ -885,6 +888,13 @@ def table(result: dict[str, Any]) -> str:
             f"  worker RSS: peak {rss['peak']} MiB, steady {rss['steady']} MiB,"
             f" after drain {rss['after_drain']} MiB",
         ]
+    used = result.get("tools") or {}
+    if used:
+        lines.append("")
+        lines += [
+            f"{role.replace('_', ' ')}: {tool['version']} ({tool['path']})"
+            for role, tool in used.items()
+        ]
     return "\n".join(lines)
 
 
@@ -933,7 +943,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--api-procs", type=int, default=int(os.environ.get("BENCH_API_PROCS", "2")))
     p.add_argument("--pool-size", type=int, default=int(os.environ.get("BENCH_POOL_SIZE", "10")))
     p.add_argument("--log-level", default="INFO", help="GENSTUDIO_LOG_LEVEL of the processes")
-    p.add_argument("--tool", choices=["wrk", "httpx"], default=None, help="default: wrk if found")
+    p.add_argument(
+        "--tool",
+        choices=["wrk", "httpx"],
+        default="wrk",
+        help="the load generator: wrk (installed with apt-get if missing, else the run stops)"
+        " or httpx, the Python one (bench/loadgen.py; lower ratios: it shares the CPU)",
+    )
+    p.add_argument(
+        "--no-install",
+        action="store_true",
+        help="stop if wrk or pgbench is missing instead of installing it with apt-get",
+    )
     p.add_argument("--jobs", type=int, default=500, help="jobs through the worker")
     p.add_argument("--worker-concurrency", type=int, default=8)
     p.add_argument("--e2e-timeout", type=float, default=180.0)
@@ -943,7 +964,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-save", action="store_true", help="print only")
     args = p.parse_args(argv)
     args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    args.tool = args.tool or ("wrk" if shutil.which("wrk") else "httpx")
     return args
 
 
@@ -960,11 +980,23 @@ def main(argv: list[str] | None = None) -> None:
         "config": {
             k: v
             for k, v in vars(args).items()
-            if k not in ("no_save", "desc", "skip_e2e", "skip_submission")
+            if k not in ("no_save", "desc", "skip_e2e", "skip_submission", "no_install")
         },
     }
+    # the programs the submission phase drives: found, installed now, or the run stops
+    # (bench/tools.py); what was used goes into the results
+    used: dict[str, bench_tools.Tool] = {}
+    if not args.skip_submission:
+        install = not args.no_install
+        used["load_generator"] = bench_tools.load_generator(args.tool, install=install, log=log)
+        used["pgbench"] = bench_tools.pgbench(install=install, log=log)
+        for role, tool in used.items():
+            log(f"{role.replace('_', ' ')}: {tool.describe()}")
+    result["tools"] = {role: tool.record() for role, tool in used.items()}
     workdir = Path(tempfile.mkdtemp(prefix="genstudio-bench-"))
     lab = Lab(workdir)
+    if "pgbench" in used:
+        lab.pgbench = used["pgbench"].path
     try:
         redis.Redis.from_url(REDIS_URL).flushdb()
         if not args.skip_submission:
