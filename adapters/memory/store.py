@@ -41,7 +41,6 @@ class InMemoryStore:
     def __init__(self) -> None:
         self.data = _Data()
         self._locks: dict[object, asyncio.Lock] = {}
-        self._commit_lock = asyncio.Lock()
 
     def lock_for(self, key: object) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())

@@ -69,14 +69,6 @@ class CircuitBreaker:
         self._opened_at: datetime | None = None  # set while open or half-open
         self._trials: list[datetime] = []  # when each in-flight trial was let through
 
-    @property
-    def consecutive_failures(self) -> int:
-        return self._failures
-
-    @property
-    def opened_at(self) -> datetime | None:
-        return self._opened_at
-
     def state(self, now: datetime) -> BreakerState:
         if self._opened_at is None:
             return BreakerState.CLOSED
