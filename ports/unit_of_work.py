@@ -1,7 +1,8 @@
-""""""
+"""The unit of work: one transaction over every repository, and what runs after it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -11,6 +12,10 @@ from ports.repositories.jobs import JobEventRepository, JobRepository
 from ports.repositories.media import MediaRepository, UploadRepository
 from ports.repositories.profiles import ProfileRepository
 from ports.repositories.purchases import PurchaseRepository
+
+#: work to do once a transaction committed: wake a job's worker, and later notify,
+#: publish realtime, track analytics
+Effect = Callable[[], Awaitable[None]]
 
 
 class UnitOfWork(Protocol):
@@ -46,12 +51,35 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Roll back unless ``commit()`` ran."""
+        """Roll back unless ``commit()`` ran; then run the effects of the commits that
+        succeeded (``after_commit``)."""
         ...
 
     async def commit(self) -> None: ...
 
-    async def rollback(self) -> None: ...
+    async def rollback(self) -> None:
+        """Undo what ran since the last commit, and drop the effects registered since."""
+        ...
+
+    def after_commit(self, effect: Effect) -> None:
+        """Run ``effect`` once the transaction it was registered in has committed.
+
+        Registering is only a list append (nothing is sent, no round trip). The effects
+        of a successful ``commit()`` run in the order they were registered, each once,
+        when the unit of work ends (``async with`` exits, its connection already given
+        back): the caller returns only after they ran. Effects registered since the
+        last commit are dropped by ``rollback()``, by a refused commit and by an
+        exception that ends the unit before its commit. An effect that fails is logged
+        with its exception and never raised to the caller; the others still run.
+
+        An effect is best effort: a process that dies between the commit and the
+        effect loses it. What must not be lost (a notification, a push) is a row
+        written in the same transaction (an outbox), delivered at least once by a task
+        and found again by the reconciler if its effect never ran. For jobs the
+        ``jobs`` table itself is that outbox: the reconciler re-sends the wake-ups of
+        due jobs that no worker heard about.
+        """
+        ...
 
 
 class UnitOfWorkFactory(Protocol):

@@ -1,4 +1,4 @@
-""""""
+"""The in-memory unit of work: copies of the store, written back on commit."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import copy
 from types import TracebackType
 from typing import Self
 
+from adapters.after_commit import AfterCommit
 from adapters.memory.repositories.credits import InMemoryLedger
 from adapters.memory.repositories.idempotency import InMemoryIdempotency
 from adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
@@ -14,6 +15,7 @@ from adapters.memory.repositories.media import InMemoryMedia, InMemoryUploads
 from adapters.memory.repositories.profiles import InMemoryProfiles
 from adapters.memory.repositories.purchases import InMemoryPurchases
 from adapters.memory.store import InMemoryStore, _Data
+from ports.unit_of_work import Effect
 
 
 class InMemoryUnitOfWork:
@@ -23,6 +25,7 @@ class InMemoryUnitOfWork:
         self._work: _Data | None = None
         self._base: _Data | None = None
         self.committed = False
+        self._effects = AfterCommit()
         self.profiles = InMemoryProfiles(self)
         self.ledger = InMemoryLedger(self)
         self.jobs = InMemoryJobs(self)
@@ -75,6 +78,7 @@ class InMemoryUnitOfWork:
         self._work = None
         self._base = None
         self._release()
+        await self._effects.run()
 
     def _release(self) -> None:
         # like Postgres: row and advisory locks end with the transaction
@@ -100,11 +104,16 @@ class InMemoryUnitOfWork:
         self._work = copy.deepcopy(latest)
         self.committed = True
         self._release()
+        self._effects.committed()
 
     async def rollback(self) -> None:
         self._work = copy.deepcopy(self.store.data)
         self._base = copy.deepcopy(self.store.data)
         self._release()
+        self._effects.drop()
+
+    def after_commit(self, effect: Effect) -> None:
+        self._effects.add(effect)
 
 
 _MISSING = object()

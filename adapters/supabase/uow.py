@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from adapters.after_commit import AfterCommit
 from adapters.supabase.compiled import Driver, SqlConnection
 from adapters.supabase.db import liveness, prepares
 from adapters.supabase.repositories.credits import SqlLedger
@@ -19,6 +20,7 @@ from adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
 from adapters.supabase.repositories.media import SqlMedia, SqlUploads
 from adapters.supabase.repositories.profiles import SqlProfiles
 from adapters.supabase.repositories.purchases import SqlPurchases
+from ports.unit_of_work import Effect
 
 
 class SqlUnitOfWork:
@@ -40,6 +42,7 @@ class SqlUnitOfWork:
         self._pooled: PoolProxiedConnection | None = None
         self._sqlalchemy: AsyncConnection | None = None
         self.committed = False
+        self._effects = AfterCommit()
 
     async def __aenter__(self) -> Self:
         if self._pooled is not None:
@@ -83,6 +86,13 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            await self._end()
+        finally:
+            # the committed transactions' effects, with the connection back in the pool
+            await self._effects.run()
+
+    async def _end(self) -> None:
         pooled, self._pooled = self._pooled, None
         connection, self._sqlalchemy = self._sqlalchemy, None
         if pooled is None:
@@ -120,13 +130,18 @@ class SqlUnitOfWork:
         if self._sqlalchemy is not None:
             await self._sqlalchemy.commit()
         self.committed = True
+        self._effects.committed()
 
     async def rollback(self) -> None:
         self._entered()
+        self._effects.drop()
         self._driver.discard()
         await self._driver.rollback()
         if self._sqlalchemy is not None:
             await self._sqlalchemy.rollback()
+
+    def after_commit(self, effect: Effect) -> None:
+        self._effects.add(effect)
 
 
 class SqlUnitOfWorkFactory:

@@ -7,6 +7,7 @@ fresh user ids and looks only at its own rows.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -968,3 +969,103 @@ async def test_expected_uploads_stay_until_settled_and_go_stale_oldest_first(
         assert await uow.uploads.stale(T0 + 3 * SECOND, limit=10) == [keys[2]]
         await uow.uploads.settle([keys[2]])  # leave nothing behind in a shared database
         await uow.commit()
+
+
+# after commit ----------------------------------------------------------------------------
+
+
+class Effects:
+    """Effects that note when they ran; ``fail`` names those that raise."""
+
+    def __init__(self, *, fail: frozenset[str] = frozenset()) -> None:
+        self.ran: list[str] = []
+        self.fail = fail
+
+    def __call__(self, name: str):  # type: ignore[no-untyped-def]
+        async def effect() -> None:
+            self.ran.append(name)
+            if name in self.fail:
+                raise Boom(name)
+
+        return effect
+
+
+async def test_effects_run_after_the_commit_in_order_and_once(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    effects = Effects()
+    async with uow_factory() as uow:
+        uow.after_commit(effects("first"))
+        await uow.profiles.ensure(user, None)
+        uow.after_commit(effects("second"))
+        assert effects.ran == []
+        await uow.commit()
+        uow.after_commit(effects("third"))
+        await uow.commit()  # a unit may commit again: its effects join the queue
+    assert effects.ran == ["first", "second", "third"]
+    async with uow_factory() as uow:
+        await uow.commit()
+    assert effects.ran == ["first", "second", "third"]  # once
+
+
+async def test_effects_of_a_rolled_back_transaction_are_dropped(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    effects = Effects()
+    async with uow_factory() as uow:
+        uow.after_commit(effects("rolled back"))
+        await uow.rollback()
+        uow.after_commit(effects("committed"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        uow.after_commit(effects("never committed"))  # the unit ends: it rolls back
+    assert effects.ran == ["committed"]
+
+
+async def test_effects_are_dropped_when_an_exception_ends_the_unit_before_its_commit(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    effects = Effects()
+    with pytest.raises(Boom):
+        async with uow_factory() as uow:
+            uow.after_commit(effects("before"))
+            raise Boom("the use case failed")
+    with pytest.raises(Boom):
+        async with uow_factory() as uow:
+            uow.after_commit(effects("committed"))
+            await uow.commit()
+            uow.after_commit(effects("after the commit"))
+            raise Boom("the use case failed after its commit")
+    assert effects.ran == ["committed"]  # its transaction did commit
+
+
+async def test_effects_of_a_refused_commit_are_dropped(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    async with uow_factory() as uow:
+        await uow.ledger.append(entry(user, 5, 5, key="grant:1"))
+        await uow.commit()
+    effects = Effects()
+    with pytest.raises(DuplicateEntry):
+        async with uow_factory() as uow:
+            uow.after_commit(effects("refused"))
+            # refused by the call, or at the latest by the commit (a deferred write)
+            await uow.ledger.append_deferred(entry(user, 1, 6, key="grant:1"))
+            await uow.commit()
+    assert effects.ran == []
+
+
+async def test_a_failing_effect_is_logged_not_raised_and_the_others_still_run(
+    uow_factory: UnitOfWorkFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    effects = Effects(fail=frozenset({"second"}))
+    with caplog.at_level(logging.ERROR, logger="genstudio.uow"):
+        async with uow_factory() as uow:
+            for name in ("first", "second", "third"):
+                uow.after_commit(effects(name))
+            await uow.commit()
+    assert effects.ran == ["first", "second", "third"]
+    [failed] = [r for r in caplog.records if r.name == "genstudio.uow"]
+    assert failed.exc_info is not None and isinstance(failed.exc_info[1], Boom)

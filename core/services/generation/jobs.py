@@ -103,6 +103,6 @@ async def rerun_dead_letter(
         await uow.job_events.add(
             JobEvent.new(new_id, old.user_id, JobEventKind.QUEUED, f"re-run of job {old.id}", now)
         )
+        uow.after_commit(lambda: wake(queue, job))
         await uow.commit()
-    await wake(queue, job)
     return job

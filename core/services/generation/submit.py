@@ -366,10 +366,11 @@ async def submit_job(
                     created_at=now,
                 )
             )
+        # sent once this commits (a list append now; no round trip added); if the queue
+        # is down the job is still safe in the database and the reconciler wakes a
+        # worker for it: the answer stays 202
+        uow.after_commit(lambda: wake(queue, job))
         await uow.commit()
-    # enqueue only after commit; if the queue is down the job is still safe in the
-    # database and the reconciler wakes a worker for it: the answer stays 202
-    await wake(queue, job)
     return Submitted(202, body, job.id)
 
 
