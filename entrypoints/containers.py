@@ -146,7 +146,6 @@ class AppContainer(containers.DeclarativeContainer):
         policy=policy,
         captioner=ai.captioner,
         poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
-        timeout=providers.Callable(lambda s: s.job_timeout, settings),
     )
     reconciler = providers.Singleton(
         Reconciler,

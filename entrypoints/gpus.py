@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.model.pricing import DEFAULT_CATALOG
-from core.model.queueing import QueuePolicy, RetryPolicy
+from core.model.queueing import QueuePolicy, RetryPolicy, TimeoutPolicy
 from core.model.routing import ProviderRouter
 from entrypoints.settings import Settings
 from ports.gpu import GpuProvider
@@ -57,4 +57,10 @@ def build_policy(settings: Settings) -> QueuePolicy:
         lease_seconds=settings.lease_seconds,
         redeliver_after_seconds=settings.redeliver_after,
         retry=RetryPolicy(base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay),
+        # GENSTUDIO_JOB_TIMEOUT is every kind's default; GENSTUDIO_JOB_TIMEOUT_<KIND>
+        # overrides one, over the core's own per-kind defaults (training: an hour)
+        timeouts=TimeoutPolicy(
+            default_seconds=settings.job_timeout,
+            per_kind={**TimeoutPolicy().per_kind, **settings.job_timeouts},
+        ),
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from adapters.gpu_runpod.provider import parse_endpoints
+from core.model.pricing import ModelKind
 from entrypoints.iap_settings import AppleSettings, GoogleSettings, apple_from_env, google_from_env
 
 
@@ -27,7 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_concurrency: int = 4
     stop_grace: float = 30.0  # seconds a stopping worker lets its jobs run on
     poll_interval: float = 0.5
-    job_timeout: float = 900.0
+    job_timeout: float = 900.0  # seconds; the default of every job kind
+    # per kind (GENSTUDIO_JOB_TIMEOUT_<KIND>); a kind not named keeps the core's default
+    job_timeouts: dict[str, float] = msgspec.field(default_factory=dict)
     request_deadline: float = 20.0  # seconds a request may take to start its answer; then 503
     log_level: str = "INFO"
     log_format: str = "auto"  # json | text | auto: text on a terminal, JSON otherwise
@@ -119,6 +122,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             stop_grace=number("GENSTUDIO_STOP_GRACE", 30.0),
             poll_interval=number("GENSTUDIO_POLL_INTERVAL", 0.5),
             job_timeout=number("GENSTUDIO_JOB_TIMEOUT", 900.0),
+            job_timeouts={
+                kind.value: number(f"GENSTUDIO_JOB_TIMEOUT_{kind.name}", 0.0)
+                for kind in ModelKind
+                if opt(f"GENSTUDIO_JOB_TIMEOUT_{kind.name}") is not None
+            },
             request_deadline=number("GENSTUDIO_REQUEST_DEADLINE", 20.0),
             log_level=(opt("GENSTUDIO_LOG_LEVEL") or "INFO").upper(),
             log_format=log_format(opt("GENSTUDIO_LOG_FORMAT")),

@@ -13,21 +13,43 @@ from core.model.jobs import JobError
 from core.model.routing import ProviderHealth
 
 
+class ProviderInput(msgspec.Struct, frozen=True, kw_only=True):
+    """One file a job reads, as its provider gets it.
+
+    ``name`` is the job's name for it (``JobInput.name``: "image", "mask",
+    "first_frame", "last_frame"; several inputs may share one, such as a training
+    job's photos). ``url`` is a signed, expiring URL of the upload: what a remote
+    provider downloads, always set. ``data`` is the same file inline, set only for a
+    provider that declares ``inline_inputs``; a remote adapter never sends it on.
+    """
+
+    name: str
+    url: str
+    content_type: str = "image/png"
+    data: bytes | None = None
+
+
 class GpuRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One job for a provider.
 
-    ``inputs`` are the job's uploads (``params.input_keys()``: "image", "mask",
-    "first_frame", "last_frame") as signed, expiring URLs: what a remote provider
-    downloads. ``input_data`` holds the same files inline, by the same names, and is
-    filled only for a provider that sets ``inline_inputs = True`` (one in this process,
-    such as gpu_local); a remote adapter never sends it on. Both are PNG.
+    ``inputs`` are the job's uploads in the job's order (``params.inputs()``).
+    ``time_limit`` is how long this attempt may run, in seconds (the job kind's
+    timeout): a provider that stops runaway work itself may be told it.
     """
 
     job_id: uuid.UUID
     provider_model: str
     params: JobParams
-    inputs: dict[str, str] = {}
-    input_data: dict[str, bytes] = {}
+    inputs: tuple[ProviderInput, ...] = ()
+    time_limit: float | None = None
+
+    def named(self, name: str) -> tuple[ProviderInput, ...]:
+        """The inputs of that name, in order."""
+        return tuple(i for i in self.inputs if i.name == name)
+
+    def first(self, name: str) -> ProviderInput | None:
+        """The first input of that name, or None."""
+        return next((i for i in self.inputs if i.name == name), None)
 
 
 class OutputRole(enum.StrEnum):
@@ -73,11 +95,21 @@ class ProviderUnavailable(Exception):
 
 
 class GpuProvider(Protocol):
+    """Where jobs run. Every method but ``health`` may be called for a job that
+    another worker (or process) submitted: the provider's id is all they share.
+    """
+
     name: str
     #: whether the work it was given goes on when this process stops (a cloud provider:
     #: True; a renderer in this process: False). A worker that stops gracefully leaves a
     #: durable provider's job to be taken over, and requeues the others.
     durable: bool
+    #: whether it reads a job's inputs inline: True, and every ``ProviderInput`` it is
+    #: handed carries its bytes in ``data`` (read from storage by the worker); False,
+    #: and it gets signed URLs only, which its own side downloads. Only a provider in
+    #: this process (the preview renderer) should say True: the bytes of 30 photos
+    #: would otherwise travel through the worker into a request body.
+    inline_inputs: bool
 
     async def submit(self, request: GpuRequest) -> str:
         """Start the work; return the provider's id for it. Raises ProviderUnavailable."""

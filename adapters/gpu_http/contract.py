@@ -33,8 +33,12 @@ ALLOWED_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 def worker_input(request: GpuRequest, *, name: str) -> dict[str, Any]:
     """The job as the GPU worker receives it (Runpod's ``input``, Modal's body).
 
-    Edit and video jobs name their uploads as signed, expiring URLs the worker
-    downloads (``image_url``, ``mask_url``, ``first_frame_url``, ``last_frame_url``).
+    A job that reads uploads lists them in ``inputs``, in order, each a signed,
+    expiring URL the worker downloads (``{"name", "url", "content_type"}``; several may
+    share a name). Edit and video jobs also name theirs in the fields workers have read
+    since before that list (``image_url``, ``mask_url``, ``first_frame_url``,
+    ``last_frame_url``). Raises ProviderUnavailable when an upload the job reads has
+    no URL.
     """
     p = request.params
     common = {
@@ -44,49 +48,51 @@ def worker_input(request: GpuRequest, *, name: str) -> dict[str, Any]:
         "model": request.provider_model,
         "job_id": str(request.job_id),
     }
-
-    def url(name_: str) -> str:
-        try:
-            return request.inputs[name_]
-        except KeyError:
-            raise ProviderUnavailable(f"{name}: the job's {name_} upload has no URL") from None
+    given = {i.name for i in request.inputs}
+    missing = [i.name for i in p.inputs() if i.name not in given]
+    if missing:
+        raise ProviderUnavailable(f"{name}: the job's {missing[0]} upload has no URL")
 
     if isinstance(p, ImageParams):
-        return {
+        body: dict[str, Any] = {
             "kind": "image",
             **common,
             "width": p.width,
             "height": p.height,
             "num_outputs": p.count,
         }
-    if isinstance(p, EditParams):
-        return {
+    elif isinstance(p, EditParams):
+        body = {
             "kind": "edit",
             **common,
             "width": p.width,
             "height": p.height,
             "strength": p.strength,
-            "image_url": url("image"),
-            "mask_url": url("mask"),
         }
-    width, height = p.size
-    body: dict[str, Any] = {
-        "kind": "video",
-        **common,
-        "input_type": p.input_type.value,
-        "width": width,
-        "height": height,
-        "fps": p.fps,
-        "duration_seconds": p.duration_seconds,
-    }
-    for key, field in (
-        ("image", "image_url"),
-        ("first_frame", "first_frame_url"),
-        ("last_frame", "last_frame_url"),
-    ):
-        if key in p.input_keys():
-            body[field] = url(key)
+    else:
+        width, height = p.size
+        body = {
+            "kind": "video",
+            **common,
+            "input_type": p.input_type.value,
+            "width": width,
+            "height": height,
+            "fps": p.fps,
+            "duration_seconds": p.duration_seconds,
+        }
+    for field in LEGACY_URL_FIELDS:
+        first = request.first(field)
+        if first is not None:
+            body[f"{field}_url"] = first.url
+    if request.inputs:
+        body["inputs"] = [
+            {"name": i.name, "url": i.url, "content_type": i.content_type} for i in request.inputs
+        ]
     return body
+
+
+#: the inputs that edit and video jobs also send as ``<name>_url`` (docs/providers.md)
+LEGACY_URL_FIELDS = ("image", "mask", "first_frame", "last_frame")
 
 
 def decode_outputs(output: object) -> tuple[ProviderOutput, ...] | JobError:

@@ -75,6 +75,8 @@ class LocalGpuProvider:
 
     #: renders in this process's threads: they end with it
     durable = False
+    #: it renders here, from the inputs' bytes: the worker reads them from storage
+    inline_inputs = True
 
     def __init__(
         self,
@@ -90,8 +92,6 @@ class LocalGpuProvider:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.name = name
-        # GpuRequest.input_data: this provider reads the job's uploads inline
-        self.inline_inputs = True
         self.min_seconds = min_seconds
         self.retain_seconds = retain_seconds
         self.delivered_seconds = delivered_seconds
@@ -106,9 +106,15 @@ class LocalGpuProvider:
     async def submit(self, request: GpuRequest) -> str:
         params = request.params
         provider_job_id = f"{self.name}-{uuid.uuid4()}"
-        job = _Job(params=params, inputs=dict(request.input_data))
+        # the renderer reads one file of each name (an edit's image and mask, a
+        # video's frames): the first one given
+        inline: dict[str, bytes] = {}
+        for given in request.inputs:
+            if given.data is not None:
+                inline.setdefault(given.name, given.data)
+        job = _Job(params=params, inputs=inline)
         self._jobs[provider_job_id] = job
-        missing = sorted(set(params.input_keys()) - set(job.inputs))
+        missing = sorted({i.name for i in params.inputs()} - set(inline))
         if missing:  # this provider reads inputs inline only (it sets inline_inputs)
             self._finish(
                 provider_job_id,

@@ -57,6 +57,8 @@ class ModalProvider:
 
     #: Modal runs the work; it goes on without us
     durable = True
+    #: Modal's worker downloads the inputs from their signed URLs
+    inline_inputs = False
 
     def __init__(
         self,

@@ -58,14 +58,17 @@ class RunpodProvider:
 
     ``webhook_url``: where Runpod posts a finished job (our ``/v1/webhooks/runpod``
     with its secret token); the job id is appended as ``job=<id>``. Without one,
-    polling alone finds results. ``execution_timeout_ms`` becomes
-    ``policy.executionTimeout``: Runpod stops a job running longer (TIMED_OUT).
+    polling alone finds results. The request's ``time_limit`` (else
+    ``execution_timeout_ms``) becomes ``policy.executionTimeout``: Runpod stops a job
+    running longer (TIMED_OUT).
     ``timeout`` bounds every HTTP call, in seconds. ``rate_limit``: requests a
     second per endpoint, client side (None: unlimited).
     """
 
     #: Runpod runs the work; it goes on without us
     durable = True
+    #: the Runpod worker downloads the inputs from their signed URLs
+    inline_inputs = False
 
     def __init__(
         self,
@@ -122,7 +125,7 @@ class RunpodProvider:
             )
         body: dict[str, Any] = {
             "input": worker_input(request, name=self.name),
-            "policy": {"executionTimeout": self.execution_timeout_ms},
+            "policy": {"executionTimeout": self._execution_timeout_ms(request)},
         }
         if self.webhook_url is not None:
             body["webhook"] = _with_query(self.webhook_url, job=str(request.job_id))
@@ -135,6 +138,13 @@ class RunpodProvider:
         if not isinstance(runpod_id, str) or not runpod_id:
             raise ProviderUnavailable(f"{self.name}: run answered without a job id")
         return f"{self.name}-{endpoint_id}:{runpod_id}"
+
+    def _execution_timeout_ms(self, request: GpuRequest) -> int:
+        """The attempt's own time limit (its kind's: a training runs for an hour), or
+        the configured one for a request that carries none."""
+        if request.time_limit is None:
+            return self.execution_timeout_ms
+        return round(request.time_limit * 1000)
 
     async def poll(self, provider_job_id: str) -> ProviderStatus:
         parsed = self._parse(provider_job_id)

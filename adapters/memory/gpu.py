@@ -82,6 +82,8 @@ class InMemoryGpuProvider:
 
     #: its jobs live as long as the object (a stand-in for a cloud provider)
     durable = True
+    #: it gets URLs, as a cloud provider does (it reads no input anyway)
+    inline_inputs = False
 
     def __init__(self, name: str = "memory", *, steps: int = 1) -> None:
         self.name = name

@@ -19,6 +19,18 @@ MIN_SECONDS, MAX_SECONDS = 1, 10
 MIN_FPS, MAX_FPS = 8, 30
 
 
+class JobInput(msgspec.Struct, frozen=True):
+    """One upload a job reads, under the name its provider knows it by.
+
+    A job's inputs are an ordered list: several may share a name (a training job's
+    photos are all ``photo``), and their order is the order the user gave them.
+    """
+
+    name: str  # "image", "mask", "first_frame", "last_frame"
+    storage_key: str  # the user's upload, in media storage
+    content_type: str = "image/png"  # uploads are normalised to PNG before they are stored
+
+
 class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
     prompt: str  # what the model renders (the enhanced prompt when enhancement was asked)
     width: int = 1024
@@ -45,9 +57,9 @@ class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise InvalidInput("seed must be between 0 and 2^63-1", field="seed")
 
-    def input_keys(self) -> dict[str, str]:
-        """Uploaded media the job reads, by input name: none for text-to-image."""
-        return {}
+    def inputs(self) -> tuple[JobInput, ...]:
+        """The uploads the job reads, in order: none for text-to-image."""
+        return ()
 
 
 #: C0 control characters but tab, newline and carriage return, and DEL: nothing a person
@@ -110,8 +122,8 @@ class EditParams(msgspec.Struct, frozen=True, kw_only=True, tag="edit"):
             raise InvalidInput("strength must be greater than 0 and at most 1", field="strength")
         _check_seed(self.seed)
 
-    def input_keys(self) -> dict[str, str]:
-        return {"image": self.image_key, "mask": self.mask_key}
+    def inputs(self) -> tuple[JobInput, ...]:
+        return (JobInput("image", self.image_key), JobInput("mask", self.mask_key))
 
 
 class VideoInput(enum.StrEnum):
@@ -177,13 +189,13 @@ class VideoParams(msgspec.Struct, frozen=True, kw_only=True, tag="video"):
             elif key is not None:
                 raise InvalidInput(f"a {self.input_type.value} video takes no {name}", field=name)
 
-    def input_keys(self) -> dict[str, str]:
-        keys = {
-            "image": self.image_key,
-            "first_frame": self.first_frame_key,
-            "last_frame": self.last_frame_key,
-        }
-        return {name: key for name, key in keys.items() if key is not None}
+    def inputs(self) -> tuple[JobInput, ...]:
+        keys = (
+            ("image", self.image_key),
+            ("first_frame", self.first_frame_key),
+            ("last_frame", self.last_frame_key),
+        )
+        return tuple(JobInput(name, key) for name, key in keys if key is not None)
 
 
 JobParams = ImageParams | EditParams | VideoParams

@@ -1,4 +1,5 @@
-"""Queue policy: priority with aging, per-user limits, retries with backoff, leases.
+"""Queue policy: priority with aging, per-user limits, retries with backoff, leases,
+and each kind's timeout.
 
 Postgres holds the queue's truth (jobs with their status, priority and retry
 time); Redis messages only wake workers up. So these rules are applied when a
@@ -65,9 +66,32 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         return now + timedelta(seconds=self.delay(attempt, rand))
 
 
+class TimeoutPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How long an attempt of each kind may run at its provider before it is cancelled
+    and retried, counted from the provider's acceptance (``Job.submitted_at``).
+
+    ``default_seconds`` applies to every kind without an entry in ``per_kind``
+    (image, edit and video render in minutes; a LoRA training runs for 20-60).
+    """
+
+    default_seconds: float = 900.0
+    per_kind: dict[str, float] = msgspec.field(
+        default_factory=lambda: {ModelKind.TRAINING.value: 3600.0}
+    )
+
+    def __post_init__(self) -> None:
+        for kind, seconds in (("default", self.default_seconds), *self.per_kind.items()):
+            if not seconds > 0:
+                raise ValueError(f"the {kind} job timeout must be positive, not {seconds}")
+
+    def seconds_for(self, kind: str) -> float:
+        return self.per_kind.get(kind, self.default_seconds)
+
+
 class QueuePolicy(msgspec.Struct, frozen=True, kw_only=True):
     priority: PriorityPolicy = PriorityPolicy()
     retry: RetryPolicy = RetryPolicy()
+    timeouts: TimeoutPolicy = TimeoutPolicy()
     per_user_in_flight: int = 2  # jobs of one user at providers at once
     lease_seconds: float = 30.0  # renewed while a worker polls the provider
     # the reconciler re-sends a wake-up for a due job not picked up for this long

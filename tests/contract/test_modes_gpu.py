@@ -29,6 +29,7 @@ from ports.gpu import (
     GpuRequest,
     OutputRole,
     Pending,
+    ProviderInput,
     ProviderStatus,
 )
 
@@ -50,8 +51,10 @@ def request(params: JobParams, data: dict[str, bytes]) -> GpuRequest:
         job_id=uuid.uuid4(),
         provider_model="preview",
         params=params,
-        inputs={name: f"https://storage.invalid/{name}.png" for name in data},
-        input_data=data,
+        inputs=tuple(
+            ProviderInput(name=name, url=f"https://storage.invalid/{name}.png", data=png)
+            for name, png in data.items()
+        ),
     )
 
 
@@ -157,7 +160,7 @@ async def test_local_fails_a_job_whose_inputs_are_not_inline() -> None:
     gpu = LocalGpuProvider()
     assert gpu.inline_inputs
     without = GpuRequest(
-        job_id=uuid.uuid4(), provider_model="preview", params=edit_request().params, inputs={}
+        job_id=uuid.uuid4(), provider_model="preview", params=edit_request().params, inputs=()
     )
     status = await settle(gpu, await gpu.submit(without))
     assert isinstance(status, Failed) and status.error.reason is FailureReason.INFRASTRUCTURE

@@ -254,9 +254,9 @@ async def test_an_iphone_heic_edit_repaints_only_the_masked_pixels(api: Api) -> 
     assert result.format == "PNG" and result.size == (160, 120)
     # the provider was handed both uploads, as PNGs the app serves through signed URLs
     request = api.gpu.submitted[-1]
-    assert set(request.inputs) == {"image", "mask"}
-    for url in request.inputs.values():
-        assert Image.open(io.BytesIO(await api.download(url))).size == (160, 120)
+    assert [i.name for i in request.inputs] == ["image", "mask"]
+    for given in request.inputs:
+        assert Image.open(io.BytesIO(await api.download(given.url))).size == (160, 120)
     assert await api.credits(user) == 2
 
 
@@ -298,7 +298,7 @@ async def test_a_video_of_each_input_type_is_an_mp4_with_a_poster(
     assert asset["durationSeconds"] == 2.0 and (asset["width"], asset["height"]) == (854, 480)
     info = mp4_info(await api.download(asset["url"]))
     assert info is not None and (info.duration_seconds, info.frames) == (2.0, 16)
-    assert sorted(api.gpu.submitted[-1].inputs) == sorted(
+    assert sorted(i.name for i in api.gpu.submitted[-1].inputs) == sorted(
         {"text": [], "image": ["image"], "keyframes": ["first_frame", "last_frame"]}[input_type]
     )
     poster = Image.open(io.BytesIO(await api.download(asset["thumbnailUrl"])))

@@ -47,3 +47,26 @@ def test_on_off_settings_take_the_usual_spellings_and_refuse_others() -> None:
         assert Settings.from_env({"GENSTUDIO_DB_PREPARED": raw}).db_prepared is value
     with pytest.raises(SystemExit, match="GENSTUDIO_DB_PREPARED must be on or off"):
         Settings.from_env({"GENSTUDIO_DB_PREPARED": "maybe"})
+
+
+def test_job_timeouts_have_a_default_and_per_kind_overrides() -> None:
+    from entrypoints.gpus import build_policy
+
+    timeouts = build_policy(Settings.from_env({})).timeouts
+    assert [timeouts.seconds_for(k) for k in ("image", "edit", "video", "training")] == [
+        900.0,
+        900.0,
+        900.0,
+        3600.0,
+    ]
+    env = {"GENSTUDIO_JOB_TIMEOUT": "1200", "GENSTUDIO_JOB_TIMEOUT_VIDEO": "1800"}
+    timeouts = build_policy(Settings.from_env(env)).timeouts
+    assert [timeouts.seconds_for(k) for k in ("image", "video", "training")] == [
+        1200.0,
+        1800.0,
+        3600.0,
+    ]
+    env = {"GENSTUDIO_JOB_TIMEOUT_TRAINING": "5400"}
+    assert build_policy(Settings.from_env(env)).timeouts.seconds_for("training") == 5400.0
+    with pytest.raises(SystemExit, match="GENSTUDIO_JOB_TIMEOUT_TRAINING"):
+        Settings.from_env({"GENSTUDIO_JOB_TIMEOUT_TRAINING": "an hour"})

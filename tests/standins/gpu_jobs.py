@@ -91,15 +91,16 @@ class StandinJob:
         """The job's files: images (image and edit jobs) or [mp4, poster] (video jobs).
 
         Edit and video jobs download their inputs from the signed URLs they name,
-        as the real GPU worker would."""
+        as the real GPU worker would: from the ``inputs`` list, or from the older
+        ``<name>_url`` fields when a client sends no list."""
         if not self.images:
             i = self.input
             kind = i.get("kind", "image")
             if kind == "edit":
                 self.images = [
                     render_edit(
-                        image_png=_download(i["image_url"]),
-                        mask_png=_download(i["mask_url"]),
+                        image_png=_download(_input_url(i, "image")),
+                        mask_png=_download(_input_url(i, "mask")),
                         prompt=str(i.get("prompt", "")),
                         negative_prompt=str(i.get("negative_prompt", "")),
                         seed=i.get("seed"),
@@ -114,9 +115,9 @@ class StandinJob:
                     height=int(i["height"]),
                     fps=int(i["fps"]),
                     duration_seconds=int(i["duration_seconds"]),
-                    image_png=_download(i["image_url"]) if "image_url" in i else None,
-                    first_png=_download(i["first_frame_url"]) if "first_frame_url" in i else None,
-                    last_png=_download(i["last_frame_url"]) if "last_frame_url" in i else None,
+                    image_png=_download_input(i, "image"),
+                    first_png=_download_input(i, "first_frame"),
+                    last_png=_download_input(i, "last_frame"),
                 )
                 self.images = [mp4, poster]
             else:
@@ -282,6 +283,22 @@ class GpuStandinBase(abc.ABC):
             return None
         images = job.render()
         return images[index] if 0 <= index < len(images) else None
+
+
+def _input_url(job_input: dict[str, Any], name: str) -> str:
+    """The URL of the job's first input of that name (KeyError when it has none)."""
+    for given in job_input.get("inputs") or []:
+        if given.get("name") == name:
+            return str(given["url"])
+    return str(job_input[f"{name}_url"])
+
+
+def _download_input(job_input: dict[str, Any], name: str) -> bytes | None:
+    try:
+        url = _input_url(job_input, name)
+    except KeyError:
+        return None
+    return _download(url)
 
 
 def _download(url: str) -> bytes:

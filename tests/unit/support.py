@@ -145,28 +145,44 @@ class Studio:
         self.storage = InMemoryStorage()
         self.processor = self.processor_for(self.gpu)
 
-    def processor_for(self, gpu: InMemoryGpuProvider, *, timeout: float = 600.0) -> JobProcessor:
+    def processor_for(
+        self,
+        gpu: InMemoryGpuProvider,
+        *,
+        timeout: float = 600.0,
+        policy: QueuePolicy = POLICY,
+    ) -> JobProcessor:
+        """A worker on ``gpu``; ``timeout`` is every kind's, unless ``policy`` names
+        kinds of its own."""
+        timeouts = msgspec.structs.replace(policy.timeouts, default_seconds=timeout)
         return JobProcessor(
             self.factory,
             gpu,
             self.storage,
             self.clock,
             DEFAULT_CATALOG,
-            policy=POLICY,
+            policy=msgspec.structs.replace(policy, timeouts=timeouts),
             poll_interval=1.0 if timeout >= 600 else 2.0,
-            timeout=timeout,
         )
 
     def use_gpu(self, gpu: InMemoryGpuProvider) -> None:
         self.gpu = gpu
         self.processor = self.processor_for(gpu)
 
+    async def deliver(self, job_id: uuid.UUID, processor: JobProcessor | None = None) -> Job:
+        """A wake-up for the job's kind, handled as the worker's task does
+        (``JobProcessor.process_next``): the job as that left it, or as it is when
+        nothing was claimable (not due yet, held by a live worker, finished)."""
+        kind = (await self.job(job_id)).kind.value
+        ran = await (processor or self.processor).process_next(kind)
+        return ran if ran is not None and ran.id == job_id else await self.job(job_id)
+
     async def drive(self, job_id: uuid.UUID, *, rounds: int = 10) -> Job | None:
-        """Process the job, waiting out each retry's backoff, until it ends."""
+        """Deliver wake-ups for the job, waiting out each retry's backoff, until it ends."""
         job: Job | None = None
         for _ in range(rounds):
-            job = await self.processor.process(job_id)
-            if job is None or job.status.terminal:
+            job = await self.deliver(job_id)
+            if job.status.terminal:
                 return job
             if job.next_attempt_at is not None:
                 self.clock.advance((job.next_attempt_at - self.clock.now()).total_seconds() + 0.001)

@@ -22,9 +22,9 @@ from adapters.gpu_http import (
 )
 from adapters.gpu_http.calls import retry_after_seconds
 from adapters.memory.gpu import tiny_png
-from core.model.job_params import EditParams, VideoInput, VideoParams
+from core.model.job_params import EditParams, ImageParams, VideoInput, VideoParams
 from core.model.jobs import FailureReason, JobError
-from ports.gpu import GpuRequest, ProviderUnavailable
+from ports.gpu import GpuRequest, ProviderInput, ProviderUnavailable
 
 RUNPOD_RAISED = json.dumps(
     {"error_type": "<class 'ContentPolicyError'>", "error_message": "CONTENT_POLICY: nsfw"}
@@ -101,7 +101,10 @@ def test_edit_and_video_jobs_name_their_uploads_as_urls() -> None:
         job_id=uuid.uuid4(),
         provider_model="m",
         params=EditParams(prompt="x", image_key="u/a.png", mask_key="u/b.png", width=64, height=64),
-        inputs={"image": "https://s/a?sig", "mask": "https://s/b?sig"},
+        inputs=(
+            ProviderInput(name="image", url="https://s/a?sig"),
+            ProviderInput(name="mask", url="https://s/b?sig"),
+        ),
     )
     body = worker_input(edit, name="modal")
     assert body["kind"] == "edit"
@@ -115,11 +118,47 @@ def test_edit_and_video_jobs_name_their_uploads_as_urls() -> None:
             first_frame_key="u/f.png",
             last_frame_key="u/l.png",
         ),
-        inputs={"first_frame": "https://s/f", "last_frame": "https://s/l"},
+        inputs=(
+            ProviderInput(name="first_frame", url="https://s/f"),
+            ProviderInput(name="last_frame", url="https://s/l"),
+        ),
     )
     body = worker_input(video, name="runpod")
     assert body["kind"] == "video" and body["input_type"] == "keyframes"
     assert body["first_frame_url"] == "https://s/f" and "image_url" not in body
+
+
+def test_the_worker_input_lists_every_named_input_in_order() -> None:
+    edit = GpuRequest(
+        job_id=uuid.uuid4(),
+        provider_model="m",
+        params=EditParams(prompt="x", image_key="u/a.png", mask_key="u/b.png", width=64, height=64),
+        inputs=(
+            ProviderInput(name="image", url="https://s/a"),
+            ProviderInput(name="mask", url="https://s/b"),
+        ),
+    )
+    assert worker_input(edit, name="modal")["inputs"] == [
+        {"name": "image", "url": "https://s/a", "content_type": "image/png"},
+        {"name": "mask", "url": "https://s/b", "content_type": "image/png"},
+    ]
+    # several inputs may share a name (a training job's photos): all go, in order
+    photos = GpuRequest(
+        job_id=uuid.uuid4(),
+        provider_model="m",
+        params=ImageParams(prompt="x"),
+        inputs=tuple(
+            ProviderInput(name="photo", url=f"https://s/{n}", content_type="image/jpeg")
+            for n in range(12)
+        ),
+    )
+    body = worker_input(photos, name="runpod")
+    assert [(i["name"], i["url"]) for i in body["inputs"]] == [
+        ("photo", f"https://s/{n}") for n in range(12)
+    ]
+    assert "photo_url" not in body
+    text = GpuRequest(job_id=uuid.uuid4(), provider_model="m", params=ImageParams(prompt="x"))
+    assert "inputs" not in worker_input(text, name="modal"), "as before: no empty list"
 
 
 def test_an_upload_without_its_url_cannot_be_sent() -> None:
@@ -127,7 +166,7 @@ def test_an_upload_without_its_url_cannot_be_sent() -> None:
         job_id=uuid.uuid4(),
         provider_model="m",
         params=EditParams(prompt="x", image_key="u/a.png", mask_key="u/b.png", width=64, height=64),
-        inputs={"image": "https://s/a"},
+        inputs=(ProviderInput(name="image", url="https://s/a"),),
     )
     with pytest.raises(ProviderUnavailable, match="mask"):
         worker_input(request, name="modal")

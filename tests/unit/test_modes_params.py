@@ -115,13 +115,18 @@ def test_params_round_trip_through_json_as_a_tagged_union() -> None:
         assert msgspec.convert(msgspec.to_builtins(params), JobParams) == params
 
 
-def test_input_keys_name_the_uploads_a_job_reads() -> None:
-    assert ImageParams(prompt="a").input_keys() == {}
-    assert edit().input_keys() == {"image": "u/uploads/a.png", "mask": "u/uploads/b.png"}
-    assert video().input_keys() == {}
-    assert video(input_type=VideoInput.IMAGE, image_key="k").input_keys() == {"image": "k"}
+def named(params: JobParams) -> list[tuple[str, str]]:
+    return [(i.name, i.storage_key) for i in params.inputs()]
+
+
+def test_inputs_name_the_uploads_a_job_reads_in_order() -> None:
+    assert named(ImageParams(prompt="a")) == []
+    assert named(edit()) == [("image", "u/uploads/a.png"), ("mask", "u/uploads/b.png")]
+    assert named(video()) == []
+    assert named(video(input_type=VideoInput.IMAGE, image_key="k")) == [("image", "k")]
     keyframes = video(input_type=VideoInput.KEYFRAMES, first_frame_key="a", last_frame_key="b")
-    assert keyframes.input_keys() == {"first_frame": "a", "last_frame": "b"}
+    assert named(keyframes) == [("first_frame", "a"), ("last_frame", "b")]
+    assert {i.content_type for i in keyframes.inputs()} == {"image/png"}
 
 
 # -- prices -------------------------------------------------------------------------------

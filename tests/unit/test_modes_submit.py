@@ -184,7 +184,7 @@ async def test_videos_take_the_uploads_their_input_type_needs(studio: Uploading)
     assert [j.cost for j in jobs] == [10, 10, 20]
     params = [j.params for j in jobs]
     assert all(isinstance(p, VideoParams) for p in params)
-    assert [sorted(p.input_keys()) for p in params] == [
+    assert [sorted(i.name for i in p.inputs()) for p in params] == [
         [],
         ["image"],
         ["first_frame", "last_frame"],
@@ -240,9 +240,9 @@ async def test_an_edit_job_hands_the_provider_its_uploads_as_signed_urls(
 
     assert done is not None and done.status is JobStatus.SUCCEEDED
     request = studio.gpu.submitted[-1]
-    assert set(request.inputs) == {"image", "mask"}
-    assert all(url.startswith("memory://media/") for url in request.inputs.values())
-    assert request.input_data == {}  # a remote-style provider gets URLs only
+    assert [i.name for i in request.inputs] == ["image", "mask"]
+    assert all(i.url.startswith("memory://media/") for i in request.inputs)
+    assert all(i.data is None for i in request.inputs)  # a remote-style provider gets URLs only
     [asset] = await studio.media_of(job_id)
     assert (asset.kind, asset.width, asset.height) == (MediaKind.IMAGE, 128, 96)
 

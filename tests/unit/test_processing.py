@@ -1,4 +1,7 @@
-"""Running a job at a GPU provider (core/services/processing.py) on memory adapters."""
+"""Running a job at a GPU provider (core/services/processing/) on memory adapters.
+
+Every spec reaches the processor as a worker does: a wake-up for a kind
+(``JobProcessor.process_next``, through ``Studio.deliver``)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,14 @@ import pytest
 from adapters.memory import InMemoryGpuProvider
 from adapters.memory.gpu import tiny_png
 from core.model.credits import EntryKind, HoldStatus
-from core.model.job_params import ImageParams
+from core.model.job_params import EditParams, ImageParams, JobParams, VideoParams
 from core.model.jobs import FailureReason, Job, JobError, JobStatus
 from core.model.media import MediaKind, png_dimensions
-from core.model.pricing import DEFAULT_CATALOG
+from core.model.pricing import DEFAULT_CATALOG, ModelKind
 from core.model.queueing import QueuePolicy
 from core.services.generation.jobs import cancel_job
+from core.services.processing.outputs import VideoOutputs
+from core.services.processing.processor import JobProcessor
 from ports.gpu import (
     Cancelled,
     GpuRequest,
@@ -106,7 +111,7 @@ async def test_a_successful_job_stores_its_images_settles_its_hold_and_succeeds(
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
 
-    done = await studio.processor.process(job.id)
+    done = await studio.deliver(job.id)
 
     assert done is not None and done == await studio.job(job.id)
     assert (done.status, done.progress, done.error) == (JobStatus.SUCCEEDED, 100, None)
@@ -142,7 +147,7 @@ async def test_a_job_the_provider_refuses_for_its_content_fails_and_releases_its
     studio.gpu.fail_with = JobError(FailureReason.CONTENT, "the prompt was refused")
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    done = await studio.processor.process(job.id)
+    done = await studio.deliver(job.id)
     assert done is not None and done.status is JobStatus.FAILED
     assert done.error == studio.gpu.fail_with
     await assert_released_once(studio, job)
@@ -156,11 +161,11 @@ async def test_a_job_waits_out_a_provider_outage_without_spending_its_attempts(
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
 
-    first = await studio.processor.process(job.id)
+    first = await studio.deliver(job.id)
     assert first is not None and first.status is JobStatus.QUEUED
     assert first.attempts == 0, "the provider never took it: no attempt spent"
     assert first.next_attempt_at is not None and first.next_attempt_at > studio.clock.now()
-    assert await studio.processor.process(job.id) == first, "not before its time"
+    assert await studio.deliver(job.id) == first, "not before its time"
 
     waited = await studio.drive(job.id, rounds=12)  # the breaker opens; the job waits
     assert waited is not None and waited.status is JobStatus.QUEUED
@@ -180,7 +185,7 @@ async def test_a_job_that_fails_once_at_the_provider_succeeds_on_its_retry(studi
     studio.gpu.down = True
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    await studio.processor.process(job.id)
+    await studio.deliver(job.id)
     studio.gpu.down = False
     done = await studio.drive(job.id)
     assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
@@ -195,7 +200,7 @@ async def test_a_job_whose_provider_goes_down_while_polling_is_retried_when_it_r
     studio.use_gpu(YieldingGpu(steps=1000))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    task = asyncio.create_task(studio.processor.process(job.id))
+    task = asyncio.create_task(studio.deliver(job.id))
     await until(running(studio, job.id))
     studio.gpu.down = True
     retrying = await task
@@ -237,7 +242,7 @@ async def test_a_job_with_no_result_before_the_timeout_is_cancelled_at_the_provi
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
     started = studio.clock.now()
-    first = await studio.processor.process(job.id)
+    first = await studio.deliver(job.id)
     assert first is not None and first.status is JobStatus.QUEUED
     assert first.error is not None and first.error.reason is FailureReason.TIMEOUT
     assert (studio.clock.now() - started).total_seconds() >= 30.0
@@ -254,7 +259,7 @@ async def test_cancelling_a_running_job_stops_the_provider_and_releases_its_hold
     studio.use_gpu(YieldingGpu(steps=1000))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    task = asyncio.create_task(studio.processor.process(job.id))
+    task = asyncio.create_task(studio.deliver(job.id))
     await until(running(studio, job.id))
     provider_job_id = (await studio.job(job.id)).provider_job_id
     assert provider_job_id is not None
@@ -280,7 +285,7 @@ async def test_a_job_cancelled_while_its_outputs_are_stored_keeps_no_files(
         await cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id)
 
     gpu.on_fetch = user_cancels
-    done = await studio.processor.process(job.id)
+    done = await studio.deliver(job.id)
 
     assert gpu.fetched == PARAMS.count, "the outputs were fetched and stored before the check"
     assert done is not None and done.status is JobStatus.CANCELLED
@@ -297,7 +302,7 @@ async def test_an_output_that_is_not_a_png_is_retried_and_keeps_no_files(
     studio.use_gpu(gpu)
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    first = await studio.processor.process(job.id)
+    first = await studio.deliver(job.id)
     assert first is not None and first.status is JobStatus.QUEUED
     assert first.error is not None and first.error.reason is FailureReason.INFRASTRUCTURE
     assert studio.storage.objects == {}, "the good outputs of a bad batch are discarded"
@@ -310,11 +315,11 @@ async def test_an_output_that_is_not_a_png_is_retried_and_keeps_no_files(
 async def test_processing_a_finished_job_again_changes_nothing(studio: Studio) -> None:
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    first = await studio.processor.process(job.id)
+    first = await studio.deliver(job.id)
     state = await studio.account(user)
     objects = dict(studio.storage.objects)
 
-    again = await studio.processor.process(job.id)
+    again = await studio.deliver(job.id)
 
     assert again == first
     assert len(studio.gpu.submitted) == 1
@@ -329,9 +334,9 @@ async def test_a_redelivery_while_the_job_runs_resumes_it_without_submitting_aga
     studio.use_gpu(YieldingGpu(steps=20))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    first = asyncio.create_task(studio.processor.process(job.id))
+    first = asyncio.create_task(studio.deliver(job.id))
     await until(running(studio, job.id))
-    second = await studio.processor.process(job.id)
+    second = await studio.deliver(job.id)
     assert second is not None and second.status is JobStatus.RUNNING, "left to its live owner"
     done = await first
 
@@ -350,9 +355,7 @@ async def test_two_deliveries_at_once_submit_the_job_to_the_provider_only_once(
     studio.use_gpu(YieldingGpu(steps=3))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    results = await asyncio.gather(
-        studio.processor.process(job.id), studio.processor.process(job.id)
-    )
+    results = await asyncio.gather(studio.deliver(job.id), studio.deliver(job.id))
     assert len(studio.gpu.submitted) == 1
     assert (await studio.job(job.id)).status is JobStatus.SUCCEEDED
     assert sorted(r.status.value for r in results if r is not None) == ["dispatched", "succeeded"]
@@ -365,14 +368,14 @@ async def test_a_cancelled_job_is_never_sent_to_the_provider(studio: Studio) -> 
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
     await cancel_job(studio.factory, studio.clock, user_id=user, job_id=job.id)
-    done = await studio.processor.process(job.id)
+    done = await studio.deliver(job.id)
     assert done is not None and done.status is JobStatus.CANCELLED
     assert studio.gpu.submitted == []
     await assert_released_once(studio, job)
 
 
-async def test_processing_an_unknown_job_does_nothing(studio: Studio) -> None:
-    assert await studio.processor.process(uuid.uuid4()) is None
+async def test_a_wake_up_with_no_job_to_claim_does_nothing(studio: Studio) -> None:
+    assert await studio.processor.process_next("image") is None
     assert studio.gpu.submitted == []
 
 
@@ -419,9 +422,9 @@ async def charged_once(studio: Studio, user: uuid.UUID) -> bool:
     )
 
 
-async def at_provider(studio: Studio, job_id: uuid.UUID) -> asyncio.Task[Job | None]:
+async def at_provider(studio: Studio, job_id: uuid.UUID) -> asyncio.Task[Job]:
     """The job being followed at its provider by ``studio.processor``, in a task."""
-    task = asyncio.create_task(studio.processor.process(job_id))
+    task = asyncio.create_task(studio.deliver(job_id))
     for _ in range(100):
         await asyncio.sleep(0)
         if (await studio.job(job_id)).provider_job_id is not None:
@@ -434,7 +437,7 @@ async def test_a_stopping_worker_claims_nothing_more(studio: Studio) -> None:
     job = await studio.submitted_job(user, PARAMS)
     studio.processor.stop_claiming()
     assert await studio.processor.process_next("image") is None
-    unclaimed = await studio.processor.process(job.id)
+    unclaimed = await studio.deliver(job.id)
     assert unclaimed is not None and unclaimed.status is JobStatus.QUEUED
     assert studio.gpu.submitted == []
 
@@ -455,7 +458,7 @@ async def test_a_job_left_at_a_cloud_provider_is_taken_over_and_charged_once(
 
     studio.gpu.steps = 0  # the provider finishes it; another worker follows it on
     other = studio.processor_for(studio.gpu)
-    done = await other.process(job.id)
+    done = await studio.deliver(job.id, other)
     assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
     assert len(studio.gpu.submitted) == 1  # never started twice
     assert await charged_once(studio, user)
@@ -479,7 +482,7 @@ async def test_a_job_rendering_in_the_stopping_process_is_requeued_with_its_atte
     assert (await studio.hold_of(back)).status is HoldStatus.OPEN
 
     gpu.steps = 0  # the next process runs it from the start, as its first attempt
-    done = await studio.processor_for(gpu).process(job.id)
+    done = await studio.deliver(job.id, studio.processor_for(gpu))
     assert done is not None and done.status is JobStatus.SUCCEEDED and done.attempts == 1
     assert await charged_once(studio, user)
 
@@ -491,7 +494,7 @@ async def test_a_stop_during_a_submission_lets_it_be_recorded_so_it_never_runs_t
     studio.use_gpu(gpu)
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    task = asyncio.create_task(studio.processor.process(job.id))
+    task = asyncio.create_task(studio.deliver(job.id))
     await gpu.entered.wait()  # the request is at the provider
 
     asyncio.get_running_loop().call_later(0.05, gpu.release.set)  # it answers meanwhile
@@ -500,7 +503,7 @@ async def test_a_stop_during_a_submission_lets_it_be_recorded_so_it_never_runs_t
     left = await studio.job(job.id)
     assert left.provider_job_id is not None and left.lease_expired(studio.clock.now())
 
-    done = await studio.processor_for(gpu).process(job.id)
+    done = await studio.deliver(job.id, studio.processor_for(gpu))
     assert done is not None and done.status is JobStatus.SUCCEEDED
     assert len(gpu.submitted) == 1 and gpu.cancelled == []
 
@@ -509,7 +512,7 @@ async def test_a_job_that_ends_within_the_grace_is_not_handed_back(studio: Studi
     studio.use_gpu(YieldingGpu(steps=3))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    task = asyncio.create_task(studio.processor.process(job.id))
+    task = asyncio.create_task(studio.deliver(job.id))
     await asyncio.sleep(0)
     assert await studio.processor.stop(grace=5) == 0
     done = await task
@@ -545,7 +548,7 @@ async def test_the_timeout_runs_from_the_providers_acceptance_whichever_worker_f
     job = await studio.submitted_job(user, PARAMS)
 
     gpu.hang_at = 10  # the first worker dies 18 s into the attempt
-    first = asyncio.create_task(studio.processor.process(job.id))
+    first = asyncio.create_task(studio.deliver(job.id))
     await gpu.hung.wait()
     first.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -555,7 +558,7 @@ async def test_the_timeout_runs_from_the_providers_acceptance_whichever_worker_f
     studio.clock.advance(POLICY.lease_seconds)  # its lease runs out: the job is abandoned
 
     other = studio.processor_for(gpu, timeout=timeout)
-    timed_out = await other.process(job.id)  # takes the job over, polls the same work
+    timed_out = await studio.deliver(job.id, other)  # takes the job over, polls the same work
 
     assert timed_out is not None and timed_out.status is JobStatus.QUEUED
     assert timed_out.error is not None and timed_out.error.reason is FailureReason.TIMEOUT
@@ -568,7 +571,7 @@ async def test_the_timeout_runs_from_the_providers_acceptance_whichever_worker_f
     assert timed_out.next_attempt_at is not None
     studio.clock.advance((timed_out.next_attempt_at - studio.clock.now()).total_seconds())
     retried_at = studio.clock.now()
-    again = await other.process(job.id)
+    again = await studio.deliver(job.id, other)
     assert again is not None and again.attempts == 2
     assert again.error is not None and again.error.reason is FailureReason.TIMEOUT
     assert (studio.clock.now() - retried_at).total_seconds() >= timeout
@@ -605,7 +608,7 @@ async def test_a_job_whose_processing_crashes_fails_once_and_returns_its_credits
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
 
-    done = await studio.processor.process(job.id)
+    done = await studio.deliver(job.id)
 
     assert done is not None and done.status is JobStatus.FAILED
     assert done.error is not None and done.error.reason is FailureReason.INTERNAL
@@ -615,7 +618,7 @@ async def test_a_job_whose_processing_crashes_fails_once_and_returns_its_credits
     assert gpu.cancelled == ([] if where == "submit" else ["memory-1"])
     # and nothing is left to take over: a second worker finds a finished job
     studio.clock.advance(3600)
-    assert (await studio.processor_for(gpu).process(job.id)) == done
+    assert (await studio.deliver(job.id, studio.processor_for(gpu))) == done
 
 
 async def test_a_submission_slower_than_the_lease_keeps_the_job_and_is_never_doubled(
@@ -624,17 +627,16 @@ async def test_a_submission_slower_than_the_lease_keeps_the_job_and_is_never_dou
     gpu = SlowSubmitGpu()
     studio.use_gpu(gpu)
     lease = 0.3  # seconds; renewed every 0.1 s while the submission waits
-    studio.processor.policy = QueuePolicy(lease_seconds=lease)
+    studio.processor = studio.processor_for(gpu, policy=QueuePolicy(lease_seconds=lease))
     user = await studio.user_with(CREDITS)
     job = await studio.submitted_job(user, PARAMS)
-    task = asyncio.create_task(studio.processor.process(job.id))
+    task = asyncio.create_task(studio.deliver(job.id))
     await gpu.entered.wait()
 
     studio.clock.advance(10 * lease)  # the first lease is long gone...
     await asyncio.sleep(3 * lease)  # ...but renewed meanwhile
-    other = studio.processor_for(gpu)
-    other.policy = QueuePolicy(lease_seconds=lease)
-    held = await asyncio.wait_for(other.process(job.id), 5)  # no takeover: at once
+    other = studio.processor_for(gpu, policy=QueuePolicy(lease_seconds=lease))
+    held = await asyncio.wait_for(studio.deliver(job.id, other), 5)  # no takeover: at once
     assert held is not None and held.lease_owner == studio.processor.worker_id
     assert not held.lease_expired(studio.clock.now())
 
@@ -642,3 +644,113 @@ async def test_a_submission_slower_than_the_lease_keeps_the_job_and_is_never_dou
     done = await task
     assert done is not None and done.status is JobStatus.SUCCEEDED
     assert len(gpu.submitted) == 1
+
+
+# --- what differs by job kind -------------------------------------------------------------
+
+
+async def queued_job(studio: Studio, kind: ModelKind, model_id: str, params: JobParams) -> Job:
+    """A job of ``kind`` queued straight into the store (training has no submission
+    use case yet: its job rides on the same machinery)."""
+    user = await studio.user_with(0)
+    now = studio.clock.now()
+    job = Job(
+        id=uuid.uuid4(),
+        user_id=user,
+        kind=kind,
+        model_id=model_id,
+        params=params,
+        cost=0,
+        hold_id=None,
+        status=JobStatus.QUEUED,
+        created_at=now,
+        updated_at=now,
+    )
+    async with studio.factory() as uow:
+        await uow.jobs.add(job)
+        await uow.commit()
+    return job
+
+
+@pytest.mark.parametrize(
+    ("kind", "model_id", "params", "limit"),
+    [
+        (ModelKind.VIDEO, "wan-2.1", VideoParams(prompt="a kite"), 900.0),
+        (ModelKind.TRAINING, "flux-lora", ImageParams(prompt="ohwx person"), 3600.0),
+    ],
+)
+async def test_a_video_and_a_training_job_time_out_by_their_own_limits(
+    studio: Studio, kind: ModelKind, model_id: str, params: JobParams, limit: float
+) -> None:
+    assert POLICY.timeouts.seconds_for(kind.value) == limit
+    studio.use_gpu(InMemoryGpuProvider(steps=1_000_000))  # never finishes
+    studio.processor = studio.processor_for(studio.gpu, timeout=900.0)
+    job = await queued_job(studio, kind, model_id, params)
+    started = studio.clock.now()
+
+    timed_out = await studio.deliver(job.id)
+
+    assert timed_out.status is JobStatus.QUEUED and timed_out.attempts == 1
+    assert timed_out.error == JobError(FailureReason.TIMEOUT, f"no result after {limit:.0f}s")
+    spent = (studio.clock.now() - started).total_seconds()
+    assert limit <= spent < limit + 2, "its own limit, not another kind's"
+    [request] = studio.gpu.submitted
+    assert request.time_limit == limit, "the provider is told the attempt's limit"
+
+
+async def test_a_job_of_a_kind_without_an_output_handler_fails_and_returns_its_credits(
+    studio: Studio,
+) -> None:
+    studio.processor = JobProcessor(
+        studio.factory,
+        studio.gpu,
+        studio.storage,
+        studio.clock,
+        DEFAULT_CATALOG,
+        policy=POLICY,
+        outputs={ModelKind.VIDEO: VideoOutputs(studio.clock)},  # no images here
+    )
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+
+    done = await studio.deliver(job.id)
+
+    assert done.status is JobStatus.FAILED
+    assert done.error is not None and done.error.reason is FailureReason.INTERNAL
+    await assert_released_once(studio, job)
+    await assert_nothing_kept(studio, job)
+
+
+class InlineGpu(InMemoryGpuProvider):
+    inline_inputs = True
+
+
+@pytest.mark.parametrize("inline", [False, True])
+async def test_a_provider_gets_the_inputs_inline_only_when_it_declares_it(
+    studio: Studio, inline: bool
+) -> None:
+    gpu = InlineGpu() if inline else InMemoryGpuProvider()
+    studio.use_gpu(gpu)
+    image, mask = tiny_png(64, 64), tiny_png(64, 64, (255, 255, 255))
+    for key, data in (("u/uploads/i.png", image), ("u/uploads/m.png", mask)):
+        await studio.storage.put(key, data, "image/png")
+    params = EditParams(
+        prompt="a boat",
+        image_key="u/uploads/i.png",
+        mask_key="u/uploads/m.png",
+        width=64,
+        height=64,
+    )
+    job = await queued_job(studio, ModelKind.EDIT, "sdxl-inpaint", params)
+
+    done = await studio.deliver(job.id)
+
+    assert done.status is JobStatus.SUCCEEDED
+    [request] = gpu.submitted
+    assert [(i.name, i.content_type) for i in request.inputs] == [
+        ("image", "image/png"),
+        ("mask", "image/png"),
+    ]
+    assert all(i.url for i in request.inputs), "a signed URL, always"
+    expected = [image, mask] if inline else [None, None]
+    assert [i.data for i in request.inputs] == expected
