@@ -51,4 +51,4 @@ class AppStoreServerApi(AsyncAppStoreServerAPIClient):
         )
 
     async def aclose(self) -> None:
-        await self.async_close()
+        await self.async_close()  # type: ignore[no-untyped-call]  # unannotated upstream

@@ -136,7 +136,8 @@ class GooglePlayStore:
     ) -> None:
         self._package = package_name
         info = {**service_account_info, "token_uri": token_url}
-        self._credentials = service_account.Credentials.from_service_account_info(
+        # google-auth leaves from_service_account_info unannotated
+        self._credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             info, scopes=[SCOPE]
         )
         self._credentials_lock = threading.Lock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import warnings
+from typing import cast
 
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -76,7 +77,7 @@ def _open(data: bytes, content_type: str | None, field: str) -> tuple[Image.Imag
             width, height = probe.size
             _check_size(width, height, field)
             probe.verify()  # structure and checksums (PNG), before any full decode
-            image = Image.open(io.BytesIO(data), formats=[fmt])
+            image: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
             image.load()
             image = ImageOps.exif_transpose(image)
     except InvalidInput:
@@ -132,7 +133,8 @@ def _normalise_mask(
     try:
         if _has_alpha(image):
             alpha = image.convert("RGBA").getchannel("A")
-            if alpha.getextrema()[0] < 255:
+            lowest, _ = cast("tuple[int, int]", alpha.getextrema())  # one band: (min, max)
+            if lowest < 255:
                 # an alpha mask: what is erased (transparent) is what to repaint
                 binary = alpha.point(lambda a: 255 if a < 128 else 0)
             else:

@@ -118,7 +118,8 @@ class ResilientStreamBroker(RedisStreamBroker):
         try:
             async with self._send_lock, asyncio.timeout(SEND_TIMEOUT_S):
                 if self._sender is None:
-                    self._sender = self.connection_pool.make_connection()
+                    # redis-py leaves ConnectionPool.make_connection unannotated
+                    self._sender = self.connection_pool.make_connection()  # type: ignore[no-untyped-call]
                 sender = self._sender
                 try:
                     await sender.send_packed_command(

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import (
     CTE,
+    BindParameter,
     ColumnElement,
     Text,
     bindparam,
@@ -158,7 +159,8 @@ def _append_deferred_statement() -> Compiled:
     moved, added = _append_ctes()
     left = select(moved.c.credits).scalar_subquery()
     balance = select(_P.credits).where(_P.id == bindparam("user_id")).scalar_subquery()
-    user, key = bindparam("user_id"), bindparam("idempotency_key")
+    user: BindParameter[uuid.UUID] = bindparam("user_id")
+    key: BindParameter[str] = bindparam("idempotency_key")
     return Compiled(
         select(
             case(
@@ -211,7 +213,8 @@ _LOTS = Compiled(select(t.credit_lots).where(_L.user_id == bindparam("user_id"),
 def _set_remaining_statement() -> Compiled:
     """Deferred, so it refuses by raising (migration 0007): GS422 out of range, GS404
     no lot."""
-    lot, to = bindparam("lot_id"), bindparam("to", type_=_L.remaining.type)
+    lot: BindParameter[uuid.UUID] = bindparam("lot_id")
+    to = bindparam("to", type_=_L.remaining.type)
     updated = (
         update(t.credit_lots)
         .where(_L.id == lot, to.between(0, _L.amount))
