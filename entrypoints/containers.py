@@ -8,6 +8,7 @@ or by overriding a single provider.
 from __future__ import annotations
 
 from dependency_injector import containers, providers
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.gpu_local import LocalGpuProvider
@@ -15,6 +16,7 @@ from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.ai import SuffixPromptEnhancer
 from adapters.openrouter import OpenRouterClient
+from adapters.redis import RedisStreamInspector
 from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
@@ -26,7 +28,7 @@ from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.settings import Settings
 from ports.auth import AuthVerifier
-from ports.queue import JobQueue
+from ports.queue import JobQueue, QueueInspector
 
 
 class DatabaseContainer(containers.DeclarativeContainer):
@@ -108,11 +110,19 @@ class IapContainer(containers.DeclarativeContainer):
     google = providers.Singleton(iap.google_store, providers.Callable(lambda s: s.google, settings))
 
 
+def _stream_inspector(redis: Redis | None) -> QueueInspector | None:
+    return RedisStreamInspector(redis) if redis is not None else None
+
+
 class AppContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     engine = providers.Dependency(instance_of=AsyncEngine)
     # in-process or taskiq: chosen by the entrypoint
     queue: providers.Dependency[JobQueue] = providers.Dependency()
+    # the process's one Redis client (health, queue stats, later rate limits and
+    # realtime), opened and closed by the entrypoint; None without REDIS_URL
+    redis: providers.Object[Redis | None] = providers.Object(None)
+    queue_inspector = providers.Singleton(_stream_inspector, redis)
 
     clock = providers.Singleton(SystemClock)
     catalog = providers.Object(DEFAULT_CATALOG)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
@@ -23,6 +24,9 @@ from entrypoints.settings import Settings, resolve_secrets
 
 log = logging.getLogger("genstudio")
 
+#: seconds a call on the shared Redis client may take to connect, and to be answered
+REDIS_TIMEOUT = 2.0
+
 
 @dataclass
 class Runtime:
@@ -31,6 +35,13 @@ class Runtime:
     engine: AsyncEngine
     broker: AsyncBroker | None
     worker: InProcessWorker | None
+
+
+def open_redis(url: str) -> Redis:
+    """The process's one Redis client (a pool of connections, made as needed), for
+    everything but the queue's broker: health, queue stats, later rate limits and
+    realtime. Bounded: a Redis that does not answer fails a call in seconds."""
+    return Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
 
 
 @asynccontextmanager
@@ -90,7 +101,8 @@ async def _opened(
         queue = TaskiqJobQueue(broker)
     else:
         queue = InMemoryJobQueue()
-    container = AppContainer(settings=settings, engine=engine, queue=queue)
+    redis = open_redis(settings.redis_url) if settings.redis_url else None
+    container = AppContainer(settings=settings, engine=engine, queue=queue, redis=redis)
     if configure is not None:
         configure(container)
     worker = None
@@ -130,4 +142,6 @@ async def _opened(
                     log.exception("closing %s failed", type(thing).__name__)
         if broker is not None:
             await broker.shutdown()
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()

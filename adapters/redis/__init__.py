@@ -9,12 +9,14 @@ from adapters.redis.queue import (
     make_stream_broker,
     stream_for,
 )
+from adapters.redis.streams import RedisStreamInspector
 
 __all__ = [
     "KINDS",
     "MAINTENANCE_STREAM",
     "PROCESS_JOB_TASK",
     "RECONCILE_TASK",
+    "RedisStreamInspector",
     "TaskiqJobQueue",
     "make_stream_broker",
     "stream_for",

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar
-from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -16,7 +15,7 @@ from entrypoints.http.account.controller import AccountController
 from entrypoints.http.admin.controller import AdminController
 from entrypoints.http.catalog.controller import list_models
 from entrypoints.http.deadline import Deadline
-from entrypoints.http.deps import get_principal, get_runtime
+from entrypoints.http.deps import DEPENDENCIES
 from entrypoints.http.docs import swagger_assets, swagger_plugin
 from entrypoints.http.generation.controller import GenerateController
 from entrypoints.http.generation.webhooks import runpod_webhook
@@ -39,6 +38,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with opener(settings) as runtime:
             app.state.runtime = runtime
+            app.state.container = runtime.container  # what the typed dependencies read
             yield
 
     app = Litestar(
@@ -56,10 +56,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             runpod_webhook,
             swagger_assets(),
         ],
-        dependencies={
-            "runtime": Provide(get_runtime, sync_to_thread=False),
-            "principal": Provide(get_principal),
-        },
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         # a stalled database or cache: 503 + Retry-After instead of a hung request
         middleware=[DefineMiddleware(Deadline, seconds=settings.request_deadline)],

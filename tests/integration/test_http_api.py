@@ -335,17 +335,18 @@ async def test_the_queue_dashboard_answers_at_once_when_a_provider_or_redis_stal
     api: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from core.services import reconcile
-    from entrypoints.http.admin import controller as admin
 
     async def stalled() -> None:
         await asyncio.sleep(60)
 
-    async def redis_down(runtime: object) -> None:
-        raise ConnectionError("Redis does not answer")
+    class RedisDown:
+        async def streams(self) -> list[object]:
+            raise ConnectionError("Redis does not answer")
 
     monkeypatch.setattr(reconcile, "HEALTH_TIMEOUT", 0.2)
     monkeypatch.setattr(api.gpu, "health", stalled)
-    monkeypatch.setattr(admin, "_streams", redis_down)
+    container = api.client.app.state.container
+    container.queue_inspector.override(providers.Object(RedisDown()))
     started = time.monotonic()
     response = await api.client.get("/v1/admin/queues", headers=api.service_headers())
     assert time.monotonic() - started < 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -13,6 +14,8 @@ from core.model.purchases.entitlements import (
 )
 from core.model.purchases.products import Store
 from ports.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger("genstudio.purchases")
 
 #: Google refunds a purchase nobody acknowledged within three days
 ACKNOWLEDGE_WITHIN = timedelta(days=3)
@@ -37,21 +40,49 @@ async def mark_acknowledged(
             await uow.commit()
 
 
-class _Acknowledger(Protocol):
-    async def acknowledge(self, transaction: StoreTransaction) -> None: ...
+class Acknowledger(Protocol):
+    async def acknowledge(self, transaction: StoreTransaction) -> None:
+        """Tell the store the purchase was delivered. Raises StoreUnavailable."""
+        ...
+
+
+async def _acknowledge(
+    uow_factory: UnitOfWorkFactory, client: Acknowledger, tx: StoreTransaction
+) -> bool:
+    try:
+        await client.acknowledge(tx)
+    except StoreUnavailable as exc:
+        log.warning(
+            "acknowledgement deferred",
+            extra={
+                "store": tx.store.value,
+                "transaction_id": tx.transaction_id,
+                "error": exc.message,
+            },
+        )
+        return False  # acknowledge_pending's next run tries again
+    await mark_acknowledged(uow_factory, store=tx.store, transaction_id=tx.transaction_id)
+    return True
+
+
+async def acknowledge_delivered(
+    uow_factory: UnitOfWorkFactory, client: Acknowledger, *, store: Store, transaction_id: str
+) -> bool:
+    """Right after the purchase's commit: tell the store, unless it already heard.
+    A store that does not answer is left to ``acknowledge_pending``."""
+    async with uow_factory() as uow:
+        tx = await uow.purchases.get_transaction(store, transaction_id)
+    if tx is None or tx.acknowledged:
+        return False
+    return await _acknowledge(uow_factory, client, tx)
 
 
 async def acknowledge_pending(
-    uow_factory: UnitOfWorkFactory, client: _Acknowledger, *, store: Store, now: datetime
+    uow_factory: UnitOfWorkFactory, client: Acknowledger, *, store: Store, now: datetime
 ) -> int:
     """Tell the store about every delivered purchase it has not heard of yet (Google:
     within its three days). Safe to repeat; returns how many were acknowledged."""
     done = 0
     for tx in await unacknowledged(uow_factory, store=store, now=now):
-        try:
-            await client.acknowledge(tx)
-        except StoreUnavailable:
-            continue  # the next run tries again
-        await mark_acknowledged(uow_factory, store=store, transaction_id=tx.transaction_id)
-        done += 1
+        done += await _acknowledge(uow_factory, client, tx)
     return done

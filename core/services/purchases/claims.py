@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import msgspec
+
 from core.model.credits import EntryKind
 from core.model.errors import InvalidPurchase, PurchaseOwnedElsewhere
 from core.model.purchases.entitlements import (
@@ -19,11 +21,59 @@ from core.model.purchases.store_events import (
 from core.services.credits import (
     add_credits,
 )
+from core.services.purchases.acknowledgements import Acknowledger, acknowledge_delivered
 from core.services.purchases.outcomes import PurchaseOutcome
-from core.services.purchases.subscriptions import _apply_subscription, _paid_by_store
-from ports.unit_of_work import UnitOfWork
+from core.services.purchases.subscriptions import (
+    SubscriptionView,
+    _apply_subscription,
+    _paid_by_store,
+    subscription_of,
+)
+from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 # --- purchases the app presents -----------------------------------------------------
+
+
+class Redemption(msgspec.Struct, frozen=True, kw_only=True):
+    """What a claimed purchase did, with the account as it stands after it."""
+
+    outcome: PurchaseOutcome
+    balance: int
+    subscription: SubscriptionView | None
+
+
+async def redeem_purchase(
+    uow_factory: UnitOfWorkFactory,
+    event: Purchase | SubscriptionSnapshot,
+    *,
+    user_id: uuid.UUID,
+    email: str | None,
+    catalog: ProductCatalog,
+    now: datetime,
+    acknowledger: Acknowledger | None = None,
+) -> Redemption:
+    """The signed-in user redeems a purchase the store adapter verified: claimed and
+    committed in one unit of work (``claim_purchase``), then, where the store waits
+    to hear of the delivery (Google), acknowledged with ``acknowledger`` after the
+    commit: the credits exist before the store hears. The transaction's row is the
+    outbox: an acknowledgement that fails (or never ran) is retried by
+    ``acknowledge_pending`` within the store's deadline."""
+    async with uow_factory() as uow:
+        await uow.profiles.ensure(user_id, email)
+        outcome = await claim_purchase(uow, event, user_id=user_id, catalog=catalog, now=now)
+        balance = await uow.ledger.balance(user_id)
+        view = await subscription_of(uow, user_id, catalog)
+        if acknowledger is not None:
+            client = acknowledger
+
+            async def acknowledge() -> None:
+                await acknowledge_delivered(
+                    uow_factory, client, store=event.store, transaction_id=outcome.transaction_id
+                )
+
+            uow.after_commit(acknowledge)
+        await uow.commit()
+    return Redemption(outcome=outcome, balance=balance, subscription=view)
 
 
 async def claim_purchase(

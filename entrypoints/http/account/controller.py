@@ -13,9 +13,10 @@ from litestar import Controller, get
 from litestar.params import QueryParameter
 
 from core.model.errors import InvalidInput
+from core.services import queries
 from core.services.credits import open_account
 from entrypoints.http.account.schemas import LedgerItem, LedgerPage, MeResponse
-from entrypoints.http.deps import PrincipalDep, RuntimeDep
+from entrypoints.http.deps import ClockDep, PrincipalDep, UowFactoryDep
 
 
 def encode_cursor(created_at: datetime, entry_id: uuid.UUID) -> str:
@@ -37,10 +38,11 @@ class AccountController(Controller):
     tags = ["account"]
 
     @get("/", summary="The signed-in user's profile and credit balance")
-    async def me(self, principal: PrincipalDep, runtime: RuntimeDep) -> MeResponse:
-        c = runtime.container
+    async def me(
+        self, principal: PrincipalDep, uow_factory: UowFactoryDep, clock: ClockDep
+    ) -> MeResponse:
         profile = await open_account(
-            c.uow_factory(), user_id=principal.user_id, email=principal.email, now=c.clock().now()
+            uow_factory, user_id=principal.user_id, email=principal.email, now=clock.now()
         )
         return MeResponse.of(profile, profile.credits)
 
@@ -48,13 +50,15 @@ class AccountController(Controller):
     async def credits(
         self,
         principal: PrincipalDep,
-        runtime: RuntimeDep,
+        uow_factory: UowFactoryDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> LedgerPage:
         before = decode_cursor(cursor) if cursor else None
-        async with runtime.container.uow_factory()() as uow:
-            entries = await uow.ledger.entries(principal.user_id, limit=limit + 1, before=before)
-        page, more = entries[:limit], len(entries) > limit
-        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+        found = await queries.ledger_page(
+            uow_factory, principal.user_id, limit=limit, before=before
+        )
+        page = found.entries
+        more = found.more and page
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
         return LedgerPage(items=[LedgerItem.of(e) for e in page], next_cursor=next_cursor)

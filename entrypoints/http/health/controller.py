@@ -4,11 +4,15 @@ short timeouts, so a dead dependency answers 503 quickly instead of hanging."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from litestar import Response, get
+from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from entrypoints.http.deps import RuntimeDep
+from entrypoints.http.deps import EngineDep, RedisDep
 from entrypoints.http.health.schemas import Health
 
 CHECK_TIMEOUT = 2.0
@@ -21,32 +25,25 @@ async def live() -> Health:
     return Health(status="ok")
 
 
-async def _postgres(runtime: RuntimeDep) -> None:
-    async with runtime.engine.connect() as conn:
+async def _postgres(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 
-async def _redis(runtime: RuntimeDep) -> None:
-    from redis.asyncio import Redis
-
-    assert runtime.settings.redis_url is not None
-    client = Redis.from_url(runtime.settings.redis_url, socket_connect_timeout=CHECK_TIMEOUT)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()
+async def _redis(redis: Redis) -> None:
+    await redis.ping()
 
 
 @get("/health/ready", tags=["health"], summary="Postgres (and Redis) answer")
-async def ready(runtime: RuntimeDep) -> Response[Health]:
+async def ready(engine: EngineDep, redis: RedisDep) -> Response[Health]:
     checks: dict[str, str] = {}
-    probes = {"postgres": _postgres}
-    if runtime.settings.redis_url:
-        probes["redis"] = _redis
+    probes: dict[str, Coroutine[Any, Any, None]] = {"postgres": _postgres(engine)}
+    if redis is not None:
+        probes["redis"] = _redis(redis)
     # all at once, and not waiting for a stalled probe to unwind: cancelling a query
     # on a server that does not answer takes psycopg up to 10 s (its cancel request,
     # then a wait), which made this answer take 12-14 s
-    tasks = {name: asyncio.ensure_future(probe(runtime)) for name, probe in probes.items()}
+    tasks = {name: asyncio.ensure_future(probe) for name, probe in probes.items()}
     await asyncio.wait(tasks.values(), timeout=CHECK_TIMEOUT)
     for name, task in tasks.items():
         if not task.done():

@@ -16,28 +16,39 @@ from typing import Any
 from litestar import Request, post
 from litestar.params import JSONBody
 
-from core.model.purchases.products import Store
+from core.model.purchases.products import ProductCatalog, Store
 from core.services.purchases.notifications import handle_notification
 from core.services.purchases.outcomes import EventOutcome
-from entrypoints.http.deps import RuntimeDep
-from entrypoints.http.purchases.controller import _store
+from entrypoints.http.deps import (
+    AppleStoreDep,
+    ClockDep,
+    GoogleStoreDep,
+    ProductsDep,
+    UowFactoryDep,
+)
+from entrypoints.http.purchases.controller import configured
 from entrypoints.http.purchases.schemas import AppleNotificationBody, WebhookResult
-from entrypoints.runtime import Runtime
+from ports.clock import Clock
 from ports.stores import StoreNotification
+from ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.webhooks.stores")
 
 
-async def _apply(runtime: Runtime, notification: StoreNotification) -> WebhookResult:
-    c = runtime.container
+async def _apply(
+    uow_factory: UnitOfWorkFactory,
+    products: ProductCatalog,
+    clock: Clock,
+    notification: StoreNotification,
+) -> WebhookResult:
     outcomes: list[EventOutcome] = await handle_notification(
-        c.uow_factory(),
+        uow_factory,
         store=notification.store,
         notification_id=notification.notification_id,
         kind=notification.kind,
         events=notification.events,
-        catalog=c.iap.products(),
-        now=c.clock().now(),
+        catalog=products,
+        now=clock.now(),
     )
     log.info(
         "store notification",
@@ -65,10 +76,15 @@ async def _apply(runtime: Runtime, notification: StoreNotification) -> WebhookRe
     summary="App Store Server Notifications V2 (signedPayload)",
 )
 async def apple_webhook(
-    data: JSONBody[AppleNotificationBody], runtime: RuntimeDep
+    data: JSONBody[AppleNotificationBody],
+    apple_store: AppleStoreDep,
+    uow_factory: UowFactoryDep,
+    products: ProductsDep,
+    clock: ClockDep,
 ) -> WebhookResult:
-    notification = await _store(runtime, Store.APPLE).verify_notification(data.signed_payload)
-    return await _apply(runtime, notification)
+    client = configured(apple_store, Store.APPLE)
+    notification = await client.verify_notification(data.signed_payload)
+    return await _apply(uow_factory, products, clock, notification)
 
 
 @post(
@@ -78,8 +94,14 @@ async def apple_webhook(
     security=[],
     summary="Google Play real-time developer notifications (Pub/Sub push)",
 )
-async def google_webhook(request: Request[Any, Any, Any], runtime: RuntimeDep) -> WebhookResult:
-    client = _store(runtime, Store.GOOGLE)
+async def google_webhook(
+    request: Request[Any, Any, Any],
+    google_store: GoogleStoreDep,
+    uow_factory: UowFactoryDep,
+    products: ProductsDep,
+    clock: ClockDep,
+) -> WebhookResult:
+    client = configured(google_store, Store.GOOGLE)
     await client.verify_push(request.headers.get("authorization"))
     notification = await client.read_notification(await request.body())
-    return await _apply(runtime, notification)
+    return await _apply(uow_factory, products, clock, notification)

@@ -1,0 +1,109 @@
+"""The read side: what the API shows, read through the ports and never written.
+
+Small functions taking their ports, one per view; each opens its own unit of work
+and commits nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+import msgspec
+
+from core.model.credits import LedgerEntry
+from core.model.jobs import Job
+from core.model.purchases.products import ProductCatalog
+from core.model.queueing import STATS_WINDOWS, QueueStats
+from core.model.routing import BreakerState, ProviderRouter
+from core.services.purchases.subscriptions import SubscriptionView, subscription_of
+from core.services.reconcile import provider_health
+from ports.clock import Clock
+from ports.gpu import GpuProvider
+from ports.queue import QueueInspector, StreamDepth
+from ports.unit_of_work import UnitOfWorkFactory
+
+# --- account ------------------------------------------------------------------------
+
+
+class LedgerPage(msgspec.Struct, frozen=True, kw_only=True):
+    entries: list[LedgerEntry]
+    more: bool  # entries older than the last one exist
+
+
+async def ledger_page(
+    uow_factory: UnitOfWorkFactory,
+    user_id: uuid.UUID,
+    *,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> LedgerPage:
+    """The user's ledger, newest first, ``limit`` entries after ``before``."""
+    async with uow_factory() as uow:
+        entries = await uow.ledger.entries(user_id, limit=limit + 1, before=before)
+    return LedgerPage(entries=entries[:limit], more=len(entries) > limit)
+
+
+async def subscription(
+    uow_factory: UnitOfWorkFactory, user_id: uuid.UUID, catalog: ProductCatalog
+) -> SubscriptionView | None:
+    """The user's headline subscription, if they ever had one we sell."""
+    async with uow_factory() as uow:
+        return await subscription_of(uow, user_id, catalog)
+
+
+# --- operations ---------------------------------------------------------------------
+
+
+async def dead_letters(uow_factory: UnitOfWorkFactory, *, limit: int) -> list[Job]:
+    """Jobs that used up their attempts, newest first."""
+    async with uow_factory() as uow:
+        return await uow.jobs.dead_letters(limit=limit)
+
+
+class ProviderState(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    healthy: bool
+    breaker: BreakerState
+    detail: str = ""
+
+
+class QueueBoard(msgspec.Struct, frozen=True, kw_only=True):
+    stats: QueueStats
+    providers: list[ProviderState]
+    streams: list[StreamDepth]
+    #: why ``streams`` is empty when the queue did not answer (the rest is Postgres's)
+    streams_error: str | None = None
+
+
+async def queue_board(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    providers: Mapping[str, GpuProvider],
+    router: ProviderRouter,
+    streams: QueueInspector | None,
+) -> QueueBoard:
+    """Queue depths, jobs in flight, dead letters and rates (Postgres), each provider's
+    health and breaker, and the queue's streams (none without a Redis queue)."""
+    now = clock.now()
+    async with uow_factory() as uow:
+        stats = await uow.jobs.stats(now=now, windows=STATS_WINDOWS)
+    # all at once, each bounded: a provider that stalls is unhealthy, not a slow page
+    states = [
+        ProviderState(
+            name=name,
+            healthy=health.healthy,
+            breaker=router.view(name).breaker.state(now),
+            detail=health.detail,
+        )
+        for name, health in (await provider_health(providers)).items()
+    ]
+    depths: list[StreamDepth] = []
+    error: str | None = None
+    if streams is not None:
+        try:
+            depths = await streams.streams()
+        except Exception as exc:  # Redis down: the rest of the board still answers
+            error = f"{type(exc).__name__}: {exc}"
+    return QueueBoard(stats=stats, providers=states, streams=depths, streams_error=error)
