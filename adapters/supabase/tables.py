@@ -169,66 +169,6 @@ videos = Table(
     Column("duration_seconds", Double),
 )
 
-training_jobs = Table(
-    "training_jobs",
-    metadata,
-    Column("id", Uuid, primary_key=True),
-    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
-    Column("job_id", Uuid, ForeignKey("jobs.id")),
-    Column("status", Text, nullable=False),
-    Column("model_name", Text, nullable=False),
-    Column("trigger_word", Text),
-    Column("steps", Integer, nullable=False),
-    Column("image_keys", ARRAY(Text), nullable=False),
-    Column("lora_url", Text),
-    Column("cost", Integer, nullable=False),
-    Column("error", Text),
-    _ts("created_at"),
-    _ts("updated_at"),
-    _ts("completed_at", nullable=True),
-)
-
-iap_receipts = Table(
-    "iap_receipts",
-    metadata,
-    Column("id", Uuid, primary_key=True),
-    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
-    Column("store", Text, nullable=False),
-    Column("product_id", Text, nullable=False),
-    Column("transaction_id", Text, nullable=False),
-    Column("original_transaction_id", Text),
-    Column("payload", JSONB, nullable=False),
-    _ts("created_at"),
-)
-
-push_tokens = Table(
-    "push_tokens",
-    metadata,
-    Column("token", Text, primary_key=True),
-    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
-    Column("platform", Text, nullable=False),
-    _ts("created_at"),
-)
-
-likes = Table(
-    "likes",
-    metadata,
-    Column("user_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
-    Column("content_id", Uuid, primary_key=True),
-    Column("content_type", Text, nullable=False),
-    _ts("created_at"),
-)
-
-comments = Table(
-    "comments",
-    metadata,
-    Column("id", Uuid, primary_key=True),
-    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
-    Column("content_id", Uuid, nullable=False),
-    Column("body", Text, nullable=False),
-    _ts("created_at"),
-)
-
 idempotency_records = Table(
     "idempotency_records",
     metadata,

@@ -106,11 +106,6 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         "profiles",
         "images",
         "videos",
-        "training_jobs",
-        "iap_receipts",
-        "push_tokens",
-        "likes",
-        "comments",
         "credit_ledger",
         "credit_lots",
         "credit_holds",
@@ -325,38 +320,6 @@ def test_public_media_is_readable_by_anyone_private_only_by_its_owner(
         assert conn.execute(ours).fetchall() == sorted([(shared,), (private,)])
 
 
-def test_a_user_likes_and_comments_as_themselves_only(
-    db: psycopg.Connection[tuple[object, ...]],
-) -> None:
-    me, other = new_user(db), new_user(db)
-    image = add_image(db, other, public=True)
-    with acting_as(db, "authenticated", me) as conn:
-        conn.execute("INSERT INTO likes VALUES (%s, %s, 'image', now())", (me, image))
-        conn.execute(
-            "INSERT INTO comments (user_id, content_id, body) VALUES (%s, %s, 'nice')", (me, image)
-        )
-    with acting_as(db, "authenticated", me) as conn, pytest.raises(errors.InsufficientPrivilege):
-        conn.execute("INSERT INTO likes VALUES (%s, %s, 'image', now())", (other, image))
-
-
-def test_comments_on_public_content_are_visible_to_everyone_signed_in(
-    db: psycopg.Connection[tuple[object, ...]],
-) -> None:
-    author, reader = new_user(db), new_user(db)
-    shared = add_image(db, author, public=True)
-    private = add_image(db, author, public=False)
-    for content in (shared, private):
-        db.execute(
-            "INSERT INTO comments (user_id, content_id, body) VALUES (%s, %s, 'hi')",
-            (author, content),
-        )
-    query = "SELECT content_id FROM comments WHERE user_id = %s"
-    with acting_as(db, "authenticated", reader) as conn:
-        assert conn.execute(query, (author,)).fetchall() == [(shared,)]
-    with acting_as(db, "authenticated", author) as conn:
-        assert len(conn.execute(query, (author,)).fetchall()) == 2
-
-
 def test_service_role_bypasses_rls(db: psycopg.Connection[tuple[object, ...]]) -> None:
     user_id = new_user(db)
     add_entry(db, user_id)
@@ -365,3 +328,145 @@ def test_service_role_bypasses_rls(db: psycopg.Connection[tuple[object, ...]]) -
             "SELECT count(*) FROM credit_ledger WHERE user_id = %s", (user_id,)
         ).fetchone()
         assert rows == (1,)
+
+
+# --- what the API roles are granted -----------------------------------------------------
+
+#: tables 0001 made ahead of features nobody built; 0013 dropped them
+UNBUILT = ("training_jobs", "iap_receipts", "push_tokens", "likes", "comments")
+
+#: every table privilege a signed-in client holds: reading its own rows (RLS decides
+#: which); it writes nothing but its profile's cosmetic columns
+AUTHENTICATED_READS = {
+    "profiles",
+    "images",
+    "videos",
+    "credit_ledger",
+    "credit_lots",
+    "credit_holds",
+    "jobs",
+    "job_events",
+    "idempotency_records",
+    "store_transactions",
+    "entitlements",
+    "allowance_grants",
+}
+
+
+def granted(
+    conn: psycopg.Connection[tuple[object, ...]], role: str
+) -> tuple[set[tuple[str, str]], set[tuple[str, str, str]]]:
+    """(table, privilege) and (table, column, privilege) that ``role`` holds in
+    ``public``, directly or through PUBLIC."""
+    grantees = "(SELECT oid FROM pg_roles WHERE rolname = %s UNION SELECT 0)"
+    tables_ = conn.execute(
+        "SELECT c.relname, a.privilege_type FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a"
+        f" WHERE n.nspname = 'public' AND a.grantee IN {grantees}",
+        (role,),
+    ).fetchall()
+    columns = conn.execute(
+        "SELECT c.relname, att.attname, a.privilege_type FROM pg_attribute att"
+        " JOIN pg_class c ON c.oid = att.attrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(att.attacl) a"
+        f" WHERE n.nspname = 'public' AND a.grantee IN {grantees}",
+        (role,),
+    ).fetchall()
+    return (
+        {(str(t), str(p)) for t, p in tables_},
+        {(str(t), str(c), str(p)) for t, c, p in columns},
+    )
+
+
+def test_the_unbuilt_tables_are_gone(db: psycopg.Connection[tuple[object, ...]]) -> None:
+    for table in UNBUILT:
+        assert db.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone() == (None,)
+        assert table not in PUBLIC_TABLES
+    policies = db.execute(
+        "SELECT tablename FROM pg_policies WHERE tablename = ANY(%s)", (list(UNBUILT),)
+    ).fetchall()
+    assert policies == []
+
+
+def test_a_signed_in_client_may_only_read_and_edit_its_profiles_names(
+    db: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    on_tables, on_columns = granted(db, "authenticated")
+    assert on_tables == {(table, "SELECT") for table in AUTHENTICATED_READS}
+    assert on_columns == {
+        ("profiles", column, "UPDATE") for column in ("username", "display_name", "avatar_url")
+    }
+
+
+def test_anon_may_only_read_public_media(db: psycopg.Connection[tuple[object, ...]]) -> None:
+    assert granted(db, "anon") == ({("images", "SELECT"), ("videos", "SELECT")}, set())
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO likes VALUES ({me}, gen_random_uuid(), 'image', now())",
+        "INSERT INTO comments (user_id, content_id, body) VALUES ({me}, gen_random_uuid(), 'x')",
+        "INSERT INTO push_tokens VALUES ('t', {me}, 'ios', now())",
+    ],
+)
+def test_a_client_can_no_longer_write_rows_of_the_unbuilt_tables(
+    db: psycopg.Connection[tuple[object, ...]], statement: str
+) -> None:
+    me = new_user(db)
+    with acting_as(db, "authenticated", me) as conn, pytest.raises(errors.UndefinedTable):
+        conn.execute(statement.format(me=f"'{me}'"))
+
+
+def _unbuilt_schema(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> dict[str, list[tuple[object, ...]]]:
+    """Everything about the unbuilt tables a downgrade must bring back."""
+    names = list(UNBUILT)
+
+    def rows(sql: str) -> list[tuple[object, ...]]:
+        return sorted(conn.execute(sql, (names,)).fetchall(), key=repr)
+
+    return {
+        "columns": rows(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = ANY(%s)"
+        ),
+        "constraints": rows(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+            " FROM pg_constraint WHERE conrelid::regclass::text = ANY(%s)"
+        ),
+        "indexes": rows(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes"
+            " WHERE schemaname = 'public' AND tablename = ANY(%s)"
+        ),
+        "triggers": rows(
+            "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger"
+            " WHERE NOT tgisinternal AND tgrelid::regclass::text = ANY(%s)"
+        ),
+        "policies": rows(
+            "SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check"
+            " FROM pg_policies WHERE schemaname = 'public' AND tablename = ANY(%s)"
+        ),
+        "security": rows(
+            "SELECT c.relname, c.relrowsecurity, a.grantee::regrole::text, a.privilege_type"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
+            " aclexplode(c.relacl) a WHERE n.nspname = 'public' AND c.relname = ANY(%s)"
+        ),
+    }
+
+
+def test_downgrading_0013_brings_the_unbuilt_tables_back_as_they_were(fresh_url: str) -> None:
+    upgrade(fresh_url, "0012")
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        before = _unbuilt_schema(conn)
+    assert {str(row[0]) for row in before["columns"]} == set(UNBUILT)
+    upgrade(fresh_url)
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        assert public_tables(conn) == PUBLIC_TABLES
+        assert all(not rows for rows in _unbuilt_schema(conn).values())
+    downgrade(fresh_url, "0012")
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        assert _unbuilt_schema(conn) == before
+    upgrade(fresh_url)
