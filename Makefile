@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test worker lint bench clean
+.PHONY: run test worker lint bench clean demo
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "genstudio needs Python 3.11+"'
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 ## the service: API + in-process worker on the embedded default (http://127.0.0.1:8000, or PORT)
 run: $(STAMP)
 	$(BIN)/genstudio serve
+
+## the product in one command: a user, credits, an image, an edit and a video job, the
+## results' URLs, the ledger and the balance (uses `make run` if it is up, else starts one)
+demo: $(STAMP)
+	$(BIN)/genstudio demo $(DEMO_ARGS)
 
 ## a Taskiq worker (needs REDIS_URL)
 worker: $(STAMP)

@@ -1,4 +1,4 @@
-"""The ``genstudio`` command: serve | worker | scheduler | migrate | token | credits grant."""
+"""The ``genstudio`` command: serve | worker | scheduler | migrate | token | credits grant | demo."""
 
 from __future__ import annotations
 
@@ -52,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
         "--key", help="idempotency key (default: a new one; reuse it to retry safely)"
     )
     grant.add_argument("--expires-in-days", type=float)
+    demo = sub.add_parser(
+        "demo",
+        help="create a user, grant credits, run an image, an edit and a video job, "
+        "print the results, the ledger and the balance",
+    )
+    demo.add_argument(
+        "--url",
+        help="a running service (default: http://HOST:PORT if it answers, "
+        "else one started for the demo on a free port)",
+    )
+    demo.add_argument("--credits", type=int, default=40, help="credits to grant (default 40)")
     return p
 
 
@@ -117,32 +128,56 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-async def _grant(settings: Settings, args: argparse.Namespace) -> None:
+async def _grant(
+    settings: Settings,
+    user: uuid.UUID,
+    amount: int,
+    *,
+    reason: str = "operator grant",
+    key: str | None = None,
+    expires_in_days: float | None = None,
+) -> int:
     from core.services.credits import grant_credits
     from entrypoints.runtime import open_runtime
 
-    if args.amount <= 0:
+    if amount <= 0:
         raise SystemExit("the amount must be a positive number of credits")
     async with open_runtime(settings, in_process_worker=False) as runtime:
         c = runtime.container
         now = c.clock().now()
-        expires = now + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+        expires = now + timedelta(days=expires_in_days) if expires_in_days else None
         entry = await grant_credits(
             c.uow_factory(),
-            user_id=args.user,
-            amount=args.amount,
-            reference=args.reason,
-            idempotency_key=args.key or f"cli:{uuid.uuid4()}",
+            user_id=user,
+            amount=amount,
+            reference=reason,
+            idempotency_key=key or f"cli:{uuid.uuid4()}",
             now=now,
             expires_at=expires,
         )
-    print(f"granted {entry.amount} credits to {args.user}; balance {entry.balance_after}")
+    return entry.balance_after
+
+
+def grant(
+    settings: Settings,
+    user: uuid.UUID,
+    amount: int,
+    *,
+    reason: str = "operator grant",
+    key: str | None = None,
+    expires_in_days: float | None = None,
+) -> int:
+    """``genstudio credits grant``: grant credits in the configured database (the
+    embedded one is attached to, and shared with a running service); the balance after."""
+    return asyncio.run(
+        _grant(settings, user, amount, reason=reason, key=key, expires_in_days=expires_in_days)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    quiet = args.command in ("token",)
+    quiet = args.command in ("token", "demo")
     configure_logging("WARNING" if quiet else settings.log_level, log_format=settings.log_format)
     if args.command == "serve":
         _serve(settings, args.host, args.port)
@@ -161,7 +196,19 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "token":
         _token(settings, args)
     elif args.command == "credits":
-        asyncio.run(_grant(settings, args))
+        balance = grant(
+            settings,
+            args.user,
+            args.amount,
+            reason=args.reason,
+            key=args.key,
+            expires_in_days=args.expires_in_days,
+        )
+        print(f"granted {args.amount} credits to {args.user}; balance {balance}")
+    elif args.command == "demo":
+        from entrypoints.demo import run_demo
+
+        raise SystemExit(run_demo(settings, url=args.url, credits=args.credits))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 
 from litestar import Request, Response, route
@@ -48,6 +49,26 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if end < start:
         return None
     return start, end
+
+
+async def download_name(runtime: RuntimeDep, key: str) -> str:
+    """The file name a download is saved under: ``<job id>-<n>.png`` / ``.mp4`` for the
+    n-th result of a job (a video's poster: ``<job id>-<n>-poster.png``); the object's
+    own name for anything else (an upload)."""
+    name = key.rsplit("/", 1)[-1]
+    stem, _, extension = name.partition(".")  # "<id>.poster.png": "<id>", "poster.png"
+    try:
+        media_id = uuid.UUID(stem)
+    except ValueError:
+        return name
+    async with runtime.container.uow_factory()() as uow:
+        asset = await uow.media.get(media_id)
+        if asset is None or asset.job_id is None:
+            return name
+        siblings = await uow.media.list_for_job(asset.job_id)
+    n = next((i for i, a in enumerate(siblings, 1) if a.id == media_id), 1)
+    poster, _, suffix = extension.rpartition(".")
+    return f"{asset.job_id}-{n}{'-poster' if poster else ''}.{suffix}"
 
 
 def _read(path: Path, first: int, last: int) -> bytes:
@@ -93,7 +114,11 @@ async def media(
         )
     if wanted is None:
         return File(
-            path=path, media_type=media_type, content_disposition_type="inline", headers=headers
+            path=path,
+            media_type=media_type,
+            filename=await download_name(runtime, key),
+            content_disposition_type="inline",
+            headers=headers,
         )
     first, last = wanted
     body = b"" if request.method == "HEAD" else await asyncio.to_thread(_read, path, first, last)
