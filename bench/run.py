@@ -376,7 +376,10 @@ def pgbench(
     text = out.stdout.decode()
     if out.returncode != 0:
         raise RuntimeError(f"pgbench failed: {err[-2000:]}")
-    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", text).group(1))
+    found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", text)
+    if found is None:
+        raise RuntimeError(f"pgbench printed no tps: {text[-2000:]}")
+    tps = float(found.group(1))
     failed = re.search(r"number of failed transactions: (\d+)", text)
     lat = []
     for path in logdir.iterdir():
@@ -392,9 +395,16 @@ def pgbench(
     }
 
 
+def scalar(conn: psycopg.Connection[tuple[Any, ...]], query: str) -> Any:
+    """The first column of the one row ``query`` returns."""
+    row = conn.execute(query).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 def count_jobs(url: str) -> int:
     with psycopg.connect(url) as conn:
-        return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        return int(scalar(conn, "SELECT count(*) FROM jobs"))
 
 
 def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -479,7 +489,7 @@ def _median_row(reps: list[dict[str, Any]]) -> dict[str, Any]:
     def med(side: str, key: str) -> float:
         return round(statistics.median(float(r[side][key]) for r in reps), 2)
 
-    service = {
+    service: dict[str, float | list[float]] = {
         k: med("service", k)
         for k in (
             "rps",
@@ -698,7 +708,7 @@ def e2e_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any]) -> Non
                 if worker.poll() is not None:
                     raise RuntimeError(f"the worker exited:\n{lab.logs('worker')}")
                 time.sleep(0.05)
-            providers = dict(
+            providers: dict[str, int] = dict(
                 conn.execute("SELECT coalesce(provider, '-'), count(*) FROM jobs GROUP BY 1")
             )
         time.sleep(1.0)  # a second of idle after the drain
@@ -801,9 +811,9 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":")[1].strip()
     with psycopg.connect(pg_url("postgres")) as conn:
-        pg = conn.execute("SHOW server_version").fetchone()[0]
+        pg = scalar(conn, "SHOW server_version")
         settings = {
-            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            name: scalar(conn, f"SHOW {name}")
             for name in ("synchronous_commit", "fsync", "shared_buffers", "max_connections")
         }
     return {
