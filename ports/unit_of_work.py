@@ -12,6 +12,7 @@ from ports.repositories.jobs import JobEventRepository, JobRepository
 from ports.repositories.media import MediaRepository, UploadRepository
 from ports.repositories.profiles import ProfileRepository
 from ports.repositories.purchases import PurchaseRepository
+from ports.repositories.training import PhotoSetRepository
 
 #: work to do once a transaction committed: wake a job's worker, and later notify,
 #: publish realtime, track analytics
@@ -42,6 +43,9 @@ class UnitOfWork(Protocol):
 
     @property
     def uploads(self) -> UploadRepository: ...
+
+    @property
+    def photo_sets(self) -> PhotoSetRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

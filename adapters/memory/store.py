@@ -15,6 +15,7 @@ from core.model.jobs import Job
 from core.model.media import MediaAsset
 from core.model.profiles import Profile
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
+from core.model.training.photos import Photo, PhotoSet
 
 
 @dataclass
@@ -33,6 +34,9 @@ class _Data:
     job_events: dict[uuid.UUID, JobEvent] = field(default_factory=dict)
     enqueued_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
     upload_intents: dict[str, tuple[uuid.UUID, datetime]] = field(default_factory=dict)
+    # --- training (issue #16) ---
+    photo_sets: dict[uuid.UUID, PhotoSet] = field(default_factory=dict)
+    photos: dict[uuid.UUID, Photo] = field(default_factory=dict)
 
 
 class InMemoryStore:

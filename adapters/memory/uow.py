@@ -14,6 +14,7 @@ from adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
 from adapters.memory.repositories.media import InMemoryMedia, InMemoryUploads
 from adapters.memory.repositories.profiles import InMemoryProfiles
 from adapters.memory.repositories.purchases import InMemoryPurchases
+from adapters.memory.repositories.training import InMemoryPhotoSets
 from adapters.memory.store import InMemoryStore, _Data
 from ports.unit_of_work import Effect
 
@@ -34,6 +35,7 @@ class InMemoryUnitOfWork:
         self.idempotency = InMemoryIdempotency(self)
         self.purchases = InMemoryPurchases(self)
         self.uploads = InMemoryUploads(self)
+        self.photo_sets = InMemoryPhotoSets(self)
 
     def view(self) -> _Data:
         if self._work is None:

@@ -256,3 +256,33 @@ store_notifications = Table(
     Column("kind", Text, nullable=False),
     _ts("received_at"),
 )
+
+
+# --- 0100: training photos (issue #16) ------------------------------------------------
+
+photo_sets = Table(
+    "photo_sets",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("name", Text),
+    _ts("created_at"),
+)
+
+training_photos = Table(
+    "training_photos",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("set_id", Uuid, ForeignKey("photo_sets.id"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("storage_key", Text),
+    Column("content_type", Text),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("byte_size", Integer, nullable=False),
+    Column("measures", JSONB),
+    Column("accepted", Boolean, nullable=False),
+    Column("reasons", ARRAY(Text), nullable=False),
+    Column("score", Integer, nullable=False),
+    _ts("created_at"),
+)

@@ -20,6 +20,7 @@ from adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
 from adapters.supabase.repositories.media import SqlMedia, SqlUploads
 from adapters.supabase.repositories.profiles import SqlProfiles
 from adapters.supabase.repositories.purchases import SqlPurchases
+from adapters.supabase.repositories.training import SqlPhotoSets
 from ports.unit_of_work import Effect
 
 
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
     idempotency: SqlIdempotency
     purchases: SqlPurchases
     uploads: SqlUploads
+    photo_sets: SqlPhotoSets
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -64,6 +66,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(sql)
         self.purchases = SqlPurchases(sql)
         self.uploads = SqlUploads(sql)
+        self.photo_sets = SqlPhotoSets(sql)
         return self
 
     def _entered(self) -> PoolProxiedConnection:

@@ -120,6 +120,9 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         "job_events",
         # 0006: uploads stored ahead of their submission
         "upload_intents",
+        # 0100: training photos
+        "photo_sets",
+        "training_photos",
     }
     assert public_tables(db) == expected == PUBLIC_TABLES
 
@@ -338,6 +341,8 @@ UNBUILT = ("training_jobs", "iap_receipts", "push_tokens", "likes", "comments")
 #: every table privilege a signed-in client holds: reading its own rows (RLS decides
 #: which); it writes nothing but its profile's cosmetic columns
 AUTHENTICATED_READS = {
+    "photo_sets",
+    "training_photos",
     "profiles",
     "images",
     "videos",
