@@ -15,6 +15,8 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+import msgspec
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 #: the id of the HTTP request this task serves (None outside requests)
@@ -34,6 +36,9 @@ def _extras(record: logging.LogRecord) -> dict[str, object]:
     return out
 
 
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
@@ -45,7 +50,10 @@ class JsonFormatter(logging.Formatter):
         out.update(_extras(record))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        try:  # msgspec: a third of json.dumps's time (an access line per request)
+            return _encode(out).decode()
+        except (TypeError, ValueError, msgspec.EncodeError):
+            return json.dumps(out, default=str)
 
 
 class TextFormatter(logging.Formatter):
