@@ -37,7 +37,6 @@ async def drive(app: Any, args: argparse.Namespace) -> list[dict[str, float]]:
     from core.model.idempotency import request_fingerprint
     from core.model.job_params import ImageParams
     from core.services.generation.submit import submit_image
-    from entrypoints.http.generation.controller import _render
 
     numbers = list(range(1, args.users + 1))
     tokens = mint_tokens(numbers)
@@ -95,10 +94,9 @@ async def drive(app: Any, args: argparse.Namespace) -> list[dict[str, float]]:
             params=ImageParams(prompt="a lighthouse at dusk", width=512, height=512),
             idempotency_key=f"inproc-{uuid.uuid4().hex}",
             request_hash=request_fingerprint("POST", "/v1/generate/image", BODY),
-            render=_render,
         )
-        if result.status_code != 202:
-            raise RuntimeError(f"the submission answered {result.status_code}")
+        if result.job is None or result.replayed:
+            raise RuntimeError(f"the submission answered {result}")
 
     one = over_http if args.mode == "app" else in_core
 

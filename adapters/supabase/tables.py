@@ -175,9 +175,12 @@ idempotency_records = Table(
     Column("user_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
     Column("key", Text, primary_key=True),
     Column("request_hash", Text, nullable=False),
-    Column("status_code", Integer, nullable=False),
-    Column("response_body", LargeBinary, nullable=False),
+    # before 0012: the answer as rendered (replayed as it is); since: the job snapshot
+    Column("status_code", Integer),
+    Column("response_body", LargeBinary),
     _ts("created_at"),
+    Column("job_id", Uuid),
+    Column("job_snapshot", LargeBinary),
 )
 
 #: constraint names the repositories translate into domain errors

@@ -17,7 +17,7 @@ import pytest
 from core.model.clock import utc
 from core.model.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
 from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
-from core.model.idempotency import IdempotencyRecord
+from core.model.idempotency import IdempotencyRecord, StoredResponse
 from core.model.job_params import ImageParams
 from core.model.jobs import FailureReason, Job, JobError, JobStatus
 from core.model.media import MediaAsset, MediaKind
@@ -610,9 +610,8 @@ async def test_claiming_a_key_holds_it_and_reads_what_the_last_holder_committed(
 ) -> None:
     user = await new_user(uow_factory)
     record = IdempotencyRecord(
-        user_id=user, key="tap", request_hash="h", status_code=202, response_body=b"{}",
-        created_at=T0,
-    )  # fmt: skip
+        user_id=user, key="tap", request_hash="h", created_at=T0, job=job(user)
+    )
     async with uow_factory() as holder:
         assert await holder.idempotency.claim(user, "tap") == (True, None)
         assert await holder.idempotency.claim(user, "tap") == (True, None)  # re-entrant
@@ -910,7 +909,41 @@ async def test_an_idempotency_key_is_held_by_one_unit_at_a_time(
         assert await third.idempotency.try_lock(user, "tap-1") is True
 
 
-async def test_idempotency_records_round_trip_byte_for_byte(
+async def test_idempotency_records_keep_the_job_as_it_was_submitted(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = await new_user(uow_factory)
+    submitted = msgspec.structs.replace(
+        job(user, at=T0 + timedelta(microseconds=123_456)),
+        params=ImageParams(prompt="a fox", original_prompt="fox", width=512, height=512),
+    )
+    record = IdempotencyRecord(
+        user_id=user, key="tap-1", request_hash="ab" * 32, created_at=T0, job=submitted
+    )
+    async with uow_factory() as uow:
+        assert await uow.idempotency.get(user, "tap-1") is None
+        await uow.idempotency.add(record)
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.jobs.add(submitted)  # the job changes afterwards: the record does not
+        await uow.jobs.update(submitted.dispatch("memory", T0 + SECOND))
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = await uow.idempotency.get(user, "tap-1")
+        assert stored == record and stored is not None and stored.job == submitted
+        assert stored.response is None
+        assert await uow.idempotency.get(uuid.uuid4(), "tap-1") is None
+    # a stored key is refused: by ``add``, or at the latest by the commit
+    async with uow_factory() as uow:
+        with pytest.raises(DuplicateEntry):
+            await uow.idempotency.add(msgspec.structs.replace(record, request_hash="other"))
+            await uow.commit()
+        assert not uow.committed
+    async with uow_factory() as uow:
+        assert await uow.idempotency.get(user, "tap-1") == record
+
+
+async def test_idempotency_records_from_before_snapshots_replay_byte_for_byte(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     user = await new_user(uow_factory)
@@ -918,27 +951,22 @@ async def test_idempotency_records_round_trip_byte_for_byte(
         user_id=user,
         key="tap-1",
         request_hash="ab" * 32,
-        status_code=202,
-        response_body=b'{"id":"x"}\x00\xff\r\n \xe2\x82',
         created_at=T0,
+        response=StoredResponse(202, b'{"id":"x"}\x00\xff\r\n \xe2\x82'),
     )
     async with uow_factory() as uow:
-        assert await uow.idempotency.get(user, "tap-1") is None
         await uow.idempotency.add(record)
         await uow.commit()
     async with uow_factory() as uow:
         stored = await uow.idempotency.get(user, "tap-1")
-        assert stored == record
-        assert stored is not None and stored.response_body == record.response_body
-        assert await uow.idempotency.get(uuid.uuid4(), "tap-1") is None
-    # a stored key is refused: by ``add``, or at the latest by the commit
-    async with uow_factory() as uow:
-        with pytest.raises(DuplicateEntry):
-            await uow.idempotency.add(msgspec.structs.replace(record, status_code=200))
-            await uow.commit()
-        assert not uow.committed
-    async with uow_factory() as uow:
-        assert await uow.idempotency.get(user, "tap-1") == record
+    assert stored == record and stored is not None and stored.job is None
+
+
+def test_an_idempotency_record_holds_a_job_or_a_stored_response() -> None:
+    user = uuid.uuid4()
+    for answer in ({}, {"job": job(user), "response": StoredResponse(202, b"{}")}):
+        with pytest.raises(ValueError):
+            IdempotencyRecord(user_id=user, key="k", request_hash="h", created_at=T0, **answer)
 
 
 # uploads ---------------------------------------------------------------------------------

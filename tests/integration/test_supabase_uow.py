@@ -20,7 +20,7 @@ from adapters.supabase.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 from core.model.credits import EntryKind, Hold, HoldStatus, LedgerEntry
 from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
 from core.model.events import JobEvent, JobEventKind
-from core.model.idempotency import IdempotencyRecord
+from core.model.idempotency import IdempotencyRecord, StoredResponse
 from core.model.job_params import ImageParams
 from core.model.jobs import FailureReason, Job, JobError, JobStatus
 from core.model.media import MediaAsset, MediaKind
@@ -607,9 +607,8 @@ async def test_an_idempotency_record_round_trips_once(uows: SqlUnitOfWorkFactory
         user_id=user_id,
         key="req-1",
         request_hash="abc",
-        status_code=202,
-        response_body=b'{"job_id": "x"}\x00\xff',
         created_at=NOW,
+        response=StoredResponse(202, b'{"job_id": "x"}\x00\xff'),
     )
     # the insert travels with the next statement or the commit; a duplicate in the
     # same unit aborts it there, and nothing of the unit is stored
@@ -873,9 +872,6 @@ async def test_a_submission_is_two_round_trips_and_its_wake_up(
     user_id = await new_user(uows, credits=10)
     queue = InMemoryJobQueue()
 
-    async def render(job: Job) -> bytes:
-        return b'{"id": "%s"}' % str(job.id).encode()
-
     async def submit(key: str) -> Any:
         return await submit_image(
             uows,
@@ -888,17 +884,16 @@ async def test_a_submission_is_two_round_trips_and_its_wake_up(
             params=ImageParams(prompt="a lighthouse", width=512, height=512),
             idempotency_key=key,
             request_hash="h",
-            render=render,
         )
 
     await submit("warm-up")  # the pool's first connection, the statements' preparation
     trips = RoundTrips(monkeypatch)
     first = await submit("tap-1")
     assert (trips.count, trips.sqlalchemy) == (2, 0)
-    assert first.status_code == 202 and queue.enqueued[-1] == first.job_id
+    assert first.job is not None and queue.enqueued[-1] == first.job_id
     trips.count = 0
     replay = await submit("tap-1")  # a replay: one round trip, then the rollback
-    assert replay.replayed and replay.body == first.body
+    assert replay.replayed and replay.job == first.job
     assert trips.count == 1
     # without the announcement, the account's lock is a round trip of its own
     from adapters.supabase.repositories.credits import SqlLedger

@@ -29,6 +29,7 @@ from core.services import credits as svc
 from core.services.generation.submit import submit_image
 from core.services.generation.submitted import Submitted
 from core.services.processing.processor import JobProcessor
+from ports.ai import PromptEnhancer
 from ports.unit_of_work import UnitOfWorkFactory
 
 
@@ -125,11 +126,6 @@ async def account(factory: UnitOfWorkFactory, user_id: uuid.UUID) -> Account:
 IMAGE_PATH = "/v1/generate/image"
 
 
-async def render(job: Job) -> bytes:
-    """The response body a submission stores for replays (what the HTTP edge sends)."""
-    return msgspec.json.encode({"id": str(job.id), "status": job.status.value, "cost": job.cost})
-
-
 #: fast, deterministic retries for specs: 3 attempts for images, backoff up to 1s
 POLICY = QueuePolicy(retry=RetryPolicy(base_delay=0.5, max_delay=1.0))
 
@@ -201,6 +197,7 @@ class Studio:
         *,
         key: str | None = None,
         model_id: str = "flux-schnell",
+        enhancer: PromptEnhancer | None = None,
     ) -> Submitted:
         params = params or ImageParams(prompt="a red fox in the snow")
         body = msgspec.json.encode({"model": model_id, "params": params})
@@ -215,7 +212,7 @@ class Studio:
             params=params,
             idempotency_key=key,
             request_hash=request_fingerprint("POST", IMAGE_PATH, body),
-            render=render,
+            enhancer=enhancer,
         )
 
     async def submitted_job(self, user_id: uuid.UUID, params: ImageParams | None = None) -> Job:

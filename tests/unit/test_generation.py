@@ -56,10 +56,9 @@ async def test_submitting_holds_the_cost_and_queues_the_job_after_commit(studio:
     user = await studio.user_with(10)
     result = await studio.submit(user, SQUARE)
 
-    assert result.status_code == 202 and not result.replayed
-    assert result.job_id is not None
-    assert msgspec.json.decode(result.body)["id"] == str(result.job_id)
-    job = await studio.job(result.job_id)
+    assert result.job is not None and not result.replayed
+    job = await studio.job(result.job.id)
+    assert result.job == job  # the answer is the job as it was stored
     assert (job.status, job.cost, job.user_id, job.kind) == (
         JobStatus.QUEUED,
         COST,
@@ -109,7 +108,7 @@ async def test_the_same_idempotency_key_replays_the_first_answer_with_one_job_an
     first = await studio.submit(user, SQUARE, key="tap-1")
     again = await studio.submit(user, SQUARE, key="tap-1")
     assert again.replayed and not first.replayed
-    assert (again.status_code, again.body, again.job_id) == (202, first.body, first.job_id)
+    assert again.job == first.job and again.response is None  # the same snapshot
     assert [j.id for j in await studio.jobs_of(user)] == [first.job_id]
     state = await studio.account(user)
     assert len(state.of_kind(EntryKind.HOLD)) == 1 and state.balance == 10 - COST
@@ -179,7 +178,8 @@ async def test_concurrent_duplicates_of_one_request_make_one_job(studio: Studio)
     errors = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(e, IdempotencyInProgress) for e in errors), errors
     assert answers, "at least the first request is answered"
-    assert len({(a.body, a.job_id) for a in answers}) == 1
+    assert len({a.job_id for a in answers}) == 1
+    assert all(a.job == answers[0].job for a in answers)
     assert sum(not a.replayed for a in answers) == 1
     assert len(await studio.jobs_of(user)) == 1
     assert (await studio.account(user)).balance == 100 - COST
@@ -291,3 +291,42 @@ async def test_an_unusable_enhancement_keeps_the_users_prompt(answer: str) -> No
 async def test_a_usable_enhancement_is_taken_and_the_users_words_kept() -> None:
     better = await enhanced(ImageParams(prompt="a cat"), _ScriptedEnhancer("a cat, detailed"))
     assert (better.prompt, better.original_prompt) == ("a cat, detailed", "a cat")
+
+
+async def test_an_enhanced_submission_is_enhanced_once_and_its_retry_replays_it(
+    studio: Studio,
+) -> None:
+    user = await studio.user_with(10)
+    enhancer = _ScriptedEnhancer("a red fox in the snow, highly detailed")
+    first = await studio.submit(user, SQUARE, key="tap-1", enhancer=enhancer)
+    again = await studio.submit(user, SQUARE, key="tap-1", enhancer=enhancer)
+    assert first.job is not None and first.job.params.prompt == enhancer.answer
+    assert again.replayed and again.job == first.job
+    assert enhancer.calls == 1, "the retry paid for a second enhancement"
+
+
+@pytest.mark.parametrize(
+    ("params", "model_id", "credits", "key", "error"),
+    [
+        (SQUARE, "nope", 10, None, InvalidInput),  # no such model
+        (ImageParams(prompt="a fox", count=5), "flux-schnell", 10, None, InvalidInput),
+        (ImageParams(prompt="a fox\x00"), "flux-schnell", 10, None, InvalidInput),
+        (SQUARE, "flux-schnell", COST - 1, None, InsufficientCredits),  # the balance, read
+        (ImageParams(prompt="another fox"), "flux-schnell", 10, "tap-1", IdempotencyMismatch),
+    ],
+)
+async def test_the_free_checks_come_before_the_paid_enhancement(
+    studio: Studio,
+    params: ImageParams,
+    model_id: str,
+    credits: int,
+    key: str | None,
+    error: type[Exception],
+) -> None:
+    user = await studio.user_with(credits)
+    if key is not None:  # the key answered another request
+        await studio.submit(user, ImageParams(prompt="a fox", width=512, height=512), key=key)
+    enhancer = _ScriptedEnhancer("a fine fox, highly detailed")
+    with pytest.raises(error):
+        await studio.submit(user, params, key=key, model_id=model_id, enhancer=enhancer)
+    assert enhancer.calls == 0

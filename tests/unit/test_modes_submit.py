@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from adapters.imaging import PillowImageInspector
-from adapters.memory import InMemoryGpuProvider
+from adapters.memory import FixedCaptioner, InMemoryGpuProvider
 from adapters.memory.gpu import tiny_mp4, tiny_png
 from core.model.errors import IdempotencyMismatch, InsufficientCredits, InvalidInput
 from core.model.job_params import EditParams, VideoInput, VideoParams
@@ -24,7 +24,7 @@ from core.services.generation.uploads import ORPHAN_AFTER, Upload, sweep_orphane
 from core.services.reconcile import Reconciler
 from ports.gpu import Completed, OutputRole, ProviderOutput, ProviderStatus
 from ports.storage import StorageUnavailable
-from tests.unit.support import Studio, render
+from tests.unit.support import Studio
 
 
 def png(width: int = 128, height: int = 96, colour: tuple[int, int, int] = (40, 90, 200)) -> bytes:
@@ -54,6 +54,7 @@ class Uploading(Studio):
         key: str | None = None,
         request_hash: str = "edit-1",
         prompt: str = "a red hat",
+        captioner: FixedCaptioner | None = None,
     ) -> Submitted:
         return await submit_edit(
             self.factory,
@@ -70,7 +71,7 @@ class Uploading(Studio):
             mask=Upload(mask_png or mask(), "image/png"),
             idempotency_key=key,
             request_hash=request_hash,
-            render=render,
+            captioner=captioner,
         )
 
     async def video(self, user: uuid.UUID, **kwargs: object) -> Submitted:
@@ -92,7 +93,6 @@ class Uploading(Studio):
             user_id=user,
             email=None,
             model_id="wan-2.1",
-            render=render,
             **options,  # type: ignore[arg-type]
         )
 
@@ -114,8 +114,8 @@ async def test_an_edit_stores_both_uploads_privately_and_queues_one_priced_job(
 
     result = await studio.edit(user)
 
-    assert result.status_code == 202 and result.job_id is not None
-    job = await studio.job(result.job_id)
+    assert result.job is not None and not result.replayed
+    job = await studio.job(result.job.id)
     assert isinstance(job.params, EditParams)
     assert job.cost == DEFAULT_CATALOG.edit_price("sdxl-inpaint", 128, 96) == 1
     assert (job.params.width, job.params.height) == (128, 96)
@@ -166,6 +166,26 @@ async def test_a_replayed_edit_keeps_the_first_uploads_and_drops_its_own(
     assert studio.storage.objects == stored
     assert len(await studio.uploads_of(user)) == 2
     assert (await studio.account(user)).balance == 4
+
+
+async def test_a_captioned_edit_is_replayed_or_refused_before_its_uploads_are_captioned(
+    studio: Uploading,
+) -> None:
+    """Captions are paid for: a retry of an answered edit, or one the balance cannot
+    pay for, is answered before any upload is captioned or stored."""
+    user = await studio.user_with(1)
+    captioner = FixedCaptioner("a photo")
+    first = await studio.edit(user, key="k1", captioner=captioner)
+    stored = dict(studio.storage.objects)
+    assert len(captioner.seen) == 2 and len(stored) == 2
+
+    again = await studio.edit(user, key="k1", captioner=captioner)
+    with pytest.raises(InsufficientCredits):
+        await studio.edit(user, key="k2", captioner=captioner)
+
+    assert again.replayed and again.job == first.job
+    assert len(captioner.seen) == 2 and studio.storage.objects == stored
+    assert len(await studio.uploads_of(user)) == 2
 
 
 async def test_videos_take_the_uploads_their_input_type_needs(studio: Uploading) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from sqlalchemy import (
     bindparam,
     select,
@@ -14,7 +15,8 @@ from sqlalchemy.dialects.postgresql import insert
 from adapters.supabase import tables as t
 from adapters.supabase.compiled import Compiled
 from adapters.supabase.repositories.rows import Row, _params, _Repository, _utc
-from core.model.idempotency import IdempotencyRecord
+from core.model.idempotency import IdempotencyRecord, StoredResponse
+from core.model.jobs import Job
 
 # --- idempotency ------------------------------------------------------------------------
 
@@ -39,14 +41,26 @@ _ADD_RECORD = Compiled(
 )
 
 
+# the job as msgspec's JSON: fields the Job gains later take their defaults when an
+# older snapshot is read, fields it loses are ignored
+_encode_job = msgspec.json.Encoder().encode
+_decode_job = msgspec.json.Decoder(Job).decode
+
+
 def _record(row: Row) -> IdempotencyRecord:
+    snapshot = row["job_snapshot"]
     return IdempotencyRecord(
         user_id=row["user_id"],
         key=row["key"],
         request_hash=row["request_hash"],
-        status_code=row["status_code"],
-        response_body=bytes(row["response_body"]),
         created_at=_utc(row["created_at"]),
+        job=None if snapshot is None else _decode_job(snapshot),
+        # written before migration 0012: the answer as it was sent
+        response=(
+            None
+            if snapshot is not None
+            else StoredResponse(row["status_code"], bytes(row["response_body"]))
+        ),
     )
 
 
@@ -80,8 +94,10 @@ class SqlIdempotency(_Repository):
                 "user_id": record.user_id,
                 "key": record.key,
                 "request_hash": record.request_hash,
-                "status_code": record.status_code,
-                "response_body": record.response_body,
                 "created_at": record.created_at,
+                "job_id": None if record.job is None else record.job.id,
+                "job_snapshot": None if record.job is None else _encode_job(record.job),
+                "status_code": None if record.response is None else record.response.status_code,
+                "response_body": None if record.response is None else record.response.body,
             },
         )

@@ -1,15 +1,27 @@
-"""Submitting a job: price, hold, record, answer once per Idempotency-Key."""
+"""Submitting a job: check, price, hold, record, answer once per Idempotency-Key.
+
+Each submission is one use case that owns its transactions. What costs nothing is
+checked before what is paid for: the model, the parameters and the price, then a
+replay of an answered key and the balance (read, without locks), and only then the
+paid calls (a prompt's enhancement, the uploads' captions), outside any transaction;
+the hold itself is taken in the submission's own transaction.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
 
-from core.model.errors import IdempotencyInProgress, IdempotencyMismatch, InvalidInput
+from core.model.errors import (
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    InsufficientCredits,
+    InvalidInput,
+)
 from core.model.idempotency import IdempotencyRecord
 from core.model.ids import new_id
 from core.model.job_params import (
@@ -69,34 +81,36 @@ async def idempotent(
     return record
 
 
-def _replayed(record: IdempotencyRecord) -> Submitted:
-    job_id = msgspec.json.decode(record.response_body).get("id")
-    return Submitted(
-        record.status_code,
-        record.response_body,
-        uuid.UUID(job_id) if job_id else None,
-        replayed=True,
-    )
-
-
-async def answered_before(
+async def answered_or_affordable(
     uow_factory: UnitOfWorkFactory,
     *,
     user_id: uuid.UUID,
     key: str | None,
     request_hash: str,
+    cost: int,
 ) -> Submitted | None:
-    """The stored answer a retry of this request would replay, read without claiming
-    the key: so that paid work the replay would throw away (the prompt's enhancement)
-    is not done again. None when there is none yet, or the key was used for another
-    request: the submission itself then decides, under the key's lock."""
-    if key is None:
-        return None
+    """The free checks a submission makes before its paid work (a prompt's
+    enhancement, captions), whose answer a replay or a refusal would throw away.
+
+    Returns the stored answer a retry of this request replays; raises
+    IdempotencyMismatch when the key was used for a different request (a stored record
+    never changes) and InsufficientCredits when the balance is short of ``cost``. None:
+    go ahead. Read without claiming the key or locking the account: the submission's
+    own transaction decides again (a balance spent meanwhile is refused there).
+    """
     async with uow_factory() as uow:
-        record = await uow.idempotency.get(user_id, key)
-    if record is None or record.request_hash != request_hash:
-        return None
-    return _replayed(record)
+        record = None if key is None else await uow.idempotency.get(user_id, key)
+        if record is not None:
+            if record.request_hash != request_hash:
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was used for a different request",
+                    field="Idempotency-Key",
+                )
+            return Submitted.replay(record)
+        balance = await uow.ledger.balance(user_id)
+    if balance < cost:
+        raise InsufficientCredits(required=cost, available=balance)
+    return None
 
 
 async def submit_image(
@@ -111,12 +125,25 @@ async def submit_image(
     params: ImageParams,
     idempotency_key: str | None,
     request_hash: str,
-    render: Callable[[Job], Awaitable[bytes]],
+    enhancer: PromptEnhancer | None = None,
 ) -> Submitted:
-    """Validate and price a text-to-image request, then ``submit_job`` it."""
+    """Validate and price a text-to-image request, then ``submit_job`` it.
+
+    ``enhancer``: given when the user asked for the prompt to be enhanced. That is a
+    paid call, made only for a request that passed the free checks (model, params,
+    a replay of its key, the balance), and outside any transaction.
+    """
     spec = catalog.get(model_id, ModelKind.IMAGE)
     params.validate(max_count=spec.max_count, max_width=spec.max_width, max_height=spec.max_height)
     cost = catalog.image_price(model_id, params.width, params.height, params.count)
+    if enhancer is not None:
+        check_text(params.prompt, params.negative_prompt)
+        answered = await answered_or_affordable(
+            uow_factory, user_id=user_id, key=idempotency_key, request_hash=request_hash, cost=cost
+        )
+        if answered is not None:
+            return answered
+        params = await enhanced(params, enhancer)
     return await submit_job(
         uow_factory,
         queue,
@@ -129,7 +156,6 @@ async def submit_image(
         email=email,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
-        render=render,
     )
 
 
@@ -152,14 +178,14 @@ async def submit_edit(
     mask: Upload,
     idempotency_key: str | None,
     request_hash: str,
-    render: Callable[[Job], Awaitable[bytes]],
     captioner: Captioner | None = None,
 ) -> Submitted:
     """Inpainting: check the image and its mask, store both, price and queue the job.
 
     The uploads are stored privately and recorded as media (no job) in the job's own
     transaction; if the submission does not go through (invalid, 402, a replay or an
-    idempotency conflict) the stored objects are deleted again.
+    idempotency conflict) the stored objects are deleted again. With a captioner (a
+    paid call per upload), a replay or a refusal found before it stores nothing.
     """
     spec = catalog.get(model_id, ModelKind.EDIT)
     picture = await inspector.inspect(image.data, image.content_type, field="image")
@@ -181,6 +207,12 @@ async def submit_edit(
     )
     params.validate(max_width=spec.max_width, max_height=spec.max_height)
     cost = catalog.edit_price(model_id, picture.width, picture.height)
+    if captioner is not None:  # the captions are paid for: the free checks first
+        answered = await answered_or_affordable(
+            uow_factory, user_id=user_id, key=idempotency_key, request_hash=request_hash, cost=cost
+        )
+        if answered is not None:
+            return answered
     return await uploads.run(
         lambda assets: submit_job(
             uow_factory,
@@ -194,7 +226,6 @@ async def submit_edit(
             email=email,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            render=render,
             uploads=assets,
         )
     )
@@ -223,7 +254,6 @@ async def submit_video(
     last_frame: Upload | None = None,
     idempotency_key: str | None,
     request_hash: str,
-    render: Callable[[Job], Awaitable[bytes]],
     captioner: Captioner | None = None,
 ) -> Submitted:
     """Text, image or keyframes to video, priced per second at the resolution.
@@ -271,6 +301,12 @@ async def submit_video(
         last_frame_key=keys["last_frame"],
     )
     cost = catalog.video_price(model_id, params.duration_seconds, params.resolution)
+    if captioner is not None and uploads.planned:  # as for an edit
+        answered = await answered_or_affordable(
+            uow_factory, user_id=user_id, key=idempotency_key, request_hash=request_hash, cost=cost
+        )
+        if answered is not None:
+            return answered
     return await uploads.run(
         lambda assets: submit_job(
             uow_factory,
@@ -284,7 +320,6 @@ async def submit_video(
             email=email,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            render=render,
             uploads=assets,
         )
     )
@@ -303,14 +338,13 @@ async def submit_job(
     email: str | None,
     idempotency_key: str | None,
     request_hash: str,
-    render: Callable[[Job], Awaitable[bytes]],
     uploads: Sequence[MediaAsset] = (),
 ) -> Submitted:
     """Hold ``cost`` and queue a job of any kind, atomically; the one path every
     submission takes.
 
-    ``params`` must be validated and ``cost`` priced by the caller. ``render`` turns the
-    new job into the response body, so that the exact bytes can be stored for replays.
+    ``params`` must be validated and ``cost`` priced by the caller. The new job is
+    stored with the key for replays (the edge renders both answers from it).
     ``uploads`` (media the job reads, already in storage) are recorded in the same
     transaction. Nothing is written unless everything is.
     """
@@ -324,7 +358,7 @@ async def submit_job(
             uow, user_id=user_id, key=idempotency_key, request_hash=request_hash, now=now
         )
         if replay is not None:
-            return _replayed(replay)
+            return Submitted.replay(replay)
         job_id = new_id()
         # the account's lock also reads the profile (its tier): no separate read
         profile, lots = await lock_account(uow, user_id, email)
@@ -354,16 +388,14 @@ async def submit_job(
             await uow.media.add(asset)
         if uploads:  # recorded now: no longer orphans if this commits
             await uow.uploads.settle([asset.storage_key for asset in uploads])
-        body = await render(job)
         if idempotency_key is not None:
             await uow.idempotency.add(
                 IdempotencyRecord(
                     user_id=user_id,
                     key=idempotency_key,
                     request_hash=request_hash,
-                    status_code=202,
-                    response_body=body,
                     created_at=now,
+                    job=job,
                 )
             )
         # sent once this commits (a list append now; no round trip added); if the queue
@@ -371,7 +403,7 @@ async def submit_job(
         # worker for it: the answer stays 202
         uow.after_commit(lambda: wake(queue, job))
         await uow.commit()
-    return Submitted(202, body, job.id)
+    return Submitted(job=job)
 
 
 async def enhanced(params: ImageParams, enhancer: PromptEnhancer) -> ImageParams:

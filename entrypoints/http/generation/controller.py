@@ -21,13 +21,7 @@ from core.model.job_params import VideoInput
 from core.model.jobs import Job
 from core.model.media import MediaKind
 from core.services.generation.jobs import cancel_job, get_job
-from core.services.generation.submit import (
-    answered_before,
-    enhanced,
-    submit_edit,
-    submit_image,
-    submit_video,
-)
+from core.services.generation.submit import submit_edit, submit_image, submit_video
 from core.services.generation.submitted import Submitted
 from core.services.generation.uploads import Upload
 from entrypoints.http.deps import PrincipalDep, RuntimeDep
@@ -173,16 +167,28 @@ def _wire_fields() -> Iterator[None]:
 
 
 def _submitted(result: Submitted) -> Response[bytes]:
+    """202 and the job as it was submitted: the first answer and every replay render
+    the same snapshot the same way. A replay of a record from before migration 0012
+    sends the response stored then, as it was."""
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    if result.job_id is not None:
-        headers["Location"] = f"/v1/generate/{result.job_id}"
-    return Response(
-        result.body, status_code=result.status_code, media_type="application/json", headers=headers
-    )
+    if result.job is not None:
+        status, body, job_id = 202, _encoder.encode(JobResponse.of(result.job)), result.job.id
+    else:
+        assert result.response is not None
+        status, body = result.response.status_code, result.response.body
+        job_id = _stored_job_id(body)
+    if job_id is not None:
+        headers["Location"] = f"/v1/generate/{job_id}"
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-async def _render(job: Job) -> bytes:
-    return _encoder.encode(JobResponse.of(job))
+def _stored_job_id(body: bytes) -> uuid.UUID | None:
+    """The job id in a response stored before migration 0012 (a JobResponse)."""
+    try:
+        job_id = msgspec.json.decode(body).get("id")
+        return uuid.UUID(job_id) if job_id else None
+    except (msgspec.DecodeError, AttributeError, TypeError, ValueError):
+        return None
 
 
 class GenerateController(Controller):
@@ -211,18 +217,8 @@ class GenerateController(Controller):
         key = validate_key(idempotency_key)
         # the exact bytes, for the idempotency fingerprint
         request_hash = request_fingerprint("POST", "/v1/generate/image", await request.body())
-        payload = data
         c = runtime.container
-        params = payload.to_params()
         with _wire_fields():
-            if payload.enhance:
-                # a retry answered before: no second (paid) enhancement to throw away
-                before = await answered_before(
-                    c.uow_factory(), user_id=principal.user_id, key=key, request_hash=request_hash
-                )
-                if before is not None:
-                    return _submitted(before)
-                params = await enhanced(params, c.enhancer())
             result = await submit_image(
                 c.uow_factory(),
                 c.queue(),
@@ -230,11 +226,11 @@ class GenerateController(Controller):
                 c.catalog(),
                 user_id=principal.user_id,
                 email=principal.email,
-                model_id=payload.model,
-                params=params,
+                model_id=data.model,
+                params=data.to_params(),
                 idempotency_key=key,
                 request_hash=request_hash,
-                render=_render,
+                enhancer=c.enhancer() if data.enhance else None,
             )
         return _submitted(result)
 
@@ -282,7 +278,6 @@ class GenerateController(Controller):
                 mask=mask,
                 idempotency_key=key,
                 request_hash=await parts.fingerprint("/v1/generate/edit"),
-                render=_render,
                 captioner=c.captioner(),
             )
         return _submitted(result)
@@ -347,7 +342,6 @@ class GenerateController(Controller):
                 last_frame=await parts.file("lastFrame"),
                 idempotency_key=key,
                 request_hash=await parts.fingerprint("/v1/generate/video"),
-                render=_render,
                 captioner=c.captioner(),
             )
         return _submitted(result)
