@@ -53,6 +53,29 @@ async def subscription(
         return await subscription_of(uow, user_id, catalog)
 
 
+# --- media --------------------------------------------------------------------------
+
+
+async def download_name(uow_factory: UnitOfWorkFactory, key: str) -> str:
+    """The file name a download is saved under: ``<job id>-<n>.png`` / ``.mp4`` for the
+    n-th result of a job (a video's poster: ``<job id>-<n>-poster.png``); the object's
+    own name for anything else (an upload)."""
+    name = key.rsplit("/", 1)[-1]
+    stem, _, extension = name.partition(".")  # "<id>.poster.png": "<id>", "poster.png"
+    try:
+        media_id = uuid.UUID(stem)
+    except ValueError:
+        return name
+    async with uow_factory() as uow:
+        asset = await uow.media.get(media_id)
+        if asset is None or asset.job_id is None:
+            return name
+        siblings = await uow.media.list_for_job(asset.job_id)
+    n = next((i for i, a in enumerate(siblings, 1) if a.id == media_id), 1)
+    poster, _, suffix = extension.rpartition(".")
+    return f"{asset.job_id}-{n}{'-poster' if poster else ''}.{suffix}"
+
+
 # --- operations ---------------------------------------------------------------------
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from pathlib import Path
+from typing import Any
 
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod
@@ -18,7 +18,8 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import File
 
 from adapters.local_storage import LocalFileStorage
-from entrypoints.http.deps import RuntimeDep
+from core.services import queries
+from entrypoints.http.deps import StorageDep, UowFactoryDep
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -51,26 +52,6 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def download_name(runtime: RuntimeDep, key: str) -> str:
-    """The file name a download is saved under: ``<job id>-<n>.png`` / ``.mp4`` for the
-    n-th result of a job (a video's poster: ``<job id>-<n>-poster.png``); the object's
-    own name for anything else (an upload)."""
-    name = key.rsplit("/", 1)[-1]
-    stem, _, extension = name.partition(".")  # "<id>.poster.png": "<id>", "poster.png"
-    try:
-        media_id = uuid.UUID(stem)
-    except ValueError:
-        return name
-    async with runtime.container.uow_factory()() as uow:
-        asset = await uow.media.get(media_id)
-        if asset is None or asset.job_id is None:
-            return name
-        siblings = await uow.media.list_for_job(asset.job_id)
-    n = next((i for i, a in enumerate(siblings, 1) if a.id == media_id), 1)
-    poster, _, suffix = extension.rpartition(".")
-    return f"{asset.job_id}-{n}{'-poster' if poster else ''}.{suffix}"
-
-
 def _read(path: Path, first: int, last: int) -> bytes:
     with path.open("rb") as f:
         f.seek(first)
@@ -84,18 +65,20 @@ def _read(path: Path, first: int, last: int) -> bytes:
     summary="A private object, through its signed URL (byte ranges supported)",
 )
 async def media(
-    request: Request[None, None, None],
+    request: Request[Any, Any, Any],
     key: FromPath[str],
-    runtime: RuntimeDep,
+    storage: StorageDep,
+    uow_factory: UowFactoryDep,
     expires: FromQuery[str | None] = None,
     sig: FromQuery[str | None] = None,
 ) -> Response[bytes] | File:
-    storage = runtime.container.storage()
     if not isinstance(storage, LocalFileStorage):
         raise NotFoundException("media is served by the storage provider")
     key = key.lstrip("/")
     # a missing or mangled signature is the same as a wrong one: 403, never 422
-    if not (expires or "").isdigit() or not sig or not storage.verify(key, int(expires), sig):
+    if expires is None or not expires.isdigit() or not sig:
+        raise PermissionDeniedException("the link is invalid or has expired")
+    if not storage.verify(key, int(expires), sig):
         raise PermissionDeniedException("the link is invalid or has expired")
     try:
         path = storage.path_for(key)
@@ -116,7 +99,7 @@ async def media(
         return File(
             path=path,
             media_type=media_type,
-            filename=await download_name(runtime, key),
+            filename=await queries.download_name(uow_factory, key),
             content_disposition_type="inline",
             headers=headers,
         )
