@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import jwt
 import psycopg
 import pytest
 from dependency_injector import providers
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.memory.gpu import InMemoryGpuProvider
@@ -35,7 +37,7 @@ PROBLEM = "application/problem+json"
 class Harness:
     def __init__(
         self,
-        client: AsyncTestClient,
+        client: AsyncTestClient[Litestar],
         gpu: InMemoryGpuProvider,
         pg_url: str,
         uow_factory: UnitOfWorkFactory,
@@ -63,7 +65,9 @@ class Harness:
             now=datetime.now(UTC),
         )
 
-    async def submit(self, user: uuid.UUID, key: str | None = None, **body: object):  # type: ignore[no-untyped-def]
+    async def submit(
+        self, user: uuid.UUID, key: str | None = None, **body: object
+    ) -> httpx.Response:
         payload: dict[str, object] = {
             "model": "flux-schnell",
             "prompt": "a red fox",
@@ -210,7 +214,7 @@ async def test_invalid_input_is_a_422_naming_the_field(
 ) -> None:
     user = uuid.uuid4()
     await api.grant(user, 10)
-    response = await api.submit(user, **body)
+    response = await api.submit(user, None, **body)
     assert response.status_code == 422
     assert response.json()["field"] == field, response.json()
     assert api.count("SELECT count(*) FROM jobs WHERE user_id = %s", user) == 0
@@ -412,6 +416,7 @@ async def test_readiness_answers_503_within_its_bound_when_postgres_stalls(
 async def test_an_unauthenticated_submission_is_a_401_whatever_its_body(api: Harness) -> None:
     """The token is checked before the body: a caller without one learns nothing
     about what the endpoint accepts."""
+    body: object  # JSON of any shape
     for body in ({"model": "flux-schnell", "prompt": "x"}, {"width": "wide"}, []):
         response = await api.client.post(
             "/v1/generate/image", json=body, headers={"Idempotency-Key": "k-1"}

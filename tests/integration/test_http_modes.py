@@ -11,11 +11,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pillow_heif
 import psycopg
 import pytest
 from dependency_injector import providers
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image, ImageDraw
 
@@ -81,7 +84,7 @@ MASK = mask_of(box=BOX)
 
 class Api:
     def __init__(
-        self, client: AsyncTestClient, pg_url: str, media: Path, gpu: InMemoryGpuProvider
+        self, client: AsyncTestClient[Litestar], pg_url: str, media: Path, gpu: InMemoryGpuProvider
     ) -> None:
         self.gpu = gpu
         self.client = client
@@ -117,7 +120,7 @@ class Api:
         files: dict[str, tuple[str, bytes, str]] | None = None,
         key: str | None = None,
         **fields: str,
-    ):  # type: ignore[no-untyped-def]
+    ) -> httpx.Response:
         data = {"model": "sdxl-inpaint", "prompt": "a straw hat"} | fields
         if files is None:
             files = {
@@ -135,7 +138,7 @@ class Api:
         files: dict[str, tuple[str, bytes, str]] | None = None,
         key: str | None = None,
         **fields: str,
-    ):  # type: ignore[no-untyped-def]
+    ) -> httpx.Response:
         data = {
             "model": "wan-2.1",
             "prompt": "a lighthouse in a storm",
@@ -150,13 +153,13 @@ class Api:
             "/v1/generate/video", data=data, files=files, headers=self.headers(user, key)
         )
 
-    async def wait(self, user: uuid.UUID, job_id: str) -> dict[str, object]:
+    async def wait(self, user: uuid.UUID, job_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             response = await self.client.get(f"/v1/generate/{job_id}", headers=self.headers(user))
-            body = response.json()
+            body: dict[str, Any] = response.json()
             if body["status"] in ("succeeded", "failed", "cancelled"):
-                return body  # type: ignore[no-any-return]
+                return body
             await asyncio.sleep(0.05)
         raise AssertionError(body)
 
@@ -239,7 +242,7 @@ async def test_an_iphone_heic_edit_repaints_only_the_masked_pixels(api: Api) -> 
     assert len(uploads) == 2 and all(p.suffix == ".png" for p in uploads)
     done = await api.wait(user, job["id"])
     assert done["status"] == "succeeded", done
-    [asset] = done["assets"]  # type: ignore[misc]
+    [asset] = done["assets"]
     assert set(asset) == {
         "id",
         "kind",
@@ -293,7 +296,7 @@ async def test_a_video_of_each_input_type_is_an_mp4_with_a_poster(
     }
     done = await api.wait(user, job["id"])
     assert done["status"] == "succeeded", done
-    [asset] = done["assets"]  # type: ignore[misc]
+    [asset] = done["assets"]
     assert asset["kind"] == "video" and asset["contentType"] == "video/mp4"
     assert asset["durationSeconds"] == 2.0 and (asset["width"], asset["height"]) == (854, 480)
     info = mp4_info(await api.download(asset["url"]))
@@ -510,7 +513,7 @@ async def test_media_is_served_by_byte_ranges_and_to_head_requests(api: Api) -> 
     created = await api.video(user, files={}, durationSeconds="1")
     assert created.status_code == 202, created.text
     done = await api.wait(user, created.json()["id"])
-    [asset] = done["assets"]  # type: ignore[misc]
+    [asset] = done["assets"]
     path = "/" + str(asset["url"]).split("/", 3)[3]
     whole = await api.download(str(asset["url"]))
 
