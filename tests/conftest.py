@@ -85,4 +85,4 @@ def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
     from adapters.supabase.uow import SqlUnitOfWorkFactory
 
     engine = request.getfixturevalue("pg_engine")
-    return SqlUnitOfWorkFactory(engine)  # type: ignore[arg-type]
+    return SqlUnitOfWorkFactory(engine)

@@ -116,7 +116,8 @@ def render_video(
             picture = frame_at(index)
             if index == 0:
                 poster = _encode(picture.copy())
-            frame = av.VideoFrame.from_image(picture)
+            # PyAV's stub leaves VideoFrame.from_image unannotated
+            frame = av.VideoFrame.from_image(picture)  # type: ignore[no-untyped-call]
             frame.pts = index
             frame.time_base = Fraction(1, fps)
             for packet in stream.encode(frame):

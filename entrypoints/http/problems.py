@@ -114,7 +114,7 @@ def problem_response(
 def _status_for(exc: errors.DomainError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400, "Bad request"
 
 
