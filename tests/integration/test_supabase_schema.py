@@ -158,7 +158,11 @@ def test_supabase_stand_ins_exist(db: psycopg.Connection[tuple[object, ...]]) ->
         "SELECT rolname, rolbypassrls FROM pg_roles"
         " WHERE rolname IN ('anon', 'authenticated', 'service_role')"
     ).fetchall()
-    assert dict(roles) == {"anon": False, "authenticated": False, "service_role": True}
+    assert {name: bypass for name, bypass in roles} == {
+        "anon": False,
+        "authenticated": False,
+        "service_role": True,
+    }
     assert db.execute("SELECT to_regprocedure('auth.uid()') IS NOT NULL").fetchone() == (True,)
 
 
