@@ -34,7 +34,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core ports
+	$(BIN)/mypy --strict .
 	$(BIN)/lint-imports
 
 ## the whole suite: lint, types, dependency rule, then pytest
