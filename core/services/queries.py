@@ -8,21 +8,87 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
 from core.model.credits import LedgerEntry
+from core.model.events import JobEvent
 from core.model.jobs import Job
+from core.model.media import MediaAsset, MediaKind
 from core.model.purchases.products import ProductCatalog
 from core.model.queueing import STATS_WINDOWS, QueueStats
 from core.model.routing import BreakerState, ProviderRouter
+from core.services.generation.jobs import owned
 from core.services.purchases.subscriptions import SubscriptionView, subscription_of
 from core.services.reconcile import provider_health
 from ports.clock import Clock
 from ports.gpu import GpuProvider
 from ports.queue import QueueInspector, StreamDepth
+from ports.storage import MediaStorage
 from ports.unit_of_work import UnitOfWorkFactory
+
+# --- generation ---------------------------------------------------------------------
+
+
+async def get_job(uow_factory: UnitOfWorkFactory, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    """The user's own job. Raises NotFound for another user's job, as for none."""
+    async with uow_factory() as uow:
+        return owned(await uow.jobs.get(job_id), user_id, job_id)
+
+
+class SignedMedia(msgspec.Struct, frozen=True, kw_only=True):
+    """A job's result, with a URL the app may fetch it from until ``url_expires_at``."""
+
+    asset: MediaAsset
+    url: str
+    url_expires_at: datetime
+    thumbnail_url: str | None = None  # a video's poster frame, signed alike
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    job: Job
+    media: list[SignedMedia]
+
+
+async def job_view(
+    uow_factory: UnitOfWorkFactory,
+    storage: MediaStorage,
+    clock: Clock,
+    *,
+    user_id: uuid.UUID,
+    job_id: uuid.UUID,
+    url_ttl: int,
+) -> JobView:
+    """The user's job with its results, each signed for ``url_ttl`` seconds (signed
+    after the unit of work ended: no connection is held while storage answers).
+    Raises NotFound as ``get_job``."""
+    async with uow_factory() as uow:
+        job = owned(await uow.jobs.get(job_id), user_id, job_id)
+        media = await uow.media.list_for_job(job.id) if job.asset_ids else []
+    expires_at = clock.now() + timedelta(seconds=url_ttl)
+    signed = []
+    for asset in media:
+        poster = asset.thumbnail_key if asset.kind is MediaKind.VIDEO else None
+        signed.append(
+            SignedMedia(
+                asset=asset,
+                url=await storage.signed_url(asset.storage_key, url_ttl),
+                url_expires_at=expires_at,
+                thumbnail_url=await storage.signed_url(poster, url_ttl) if poster else None,
+            )
+        )
+    return JobView(job=job, media=signed)
+
+
+async def job_events(
+    uow_factory: UnitOfWorkFactory, *, user_id: uuid.UUID, job_id: uuid.UUID
+) -> list[JobEvent]:
+    """What happened to the user's job, oldest first. Raises NotFound as ``get_job``."""
+    async with uow_factory() as uow:
+        job = owned(await uow.jobs.get(job_id), user_id, job_id)
+        return await uow.job_events.list_for_job(job.id)
+
 
 # --- account ------------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import msgspec
 import psycopg
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.supabase.auth import mint_token
@@ -26,13 +28,15 @@ BODY = msgspec.json.encode({"model": "flux-schnell", "prompt": "a fox", "width":
 
 
 @pytest.fixture
-async def client(fresh_db: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient]:
+async def client(fresh_db: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient[Litestar]]:
     settings = Settings(database_url=fresh_db, jwt_secret=SECRET, data_dir=tmp_path)
     async with AsyncTestClient(create_app(settings)) as c:
         yield c
 
 
-async def post(client: AsyncTestClient, user: uuid.UUID, key: str, body: bytes = BODY):  # type: ignore[no-untyped-def]
+async def post(
+    client: AsyncTestClient[Litestar], user: uuid.UUID, key: str, body: bytes = BODY
+) -> httpx.Response:
     return await client.post(
         PATH,
         content=body,
@@ -52,7 +56,7 @@ def count(database_url: str, sql: str, user: uuid.UUID) -> int:
 
 
 async def test_a_retry_gets_the_first_answer_byte_for_byte(
-    client: AsyncTestClient, fresh_db: str
+    client: AsyncTestClient[Litestar], fresh_db: str
 ) -> None:
     user = uuid.uuid4()
     await grant(fresh_db, user, 5)
@@ -77,7 +81,7 @@ async def test_a_retry_gets_the_first_answer_byte_for_byte(
 
 
 async def test_a_record_stored_before_snapshots_replays_its_bytes(
-    client: AsyncTestClient, fresh_db: str
+    client: AsyncTestClient[Litestar], fresh_db: str
 ) -> None:
     """A row as releases before migration 0012 wrote it: status code and body only."""
     user = uuid.uuid4()

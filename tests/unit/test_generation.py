@@ -22,8 +22,9 @@ from core.model.job_params import ImageParams
 from core.model.jobs import JobStatus
 from core.model.pricing import DEFAULT_CATALOG, ModelKind
 from core.model.profiles import SubscriptionTier
-from core.services.generation.jobs import cancel_job, get_job
+from core.services.generation.jobs import cancel_job, wake_on_notice
 from core.services.generation.submit import TIER_PRIORITY, enhanced
+from core.services.queries import get_job, job_events, job_view
 from tests.unit.support import Studio
 
 SQUARE = ImageParams(prompt="a red fox in the snow", width=1024, height=1024, count=2)
@@ -162,7 +163,7 @@ async def test_fifty_concurrent_submissions_on_a_balance_for_ten_make_exactly_te
     refused = [r for r in results if isinstance(r, InsufficientCredits)]
     assert (len(done), len(refused)) == (10, 40)
     jobs = await studio.jobs_of(user)
-    assert sorted(j.id for j in jobs) == sorted(r.job_id for r in done)  # type: ignore[union-attr]
+    assert sorted(j.id for j in jobs) == sorted(r.job.id for r in done if r.job)
     state = await studio.account(user)
     assert state.balance == 0
     assert len(state.of_kind(EntryKind.HOLD)) == 10
@@ -330,3 +331,41 @@ async def test_the_free_checks_come_before_the_paid_enhancement(
     with pytest.raises(error):
         await studio.submit(user, params, key=key, model_id=model_id, enhancer=enhancer)
     assert enhancer.calls == 0
+
+
+async def test_a_providers_notice_wakes_a_live_job_after_commit_and_leaves_a_finished_one(
+    studio: Studio,
+) -> None:
+    user = await studio.user_with(10)
+    live = await studio.submitted_job(user, SQUARE)
+    finished = await cancel_job(studio.factory, studio.clock, user_id=user, job_id=(
+        await studio.submitted_job(user, SQUARE)
+    ).id)  # fmt: skip
+    queue = studio.queue = CommitCheckingQueue(studio)
+
+    woken = await wake_on_notice(studio.factory, queue, job_id=live.id)
+    left = await wake_on_notice(studio.factory, queue, job_id=finished.id)
+
+    assert (woken.id, left.status) == (live.id, JobStatus.CANCELLED)
+    assert queue.enqueued == [live.id] and queue.visible_at_enqueue == [True]
+    with pytest.raises(NotFound) as info:
+        await wake_on_notice(studio.factory, queue, job_id=uuid.uuid4())
+    assert info.value.field == "job"
+
+
+async def test_a_jobs_view_and_events_are_its_owners_only(studio: Studio) -> None:
+    user, other = await studio.user_with(10), await studio.user_with(10)
+    job = await studio.submitted_job(user, SQUARE)
+    view = await job_view(
+        studio.factory, studio.storage, studio.clock, user_id=user, job_id=job.id, url_ttl=60
+    )
+    assert (view.job, view.media) == (job, [])
+    assert await job_events(studio.factory, user_id=user, job_id=job.id) == await studio.events(
+        job.id
+    )
+    with pytest.raises(NotFound):
+        await job_view(
+            studio.factory, studio.storage, studio.clock, user_id=other, job_id=job.id, url_ttl=60
+        )
+    with pytest.raises(NotFound):
+        await job_events(studio.factory, user_id=other, job_id=job.id)

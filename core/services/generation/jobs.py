@@ -1,4 +1,6 @@
-"""A user's job after submission: read, cancel, wake, re-run a dead letter."""
+"""A job after submission: cancel, wake (a provider's webhook), re-run a dead letter.
+
+Reads are in ``core.services.queries``."""
 
 from __future__ import annotations
 
@@ -16,10 +18,9 @@ from ports.unit_of_work import UnitOfWorkFactory
 log = logging.getLogger("genstudio.jobs")
 
 
-async def get_job(uow_factory: UnitOfWorkFactory, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
-    """The user's own job; another user's job is NotFound, not Forbidden."""
-    async with uow_factory() as uow:
-        job = await uow.jobs.get(job_id)
+def owned(job: Job | None, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    """The job if it is the user's. Raises NotFound for another user's job too (not
+    Forbidden: whether a job id exists is nobody else's business)."""
     if job is None or job.user_id != user_id:
         raise NotFound(f"no job {job_id}", field="job_id")
     return job
@@ -35,9 +36,7 @@ async def cancel_job(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        job = await uow.jobs.get(job_id, lock=True)
-        if job is None or job.user_id != user_id:
-            raise NotFound(f"no job {job_id}", field="job_id")
+        job = owned(await uow.jobs.get(job_id, lock=True), user_id, job_id)
         job = await uow.jobs.update(job.cancel(now))
         if job.hold_id is not None:
             await release_hold(uow, job.hold_id, now)
@@ -59,6 +58,26 @@ async def wake(queue: JobQueue, job: Job) -> None:
             "could not enqueue; the reconciler will",
             extra={"job_id": str(job.id), "error": f"{type(exc).__name__}: {exc}"},
         )
+
+
+async def wake_on_notice(
+    uow_factory: UnitOfWorkFactory, queue: JobQueue, *, job_id: uuid.UUID
+) -> Job:
+    """A provider's notice that the job may have moved on (Runpod's webhook): wake a
+    worker to re-read the job's status from the provider, the only source it trusts.
+
+    Returns the job as it is; a finished one is left alone (nothing is woken). Raises
+    NotFound for an unknown job. The wake-up is sent after the commit; a queue that is
+    down is logged, and the reconciler wakes the job instead.
+    """
+    async with uow_factory() as uow:
+        job = await uow.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}", field="job")
+        if not job.status.terminal:
+            uow.after_commit(lambda: wake(queue, job))
+        await uow.commit()
+    return job
 
 
 async def rerun_dead_letter(

@@ -6,7 +6,6 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -18,15 +17,13 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody
 from core.model.errors import InvalidInput
 from core.model.idempotency import request_fingerprint, validate_key
 from core.model.job_params import VideoInput
-from core.model.jobs import Job
-from core.model.media import MediaKind
-from core.services.generation.jobs import cancel_job, get_job
+from core.services.generation.jobs import cancel_job
 from core.services.generation.submit import submit_edit, submit_image, submit_video
 from core.services.generation.submitted import Submitted
 from core.services.generation.uploads import Upload
+from core.services.queries import JobView, job_events, job_view
 from entrypoints.http.deps import PrincipalDep, RuntimeDep
 from entrypoints.http.generation.schemas import (
-    AssetItem,
     ImageRequest,
     JobEventItem,
     JobEventList,
@@ -37,24 +34,11 @@ from entrypoints.http.generation.schemas import (
 _encoder = msgspec.json.Encoder()
 
 
-async def job_response(runtime: RuntimeDep, job: Job) -> JobResponse:
-    c = runtime.container
-    ttl = runtime.settings.signed_url_ttl
-    assets: list[AssetItem] = []
-    if job.asset_ids:
-        async with c.uow_factory()() as uow:
-            media = await uow.media.list_for_job(job.id)
-        storage = c.storage()
-        expires_at = c.clock().now() + timedelta(seconds=ttl)
-        for asset in media:
-            url = await storage.signed_url(asset.storage_key, ttl)
-            thumbnail = (
-                await storage.signed_url(asset.thumbnail_key, ttl)
-                if asset.kind is MediaKind.VIDEO and asset.thumbnail_key
-                else None
-            )
-            assets.append(asset_item(asset, url, expires_at, thumbnail))
-    return JobResponse.of(job, assets)
+def _viewed(view: JobView) -> JobResponse:
+    return JobResponse.of(
+        view.job,
+        [asset_item(m.asset, m.url, m.url_expires_at, m.thumbnail_url) for m in view.media],
+    )
 
 
 #: the biggest multipart body the upload endpoints read: three files at their limit
@@ -171,6 +155,7 @@ def _submitted(result: Submitted) -> Response[bytes]:
     the same snapshot the same way. A replay of a record from before migration 0012
     sends the response stored then, as it was."""
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    job_id: uuid.UUID | None
     if result.job is not None:
         status, body, job_id = 202, _encoder.encode(JobResponse.of(result.job)), result.job.id
     else:
@@ -350,10 +335,9 @@ class GenerateController(Controller):
     async def job_events(
         self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
     ) -> JobEventList:
-        uow_factory = runtime.container.uow_factory()
-        job = await get_job(uow_factory, user_id=principal.user_id, job_id=job_id)
-        async with uow_factory() as uow:
-            events = await uow.job_events.list_for_job(job.id)
+        events = await job_events(
+            runtime.container.uow_factory(), user_id=principal.user_id, job_id=job_id
+        )
         return JobEventList(
             items=[
                 JobEventItem(id=e.id, kind=e.kind.value, message=e.message, created_at=e.created_at)
@@ -365,10 +349,16 @@ class GenerateController(Controller):
     async def get_job(
         self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
     ) -> JobResponse:
-        job = await get_job(
-            runtime.container.uow_factory(), user_id=principal.user_id, job_id=job_id
+        c = runtime.container
+        view = await job_view(
+            c.uow_factory(),
+            c.storage(),
+            c.clock(),
+            user_id=principal.user_id,
+            job_id=job_id,
+            url_ttl=runtime.settings.signed_url_ttl,
         )
-        return await job_response(runtime, job)
+        return _viewed(view)
 
     @post(
         "/{job_id:uuid}/cancel",
@@ -380,4 +370,4 @@ class GenerateController(Controller):
     ) -> JobResponse:
         c = runtime.container
         job = await cancel_job(c.uow_factory(), c.clock(), user_id=principal.user_id, job_id=job_id)
-        return await job_response(runtime, job)
+        return JobResponse.of(job)  # a job that can still be cancelled has no results
