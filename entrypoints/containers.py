@@ -21,9 +21,11 @@ from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
 from adapters.system import SystemClock
+from adapters.vision import OpenCvPhotoAnalyser
 from core.model.pricing import DEFAULT_CATALOG
 from core.services.processing.processor import JobProcessor
 from core.services.reconcile import Reconciler
+from core.services.training.photos import PhotoSets
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.settings import Settings
@@ -156,6 +158,21 @@ class AppContainer(containers.DeclarativeContainer):
         policy=policy,
         captioner=ai.captioner,
         poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
+    )
+    # training photos (issue #16): checked in this process, on its CPUs
+    photo_analyser = providers.Singleton(
+        OpenCvPhotoAnalyser,
+        stored_side=providers.Callable(lambda s: s.photos.stored_side, settings),
+    )
+    photo_sets = providers.Singleton(
+        PhotoSets,
+        uow_factory=uow_factory,
+        storage=storage,
+        analyser=photo_analyser,
+        clock=clock,
+        thresholds=providers.Callable(lambda s: s.photos.thresholds, settings),
+        limits=providers.Callable(lambda s: s.photos.limits, settings),
+        url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
     )
     reconciler = providers.Singleton(
         Reconciler,

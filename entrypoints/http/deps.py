@@ -25,6 +25,7 @@ from core.model.errors import Unauthorized
 from core.model.pricing import Catalog
 from core.model.purchases.products import ProductCatalog
 from core.model.routing import ProviderRouter
+from core.services.training.photos import PhotoSets
 from entrypoints.containers import AppContainer
 from entrypoints.http.access import note_user
 from entrypoints.runtime import Runtime
@@ -120,6 +121,11 @@ def provide_gpus(state: State) -> Mapping[str, GpuProvider]:
     return provided
 
 
+def provide_photo_sets(state: State) -> PhotoSets:
+    provided: PhotoSets = _container(state).photo_sets()
+    return provided
+
+
 def provide_router(state: State) -> ProviderRouter:
     provided: ProviderRouter = _container(state).router()
     return provided
@@ -176,6 +182,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "enhancer": _sync(provide_enhancer),
     "captioner": _sync(provide_captioner),
     "gpus": _sync(provide_gpus),
+    "photo_sets": _sync(provide_photo_sets),
     "router": _sync(provide_router),
     "queue_inspector": _sync(provide_queue_inspector),
     "engine": _sync(provide_engine),
@@ -205,3 +212,4 @@ RouterDep = NamedDependency[SkipValidation[ProviderRouter]]
 QueueInspectorDep = NamedDependency[SkipValidation[QueueInspector | None]]
 EngineDep = NamedDependency[SkipValidation[AsyncEngine]]
 RedisDep = NamedDependency[SkipValidation[Redis | None]]
+PhotoSetsDep = NamedDependency[SkipValidation[PhotoSets]]

@@ -17,12 +17,39 @@ from datetime import datetime
 
 import msgspec
 
+from core.model.errors import IllegalTransition
+
 #: a set holds at most this many photos (accepted or not: a rejected one still takes
 #: room until the user deletes it); also the most a training job can use
 MAX_PHOTOS_PER_SET = 30
 #: a training job needs at least this many accepted photos (issue #16)
 MIN_ACCEPTED_PHOTOS = 10
 MAX_SET_NAME = 100
+
+
+class PhotoLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """How much a user may upload for free (settings ``GENSTUDIO_PHOTO_*``)."""
+
+    max_photos_per_set: int = MAX_PHOTOS_PER_SET
+    max_sets_per_user: int = 20
+
+
+class PhotoSetFull(IllegalTransition):
+    """The set holds its maximum of photos; delete one first (409)."""
+
+    code = "photo_set_full"
+
+
+class TooManyPhotoSets(IllegalTransition):
+    """The user holds their maximum of photo sets; delete one first (409)."""
+
+    code = "too_many_photo_sets"
+
+
+class PhotoSetInUse(IllegalTransition):
+    """A training job that uses the set is queued or running: its photos stay (409)."""
+
+    code = "photo_set_in_use"
 
 
 class PhotoReason(enum.StrEnum):

@@ -1,0 +1,1 @@
+"""Use cases of personal models: photo sets (and, later, training)."""

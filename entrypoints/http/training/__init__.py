@@ -1,0 +1,1 @@
+"""Training: photo sets (and, later, training jobs and models)."""
