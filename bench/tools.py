@@ -69,7 +69,7 @@ def _version(path: str, name: str) -> str | None:
     # wrk answers --version with its banner and exit status 1
     if not line.startswith(name) or (out.returncode != 0 and name != "wrk"):
         return None
-    return line
+    return line.split(" Copyright")[0]
 
 
 def _find(name: str, extra: list[str]) -> tuple[str, str] | None:
