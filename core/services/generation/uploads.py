@@ -11,7 +11,7 @@ import msgspec
 
 from core.model.ids import new_id
 from core.model.media import MediaAsset, MediaKind, upload_key
-from core.services.generation.captions import caption_of
+from core.services.generation.captions import CAPTION_BUDGET, captions_of
 from core.services.generation.submitted import Submitted
 from ports.ai import Captioner
 from ports.clock import Clock
@@ -49,12 +49,15 @@ class _Uploads:
         clock: Clock,
         user_id: uuid.UUID,
         captioner: Captioner | None = None,
+        *,
+        caption_budget: float = CAPTION_BUDGET,
     ) -> None:
         self.uow_factory = uow_factory
         self.storage = storage
         self.clock = clock
         self.user_id = user_id
         self.captioner = captioner
+        self.caption_budget = caption_budget  # all captions together, concurrently
         self.planned: list[tuple[MediaAsset, bytes]] = []
 
     def plan(self, image: InspectedImage) -> str:
@@ -86,14 +89,14 @@ class _Uploads:
                     await uow.uploads.expect(asset.storage_key, self.user_id, self.clock.now())
                 await uow.commit()
         if self.captioner is not None:
+            captions = await captions_of(
+                self.captioner,
+                [(data, asset.content_type) for asset, data in self.planned],
+                budget=self.caption_budget,
+            )
             self.planned = [
-                (
-                    msgspec.structs.replace(
-                        asset, caption=await caption_of(self.captioner, data, asset.content_type)
-                    ),
-                    data,
-                )
-                for asset, data in self.planned
+                (msgspec.structs.replace(asset, caption=caption), data)
+                for (asset, data), caption in zip(self.planned, captions, strict=True)
             ]
         try:
             for asset, data in self.planned:
