@@ -16,6 +16,7 @@ from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.ai import SuffixPromptEnhancer
 from adapters.openrouter import OpenRouterClient
+from adapters.limits import memory_counter, redis_counter
 from adapters.redis import RedisStreamInspector
 from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
@@ -30,6 +31,7 @@ from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.settings import Settings
 from ports.auth import AuthVerifier
+from ports.limits import RateCounter
 from ports.queue import JobQueue, QueueInspector
 
 
@@ -112,6 +114,11 @@ class IapContainer(containers.DeclarativeContainer):
     google = providers.Singleton(iap.google_store, providers.Callable(lambda s: s.google, settings))
 
 
+def _rate_counter(redis: Redis | None) -> RateCounter:
+    # in Redis, shared by every API process; in memory in the embedded default
+    return redis_counter(redis) if redis is not None else memory_counter()
+
+
 def _stream_inspector(redis: Redis | None) -> QueueInspector | None:
     return RedisStreamInspector(redis) if redis is not None else None
 
@@ -125,6 +132,7 @@ class AppContainer(containers.DeclarativeContainer):
     # realtime), opened and closed by the entrypoint; None without REDIS_URL
     redis: providers.Object[Redis | None] = providers.Object(None)
     queue_inspector = providers.Singleton(_stream_inspector, redis)
+    rate_counter = providers.Singleton(_rate_counter, redis)
 
     clock = providers.Singleton(SystemClock)
     catalog = providers.Object(DEFAULT_CATALOG)

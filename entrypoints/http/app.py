@@ -20,6 +20,7 @@ from entrypoints.http.docs import swagger_assets, swagger_plugin
 from entrypoints.http.generation.controller import GenerateController
 from entrypoints.http.generation.webhooks import runpod_webhook
 from entrypoints.http.health.controller import live, ready
+from entrypoints.http.limits import RateLimits
 from entrypoints.http.media.controller import media
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.purchases.controller import PurchasesController
@@ -27,6 +28,9 @@ from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.http.training.controller import TrainingPhotosController
 from entrypoints.runtime import Runtime, open_runtime
 from entrypoints.settings import Settings
+
+#: the parts a multipart form may have (Litestar's default: 1000)
+MAX_FORM_PARTS = 64
 
 RuntimeOpener = Callable[[Settings], AbstractAsyncContextManager[Runtime]]
 
@@ -60,8 +64,11 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # a stalled database or cache: 503 + Retry-After instead of a hung request
-        middleware=[DefineMiddleware(Deadline, seconds=settings.request_deadline)],
+        # a stalled database or cache: 503 + Retry-After instead of a hung request;
+        # then the rate limits: after routing, before any body is read (entrypoints/http/limits.py)
+        middleware=[DefineMiddleware(Deadline, seconds=settings.request_deadline), RateLimits],
+        # our forms have at most 8 parts; a form of more is refused (413) as it streams
+        multipart_form_part_limit=MAX_FORM_PARTS,
         lifespan=[lifespan],
         logging_config=None,  # entrypoints.logs configures logging: one JSON object a line
         openapi_config=OpenAPIConfig(

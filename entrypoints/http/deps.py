@@ -28,6 +28,7 @@ from core.model.routing import ProviderRouter
 from core.services.training.photos import PhotoSets
 from entrypoints.containers import AppContainer
 from entrypoints.http.access import note_user
+from entrypoints.http.limits import PRINCIPAL_STATE
 from entrypoints.runtime import Runtime
 from entrypoints.settings import Settings
 from ports.ai import Captioner, PromptEnhancer
@@ -149,6 +150,12 @@ def provide_redis(state: State) -> Redis | None:
 async def get_principal(request: Request[Any, Any, Any], verifier: AuthVerifierDep) -> Principal:
     # depending on ``verifier`` (not on ``state``) puts the token check in a batch
     # after the ports', never beside them
+    checked = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if isinstance(checked, Principal):  # verified by the rate limits, before the body
+        note_user(checked.user_id)
+        return checked
+    if isinstance(checked, Unauthorized):
+        raise checked
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing bearer token")
