@@ -10,6 +10,7 @@ from ports.repositories.credits import LedgerRepository
 from ports.repositories.idempotency import IdempotencyRepository
 from ports.repositories.jobs import JobEventRepository, JobRepository
 from ports.repositories.media import MediaRepository, UploadRepository
+from ports.repositories.notifications import NotificationRepository, PushTokenRepository
 from ports.repositories.profiles import ProfileRepository
 from ports.repositories.purchases import PurchaseRepository
 from ports.repositories.training import PhotoSetRepository
@@ -46,6 +47,12 @@ class UnitOfWork(Protocol):
 
     @property
     def photo_sets(self) -> PhotoSetRepository: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def push_tokens(self) -> PushTokenRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

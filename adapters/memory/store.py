@@ -13,6 +13,13 @@ from core.model.events import JobEvent
 from core.model.idempotency import IdempotencyRecord
 from core.model.jobs import Job
 from core.model.media import MediaAsset
+from core.model.notifications import (
+    Delivery,
+    Notification,
+    Preferences,
+    PushTicket,
+    PushToken,
+)
 from core.model.profiles import Profile
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
 from core.model.training.photos import Photo, PhotoSet
@@ -37,6 +44,13 @@ class _Data:
     # --- training (issue #16) ---
     photo_sets: dict[uuid.UUID, PhotoSet] = field(default_factory=dict)
     photos: dict[uuid.UUID, Photo] = field(default_factory=dict)
+    # --- notifications (issue #18) ---
+    notifications: dict[uuid.UUID, Notification] = field(default_factory=dict)
+    notification_keys: dict[tuple[uuid.UUID, str], uuid.UUID] = field(default_factory=dict)
+    deliveries: dict[uuid.UUID, Delivery] = field(default_factory=dict)
+    push_tickets: dict[str, PushTicket] = field(default_factory=dict)
+    notification_preferences: dict[uuid.UUID, Preferences] = field(default_factory=dict)
+    push_tokens: dict[str, PushToken] = field(default_factory=dict)
 
 
 class InMemoryStore:

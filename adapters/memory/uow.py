@@ -12,6 +12,7 @@ from adapters.memory.repositories.credits import InMemoryLedger
 from adapters.memory.repositories.idempotency import InMemoryIdempotency
 from adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
 from adapters.memory.repositories.media import InMemoryMedia, InMemoryUploads
+from adapters.memory.repositories.notifications import InMemoryNotifications, InMemoryPushTokens
 from adapters.memory.repositories.profiles import InMemoryProfiles
 from adapters.memory.repositories.purchases import InMemoryPurchases
 from adapters.memory.repositories.training import InMemoryPhotoSets
@@ -36,6 +37,8 @@ class InMemoryUnitOfWork:
         self.purchases = InMemoryPurchases(self)
         self.uploads = InMemoryUploads(self)
         self.photo_sets = InMemoryPhotoSets(self)
+        self.notifications = InMemoryNotifications(self)
+        self.push_tokens = InMemoryPushTokens(self)
 
     def view(self) -> _Data:
         if self._work is None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    Time,
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -288,4 +289,83 @@ training_photos = Table(
     Column("reasons", ARRAY(Text), nullable=False),
     Column("score", Integer, nullable=False),
     _ts("created_at"),
+)
+
+
+# --- 0300: notifications (issue #18) --------------------------------------------------
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("in_inbox", Boolean, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("group", Text),
+    _ts("group_until", nullable=True),
+    _ts("read_at", nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+notification_keys = Table(
+    "notification_keys",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("notification_id", Uuid, nullable=False),
+    _ts("created_at"),
+)
+
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("notification_id", Uuid, ForeignKey("notifications.id"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    _ts("due_at"),
+    Column("attempts", Integer, nullable=False),
+    _ts("claimed_until", nullable=True),
+    _ts("created_at"),
+    _ts("finished_at", nullable=True),
+    Column("detail", Text),
+)
+
+push_tickets = Table(
+    "push_tickets",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("token", Text, nullable=False),
+    Column("delivery_id", Uuid, ForeignKey("notification_deliveries.id"), nullable=False),
+    _ts("created_at"),
+)
+
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
+    Column("channels", JSONB, nullable=False),
+    Column("quiet_start", Time),
+    Column("quiet_end", Time),
+    Column("time_zone", Text, nullable=False),
+    Column("language", Text, nullable=False),
+    _ts("updated_at"),
+)
+
+push_tokens = Table(
+    "push_tokens",
+    metadata,
+    Column("token", Text, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("platform", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("app_version", Text),
+    Column("active", Boolean, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
 )

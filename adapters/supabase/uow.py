@@ -18,6 +18,7 @@ from adapters.supabase.repositories.credits import SqlLedger
 from adapters.supabase.repositories.idempotency import SqlIdempotency
 from adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
 from adapters.supabase.repositories.media import SqlMedia, SqlUploads
+from adapters.supabase.repositories.notifications import SqlNotifications, SqlPushTokens
 from adapters.supabase.repositories.profiles import SqlProfiles
 from adapters.supabase.repositories.purchases import SqlPurchases
 from adapters.supabase.repositories.training import SqlPhotoSets
@@ -38,6 +39,8 @@ class SqlUnitOfWork:
     purchases: SqlPurchases
     uploads: SqlUploads
     photo_sets: SqlPhotoSets
+    notifications: SqlNotifications
+    push_tokens: SqlPushTokens
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -67,6 +70,8 @@ class SqlUnitOfWork:
         self.purchases = SqlPurchases(sql)
         self.uploads = SqlUploads(sql)
         self.photo_sets = SqlPhotoSets(sql)
+        self.notifications = SqlNotifications(sql)
+        self.push_tokens = SqlPushTokens(sql)
         return self
 
     def _entered(self) -> PoolProxiedConnection:

@@ -22,6 +22,7 @@ from core.model.jobs import JobStatus
 from core.model.queueing import QueuePolicy
 from core.model.routing import ProviderHealth, ProviderRouter
 from core.services.generation.uploads import sweep_orphaned_uploads
+from core.services.notifications.delivery import PushDelivery
 from ports.clock import Clock
 from ports.gpu import GpuProvider
 from ports.queue import JobQueue
@@ -38,6 +39,7 @@ class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
     abandoned: int
     health: dict[str, bool]
     orphans_swept: int = 0
+    pushes_handled: int = 0
 
 
 class Reconciler:
@@ -51,6 +53,7 @@ class Reconciler:
         providers: Mapping[str, GpuProvider] | None = None,
         router: ProviderRouter | None = None,
         storage: MediaStorage | None = None,
+        notifications: PushDelivery | None = None,
         batch: int = 500,
     ) -> None:
         self.uow_factory = uow_factory
@@ -60,6 +63,7 @@ class Reconciler:
         self.providers = dict(providers or {})
         self.router = router
         self.storage = storage
+        self.notifications = notifications
         self.batch = batch
 
     async def tick(self, *, fresh_start: bool = False) -> ReconcileReport:
@@ -108,8 +112,17 @@ class Reconciler:
         swept = 0
         if self.storage is not None:
             swept = await sweep_orphaned_uploads(self.uow_factory, self.storage, self.clock)
+        pushes = 0
+        if self.notifications is not None:
+            # the push outbox: what no after-commit kick delivered (the process died
+            # after the commit, a lease ran out), what quiet hours held, retries
+            pushes = (await self.notifications.deliver_due()).handled
         return ReconcileReport(
-            woken=len(jobs), abandoned=abandoned, health=health, orphans_swept=swept
+            woken=len(jobs),
+            abandoned=abandoned,
+            health=health,
+            orphans_swept=swept,
+            pushes_handled=pushes,
         )
 
     async def _forget_wakeups(self, job_ids: list[uuid.UUID]) -> None:

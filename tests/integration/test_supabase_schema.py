@@ -123,6 +123,13 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         # 0100: training photos
         "photo_sets",
         "training_photos",
+        # 0300: notifications
+        "notifications",
+        "notification_keys",
+        "notification_deliveries",
+        "push_tickets",
+        "notification_preferences",
+        "push_tokens",
     }
     assert public_tables(db) == expected == PUBLIC_TABLES
 

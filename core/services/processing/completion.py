@@ -9,7 +9,10 @@ import uuid
 from core.model.errors import InvalidInput
 from core.model.events import JobEvent, JobEventKind
 from core.model.jobs import FailureReason, Job, JobError
+from core.model.notifications import EventKind
 from core.services.credits import settle_hold
+from core.services.notifications import events
+from core.services.notifications.emit import ROWS_ONLY, Notifier
 from core.services.processing.failures import Failures
 from core.services.processing.outputs import OutputFiles, OutputHandler, OutputHandlers, Stored
 from ports.clock import Clock
@@ -33,12 +36,14 @@ class Completion:
         storage: MediaStorage,
         outputs: OutputHandlers,
         failures: Failures,
+        notifier: Notifier = ROWS_ONLY,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
         self.storage = storage
         self.outputs = outputs
         self.failures = failures
+        self.notifier = notifier
 
     async def succeed(self, job_id: uuid.UUID, gpu: GpuProvider, status: Completed) -> Job | None:
         """Store and record the outputs; a job that ended meanwhile keeps none of them.
@@ -98,5 +103,10 @@ class Completion:
                     job.id, job.user_id, JobEventKind.SUCCEEDED, "your result is ready", now
                 )
             )
+            # the outbox rows commit with the success (issue #18)
+            await self.notifier.tell(uow, events.job_ended(job, EventKind.JOB_SUCCEEDED), now)
+            balance = await uow.ledger.balance(job.user_id)
+            if balance < self.notifier.policy.low_balance_below:
+                await self.notifier.tell(uow, events.low_balance(job.user_id, balance, now), now)
             await uow.commit()
         return job, True

@@ -12,9 +12,12 @@ from collections.abc import Mapping
 
 from core.model.events import JobEvent, JobEventKind
 from core.model.jobs import FailureReason, Job, JobError
+from core.model.notifications import EventKind
 from core.model.queueing import QueuePolicy
 from core.model.routing import ProviderRouter
 from core.services.credits import release_hold
+from core.services.notifications import events
+from core.services.notifications.emit import ROWS_ONLY, Notifier
 from core.services.processing.leases import Finished, Leases
 from ports.clock import Clock
 from ports.gpu import GpuProvider
@@ -32,6 +35,7 @@ class Failures:
         router: ProviderRouter,
         providers: Mapping[str, GpuProvider],
         leases: Leases,
+        notifier: Notifier = ROWS_ONLY,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
@@ -39,6 +43,7 @@ class Failures:
         self.router = router
         self.providers = providers
         self.leases = leases
+        self.notifier = notifier
 
     async def fail(self, job_id: uuid.UUID, error: JobError) -> Job | None:
         """A failed attempt: retry later, dead-letter, or fail; the hold is released once.
@@ -72,6 +77,9 @@ class Failures:
                     if dead
                     else f"{error.message}; your credits were returned"
                 )
+                told = EventKind.JOB_DEAD_LETTERED if dead else EventKind.JOB_FAILED
+                # the outbox rows commit with the failure (issue #18)
+                await self.notifier.tell(uow, events.job_ended(job, told), now)
             await uow.job_events.add(JobEvent.new(job.id, job.user_id, event, message, now))
             await uow.commit()
         _log_failure(job, error, event)

@@ -29,6 +29,7 @@ from core.model.jobs import Job, JobError
 from core.model.pricing import Catalog
 from core.model.queueing import QueuePolicy
 from core.model.routing import ProviderRouter
+from core.services.notifications.emit import ROWS_ONLY, Notifier
 from core.services.processing.claiming import Claims
 from core.services.processing.completion import Completion
 from core.services.processing.failures import Failures
@@ -65,13 +66,16 @@ class JobProcessor:
         outputs: OutputHandlers | None = None,
         worker_id: str | None = None,
         poll_interval: float = 0.5,
+        notifier: Notifier = ROWS_ONLY,
     ) -> None:
         providers = dict(gpu) if isinstance(gpu, Mapping) else {gpu.name: gpu}
         router = router or ProviderRouter({}, default=list(providers))
         self.policy = policy or QueuePolicy()
         self.worker_id = worker_id or f"worker-{new_id().hex[:12]}"
         leases = Leases(uow_factory, clock, self.policy, self.worker_id)
-        self._failures = Failures(uow_factory, clock, self.policy, router, providers, leases)
+        self._failures = Failures(
+            uow_factory, clock, self.policy, router, providers, leases, notifier
+        )
         self._claims = Claims(uow_factory, clock, self.policy, router, leases)
         self._run = ProviderRun(
             providers=providers,
@@ -88,6 +92,7 @@ class JobProcessor:
                 storage,
                 media_outputs(clock, captioner) if outputs is None else outputs,
                 self._failures,
+                notifier,
             ),
             poll_interval=poll_interval,
         )

@@ -21,6 +21,8 @@ from core.model.purchases.store_events import (
 from core.services.credits import (
     add_credits,
 )
+from core.services.notifications import events
+from core.services.notifications.emit import ROWS_ONLY
 from core.services.purchases.acknowledgements import Acknowledger, acknowledge_delivered
 from core.services.purchases.outcomes import PurchaseOutcome
 from core.services.purchases.subscriptions import (
@@ -139,6 +141,9 @@ async def _record_pack(
         idempotency_key=f"purchase:{event.store}:{event.transaction_id}",
         now=now,
     )
+    # told in the grant's transaction (issue #18); delivered by the next outbox pass
+    told = events.credits_granted(user_id, credits, "purchase", entry.id, product.id)
+    await ROWS_ONLY.tell(uow, told, now)
     await uow.purchases.add_transaction(
         StoreTransaction(
             store=event.store,

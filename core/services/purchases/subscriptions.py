@@ -28,6 +28,8 @@ from core.model.purchases.store_events import (
 from core.services.credits import (
     add_credits,
 )
+from core.services.notifications import events
+from core.services.notifications.emit import ROWS_ONLY
 from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 #: what a refunded or revoked payment makes of the period it paid for
@@ -170,6 +172,11 @@ async def _grant_due_month(
                 expires_at=end,
             )
             assert entry.lot_id is not None
+            # told in the grant's transaction (issue #18)
+            told = events.credits_granted(
+                entitlement.user_id, product.credits, "allowance", entry.id, product.id
+            )
+            await ROWS_ONLY.tell(uow, told, now)
             await uow.purchases.add_grant(
                 AllowanceGrant(
                     store=store,
