@@ -1,0 +1,16 @@
+"""Realtime fan-out (ports/realtime.py) and this process's WebSocket feeds: in one
+process (the embedded default) or across processes on Redis streams."""
+
+from adapters.realtime.hub import Dropped, Ended, Event, RealtimeHub, Subscription
+from adapters.realtime.memory import InProcessRealtime
+from adapters.realtime.redis import RedisRealtime
+
+__all__ = [
+    "Dropped",
+    "Ended",
+    "Event",
+    "InProcessRealtime",
+    "RealtimeHub",
+    "RedisRealtime",
+    "Subscription",
+]
