@@ -16,6 +16,7 @@ from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.ai import SuffixPromptEnhancer
 from adapters.openrouter import OpenRouterClient
+from adapters.realtime import InProcessRealtime, RealtimeHub, RedisRealtime
 from adapters.limits import memory_counter, redis_counter
 from adapters.redis import RedisStreamInspector
 from adapters.supabase.auth import SupabaseJwtVerifier
@@ -119,6 +120,16 @@ def _rate_counter(redis: Redis | None) -> RateCounter:
     return redis_counter(redis) if redis is not None else memory_counter()
 
 
+def _realtime(redis: Redis | None, settings: Settings) -> RealtimeHub:
+    # across processes through Redis streams; in this process in the embedded default
+    rt = settings.realtime
+    if redis is not None:
+        return RedisRealtime(
+            redis, queue_limit=rt.queue, history=rt.history, history_ttl=rt.history_ttl
+        )
+    return InProcessRealtime(queue_limit=rt.queue, history=rt.history, history_ttl=rt.history_ttl)
+
+
 def _stream_inspector(redis: Redis | None) -> QueueInspector | None:
     return RedisStreamInspector(redis) if redis is not None else None
 
@@ -133,6 +144,8 @@ class AppContainer(containers.DeclarativeContainer):
     redis: providers.Object[Redis | None] = providers.Object(None)
     queue_inspector = providers.Singleton(_stream_inspector, redis)
     rate_counter = providers.Singleton(_rate_counter, redis)
+    # the realtime port (publishing) and this process's WebSocket feeds, one object
+    realtime = providers.Singleton(_realtime, redis, settings)
 
     clock = providers.Singleton(SystemClock)
     catalog = providers.Object(DEFAULT_CATALOG)

@@ -140,6 +140,10 @@ async def _opened(
                     await close()
                 except Exception:
                     log.exception("closing %s failed", type(thing).__name__)
+        try:
+            await container.realtime().aclose()  # sends what is still queued
+        except Exception:
+            log.exception("closing realtime failed")
         if broker is not None:
             await broker.shutdown()
         if redis is not None:

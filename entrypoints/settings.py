@@ -12,6 +12,7 @@ from adapters.gpu_runpod.provider import parse_endpoints
 from core.model.pricing import ModelKind
 from entrypoints.iap_settings import AppleSettings, GoogleSettings, apple_from_env, google_from_env
 from entrypoints.limits_settings import RateSettings, rate_settings_from_env
+from entrypoints.realtime_settings import RealtimeSettings, realtime_settings_from_env
 from entrypoints.training_settings import PhotoSettings, photo_settings_from_env
 
 
@@ -43,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     google: GoogleSettings = msgspec.field(default_factory=GoogleSettings)  # GOOGLE_*
     photos: PhotoSettings = msgspec.field(default_factory=PhotoSettings)  # GENSTUDIO_PHOTO_*
     rate: RateSettings = msgspec.field(default_factory=RateSettings)  # GENSTUDIO_RATE_*
+    # GENSTUDIO_REALTIME_*
+    realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
     supabase_url: str | None = None  # with the service key: media in Supabase Storage
     supabase_service_key: str | None = None
     supabase_storage_bucket: str = "media"
@@ -141,6 +144,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             google=google_from_env(e),
             photos=photo_settings_from_env(e),
             rate=rate_settings_from_env(e),
+            realtime=realtime_settings_from_env(e),
             supabase_url=opt("SUPABASE_URL"),
             supabase_service_key=opt("SUPABASE_SERVICE_KEY") or opt("SUPABASE_SERVICE_ROLE_KEY"),
             supabase_storage_bucket=opt("SUPABASE_STORAGE_BUCKET") or "media",

@@ -25,6 +25,7 @@ from entrypoints.http.media.controller import media
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.purchases.controller import PurchasesController
 from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
+from entrypoints.http.realtime.controller import realtime
 from entrypoints.http.training.controller import TrainingPhotosController
 from entrypoints.runtime import Runtime, open_runtime
 from entrypoints.settings import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             ready,
             media,
             PurchasesController,
+            realtime,
             TrainingPhotosController,
             apple_webhook,
             google_webhook,

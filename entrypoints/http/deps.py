@@ -21,6 +21,7 @@ from litestar.params import SkipValidation
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.realtime import RealtimeHub
 from core.model.errors import Unauthorized
 from core.model.pricing import Catalog
 from core.model.purchases.products import ProductCatalog
@@ -142,6 +143,11 @@ def provide_engine(state: State) -> AsyncEngine:
     return provided
 
 
+def provide_realtime_hub(state: State) -> RealtimeHub:
+    provided: RealtimeHub = _container(state).realtime()
+    return provided
+
+
 def provide_redis(state: State) -> Redis | None:
     provided: Redis | None = _container(state).redis()
     return provided
@@ -194,6 +200,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "queue_inspector": _sync(provide_queue_inspector),
     "engine": _sync(provide_engine),
     "redis": _sync(provide_redis),
+    "realtime_hub": _sync(provide_realtime_hub),
 }
 
 #: handler parameter types: a parameter's name is its key in ``DEPENDENCIES``. Ports
@@ -219,4 +226,5 @@ RouterDep = NamedDependency[SkipValidation[ProviderRouter]]
 QueueInspectorDep = NamedDependency[SkipValidation[QueueInspector | None]]
 EngineDep = NamedDependency[SkipValidation[AsyncEngine]]
 RedisDep = NamedDependency[SkipValidation[Redis | None]]
+RealtimeHubDep = NamedDependency[SkipValidation[RealtimeHub]]
 PhotoSetsDep = NamedDependency[SkipValidation[PhotoSets]]
