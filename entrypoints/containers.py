@@ -15,6 +15,7 @@ from adapters.gpu_local import LocalGpuProvider
 from adapters.imaging import PillowImageInspector
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.ai import SuffixPromptEnhancer
+from adapters.notification_texts import TemplateTexts
 from adapters.openrouter import OpenRouterClient
 from adapters.realtime import InProcessRealtime, RealtimeHub, RedisRealtime
 from adapters.limits import memory_counter, redis_counter
@@ -26,10 +27,14 @@ from adapters.system import SystemClock
 from adapters.vision import OpenCvPhotoAnalyser
 from core.model.pricing import DEFAULT_CATALOG
 from core.services.processing.processor import JobProcessor
+from core.services.notifications.delivery import PushDelivery
+from core.services.notifications.emit import Notifier
+from core.services.notifications.settings import NotificationSettings
 from core.services.reconcile import Reconciler
 from core.services.training.photos import PhotoSets
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
+from entrypoints.notifications import DeliveryKicker, push_sender
 from entrypoints.settings import Settings
 from ports.auth import AuthVerifier
 from ports.limits import RateCounter
@@ -168,6 +173,27 @@ class AppContainer(containers.DeclarativeContainer):
     router = providers.Singleton(build_router, settings, gpus)
     policy = providers.Singleton(build_policy, settings)
 
+    # notifications (issue #18): the outbox is written by the use cases; this process
+    # delivers it right after a commit (the kicker) and on every reconciler pass
+    notification_texts = providers.Singleton(TemplateTexts)
+    push_sender = providers.Singleton(push_sender, settings)
+    push_delivery = providers.Singleton(
+        PushDelivery,
+        uow_factory=uow_factory,
+        sender=push_sender,
+        texts=notification_texts,
+        clock=clock,
+    )
+    delivery_kicker = providers.Singleton(DeliveryKicker, push_delivery)
+    notifier = providers.Singleton(
+        Notifier,
+        realtime=realtime,
+        kick=providers.Callable(lambda k: k.kick, delivery_kicker),
+    )
+    notification_settings = providers.Singleton(
+        NotificationSettings, uow_factory=uow_factory, clock=clock
+    )
+
     processor = providers.Singleton(
         JobProcessor,
         uow_factory=uow_factory,
@@ -179,6 +205,7 @@ class AppContainer(containers.DeclarativeContainer):
         policy=policy,
         captioner=ai.captioner,
         poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
+        notifier=notifier,
     )
     # training photos (issue #16): checked in this process, on its CPUs
     photo_analyser = providers.Singleton(
@@ -204,4 +231,5 @@ class AppContainer(containers.DeclarativeContainer):
         providers=gpus,
         router=router,
         storage=storage,
+        notifications=push_delivery,
     )

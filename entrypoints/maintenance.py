@@ -29,6 +29,8 @@ async def store_maintenance(container: AppContainer) -> None:
         acknowledged = await acknowledge_pending(
             container.uow_factory(), google, store=Store.GOOGLE, now=now
         )
+    # Expo's receipts (issue #18): DeviceNotRegistered deactivates the token
+    await container.push_delivery().check_receipts()
     if granted or acknowledged:
         log.info(
             "store maintenance", extra={"credits_granted": granted, "acknowledged": acknowledged}

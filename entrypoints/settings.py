@@ -51,6 +51,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     supabase_storage_bucket: str = "media"
     openrouter_api_key: str | None = None  # captions and prompt enhancement via OpenRouter
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    # push (issue #18): Expo only when EXPO_PUSH_ENABLED=1 or EXPO_ACCESS_TOKEN is set;
+    # otherwise the in-app inbox is the only channel (push deliveries are skipped)
+    expo_enabled: bool = False
+    expo_access_token: str | None = None
+    expo_base_url: str = "https://exp.host"
     openrouter_caption_model: str = "openai/gpt-4o-mini"
     openrouter_enhance_model: str = "openai/gpt-4o-mini"
     openrouter_timeout: float = 10.0
@@ -150,6 +155,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             supabase_storage_bucket=opt("SUPABASE_STORAGE_BUCKET") or "media",
             openrouter_api_key=opt("OPENROUTER_API_KEY"),
             openrouter_base_url=opt("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1",
+            expo_enabled=bool(opt("EXPO_ACCESS_TOKEN"))
+            or (opt("EXPO_PUSH_ENABLED") or "").lower() in ("1", "true", "yes"),
+            expo_access_token=opt("EXPO_ACCESS_TOKEN"),
+            expo_base_url=opt("EXPO_BASE_URL") or "https://exp.host",
             openrouter_caption_model=opt("OPENROUTER_CAPTION_MODEL") or "openai/gpt-4o-mini",
             openrouter_enhance_model=opt("OPENROUTER_ENHANCE_MODEL") or "openai/gpt-4o-mini",
             openrouter_timeout=number("OPENROUTER_TIMEOUT", 10.0),

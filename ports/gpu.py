@@ -55,13 +55,16 @@ class GpuRequest(msgspec.Struct, frozen=True, kw_only=True):
 class OutputRole(enum.StrEnum):
     RESULT = "result"  # an image, an edited image or a video: becomes a media row
     POSTER = "poster"  # a video's poster frame (PNG): becomes that video's thumbnail
+    WEIGHTS = "weights"  # a training's LoRA (.safetensors): becomes a trained model
 
 
 class ProviderOutput(msgspec.Struct, frozen=True, kw_only=True):
     """One output file: inline bytes, or a URL the adapter fetches.
 
     A video job completes with its MP4 (``video/mp4``, role result) and a poster
-    frame (``image/png``, role poster): the n-th poster belongs to the n-th video.
+    frame (``image/png``, role poster): the n-th poster belongs to the n-th video. A
+    training job completes with its LoRA weights (role weights) and sample images
+    (``image/png``, role result).
     """
 
     content_type: str

@@ -13,7 +13,8 @@ from ports.repositories.media import MediaRepository, UploadRepository
 from ports.repositories.notifications import NotificationRepository, PushTokenRepository
 from ports.repositories.profiles import ProfileRepository
 from ports.repositories.purchases import PurchaseRepository
-from ports.repositories.training import PhotoSetRepository
+from ports.repositories.social import SocialRepository
+from ports.repositories.training import PhotoSetRepository, TrainedModelRepository
 
 #: work to do once a transaction committed: wake a job's worker, and later notify,
 #: publish realtime, track analytics
@@ -49,10 +50,16 @@ class UnitOfWork(Protocol):
     def photo_sets(self) -> PhotoSetRepository: ...
 
     @property
+    def trained_models(self) -> TrainedModelRepository: ...
+
+    @property
     def notifications(self) -> NotificationRepository: ...
 
     @property
     def push_tokens(self) -> PushTokenRepository: ...
+
+    @property
+    def social(self) -> SocialRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -14,6 +14,8 @@ from adapters.gpu_http.contract import (
     decode_images,
     decode_outputs,
     fetch_output,
+    output_cap,
+    progress_of,
     worker_input,
 )
 
@@ -27,5 +29,7 @@ __all__ = [
     "decode_images",
     "decode_outputs",
     "fetch_output",
+    "output_cap",
+    "progress_of",
     "worker_input",
 ]

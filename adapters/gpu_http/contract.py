@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from core.model.job_params import EditParams, ImageParams
+from core.model.job_params import EditParams, ImageParams, TrainingParams
 from core.model.jobs import FailureReason, JobError
 from ports.gpu import GpuRequest, OutputRole, ProviderOutput, ProviderUnavailable
 
@@ -53,14 +53,27 @@ def worker_input(request: GpuRequest, *, name: str) -> dict[str, Any]:
     if missing:
         raise ProviderUnavailable(f"{name}: the job's {missing[0]} upload has no URL")
 
-    if isinstance(p, ImageParams):
+    if isinstance(p, TrainingParams):
         body: dict[str, Any] = {
+            "kind": "training",
+            "seed": p.seed,
+            "model": request.provider_model,
+            "job_id": str(request.job_id),
+            "steps": p.steps,
+            "trigger_word": p.trigger_word,
+            "base_model": p.base_model,
+            "sample_prompt": p.prompt,
+        }
+    elif isinstance(p, ImageParams):
+        body = {
             "kind": "image",
             **common,
             "width": p.width,
             "height": p.height,
             "num_outputs": p.count,
         }
+        if p.lora_key is not None:  # the weights travel as the ``lora`` input
+            body["lora_scale"] = p.lora_scale
     elif isinstance(p, EditParams):
         body = {
             "kind": "edit",
@@ -97,7 +110,10 @@ LEGACY_URL_FIELDS = ("image", "mask", "first_frame", "last_frame")
 
 def decode_outputs(output: object) -> tuple[ProviderOutput, ...] | JobError:
     """Image and edit jobs answer ``{"images": [...]}``; video jobs
-    ``{"videos": [...], "posters": [...]}`` (the n-th poster is the n-th video's)."""
+    ``{"videos": [...], "posters": [...]}`` (the n-th poster is the n-th video's);
+    training jobs ``{"weights": {...}, "samples": [...]}``."""
+    if isinstance(output, dict) and "weights" in output:
+        return _decode_training(output)
     if isinstance(output, dict) and isinstance(output.get("videos"), list):
         videos = _decode_files(
             output["videos"], "video", VIDEO_CONTENT_TYPES, OutputRole.RESULT, "video/mp4"
@@ -118,6 +134,48 @@ def decode_outputs(output: object) -> tuple[ProviderOutput, ...] | JobError:
 
 
 VIDEO_CONTENT_TYPES = frozenset({"video/mp4"})
+WEIGHTS_CONTENT_TYPES = frozenset({"application/octet-stream", "application/x-safetensors"})
+#: a LoRA's weights may be far larger than an image: their own download cap
+MAX_WEIGHTS_BYTES = 1024 * 1024 * 1024
+
+
+def _decode_training(output: dict[str, Any]) -> tuple[ProviderOutput, ...] | JobError:
+    """One weights file (``.safetensors``, best by URL) and at least one sample image."""
+    weights = _decode_files(
+        [output["weights"]],
+        "weights",
+        WEIGHTS_CONTENT_TYPES,
+        OutputRole.WEIGHTS,
+        "application/octet-stream",
+        max_bytes=MAX_WEIGHTS_BYTES,
+    )
+    if isinstance(weights, JobError):
+        return weights
+    samples = output.get("samples")
+    if not isinstance(samples, list) or not samples:
+        return _broken("the training output has no sample images")
+    images = _decode_files(samples, "sample", ALLOWED_CONTENT_TYPES, OutputRole.RESULT)
+    if isinstance(images, JobError):
+        return images
+    return (*weights, *images)
+
+
+def progress_of(body: object) -> int:
+    """A running job's progress, 0-99: ``{"progress": 0-100}``, or a training's
+    ``{"step": n, "total": m}``; anything else is 0."""
+    if not isinstance(body, dict):
+        return 0
+    step, total = _number(body.get("step")), _number(body.get("total"))
+    if step is not None and total is not None and total > 0:
+        return max(0, min(99, int(100 * step / total)))
+    value = _number(body.get("progress"))
+    return 0 if value is None else max(0, min(99, int(value)))
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def _decode_files(
@@ -126,6 +184,8 @@ def _decode_files(
     allowed: frozenset[str],
     role: OutputRole,
     default: str = "image/png",
+    *,
+    max_bytes: int = MAX_OUTPUT_BYTES,
 ) -> tuple[ProviderOutput, ...] | JobError:
     files: list[ProviderOutput] = []
     for index, item in enumerate(items):
@@ -142,8 +202,8 @@ def _decode_files(
                 data = base64.b64decode(b64, validate=True)
             except (binascii.Error, ValueError):
                 return _broken(f"{what} {index} is not valid base64")
-            if len(data) > MAX_OUTPUT_BYTES:
-                return _broken(f"{what} {index} is larger than {MAX_OUTPUT_BYTES} bytes")
+            if len(data) > max_bytes:
+                return _broken(f"{what} {index} is larger than {max_bytes} bytes")
             files.append(ProviderOutput(content_type=content_type, data=data, role=role))
         elif isinstance(url, str) and url.startswith(("https://", "http://")):
             files.append(ProviderOutput(content_type=content_type, url=url, role=role))
@@ -242,3 +302,8 @@ def _broken(why: str) -> JobError:
     return JobError(
         FailureReason.INFRASTRUCTURE, f"the provider's output breaks the contract: {why}"
     )
+
+
+def output_cap(output: ProviderOutput, configured: int) -> int:
+    """The download cap of one output: the configured one, or the weights' own."""
+    return max(configured, MAX_WEIGHTS_BYTES) if output.role is OutputRole.WEIGHTS else configured

@@ -15,8 +15,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from adapters.gpu_local.renderer import render_edit, render_png
+from adapters.gpu_local.trainer import train_lora
 from adapters.gpu_local.video import render_video
-from core.model.job_params import EditParams, ImageParams, JobParams, VideoParams
+from core.model.job_params import EditParams, ImageParams, JobParams, TrainingParams, VideoParams
 from core.model.jobs import FailureReason, JobError
 from core.model.routing import ProviderHealth
 from ports.gpu import (
@@ -44,6 +45,8 @@ def _units(params: JobParams) -> int:
         return max(params.count, 1)
     if isinstance(params, VideoParams):
         return max(params.frames, 1)
+    if isinstance(params, TrainingParams):
+        return max(params.steps, 1)
     return 1
 
 
@@ -51,6 +54,7 @@ def _units(params: JobParams) -> int:
 class _Job:
     params: JobParams
     inputs: dict[str, bytes] = field(default_factory=dict)
+    photos: list[bytes] = field(default_factory=list)  # a training's, in order
     task: asyncio.Task[None] | None = None
     started: bool = False
     started_at: float | None = None
@@ -113,6 +117,7 @@ class LocalGpuProvider:
             if given.data is not None:
                 inline.setdefault(given.name, given.data)
         job = _Job(params=params, inputs=inline)
+        job.photos = [i.data for i in request.inputs if i.name == "photo" and i.data is not None]
         self._jobs[provider_job_id] = job
         missing = sorted({i.name for i in params.inputs()} - set(inline))
         if missing:  # this provider reads inputs inline only (it sets inline_inputs)
@@ -191,6 +196,8 @@ class LocalGpuProvider:
                 job.started, job.started_at = True, time.monotonic()
                 if isinstance(job.params, ImageParams):
                     outputs = await self._images(job, job.params)
+                elif isinstance(job.params, TrainingParams):
+                    outputs = await self._train(job, job.params)
                 else:
                     began = time.monotonic()
                     if isinstance(job.params, EditParams):
@@ -267,6 +274,35 @@ class LocalGpuProvider:
         return (
             ProviderOutput(content_type="video/mp4", data=mp4),
             ProviderOutput(content_type="image/png", data=poster, role=OutputRole.POSTER),
+        )
+
+    async def _train(self, job: _Job, p: TrainingParams) -> tuple[ProviderOutput, ...]:
+        """Train for real, in miniature (``trainer.train_lora``), in a thread; the steps
+        are paced over ``min_seconds`` so that progress can be watched rising."""
+        per_step = self.min_seconds / max(p.steps, 1)
+        began = time.monotonic()
+
+        def on_step(done: int) -> None:
+            job.done = done
+            if job.stop:
+                raise _Stop
+            ahead = began + done * per_step - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)  # in the training thread, never on the event loop
+
+        weights, sample, _ = await asyncio.to_thread(
+            train_lora,
+            job.photos,
+            steps=p.steps,
+            trigger_word=p.trigger_word,
+            seed=p.seed,
+            on_step=on_step,
+        )
+        return (
+            ProviderOutput(
+                content_type="application/octet-stream", data=weights, role=OutputRole.WEIGHTS
+            ),
+            ProviderOutput(content_type="image/png", data=sample),
         )
 
     def _progress(self, job: _Job) -> int:

@@ -30,6 +30,8 @@ from adapters.gpu_http import (
     classify_failure,
     decode_outputs,
     fetch_output,
+    output_cap,
+    progress_of,
     worker_input,
 )
 from core.model.jobs import FailureReason, JobError
@@ -123,7 +125,7 @@ class ModalProvider:
             return Failed(EXPIRED_JOB)
         if code == 202:
             body = self._json(response) if response.content else {}
-            return Pending(progress=_progress(body.get("progress")), started=_started(body))
+            return Pending(progress=progress_of(body), started=_started(body))
         if code != 200:
             raise ProviderUnavailable(
                 f"{self.name}: result answered HTTP {code}: {response.text[:200]}"
@@ -138,7 +140,7 @@ class ModalProvider:
         if status == "cancelled":
             return Cancelled()
         if status == "pending":  # a 200 that says pending: take it at its word
-            return Pending(progress=_progress(body.get("progress")), started=_started(body))
+            return Pending(progress=progress_of(body), started=_started(body))
         return Failed(JobError(FailureReason.INFRASTRUCTURE, f"unknown Modal status {status!r}"))
 
     async def cancel(self, provider_job_id: str) -> None:
@@ -156,7 +158,7 @@ class ModalProvider:
             output,
             name=self.name,
             time_limit=self.timeout,
-            max_bytes=self.max_output_bytes,
+            max_bytes=output_cap(output, self.max_output_bytes),
         )
 
     async def health(self) -> ProviderHealth:
@@ -201,14 +203,8 @@ class ModalProvider:
         return body
 
 
-def _progress(value: object) -> int:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(0, min(99, int(value)))
-    return 0
-
-
 def _started(body: dict[str, Any]) -> bool:
-    return body.get("started") is True or _progress(body.get("progress")) > 0
+    return body.get("started") is True or progress_of(body) > 0
 
 
 def _count(value: object) -> int:

@@ -30,6 +30,8 @@ from adapters.gpu_http import (
     classify_failure,
     decode_outputs,
     fetch_output,
+    output_cap,
+    progress_of,
     worker_input,
 )
 from core.model.jobs import FailureReason, JobError
@@ -176,7 +178,7 @@ class RunpodProvider:
             output,
             name=self.name,
             time_limit=self.timeout,
-            max_bytes=self.max_output_bytes,
+            max_bytes=output_cap(output, self.max_output_bytes),
         )
 
     async def health(self) -> ProviderHealth:
@@ -278,11 +280,9 @@ def status_of(body: Mapping[str, Any]) -> ProviderStatus:
 
 
 def _progress(output: object) -> int:
-    """``runpod.serverless.progress_update(job, {"progress": n})`` shows up as output."""
-    value = output.get("progress") if isinstance(output, dict) else None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(0, min(99, int(value)))
-    return 0
+    """``runpod.serverless.progress_update(job, {"progress": n})`` (or a training's
+    ``{"step": n, "total": m}``) shows up as output."""
+    return progress_of(output)
 
 
 def _count(section: Mapping[str, Any], key: str) -> int:

@@ -22,6 +22,7 @@ from core.model.notifications import (
 )
 from core.model.profiles import Profile
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
+from core.model.training.models import TrainedModel
 from core.model.training.photos import Photo, PhotoSet
 
 
@@ -44,6 +45,7 @@ class _Data:
     # --- training (issue #16) ---
     photo_sets: dict[uuid.UUID, PhotoSet] = field(default_factory=dict)
     photos: dict[uuid.UUID, Photo] = field(default_factory=dict)
+    trained_models: dict[uuid.UUID, TrainedModel] = field(default_factory=dict)
     # --- notifications (issue #18) ---
     notifications: dict[uuid.UUID, Notification] = field(default_factory=dict)
     notification_keys: dict[tuple[uuid.UUID, str], uuid.UUID] = field(default_factory=dict)

@@ -15,7 +15,8 @@ from adapters.memory.repositories.media import InMemoryMedia, InMemoryUploads
 from adapters.memory.repositories.notifications import InMemoryNotifications, InMemoryPushTokens
 from adapters.memory.repositories.profiles import InMemoryProfiles
 from adapters.memory.repositories.purchases import InMemoryPurchases
-from adapters.memory.repositories.training import InMemoryPhotoSets
+from adapters.memory.repositories.social import InMemorySocial
+from adapters.memory.repositories.training import InMemoryPhotoSets, InMemoryTrainedModels
 from adapters.memory.store import InMemoryStore, _Data
 from ports.unit_of_work import Effect
 
@@ -37,8 +38,10 @@ class InMemoryUnitOfWork:
         self.purchases = InMemoryPurchases(self)
         self.uploads = InMemoryUploads(self)
         self.photo_sets = InMemoryPhotoSets(self)
+        self.trained_models = InMemoryTrainedModels(self)
         self.notifications = InMemoryNotifications(self)
         self.push_tokens = InMemoryPushTokens(self)
+        self.social = InMemorySocial(self)
 
     def view(self) -> _Data:
         if self._work is None:

@@ -369,3 +369,40 @@ push_tokens = Table(
     _ts("created_at"),
     _ts("updated_at"),
 )
+
+
+# --- 0110: trained models (issue #16, training jobs) ------------------------------------
+
+trained_models = Table(
+    "trained_models",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("trigger_word", Text, nullable=False),
+    Column("base_model", Text, nullable=False),
+    Column("weights_key", Text, nullable=False),
+    Column("weights_bytes", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("thumbnail_key", Text),
+    Column("photo_set_id", Uuid, ForeignKey("photo_sets.id")),
+    Column("job_id", Uuid, ForeignKey("jobs.id")),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+
+# --- 0400: trust and safety (issue #19) --------------------------------------------------
+
+#: refund news about a transaction nobody had claimed yet: a later claim is refused
+early_revocations = Table(
+    "early_revocations",
+    metadata,
+    Column("store", Text, primary_key=True),
+    Column("transaction_id", Text, primary_key=True),
+    Column("original_transaction_id", Text),
+    Column("reason", Text, nullable=False),
+    Column("reversed", Boolean, nullable=False),
+    _ts("occurred_at"),
+    _ts("recorded_at"),
+)

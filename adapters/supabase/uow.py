@@ -21,7 +21,7 @@ from adapters.supabase.repositories.media import SqlMedia, SqlUploads
 from adapters.supabase.repositories.notifications import SqlNotifications, SqlPushTokens
 from adapters.supabase.repositories.profiles import SqlProfiles
 from adapters.supabase.repositories.purchases import SqlPurchases
-from adapters.supabase.repositories.training import SqlPhotoSets
+from adapters.supabase.repositories.training import SqlPhotoSets, SqlTrainedModels
 from ports.unit_of_work import Effect
 
 
@@ -39,6 +39,7 @@ class SqlUnitOfWork:
     purchases: SqlPurchases
     uploads: SqlUploads
     photo_sets: SqlPhotoSets
+    trained_models: SqlTrainedModels
     notifications: SqlNotifications
     push_tokens: SqlPushTokens
 
@@ -72,6 +73,7 @@ class SqlUnitOfWork:
         self.photo_sets = SqlPhotoSets(sql)
         self.notifications = SqlNotifications(sql)
         self.push_tokens = SqlPushTokens(sql)
+        self.trained_models = SqlTrainedModels(sql)
         return self
 
     def _entered(self) -> PoolProxiedConnection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import uuid
 
 import msgspec
 
@@ -17,6 +18,10 @@ MIN_SIDE, MAX_SIDE = 64, 2048
 RESOLUTIONS: dict[str, tuple[int, int]] = {"480p": (854, 480), "720p": (1280, 720)}
 MIN_SECONDS, MAX_SECONDS = 1, 10
 MIN_FPS, MAX_FPS = 8, 30
+#: how strongly a user's own model is applied (0: not at all; 1: as trained)
+MIN_LORA_SCALE, MAX_LORA_SCALE = 0.0, 2.0
+#: the content type LoRA weights are stored and sent as
+SAFETENSORS = "application/octet-stream"
 
 
 class JobInput(msgspec.Struct, frozen=True):
@@ -39,6 +44,11 @@ class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
     seed: int | None = None
     negative_prompt: str = ""
     original_prompt: str | None = None  # the user's words, when ``prompt`` was enhanced
+    # the user's own trained model (issue #16): its id, and its weights' storage key
+    # (resolved from the id, once the owner was checked), applied at ``lora_scale``
+    lora_id: uuid.UUID | None = None
+    lora_key: str | None = None
+    lora_scale: float = 1.0
 
     def validate(self, *, max_count: int, max_width: int, max_height: int) -> None:
         check_text(self.prompt, self.negative_prompt)
@@ -56,10 +66,18 @@ class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
             raise InvalidInput(f"count must be between 1 and {max_count}", field="count")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise InvalidInput("seed must be between 0 and 2^63-1", field="seed")
+        if not MIN_LORA_SCALE <= self.lora_scale <= MAX_LORA_SCALE:
+            raise InvalidInput(
+                f"loraScale must be between {MIN_LORA_SCALE:g} and {MAX_LORA_SCALE:g}",
+                field="lora_scale",
+            )
 
     def inputs(self) -> tuple[JobInput, ...]:
-        """The uploads the job reads, in order: none for text-to-image."""
-        return ()
+        """The files the job reads, in order: none for text-to-image, the weights of
+        the user's own model (``lora``) when one is applied."""
+        if self.lora_key is None:
+            return ()
+        return (JobInput("lora", self.lora_key, SAFETENSORS),)
 
 
 #: C0 control characters but tab, newline and carriage return, and DEL: nothing a person
@@ -198,4 +216,70 @@ class VideoParams(msgspec.Struct, frozen=True, kw_only=True, tag="video"):
         return tuple(JobInput(name, key) for name, key in keys if key is not None)
 
 
-JobParams = ImageParams | EditParams | VideoParams
+#: a trigger word: what a prompt says to bring in the trained person ("ohwx", "zk_anna")
+_TRIGGER = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,31}")
+MAX_MODEL_NAME = 100
+
+
+class TrainingParams(msgspec.Struct, frozen=True, kw_only=True, tag="training"):
+    """A personal LoRA trained from the accepted photos of one photo set (issue #16).
+
+    ``photo_keys`` are the storage keys of the set's accepted photos when the job was
+    submitted, in upload order: the job trains on exactly those, whatever the set
+    becomes (the set cannot lose photos while the job runs). ``base_model`` is the
+    catalog's image model the LoRA is made for; generating with it later uses that
+    model. ``name`` names the model the job makes.
+    """
+
+    photo_set_id: uuid.UUID
+    photo_keys: tuple[str, ...]
+    steps: int
+    trigger_word: str
+    base_model: str
+    name: str
+    seed: int | None = None
+
+    @property
+    def prompt(self) -> str:
+        """What the sample images show (they are recorded with it)."""
+        return f"a photo of {self.trigger_word}"
+
+    @property
+    def negative_prompt(self) -> str:
+        return ""
+
+    def validate(
+        self, *, allowed_steps: tuple[int, ...], base_models: tuple[str, ...], min_photos: int
+    ) -> None:
+        """Raises InvalidInput naming the field at fault (``photoSetId`` with the
+        count of accepted photos when there are too few)."""
+        if self.steps not in allowed_steps:
+            offered = ", ".join(str(s) for s in allowed_steps)
+            raise InvalidInput(f"steps must be one of {offered}", field="steps")
+        if not _TRIGGER.fullmatch(self.trigger_word):
+            raise InvalidInput(
+                "the trigger word is 2-32 letters, digits, '_' or '-', starting with a letter",
+                field="trigger_word",
+            )
+        if self.base_model not in base_models:
+            raise InvalidInput(
+                f"base_model must be one of {', '.join(base_models)}", field="base_model"
+            )
+        if not self.name.strip() or len(self.name) > MAX_MODEL_NAME or _CONTROL.search(self.name):
+            raise InvalidInput(
+                f"the name is 1-{MAX_MODEL_NAME} characters, not blank", field="name"
+            )
+        _check_seed(self.seed)
+        if len(self.photo_keys) < min_photos:
+            raise InvalidInput(
+                f"the photo set has {len(self.photo_keys)} accepted photos; training needs "
+                f"at least {min_photos}",
+                field="photo_set_id",
+            )
+
+    def inputs(self) -> tuple[JobInput, ...]:
+        """Every photo, named ``photo``, in upload order."""
+        return tuple(JobInput("photo", key, "image/jpeg") for key in self.photo_keys)
+
+
+JobParams = ImageParams | EditParams | VideoParams | TrainingParams

@@ -47,9 +47,10 @@ class PerSecondPrice(msgspec.Struct, frozen=True, tag="per_second"):
 
 
 class PerStepPrice(msgspec.Struct, frozen=True, tag="per_step"):
-    """Training: credits per hundred steps."""
+    """Training: credits per hundred steps, for the step counts offered (``steps``)."""
 
     per_hundred_steps: int
+    steps: tuple[int, ...] = (500, 1000, 1500, 2000)
 
     def for_steps(self, steps: int) -> int:
         return math.ceil(steps / 100) * self.per_hundred_steps
@@ -68,6 +69,8 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_height: int = 2048
     max_count: int = 4
     description: str = ""
+    #: a training model: the image models the LoRAs it makes are for (issue #16)
+    bases: tuple[str, ...] = ()
 
 
 class Catalog:
@@ -108,6 +111,21 @@ class Catalog:
         if not isinstance(spec.price, PerSecondPrice):
             raise InvalidInput(f"{model_id} is not priced per second", field="model")
         return spec.price.for_video(seconds, resolution)
+
+    def training_price(self, model_id: str, steps: int) -> int:
+        """A training of ``steps`` steps (one of the offered counts, else InvalidInput
+        naming ``steps``)."""
+        rule = self.step_rule(model_id)
+        if steps not in rule.steps:
+            offered = ", ".join(str(s) for s in rule.steps)
+            raise InvalidInput(f"steps must be one of {offered}", field="steps")
+        return rule.for_steps(steps)
+
+    def step_rule(self, model_id: str) -> PerStepPrice:
+        spec = self.get(model_id, ModelKind.TRAINING)
+        if not isinstance(spec.price, PerStepPrice):
+            raise InvalidInput(f"{model_id} is not priced per step", field="model")
+        return spec.price
 
     def video_resolutions(self, model_id: str) -> frozenset[str]:
         spec = self.get(model_id, ModelKind.VIDEO)
@@ -161,7 +179,8 @@ DEFAULT_CATALOG = Catalog(
             provider_model="ostris/flux-lora-trainer",
             price=PerStepPrice(per_hundred_steps=10),
             max_count=1,
-            description="A personal LoRA from 10-20 photos.",
+            description="A personal LoRA from 10-30 photos.",
+            bases=("flux-schnell",),
         ),
     ]
 )

@@ -26,6 +26,7 @@ from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.purchases.controller import PurchasesController
 from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.http.realtime.controller import realtime
+from entrypoints.http.notifications.controller import NotificationsController
 from entrypoints.http.training.controller import TrainingPhotosController
 from entrypoints.runtime import Runtime, open_runtime
 from entrypoints.settings import Settings
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             PurchasesController,
             realtime,
             TrainingPhotosController,
+            NotificationsController,
             apple_webhook,
             google_webhook,
             runpod_webhook,

@@ -26,7 +26,9 @@ from core.model.errors import Unauthorized
 from core.model.pricing import Catalog
 from core.model.purchases.products import ProductCatalog
 from core.model.routing import ProviderRouter
+from core.services.notifications.settings import NotificationSettings
 from core.services.training.photos import PhotoSets
+from ports.notification_texts import NotificationTexts
 from entrypoints.containers import AppContainer
 from entrypoints.http.access import note_user
 from entrypoints.http.limits import PRINCIPAL_STATE
@@ -123,6 +125,16 @@ def provide_gpus(state: State) -> Mapping[str, GpuProvider]:
     return provided
 
 
+def provide_notification_settings(state: State) -> NotificationSettings:
+    provided: NotificationSettings = _container(state).notification_settings()
+    return provided
+
+
+def provide_notification_texts(state: State) -> NotificationTexts:
+    provided: NotificationTexts = _container(state).notification_texts()
+    return provided
+
+
 def provide_photo_sets(state: State) -> PhotoSets:
     provided: PhotoSets = _container(state).photo_sets()
     return provided
@@ -196,6 +208,8 @@ DEPENDENCIES: dict[str, Provide] = {
     "captioner": _sync(provide_captioner),
     "gpus": _sync(provide_gpus),
     "photo_sets": _sync(provide_photo_sets),
+    "notification_settings": _sync(provide_notification_settings),
+    "notification_texts": _sync(provide_notification_texts),
     "router": _sync(provide_router),
     "queue_inspector": _sync(provide_queue_inspector),
     "engine": _sync(provide_engine),
@@ -228,3 +242,5 @@ EngineDep = NamedDependency[SkipValidation[AsyncEngine]]
 RedisDep = NamedDependency[SkipValidation[Redis | None]]
 RealtimeHubDep = NamedDependency[SkipValidation[RealtimeHub]]
 PhotoSetsDep = NamedDependency[SkipValidation[PhotoSets]]
+NotificationSettingsDep = NamedDependency[SkipValidation[NotificationSettings]]
+NotificationTextsDep = NamedDependency[SkipValidation[NotificationTexts]]

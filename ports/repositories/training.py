@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
+from core.model.training.models import TrainedModel
 from core.model.training.photos import Photo, PhotoSet
 
 
@@ -39,8 +40,7 @@ class PhotoSetRepository(Protocol):
 
     async def in_use_by_training(self, set_id: uuid.UUID) -> bool:
         """True while a training job that uses the set is queued, dispatched or
-        running (its photos must stay). Answered by the training jobs' records; until
-        those exist, no set is in use."""
+        running, or a trained model keeps it (its photos must stay)."""
         ...
 
     async def add_photo(self, photo: Photo) -> None: ...
@@ -58,4 +58,38 @@ class PhotoSetRepository(Protocol):
 
     async def delete_photo(self, photo_id: uuid.UUID) -> None:
         """A missing photo is not an error."""
+        ...
+
+
+class TrainedModelRepository(Protocol):
+    """Users' trained models (issue #16). Reads are not scoped by user: the use cases
+    check ownership (another user's model reads as missing)."""
+
+    async def add(self, model: TrainedModel) -> None:
+        """Raises DuplicateEntry when a model of the same job exists already."""
+        ...
+
+    async def get(self, model_id: uuid.UUID, *, lock: bool = False) -> TrainedModel | None:
+        """``lock=True`` holds the row until the transaction ends (rename, delete)."""
+        ...
+
+    async def for_job(self, job_id: uuid.UUID) -> TrainedModel | None:
+        """The model a training job made, if it succeeded."""
+        ...
+
+    async def list_for_user(self, user_id: uuid.UUID) -> list[TrainedModel]:
+        """The user's models, newest first."""
+        ...
+
+    async def update(self, model: TrainedModel) -> None:
+        """Write the model's name and status. Raises NotFound when it is gone."""
+        ...
+
+    async def delete(self, model_id: uuid.UUID) -> None:
+        """Delete the row (not its files: the caller's, after commit). A missing model
+        is not an error."""
+        ...
+
+    async def keeping_set(self, set_id: uuid.UUID) -> int:
+        """How many models keep the photo set (were trained from it)."""
         ...

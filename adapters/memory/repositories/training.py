@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Sequence
 
 from adapters.memory.store import _Repo
-from core.model.errors import NotFound
+from core.model.errors import DuplicateEntry, NotFound
+from core.model.job_params import TrainingParams
+from core.model.training.models import TrainedModel
 from core.model.training.photos import Photo, PhotoSet
 
 
@@ -35,8 +37,14 @@ class InMemoryPhotoSets(_Repo):
             del self._d.photos[photo_id]
 
     async def in_use_by_training(self, set_id: uuid.UUID) -> bool:
-        # training jobs (issue #16, the training half) answer this once they exist
-        return False
+        if any(m.photo_set_id == set_id for m in self._d.trained_models.values()):
+            return True
+        return any(
+            isinstance(j.params, TrainingParams)
+            and j.params.photo_set_id == set_id
+            and not j.status.terminal
+            for j in self._d.jobs.values()
+        )
 
     async def add_photo(self, photo: Photo) -> None:
         if photo.set_id not in self._d.photo_sets:
@@ -61,3 +69,37 @@ class InMemoryPhotoSets(_Repo):
 
     async def delete_photo(self, photo_id: uuid.UUID) -> None:
         self._d.photos.pop(photo_id, None)
+
+
+class InMemoryTrainedModels(_Repo):
+    async def add(self, model: TrainedModel) -> None:
+        if model.user_id not in self._d.profiles:
+            raise NotFound(f"profile {model.user_id} does not exist")
+        if model.job_id is not None and any(
+            m.job_id == model.job_id for m in self._d.trained_models.values()
+        ):
+            raise DuplicateEntry(f"job {model.job_id} already made a model")
+        self._d.trained_models[model.id] = model
+
+    async def get(self, model_id: uuid.UUID, *, lock: bool = False) -> TrainedModel | None:
+        if lock:
+            await self._uow.acquire(("trained_model", model_id))
+        return self._d.trained_models.get(model_id)
+
+    async def for_job(self, job_id: uuid.UUID) -> TrainedModel | None:
+        return next((m for m in self._d.trained_models.values() if m.job_id == job_id), None)
+
+    async def list_for_user(self, user_id: uuid.UUID) -> list[TrainedModel]:
+        mine = [m for m in self._d.trained_models.values() if m.user_id == user_id]
+        return sorted(mine, key=lambda m: (m.created_at, m.id), reverse=True)
+
+    async def update(self, model: TrainedModel) -> None:
+        if model.id not in self._d.trained_models:
+            raise NotFound(f"trained model {model.id} does not exist")
+        self._d.trained_models[model.id] = model
+
+    async def delete(self, model_id: uuid.UUID) -> None:
+        self._d.trained_models.pop(model_id, None)
+
+    async def keeping_set(self, set_id: uuid.UUID) -> int:
+        return sum(1 for m in self._d.trained_models.values() if m.photo_set_id == set_id)

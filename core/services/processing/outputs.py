@@ -16,7 +16,7 @@ from typing import Protocol
 
 from core.model.errors import InvalidInput
 from core.model.ids import new_id
-from core.model.job_params import VideoParams
+from core.model.job_params import TrainingParams, VideoParams
 from core.model.jobs import Job
 from core.model.media import (
     MediaAsset,
@@ -28,6 +28,13 @@ from core.model.media import (
     storage_key,
 )
 from core.model.pricing import ModelKind
+from core.model.training.models import (
+    MAX_WEIGHTS_BYTES,
+    TrainedModel,
+    TrainedModelStatus,
+    check_lora,
+    weights_key,
+)
 from core.services.generation.captions import caption_of
 from ports.ai import Captioner
 from ports.clock import Clock
@@ -228,6 +235,59 @@ class VideoOutputs(MediaOutputs):
         )
 
 
+class TrainingOutputs(ImageOutputs):
+    """Training jobs: one LoRA weights file (a valid ``.safetensors`` of down/up
+    tensor pairs) stored under the owner's ``models/`` prefix, and the sample images
+    (PNG) stored as the job's images; ``record`` adds the trained model, its thumbnail
+    the first sample."""
+
+    async def store(
+        self, job: Job, outputs: Sequence[ProviderOutput], files: OutputFiles
+    ) -> Stored:
+        weights = [o for o in outputs if o.role is OutputRole.WEIGHTS]
+        if len(weights) != 1:
+            raise InvalidInput(f"the training came with {len(weights)} weights files, not 1")
+        samples = [o for o in outputs if o.role is OutputRole.RESULT]
+        if not samples:
+            raise InvalidInput("the training came without a sample image")
+        data = await files.gpu.fetch(weights[0])
+        if len(data) > MAX_WEIGHTS_BYTES:
+            raise InvalidInput(f"the weights file is larger than {MAX_WEIGHTS_BYTES} bytes")
+        check_lora(data)
+        model_id = new_id()
+        key = weights_key(job.user_id, model_id)
+        await files.put(key, data, "application/octet-stream")
+        assets = tuple([await self._image(job, o, files) for o in samples])
+        return Stored(
+            assets=assets,
+            objects={"weights": key, "model_id": str(model_id), "weights_bytes": str(len(data))},
+        )
+
+    async def record(self, uow: UnitOfWork, job: Job, stored: Stored) -> None:
+        await super().record(uow, job, stored)  # the samples' media rows
+        params = job.params
+        if not isinstance(params, TrainingParams):
+            raise InvalidInput(f"job {job.id} is not a training job")
+        now = self.clock.now()
+        await uow.trained_models.add(
+            TrainedModel(
+                id=uuid.UUID(stored.objects["model_id"]),
+                user_id=job.user_id,
+                name=params.name,
+                trigger_word=params.trigger_word,
+                base_model=params.base_model,
+                weights_key=stored.objects["weights"],
+                weights_bytes=int(stored.objects["weights_bytes"]),
+                status=TrainedModelStatus.READY,
+                thumbnail_key=stored.assets[0].storage_key,
+                photo_set_id=params.photo_set_id,
+                job_id=job.id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
 #: the handler of each job kind: what its success stores
 OutputHandlers = Mapping[ModelKind, OutputHandler]
 
@@ -242,3 +302,9 @@ def media_outputs(
         ModelKind.EDIT: images,
         ModelKind.VIDEO: VideoOutputs(clock, captioner),
     }
+
+
+def job_outputs(clock: Clock, captioner: Captioner | None = None) -> dict[ModelKind, OutputHandler]:
+    """The handler of every job kind: ``media_outputs`` and training (whose sample
+    images are not captioned: they show the user's likeness, not a result to search)."""
+    return {**media_outputs(clock, captioner), ModelKind.TRAINING: TrainingOutputs(clock)}

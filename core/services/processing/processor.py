@@ -34,7 +34,7 @@ from core.services.processing.claiming import Claims
 from core.services.processing.completion import Completion
 from core.services.processing.failures import Failures
 from core.services.processing.leases import Leases
-from core.services.processing.outputs import OutputHandlers, media_outputs
+from core.services.processing.outputs import OutputHandlers, job_outputs
 from core.services.processing.provider_run import ProviderRun
 from core.services.processing.stopping import HandBack, InFlight
 from ports.ai import Captioner
@@ -48,8 +48,8 @@ class JobProcessor:
     """A worker's job processing: ``process_next``/``drain`` for a kind's wake-up,
     ``stop`` for a graceful stop.
 
-    ``outputs`` maps each job kind to its output handler (default: image, edit and
-    video, ``media_outputs``); ``policy.timeouts`` gives each kind's timeout.
+    ``outputs`` maps each job kind to its output handler (default: every kind's,
+    ``job_outputs``); ``policy.timeouts`` gives each kind's timeout.
     """
 
     def __init__(
@@ -90,7 +90,7 @@ class JobProcessor:
                 uow_factory,
                 clock,
                 storage,
-                media_outputs(clock, captioner) if outputs is None else outputs,
+                job_outputs(clock, captioner) if outputs is None else outputs,
                 self._failures,
                 notifier,
             ),

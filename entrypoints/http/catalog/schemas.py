@@ -25,9 +25,10 @@ class PerSecondPriceItem(msgspec.Struct, rename="camel", tag_field="type", tag="
 
 
 class PerStepPriceItem(msgspec.Struct, rename="camel", tag_field="type", tag="per_step"):
-    """Training: credits per hundred steps."""
+    """Training: credits per hundred steps, for the step counts offered (``steps``)."""
 
     per_hundred_steps: int
+    steps: list[int]
 
 
 PriceItem = PerImagePriceItem | PerSecondPriceItem | PerStepPriceItem
@@ -40,7 +41,7 @@ def price_item(rule: PriceRule) -> PriceItem:
     if isinstance(rule, PerSecondPrice):
         return PerSecondPriceItem(dict(rule.per_second))
     assert isinstance(rule, PerStepPrice)
-    return PerStepPriceItem(rule.per_hundred_steps)
+    return PerStepPriceItem(rule.per_hundred_steps, list(rule.steps))
 
 
 class ModelItem(msgspec.Struct, rename="camel", kw_only=True):
@@ -52,6 +53,8 @@ class ModelItem(msgspec.Struct, rename="camel", kw_only=True):
     max_width: int
     max_height: int
     max_count: int
+    # a training model: the image models its LoRAs are for (empty for the others)
+    bases: list[str] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, m: ModelSpec) -> ModelItem:
@@ -64,6 +67,7 @@ class ModelItem(msgspec.Struct, rename="camel", kw_only=True):
             max_width=m.max_width,
             max_height=m.max_height,
             max_count=m.max_count,
+            bases=list(m.bases),
         )
 
 
