@@ -32,6 +32,7 @@ from core.services.notifications.emit import Notifier
 from core.services.notifications.settings import NotificationSettings
 from core.services.reconcile import Reconciler
 from core.services.training.photos import PhotoSets
+from core.services.training.service import Training
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.notifications import DeliveryKicker, push_sender
@@ -220,6 +221,16 @@ class AppContainer(containers.DeclarativeContainer):
         clock=clock,
         thresholds=providers.Callable(lambda s: s.photos.thresholds, settings),
         limits=providers.Callable(lambda s: s.photos.limits, settings),
+        url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
+    )
+    # training jobs and trained models (issue #16)
+    training = providers.Singleton(
+        Training,
+        uow_factory=uow_factory,
+        queue=queue,
+        clock=clock,
+        catalog=catalog,
+        storage=storage,
         url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
     )
     reconciler = providers.Singleton(

@@ -53,6 +53,9 @@ class UnitOfWork(Protocol):
     def trained_models(self) -> TrainedModelRepository: ...
 
     @property
+    def trained_models(self) -> TrainedModelRepository: ...
+
+    @property
     def notifications(self) -> NotificationRepository: ...
 
     @property

@@ -28,6 +28,7 @@ from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.http.realtime.controller import realtime
 from entrypoints.http.notifications.controller import NotificationsController
 from entrypoints.http.training.controller import TrainingPhotosController
+from entrypoints.http.training.jobs_controller import TrainingController, my_models
 from entrypoints.runtime import Runtime, open_runtime
 from entrypoints.settings import Settings
 
@@ -60,6 +61,8 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             PurchasesController,
             realtime,
             TrainingPhotosController,
+            TrainingController,
+            my_models,
             NotificationsController,
             apple_webhook,
             google_webhook,

@@ -28,6 +28,7 @@ from core.model.purchases.products import ProductCatalog
 from core.model.routing import ProviderRouter
 from core.services.notifications.settings import NotificationSettings
 from core.services.training.photos import PhotoSets
+from core.services.training.service import Training
 from ports.notification_texts import NotificationTexts
 from entrypoints.containers import AppContainer
 from entrypoints.http.access import note_user
@@ -140,6 +141,11 @@ def provide_photo_sets(state: State) -> PhotoSets:
     return provided
 
 
+def provide_training(state: State) -> Training:
+    provided: Training = _container(state).training()
+    return provided
+
+
 def provide_router(state: State) -> ProviderRouter:
     provided: ProviderRouter = _container(state).router()
     return provided
@@ -208,6 +214,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "captioner": _sync(provide_captioner),
     "gpus": _sync(provide_gpus),
     "photo_sets": _sync(provide_photo_sets),
+    "training": _sync(provide_training),
     "notification_settings": _sync(provide_notification_settings),
     "notification_texts": _sync(provide_notification_texts),
     "router": _sync(provide_router),
@@ -242,5 +249,6 @@ EngineDep = NamedDependency[SkipValidation[AsyncEngine]]
 RedisDep = NamedDependency[SkipValidation[Redis | None]]
 RealtimeHubDep = NamedDependency[SkipValidation[RealtimeHub]]
 PhotoSetsDep = NamedDependency[SkipValidation[PhotoSets]]
+TrainingDep = NamedDependency[SkipValidation[Training]]
 NotificationSettingsDep = NamedDependency[SkipValidation[NotificationSettings]]
 NotificationTextsDep = NamedDependency[SkipValidation[NotificationTexts]]

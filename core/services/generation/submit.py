@@ -39,6 +39,7 @@ from core.model.profiles import SubscriptionTier
 from core.services.credits import lock_account, place_hold
 from core.services.generation.jobs import wake
 from core.services.generation.submitted import Submitted
+from core.services.training.models import with_lora
 from core.services.generation.uploads import Upload, _Uploads
 from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
@@ -135,6 +136,8 @@ async def submit_image(
     """
     spec = catalog.get(model_id, ModelKind.IMAGE)
     params.validate(max_count=spec.max_count, max_width=spec.max_width, max_height=spec.max_height)
+    # the user's own model (issue #16): theirs, for this model, before anything is held
+    params = await with_lora(uow_factory, user_id=user_id, model_id=model_id, params=params)
     cost = catalog.image_price(model_id, params.width, params.height, params.count)
     if enhancer is not None:
         check_text(params.prompt, params.negative_prompt)

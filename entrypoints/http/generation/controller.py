@@ -14,7 +14,7 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody
 
-from core.model.errors import InvalidInput
+from core.model.errors import InvalidInput, NotFound
 from core.model.idempotency import request_fingerprint, validate_key
 from core.model.job_params import VideoInput
 from core.services.generation.jobs import cancel_job
@@ -50,6 +50,8 @@ _WIRE = {
     "last_frame": "lastFrame",
     "duration_seconds": "durationSeconds",
     "input_type": "inputType",
+    "lora_id": "loraId",
+    "lora_scale": "loraScale",
 }
 
 Form = Annotated[
@@ -144,7 +146,7 @@ def _wire_fields() -> Iterator[None]:
     calls it (``first_frame``)."""
     try:
         yield
-    except InvalidInput as exc:
+    except (InvalidInput, NotFound) as exc:  # NotFound: another user's ``loraId``
         if exc.field is not None:
             exc.field = _WIRE.get(exc.field, exc.field)
         raise

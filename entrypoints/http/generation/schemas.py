@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from core.model.job_params import EditParams, ImageParams, JobParams, VideoParams
+from core.model.job_params import EditParams, ImageParams, JobParams, TrainingParams, VideoParams
 from core.model.jobs import Job
 from core.model.media import MediaAsset
 
@@ -23,6 +23,9 @@ class ImageRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel", k
     seed: int | None = None
     # rewrite a short prompt into a detailed one first (the user's words are kept)
     enhance: bool = False
+    # one of the user's own trained models (issue #16), applied at lora_scale (0-2)
+    lora_id: uuid.UUID | None = None
+    lora_scale: float = 1.0
 
     def to_params(self) -> ImageParams:
         return ImageParams(
@@ -32,6 +35,8 @@ class ImageRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel", k
             height=self.height,
             count=self.count,
             seed=self.seed,
+            lora_id=self.lora_id,
+            lora_scale=self.lora_scale,
         )
 
 
@@ -65,6 +70,18 @@ class ImageParamsItem(msgspec.Struct, rename="camel", kw_only=True, omit_default
     count: int
     seed: int | None
     original_prompt: str | None = None  # present only when the prompt was enhanced
+    lora_id: uuid.UUID | None = None  # the user's own model, when one was applied
+    lora_scale: float = 1.0
+
+
+class TrainingParamsItem(msgspec.Struct, rename="camel", kw_only=True):
+    photo_set_id: uuid.UUID
+    photo_count: int
+    steps: int
+    trigger_word: str
+    base_model: str
+    name: str
+    seed: int | None
 
 
 class EditParamsItem(msgspec.Struct, rename="camel", kw_only=True):
@@ -88,8 +105,20 @@ class VideoParamsItem(msgspec.Struct, rename="camel", kw_only=True):
     seed: int | None
 
 
-def params_item(p: JobParams) -> ImageParamsItem | EditParamsItem | VideoParamsItem:
+def params_item(
+    p: JobParams,
+) -> ImageParamsItem | EditParamsItem | VideoParamsItem | TrainingParamsItem:
     """A job's parameters as the app sees them (uploads' storage keys stay inside)."""
+    if isinstance(p, TrainingParams):
+        return TrainingParamsItem(
+            photo_set_id=p.photo_set_id,
+            photo_count=len(p.photo_keys),
+            steps=p.steps,
+            trigger_word=p.trigger_word,
+            base_model=p.base_model,
+            name=p.name,
+            seed=p.seed,
+        )
     if isinstance(p, EditParams):
         return EditParamsItem(
             prompt=p.prompt,
@@ -120,6 +149,8 @@ def params_item(p: JobParams) -> ImageParamsItem | EditParamsItem | VideoParamsI
         count=p.count,
         seed=p.seed,
         original_prompt=p.original_prompt,
+        lora_id=p.lora_id,
+        lora_scale=p.lora_scale,
     )
 
 
