@@ -53,9 +53,6 @@ class UnitOfWork(Protocol):
     def trained_models(self) -> TrainedModelRepository: ...
 
     @property
-    def trained_models(self) -> TrainedModelRepository: ...
-
-    @property
     def notifications(self) -> NotificationRepository: ...
 
     @property
