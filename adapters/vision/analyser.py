@@ -6,23 +6,39 @@ Everything runs in a worker thread (``asyncio.to_thread``): decoding and measuri
 face model is the Haar cascade inside the ``opencv-python-headless`` 4.x wheel
 (``cv2.data.haarcascades``): nothing is downloaded, ever.
 
-Sizes, chosen for speed on 12 MP photos (bench/photo_checks.py) without changing the
-verdicts:
+Sizes, chosen for speed on 12 MP photos (bench/photo_checks.py, docs/performance.md)
+without changing the verdicts:
 - a JPEG is decoded at a reduced DCT scale (Pillow's ``draft``) no smaller than the
-  stored size, so most of a 12 MP photo's pixels are never decoded;
+  stored size, so three quarters of a 12 MP photo's pixels are never decoded; the
+  original size is read from the header first (``too_small``, face boxes);
+- the stored copy is shrunk from the decoded pixels with OpenCV's bilinear when it
+  shrinks by under 2x (every source pixel still weighs in, 7x faster than Pillow's
+  antialiased resize) and by area averaging beyond;
+- the measures have their own chain, in grey from the start (a third of the bytes
+  to resize): decoded -> stored size -> ANALYSIS_SIDE -> DETECTION_SIDE. The first
+  two steps are Pillow's antialiased bilinear, as the stored copy and the analysis
+  size were made when the thresholds were set: the variance of the Laplacian
+  depends on how the photo was shrunk (one bilinear step instead of two reads 20-40%
+  sharper), and a blurry photo must stay blurry;
 - sharpness (variance of the Laplacian) and luminance are measured with the long
   side at ANALYSIS_SIDE (never upscaled): the variance then means the same for a
   4000 px photo and a 1024 px one;
 - faces are searched with the long side at DETECTION_SIDE, down to MIN_FACE_PX
   there; boxes are given back in the original photo's pixels.
+
+OpenCV runs single-threaded (``cv2.setNumThreads(1)``, process-wide): photos are
+checked one per worker thread, CV_WORKERS of them at once (one per core the process
+may use), and OpenCV's own pool on top would only oversubscribe the cores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
@@ -37,17 +53,25 @@ from core.model.training.photos import FaceBox, PhotoMeasures, PhotoReason
 from ports.vision import MAX_PHOTO_BYTES, AnalysedPhoto
 
 pillow_heif.register_heif_opener()
+cv2.setNumThreads(1)  # one photo per thread, one thread per photo (module docstring)
 
 ANALYSIS_SIDE = 1024
 DETECTION_SIDE = 512
 MIN_FACE_PX = 24
+#: the cascade's scale step: 1.2 would save a fifth of its time but misses faces of
+#: 7-9% of the short side that 1.15 finds (docs/performance.md)
+SCALE_FACTOR = 1.15
 #: a photo claiming more pixels than this is refused before decoding (a bomb)
 MAX_PIXELS = 80_000_000
 CASCADE = "haarcascade_frontalface_default.xml"
+#: photos checked at once: one per core this process may run on
+CV_WORKERS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/heic": "HEIF"}
 _SRGB = ImageCms.createProfile("sRGB")
+
+Pixels = NDArray[np.uint8]
 
 
 def sniff_photo_type(data: bytes) -> str | None:
@@ -70,9 +94,11 @@ class OpenCvPhotoAnalyser:
         self.stored_side = stored_side
         self.jpeg_quality = jpeg_quality
         self._local = threading.local()  # a cascade per thread: detectMultiScale mutates it
+        # more threads than cores only share the cores and hold more decoded photos
+        self._pool = ThreadPoolExecutor(CV_WORKERS, thread_name_prefix="photo-checks")
 
     async def analyse(self, data: bytes) -> AnalysedPhoto:
-        return await asyncio.to_thread(self.analyse_now, data)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.analyse_now, data)
 
     def analyse_now(self, data: bytes) -> AnalysedPhoto:
         """``analyse`` in the calling thread (the benchmark's per-core figure)."""
@@ -80,15 +106,16 @@ class OpenCvPhotoAnalyser:
         if source_type is None or len(data) > MAX_PHOTO_BYTES:
             return AnalysedPhoto(problem=_unknown(data))
         try:
-            image, width, height = self._decode(data, source_type)
+            decoded, width, height = self._decode(data, source_type)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError):
             return AnalysedPhoto(problem=PhotoReason.UNREADABLE, source_type=source_type)
-        stored = _fit(image, self.stored_side)
+        # a fresh image from bare pixels: its info is empty, so no EXIF, GPS, XMP, ICC
+        # or comment can be written
+        stored = Image.fromarray(_shrink(np.asarray(decoded), self.stored_side))
         buffer = io.BytesIO()
-        # a fresh image's info is empty: no EXIF, GPS, XMP, ICC or comment is written
         stored.save(buffer, "JPEG", quality=self.jpeg_quality, optimize=False)
         return AnalysedPhoto(
-            measures=self._measure(stored, width, height),
+            measures=self._measure(decoded, width, height),
             source_type=source_type,
             data=buffer.getvalue(),
             content_type="image/jpeg",
@@ -97,12 +124,13 @@ class OpenCvPhotoAnalyser:
         )
 
     def _decode(self, data: bytes, source_type: str) -> tuple[Image.Image, int, int]:
-        """The photo upright, in sRGB, as a fresh RGB image (no metadata), with its
-        original size (orientation applied). Raises what Pillow raises on bad bytes."""
+        """The photo upright, in sRGB, RGB, at least ``stored_side`` on the
+        long side when the photo is (JPEGs are decoded no larger than they need), with
+        its original size (orientation applied). Raises what Pillow raises on bad bytes."""
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image: Image.Image = Image.open(io.BytesIO(data), formats=[_FORMATS[source_type]])
-            width, height = image.size
+            width, height = image.size  # from the header, before any reduced decode
             if width * height > MAX_PIXELS:
                 raise Image.DecompressionBombError(f"{width}x{height} is too many pixels")
             orientation = image.getexif().get(0x0112, 1)
@@ -111,19 +139,22 @@ class OpenCvPhotoAnalyser:
             if isinstance(image, JpegImageFile):
                 scale = max(width, height) / self.stored_side
                 if scale > 1:
+                    # the largest DCT scale (1/2, 1/4, 1/8) that still gives this size
                     image.draft("RGB", (int(image.width / scale), int(image.height / scale)))
             image.load()
             icc = image.info.get("icc_profile")
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of an upright photo
             if icc:
                 image = _to_srgb(image, icc)
-            rgb = image.convert("RGB")
-        fresh = Image.new("RGB", rgb.size)
-        fresh.paste(rgb)
-        return fresh, width, height
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            return image, width, height
 
-    def _measure(self, image: Image.Image, width: int, height: int) -> PhotoMeasures:
-        grey: NDArray[np.uint8] = np.asarray(_fit(image, ANALYSIS_SIDE).convert("L"))
+    def _measure(self, decoded: Image.Image, width: int, height: int) -> PhotoMeasures:
+        """Sharpness, luminance, faces and hash of the decoded photo in grey at
+        ANALYSIS_SIDE; sizes and face boxes in the original's pixels."""
+        analysis = _fit(_fit(decoded.convert("L"), self.stored_side), ANALYSIS_SIDE)
+        grey: Pixels = np.asarray(analysis)
         total = grey.size
         counts = np.bincount(grey.ravel(), minlength=256)
         low, high = _stretch(counts, total)
@@ -131,10 +162,9 @@ class OpenCvPhotoAnalyser:
         # the Laplacian's variance grows with the square of contrast: a dark but sharp
         # photo must read as dark, not also as blurry
         sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var()) * gain * gain
-        # the cascade too sees the photo contrast-stretched: a dim face is still a face
-        lut = np.clip((np.arange(256) - low) * gain, 0, 255).astype(np.uint8)
         mean = float(np.dot(counts, np.arange(256)) / total)
-        faces = self._faces(cv2.LUT(grey, lut), width)
+        # the cascade too sees the photo contrast-stretched: a dim face is still a face
+        faces = self._faces(cv2.LUT(grey, _contrast_lut(low, gain)), width)
         return PhotoMeasures(
             width=width,
             height=height,
@@ -143,7 +173,7 @@ class OpenCvPhotoAnalyser:
             dark_clipped=round(float(counts[:9].sum() / total), 5),
             bright_clipped=round(float(counts[247:].sum() / total), 5),
             faces=faces,
-            phash=str(imagehash.phash(Image.fromarray(grey))),
+            phash=str(imagehash.phash(analysis)),
         )
 
     def _faces(self, grey: NDArray[Any], width: int) -> tuple[FaceBox, ...]:
@@ -154,7 +184,7 @@ class OpenCvPhotoAnalyser:
             small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         found: Any = self._cascade().detectMultiScale(
             small,
-            scaleFactor=1.15,
+            scaleFactor=SCALE_FACTOR,
             minNeighbors=5,
             minSize=(MIN_FACE_PX, MIN_FACE_PX),
         )
@@ -173,6 +203,11 @@ class OpenCvPhotoAnalyser:
                 raise RuntimeError(f"OpenCV's {CASCADE} is missing from its wheel")
             self._local.cascade = cascade
         return cascade
+
+
+def _contrast_lut(low: int, gain: float) -> Pixels:
+    lut: Pixels = np.clip((np.arange(256) - low) * gain, 0, 255).astype(np.uint8)
+    return lut
 
 
 def _stretch(counts: NDArray[np.int64], total: int) -> tuple[int, int]:
@@ -207,6 +242,20 @@ def _fit(image: Image.Image, side: int) -> Image.Image:
         return image
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def _shrink(pixels: Pixels, side: int) -> Pixels:
+    """``pixels`` with the long side at most ``side`` (never enlarged): bilinear
+    when shrinking by under 2x (every source pixel still weighs in), else area
+    averaging (a HEIC or PNG at full size, a JPEG over 8x the stored side)."""
+    rows, cols = pixels.shape[:2]
+    scale = side / max(rows, cols)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+    interpolation = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
+    shrunk: Any = cv2.resize(pixels, size, interpolation=interpolation)
+    return np.asarray(shrunk, dtype=np.uint8)
 
 
 def _to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
