@@ -207,6 +207,7 @@ class AppContainer(containers.DeclarativeContainer):
         captioner=ai.captioner,
         poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
         notifier=notifier,
+        realtime=realtime,
     )
     # training photos (issue #16): checked in this process, on its CPUs
     photo_analyser = providers.Singleton(

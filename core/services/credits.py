@@ -4,6 +4,7 @@ after the caller has locked the account with ``uow.ledger.lock_account``."""
 from __future__ import annotations
 
 import uuid
+import weakref
 from datetime import datetime
 
 import msgspec
@@ -21,6 +22,17 @@ from core.model.errors import ConcurrencyConflict, NotFound
 from core.model.ids import new_id, uuid7
 from core.model.profiles import Profile
 from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+#: the balance each account was left at by the entries a unit of work appended, read by
+#: the ``credits.changed`` announcement after its commit (core/services/realtime.py):
+#: known from the entries themselves, so announcing costs no read
+_moved: weakref.WeakKeyDictionary[UnitOfWork, dict[uuid.UUID, int]] = weakref.WeakKeyDictionary()
+
+
+def moved_balances(uow: UnitOfWork) -> dict[uuid.UUID, int]:
+    """The accounts whose balance ``uow``'s entries moved, with the balance each was
+    left at (empty when none moved)."""
+    return dict(_moved.get(uow, {}))
 
 
 async def _append(
@@ -58,6 +70,8 @@ async def _append(
         await uow.ledger.append_deferred(entry)
     else:
         await uow.ledger.append(entry)
+    if amount:
+        _moved.setdefault(uow, {})[user_id] = entry.balance_after
     return entry
 
 

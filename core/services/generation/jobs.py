@@ -11,8 +11,10 @@ from core.model.errors import NotFound
 from core.model.events import JobEvent, JobEventKind
 from core.model.jobs import Job, JobStatus
 from core.services.credits import place_hold, release_hold
+from core.services.realtime import credits_changed, job_updated
 from ports.clock import Clock
 from ports.queue import JobQueue
+from ports.realtime import RealtimePublisher
 from ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
@@ -27,7 +29,12 @@ def owned(job: Job | None, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
 
 
 async def cancel_job(
-    uow_factory: UnitOfWorkFactory, clock: Clock, *, user_id: uuid.UUID, job_id: uuid.UUID
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    user_id: uuid.UUID,
+    job_id: uuid.UUID,
+    realtime: RealtimePublisher | None = None,
 ) -> Job:
     """Cancel a job that has not finished and release its hold, in one commit.
 
@@ -45,6 +52,8 @@ async def cancel_job(
                 job.id, user_id, JobEventKind.CANCELLED, "cancelled; credits returned", now
             )
         )
+        job_updated(uow, realtime, job)
+        credits_changed(uow, realtime)
         await uow.commit()
     return job
 

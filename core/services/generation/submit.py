@@ -41,10 +41,12 @@ from core.services.generation.jobs import wake
 from core.services.generation.submitted import Submitted
 from core.services.training.models import with_lora
 from core.services.generation.uploads import Upload, _Uploads
+from core.services.realtime import credits_changed, job_updated
 from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
 from ports.imaging import ImageInspector
 from ports.queue import JobQueue
+from ports.realtime import RealtimePublisher
 from ports.storage import MediaStorage
 from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -127,6 +129,7 @@ async def submit_image(
     idempotency_key: str | None,
     request_hash: str,
     enhancer: PromptEnhancer | None = None,
+    realtime: RealtimePublisher | None = None,
 ) -> Submitted:
     """Validate and price a text-to-image request, then ``submit_job`` it.
 
@@ -159,6 +162,7 @@ async def submit_image(
         email=email,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        realtime=realtime,
     )
 
 
@@ -342,6 +346,7 @@ async def submit_job(
     idempotency_key: str | None,
     request_hash: str,
     uploads: Sequence[MediaAsset] = (),
+    realtime: RealtimePublisher | None = None,
 ) -> Submitted:
     """Hold ``cost`` and queue a job of any kind, atomically; the one path every
     submission takes.
@@ -405,6 +410,9 @@ async def submit_job(
         # is down the job is still safe in the database and the reconciler wakes a
         # worker for it: the answer stays 202
         uow.after_commit(lambda: wake(queue, job))
+        # the open app hears of the job and its hold once committed (a list append now)
+        job_updated(uow, realtime, job)
+        credits_changed(uow, realtime)
         await uow.commit()
     return Submitted(job=job)
 

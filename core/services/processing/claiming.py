@@ -14,7 +14,9 @@ from core.model.jobs import Job, JobStatus
 from core.model.queueing import QueuePolicy
 from core.model.routing import ProviderRouter, is_provider_fault
 from core.services.processing.leases import Leases
+from core.services.realtime import job_updated
 from ports.clock import Clock
+from ports.realtime import RealtimePublisher
 from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
@@ -31,12 +33,15 @@ class Claims:
         policy: QueuePolicy,
         router: ProviderRouter,
         leases: Leases,
+        *,
+        realtime: RealtimePublisher | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
         self.policy = policy
         self.router = router
         self.leases = leases
+        self.realtime = realtime
 
     async def claim(self, kind: str) -> Job | None:
         """The job of ``kind`` this worker now holds, committed; None when nothing was
@@ -47,7 +52,9 @@ class Claims:
             job = await uow.jobs.claim_next(kind, now=now, policy=self.policy)
             if job is None:
                 return None
+            before = job
             job = await self._take(uow, job, now)
+            job_updated(uow, self.realtime, job, before)
             await uow.commit()
         return job
 

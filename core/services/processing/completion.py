@@ -15,8 +15,10 @@ from core.services.notifications import events
 from core.services.notifications.emit import ROWS_ONLY, Notifier
 from core.services.processing.failures import Failures
 from core.services.processing.outputs import OutputFiles, OutputHandler, OutputHandlers, Stored
+from core.services.realtime import job_updated
 from ports.clock import Clock
 from ports.gpu import Completed, GpuProvider, ProviderUnavailable
+from ports.realtime import RealtimePublisher
 from ports.storage import MediaStorage
 from ports.unit_of_work import UnitOfWorkFactory
 
@@ -37,6 +39,8 @@ class Completion:
         outputs: OutputHandlers,
         failures: Failures,
         notifier: Notifier = ROWS_ONLY,
+        *,
+        realtime: RealtimePublisher | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
@@ -44,6 +48,7 @@ class Completion:
         self.outputs = outputs
         self.failures = failures
         self.notifier = notifier
+        self.realtime = realtime
 
     async def succeed(self, job_id: uuid.UUID, gpu: GpuProvider, status: Completed) -> Job | None:
         """Store and record the outputs; a job that ended meanwhile keeps none of them.
@@ -97,7 +102,8 @@ class Completion:
             now = self.clock.now()
             job = await uow.jobs.update(job.succeed(stored.asset_ids, now))
             if job.hold_id is not None:
-                await settle_hold(uow, job.hold_id, now)
+                await settle_hold(uow, job.hold_id, now)  # a spend of what was held: no move
+            job_updated(uow, self.realtime, job)
             await uow.job_events.add(
                 JobEvent.new(
                     job.id, job.user_id, JobEventKind.SUCCEEDED, "your result is ready", now

@@ -19,8 +19,10 @@ from core.services.credits import release_hold
 from core.services.notifications import events
 from core.services.notifications.emit import ROWS_ONLY, Notifier
 from core.services.processing.leases import Finished, Leases
+from core.services.realtime import credits_changed, job_updated
 from ports.clock import Clock
 from ports.gpu import GpuProvider
+from ports.realtime import RealtimePublisher
 from ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
@@ -36,6 +38,8 @@ class Failures:
         providers: Mapping[str, GpuProvider],
         leases: Leases,
         notifier: Notifier = ROWS_ONLY,
+        *,
+        realtime: RealtimePublisher | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
@@ -44,6 +48,7 @@ class Failures:
         self.providers = providers
         self.leases = leases
         self.notifier = notifier
+        self.realtime = realtime
 
     async def fail(self, job_id: uuid.UUID, error: JobError) -> Job | None:
         """A failed attempt: retry later, dead-letter, or fail; the hold is released once.
@@ -81,6 +86,8 @@ class Failures:
                 # the outbox rows commit with the failure (issue #18)
                 await self.notifier.tell(uow, events.job_ended(job, told), now)
             await uow.job_events.add(JobEvent.new(job.id, job.user_id, event, message, now))
+            job_updated(uow, self.realtime, job)
+            credits_changed(uow, self.realtime)  # the released hold, when it ended
             await uow.commit()
         _log_failure(job, error, event)
         return job

@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 from core.model.errors import ConcurrencyConflict
 from core.model.jobs import Job, JobStatus
 from core.model.queueing import QueuePolicy
+from core.services.realtime import job_updated
 from ports.clock import Clock
 from ports.gpu import Pending
+from ports.realtime import RealtimePublisher
 from ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
@@ -45,11 +47,14 @@ class Leases:
         clock: Clock,
         policy: QueuePolicy,
         worker_id: str,
+        *,
+        realtime: RealtimePublisher | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
         self.policy = policy
         self.worker_id = worker_id
+        self.realtime = realtime
 
     def until(self, now: datetime) -> datetime:
         """When a lease taken or renewed ``now`` runs out."""
@@ -69,10 +74,13 @@ class Leases:
                 raise Finished(job)
             if job.lease_owner != self.worker_id:
                 raise LeaseLost()
+            before = job
             try:
                 job = await uow.jobs.update(change(job))
             except ConcurrencyConflict:
                 raise LeaseLost() from None
+            # progress, running, back in the queue: told; a lease renewal: not
+            job_updated(uow, self.realtime, job, before)
             await uow.commit()
             return job
 

@@ -40,6 +40,7 @@ from core.services.processing.stopping import HandBack, InFlight
 from ports.ai import Captioner
 from ports.clock import Clock
 from ports.gpu import GpuProvider
+from ports.realtime import RealtimePublisher
 from ports.storage import MediaStorage
 from ports.unit_of_work import UnitOfWorkFactory
 
@@ -67,16 +68,18 @@ class JobProcessor:
         worker_id: str | None = None,
         poll_interval: float = 0.5,
         notifier: Notifier = ROWS_ONLY,
+        realtime: RealtimePublisher | None = None,
     ) -> None:
         providers = dict(gpu) if isinstance(gpu, Mapping) else {gpu.name: gpu}
         router = router or ProviderRouter({}, default=list(providers))
         self.policy = policy or QueuePolicy()
         self.worker_id = worker_id or f"worker-{new_id().hex[:12]}"
-        leases = Leases(uow_factory, clock, self.policy, self.worker_id)
+        # ``realtime``: job.updated and credits.changed, told after each commit
+        leases = Leases(uow_factory, clock, self.policy, self.worker_id, realtime=realtime)
         self._failures = Failures(
-            uow_factory, clock, self.policy, router, providers, leases, notifier
+            uow_factory, clock, self.policy, router, providers, leases, notifier, realtime=realtime
         )
-        self._claims = Claims(uow_factory, clock, self.policy, router, leases)
+        self._claims = Claims(uow_factory, clock, self.policy, router, leases, realtime=realtime)
         self._run = ProviderRun(
             providers=providers,
             storage=storage,
@@ -93,6 +96,7 @@ class JobProcessor:
                 job_outputs(clock, captioner) if outputs is None else outputs,
                 self._failures,
                 notifier,
+                realtime=realtime,
             ),
             poll_interval=poll_interval,
         )
