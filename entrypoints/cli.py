@@ -123,7 +123,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
             email=args.email,
             role=args.role,
             ttl_seconds=args.ttl,
-            issuer=settings.jwt_issuer,
+            issuer=settings.token_issuer,
         )
     )
 
@@ -137,6 +137,7 @@ async def _grant(
     key: str | None = None,
     expires_in_days: float | None = None,
 ) -> int:
+    from core.model.errors import InvalidInput
     from core.services.credits import grant_credits
     from entrypoints.runtime import open_runtime
 
@@ -146,15 +147,18 @@ async def _grant(
         c = runtime.container
         now = c.clock().now()
         expires = now + timedelta(days=expires_in_days) if expires_in_days else None
-        entry = await grant_credits(
-            c.uow_factory(),
-            user_id=user,
-            amount=amount,
-            reference=reason,
-            idempotency_key=key or f"cli:{uuid.uuid4()}",
-            now=now,
-            expires_at=expires,
-        )
+        try:
+            entry = await grant_credits(
+                c.uow_factory(),
+                user_id=user,
+                amount=amount,
+                reference=reason,
+                idempotency_key=key or f"cli:{uuid.uuid4()}",
+                now=now,
+                expires_at=expires,
+            )
+        except InvalidInput as exc:  # a clear line, not the database's traceback
+            raise SystemExit(f"credits grant: {exc.message}") from None
     return entry.balance_after
 
 

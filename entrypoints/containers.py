@@ -104,7 +104,8 @@ class AuthContainer(containers.DeclarativeContainer):
         SupabaseJwtVerifier,
         secret=providers.Callable(lambda s: s.jwt_secret, settings),
         jwks_url=providers.Callable(lambda s: s.jwks_url, settings),
-        issuer=providers.Callable(lambda s: s.jwt_issuer, settings),
+        issuer=providers.Callable(lambda s: s.token_issuer, settings),
+        max_lifetime=providers.Callable(lambda s: s.jwt_max_lifetime, settings),
     )
 
 

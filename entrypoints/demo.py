@@ -187,7 +187,7 @@ def run_demo(
             secrets.jwt_secret,
             user_id=user,
             email=f"demo-{user.hex[:8]}@example.com",
-            issuer=secrets.jwt_issuer,
+            issuer=secrets.token_issuer,
         )
         balance = grant(settings, user, credits, reason="genstudio demo")
         print(f"user {user}: {credits} credits granted (balance {balance})", file=out)

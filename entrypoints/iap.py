@@ -50,6 +50,7 @@ def apple_store(apple: AppleSettings) -> AppleStore | None:
         app_apple_id=apple.app_apple_id,
         online_checks=apple.online_checks,
         api=api,
+        sandbox_in_production=apple.sandbox_in_production,
     )
 
 

@@ -19,6 +19,9 @@ class AppleSettings(msgspec.Struct, frozen=True, kw_only=True):
     issuer_id: str | None = None
     api_timeout: float = 10.0
     product_ids: str | None = None  # "credits_100=com.x.c100,pro_monthly=com.x.pro.m"
+    # with environment Production: whether Sandbox purchases (App Review's) grant
+    # credits (grant) or are refused (refuse); README says why grant is the default
+    sandbox_in_production: str = "grant"
 
 
 class GoogleSettings(msgspec.Struct, frozen=True, kw_only=True):

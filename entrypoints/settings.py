@@ -21,7 +21,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = None
     jwt_secret: str | None = None
     jwks_url: str | None = None
-    jwt_issuer: str | None = None
+    jwt_issuer: str | None = None  # else derived: see token_issuer
+    jwt_max_lifetime: float = 7 * 24 * 3600.0  # seconds a token may live (exp - iat)
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path(".genstudio")
@@ -88,6 +89,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.supabase_url and self.supabase_service_key)
 
     @property
+    def token_issuer(self) -> str | None:
+        """The ``iss`` every access token must carry: SUPABASE_JWT_ISSUER, else what
+        Supabase Auth signs as (``<SUPABASE_URL>/auth/v1``), else the JWKS URL's
+        (``…/auth/v1/.well-known/jwks.json``). None (not checked) only where none of
+        them is set: the embedded default, whose secret never leaves its data dir."""
+        if self.jwt_issuer:
+            return self.jwt_issuer
+        if self.supabase_url:
+            return f"{self.supabase_url.rstrip('/')}/auth/v1"
+        suffix = "/.well-known/jwks.json"
+        if self.jwks_url and self.jwks_url.rstrip("/").endswith(suffix):
+            return self.jwks_url.rstrip("/").removesuffix(suffix)
+        return None
+
+    @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
@@ -129,6 +145,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             data_dir=Path(opt("GENSTUDIO_DATA_DIR") or ".genstudio"),
             public_url=opt("GENSTUDIO_PUBLIC_URL"),
             media_secret=opt("GENSTUDIO_MEDIA_SECRET"),
+            jwt_max_lifetime=number("SUPABASE_JWT_MAX_LIFETIME", 7 * 24 * 3600.0),
             signed_url_ttl=int(number("GENSTUDIO_SIGNED_URL_TTL", 3600)),
             worker_concurrency=int(number("GENSTUDIO_WORKER_CONCURRENCY", 4)),
             stop_grace=number("GENSTUDIO_STOP_GRACE", 30.0),

@@ -30,7 +30,11 @@ from appstoreserverlibrary.models.JWSRenewalInfoDecodedPayload import (
 from appstoreserverlibrary.models.JWSTransactionDecodedPayload import (
     JWSTransactionDecodedPayload,
 )
-from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier, VerificationException
+from appstoreserverlibrary.signed_data_verifier import (
+    SignedDataVerifier,
+    VerificationException,
+    VerificationStatus,
+)
 
 from adapters.iap_apple.client import AppStoreServerApi
 from core.model.errors import InvalidPurchase, StoreUnavailable
@@ -83,6 +87,12 @@ _IMPLIED = {
 }
 
 _AUTO_RENEWABLE = "Auto-Renewable Subscription"
+#: what the production verifier says of data signed in the sandbox: the environment,
+#: or (for notifications, which carry no appAppleId there) the app identifier
+_OTHER_ENVIRONMENT = {
+    VerificationStatus.INVALID_ENVIRONMENT,
+    VerificationStatus.INVALID_APP_IDENTIFIER,
+}
 #: revocationType of a partial refund (others: REFUND_FULL, FAMILY_REVOKE)
 _PRORATED = "REFUND_PRORATED"
 
@@ -145,15 +155,30 @@ class AppleAppStore:
         app_apple_id: int | None = None,
         online_checks: bool = True,
         api: AppStoreServerApi | None = None,
+        sandbox_in_production: str = "grant",
     ) -> None:
         self._environment = Environment(environment)
         if self._environment not in (Environment.PRODUCTION, Environment.SANDBOX):
             # Apple's library does not check signatures at all for Xcode or
             # LocalTesting: a configuration slip would let anyone forge purchases
             raise ValueError(f"APPLE_ENVIRONMENT must be Production or Sandbox, not {environment}")
+        if sandbox_in_production not in ("grant", "refuse"):
+            raise ValueError(
+                f"APPLE_SANDBOX_IN_PRODUCTION must be grant or refuse, not {sandbox_in_production}"
+            )
         self._verifier = SignedDataVerifier(
             root_certificates, online_checks, self._environment, bundle_id, app_apple_id
         )
+        # Apple's advice: verify against production first, then against the sandbox
+        # (App Review buys with Sandbox accounts in production builds)
+        self._sandbox_verifier = (
+            SignedDataVerifier(
+                root_certificates, online_checks, Environment.SANDBOX, bundle_id, app_apple_id
+            )
+            if self._environment is Environment.PRODUCTION
+            else None
+        )
+        self._sandbox_grants = sandbox_in_production == "grant"
         self._api = api
 
     async def aclose(self) -> None:
@@ -162,10 +187,34 @@ class AppleAppStore:
 
     # -- verification -------------------------------------------------------------------
 
-    async def _verify(self, method: Any, data: str, what: str) -> Any:
+    async def _verify(self, method: str, data: str, what: str) -> Any:
+        """The verified payload: against the configured environment, and in production
+        against the sandbox after that (what Apple's library says of the environment
+        is only ever checked after the signature chain)."""
+        try:
+            return await self._verify_with(self._verifier, method, data, what)
+        except InvalidPurchase as exc:
+            sandbox = self._sandbox_verifier
+            if sandbox is None or not isinstance(exc.__cause__, VerificationException):
+                raise
+            if exc.__cause__.status not in _OTHER_ENVIRONMENT:
+                raise
+            try:
+                payload = await self._verify_with(sandbox, method, data, what)
+            except InvalidPurchase:
+                raise exc from exc.__cause__
+        if not self._sandbox_grants:
+            raise InvalidPurchase(
+                "Sandbox purchases are not honoured by this service", field=what
+            )
+        return payload
+
+    async def _verify_with(
+        self, verifier: SignedDataVerifier, method: str, data: str, what: str
+    ) -> Any:
         try:
             # CPU-bound (and, with online checks, blocking I/O): off the event loop
-            return await asyncio.to_thread(method, data)
+            return await asyncio.to_thread(getattr(verifier, method), data)
         except VerificationException as exc:
             status = exc.status.name.lower()
             if status == "retryable_verification_failure":
@@ -174,7 +223,7 @@ class AppleAppStore:
 
     async def _transaction(self, signed: str) -> JWSTransactionDecodedPayload:
         tx: JWSTransactionDecodedPayload = await self._verify(
-            self._verifier.verify_and_decode_signed_transaction, signed, "signedTransaction"
+            "verify_and_decode_signed_transaction", signed, "signedTransaction"
         )
         if not tx.transactionId or not tx.productId or tx.purchaseDate is None:
             raise InvalidPurchase("the signed transaction lacks its ids", field="signedTransaction")
@@ -184,7 +233,7 @@ class AppleAppStore:
         if not signed:
             return None
         info: JWSRenewalInfoDecodedPayload = await self._verify(
-            self._verifier.verify_and_decode_renewal_info, signed, "signedRenewalInfo"
+            "verify_and_decode_renewal_info", signed, "signedRenewalInfo"
         )
         return info
 
@@ -263,7 +312,7 @@ class AppleAppStore:
 
     async def verify_notification(self, signed_payload: str) -> StoreNotification:
         payload = await self._verify(
-            self._verifier.verify_and_decode_notification, signed_payload, "signedPayload"
+            "verify_and_decode_notification", signed_payload, "signedPayload"
         )
         kind = payload.rawNotificationType or "UNKNOWN"
         if payload.rawSubtype:
@@ -331,6 +380,7 @@ class AppleAppStore:
             user_id=_user(tx.appAccountToken),
             purchased_at=purchased,
             quantity=tx.quantity or 1,
+            environment=tx.rawEnvironment,
         )
 
     def _snapshot(
@@ -375,4 +425,5 @@ class AppleAppStore:
             auto_renew=auto_renew,
             period_start=_ms(tx.purchaseDate),
             period_end=expires,
+            environment=tx.rawEnvironment,
         )

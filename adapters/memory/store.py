@@ -21,6 +21,7 @@ from core.model.notifications import (
     PushToken,
 )
 from core.model.profiles import Profile
+from core.model.purchases.early_revocations import EarlyRevocation
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
 from core.model.training.models import TrainedModel
 from core.model.training.photos import Photo, PhotoSet
@@ -40,6 +41,7 @@ class _Data:
     allowance_grants: dict[tuple[str, str, datetime], AllowanceGrant] = field(default_factory=dict)
     store_notifications: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     job_events: dict[uuid.UUID, JobEvent] = field(default_factory=dict)
+    early_revocations: dict[tuple[str, str], EarlyRevocation] = field(default_factory=dict)
     enqueued_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
     upload_intents: dict[str, tuple[uuid.UUID, datetime]] = field(default_factory=dict)
     # --- training (issue #16) ---

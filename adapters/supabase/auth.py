@@ -10,6 +10,7 @@ key as an HMAC secret.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -35,6 +36,16 @@ VERIFIED_CACHE_SIZE = 4096
 #: being honoured within it
 VERIFIED_CACHE_SECONDS = 300.0
 
+#: the longest a token may live (``exp - iat``): Supabase Auth's own upper bound on
+#: its JWT expiry setting is a week; a token minted for years is a leaked key's reach
+MAX_LIFETIME_SECONDS = 7 * 24 * 3600
+
+#: the roles of a token that may call the API: a signed-in user, or operations. The
+#: project's ``anon`` key (and any other role) names no user (issue #19)
+ACCEPTED_ROLES = frozenset({"authenticated", "service_role"})
+
+log = logging.getLogger("genstudio.auth")
+
 
 class SupabaseJwtVerifier:
     def __init__(
@@ -47,6 +58,7 @@ class SupabaseJwtVerifier:
         leeway: int = 30,
         http_timeout: float = 5.0,
         jwks_refresh_seconds: float = JWKS_REFRESH_SECONDS,
+        max_lifetime: float = MAX_LIFETIME_SECONDS,
     ) -> None:
         if not secret and not jwks_url:
             raise ValueError("configure a JWT secret, a JWKS URL, or both")
@@ -57,6 +69,7 @@ class SupabaseJwtVerifier:
         self._leeway = leeway
         self._http_timeout = http_timeout
         self._refresh_seconds = jwks_refresh_seconds
+        self._max_lifetime = max_lifetime
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._fetch_lock = asyncio.Lock()
@@ -84,7 +97,9 @@ class SupabaseJwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
-            raise Unauthorized(f"malformed token: {exc}") from exc
+            # the library's words stay in our log: they describe its parser to a prober
+            log.info("malformed token", extra={"error": str(exc)[:200]})
+            raise Unauthorized("malformed token") from exc
         algorithm = header.get("alg")
         key: str | jwt.PyJWK
         if algorithm in HMAC_ALGORITHMS:
@@ -102,13 +117,26 @@ class SupabaseJwtVerifier:
             user_id = uuid.UUID(str(claims["sub"]))
         except (KeyError, ValueError) as exc:
             raise Unauthorized("the token's subject is not a user id") from exc
+        role = str(claims.get("role", "authenticated"))
+        if role not in ACCEPTED_ROLES:
+            raise Unauthorized("the token does not name a signed-in user")
+        self._check_lifetime(claims)
         email = claims.get("email")
         principal = Principal(
             user_id=user_id,
             email=email if isinstance(email, str) and email else None,
-            role=str(claims.get("role", "authenticated")),
+            role=role,
         )
         return principal, float(claims["exp"])
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """``exp - iat`` within the bound; a token that does not say when it was issued
+        has no lifetime to check, and is refused as unbounded."""
+        issued, expires = claims.get("iat"), claims["exp"]
+        if not isinstance(issued, int | float) or isinstance(issued, bool):
+            raise Unauthorized("the token has no 'iat' claim")
+        if float(expires) - float(issued) > self._max_lifetime:
+            raise Unauthorized(f"the token lives longer than {int(self._max_lifetime)} seconds")
 
     def _decode(self, token: str, key: str | jwt.PyJWK, algorithm: str) -> dict[str, Any]:
         required = ["exp", "sub"] if self._issuer is None else ["exp", "sub", "iss"]
@@ -133,7 +161,8 @@ class SupabaseJwtVerifier:
         except jwt.MissingRequiredClaimError as exc:
             raise Unauthorized(f"the token has no {exc.claim!r} claim") from exc
         except jwt.InvalidTokenError as exc:
-            raise Unauthorized(f"invalid token: {exc}") from exc
+            log.info("invalid token", extra={"error": str(exc)[:200]})
+            raise Unauthorized("invalid token") from exc
         return claims
 
     async def _key(self, kid: object, algorithm: str) -> jwt.PyJWK:
@@ -168,7 +197,8 @@ class SupabaseJwtVerifier:
                 response.raise_for_status()
                 document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise Unauthorized(f"the signing keys could not be fetched: {exc}") from exc
+            log.warning("the JWKS could not be fetched", extra={"error": repr(exc)[:300]})
+            raise Unauthorized("the signing keys could not be fetched") from exc
         keys: dict[str, jwt.PyJWK] = {}
         for entry in document.get("keys", []) if isinstance(document, dict) else []:
             if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":

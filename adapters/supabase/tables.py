@@ -217,6 +217,7 @@ store_transactions = Table(
     _ts("purchased_at"),
     _ts("created_at"),
     _ts("revocation_event_at", nullable=True),
+    Column("environment", Text),  # 0400: Production or Sandbox (Apple), else null
 )
 
 entitlements = Table(
@@ -389,6 +390,22 @@ trained_models = Table(
     Column("job_id", Uuid, ForeignKey("jobs.id")),
     _ts("created_at"),
     _ts("updated_at"),
+)
+
+
+# --- 0400: trust and safety (issue #19) --------------------------------------------------
+
+#: refund news about a transaction nobody had claimed yet: a later claim is refused
+early_revocations = Table(
+    "early_revocations",
+    metadata,
+    Column("store", Text, primary_key=True),
+    Column("transaction_id", Text, primary_key=True),
+    Column("original_transaction_id", Text),
+    Column("reason", Text, nullable=False),
+    Column("reversed", Boolean, nullable=False),
+    _ts("occurred_at"),
+    _ts("recorded_at"),
 )
 
 

@@ -139,8 +139,25 @@ def allocate(lots: list[Lot], amount: int, now: datetime) -> tuple[Allocation, .
     return tuple(taken)
 
 
+#: the ledger's amounts and balances are 32-bit integers (Postgres ``integer``): no
+#: grant, and no balance, may go beyond (issue #19: a huge grant was a database error)
+MAX_CREDITS = 2**31 - 1
+
+
 def validate_grant(amount: int, kind: EntryKind) -> None:
     if kind not in LOT_KINDS:
         raise InvalidInput(f"{kind} does not create credits", field="kind")
     if amount <= 0:
         raise InvalidInput("a grant must be a positive number of credits", field="amount")
+    if amount > MAX_CREDITS:
+        raise InvalidInput(f"a grant is at most {MAX_CREDITS} credits", field="amount")
+
+
+def check_balance_bound(balance: int, amount: int) -> None:
+    """Refuse a move that would take a balance past ``MAX_CREDITS``."""
+    if balance + amount > MAX_CREDITS:
+        raise InvalidInput(
+            f"the balance would be {balance + amount}, over the most an account holds"
+            f" ({MAX_CREDITS})",
+            field="amount",
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 import uuid
 
 import msgspec
@@ -83,12 +84,27 @@ class ImageParams(msgspec.Struct, frozen=True, kw_only=True, tag="image"):
 #: C0 control characters but tab, newline and carriage return, and DEL: nothing a person
 #: types into a prompt, and NUL cannot be stored (PostgreSQL refuses it in text)
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: what draws nothing: controls, format characters (zero-width space and joiners,
+#: BOM, bidi marks), separators, combining marks on their own
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+#: letters and symbols that render blank (Hangul fillers, the braille blank, ...)
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
+def visible(text: str) -> bool:
+    """Whether ``text`` shows anything: a prompt of zero-width characters alone was
+    accepted and charged for (issue #19)."""
+    return any(
+        ch not in _BLANK and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text
+    )
 
 
 def check_text(prompt: str, negative_prompt: str) -> None:
     """The checks every prompt and negative prompt pass, whatever the model."""
     if not prompt.strip():
         raise InvalidInput("the prompt is empty", field="prompt")
+    if not visible(prompt):
+        raise InvalidInput("the prompt has no visible characters", field="prompt")
     for field, label, value in (
         ("prompt", "the prompt", prompt),
         ("negative_prompt", "the negative prompt", negative_prompt),

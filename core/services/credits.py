@@ -16,6 +16,7 @@ from core.model.credits import (
     LedgerEntry,
     Lot,
     allocate,
+    check_balance_bound,
     validate_grant,
 )
 from core.model.errors import ConcurrencyConflict, NotFound
@@ -54,6 +55,7 @@ async def _append(
     unit of work does not go on after a refusal (``LedgerRepository.append_deferred``)."""
     if balance is None:
         balance = await uow.ledger.balance(user_id)
+    check_balance_bound(balance, amount)
     entry = LedgerEntry(
         id=uuid7(),  # time-ordered: entries of one instant read back in writing order
         user_id=user_id,

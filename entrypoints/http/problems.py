@@ -135,18 +135,35 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
     if isinstance(exc, RateLimited):
         headers = refusal_fields(exc)
     return problem_response(
+    field, detail = wire_field(exc.field, exc.message)
         status,
         title,
-        exc.message,
+        detail,
         code=exc.code,
         request=request,
-        field=exc.field,
+        field=field,
         headers=headers,
         **extra,
     )
 
 
 _FIELD = re.compile(r"at `\$\.?([^`]*)`")
+_SNAKE = re.compile(r"_([a-z0-9])")
+_CAMEL = re.compile(r"[A-Z]")
+_WORD = re.compile(r"[a-z][A-Za-z0-9_]*")
+
+
+def wire_field(field: str | None, message: str) -> tuple[str | None, str]:
+    """The field at fault as the app sends it (``durationSeconds``, not the core's
+    ``duration_seconds``), in ``field`` and in the message that names it: the app's
+    bodies and forms are camelCase everywhere (issue #19)."""
+    if field is None or not _WORD.fullmatch(field):
+        return field, message  # a header (Idempotency-Key), a path, "body", ...
+    camel = _SNAKE.sub(lambda m: m.group(1).upper(), field)
+    snake = _CAMEL.sub(lambda m: "_" + m.group(0).lower(), camel)
+    return camel, re.sub(rf"\b{re.escape(snake)}\b", camel, message)
+
+
 
 
 def validation_field(message: str) -> str | None:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
+from core.model.purchases.early_revocations import EarlyRevocation
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
 from core.model.purchases.products import Store
 
@@ -57,6 +58,17 @@ class PurchaseRepository(Protocol):
         ...
 
     async def update_grant(self, grant: AllowanceGrant) -> None: ...
+
+    async def early_revocation(self, store: Store, transaction_id: str) -> EarlyRevocation | None:
+        """The refund news kept about a transaction before anyone claimed it: the one
+        whose ``transaction_id`` or ``original_transaction_id`` is ``transaction_id``
+        (``EarlyRevocation.matches``); None if there is none."""
+        ...
+
+    async def keep_early_revocation(self, revocation: EarlyRevocation) -> None:
+        """Keep refund news about an unclaimed transaction: insert it, or replace the
+        kept one of the same (store, transaction id) when it happened later."""
+        ...
 
     async def record_notification(
         self, store: Store, notification_id: str, kind: str, received_at: datetime

@@ -29,6 +29,7 @@ from tests.standins.runpod import RunpodStandin
 from tests.standins.supabase_storage import SupabaseStorageStandIn
 
 SECRET = "remote-modes-secret-" + "r" * 32
+ISSUER = "https://project.supabase.co/auth/v1"
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ async def client(
         breaker_failures=1,
         **remote_gpus(modal, runpod),
         supabase_url=storage.url,
+        jwt_issuer=ISSUER,  # else <SUPABASE_URL>/auth/v1, which differs per run
         supabase_service_key=storage.service_key,
         gpu_timeout=10.0,
     )
@@ -72,7 +74,7 @@ async def fetch(url: str) -> bytes:
 
 def headers(user: uuid.UUID) -> dict[str, str]:
     return {
-        "Authorization": f"Bearer {mint_token(SECRET, user_id=user)}",
+        "Authorization": f"Bearer {mint_token(SECRET, user_id=user, issuer=ISSUER)}",
         "Idempotency-Key": str(uuid.uuid4()),
     }
 

@@ -16,7 +16,8 @@ OIDC certificates Pub/Sub push tokens are checked against, on one loopback serve
   (entries of quantity-based partial refunds, those with ``voidedQuantity``, only when
   true), pages of ``maxResults`` (default 1000) chained by
   ``tokenPagination.nextPageToken`` / ``token``.
-- ``GET /oidc/certs``: ``{kid: PEM certificate}`` of the key ``push_token`` signs with.
+- ``GET /oidc/certs``: ``{kid: PEM certificate}`` of the key ``push_token`` signs with,
+  with Google's ``Cache-Control: public, max-age=19800, ...``.
 
 A subscription's life as Play tells it (``renew``, ``fail_renewal``, ``hold``,
 ``recover``, ``defer``): each paid order is the line item's ``latestSuccessfulOrderId``
@@ -336,7 +337,12 @@ class GooglePlayStandIn(LoopbackStandIn):
         if request.path == "/token" and request.method == "POST":
             return self._token(request)
         if request.path == "/oidc/certs":
-            return json_reply({self.oidc_kid: _self_signed(self.oidc_key)})
+            # as Google serves them: cacheable for hours (the adapter keeps them so long)
+            return json_reply(
+                {self.oidc_kid: _self_signed(self.oidc_key)},
+                200,
+                {"Cache-Control": "public, max-age=19800, must-revalidate, no-transform"},
+            )
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self.access_tokens:
             return self.error_reply(401, "Request had invalid authentication credentials.", {})

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from adapters.memory.store import _Repo
 from core.model.errors import DuplicateEntry, NotFound
+from core.model.purchases.early_revocations import EarlyRevocation
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
 from core.model.purchases.products import Store
 
@@ -87,6 +88,17 @@ class InMemoryPurchases(_Repo):
         if key not in self._d.allowance_grants:
             raise NotFound(f"no allowance grant for {grant.month_start}")
         self._d.allowance_grants[key] = grant
+
+    async def early_revocation(self, store: Store, transaction_id: str) -> EarlyRevocation | None:
+        for (kept_store, _), revocation in self._d.early_revocations.items():
+            if kept_store == store.value and revocation.matches(transaction_id):
+                return revocation
+        return None
+
+    async def keep_early_revocation(self, revocation: EarlyRevocation) -> None:
+        key = (revocation.store.value, revocation.transaction_id)
+        kept = self._d.early_revocations.get(key)
+        self._d.early_revocations[key] = revocation if kept is None else kept.newer(revocation)
 
     async def record_notification(
         self, store: Store, notification_id: str, kind: str, received_at: datetime

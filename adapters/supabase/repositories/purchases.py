@@ -11,13 +11,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, select, text, update
+from sqlalchemy import RowMapping, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from adapters.supabase import tables as t
 from adapters.supabase.compiled import SqlConnection
 from core.model.errors import DuplicateEntry, NotFound
+from core.model.purchases.early_revocations import EarlyRevocation
 from core.model.purchases.entitlements import (
     AllowanceGrant,
     Entitlement,
@@ -25,7 +26,7 @@ from core.model.purchases.entitlements import (
     TransactionStatus,
 )
 from core.model.purchases.products import ProductKind, Store
-from core.model.purchases.store_events import ENTITLED, EntitlementStatus
+from core.model.purchases.store_events import ENTITLED, EntitlementStatus, RevocationReason
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
@@ -53,6 +54,7 @@ def _tx(row: RowMapping) -> StoreTransaction:
         revocation_event_at=(
             _utc(row["revocation_event_at"]) if row["revocation_event_at"] else None
         ),
+        environment=row["environment"],
     )
 
 
@@ -71,6 +73,7 @@ def _tx_values(tx: StoreTransaction) -> dict[str, Any]:
         "clawed_back": tx.clawed_back,
         "acknowledged": tx.acknowledged,
         "revocation_event_at": tx.revocation_event_at,
+        "environment": tx.environment,
     }
 
 
@@ -275,6 +278,54 @@ class SqlPurchases:
         )
         if result.scalar_one_or_none() is None:
             raise NotFound(f"no allowance grant for {grant.month_start}")
+
+    async def early_revocation(self, store: Store, transaction_id: str) -> EarlyRevocation | None:
+        c = t.early_revocations.c
+        result = await self._conn.execute(
+            select(t.early_revocations)
+            .where(
+                c.store == store.value,
+                or_(
+                    c.transaction_id == transaction_id,
+                    c.original_transaction_id == transaction_id,
+                ),
+            )
+            .order_by(c.occurred_at.desc())
+            .limit(1)
+        )
+        row = result.mappings().first()
+        if row is None:
+            return None
+        return EarlyRevocation(
+            store=Store(row["store"]),
+            transaction_id=row["transaction_id"],
+            original_transaction_id=row["original_transaction_id"],
+            reason=RevocationReason(row["reason"]),
+            occurred_at=_utc(row["occurred_at"]),
+            recorded_at=_utc(row["recorded_at"]),
+            reversed=row["reversed"],
+        )
+
+    async def keep_early_revocation(self, revocation: EarlyRevocation) -> None:
+        c = t.early_revocations.c
+        values = {
+            "store": revocation.store.value,
+            "transaction_id": revocation.transaction_id,
+            "original_transaction_id": revocation.original_transaction_id,
+            "reason": revocation.reason.value,
+            "reversed": revocation.reversed,
+            "occurred_at": revocation.occurred_at,
+            "recorded_at": revocation.recorded_at,
+        }
+        statement = insert(t.early_revocations).values(**values)
+        # the later news wins, whichever order the store delivered them in
+        await self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["store", "transaction_id"],
+                set_={k: statement.excluded[k] for k in values if k not in ("store", "transaction_id")},
+                where=c.occurred_at <= statement.excluded.occurred_at,
+            )
+        )
 
     async def record_notification(
         self, store: Store, notification_id: str, kind: str, received_at: datetime

@@ -74,6 +74,9 @@ class StoreTransaction(msgspec.Struct, frozen=True, kw_only=True):
     #: when the latest refund news about it (a refund, a revocation, a reversal)
     #: happened: older news arriving later is stale
     revocation_event_at: datetime | None = None
+    #: the store environment it was bought in (Apple: ``Production`` / ``Sandbox``,
+    #: migration 0400); None for Google and for rows from before
+    environment: str | None = None
 
 
 class AllowanceGrant(msgspec.Struct, frozen=True, kw_only=True):

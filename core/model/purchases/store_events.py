@@ -54,6 +54,9 @@ class RevocationReason(enum.StrEnum):
 class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     store: Store
     occurred_at: datetime
+    #: the store environment the news was signed in (Apple: ``Production`` or
+    #: ``Sandbox``); None where the store does not say
+    environment: str | None = None
 
 
 class Purchase(_Event, frozen=True, tag="purchase"):

@@ -16,6 +16,7 @@ from core.model.purchases.entitlements import (
 from core.model.purchases.products import Product, ProductCatalog, ProductKind, Store
 from core.model.purchases.store_events import (
     Purchase,
+    RevocationReason,
     SubscriptionSnapshot,
 )
 from core.services.credits import (
@@ -116,10 +117,25 @@ async def _owned(
     return existing
 
 
+async def refuse_if_revoked(uow: UnitOfWork, event: Purchase | SubscriptionSnapshot) -> None:
+    """Refuse a first claim of a transaction whose refund (or revocation) the store
+    announced before anyone claimed it, unless a reversal came after it: keeping a
+    purchase's signed data, getting it refunded and then redeeming it granted the
+    credits, whether or not the store's API could be asked (issue #19). Raises
+    InvalidPurchase."""
+    early = await uow.purchases.early_revocation(event.store, event.transaction_id)
+    if early is not None and not early.reversed:
+        field = "signedTransaction" if event.store is Store.APPLE else "purchaseToken"
+        what = "refunded" if early.reason is RevocationReason.REFUND else "revoked"
+        raise InvalidPurchase(f"the store {what} this purchase before it was redeemed", field=field)
+
+
 async def _record_pack(
     uow: UnitOfWork, event: Purchase, product: Product, user_id: uuid.UUID, now: datetime
 ) -> PurchaseOutcome:
     existing = await _owned(uow, event.store, event.transaction_id, user_id)
+    if existing is None:
+        await refuse_if_revoked(uow, event)
     if existing is not None:
         return PurchaseOutcome(
             store=event.store,
@@ -159,6 +175,7 @@ async def _record_pack(
             purchased_at=event.purchased_at,
             created_at=now,
             acknowledged=_paid_by_store(event.store),
+            environment=event.environment,
         )
     )
     return PurchaseOutcome(
@@ -180,6 +197,8 @@ async def _record_subscription(
     now: datetime,
 ) -> PurchaseOutcome:
     existing = await _owned(uow, event.store, event.transaction_id, user_id)
+    if existing is None:
+        await refuse_if_revoked(uow, event)
     entitlement, granted = await _apply_subscription(uow, event, product, user_id, catalog, now)
     grants = await uow.purchases.grants(event.store, event.original_transaction_id)
     return PurchaseOutcome(

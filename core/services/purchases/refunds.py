@@ -8,6 +8,7 @@ from datetime import datetime
 import msgspec
 
 from core.model.credits import EntryKind
+from core.model.purchases.early_revocations import EarlyRevocation
 from core.model.purchases.entitlements import (
     Entitlement,
     StoreTransaction,
@@ -74,16 +75,48 @@ async def _lock_for(
     return tx, entitlement, owner
 
 
+async def _unclaimed_or_locked(
+    uow: UnitOfWork, event: Revocation | RefundReversal
+) -> tuple[StoreTransaction | None, Entitlement | None, uuid.UUID | None]:
+    """``_lock_for``; where nobody claimed the purchase, read again under the lock a
+    claim takes (the purchase's id), so that a claim committing meanwhile is seen."""
+    found = await _lock_for(uow, event.store, event.transaction_id, event.original_transaction_id)
+    if found[2] is not None:
+        return found
+    await uow.purchases.lock(event.store, event.original_transaction_id or event.transaction_id)
+    return await _lock_for(uow, event.store, event.transaction_id, event.original_transaction_id)
+
+
+async def _keep_early(
+    uow: UnitOfWork, event: Revocation | RefundReversal, now: datetime
+) -> EventOutcome:
+    """News about a purchase nobody claimed yet is kept, not forgotten: a refund's
+    refuses a later claim of it (``claims.refuse_if_revoked``), a reversal that
+    happened after it lifts that (issue #19)."""
+    reversal = isinstance(event, RefundReversal)
+    reason = event.reason if isinstance(event, Revocation) else RevocationReason.REFUND
+    await uow.purchases.keep_early_revocation(
+        EarlyRevocation(
+            store=event.store,
+            transaction_id=event.transaction_id,
+            original_transaction_id=event.original_transaction_id,
+            reason=reason,
+            occurred_at=event.occurred_at,
+            recorded_at=now,
+            reversed=reversal,
+        )
+    )
+    return EventOutcome(action="kept:reversed_before_claim" if reversal else "kept:before_claim")
+
+
 async def revoke(
     uow: UnitOfWork, event: Revocation, catalog: ProductCatalog, now: datetime
 ) -> EventOutcome:
     """A refund or revocation: claw back what the pack or the subscription payment
     granted, under the purchase's lock and the owner's account lock."""
-    tx, entitlement, owner = await _lock_for(
-        uow, event.store, event.transaction_id, event.original_transaction_id
-    )
+    tx, entitlement, owner = await _unclaimed_or_locked(uow, event)
     if owner is None:
-        return EventOutcome(action="unknown_transaction")
+        return await _keep_early(uow, event, now)
     status = (
         TransactionStatus.REFUNDED
         if event.reason is RevocationReason.REFUND
@@ -273,11 +306,9 @@ async def reverse_refund(
 ) -> EventOutcome:
     """A refund the store undid: what the refund clawed back comes back, and access
     with it, under the purchase's lock and the owner's account lock."""
-    tx, entitlement, owner = await _lock_for(
-        uow, event.store, event.transaction_id, event.original_transaction_id
-    )
+    tx, entitlement, owner = await _unclaimed_or_locked(uow, event)
     if owner is None:
-        return EventOutcome(action="unknown_transaction")
+        return await _keep_early(uow, event, now)
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
         return await _reinstate_pack(uow, event, tx, owner, now)
     if entitlement is None:

@@ -86,6 +86,7 @@ async def _apply_subscription(
                 purchased_at=entitlement.period_start,
                 created_at=now,
                 acknowledged=_paid_by_store(event.store),
+                environment=event.environment,
             )
         )
     entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from core.services.generation.submit import submit_edit, submit_image, submit_vi
 from core.services.generation.submitted import Submitted
 from core.services.generation.uploads import Upload
 from core.services.queries import JobView, job_events, job_view
+from entrypoints.http.bodies import strict_json
 from entrypoints.http.deps import PrincipalDep, RuntimeDep
 from entrypoints.http.generation.schemas import (
     ImageRequest,
@@ -43,6 +45,7 @@ def _viewed(view: JobView) -> JobResponse:
 
 #: the biggest multipart body the upload endpoints read: three files at their limit
 MAX_UPLOAD_REQUEST = 64 * 1024 * 1024
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 #: core field names -> the multipart names the app sends
 _WIRE = {
     "negative_prompt": "negativePrompt",
@@ -98,10 +101,11 @@ class _Parts:
         value = self.form.get(name)
         if value is None or str(value).strip() == "":
             return default
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise InvalidInput(f"{name} must be an integer", field=name) from None
+        text = str(value).strip()
+        # digits only: int() also reads "5_12", "+512" and full-width digits
+        if not _INTEGER.fullmatch(text):
+            raise InvalidInput(f"{name} must be an integer", field=name)
+        return int(text)
 
     def number(self, name: str, default: float) -> float:
         value = self.form.get(name)
@@ -203,7 +207,9 @@ class GenerateController(Controller):
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
         # the exact bytes, for the idempotency fingerprint
-        request_hash = request_fingerprint("POST", "/v1/generate/image", await request.body())
+        body = await request.body()
+        request_hash = request_fingerprint("POST", "/v1/generate/image", body)
+        data = strict_json(body, ImageRequest)  # "512" and 512.0 are not integers
         c = runtime.container
         with _wire_fields():
             result = await submit_image(
