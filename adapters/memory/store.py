@@ -23,6 +23,7 @@ from core.model.notifications import (
 from core.model.profiles import Profile
 from core.model.purchases.early_revocations import EarlyRevocation
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
+from core.model.social import Comment, Post, SocialProfile
 from core.model.training.models import TrainedModel
 from core.model.training.photos import Photo, PhotoSet
 
@@ -55,6 +56,12 @@ class _Data:
     push_tickets: dict[str, PushTicket] = field(default_factory=dict)
     notification_preferences: dict[uuid.UUID, Preferences] = field(default_factory=dict)
     push_tokens: dict[str, PushToken] = field(default_factory=dict)
+    # --- social (issue #17) ---
+    social_profiles: dict[uuid.UUID, SocialProfile] = field(default_factory=dict)
+    posts: dict[uuid.UUID, Post] = field(default_factory=dict)
+    likes: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
+    comments: dict[uuid.UUID, Comment] = field(default_factory=dict)
+    blocks: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
 
 
 class InMemoryStore:

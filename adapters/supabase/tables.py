@@ -53,6 +53,13 @@ profiles = Table(
     _ts("subscription_expires_at", nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
+    # 0200: the social side's columns (issue #17)
+    Column("bio", Text),
+    Column("is_private", Boolean, nullable=False),
+    Column("language", Text),
+    Column("content_filters", ARRAY(Text), nullable=False),
+    _ts("username_changed_at", nullable=True),
+    Column("avatar_key", Text),
 )
 
 credit_lots = Table(
@@ -423,3 +430,61 @@ early_revocations = Table(
     _ts("occurred_at"),
     _ts("recorded_at"),
 )
+
+
+# --- 0200: social (issue #17) ----------------------------------------------------------
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("asset_id", Uuid, nullable=False),
+    Column("media_kind", Text, nullable=False),
+    Column("storage_key", Text, nullable=False),
+    Column("poster_key", Text),
+    Column("content_type", Text, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("duration_seconds", Double),
+    Column("caption", Text, nullable=False),
+    Column("visibility", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("share_id", Text, nullable=False),
+    Column("like_count", Integer, nullable=False),
+    Column("comment_count", Integer, nullable=False),
+    Column("share_count", Integer, nullable=False),
+    Column("score", Double, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+likes = Table(
+    "likes",
+    metadata,
+    Column("post_id", Uuid, ForeignKey("posts.id"), primary_key=True),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
+    _ts("created_at"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("post_id", Uuid, ForeignKey("posts.id"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    _ts("created_at"),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("blocker_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
+    Column("blocked_id", Uuid, ForeignKey("profiles.id"), primary_key=True),
+    _ts("created_at"),
+)
+
+POSTS_ASSET_KEY = "posts_asset_key"
+PROFILES_USERNAME_KEY = "profiles_username_key"

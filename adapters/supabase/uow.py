@@ -21,6 +21,7 @@ from adapters.supabase.repositories.media import SqlMedia, SqlUploads
 from adapters.supabase.repositories.notifications import SqlNotifications, SqlPushTokens
 from adapters.supabase.repositories.profiles import SqlProfiles
 from adapters.supabase.repositories.purchases import SqlPurchases
+from adapters.supabase.repositories.social import SqlSocial
 from adapters.supabase.repositories.training import SqlPhotoSets, SqlTrainedModels
 from ports.unit_of_work import Effect
 
@@ -40,6 +41,7 @@ class SqlUnitOfWork:
     uploads: SqlUploads
     photo_sets: SqlPhotoSets
     trained_models: SqlTrainedModels
+    social: SqlSocial
     notifications: SqlNotifications
     push_tokens: SqlPushTokens
 
@@ -73,6 +75,7 @@ class SqlUnitOfWork:
         self.photo_sets = SqlPhotoSets(sql)
         self.notifications = SqlNotifications(sql)
         self.push_tokens = SqlPushTokens(sql)
+        self.social = SqlSocial(sql)
         self.trained_models = SqlTrainedModels(sql)
         return self
 

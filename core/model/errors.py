@@ -91,3 +91,10 @@ class StoreUnavailable(DomainError):
     """The store's API did not answer usefully; the same request may be retried."""
 
     code = "store_unavailable"
+
+
+class AlreadyTaken(DomainError):
+    """A unique name or slot is someone else's (a username; an asset already
+    published); ``field`` names it."""
+
+    code = "already_taken"

@@ -40,6 +40,7 @@ STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.JobFinished: (409, "Job already finished"),
     errors.IllegalTransition: (409, "Conflict"),
     errors.ConcurrencyConflict: (409, "Conflict"),
+    errors.AlreadyTaken: (409, "Already taken"),
     errors.InvalidInput: (422, "Invalid input"),
     errors.PurchaseOwnedElsewhere: (409, "Purchase belongs to another account"),
     errors.InvalidPurchase: (400, "Purchase not verified"),

@@ -1,0 +1,1 @@
+"""The social side's use cases (issue #17): profiles, publishing, feed, reactions."""
