@@ -1,5 +1,6 @@
 """What the Runpod and Modal stand-ins share: a real HTTP server on a loopback port in
-its own thread, a job model that runs on the wall clock, real PNG outputs, and the
+its own thread, a job model that runs on the wall clock, real PNG outputs (and, for
+a training, real LoRA weights from ``gpu_local``'s miniature trainer), and the
 failure knobs.
 
 Knobs (attributes of ``GpuKnobs``; change them at any time from the test):
@@ -36,6 +37,7 @@ from litestar.params import FromPath
 
 from adapters.gpu_local import render_png
 from adapters.gpu_local.renderer import render_edit
+from adapters.gpu_local.trainer import train_lora
 from adapters.gpu_local.video import render_video
 
 FailKind = Literal["content", "infrastructure", "timeout"]
@@ -69,6 +71,9 @@ class StandinJob:
     webhook: str | None = None
     cancelled: bool = False
     images: list[bytes] = field(default_factory=list)
+    # a training trains in a thread of its own from submission (downloading its photos
+    # as a worker would): it is done once that finished too, and answers stay quick
+    trained: threading.Event | None = None
 
     def phase(self, now: float) -> tuple[str, int]:
         """("queued" | "running" | "done" | "cancelled", progress)."""
@@ -80,6 +85,8 @@ class StandinJob:
         running = elapsed - self.queue_seconds
         if self.stuck or running < self.job_seconds:
             return "running", min(99, int(100 * running / max(self.job_seconds, 1e-9)))
+        if self.trained is not None and not self.trained.is_set():
+            return "running", 99
         return "done", 100
 
     def finishes_in(self, now: float) -> float | None:
@@ -96,7 +103,21 @@ class StandinJob:
         if not self.images:
             i = self.input
             kind = i.get("kind", "image")
-            if kind == "edit":
+            if kind == "training":
+                # the photos come by URL, as a real trainer downloads them
+                photos = [
+                    _download(str(given["url"]))
+                    for given in i.get("inputs") or []
+                    if given.get("name") == "photo"
+                ]
+                weights, sample, _ = train_lora(
+                    photos,
+                    steps=int(i["steps"]),
+                    trigger_word=str(i["trigger_word"]),
+                    seed=i.get("seed"),
+                )
+                self.images = [weights, sample]
+            elif kind == "edit":
                 self.images = [
                     render_edit(
                         image_png=_download(_input_url(i, "image")),
@@ -134,8 +155,37 @@ class StandinJob:
                 ]
         return self.images
 
+    def running(self, progress: int) -> dict[str, int]:
+        """What a running job reports: a training its ``step``/``total``, others
+        ``progress``."""
+        if self.input.get("kind") == "training":
+            total = int(self.input.get("steps") or 1)
+            return {"step": total * progress // 100, "total": total}
+        return {"progress": progress}
+
     def output_json(self, base_url: str) -> dict[str, Any]:
         """The finished job's ``output`` (videos always inline, as base64)."""
+        if self.input.get("kind") == "training":
+            weights, sample = self.render()
+            if self.output == "url":
+                return {
+                    "weights": {
+                        "url": f"{base_url}/files/{self.id}/0.safetensors",
+                        "content_type": "application/octet-stream",
+                    },
+                    "samples": [
+                        {"url": f"{base_url}/files/{self.id}/1.png", "content_type": "image/png"}
+                    ],
+                }
+            return {
+                "weights": {
+                    "base64": base64.b64encode(weights).decode(),
+                    "content_type": "application/octet-stream",
+                },
+                "samples": [
+                    {"base64": base64.b64encode(sample).decode(), "content_type": "image/png"}
+                ],
+            }
         if self.input.get("kind") == "video":
             mp4, poster = self.render()
             return {
@@ -188,7 +238,7 @@ class GpuStandinBase(abc.ABC):
 
         @get("/files/{job_id:str}/{name:str}", media_type="image/png")
         async def files(job_id: FromPath[str], name: FromPath[str]) -> Response[bytes]:
-            index = name.removesuffix(".png")
+            index = name.split(".")[0]  # 0.png, 0.safetensors
             data = standin.file(job_id, int(index)) if index.isdigit() else None
             if data is None:
                 return Response(b"", status_code=404)
@@ -269,6 +319,17 @@ class GpuStandinBase(abc.ABC):
             webhook=webhook,
         )
         self.jobs[job_id] = job
+        if job_input.get("kind") == "training" and not k.fail_with:
+            job.trained = threading.Event()
+            trained = job.trained
+
+            def train() -> None:
+                try:
+                    job.render()
+                finally:
+                    trained.set()
+
+            threading.Thread(target=train, daemon=True).start()
         return job
 
     def counts(self) -> tuple[int, int]:

@@ -30,7 +30,11 @@ class ModalStandin(GpuStandinBase):
         if phase == "cancelled":
             return 200, {"status": "cancelled"}
         if phase in ("queued", "running"):
-            return 202, {"status": "pending", "progress": progress, "started": phase == "running"}
+            return 202, {
+                "status": "pending",
+                **job.running(progress),
+                "started": phase == "running",
+            }
         if self.knobs.expire_results:
             return 410, {"error": "the result of this call has expired"}
         if job.fail_with == "content":
@@ -81,7 +85,13 @@ class ModalStandin(GpuStandinBase):
             if (refused := await guard(request)) is not None:
                 return refused
             body = await request.json()
-            if not isinstance(body, dict) or not body.get("prompt"):
+            if not isinstance(body, dict):
+                return answer(request, 422, {"detail": "the body is not an object"})
+            if body.get("kind") == "training":
+                photos = [i for i in body.get("inputs") or [] if i.get("name") == "photo"]
+                if not photos or not isinstance(body.get("steps"), int):
+                    return answer(request, 422, {"detail": "a training needs photos and steps"})
+            elif not body.get("prompt"):
                 return answer(request, 422, {"detail": "prompt is required"})
             standin.submit_bodies.append(body)
             job = standin.new_job("fc-", body, None)

@@ -56,7 +56,7 @@ class RunpodStandin(GpuStandinBase):
             body["status"] = "IN_QUEUE"
         elif phase == "running":
             body["status"] = "IN_PROGRESS"
-            body["output"] = {"progress": progress}
+            body["output"] = job.running(progress)
         elif job.fail_with == "content":
             body |= {"status": "FAILED", "error": CONTENT_ERROR}
         elif job.fail_with == "infrastructure":
