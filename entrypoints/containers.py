@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.gpu_local import LocalGpuProvider
-from adapters.imaging import PillowImageInspector
+from adapters.imaging import PillowAvatars, PillowImageInspector
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.ai import SuffixPromptEnhancer
 from adapters.notification_texts import TemplateTexts
@@ -31,6 +31,9 @@ from core.services.notifications.delivery import PushDelivery
 from core.services.notifications.emit import Notifier
 from core.services.notifications.settings import NotificationSettings
 from core.services.reconcile import Reconciler
+from core.services.social.posts import Posts
+from core.services.social.profiles import Profiles
+from core.services.social.views import Urls
 from core.services.training.photos import PhotoSets
 from core.services.training.service import Training
 from entrypoints import iap
@@ -246,3 +249,17 @@ class AppContainer(containers.DeclarativeContainer):
         storage=storage,
         notifications=push_delivery,
     )
+    # the social side (issue #17): stable URLs under the public base for public media
+    social_urls = providers.Singleton(
+        Urls,
+        storage,
+        providers.Callable(lambda s: s.base_url, settings),
+        ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
+    )
+    profiles = providers.Singleton(
+        Profiles,
+        uow_factory=uow_factory,
+        urls=social_urls,
+        avatars=providers.Singleton(PillowAvatars),
+    )
+    posts = providers.Singleton(Posts, uow_factory, social_urls, notifier=notifier)

@@ -26,6 +26,8 @@ from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.purchases.controller import PurchasesController
 from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.http.realtime.controller import realtime
+from entrypoints.http.social.controller import MeSocialController, SocialController
+from entrypoints.http.social.pages import PAGES as SOCIAL_PAGES
 from entrypoints.http.notifications.controller import NotificationsController
 from entrypoints.http.training.controller import TrainingPhotosController
 from entrypoints.http.training.jobs_controller import TrainingController, my_models
@@ -67,6 +69,9 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             apple_webhook,
             google_webhook,
             runpod_webhook,
+            MeSocialController,
+            SocialController,
+            *SOCIAL_PAGES,
             swagger_assets(),
         ],
         dependencies=DEPENDENCIES,

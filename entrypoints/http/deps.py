@@ -27,6 +27,8 @@ from core.model.pricing import Catalog
 from core.model.purchases.products import ProductCatalog
 from core.model.routing import ProviderRouter
 from core.services.notifications.settings import NotificationSettings
+from core.services.social.posts import Posts
+from core.services.social.profiles import Profiles
 from core.services.training.photos import PhotoSets
 from core.services.training.service import Training
 from ports.notification_texts import NotificationTexts
@@ -146,6 +148,16 @@ def provide_training(state: State) -> Training:
     return provided
 
 
+def provide_posts(state: State) -> Posts:
+    provided: Posts = _container(state).posts()
+    return provided
+
+
+def provide_profiles(state: State) -> Profiles:
+    provided: Profiles = _container(state).profiles()
+    return provided
+
+
 def provide_router(state: State) -> ProviderRouter:
     provided: ProviderRouter = _container(state).router()
     return provided
@@ -215,6 +227,8 @@ DEPENDENCIES: dict[str, Provide] = {
     "gpus": _sync(provide_gpus),
     "photo_sets": _sync(provide_photo_sets),
     "training": _sync(provide_training),
+    "posts": _sync(provide_posts),
+    "profiles": _sync(provide_profiles),
     "notification_settings": _sync(provide_notification_settings),
     "notification_texts": _sync(provide_notification_texts),
     "router": _sync(provide_router),
@@ -250,5 +264,7 @@ RedisDep = NamedDependency[SkipValidation[Redis | None]]
 RealtimeHubDep = NamedDependency[SkipValidation[RealtimeHub]]
 PhotoSetsDep = NamedDependency[SkipValidation[PhotoSets]]
 TrainingDep = NamedDependency[SkipValidation[Training]]
+PostsDep = NamedDependency[SkipValidation[Posts]]
+ProfilesDep = NamedDependency[SkipValidation[Profiles]]
 NotificationSettingsDep = NamedDependency[SkipValidation[NotificationSettings]]
 NotificationTextsDep = NamedDependency[SkipValidation[NotificationTexts]]

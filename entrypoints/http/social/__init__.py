@@ -1,0 +1,1 @@
+"""The social routes (issue #17)."""
