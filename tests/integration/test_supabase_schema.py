@@ -125,6 +125,8 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         "training_photos",
         # 0110: trained models
         "trained_models",
+        # 0110: trained models
+        "trained_models",
         # 0300: notifications
         "notifications",
         "notification_keys",
@@ -359,6 +361,7 @@ GONE = tuple(table for table in UNBUILT if table not in REBUILT)
 AUTHENTICATED_READS = {
     "photo_sets",
     "training_photos",
+    "trained_models",
     "trained_models",
     "profiles",
     "images",
