@@ -10,6 +10,7 @@ from ports.repositories.credits import LedgerRepository
 from ports.repositories.idempotency import IdempotencyRepository
 from ports.repositories.jobs import JobEventRepository, JobRepository
 from ports.repositories.media import MediaRepository, UploadRepository
+from ports.repositories.moderation import ModerationRepository
 from ports.repositories.notifications import NotificationRepository, PushTokenRepository
 from ports.repositories.profiles import ProfileRepository
 from ports.repositories.purchases import PurchaseRepository
@@ -60,6 +61,9 @@ class UnitOfWork(Protocol):
 
     @property
     def social(self) -> SocialRepository: ...
+
+    @property
+    def moderation(self) -> ModerationRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -13,6 +13,8 @@ from core.model.events import JobEvent
 from core.model.idempotency import IdempotencyRecord
 from core.model.jobs import Job
 from core.model.media import MediaAsset
+from core.model.moderation import Strike
+from core.model.moderation_rules import ModerationRule
 from core.model.notifications import (
     Delivery,
     Notification,
@@ -62,6 +64,9 @@ class _Data:
     likes: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
     comments: dict[uuid.UUID, Comment] = field(default_factory=dict)
     blocks: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
+    # --- moderation (issue #19) ---
+    moderation_rules: dict[uuid.UUID, ModerationRule] = field(default_factory=dict)
+    strikes: dict[uuid.UUID, Strike] = field(default_factory=dict)
 
 
 class InMemoryStore:

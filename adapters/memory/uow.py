@@ -12,6 +12,7 @@ from adapters.memory.repositories.credits import InMemoryLedger
 from adapters.memory.repositories.idempotency import InMemoryIdempotency
 from adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
 from adapters.memory.repositories.media import InMemoryMedia, InMemoryUploads
+from adapters.memory.repositories.moderation import InMemoryModeration
 from adapters.memory.repositories.notifications import InMemoryNotifications, InMemoryPushTokens
 from adapters.memory.repositories.profiles import InMemoryProfiles
 from adapters.memory.repositories.purchases import InMemoryPurchases
@@ -42,6 +43,7 @@ class InMemoryUnitOfWork:
         self.notifications = InMemoryNotifications(self)
         self.push_tokens = InMemoryPushTokens(self)
         self.social = InMemorySocial(self)
+        self.moderation = InMemoryModeration(self)
 
     def view(self) -> _Data:
         if self._work is None:

@@ -488,3 +488,28 @@ blocks = Table(
 
 POSTS_ASSET_KEY = "posts_asset_key"
 PROFILES_USERNAME_KEY = "profiles_username_key"
+
+
+# --- 0410: moderation (issue #19) ---------------------------------------------------------
+
+moderation_rules = Table(
+    "moderation_rules",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("pattern", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    _ts("updated_at"),
+)
+
+moderation_strikes = Table(
+    "moderation_strikes",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("surface", Text, nullable=False),
+    Column("reference", Text),
+    _ts("created_at"),
+)

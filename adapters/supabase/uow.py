@@ -18,6 +18,7 @@ from adapters.supabase.repositories.credits import SqlLedger
 from adapters.supabase.repositories.idempotency import SqlIdempotency
 from adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
 from adapters.supabase.repositories.media import SqlMedia, SqlUploads
+from adapters.supabase.repositories.moderation import SqlModeration
 from adapters.supabase.repositories.notifications import SqlNotifications, SqlPushTokens
 from adapters.supabase.repositories.profiles import SqlProfiles
 from adapters.supabase.repositories.purchases import SqlPurchases
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     social: SqlSocial
     notifications: SqlNotifications
     push_tokens: SqlPushTokens
+    moderation: SqlModeration
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -77,6 +79,7 @@ class SqlUnitOfWork:
         self.push_tokens = SqlPushTokens(sql)
         self.social = SqlSocial(sql)
         self.trained_models = SqlTrainedModels(sql)
+        self.moderation = SqlModeration(sql)
         return self
 
     def _entered(self) -> PoolProxiedConnection:

@@ -139,6 +139,9 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         "likes",
         "comments",
         "blocks",
+        # 0410: moderation
+        "moderation_rules",
+        "moderation_strikes",
     }
     assert public_tables(db) == expected == PUBLIC_TABLES
 

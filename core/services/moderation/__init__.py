@@ -1,0 +1,1 @@
+"""Moderation's use cases: layered classifiers, the policy's decision, strikes."""

@@ -1,0 +1,193 @@
+"""Moderating one text or image: the configured classifiers in order, stopping at the
+first decisive refusal; the policy's decision; a strike for each refusal a user caused.
+
+This is the seam every area calls: generation checks prompts (``check_prompt``) and
+outputs (``judge_image`` + ``record_strike``); training photos, avatars, captions,
+comments, usernames and bios go through ``check_text`` / ``check_image`` with their
+surface.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Sequence
+from datetime import datetime
+
+from core.model.ids import new_id
+from core.model.moderation import (
+    ALLOWED,
+    Action,
+    Classification,
+    ContentRefused,
+    Decision,
+    GenerationSuspended,
+    ModerationPolicy,
+    Reason,
+    Standing,
+    Strike,
+    StrikePolicy,
+    Surface,
+)
+from ports.clock import Clock
+from ports.moderation import Classifier, ModerationUnavailable
+from ports.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger("genstudio.moderation")
+
+
+class Moderation:
+    """``classifiers``: cheapest first (rules, then a local model, then a remote
+    service). A classifier that is unavailable is skipped (and logged): moderation
+    then rests on the others; ``fail_closed`` refuses to go on without it instead
+    (ModerationUnavailable reaches the caller)."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        classifiers: Sequence[Classifier],
+        *,
+        policy: ModerationPolicy | None = None,
+        strikes: StrikePolicy | None = None,
+        remote: bool = False,
+        fail_closed: bool = False,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.classifiers = tuple(classifiers)
+        self.policy = policy or ModerationPolicy()
+        self.strike_policy = strikes or StrikePolicy()
+        #: a classifier calls a service outside this process: the free checks
+        #: (replay, balance) go first, as before any paid call
+        self.remote = remote
+        self.fail_closed = fail_closed
+
+    async def judge_text(self, text: str, surface: Surface) -> Decision:
+        """The policy's decision on ``text``; no side effect."""
+        if not text.strip() or not self.classifiers:
+            return ALLOWED
+        verdicts: list[Classification] = []
+        for classifier in self.classifiers:
+            verdict = await self._ask(classifier, classifier.classify_text(text, surface))
+            verdicts.append(verdict)
+            if self.policy.decisive(surface, verdict):
+                break  # refused already: the later (dearer) layers are not asked
+        return self.policy.decide(surface, verdicts)
+
+    async def judge_image(self, data: bytes, content_type: str, surface: Surface) -> Decision:
+        """The policy's decision on an image; no side effect."""
+        verdicts: list[Classification] = []
+        for classifier in self.classifiers:
+            verdict = await self._ask(
+                classifier, classifier.classify_image(data, content_type, surface)
+            )
+            verdicts.append(verdict)
+            if self.policy.decisive(surface, verdict):
+                break
+        return self.policy.decide(surface, verdicts)
+
+    async def _ask(self, classifier: Classifier, call: Awaitable[Classification]) -> Classification:
+        try:
+            result = await call
+        except ModerationUnavailable:
+            if self.fail_closed:
+                raise
+            log.warning("moderation classifier %s unavailable; skipped", classifier.name)
+            return Classification()
+        return result
+
+    async def check_text(
+        self,
+        text: str,
+        surface: Surface,
+        *,
+        user_id: uuid.UUID | None,
+        field: str,
+        reference: str | None = None,
+    ) -> str:
+        """The text to keep (the user's, or the policy's rewrite of it). Raises
+        ContentRefused naming ``field``, after recording the user's strike."""
+        decision = await self.judge_text(text, surface)
+        if decision.refused:
+            await self._refuse(decision, surface, user_id, field, reference)
+        if decision.action is Action.REWRITE and decision.text is not None:
+            return decision.text
+        return text
+
+    async def check_image(
+        self,
+        data: bytes,
+        content_type: str,
+        surface: Surface,
+        *,
+        user_id: uuid.UUID | None,
+        field: str,
+        reference: str | None = None,
+    ) -> None:
+        """Raises ContentRefused naming ``field``, after recording the user's strike."""
+        decision = await self.judge_image(data, content_type, surface)
+        if decision.refused:
+            await self._refuse(decision, surface, user_id, field, reference)
+
+    async def check_prompt(self, user_id: uuid.UUID, prompt: str, *, field: str = "prompt") -> None:
+        """A generation's prompt: refused when the user's generation is suspended
+        (GenerationSuspended) or the prompt is (ContentRefused, a strike recorded).
+
+        The negative prompt is not checked: it names what the user does not want,
+        and routinely lists what would be refused in a prompt."""
+        await self.require_standing(user_id)
+        await self.check_text(prompt, Surface.PROMPT, user_id=user_id, field=field)
+
+    async def standing(self, user_id: uuid.UUID) -> Standing:
+        now = self.clock.now()
+        async with self.uow_factory() as uow:
+            strikes = await uow.moderation.strikes(user_id, now - self.strike_policy.window)
+        return self.strike_policy.standing(strikes, now)
+
+    async def require_standing(self, user_id: uuid.UUID) -> None:
+        """Raises GenerationSuspended while the user's strikes suspend them."""
+        standing = await self.standing(user_id)
+        if standing.suspended(self.clock.now()):
+            assert standing.suspended_until is not None
+            raise GenerationSuspended(standing.suspended_until)
+
+    async def record_strike(
+        self,
+        user_id: uuid.UUID,
+        reason: Reason,
+        surface: Surface,
+        *,
+        reference: str | None = None,
+        at: datetime | None = None,
+    ) -> Strike:
+        """Record one refusal against the user (its own unit of work)."""
+        strike = Strike(
+            id=new_id(),
+            user_id=user_id,
+            reason=reason,
+            surface=surface,
+            created_at=at or self.clock.now(),
+            reference=reference,
+        )
+        async with self.uow_factory() as uow:
+            await uow.moderation.add_strike(strike)
+            await uow.commit()
+        log.info(
+            "moderation refused content",
+            extra={"user_id": str(user_id), "reason": reason.value, "surface": surface.value},
+        )
+        return strike
+
+    async def _refuse(
+        self,
+        decision: Decision,
+        surface: Surface,
+        user_id: uuid.UUID | None,
+        field: str,
+        reference: str | None,
+    ) -> None:
+        reason = decision.reason or Reason.SPAM
+        if user_id is not None:
+            await self.record_strike(user_id, reason, surface, reference=reference)
+        raise ContentRefused(reason, field=field)
