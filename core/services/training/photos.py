@@ -258,4 +258,7 @@ async def _own_set(
 
 async def _not_in_training(repo: PhotoSetRepository, set_id: uuid.UUID) -> None:
     if await repo.in_use_by_training(set_id):
-        raise PhotoSetInUse("a training job that uses this set is queued or running")
+        raise PhotoSetInUse(
+            "a training job that uses this set is queued or running, or a model trained"
+            " from it keeps it (deleting the model deletes the set)"
+        )
