@@ -29,6 +29,7 @@ from entrypoints.http.realtime.controller import realtime
 from entrypoints.http.social.controller import MeSocialController, SocialController
 from entrypoints.http.social.pages import PAGES as SOCIAL_PAGES
 from entrypoints.http.notifications.controller import NotificationsController
+from entrypoints.http.openapi import declare, operation_id
 from entrypoints.http.training.controller import TrainingPhotosController
 from entrypoints.http.training.jobs_controller import TrainingController, my_models
 from entrypoints.runtime import Runtime, open_runtime
@@ -95,8 +96,10 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
                     "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
                 }
             ),
-            security=[{"bearer": []}],
+            security=[{"bearer": []}],  # the default; public routes say security: []
+            operation_id_creator=operation_id,  # stable camelCase names (generateImage)
         ),
     )
+    declare(app)  # problem responses, byte bodies, forms, public routes (openapi.py)
     # an access line and an X-Request-Id for every request, the deadline's 503 included
     return access.install(app)
