@@ -39,9 +39,9 @@ from core.model.profiles import SubscriptionTier
 from core.services.credits import lock_account, place_hold
 from core.services.generation.jobs import wake
 from core.services.generation.submitted import Submitted
-from core.services.training.models import with_lora
 from core.services.generation.uploads import Upload, _Uploads
 from core.services.realtime import credits_changed, job_updated
+from core.services.training.models import with_lora
 from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
 from ports.imaging import ImageInspector
@@ -195,13 +195,8 @@ async def submit_edit(
     paid call per upload), a replay or a refusal found before it stores nothing.
     """
     spec = catalog.get(model_id, ModelKind.EDIT)
-    picture = await inspector.inspect(image.data, image.content_type, field="image")
-    painted = await inspector.inspect_mask(
-        mask.data, mask.content_type, field="mask", size=(picture.width, picture.height)
-    )
     uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
-    image_key = uploads.plan(picture)
-    mask_key = uploads.plan(painted)
+    width, height, image_key, mask_key = await _planned_edit(inspector, uploads, image, mask)
     params = EditParams(
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -209,33 +204,37 @@ async def submit_edit(
         strength=strength,
         image_key=image_key,
         mask_key=mask_key,
-        width=picture.width,
-        height=picture.height,
+        width=width,
+        height=height,
     )
     params.validate(max_width=spec.max_width, max_height=spec.max_height)
-    cost = catalog.edit_price(model_id, picture.width, picture.height)
-    if captioner is not None:  # the captions are paid for: the free checks first
-        answered = await answered_or_affordable(
-            uow_factory, user_id=user_id, key=idempotency_key, request_hash=request_hash, cost=cost
-        )
-        if answered is not None:
-            return answered
-    return await uploads.run(
-        lambda assets: submit_job(
-            uow_factory,
-            queue,
-            clock,
-            kind=ModelKind.EDIT,
-            model_id=model_id,
-            params=params,
-            cost=cost,
-            user_id=user_id,
-            email=email,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            uploads=assets,
-        )
+    return await _submit_with_uploads(
+        uow_factory,
+        queue,
+        clock,
+        uploads,
+        paid_first=captioner is not None,  # the captions are paid for: the free checks first
+        kind=ModelKind.EDIT,
+        model_id=model_id,
+        params=params,
+        cost=catalog.edit_price(model_id, width, height),
+        user_id=user_id,
+        email=email,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
+
+
+async def _planned_edit(
+    inspector: ImageInspector, uploads: _Uploads, image: Upload, mask: Upload
+) -> tuple[int, int, str, str]:
+    """Check the picture, then its mask at the picture's size, and plan both uploads.
+    Returns the picture's width and height and the two storage keys."""
+    picture = await inspector.inspect(image.data, image.content_type, field="image")
+    painted = await inspector.inspect_mask(
+        mask.data, mask.content_type, field="mask", size=(picture.width, picture.height)
+    )
+    return picture.width, picture.height, uploads.plan(picture), uploads.plan(painted)
 
 
 async def submit_video(
@@ -269,9 +268,10 @@ async def submit_video(
     submission fails.
     """
     spec = catalog.get(model_id, ModelKind.VIDEO)
+    frames = {"image": image, "first_frame": first_frame, "last_frame": last_frame}
     # the cheap checks first, with stand-in keys for the uploads that were sent:
     # nothing is decoded or stored for a request that is wrong anyway
-    VideoParams(
+    draft = VideoParams(
         prompt=prompt,
         input_type=input_type,
         negative_prompt=negative_prompt,
@@ -282,33 +282,70 @@ async def submit_video(
         image_key="-" if image else None,
         first_frame_key="-" if first_frame else None,
         last_frame_key="-" if last_frame else None,
-    ).validate(resolutions=catalog.video_resolutions(spec.id))
+    )
+    draft.validate(resolutions=catalog.video_resolutions(spec.id))
     uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
+    params = await _with_frames(draft, inspector, uploads, frames)
+    return await _submit_with_uploads(
+        uow_factory,
+        queue,
+        clock,
+        uploads,
+        paid_first=captioner is not None and bool(uploads.planned),  # as for an edit
+        kind=ModelKind.VIDEO,
+        model_id=model_id,
+        params=params,
+        cost=catalog.video_price(model_id, params.duration_seconds, params.resolution),
+        user_id=user_id,
+        email=email,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+
+
+async def _with_frames(
+    draft: VideoParams,
+    inspector: ImageInspector,
+    uploads: _Uploads,
+    frames: dict[str, Upload | None],
+) -> VideoParams:
+    """Check each frame that was sent, in order, plan its upload, and put its storage
+    key in place of the draft's stand-in (None for a frame not sent)."""
     keys: dict[str, str | None] = {}
-    for name, upload in (
-        ("image", image),
-        ("first_frame", first_frame),
-        ("last_frame", last_frame),
-    ):
+    for name, upload in frames.items():
         if upload is None:
             keys[name] = None
             continue
         inspected = await inspector.inspect(upload.data, upload.content_type, field=name)
         keys[name] = uploads.plan(inspected)
-    params = VideoParams(
-        prompt=prompt,
-        input_type=input_type,
-        negative_prompt=negative_prompt,
-        duration_seconds=duration_seconds,
-        resolution=resolution,
-        fps=fps,
-        seed=seed,
+    return msgspec.structs.replace(
+        draft,
         image_key=keys["image"],
         first_frame_key=keys["first_frame"],
         last_frame_key=keys["last_frame"],
     )
-    cost = catalog.video_price(model_id, params.duration_seconds, params.resolution)
-    if captioner is not None and uploads.planned:  # as for an edit
+
+
+async def _submit_with_uploads(
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    uploads: _Uploads,
+    *,
+    paid_first: bool,
+    kind: ModelKind,
+    model_id: str,
+    params: JobParams,
+    cost: int,
+    user_id: uuid.UUID,
+    email: str | None,
+    idempotency_key: str | None,
+    request_hash: str,
+) -> Submitted:
+    """``submit_job`` with the planned uploads stored first and recorded with the job
+    (deleted again if it does not go through). ``paid_first``: the uploads cost a paid
+    call (captions), so a replay or a refusal is looked for before any of it."""
+    if paid_first:
         answered = await answered_or_affordable(
             uow_factory, user_id=user_id, key=idempotency_key, request_hash=request_hash, cost=cost
         )
@@ -319,7 +356,7 @@ async def submit_video(
             uow_factory,
             queue,
             clock,
-            kind=ModelKind.VIDEO,
+            kind=kind,
             model_id=model_id,
             params=params,
             cost=cost,
@@ -358,54 +395,20 @@ async def submit_job(
     """
     now = clock.now()
     async with uow_factory() as uow:
-        if idempotency_key is not None:
-            # the account's lock may travel with the key's claim (one round trip): the
-            # key is claimed first, then the account locked, as without the hint
-            await uow.ledger.will_lock_account(user_id)
-        replay = await idempotent(
-            uow, user_id=user_id, key=idempotency_key, request_hash=request_hash, now=now
-        )
+        replay = await _claim_key(uow, user_id, idempotency_key, request_hash, now)
         if replay is not None:
             return Submitted.replay(replay)
-        job_id = new_id()
-        # the account's lock also reads the profile (its tier): no separate read
-        profile, lots = await lock_account(uow, user_id, email)
-        hold = await place_hold(
+        job = await _hold_and_add(
             uow,
-            user_id=user_id,
-            amount=cost,
-            reference=f"job:{job_id}",
-            now=now,
-            locked=(profile, lots),
-        )
-        job = Job(
-            id=job_id,
-            user_id=user_id,
             kind=kind,
             model_id=model_id,
             params=params,
             cost=cost,
-            hold_id=hold.id,
-            status=JobStatus.QUEUED,
-            created_at=now,
-            updated_at=now,
-            priority=TIER_PRIORITY.get(profile.subscription_tier, 0),
+            user_id=user_id,
+            email=email,
+            now=now,
         )
-        await uow.jobs.add(job)
-        for asset in uploads:
-            await uow.media.add(asset)
-        if uploads:  # recorded now: no longer orphans if this commits
-            await uow.uploads.settle([asset.storage_key for asset in uploads])
-        if idempotency_key is not None:
-            await uow.idempotency.add(
-                IdempotencyRecord(
-                    user_id=user_id,
-                    key=idempotency_key,
-                    request_hash=request_hash,
-                    created_at=now,
-                    job=job,
-                )
-            )
+        await _record_with(uow, job, uploads, key=idempotency_key, request_hash=request_hash)
         # sent once this commits (a list append now; no round trip added); if the queue
         # is down the job is still safe in the database and the reconciler wakes a
         # worker for it: the answer stays 202
@@ -415,6 +418,84 @@ async def submit_job(
         credits_changed(uow, realtime)
         await uow.commit()
     return Submitted(job=job)
+
+
+async def _record_with(
+    uow: UnitOfWork,
+    job: Job,
+    uploads: Sequence[MediaAsset],
+    *,
+    key: str | None,
+    request_hash: str,
+) -> None:
+    """What the job's transaction records with it: the uploads it reads (settled: no
+    longer orphans once this commits) and, under the key, the job for replays."""
+    for asset in uploads:
+        await uow.media.add(asset)
+    if uploads:
+        await uow.uploads.settle([asset.storage_key for asset in uploads])
+    if key is not None:
+        await uow.idempotency.add(
+            IdempotencyRecord(
+                user_id=job.user_id,
+                key=key,
+                request_hash=request_hash,
+                created_at=job.created_at,
+                job=job,
+            )
+        )
+
+
+async def _claim_key(
+    uow: UnitOfWork, user_id: uuid.UUID, key: str | None, request_hash: str, now: datetime
+) -> IdempotencyRecord | None:
+    """``idempotent``, with the account's lock announced first when there is a key: it
+    may then travel with the key's claim (one round trip); the key is still claimed
+    first and the account locked after, as without the hint."""
+    if key is not None:
+        await uow.ledger.will_lock_account(user_id)
+    return await idempotent(uow, user_id=user_id, key=key, request_hash=request_hash, now=now)
+
+
+async def _hold_and_add(
+    uow: UnitOfWork,
+    *,
+    kind: ModelKind,
+    model_id: str,
+    params: JobParams,
+    cost: int,
+    user_id: uuid.UUID,
+    email: str | None,
+    now: datetime,
+) -> Job:
+    """Lock the account, hold ``cost`` for a new job and add the job, queued at the
+    user's tier's priority."""
+    job_id = new_id()
+    # the account's lock also reads the profile (its tier): no separate read
+    profile, lots = await lock_account(uow, user_id, email)
+    hold = await place_hold(
+        uow,
+        user_id=user_id,
+        amount=cost,
+        reference=f"job:{job_id}",
+        now=now,
+        locked=(profile, lots),
+    )
+    job = Job(
+        id=job_id,
+        user_id=user_id,
+        kind=kind,
+        model_id=model_id,
+        params=params,
+        cost=cost,
+        hold_id=hold.id,
+        status=JobStatus.QUEUED,
+        created_at=now,
+        updated_at=now,
+        priority=TIER_PRIORITY.get(profile.subscription_tier, 0),
+    )
+    await uow.jobs.add(job)
+    return job
 
 
 async def enhanced(params: ImageParams, enhancer: PromptEnhancer) -> ImageParams:
