@@ -26,6 +26,7 @@ from adapters.supabase_storage import SupabaseStorage
 from adapters.system import SystemClock
 from adapters.vision import OpenCvPhotoAnalyser
 from core.model.pricing import DEFAULT_CATALOG
+from core.services.generation.service import Generation
 from core.services.processing.processor import JobProcessor
 from core.services.notifications.delivery import PushDelivery
 from core.services.notifications.emit import Notifier
@@ -236,6 +237,19 @@ class AppContainer(containers.DeclarativeContainer):
         clock=clock,
         catalog=catalog,
         storage=storage,
+        url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
+    )
+    # the generation routes' one dependency (a hot path: few dependencies a request)
+    generation = providers.Singleton(
+        Generation,
+        uow_factory=uow_factory,
+        queue=queue,
+        clock=clock,
+        catalog=catalog,
+        storage=storage,
+        inspector=inspector,
+        enhancer=enhancer,
+        captioner=captioner,
         url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
     )
     reconciler = providers.Singleton(

@@ -3,56 +3,39 @@ reads, and a live job is put back on the queue for a worker to re-read /status."
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dependency_injector import providers
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.memory import InMemoryJobQueue, InMemoryUnitOfWorkFactory
 from core.model.job_params import ImageParams
 from core.model.jobs import Job, JobStatus
 from core.model.pricing import ModelKind
+from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.http.generation.webhooks import token_matches
-from entrypoints.runtime import Runtime
+from entrypoints.runtime import open_runtime
 from entrypoints.settings import Settings
 
 SECRET = "webhook-secret-" + "w" * 24
 PROBLEM = "application/problem+json"
-
-
-@dataclass
-class FakeContainer:
-    """Just what the webhook handler resolves from the application container."""
-
-    uow: InMemoryUnitOfWorkFactory
-    jobs_queue: InMemoryJobQueue
-
-    def uow_factory(self) -> InMemoryUnitOfWorkFactory:
-        return self.uow
-
-    def queue(self) -> InMemoryJobQueue:
-        return self.jobs_queue
-
-
-def fake_runtime(settings: Settings, container: FakeContainer) -> Runtime:
-    """A Runtime with only settings and a container: all the handler touches."""
-    # a stand-in on purpose: the fields the handler never touches are None
-    fields: dict[str, Any] = {f.name: None for f in dataclasses.fields(Runtime)}
-    return Runtime(**(fields | {"settings": settings, "container": container}))
+#: the runtime makes its engine but nothing connects it: the unit of work is in memory
+UNUSED_DATABASE = "postgresql://genstudio@127.0.0.1:9/never-connected"
 
 
 @dataclass
 class Hooks:
-    client: AsyncTestClient[Any]
-    container: FakeContainer
+    client: AsyncTestClient[Litestar]
+    uow: InMemoryUnitOfWorkFactory
+    queue: InMemoryJobQueue
 
     async def job(self, status: JobStatus = JobStatus.DISPATCHED) -> Job:
         now = datetime.now(UTC)
@@ -69,7 +52,7 @@ class Hooks:
             updated_at=now,
             provider="runpod",
         )
-        async with self.container.uow() as uow:
+        async with self.uow() as uow:
             await uow.jobs.add(job)
             await uow.commit()
         return job
@@ -82,16 +65,27 @@ class Hooks:
 
 @pytest.fixture
 async def hooks(tmp_path: Path) -> AsyncIterator[Hooks]:
-    settings = Settings(jwt_secret="j" * 40, data_dir=tmp_path, runpod_webhook_secret=SECRET)
-    container = FakeContainer(InMemoryUnitOfWorkFactory(), InMemoryJobQueue())
+    """The app as it runs without Redis (the in-memory queue), its container's unit of
+    work overridden by the memory one; no in-process worker takes the wake-ups."""
+    settings = Settings(
+        jwt_secret="j" * 40,
+        data_dir=tmp_path,
+        runpod_webhook_secret=SECRET,
+        database_url=UNUSED_DATABASE,
+    )
+    uow = InMemoryUnitOfWorkFactory()
 
-    @asynccontextmanager
-    async def opener(s: Settings) -> AsyncIterator[Any]:
-        yield fake_runtime(s, container)
+    def configure(container: AppContainer) -> None:
+        container.uow_factory.override(providers.Object(uow))
 
-    app = create_app(settings, runtime_opener=opener)
+    app = create_app(
+        settings,
+        runtime_opener=lambda s: open_runtime(s, in_process_worker=False, configure=configure),
+    )
     async with AsyncTestClient(app) as client:
-        yield Hooks(client, container)
+        queue = app.state.container.queue()
+        assert isinstance(queue, InMemoryJobQueue)
+        yield Hooks(client, uow, queue)
 
 
 async def test_a_webhook_with_the_token_enqueues_the_job_for_a_status_reread(
@@ -105,7 +99,7 @@ async def test_a_webhook_with_the_token_enqueues_the_job_for_a_status_reread(
 
     assert response.status_code == 200
     assert response.json() == {"accepted": True, "detail": ""}
-    assert hooks.container.jobs_queue.enqueued == [job.id]
+    assert hooks.queue.enqueued == [job.id]
 
 
 async def test_a_webhook_while_the_queue_is_down_is_still_acknowledged(
@@ -118,7 +112,7 @@ async def test_a_webhook_while_the_queue_is_down_is_still_acknowledged(
     async def down(*args: object, **kwargs: object) -> None:
         raise ConnectionError("Redis does not answer")
 
-    monkeypatch.setattr(hooks.container.jobs_queue, "enqueue", down)
+    monkeypatch.setattr(hooks.queue, "enqueue", down)
     response = await hooks.post(f"?token={SECRET}&job={job.id}")
     assert response.status_code == 200 and response.json()["accepted"] is True
 
@@ -133,7 +127,7 @@ async def test_a_webhook_without_the_right_token_is_a_401_problem(hooks: Hooks, 
     assert response.status_code == 401
     assert response.headers["content-type"].startswith(PROBLEM)
     assert response.json()["code"] == "unauthorized"
-    assert hooks.container.jobs_queue.enqueued == []
+    assert hooks.queue.enqueued == []
 
 
 async def test_a_webhook_for_a_garbage_or_unknown_job_is_a_problem(hooks: Hooks) -> None:
@@ -145,7 +139,7 @@ async def test_a_webhook_for_a_garbage_or_unknown_job_is_a_problem(hooks: Hooks)
     assert missing.status_code == 422
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith(PROBLEM)
-    assert hooks.container.jobs_queue.enqueued == []
+    assert hooks.queue.enqueued == []
 
 
 async def test_a_webhook_for_a_finished_job_is_acknowledged_and_changes_nothing(
@@ -157,7 +151,7 @@ async def test_a_webhook_for_a_finished_job_is_acknowledged_and_changes_nothing(
 
     assert response.status_code == 200
     assert response.json()["accepted"] is False
-    assert hooks.container.jobs_queue.enqueued == []
+    assert hooks.queue.enqueued == []
 
 
 def test_the_token_check_refuses_empty_tokens_and_an_unset_secret() -> None:

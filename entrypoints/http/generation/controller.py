@@ -18,13 +18,11 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody
 from core.model.errors import InvalidInput, NotFound
 from core.model.idempotency import request_fingerprint, validate_key
 from core.model.job_params import VideoInput
-from core.services.generation.jobs import cancel_job
-from core.services.generation.submit import submit_edit, submit_image, submit_video
 from core.services.generation.submitted import Submitted
 from core.services.generation.uploads import Upload
-from core.services.queries import JobView, job_events, job_view
+from core.services.queries import JobView
 from entrypoints.http.bodies import strict_json
-from entrypoints.http.deps import PrincipalDep, RuntimeDep
+from entrypoints.http.deps import GenerationDep, PrincipalDep
 from entrypoints.http.generation.schemas import (
     ImageRequest,
     JobEventItem,
@@ -196,7 +194,7 @@ class GenerateController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[ImageRequest],
         principal: PrincipalDep,
-        runtime: RuntimeDep,
+        generation: GenerationDep,
         idempotency_key: Annotated[
             str,
             HeaderParameter(
@@ -210,20 +208,15 @@ class GenerateController(Controller):
         body = await request.body()
         request_hash = request_fingerprint("POST", "/v1/generate/image", body)
         data = strict_json(body, ImageRequest)  # "512" and 512.0 are not integers
-        c = runtime.container
         with _wire_fields():
-            result = await submit_image(
-                c.uow_factory(),
-                c.queue(),
-                c.clock(),
-                c.catalog(),
+            result = await generation.submit_image(
                 user_id=principal.user_id,
                 email=principal.email,
                 model_id=data.model,
                 params=data.to_params(),
                 idempotency_key=key,
                 request_hash=request_hash,
-                enhancer=c.enhancer() if data.enhance else None,
+                enhance=data.enhance,
             )
         return _submitted(result)
 
@@ -237,11 +230,10 @@ class GenerateController(Controller):
         self,
         data: Form,
         principal: PrincipalDep,
-        runtime: RuntimeDep,
+        generation: GenerationDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
-        c = runtime.container
         with _wire_fields():
             parts = _Parts(
                 data,
@@ -253,13 +245,7 @@ class GenerateController(Controller):
                 raise InvalidInput("image is required: the picture to edit", field="image")
             if mask is None:
                 raise InvalidInput("mask is required: where to repaint", field="mask")
-            result = await submit_edit(
-                c.uow_factory(),
-                c.queue(),
-                c.clock(),
-                c.catalog(),
-                c.storage(),
-                c.inspector(),
+            result = await generation.submit_edit(
                 user_id=principal.user_id,
                 email=principal.email,
                 model_id=parts.text("model"),
@@ -271,7 +257,6 @@ class GenerateController(Controller):
                 mask=mask,
                 idempotency_key=key,
                 request_hash=await parts.fingerprint("/v1/generate/edit"),
-                captioner=c.captioner(),
             )
         return _submitted(result)
 
@@ -285,11 +270,10 @@ class GenerateController(Controller):
         self,
         data: Form,
         principal: PrincipalDep,
-        runtime: RuntimeDep,
+        generation: GenerationDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
-        c = runtime.container
         with _wire_fields():
             parts = _Parts(
                 data,
@@ -313,13 +297,7 @@ class GenerateController(Controller):
                     f"inputType must be one of {', '.join(v.value for v in VideoInput)}",
                     field="inputType",
                 ) from None
-            result = await submit_video(
-                c.uow_factory(),
-                c.queue(),
-                c.clock(),
-                c.catalog(),
-                c.storage(),
-                c.inspector(),
+            result = await generation.submit_video(
                 user_id=principal.user_id,
                 email=principal.email,
                 model_id=parts.text("model"),
@@ -335,17 +313,14 @@ class GenerateController(Controller):
                 last_frame=await parts.file("lastFrame"),
                 idempotency_key=key,
                 request_hash=await parts.fingerprint("/v1/generate/video"),
-                captioner=c.captioner(),
             )
         return _submitted(result)
 
     @get("/{job_id:uuid}/events", summary="What happened to the job (retries, results)")
     async def job_events(
-        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
+        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, generation: GenerationDep
     ) -> JobEventList:
-        events = await job_events(
-            runtime.container.uow_factory(), user_id=principal.user_id, job_id=job_id
-        )
+        events = await generation.events(user_id=principal.user_id, job_id=job_id)
         return JobEventList(
             items=[
                 JobEventItem(id=e.id, kind=e.kind.value, message=e.message, created_at=e.created_at)
@@ -355,18 +330,9 @@ class GenerateController(Controller):
 
     @get("/{job_id:uuid}", summary="A job's status, progress and result assets")
     async def get_job(
-        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
+        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, generation: GenerationDep
     ) -> JobResponse:
-        c = runtime.container
-        view = await job_view(
-            c.uow_factory(),
-            c.storage(),
-            c.clock(),
-            user_id=principal.user_id,
-            job_id=job_id,
-            url_ttl=runtime.settings.signed_url_ttl,
-        )
-        return _viewed(view)
+        return _viewed(await generation.view(user_id=principal.user_id, job_id=job_id))
 
     @post(
         "/{job_id:uuid}/cancel",
@@ -374,8 +340,7 @@ class GenerateController(Controller):
         status_code=200,
     )
     async def cancel(
-        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, runtime: RuntimeDep
+        self, job_id: FromPath[uuid.UUID], principal: PrincipalDep, generation: GenerationDep
     ) -> JobResponse:
-        c = runtime.container
-        job = await cancel_job(c.uow_factory(), c.clock(), user_id=principal.user_id, job_id=job_id)
+        job = await generation.cancel(user_id=principal.user_id, job_id=job_id)
         return JobResponse.of(job)  # a job that can still be cancelled has no results

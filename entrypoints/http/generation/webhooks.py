@@ -21,7 +21,7 @@ from litestar.params import QueryParameter
 
 from core.model.errors import InvalidInput, Unauthorized
 from core.services.generation.jobs import wake_on_notice
-from entrypoints.http.deps import RuntimeDep
+from entrypoints.http.deps import QueueDep, SettingsDep, UowFactoryDep
 
 log = logging.getLogger("genstudio.webhooks.runpod")
 
@@ -46,20 +46,21 @@ def token_matches(given: str | None, secret: str | None) -> bool:
     security=[{}],  # no bearer token: the secret is in the query
 )
 async def runpod_webhook(
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    uow_factory: UowFactoryDep,
+    queue: QueueDep,
     token: Annotated[
         str | None, QueryParameter(name="token", description="the deployment's secret")
     ] = None,
     job: Annotated[str | None, QueryParameter(name="job", description="our job id")] = None,
 ) -> WebhookAck:
-    if not token_matches(token, runtime.settings.runpod_webhook_secret):
+    if not token_matches(token, settings.runpod_webhook_secret):
         raise Unauthorized("missing or wrong webhook token", field="token")
     try:
         job_id = uuid.UUID(job or "")
     except ValueError:
         raise InvalidInput("the job query parameter must be a job id", field="job") from None
-    c = runtime.container
-    found = await wake_on_notice(c.uow_factory(), c.queue(), job_id=job_id)
+    found = await wake_on_notice(uow_factory, queue, job_id=job_id)
     if found.status.terminal:
         return WebhookAck(accepted=False, detail=f"the job is {found.status.value}")
     log.info("runpod webhook", extra={"job_id": str(found.id)})
