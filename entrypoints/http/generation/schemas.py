@@ -71,7 +71,10 @@ class ImageParamsItem(msgspec.Struct, rename="camel", kw_only=True, omit_default
     seed: int | None
     original_prompt: str | None = None  # present only when the prompt was enhanced
     lora_id: uuid.UUID | None = None  # the user's own model, when one was applied
-    lora_scale: float = 1.0
+    # None (left out) without a model: not 1.0, which omit_defaults would drop from a
+    # fresh job's params but not from one read back from the database (a float default
+    # is told apart by identity), and a replay must render the same bytes
+    lora_scale: float | None = None
 
 
 class TrainingParamsItem(msgspec.Struct, rename="camel", kw_only=True):
@@ -150,7 +153,7 @@ def params_item(
         seed=p.seed,
         original_prompt=p.original_prompt,
         lora_id=p.lora_id,
-        lora_scale=p.lora_scale,
+        lora_scale=None if p.lora_id is None else p.lora_scale,
     )
 
 
