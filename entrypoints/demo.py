@@ -175,90 +175,108 @@ def run_demo(
     settings: Settings, *, url: str | None = None, credits: int = 40, out: TextIO = sys.stdout
 ) -> int:
     """The demo; returns the exit status (0 when every job succeeded)."""
-    from adapters.supabase.auth import mint_token
-    from entrypoints.cli import grant
-
     with _service(settings, url, out) as base:
-        secrets = resolve_secrets(settings)  # after the service made the data dir's secret
-        if secrets.jwt_secret is None:
-            raise SystemExit("no SUPABASE_JWT_SECRET: the demo mints its own user's token")
-        user = uuid.uuid4()
-        token = mint_token(
-            secrets.jwt_secret,
-            user_id=user,
-            email=f"demo-{user.hex[:8]}@example.com",
-            issuer=secrets.token_issuer,
-        )
-        balance = grant(settings, user, credits, reason="genstudio demo")
-        print(f"user {user}: {credits} credits granted (balance {balance})", file=out)
-
+        token = _demo_user(settings, credits, out)
         headers = {"Authorization": f"Bearer {token}"}
-        failed = 0
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-            image, mask = edit_inputs()
-            jobs: list[tuple[str, str, dict[str, Any]]] = [
-                (
-                    "image",
-                    "/v1/generate/image",
-                    {
-                        "json": {
-                            "model": "flux-schnell",
-                            "prompt": "a lighthouse at dusk",
-                            "width": 768,
-                            "height": 512,
-                        }
-                    },
-                ),
-                (
-                    "edit",
-                    "/v1/generate/edit",
-                    {
-                        "data": {"model": "sdxl-inpaint", "prompt": "a red hot-air balloon"},
-                        "files": {
-                            "image": ("picture.png", image, "image/png"),
-                            "mask": ("mask.png", mask, "image/png"),
-                        },
-                    },
-                ),
-                (
-                    "video",
-                    "/v1/generate/video",
-                    {
-                        "files": _fields(
-                            model="wan-2.1",
-                            inputType="text",
-                            prompt="waves breaking on a lighthouse",
-                            durationSeconds="2",
-                            resolution="480p",
-                            fps="12",
-                        )
-                    },
-                ),
-            ]
             results: list[tuple[str, dict[str, Any]]] = []
-            for label, path, body in jobs:
+            for label, path, body in _demo_jobs():
                 job = _submit(client, path, **body)
                 print(f"{label}: job {job['id']} ({path}, {job['cost']} credits held)", file=out)
                 results.append((label, _follow(client, label, job["id"], out)))
-
-            print("\nresults:", file=out)
-            for label, job in results:
-                if job["status"] != "succeeded":
-                    failed += 1
-                    print(f"  {label}: {job['status']} {job.get('error')}", file=out)
-                for asset in job["assets"]:
-                    print(f"  {label}: {asset['url']}", file=out)
-                    if asset.get("thumbnailUrl"):
-                        print(f"  {label} poster: {asset['thumbnailUrl']}", file=out)
-
-            ledger = client.get("/v1/me/credits").raise_for_status().json()
-            print("\nledger (newest first):", file=out)
-            for entry in ledger["items"]:
-                print(
-                    f"  {entry['createdAt'][:19]}  {entry['kind']:<8} {entry['amount']:>+5}"
-                    f"  balance {entry['balanceAfter']:>4}  {entry['reference']}",
-                    file=out,
-                )
-            me = client.get("/v1/me").raise_for_status().json()
-            print(f"\nbalance: {me['credits']} credits", file=out)
+            failed = _show_results(results, out)
+            _show_account(client, out)
     return 1 if failed else 0
+
+
+def _demo_user(settings: Settings, credits: int, out: TextIO) -> str:
+    """A new user with ``credits`` granted; returns its token."""
+    from adapters.supabase.auth import mint_token
+    from entrypoints.cli import grant
+
+    secrets = resolve_secrets(settings)  # after the service made the data dir's secret
+    if secrets.jwt_secret is None:
+        raise SystemExit("no SUPABASE_JWT_SECRET: the demo mints its own user's token")
+    user = uuid.uuid4()
+    token = mint_token(
+        secrets.jwt_secret,
+        user_id=user,
+        email=f"demo-{user.hex[:8]}@example.com",
+        issuer=secrets.jwt_issuer,
+    )
+    balance = grant(settings, user, credits, reason="genstudio demo")
+    print(f"user {user}: {credits} credits granted (balance {balance})", file=out)
+    return token
+
+
+def _demo_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    """The three submissions: label, route and the request's httpx arguments."""
+    image, mask = edit_inputs()
+    return [
+        (
+            "image",
+            "/v1/generate/image",
+            {
+                "json": {
+                    "model": "flux-schnell",
+                    "prompt": "a lighthouse at dusk",
+                    "width": 768,
+                    "height": 512,
+                }
+            },
+        ),
+        (
+            "edit",
+            "/v1/generate/edit",
+            {
+                "data": {"model": "sdxl-inpaint", "prompt": "a red hot-air balloon"},
+                "files": {
+                    "image": ("picture.png", image, "image/png"),
+                    "mask": ("mask.png", mask, "image/png"),
+                },
+            },
+        ),
+        (
+            "video",
+            "/v1/generate/video",
+            {
+                "files": _fields(
+                    model="wan-2.1",
+                    inputType="text",
+                    prompt="waves breaking on a lighthouse",
+                    durationSeconds="2",
+                    resolution="480p",
+                    fps="12",
+                )
+            },
+        ),
+    ]
+
+
+def _show_results(results: list[tuple[str, dict[str, Any]]], out: TextIO) -> int:
+    """Print each job's outcome and result URLs; returns how many did not succeed."""
+    failed = 0
+    print("\nresults:", file=out)
+    for label, job in results:
+        if job["status"] != "succeeded":
+            failed += 1
+            print(f"  {label}: {job['status']} {job.get('error')}", file=out)
+        for asset in job["assets"]:
+            print(f"  {label}: {asset['url']}", file=out)
+            if asset.get("thumbnailUrl"):
+                print(f"  {label} poster: {asset['thumbnailUrl']}", file=out)
+    return failed
+
+
+def _show_account(client: httpx.Client, out: TextIO) -> None:
+    """Print the user's ledger, newest first, and balance."""
+    ledger = client.get("/v1/me/credits").raise_for_status().json()
+    print("\nledger (newest first):", file=out)
+    for entry in ledger["items"]:
+        print(
+            f"  {entry['createdAt'][:19]}  {entry['kind']:<8} {entry['amount']:>+5}"
+            f"  balance {entry['balanceAfter']:>4}  {entry['reference']}",
+            file=out,
+        )
+    me = client.get("/v1/me").raise_for_status().json()
+    print(f"\nbalance: {me['credits']} credits", file=out)

@@ -89,18 +89,7 @@ async def _opened(
     configure: Callable[[AppContainer], None] | None,
 ) -> AsyncIterator[Runtime]:
     engine = make_engine(url, pool_size=settings.db_pool_size, prepared=settings.db_prepared)
-    broker: AsyncBroker | None = None
-    queue: InMemoryJobQueue | TaskiqJobQueue
-    if settings.redis_url:
-        broker = (
-            make_stream_broker(settings.redis_url, kinds=worker_kinds)
-            if worker_kinds
-            else make_stream_broker(settings.redis_url)
-        )
-        broker.is_worker_process = worker_process
-        queue = TaskiqJobQueue(broker)
-    else:
-        queue = InMemoryJobQueue()
+    broker, queue = _queue(settings, worker_process, worker_kinds)
     redis = open_redis(settings.redis_url) if settings.redis_url else None
     container = AppContainer(settings=settings, engine=engine, queue=queue, redis=redis)
     if configure is not None:
@@ -110,36 +99,12 @@ async def _opened(
         if broker is not None and not broker.is_worker_process:
             await broker.startup()
         if isinstance(queue, InMemoryJobQueue) and in_process_worker:
-            worker = InProcessWorker(
-                queue,
-                container.processor(),
-                container.reconciler(),
-                concurrency=settings.worker_concurrency,
-                reconcile_interval=min(settings.reconcile_interval, 2.0),
-                maintenance=lambda: store_maintenance(container),
-            )
-            worker.start()
+            worker = _in_process_worker(settings, queue, container)
         yield Runtime(settings, container, engine, broker, worker)
     finally:
         if worker is not None:
             await worker.stop()
-        # close what holds connections or threads: GPU clients, storage, AI clients
-        closables = [
-            *container.gpus().values(),
-            container.gpu(),
-            container.storage(),
-            container.iap.apple(),
-            container.iap.google(),
-            container.enhancer(),
-            container.captioner(),
-        ]
-        for thing in dict.fromkeys(closables):
-            close = getattr(thing, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception:
-                    log.exception("closing %s failed", type(thing).__name__)
+        await _close_clients(container)
         try:
             await container.realtime().aclose()  # sends what is still queued
         except Exception:
@@ -149,3 +114,56 @@ async def _opened(
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
+
+
+def _queue(
+    settings: Settings, worker_process: bool, worker_kinds: list[str] | None
+) -> tuple[AsyncBroker | None, InMemoryJobQueue | TaskiqJobQueue]:
+    """The Redis streams' broker and its queue with ``REDIS_URL``, else the in-memory
+    queue (no broker)."""
+    if not settings.redis_url:
+        return None, InMemoryJobQueue()
+    broker = (
+        make_stream_broker(settings.redis_url, kinds=worker_kinds)
+        if worker_kinds
+        else make_stream_broker(settings.redis_url)
+    )
+    broker.is_worker_process = worker_process
+    return broker, TaskiqJobQueue(broker)
+
+
+def _in_process_worker(
+    settings: Settings, queue: InMemoryJobQueue, container: AppContainer
+) -> InProcessWorker:
+    """The worker and reconciler loop of ``genstudio serve`` without Redis, started."""
+    worker = InProcessWorker(
+        queue,
+        container.processor(),
+        container.reconciler(),
+        concurrency=settings.worker_concurrency,
+        reconcile_interval=min(settings.reconcile_interval, 2.0),
+        maintenance=lambda: store_maintenance(container),
+    )
+    worker.start()
+    return worker
+
+
+async def _close_clients(container: AppContainer) -> None:
+    """Close what holds connections or threads: GPU clients, storage, AI clients. A
+    failure is logged: the others are closed all the same."""
+    closables = [
+        *container.gpus().values(),
+        container.gpu(),
+        container.storage(),
+        container.iap.apple(),
+        container.iap.google(),
+        container.enhancer(),
+        container.captioner(),
+    ]
+    for thing in dict.fromkeys(closables):
+        close = getattr(thing, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s failed", type(thing).__name__)
