@@ -40,6 +40,7 @@ from core.services.credits import lock_account, place_hold
 from core.services.generation.jobs import wake
 from core.services.generation.submitted import Submitted
 from core.services.generation.uploads import Upload, _Uploads
+from core.services.moderation.service import Moderation
 from core.services.realtime import credits_changed, job_updated
 from core.services.training.models import with_lora
 from ports.ai import Captioner, PromptEnhancer
@@ -116,6 +117,36 @@ async def answered_or_affordable(
     return None
 
 
+async def moderated(
+    uow_factory: UnitOfWorkFactory,
+    moderation: Moderation | None,
+    user_id: uuid.UUID,
+    prompt: str,
+    key: str | None,
+    request_hash: str,
+    cost: int,
+) -> Submitted | None:
+    """The prompt through moderation, after the free checks and before any paid call
+    (issue #19). Raises ContentRefused (422, field ``prompt``: nothing is held or
+    stored, a strike is recorded) or GenerationSuspended (403).
+
+    Where a classifier calls out of the process (``moderation.remote``), a replay of
+    the key and the balance are looked at first, as before any paid call: a request
+    that would be answered from its key or refused 402 sends nothing out. Returns the
+    stored answer to replay then; None: go ahead.
+    """
+    if moderation is None:
+        return None
+    if moderation.remote:
+        answered = await answered_or_affordable(
+            uow_factory, user_id=user_id, key=key, request_hash=request_hash, cost=cost
+        )
+        if answered is not None:
+            return answered
+    await moderation.check_prompt(user_id, prompt)
+    return None
+
+
 async def submit_image(
     uow_factory: UnitOfWorkFactory,
     queue: JobQueue,
@@ -130,6 +161,7 @@ async def submit_image(
     request_hash: str,
     enhancer: PromptEnhancer | None = None,
     realtime: RealtimePublisher | None = None,
+    moderation: Moderation | None = None,
 ) -> Submitted:
     """Validate and price a text-to-image request, then ``submit_job`` it.
 
@@ -142,6 +174,11 @@ async def submit_image(
     # the user's own model (issue #16): theirs, for this model, before anything is held
     params = await with_lora(uow_factory, user_id=user_id, model_id=model_id, params=params)
     cost = catalog.image_price(model_id, params.width, params.height, params.count)
+    answered = await moderated(
+        uow_factory, moderation, user_id, params.prompt, idempotency_key, request_hash, cost
+    )
+    if answered is not None:
+        return answered
     if enhancer is not None:
         check_text(params.prompt, params.negative_prompt)
         answered = await answered_or_affordable(
@@ -186,6 +223,7 @@ async def submit_edit(
     idempotency_key: str | None,
     request_hash: str,
     captioner: Captioner | None = None,
+    moderation: Moderation | None = None,
 ) -> Submitted:
     """Inpainting: check the image and its mask, store both, price and queue the job.
 
@@ -208,6 +246,12 @@ async def submit_edit(
         height=height,
     )
     params.validate(max_width=spec.max_width, max_height=spec.max_height)
+    cost = catalog.edit_price(model_id, width, height)
+    answered = await moderated(
+        uow_factory, moderation, user_id, prompt, idempotency_key, request_hash, cost
+    )
+    if answered is not None:
+        return answered
     return await _submit_with_uploads(
         uow_factory,
         queue,
@@ -217,7 +261,7 @@ async def submit_edit(
         kind=ModelKind.EDIT,
         model_id=model_id,
         params=params,
-        cost=catalog.edit_price(model_id, width, height),
+        cost=cost,
         user_id=user_id,
         email=email,
         idempotency_key=idempotency_key,
@@ -261,6 +305,7 @@ async def submit_video(
     idempotency_key: str | None,
     request_hash: str,
     captioner: Captioner | None = None,
+    moderation: Moderation | None = None,
 ) -> Submitted:
     """Text, image or keyframes to video, priced per second at the resolution.
 
@@ -284,6 +329,12 @@ async def submit_video(
         last_frame_key="-" if last_frame else None,
     )
     draft.validate(resolutions=catalog.video_resolutions(spec.id))
+    cost = catalog.video_price(model_id, draft.duration_seconds, draft.resolution)
+    answered = await moderated(
+        uow_factory, moderation, user_id, prompt, idempotency_key, request_hash, cost
+    )
+    if answered is not None:
+        return answered
     uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
     params = await _with_frames(draft, inspector, uploads, frames)
     return await _submit_with_uploads(
@@ -295,7 +346,7 @@ async def submit_video(
         kind=ModelKind.VIDEO,
         model_id=model_id,
         params=params,
-        cost=catalog.video_price(model_id, params.duration_seconds, params.resolution),
+        cost=cost,
         user_id=user_id,
         email=email,
         idempotency_key=idempotency_key,
