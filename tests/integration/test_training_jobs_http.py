@@ -232,3 +232,30 @@ async def test_a_training_replays_its_key_refuses_another_body_and_too_few_photo
     # only the first training holds credits
     assert api.rows("SELECT count(*) FROM credit_holds WHERE user_id = %s", me) == [(1,)]
     await api.wait(me, f"/v1/training/{first.json()['id']}")
+
+
+async def test_cancelling_a_training_releases_its_hold_and_makes_no_model(
+    api: Api, faces: list[bytes]
+) -> None:
+    me = uuid.uuid4()
+    await api.grant(me, 200)
+    set_id = await api.photo_set(me, faces)
+    started = await api.train(me, set_id, steps=2000)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+
+    cancelled = await api.client.post(f"/v1/generate/{job_id}/cancel", headers=api.headers(me))
+
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    view = (await api.client.get(f"/v1/training/{job_id}", headers=api.headers(me))).json()
+    assert (view["status"], view["trainedModelId"], view["samples"]) == ("cancelled", None, [])
+    ledger = api.rows(
+        "SELECT kind, amount FROM credit_ledger WHERE user_id = %s AND kind <> 'grant'"
+        " ORDER BY created_at",
+        me,
+    )
+    assert ledger == [("hold", -200), ("release", 200)]
+    await asyncio.sleep(0.5)  # the trainer stopped: nothing is recorded after the cancel
+    assert api.rows("SELECT count(*) FROM trained_models WHERE user_id = %s", me) == [(0,)]
+    deleted = await api.client.delete(f"/v1/training/photo-sets/{set_id}", headers=api.headers(me))
+    assert deleted.status_code == 204  # no longer in use
