@@ -14,6 +14,7 @@ from ports.repositories.moderation import ModerationRepository
 from ports.repositories.notifications import NotificationRepository, PushTokenRepository
 from ports.repositories.profiles import ProfileRepository
 from ports.repositories.purchases import PurchaseRepository
+from ports.repositories.safety import SafetyRepository
 from ports.repositories.social import SocialRepository
 from ports.repositories.training import PhotoSetRepository, TrainedModelRepository
 
@@ -61,6 +62,9 @@ class UnitOfWork(Protocol):
 
     @property
     def social(self) -> SocialRepository: ...
+
+    @property
+    def safety(self) -> SafetyRepository: ...
 
     @property
     def moderation(self) -> ModerationRepository: ...

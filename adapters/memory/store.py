@@ -25,6 +25,7 @@ from core.model.notifications import (
 from core.model.profiles import Profile
 from core.model.purchases.early_revocations import EarlyRevocation
 from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
+from core.model.safety import AuditEntry, Report
 from core.model.social import Comment, Post, SocialProfile
 from core.model.training.models import TrainedModel
 from core.model.training.photos import Photo, PhotoSet
@@ -64,6 +65,11 @@ class _Data:
     likes: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
     comments: dict[uuid.UUID, Comment] = field(default_factory=dict)
     blocks: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
+    # --- trust and safety (issue #17) ---
+    reports: dict[uuid.UUID, Report] = field(default_factory=dict)
+    audit_log: dict[uuid.UUID, AuditEntry] = field(default_factory=dict)
+    suspensions: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    erasures: dict[uuid.UUID, datetime] = field(default_factory=dict)
     # --- moderation (issue #19) ---
     moderation_rules: dict[uuid.UUID, ModerationRule] = field(default_factory=dict)
     strikes: dict[uuid.UUID, Strike] = field(default_factory=dict)

@@ -16,6 +16,7 @@ from adapters.memory.repositories.moderation import InMemoryModeration
 from adapters.memory.repositories.notifications import InMemoryNotifications, InMemoryPushTokens
 from adapters.memory.repositories.profiles import InMemoryProfiles
 from adapters.memory.repositories.purchases import InMemoryPurchases
+from adapters.memory.repositories.safety import InMemorySafety
 from adapters.memory.repositories.social import InMemorySocial
 from adapters.memory.repositories.training import InMemoryPhotoSets, InMemoryTrainedModels
 from adapters.memory.store import InMemoryStore, _Data
@@ -43,6 +44,7 @@ class InMemoryUnitOfWork:
         self.notifications = InMemoryNotifications(self)
         self.push_tokens = InMemoryPushTokens(self)
         self.social = InMemorySocial(self)
+        self.safety = InMemorySafety(self)
         self.moderation = InMemoryModeration(self)
 
     def view(self) -> _Data:

@@ -60,6 +60,9 @@ profiles = Table(
     Column("content_filters", ARRAY(Text), nullable=False),
     _ts("username_changed_at", nullable=True),
     Column("avatar_key", Text),
+    # 0210: trust and safety (issue #17)
+    _ts("suspended_at", nullable=True),
+    _ts("erased_at", nullable=True),
 )
 
 credit_lots = Table(
@@ -511,5 +514,39 @@ moderation_strikes = Table(
     Column("reason", Text, nullable=False),
     Column("surface", Text, nullable=False),
     Column("reference", Text),
+    _ts("created_at"),
+)
+
+
+# --- 0210: reports, the moderators' audit log (issue #17) --------------------------------
+# (0210 also adds profiles.suspended_at and profiles.erased_at, timestamptz, nullable)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("reporter_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("target_kind", Text, nullable=False),
+    Column("target_id", Uuid, nullable=False),
+    Column("target_user_id", Uuid, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("action", Text),
+    Column("resolved_by", Uuid),
+    _ts("resolved_at", nullable=True),
+    _ts("created_at"),
+)
+
+moderation_audit_log = Table(
+    "moderation_audit_log",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("actor_id", Uuid),
+    Column("action", Text, nullable=False),
+    Column("target_kind", Text, nullable=False),
+    Column("target_id", Uuid, nullable=False),
+    Column("report_id", Uuid, ForeignKey("reports.id")),
+    Column("note", Text, nullable=False),
     _ts("created_at"),
 )

@@ -22,6 +22,7 @@ from adapters.supabase.repositories.moderation import SqlModeration
 from adapters.supabase.repositories.notifications import SqlNotifications, SqlPushTokens
 from adapters.supabase.repositories.profiles import SqlProfiles
 from adapters.supabase.repositories.purchases import SqlPurchases
+from adapters.supabase.repositories.safety import SqlSafety
 from adapters.supabase.repositories.social import SqlSocial
 from adapters.supabase.repositories.training import SqlPhotoSets, SqlTrainedModels
 from ports.unit_of_work import Effect
@@ -43,6 +44,7 @@ class SqlUnitOfWork:
     photo_sets: SqlPhotoSets
     trained_models: SqlTrainedModels
     social: SqlSocial
+    safety: SqlSafety
     notifications: SqlNotifications
     push_tokens: SqlPushTokens
     moderation: SqlModeration
@@ -78,6 +80,7 @@ class SqlUnitOfWork:
         self.notifications = SqlNotifications(sql)
         self.push_tokens = SqlPushTokens(sql)
         self.social = SqlSocial(sql)
+        self.safety = SqlSafety(sql)
         self.trained_models = SqlTrainedModels(sql)
         self.moderation = SqlModeration(sql)
         return self

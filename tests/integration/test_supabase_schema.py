@@ -139,6 +139,9 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         "likes",
         "comments",
         "blocks",
+        # 0210: reports and the moderators' audit log
+        "reports",
+        "moderation_audit_log",
         # 0410: moderation
         "moderation_rules",
         "moderation_strikes",
@@ -382,6 +385,7 @@ AUTHENTICATED_READS = {
     "likes",
     "comments",
     "blocks",
+    "reports",  # 0210: a reporter's own reports
 }
 
 
