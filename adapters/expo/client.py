@@ -28,7 +28,8 @@ import asyncio
 import gzip
 import logging
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -50,6 +51,48 @@ SEND_BATCH = 100
 RECEIPTS_BATCH = 1000
 #: bodies under this are sent plain: gzip costs more than it saves
 GZIP_OVER = 1024
+#: Expo accepts at most 600 notifications per second per project; over it, tickets
+#: say MessageRateExceeded. We keep under it ourselves (a token bucket per client).
+EXPO_RATE = 600.0
+
+
+class TokenBucket:
+    """At most ``rate`` messages a second on average, ``burst`` at once. ``take(n)``
+    waits until ``n`` may go; callers are served in arrival order (an asyncio lock),
+    so a big batch is not starved by small ones. A request for more than ``burst``
+    waits for a full bucket and leaves it in debt, keeping the average rate."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError("rate and burst must be positive")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = burst
+        self._at = clock()
+        self._lock = asyncio.Lock()
+
+    async def take(self, n: int) -> None:
+        async with self._lock:
+            self._refill()
+            need = min(n, self.burst)
+            if self._tokens < need:
+                await self._sleep((need - self._tokens) / self.rate)
+                self._refill()
+            # taken even a float's hair short; below zero, the next caller waits it off
+            self._tokens -= n
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
 
 
 class _Details(msgspec.Struct):
@@ -110,8 +153,12 @@ class ExpoPushClient:
         backoff: float = 0.5,
         backoff_cap: float = 30.0,
         concurrency: int = 6,
+        rate: float | None = EXPO_RATE,
         client: httpx.AsyncClient | None = None,
     ) -> None:
+        """``rate``: messages per second this client sends at most (Expo's per-project
+        limit by default; None: unlimited, for a stand-in). Several processes sending
+        for one project share Expo's limit: give each its share."""
         headers = {"accept": "application/json", "accept-encoding": "gzip, deflate"}
         if access_token:
             headers["authorization"] = f"Bearer {access_token}"
@@ -125,6 +172,8 @@ class ExpoPushClient:
         self.backoff_cap = backoff_cap
         # Expo asks senders to keep concurrent connections few (its SDKs use 6)
         self._slots = asyncio.Semaphore(concurrency)
+        # a second's worth at once: Expo counts per second, and a full batch must fit
+        self._bucket = TokenBucket(rate, max(rate, float(SEND_BATCH))) if rate is not None else None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -140,7 +189,9 @@ class ExpoPushClient:
         results: list[PushResult | None] = [None] * len(batch)
         todo = list(range(len(batch)))
         for attempt in range(1, self.attempts + 1):
-            answer = await self._post("/--/api/v2/push/send", [_wire(batch[i]) for i in todo])
+            answer = await self._post(
+                "/--/api/v2/push/send", [_wire(batch[i]) for i in todo], cost=len(todo)
+            )
             sent = _SEND.decode(answer)
             tickets = sent.data or []
             if len(tickets) != len(todo):
@@ -182,9 +233,11 @@ class ExpoPushClient:
                 )
         return out
 
-    async def _post(self, path: str, payload: object) -> bytes:
+    async def _post(self, path: str, payload: object, cost: int = 0) -> bytes:
         """POST with backoff on network errors, 429 and 5xx; raises PushUnavailable
-        when the attempts run out, and for a request Expo refuses outright (4xx)."""
+        when the attempts run out, and for a request Expo refuses outright (4xx).
+        ``cost``: messages the request sends, taken from the rate's bucket per try
+        (a retried request counts again at Expo too)."""
         body = _ENCODER.encode(payload)
         headers = {"content-type": "application/json"}
         if len(body) > GZIP_OVER:
@@ -192,6 +245,8 @@ class ExpoPushClient:
             headers["content-encoding"] = "gzip"
         last = "no attempt"
         for attempt in range(1, self.attempts + 1):
+            if cost and self._bucket is not None:
+                await self._bucket.take(cost)
             try:
                 async with self._slots:
                     response = await self._client.post(path, content=body, headers=headers)

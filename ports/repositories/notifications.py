@@ -44,6 +44,10 @@ class NotificationRepository(Protocol):
 
     async def get(self, notification_id: uuid.UUID) -> Notification | None: ...
 
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Notification]:
+        """The notifications among ``ids`` that exist, by id (one read for a pass)."""
+        ...
+
     async def inbox(
         self, user_id: uuid.UUID, *, before: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Notification]:
@@ -56,8 +60,9 @@ class NotificationRepository(Protocol):
     async def mark_read(
         self, user_id: uuid.UUID, ids: Sequence[uuid.UUID] | None, now: datetime
     ) -> int:
-        """Mark the user's unread ones among ``ids`` (all when None) read; others'
-        ids are ignored. Returns how many changed."""
+        """Mark the user's unread inbox notifications among ``ids`` (all when None)
+        read; others' ids, and rows hidden from the inbox, are ignored. Returns how
+        many changed."""
         ...
 
     # --- the push outbox ---
@@ -89,6 +94,18 @@ class NotificationRepository(Protocol):
         """Raises NotFound for a delivery that does not exist."""
         ...
 
+    async def get_deliveries(
+        self, ids: Sequence[uuid.UUID], *, lock: bool = False
+    ) -> dict[uuid.UUID, Delivery]:
+        """The deliveries among ``ids`` that exist, by id; ``lock``: each locked until
+        the transaction ends (taken in id order, so two passes never deadlock)."""
+        ...
+
+    async def save_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """``save_delivery`` for many in one go; deliveries that do not exist are
+        ignored (the caller read them under lock in this unit)."""
+        ...
+
     async def count_deliveries(self, status: DeliveryStatus) -> int: ...
 
     # --- Expo tickets, for receipts ---
@@ -105,6 +122,10 @@ class NotificationRepository(Protocol):
 
     async def preferences(self, user_id: uuid.UUID) -> Preferences | None:
         """None when the user never changed them (the defaults apply)."""
+        ...
+
+    async def preferences_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
+        """The saved preferences of those among ``user_ids`` who changed theirs."""
         ...
 
     async def save_preferences(self, preferences: Preferences) -> None: ...
@@ -124,6 +145,12 @@ class PushTokenRepository(Protocol):
 
     async def active_of(self, user_id: uuid.UUID) -> list[PushToken]:
         """The user's active tokens, oldest registration first."""
+        ...
+
+    async def active_of_users(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PushToken]]:
+        """``active_of`` for many users in one read; users without one are absent."""
         ...
 
     async def deactivate(self, tokens: Sequence[str], now: datetime) -> int:

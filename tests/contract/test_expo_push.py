@@ -3,13 +3,14 @@ each error path."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import Iterator
 
 import pytest
 
-from adapters.expo import ExpoPushClient
+from adapters.expo import EXPO_RATE, ExpoPushClient, TokenBucket
 from ports.push import (
     DEVICE_NOT_REGISTERED,
     INVALID_CREDENTIALS,
@@ -117,3 +118,34 @@ async def test_a_wrong_access_token_is_refused_without_retrying(expo: ExpoStandI
     with pytest.raises(PushUnavailable, match="401"):
         await wrong.send([msg(0)])
     assert len(expo.requests) == 1
+
+
+async def test_the_token_bucket_keeps_the_average_rate_and_lets_a_burst_through() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(rate=600, burst=600, clock=lambda: now[0], sleep=sleep)
+    for _ in range(6):  # a second's worth at once: no wait
+        await bucket.take(100)
+    assert slept == []
+    for _ in range(12):  # 1,200 more: two more seconds
+        await bucket.take(100)
+    assert now[0] == pytest.approx(2.0)
+
+
+async def test_the_client_sends_at_most_expos_600_messages_a_second_by_default(
+    expo: ExpoStandIn,
+) -> None:
+    bucket = client(expo)._bucket
+    assert bucket is not None and bucket.rate == EXPO_RATE
+    # a client limited to 1,000/s (a second's worth at once) sends 1,500 in >= 0.5 s
+    limited = client(expo, rate=1000.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    results = await limited.send([msg(i) for i in range(1500)])
+    assert all(r.ok for r in results) and len(expo.messages) == 1500
+    assert loop.time() - started >= 0.45

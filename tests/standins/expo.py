@@ -11,21 +11,33 @@ loopback's ``Fail``/``RateLimit``/``Stall``:
 - ``refused``: token -> error code answered in its ticket (``DeviceNotRegistered``,
   ``MessageTooBig``, ``InvalidCredentials``, ...);
 - ``rate_limited_messages``: the next N messages get ``MessageRateExceeded`` tickets;
-- ``access_token``: when set, requests without ``Bearer <it>`` get 401.
+- ``access_token``: when set, requests without ``Bearer <it>`` get 401;
+- ``inject(Hang(seconds))``: the request is held and then answered 503, accepting
+  nothing (a sender killed while it waits has sent nothing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import itertools
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from tests.standins.loopback import Fault, LoopbackStandIn, Reply, Request, json_reply
 
 MAX_MESSAGES = 100
 MAX_RECEIPT_IDS = 1000
+
+
+@dataclass(frozen=True)
+class Hang(Fault):
+    """Hold the request ``seconds`` (or until the stand-in stops), then answer 503
+    without accepting any of its messages."""
+
+    seconds: float = 60.0
 
 
 class ExpoStandIn(LoopbackStandIn):
@@ -65,6 +77,12 @@ class ExpoStandIn(LoopbackStandIn):
             return json_reply(
                 {"errors": [{"code": "UNAUTHORIZED", "message": "bad access token"}]}, 401
             )
+        if isinstance(fault, Hang):
+            waited = 0.0
+            while waited < fault.seconds and not self._stopping.is_set():
+                await asyncio.sleep(0.05)
+                waited += 0.05
+            return json_reply({"errors": [{"code": "UNAVAILABLE", "message": "hung"}]}, 503)
         if request.method != "POST":
             return json_reply({"errors": [{"code": "NOT_FOUND", "message": "no"}]}, 404)
         if request.path == "/--/api/v2/push/send":

@@ -55,6 +55,9 @@ class InMemoryNotifications(_Repo):
     async def get(self, notification_id: uuid.UUID) -> Notification | None:
         return self._d.notifications.get(notification_id)
 
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Notification]:
+        return {i: self._d.notifications[i] for i in ids if i in self._d.notifications}
+
     async def inbox(
         self, user_id: uuid.UUID, *, before: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Notification]:
@@ -80,7 +83,12 @@ class InMemoryNotifications(_Repo):
         wanted = None if ids is None else set(ids)
         changed = 0
         for n in list(self._d.notifications.values()):
-            if n.user_id == user_id and n.read_at is None and (wanted is None or n.id in wanted):
+            if (
+                n.user_id == user_id
+                and n.in_inbox
+                and n.read_at is None
+                and (wanted is None or n.id in wanted)
+            ):
                 self._d.notifications[n.id] = msgspec.structs.replace(n, read_at=now)
                 changed += 1
         return changed
@@ -133,6 +141,21 @@ class InMemoryNotifications(_Repo):
             raise NotFound(f"delivery {delivery.id} does not exist")
         self._d.deliveries[delivery.id] = delivery
 
+    async def get_deliveries(
+        self, ids: Sequence[uuid.UUID], *, lock: bool = False
+    ) -> dict[uuid.UUID, Delivery]:
+        found: dict[uuid.UUID, Delivery] = {}
+        for delivery_id in sorted(set(ids)):
+            delivery = await self.get_delivery(delivery_id, lock=lock)
+            if delivery is not None:
+                found[delivery_id] = delivery
+        return found
+
+    async def save_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            if delivery.id in self._d.deliveries:
+                self._d.deliveries[delivery.id] = delivery
+
     async def count_deliveries(self, status: DeliveryStatus) -> int:
         return sum(1 for d in self._d.deliveries.values() if d.status is status)
 
@@ -150,6 +173,10 @@ class InMemoryNotifications(_Repo):
 
     async def preferences(self, user_id: uuid.UUID) -> Preferences | None:
         return self._d.notification_preferences.get(user_id)
+
+    async def preferences_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
+        saved = self._d.notification_preferences
+        return {u: saved[u] for u in user_ids if u in saved}
 
     async def save_preferences(self, preferences: Preferences) -> None:
         self._d.notification_preferences[preferences.user_id] = preferences
@@ -173,6 +200,15 @@ class InMemoryPushTokens(_Repo):
     async def active_of(self, user_id: uuid.UUID) -> list[PushToken]:
         mine = [t for t in self._d.push_tokens.values() if t.user_id == user_id and t.active]
         return sorted(mine, key=lambda t: (t.created_at, t.token))
+
+    async def active_of_users(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PushToken]]:
+        found: dict[uuid.UUID, list[PushToken]] = {}
+        for user_id in dict.fromkeys(user_ids):
+            if mine := await self.active_of(user_id):
+                found[user_id] = mine
+        return found
 
     async def deactivate(self, tokens: Sequence[str], now: datetime) -> int:
         changed = 0

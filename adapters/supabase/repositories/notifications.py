@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import and_, cast, column, delete, func, or_, select, tuple_, update
+from sqlalchemy import values as sa_values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -125,6 +126,31 @@ def _token(row: Row) -> PushToken:
     )
 
 
+def _preferences(row: Row) -> Preferences:
+    quiet = (
+        None
+        if row["quiet_start"] is None
+        else QuietHours(start=row["quiet_start"], end=row["quiet_end"])
+    )
+    return Preferences(
+        user_id=row["user_id"],
+        channels=_CHANNELS.decode(msgspec.json.encode(row["channels"])),
+        quiet_hours=quiet,
+        time_zone=row["time_zone"],
+        language=row["language"],
+        updated_at=_utc(row["updated_at"]),
+    )
+
+
+def values_table(rows: list[dict[str, Any]]) -> Any:
+    """The deliveries' new values as a ``VALUES`` list to join an UPDATE on."""
+    columns = [
+        column(name, t.notification_deliveries.c[name].type)
+        for name in ("id", "status", "due_at", "attempts", "claimed_until", "finished_at", "detail")
+    ]
+    return sa_values(*columns, name="v").data([tuple(r[c.name] for c in columns) for r in rows])
+
+
 class SqlNotifications(_Repository):
     async def claim_key(self, user_id: uuid.UUID, key: str, notification_id: uuid.UUID) -> bool:
         # a concurrent claim of the key waits on the unique index, then does nothing
@@ -174,6 +200,13 @@ class SqlNotifications(_Repository):
         row = (await self._conn.execute(query)).mappings().one_or_none()
         return None if row is None else _notification(row)
 
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Notification]:
+        if not ids:
+            return {}
+        query = select(t.notifications).where(_N.id.in_(list(set(ids))))
+        rows = (await self._conn.execute(query)).mappings()
+        return {r["id"]: _notification(r) for r in rows}
+
     async def inbox(
         self, user_id: uuid.UUID, *, before: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Notification]:
@@ -196,7 +229,7 @@ class SqlNotifications(_Repository):
     ) -> int:
         statement = (
             update(t.notifications)
-            .where(_N.user_id == user_id, _N.read_at.is_(None))
+            .where(_N.user_id == user_id, _N.in_inbox, _N.read_at.is_(None))
             .values(read_at=now)
         )
         if ids is not None:
@@ -269,6 +302,33 @@ class SqlNotifications(_Repository):
         if result.rowcount == 0:
             raise NotFound(f"delivery {delivery.id} does not exist")
 
+    async def get_deliveries(
+        self, ids: Sequence[uuid.UUID], *, lock: bool = False
+    ) -> dict[uuid.UUID, Delivery]:
+        if not ids:
+            return {}
+        query = select(t.notification_deliveries).where(_D.id.in_(list(set(ids)))).order_by(_D.id)
+        if lock:
+            query = query.with_for_update()
+        return {r["id"]: _delivery(r) for r in (await self._conn.execute(query)).mappings()}
+
+    async def save_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        # one UPDATE ... FROM (VALUES ...) for the pass, not one statement per row
+        values = [_delivery_values(d) for d in deliveries]
+        rows = values_table(values)
+        # VALUES columns of NULLs come out as text: each is cast to its column's type
+        cast_to = {
+            name: cast(rows.c[name], t.notification_deliveries.c[name].type)
+            for name in ("status", "due_at", "attempts", "claimed_until", "finished_at", "detail")
+        }
+        await self._conn.execute(
+            update(t.notification_deliveries)
+            .where(_D.id == cast(rows.c.id, _D.id.type))
+            .values(cast_to)
+        )
+
     async def count_deliveries(self, status: DeliveryStatus) -> int:
         query = (
             select(func.count())
@@ -310,21 +370,13 @@ class SqlNotifications(_Repository):
     async def preferences(self, user_id: uuid.UUID) -> Preferences | None:
         query = select(t.notification_preferences).where(_P.user_id == user_id)
         row = (await self._conn.execute(query)).mappings().one_or_none()
-        if row is None:
-            return None
-        quiet = (
-            None
-            if row["quiet_start"] is None
-            else QuietHours(start=row["quiet_start"], end=row["quiet_end"])
-        )
-        return Preferences(
-            user_id=row["user_id"],
-            channels=_CHANNELS.decode(msgspec.json.encode(row["channels"])),
-            quiet_hours=quiet,
-            time_zone=row["time_zone"],
-            language=row["language"],
-            updated_at=_utc(row["updated_at"]),
-        )
+        return None if row is None else _preferences(row)
+
+    async def preferences_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
+        if not user_ids:
+            return {}
+        query = select(t.notification_preferences).where(_P.user_id.in_(list(set(user_ids))))
+        return {r["user_id"]: _preferences(r) for r in (await self._conn.execute(query)).mappings()}
 
     async def save_preferences(self, preferences: Preferences) -> None:
         quiet = preferences.quiet_hours
@@ -380,6 +432,21 @@ class SqlPushTokens(_Repository):
             .order_by(_TOK.created_at, _TOK.token)
         )
         return [_token(r) for r in (await self._conn.execute(query)).mappings()]
+
+    async def active_of_users(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PushToken]]:
+        if not user_ids:
+            return {}
+        query = (
+            select(t.push_tokens)
+            .where(_TOK.user_id.in_(list(set(user_ids))), _TOK.active)
+            .order_by(_TOK.created_at, _TOK.token)
+        )
+        found: dict[uuid.UUID, list[PushToken]] = {}
+        for r in (await self._conn.execute(query)).mappings():
+            found.setdefault(r["user_id"], []).append(_token(r))
+        return found
 
     async def deactivate(self, tokens: Sequence[str], now: datetime) -> int:
         if not tokens:

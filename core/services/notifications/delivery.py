@@ -101,48 +101,47 @@ class PushDelivery:
         return await self._record(plans, results, unavailable)
 
     async def _plan(self, claimed: list[Delivery]) -> list[_Planned]:
-        """Read what each delivery needs (one unit of work) and decide which to send."""
+        """Read what the deliveries need (one unit of work, three reads for the whole
+        pass: a pass is hundreds of pushes) and decide which to send."""
         now = self.clock.now()
         plans: list[_Planned] = []
+        users = [d.user_id for d in claimed]
         async with self.uow_factory() as uow:
-            for delivery in claimed:
-                notification = await uow.notifications.get(delivery.notification_id)
-                prefs = await uow.notifications.preferences(
-                    delivery.user_id
-                ) or default_preferences(delivery.user_id)
-                tokens = await uow.push_tokens.active_of(delivery.user_id)
-                plan = _Planned(delivery=delivery, messages=[])
-                plans.append(plan)
-                if notification is None or not prefs.allows(notification.category, Channel.PUSH):
-                    plan.outcome = _finish(delivery, DeliveryStatus.SKIPPED, now, "push off")
-                elif self.sender is None:
-                    plan.outcome = _finish(
-                        delivery, DeliveryStatus.SKIPPED, now, "push not configured"
+            notifications = await uow.notifications.get_many([d.notification_id for d in claimed])
+            saved = await uow.notifications.preferences_of(users)
+            devices = await uow.push_tokens.active_of_users(users)
+        for delivery in claimed:
+            notification = notifications.get(delivery.notification_id)
+            prefs = saved.get(delivery.user_id) or default_preferences(delivery.user_id)
+            tokens = devices.get(delivery.user_id, [])
+            plan = _Planned(delivery=delivery, messages=[])
+            plans.append(plan)
+            if notification is None or not prefs.allows(notification.category, Channel.PUSH):
+                plan.outcome = _finish(delivery, DeliveryStatus.SKIPPED, now, "push off")
+            elif self.sender is None:
+                plan.outcome = _finish(delivery, DeliveryStatus.SKIPPED, now, "push not configured")
+            elif not tokens:
+                plan.outcome = _finish(delivery, DeliveryStatus.SKIPPED, now, "no device")
+            elif (until := prefs.quiet_until(now)) is not None:
+                plan.outcome = msgspec.structs.replace(delivery, due_at=until, claimed_until=None)
+            else:
+                text = self.texts.render(notification, prefs.language)
+                data = {
+                    **notification.data,
+                    "notificationId": str(notification.id),
+                    "kind": notification.kind.value,
+                    "count": notification.count,
+                }
+                plan.messages = [
+                    PushMessage(
+                        to=t.token,
+                        title=text.title,
+                        body=text.body,
+                        data=data,
+                        channel_id=notification.category.value,
                     )
-                elif not tokens:
-                    plan.outcome = _finish(delivery, DeliveryStatus.SKIPPED, now, "no device")
-                elif (until := prefs.quiet_until(now)) is not None:
-                    plan.outcome = msgspec.structs.replace(
-                        delivery, due_at=until, claimed_until=None
-                    )
-                else:
-                    text = self.texts.render(notification, prefs.language)
-                    data = {
-                        **notification.data,
-                        "notificationId": str(notification.id),
-                        "kind": notification.kind.value,
-                        "count": notification.count,
-                    }
-                    plan.messages = [
-                        PushMessage(
-                            to=t.token,
-                            title=text.title,
-                            body=text.body,
-                            data=data,
-                            channel_id=notification.category.value,
-                        )
-                        for t in tokens
-                    ]
+                    for t in tokens
+                ]
         return plans
 
     async def _record(
@@ -154,9 +153,13 @@ class PushDelivery:
         counts: dict[str, int] = defaultdict(int)
         gone: list[str] = []
         tickets: list[PushTicket] = []
+        outcomes: list[Delivery] = []
         async with self.uow_factory() as uow:
+            locked = await uow.notifications.get_deliveries(
+                [p.delivery.id for p in plans], lock=True
+            )
             for plan in plans:
-                current = await uow.notifications.get_delivery(plan.delivery.id, lock=True)
+                current = locked.get(plan.delivery.id)
                 if current is None or current.claimed_until != plan.delivery.claimed_until:
                     continue  # our lease ran out and another sender took it over
                 if plan.outcome is not None:
@@ -166,8 +169,9 @@ class PushDelivery:
                 else:
                     mine = [next(by_token) for _ in plan.messages]
                     outcome = self._outcome(plan.delivery, mine, now, tickets, gone)
-                await uow.notifications.save_delivery(outcome)
+                outcomes.append(outcome)
                 counts[_bucket(plan.delivery, outcome)] += 1
+            await uow.notifications.save_deliveries(outcomes)
             if tickets:
                 await uow.notifications.add_tickets(tickets)
             if gone:
