@@ -9,6 +9,7 @@ import uuid
 from core.model.errors import InvalidInput
 from core.model.events import JobEvent, JobEventKind
 from core.model.jobs import FailureReason, Job, JobError
+from core.model.moderation import ContentRefused
 from core.model.notifications import EventKind
 from core.services.credits import settle_hold
 from core.services.notifications import events
@@ -18,6 +19,7 @@ from core.services.processing.outputs import OutputFiles, OutputHandler, OutputH
 from core.services.realtime import job_updated
 from ports.clock import Clock
 from ports.gpu import Completed, GpuProvider, ProviderUnavailable
+from ports.moderation import ModerationUnavailable
 from ports.realtime import RealtimePublisher
 from ports.storage import MediaStorage
 from ports.unit_of_work import UnitOfWorkFactory
@@ -54,7 +56,10 @@ class Completion:
         """Store and record the outputs; a job that ended meanwhile keeps none of them.
 
         Outputs that are not what the job asked for fail the attempt as the provider's
-        fault (it is retried). Raises NoOutputHandler for a kind without a handler.
+        fault (it is retried). An output moderation refuses fails the job for good
+        with the content reason (not retried, not failed over: the provider worked),
+        its hold released, nothing stored. Raises NoOutputHandler for a kind without
+        a handler.
         """
         async with self.uow_factory() as uow:
             job = await uow.jobs.get(job_id)
@@ -66,6 +71,14 @@ class Completion:
         files = OutputFiles(gpu, self.storage)
         try:
             stored = await handler.store(job, status.outputs, files)
+        except ContentRefused as exc:  # an InvalidInput, but the request's fault
+            await files.discard()
+            error = JobError(FailureReason.CONTENT, f"the result was refused ({exc.reason.value})")
+            return await self.failures.fail(job_id, error)
+        except ModerationUnavailable as exc:  # fail-closed moderation could not judge it
+            await files.discard()
+            error = JobError(FailureReason.INTERNAL, f"the result could not be moderated: {exc}")
+            return await self.failures.fail(job_id, error)
         except (InvalidInput, ProviderUnavailable) as exc:
             await files.discard()
             return await self.failures.fail(

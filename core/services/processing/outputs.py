@@ -27,6 +27,7 @@ from core.model.media import (
     sniff_content_type,
     storage_key,
 )
+from core.model.moderation import Surface
 from core.model.pricing import ModelKind
 from core.model.training.models import (
     MAX_WEIGHTS_BYTES,
@@ -36,6 +37,7 @@ from core.model.training.models import (
     weights_key,
 )
 from core.services.generation.captions import caption_of
+from core.services.moderation.service import Moderation
 from ports.ai import Captioner
 from ports.clock import Clock
 from ports.gpu import GpuProvider, OutputRole, ProviderOutput
@@ -110,8 +112,10 @@ class OutputHandler(Protocol):
 
         Raises InvalidInput when the outputs are not what the job asked for (a missing
         result, a wrong type, size or duration): the attempt fails as the provider's
-        fault and is retried. ProviderUnavailable from fetching counts the same. What
-        was stored before an error is discarded by the caller.
+        fault and is retried. ProviderUnavailable from fetching counts the same.
+        Raises ContentRefused when moderation refuses an output (a strike recorded):
+        the job fails for good, its credits released. What was stored before an error
+        is discarded by the caller.
         """
         ...
 
@@ -123,11 +127,32 @@ class OutputHandler(Protocol):
 
 
 class MediaOutputs:
-    """The common part of handlers whose outputs become media rows."""
+    """The common part of handlers whose outputs become media rows. ``moderation``:
+    each image (a video's poster frame) is checked before anything of it is stored
+    (issue #19); None checks nothing."""
 
-    def __init__(self, clock: Clock, captioner: Captioner | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        captioner: Captioner | None = None,
+        moderation: Moderation | None = None,
+    ) -> None:
         self.clock = clock
         self.captioner = captioner
+        self.moderation = moderation
+
+    async def moderated(self, job: Job, image: bytes) -> None:
+        """Raises ContentRefused (``field`` output, a strike recorded against the job's
+        user, the job named as the strike's reference) for an image moderation refuses."""
+        if self.moderation is not None:
+            await self.moderation.check_image(
+                image,
+                "image/png",
+                Surface.OUTPUT,
+                user_id=job.user_id,
+                field="output",
+                reference=f"job:{job.id}",
+            )
 
     async def record(self, uow: UnitOfWork, job: Job, stored: Stored) -> None:
         for asset in stored.assets:
@@ -155,6 +180,7 @@ class ImageOutputs(MediaOutputs):
         size = png_dimensions(data)
         if size is None:
             raise InvalidInput("the provider's output is not a PNG image")
+        await self.moderated(job, data)
         media_id = new_id()
         key = storage_key(job.user_id, media_id, "png")
         await files.put(key, data, "image/png")
@@ -211,6 +237,8 @@ class VideoOutputs(MediaOutputs):
         frame = await files.fetch(poster, "image/png")
         if png_dimensions(frame) is None:
             raise InvalidInput("the provider's poster frame is not a PNG image")
+        # the poster stands for the video: one sampled frame is what is classified
+        await self.moderated(job, frame)
         media_id = new_id()
         key = storage_key(job.user_id, media_id, "mp4")
         thumbnail = poster_key(key)
@@ -293,18 +321,22 @@ OutputHandlers = Mapping[ModelKind, OutputHandler]
 
 
 def media_outputs(
-    clock: Clock, captioner: Captioner | None = None
+    clock: Clock, captioner: Captioner | None = None, moderation: Moderation | None = None
 ) -> dict[ModelKind, OutputHandler]:
     """The handlers of the kinds that make media: image, edit (images) and video."""
-    images = ImageOutputs(clock, captioner)
+    images = ImageOutputs(clock, captioner, moderation)
     return {
         ModelKind.IMAGE: images,
         ModelKind.EDIT: images,
-        ModelKind.VIDEO: VideoOutputs(clock, captioner),
+        ModelKind.VIDEO: VideoOutputs(clock, captioner, moderation),
     }
 
 
-def job_outputs(clock: Clock, captioner: Captioner | None = None) -> dict[ModelKind, OutputHandler]:
+def job_outputs(
+    clock: Clock, captioner: Captioner | None = None, moderation: Moderation | None = None
+) -> dict[ModelKind, OutputHandler]:
     """The handler of every job kind: ``media_outputs`` and training (whose sample
-    images are not captioned: they show the user's likeness, not a result to search)."""
-    return {**media_outputs(clock, captioner), ModelKind.TRAINING: TrainingOutputs(clock)}
+    images are not captioned: they show the user's likeness, not a result to search;
+    they are moderated as any output is)."""
+    training = TrainingOutputs(clock, moderation=moderation)
+    return {**media_outputs(clock, captioner, moderation), ModelKind.TRAINING: training}

@@ -29,6 +29,7 @@ from core.model.jobs import Job, JobError
 from core.model.pricing import Catalog
 from core.model.queueing import QueuePolicy
 from core.model.routing import ProviderRouter
+from core.services.moderation.service import Moderation
 from core.services.notifications.emit import ROWS_ONLY, Notifier
 from core.services.processing.claiming import Claims
 from core.services.processing.completion import Completion
@@ -50,7 +51,8 @@ class JobProcessor:
     ``stop`` for a graceful stop.
 
     ``outputs`` maps each job kind to its output handler (default: every kind's,
-    ``job_outputs``); ``policy.timeouts`` gives each kind's timeout.
+    ``job_outputs``, checking outputs with ``moderation`` where given);
+    ``policy.timeouts`` gives each kind's timeout.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class JobProcessor:
         router: ProviderRouter | None = None,
         policy: QueuePolicy | None = None,
         captioner: Captioner | None = None,
+        moderation: Moderation | None = None,
         outputs: OutputHandlers | None = None,
         worker_id: str | None = None,
         poll_interval: float = 0.5,
@@ -93,7 +96,7 @@ class JobProcessor:
                 uow_factory,
                 clock,
                 storage,
-                job_outputs(clock, captioner) if outputs is None else outputs,
+                job_outputs(clock, captioner, moderation) if outputs is None else outputs,
                 self._failures,
                 notifier,
                 realtime=realtime,
