@@ -545,13 +545,13 @@ def modal_wired() -> bool:
     """Whether entrypoints.gpus.build_gpus adds Modal when MODAL_* are set."""
     try:
         from entrypoints.gpus import build_gpus
-        from entrypoints.settings import Settings
+        from entrypoints.settings import ModalSettings, Settings
 
         class _Local:
             name = "local"
 
         settings = Settings(
-            modal_base_url="http://127.0.0.1:9", modal_token_id="k", modal_token_secret="s"
+            modal=ModalSettings(base_url="http://127.0.0.1:9", token_id="k", token_secret="s"),
         )
         return "modal" in build_gpus(settings, _Local())  # type: ignore[arg-type]
     except Exception as exc:

@@ -84,14 +84,14 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     from entrypoints.http.server import CorkedHttpToolsProtocol
 
     settings = msgspec.structs.replace(
-        settings, host=host or settings.host, port=port or settings.port
+        settings, host=host or settings.server.host, port=port or settings.server.port
     )
     app = create_app(settings)
     _freeze_startup_objects()
     uvicorn.run(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.host,
+        port=settings.server.port,
         http=CorkedHttpToolsProtocol,  # a response in one write (entrypoints/http/server.py)
         log_config=None,
         access_log=False,
@@ -104,7 +104,7 @@ async def _migrate(settings: Settings) -> None:
     from entrypoints.runtime import database_url
 
     async with database_url(settings) as url:  # the embedded server is migrated as it starts
-        if settings.database_url is not None:
+        if settings.database.url is not None:
             await asyncio.to_thread(upgrade, url)
     print("migrations applied")
 
@@ -113,17 +113,17 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
     from adapters.supabase.auth import mint_token
 
     settings = resolve_secrets(settings)
-    if settings.jwt_secret is None:
+    if settings.supabase.jwt_secret is None:
         raise SystemExit("no SUPABASE_JWT_SECRET: tokens of a JWKS project come from Supabase Auth")
     user = args.user or uuid.uuid4()
     print(
         mint_token(
-            settings.jwt_secret,
+            settings.supabase.jwt_secret,
             user_id=user,
             email=args.email,
             role=args.role,
             ttl_seconds=args.ttl,
-            issuer=settings.token_issuer,
+            issuer=settings.supabase.token_issuer,
         )
     )
 
@@ -182,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
     quiet = args.command in ("token", "demo")
-    configure_logging("WARNING" if quiet else settings.log_level, log_format=settings.log_format)
+    configure_logging(
+        "WARNING" if quiet else settings.server.log_level, log_format=settings.server.log_format
+    )
     if args.command == "serve":
         _serve(settings, args.host, args.port)
     elif args.command == "worker":

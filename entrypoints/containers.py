@@ -56,23 +56,24 @@ class MediaContainer(containers.DeclarativeContainer):
     # Supabase Storage when SUPABASE_URL and SUPABASE_SERVICE_KEY are set, else local files
     # (served by the app's /media route, which serves nothing for the Supabase one).
     storage = providers.Selector(
-        providers.Callable(lambda s: "supabase" if s.supabase_storage else "local", settings),
+        providers.Callable(lambda s: "supabase" if s.supabase.storage else "local", settings),
         local=providers.Singleton(
             LocalFileStorage,
-            root=providers.Callable(lambda s: s.data_dir / "media", settings),
-            base_url=providers.Callable(lambda s: s.base_url, settings),
-            secret=providers.Callable(lambda s: s.media_secret.encode(), settings),
+            root=providers.Callable(lambda s: s.server.data_dir / "media", settings),
+            base_url=providers.Callable(lambda s: s.server.base_url, settings),
+            secret=providers.Callable(lambda s: s.server.media_secret.encode(), settings),
         ),
         supabase=providers.Singleton(
             SupabaseStorage,
-            url=providers.Callable(lambda s: s.supabase_url, settings),
-            service_key=providers.Callable(lambda s: s.supabase_service_key, settings),
-            bucket=providers.Callable(lambda s: s.supabase_storage_bucket, settings),
+            url=providers.Callable(lambda s: s.supabase.url, settings),
+            service_key=providers.Callable(lambda s: s.supabase.service_key, settings),
+            bucket=providers.Callable(lambda s: s.supabase.storage_bucket, settings),
         ),
     )
     inspector = providers.Singleton(PillowImageInspector)
     gpu = providers.Singleton(
-        LocalGpuProvider, min_seconds=providers.Callable(lambda s: s.local_gpu_seconds, settings)
+        LocalGpuProvider,
+        min_seconds=providers.Callable(lambda s: s.jobs.local_gpu_seconds, settings),
     )
 
 
@@ -84,16 +85,16 @@ class AiContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     openrouter = providers.Singleton(
         OpenRouterClient,
-        api_key=providers.Callable(lambda s: s.openrouter_api_key, settings),
-        base_url=providers.Callable(lambda s: s.openrouter_base_url, settings),
-        caption_model=providers.Callable(lambda s: s.openrouter_caption_model, settings),
-        enhance_model=providers.Callable(lambda s: s.openrouter_enhance_model, settings),
-        timeout=providers.Callable(lambda s: s.openrouter_timeout, settings),
-        app_url=providers.Callable(lambda s: s.public_url, settings),
+        api_key=providers.Callable(lambda s: s.openrouter.api_key, settings),
+        base_url=providers.Callable(lambda s: s.openrouter.base_url, settings),
+        caption_model=providers.Callable(lambda s: s.openrouter.caption_model, settings),
+        enhance_model=providers.Callable(lambda s: s.openrouter.enhance_model, settings),
+        timeout=providers.Callable(lambda s: s.openrouter.timeout, settings),
+        app_url=providers.Callable(lambda s: s.server.public_url, settings),
         app_title="genstudio",
     )
     _choice = providers.Callable(
-        lambda s: "openrouter" if s.openrouter_api_key else "memory", settings
+        lambda s: "openrouter" if s.openrouter.api_key else "memory", settings
     )
     captioner = providers.Selector(_choice, openrouter=openrouter, memory=providers.Object(None))
     enhancer = providers.Selector(
@@ -106,10 +107,10 @@ class AuthContainer(containers.DeclarativeContainer):
     # typed by its port: mypy checks the adapter against ``AuthVerifier``
     verifier: providers.Singleton[AuthVerifier] = providers.Singleton(
         SupabaseJwtVerifier,
-        secret=providers.Callable(lambda s: s.jwt_secret, settings),
-        jwks_url=providers.Callable(lambda s: s.jwks_url, settings),
-        issuer=providers.Callable(lambda s: s.token_issuer, settings),
-        max_lifetime=providers.Callable(lambda s: s.jwt_max_lifetime, settings),
+        secret=providers.Callable(lambda s: s.supabase.jwt_secret, settings),
+        jwks_url=providers.Callable(lambda s: s.supabase.jwks_url, settings),
+        issuer=providers.Callable(lambda s: s.supabase.token_issuer, settings),
+        max_lifetime=providers.Callable(lambda s: s.supabase.jwt_max_lifetime, settings),
     )
 
 
@@ -210,7 +211,7 @@ class AppContainer(containers.DeclarativeContainer):
         router=router,
         policy=policy,
         captioner=ai.captioner,
-        poll_interval=providers.Callable(lambda s: s.poll_interval, settings),
+        poll_interval=providers.Callable(lambda s: s.jobs.poll_interval, settings),
         notifier=notifier,
         realtime=realtime,
     )
@@ -227,7 +228,7 @@ class AppContainer(containers.DeclarativeContainer):
         clock=clock,
         thresholds=providers.Callable(lambda s: s.photos.thresholds, settings),
         limits=providers.Callable(lambda s: s.photos.limits, settings),
-        url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
+        url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
     )
     # training jobs and trained models (issue #16)
     training = providers.Singleton(
@@ -237,7 +238,7 @@ class AppContainer(containers.DeclarativeContainer):
         clock=clock,
         catalog=catalog,
         storage=storage,
-        url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
+        url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
     )
     # the generation routes' one dependency (a hot path: few dependencies a request)
     generation = providers.Singleton(
@@ -250,7 +251,7 @@ class AppContainer(containers.DeclarativeContainer):
         inspector=inspector,
         enhancer=enhancer,
         captioner=captioner,
-        url_ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
+        url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
     )
     reconciler = providers.Singleton(
         Reconciler,
@@ -267,8 +268,8 @@ class AppContainer(containers.DeclarativeContainer):
     social_urls = providers.Singleton(
         Urls,
         storage,
-        providers.Callable(lambda s: s.base_url, settings),
-        ttl=providers.Callable(lambda s: s.signed_url_ttl, settings),
+        providers.Callable(lambda s: s.server.base_url, settings),
+        ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
     )
     profiles = providers.Singleton(
         Profiles,

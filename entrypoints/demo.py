@@ -61,18 +61,18 @@ def _service(settings: Settings, url: str | None, out: TextIO) -> Iterator[str]:
     if url is not None:
         yield url.rstrip("/")
         return
-    configured = f"http://{settings.host}:{settings.port}"
+    configured = f"http://{settings.server.host}:{settings.server.port}"
     if _answers(configured):
         print(f"using the service running at {configured}", file=out)
         yield configured
         return
-    port = _free_port(settings.host)
-    base = f"http://{settings.host}:{port}"
+    port = _free_port(settings.server.host)
+    base = f"http://{settings.server.host}:{port}"
     print(
-        f"no service at {configured}: starting one at {base} (data in {settings.data_dir})",
+        f"no service at {configured}: starting one at {base} (data in {settings.server.data_dir})",
         file=out,
     )
-    env = {**os.environ, "PORT": str(port), "HOST": settings.host}
+    env = {**os.environ, "PORT": str(port), "HOST": settings.server.host}
     env.pop("GENSTUDIO_PUBLIC_URL", None)  # its media URLs must point at this port
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
@@ -195,14 +195,14 @@ def _demo_user(settings: Settings, credits: int, out: TextIO) -> str:
     from entrypoints.cli import grant
 
     secrets = resolve_secrets(settings)  # after the service made the data dir's secret
-    if secrets.jwt_secret is None:
+    if secrets.supabase.jwt_secret is None:
         raise SystemExit("no SUPABASE_JWT_SECRET: the demo mints its own user's token")
     user = uuid.uuid4()
     token = mint_token(
-        secrets.jwt_secret,
+        secrets.supabase.jwt_secret,
         user_id=user,
         email=f"demo-{user.hex[:8]}@example.com",
-        issuer=secrets.jwt_issuer,
+        issuer=secrets.supabase.jwt_issuer,
     )
     balance = grant(settings, user, credits, reason="genstudio demo")
     print(f"user {user}: {credits} credits granted (balance {balance})", file=out)

@@ -15,28 +15,28 @@ def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]
     """Modal (primary) and Runpod (fallback) when configured, in that order of
     preference; with neither, the embedded default's CPU preview renderer."""
     gpus: dict[str, GpuProvider] = {}
-    if settings.modal_base_url and settings.modal_token_id and settings.modal_token_secret:
+    if settings.modal.base_url and settings.modal.token_id and settings.modal.token_secret:
         from adapters.gpu_modal import ModalProvider
 
         gpus["modal"] = ModalProvider(
-            base_url=settings.modal_base_url,
-            token_id=settings.modal_token_id,
-            token_secret=settings.modal_token_secret,
-            timeout=settings.gpu_timeout,
+            base_url=settings.modal.base_url,
+            token_id=settings.modal.token_id,
+            token_secret=settings.modal.token_secret,
+            timeout=settings.jobs.gpu_timeout,
         )
-    if settings.runpod_api_key and settings.runpod_endpoints:
+    if settings.runpod.api_key and settings.runpod.endpoints:
         from adapters.gpu_runpod import make_runpod_provider
 
         gpus["runpod"] = make_runpod_provider(
-            api_key=settings.runpod_api_key,
-            endpoints=settings.runpod_endpoints,  # catalog ids become provider model names
+            api_key=settings.runpod.api_key,
+            endpoints=settings.runpod.endpoints,  # catalog ids become provider model names
             catalog=DEFAULT_CATALOG,
-            base_url=settings.runpod_base_url,
-            public_url=settings.base_url,
-            webhook_secret=settings.runpod_webhook_secret,
-            rate_limit=settings.runpod_rate_limit,
-            timeout=settings.gpu_timeout,
-            execution_timeout_ms=int(settings.job_timeout * 1000),
+            base_url=settings.runpod.base_url,
+            public_url=settings.server.base_url,
+            webhook_secret=settings.runpod.webhook_secret,
+            rate_limit=settings.runpod.rate_limit,
+            timeout=settings.jobs.gpu_timeout,
+            execution_timeout_ms=int(settings.jobs.job_timeout * 1000),
         )
     return gpus or {local.name: local}
 
@@ -46,21 +46,23 @@ def build_router(settings: Settings, gpus: dict[str, GpuProvider]) -> ProviderRo
     return ProviderRouter(
         {},
         default=list(gpus),
-        failure_threshold=settings.breaker_failures,
-        cooldown=timedelta(seconds=settings.breaker_cooldown),
+        failure_threshold=settings.jobs.breaker_failures,
+        cooldown=timedelta(seconds=settings.jobs.breaker_cooldown),
     )
 
 
 def build_policy(settings: Settings) -> QueuePolicy:
     return QueuePolicy(
-        per_user_in_flight=settings.per_user_in_flight,
-        lease_seconds=settings.lease_seconds,
-        redeliver_after_seconds=settings.redeliver_after,
-        retry=RetryPolicy(base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay),
+        per_user_in_flight=settings.jobs.per_user_in_flight,
+        lease_seconds=settings.jobs.lease_seconds,
+        redeliver_after_seconds=settings.jobs.redeliver_after,
+        retry=RetryPolicy(
+            base_delay=settings.jobs.retry_base_delay, max_delay=settings.jobs.retry_max_delay
+        ),
         # GENSTUDIO_JOB_TIMEOUT is every kind's default; GENSTUDIO_JOB_TIMEOUT_<KIND>
         # overrides one, over the core's own per-kind defaults (training: an hour)
         timeouts=TimeoutPolicy(
-            default_seconds=settings.job_timeout,
-            per_kind={**TimeoutPolicy().per_kind, **settings.job_timeouts},
+            default_seconds=settings.jobs.job_timeout,
+            per_kind={**TimeoutPolicy().per_kind, **settings.jobs.job_timeouts},
         ),
     )

@@ -17,9 +17,9 @@ log = logging.getLogger("genstudio.notifications")
 def push_sender(settings: Settings) -> PushSender | None:
     """Expo when ``EXPO_PUSH_ENABLED`` or ``EXPO_ACCESS_TOKEN`` is set; else None (the
     embedded default: the inbox is the in-app channel, push deliveries are skipped)."""
-    if not settings.expo_enabled:
+    if not settings.expo.enabled:
         return None
-    return ExpoPushClient(base_url=settings.expo_base_url, access_token=settings.expo_access_token)
+    return ExpoPushClient(base_url=settings.expo.base_url, access_token=settings.expo.access_token)
 
 
 class DeliveryKicker:

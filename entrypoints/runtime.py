@@ -48,10 +48,10 @@ def open_redis(url: str) -> Redis:
 async def database_url(settings: Settings) -> AsyncIterator[str]:
     """The configured DATABASE_URL, or the embedded server's (started and migrated),
     attached to for as long as the block runs (stopped after it if nobody else uses it)."""
-    if settings.database_url is not None:
-        yield settings.database_url
+    if settings.database.url is not None:
+        yield settings.database.url
         return
-    server = embedded_postgres(settings.data_dir)
+    server = embedded_postgres(settings.server.data_dir)
     url = await asyncio.to_thread(server.__enter__)
     try:
         await asyncio.to_thread(upgrade, url)
@@ -88,9 +88,11 @@ async def _opened(
     worker_kinds: list[str] | None,
     configure: Callable[[AppContainer], None] | None,
 ) -> AsyncIterator[Runtime]:
-    engine = make_engine(url, pool_size=settings.db_pool_size, prepared=settings.db_prepared)
+    engine = make_engine(
+        url, pool_size=settings.database.pool_size, prepared=settings.database.prepared
+    )
     broker, queue = _queue(settings, worker_process, worker_kinds)
-    redis = open_redis(settings.redis_url) if settings.redis_url else None
+    redis = open_redis(settings.redis.url) if settings.redis.url else None
     container = AppContainer(settings=settings, engine=engine, queue=queue, redis=redis)
     if configure is not None:
         configure(container)
@@ -121,12 +123,12 @@ def _queue(
 ) -> tuple[AsyncBroker | None, InMemoryJobQueue | TaskiqJobQueue]:
     """The Redis streams' broker and its queue with ``REDIS_URL``, else the in-memory
     queue (no broker)."""
-    if not settings.redis_url:
+    if not settings.redis.url:
         return None, InMemoryJobQueue()
     broker = (
-        make_stream_broker(settings.redis_url, kinds=worker_kinds)
+        make_stream_broker(settings.redis.url, kinds=worker_kinds)
         if worker_kinds
-        else make_stream_broker(settings.redis_url)
+        else make_stream_broker(settings.redis.url)
     )
     broker.is_worker_process = worker_process
     return broker, TaskiqJobQueue(broker)
@@ -140,8 +142,8 @@ def _in_process_worker(
         queue,
         container.processor(),
         container.reconciler(),
-        concurrency=settings.worker_concurrency,
-        reconcile_interval=min(settings.reconcile_interval, 2.0),
+        concurrency=settings.jobs.worker_concurrency,
+        reconcile_interval=min(settings.jobs.reconcile_interval, 2.0),
         maintenance=lambda: store_maintenance(container),
     )
     worker.start()

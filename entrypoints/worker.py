@@ -85,7 +85,7 @@ def _stop_on_signals(finish: asyncio.Event, *also: Callable[[], None]) -> None:
 
 
 async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None:
-    if not settings.redis_url:
+    if not settings.redis.url:
         raise SystemExit(
             "genstudio worker needs REDIS_URL; without it, `genstudio serve` runs the worker "
             "in-process"
@@ -99,7 +99,7 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
             runtime.broker,
             c.processor(),
             c.reconciler(),
-            reconcile_every=round(settings.reconcile_interval),
+            reconcile_every=round(settings.jobs.reconcile_interval),
             container=c,
         )
         finish = asyncio.Event()
@@ -114,16 +114,16 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
             log.exception("first reconcile failed; the scheduler's next one will retry")
         receiver = Receiver(
             runtime.broker,
-            max_async_tasks=settings.worker_concurrency,
+            max_async_tasks=settings.jobs.worker_concurrency,
             # acknowledge after the task ran: a worker killed mid-job leaves the
             # message pending for another worker (and the job's lease runs out)
             ack_type=AcknowledgeType.WHEN_EXECUTED,
             propagate_exceptions=False,
-            wait_tasks_timeout=settings.stop_grace,
+            wait_tasks_timeout=settings.jobs.stop_grace,
         )
         log.info(
             "worker listening",
-            extra={"concurrency": settings.worker_concurrency, "kinds": kinds or "all"},
+            extra={"concurrency": settings.jobs.worker_concurrency, "kinds": kinds or "all"},
         )
         await receiver.listen(finish)  # returns once its tasks ended, or after the grace
         # the jobs still running (a GPU job takes minutes) are cancelled and handed back
@@ -135,12 +135,12 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
 
 async def run_scheduler(settings: Settings) -> None:
     """Sends the reconciler's task every ``GENSTUDIO_RECONCILE_INTERVAL`` seconds."""
-    if not settings.redis_url:
+    if not settings.redis.url:
         raise SystemExit("genstudio scheduler needs REDIS_URL")
     from adapters.redis import make_stream_broker
 
-    broker = make_stream_broker(settings.redis_url)
-    register_tasks(broker, None, None, reconcile_every=round(settings.reconcile_interval))
+    broker = make_stream_broker(settings.redis.url)
+    register_tasks(broker, None, None, reconcile_every=round(settings.jobs.reconcile_interval))
     source = LabelScheduleSource(broker)
     scheduler = TaskiqScheduler(broker, sources=[source])
     await broker.startup()
@@ -151,7 +151,7 @@ async def run_scheduler(settings: Settings) -> None:
     loop_task = asyncio.create_task(
         SchedulerLoop(scheduler).run(update_interval=timedelta(minutes=1))
     )
-    log.info("scheduler running", extra={"reconcile_every": settings.reconcile_interval})
+    log.info("scheduler running", extra={"reconcile_every": settings.jobs.reconcile_interval})
     try:
         await finish.wait()
     finally:

@@ -79,7 +79,10 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         # a stalled database or cache: 503 + Retry-After instead of a hung request;
         # then the rate limits: after routing, before any body is read (entrypoints/http/limits.py)
-        middleware=[DefineMiddleware(Deadline, seconds=settings.request_deadline), RateLimits],
+        middleware=[
+            DefineMiddleware(Deadline, seconds=settings.server.request_deadline),
+            RateLimits,
+        ],
         # our forms have at most 8 parts; a form of more is refused (413) as it streams
         multipart_form_part_limit=MAX_FORM_PARTS,
         lifespan=[lifespan],

@@ -19,7 +19,14 @@ from litestar.testing import AsyncTestClient
 
 from adapters.supabase.auth import mint_token
 from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    OpenRouterSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.integration.test_failover import grant
 from tests.standins.loopback import Fail
 from tests.standins.openrouter import OpenRouterStandIn, caption_for, enhancement_for
@@ -38,13 +45,13 @@ async def client(
     fresh_db: str, tmp_path: Path, openrouter: OpenRouterStandIn
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
     settings = Settings(
-        database_url=fresh_db,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        poll_interval=0.02,
-        openrouter_api_key=openrouter.api_key,
-        openrouter_base_url=openrouter.base_url,
-        openrouter_timeout=2.0,
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+        jobs=JobSettings(poll_interval=0.02),
+        openrouter=OpenRouterSettings(
+            api_key=openrouter.api_key, base_url=openrouter.base_url, timeout=2.0
+        ),
     )
     async with AsyncTestClient(create_app(settings)) as c:
         yield c

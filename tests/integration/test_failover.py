@@ -22,7 +22,15 @@ from adapters.supabase.db import make_engine
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from core.services.credits import grant_credits
 from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    ModalSettings,
+    RunpodSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.integration.ledger_checks import assert_ledger_invariants
 from tests.standins.modal import ModalStandin
 from tests.standins.runpod import RunpodStandin
@@ -45,12 +53,12 @@ def runpod() -> Iterator[RunpodStandin]:
 def remote_gpus(modal: ModalStandin, runpod: RunpodStandin) -> dict[str, Any]:
     """Settings that make Modal the GPU and Runpod its fallback, both stand-ins."""
     return {
-        "modal_base_url": modal.base_url,
-        "modal_token_id": modal.token_id,
-        "modal_token_secret": modal.token_secret,
-        "runpod_base_url": runpod.base_url,
-        "runpod_api_key": runpod.api_key,
-        "runpod_endpoints": {"*": "ep-flux"},
+        "modal": ModalSettings(
+            base_url=modal.base_url, token_id=modal.token_id, token_secret=modal.token_secret
+        ),
+        "runpod": RunpodSettings(
+            base_url=runpod.base_url, api_key=runpod.api_key, endpoints={"*": "ep-flux"}
+        ),
     }
 
 
@@ -60,19 +68,21 @@ async def client(
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
     # a database of its own: the worker must meet no other test's jobs
     settings = Settings(
-        database_url=fresh_db,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        poll_interval=0.02,
-        worker_concurrency=4,
-        per_user_in_flight=4,
-        retry_base_delay=0.01,
-        retry_max_delay=0.05,
-        reconcile_interval=0.2,
-        breaker_failures=2,
-        breaker_cooldown=1.0,
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+        jobs=JobSettings(
+            poll_interval=0.02,
+            worker_concurrency=4,
+            per_user_in_flight=4,
+            retry_base_delay=0.01,
+            retry_max_delay=0.05,
+            reconcile_interval=0.2,
+            breaker_failures=2,
+            breaker_cooldown=1.0,
+            gpu_timeout=2.0,
+        ),
         **remote_gpus(modal, runpod),
-        gpu_timeout=2.0,
     )
     async with AsyncTestClient(create_app(settings)) as c:
         yield c

@@ -27,7 +27,13 @@ from core.services.credits import grant_credits
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from ports.unit_of_work import UnitOfWorkFactory
 
 SECRET = "integration-secret-" + "y" * 32
@@ -102,14 +108,16 @@ async def api(fresh_db: str, tmp_path: Path) -> AsyncIterator[Harness]:
     (a leftover job failing on this app's GPU would trip its circuit breaker)."""
     gpu = InMemoryGpuProvider("fake", steps=1)
     settings = Settings(
-        database_url=fresh_db,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        poll_interval=0.01,
-        worker_concurrency=2,
-        retry_base_delay=0.01,
-        retry_max_delay=0.05,
-        reconcile_interval=0.2,
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+        jobs=JobSettings(
+            poll_interval=0.01,
+            worker_concurrency=2,
+            retry_base_delay=0.01,
+            retry_max_delay=0.05,
+            reconcile_interval=0.2,
+        ),
     )
 
     def configure(container: AppContainer) -> None:

@@ -29,7 +29,13 @@ from core.services.credits import grant_credits
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 
 SECRET = "integration-secret-" + "m" * 32
 PROBLEM = "application/problem+json"
@@ -193,11 +199,10 @@ class Api:
 @pytest.fixture
 async def api(pg_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(
-        database_url=pg_url,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        poll_interval=0.02,
-        worker_concurrency=2,
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+        jobs=JobSettings(poll_interval=0.02, worker_concurrency=2),
     )
     gpu = InMemoryGpuProvider("fake", steps=1)
 

@@ -19,7 +19,7 @@ from litestar.testing import AsyncTestClient
 from adapters.supabase.auth import mint_token
 from core.model.idempotency import request_fingerprint
 from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from entrypoints.settings import DatabaseSettings, ServerSettings, Settings, SupabaseSettings
 from tests.integration.test_failover import grant
 
 SECRET = "replay-secret-" + "r" * 32
@@ -29,7 +29,11 @@ BODY = msgspec.json.encode({"model": "flux-schnell", "prompt": "a fox", "width":
 
 @pytest.fixture
 async def client(fresh_db: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    settings = Settings(database_url=fresh_db, jwt_secret=SECRET, data_dir=tmp_path)
+    settings = Settings(
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+    )
     async with AsyncTestClient(create_app(settings)) as c:
         yield c
 

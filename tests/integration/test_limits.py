@@ -29,7 +29,13 @@ from core.model.limits import Budget, Operation, RatePolicy, UserBudgets
 from entrypoints.http.app import create_app
 from entrypoints.http.server import CorkedHttpToolsProtocol
 from entrypoints.limits_settings import RateSettings
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    RedisSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests import servers
 
 SECRET = "limits-secret-" + "q" * 32
@@ -71,10 +77,10 @@ async def app_for(
 
     async def make(policy: RatePolicy) -> AsyncTestClient[Litestar]:
         settings = Settings(
-            database_url=fresh_db,
-            redis_url=redis_url,
-            jwt_secret=SECRET,
-            data_dir=tmp_path,
+            database=DatabaseSettings(url=fresh_db),
+            redis=RedisSettings(url=redis_url),
+            supabase=SupabaseSettings(jwt_secret=SECRET),
+            server=ServerSettings(data_dir=tmp_path),
             rate=RateSettings(enabled=True, policy=policy, tier_cache_seconds=0),
         )
         client = AsyncTestClient(create_app(settings))
@@ -184,9 +190,9 @@ async def test_finding_300_reads_of_me_at_full_speed_are_refused_past_the_defaul
 ) -> None:
     """Finding: 300 GETs of /v1/me at 257/s, never a 429."""
     settings = Settings(
-        database_url=fresh_db,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
         rate=RateSettings(enabled=True),  # the defaults GENSTUDIO_RATE_* leave
     )
     free_reads = RatePolicy().users[Operation.READS].free.amount
@@ -211,7 +217,11 @@ async def test_finding_a_form_of_too_many_parts_is_refused_413(
     fresh_db: str, tmp_path: Path, parts: int
 ) -> None:
     """Finding: more than 1,000 multipart parts gave 400 instead of 413."""
-    settings = Settings(database_url=fresh_db, jwt_secret=SECRET, data_dir=tmp_path)
+    settings = Settings(
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+    )
     body, content_type = _form_of(parts)
     headers = _auth(uuid.uuid4()) | {"Content-Type": content_type, "Idempotency-Key": "k" * 16}
     async with AsyncTestClient(create_app(settings)) as client:

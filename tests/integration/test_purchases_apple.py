@@ -23,7 +23,7 @@ from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.iap_settings import AppleSettings
 from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from entrypoints.settings import DatabaseSettings, ServerSettings, Settings, SupabaseSettings
 from tests.integration.ledger_checks import assert_ledger_invariants
 from tests.standins.apple import (
     BUNDLE_ID,
@@ -107,9 +107,9 @@ async def apple(
 ) -> AsyncIterator[Apple]:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     settings = Settings(
-        database_url=pg_url,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
         apple=AppleSettings(
             root_certificates=signer.root_b64,
             bundle_id=BUNDLE_ID,

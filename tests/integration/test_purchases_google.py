@@ -36,7 +36,7 @@ from entrypoints.http.app import create_app
 from entrypoints.iap import google_store
 from entrypoints.iap_settings import GoogleSettings
 from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from entrypoints.settings import DatabaseSettings, ServerSettings, Settings, SupabaseSettings
 from tests.integration.ledger_checks import assert_ledger_invariants
 from tests.standins.google_play import PACKAGE, PUSH_ACCOUNT, GooglePlayStandIn
 from tests.standins.loopback import Fail, RateLimit
@@ -136,9 +136,9 @@ async def google(pg_url: str, tmp_path: Path, play: GooglePlayStandIn) -> AsyncI
 
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     settings = Settings(
-        database_url=pg_url,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
         google=GoogleSettings(
             package_name=PACKAGE,
             service_account=json.dumps(play.service_account_info()),

@@ -24,7 +24,13 @@ from adapters.supabase.auth import mint_token
 from entrypoints.http.app import create_app
 from entrypoints.http.server import CorkedHttpToolsProtocol
 from entrypoints.realtime_settings import RealtimeSettings
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    RedisSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from ports.realtime import CREDITS_CHANGED, JOB_UPDATED
 from tests import servers
 
@@ -45,10 +51,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"{servers.pg_server()}/{name}"
     upgrade(url)
     settings = Settings(
-        database_url=url,
-        redis_url=servers.redis_url(),
-        jwt_secret=SECRET,
-        data_dir=tmp_path_factory.mktemp("rt"),
+        database=DatabaseSettings(url=url),
+        redis=RedisSettings(url=servers.redis_url()),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path_factory.mktemp("rt")),
         realtime=RealtimeSettings(heartbeat=0.5, auth_timeout=0.5),
     )
     port = servers.free_port()
@@ -196,5 +202,9 @@ async def test_a_reconnecting_client_receives_what_it_missed_after_its_last_even
 
 
 def test_the_route_is_in_the_app(tmp_path: Path) -> None:
-    app = create_app(Settings(jwt_secret=SECRET, data_dir=tmp_path))
+    app = create_app(
+        Settings(
+            supabase=SupabaseSettings(jwt_secret=SECRET), server=ServerSettings(data_dir=tmp_path)
+        )
+    )
     assert "/v1/realtime" in {route.path for route in app.routes}

@@ -21,7 +21,13 @@ from PIL import Image
 
 from adapters.supabase.auth import mint_token
 from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.integration.test_failover import grant, remote_gpus
 from tests.integration.test_http_modes import BOX, MASK, PNG
 from tests.standins.modal import ModalStandin
@@ -46,19 +52,23 @@ async def client(
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
     modal, runpod, storage = standins
     settings = Settings(
-        database_url=fresh_db,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        poll_interval=0.05,
-        retry_base_delay=0.01,
-        retry_max_delay=0.05,
-        reconcile_interval=0.2,
-        breaker_failures=1,
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(
+            jwt_secret=SECRET,
+            url=storage.url,
+            jwt_issuer=ISSUER,  # else <SUPABASE_URL>/auth/v1, which differs per run
+            service_key=storage.service_key,
+        ),
+        server=ServerSettings(data_dir=tmp_path),
+        jobs=JobSettings(
+            poll_interval=0.05,
+            retry_base_delay=0.01,
+            retry_max_delay=0.05,
+            reconcile_interval=0.2,
+            breaker_failures=1,
+            gpu_timeout=10.0,
+        ),
         **remote_gpus(modal, runpod),
-        supabase_url=storage.url,
-        jwt_issuer=ISSUER,  # else <SUPABASE_URL>/auth/v1, which differs per run
-        supabase_service_key=storage.service_key,
-        gpu_timeout=10.0,
     )
     async with AsyncTestClient(create_app(settings)) as c:
         yield c

@@ -32,7 +32,14 @@ from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.iap_settings import AppleSettings, GoogleSettings
 from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    OpenRouterSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.integration.test_failover import grant
 from tests.standins.apple import (
     APP_APPLE_ID,
@@ -111,16 +118,17 @@ async def _client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]
 
 
 def with_openrouter(
-    database_url: str, tmp_path: Path, openrouter: OpenRouterStandIn, **overrides: Any
+    database_url: str, tmp_path: Path, openrouter: OpenRouterStandIn, **server: Any
 ) -> Settings:
+    """``server``: ServerSettings fields to set (``request_deadline``)."""
     return Settings(
-        database_url=database_url,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        poll_interval=0.02,
-        openrouter_api_key=openrouter.api_key,
-        openrouter_base_url=openrouter.base_url,
-        **{"openrouter_timeout": 2.0, **overrides},
+        database=DatabaseSettings(url=database_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path, **server),
+        jobs=JobSettings(poll_interval=0.02),
+        openrouter=OpenRouterSettings(
+            api_key=openrouter.api_key, base_url=openrouter.base_url, timeout=2.0
+        ),
     )
 
 
@@ -218,7 +226,11 @@ async def test_a_hanging_openrouter_leaves_the_captions_out_not_the_edit(
 
 @pytest.fixture
 async def plain(pg_url: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    settings = Settings(database_url=pg_url, jwt_secret=SECRET, data_dir=tmp_path)
+    settings = Settings(
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+    )
     async for c in _client(settings):
         yield c
 
@@ -251,10 +263,9 @@ async def test_the_issuer_is_checked_where_it_can_be_derived(pg_url: str, tmp_pa
     """Finding: the token issuer was not checked unless SUPABASE_JWT_ISSUER was set;
     with SUPABASE_URL it is ``<SUPABASE_URL>/auth/v1``."""
     settings = Settings(
-        database_url=pg_url,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        supabase_url="https://project.supabase.co",
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET, url="https://project.supabase.co"),
+        server=ServerSettings(data_dir=tmp_path),
     )
     user = uuid.uuid4()
     async for client in _client(settings):
@@ -337,7 +348,11 @@ def test_a_huge_credit_grant_is_a_clear_error(pg_url: str, tmp_path: Path) -> No
     traceback (the ledger's integers are 32-bit)."""
     from entrypoints.cli import grant as cli_grant
 
-    settings = Settings(database_url=pg_url, jwt_secret=SECRET, data_dir=tmp_path)
+    settings = Settings(
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+    )
     user = uuid.uuid4()
     with pytest.raises(SystemExit) as caught:
         cli_grant(settings, user, 10**12)
@@ -355,9 +370,9 @@ AUDIENCE = "https://api.genstudio.test/v1/webhooks/google"
 
 def google_settings(pg_url: str, tmp_path: Path, play: GooglePlayStandIn, **over: Any) -> Settings:
     return Settings(
-        database_url=pg_url,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
         google=GoogleSettings(
             package_name=PACKAGE,
             service_account=json.dumps(play.service_account_info()),
@@ -456,7 +471,7 @@ def apple_settings(
     api: AppStoreServerStandIn | None = None,
     **over: Any,
 ) -> Settings:
-    server = (
+    server: dict[str, Any] = (
         {}
         if api is None
         else {
@@ -476,7 +491,13 @@ def apple_settings(
         online_checks=False,
         **server,
     )
-    return Settings(database_url=pg_url, jwt_secret=SECRET, data_dir=tmp_path, apple=apple, **over)
+    return Settings(
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+        apple=apple,
+        **over,
+    )
 
 
 async def _refund_then_redeem(
@@ -608,7 +629,9 @@ async def test_production_accepts_sandbox_purchases_and_records_the_environment(
         assert r.status_code == 200, r.text
         foreign = transaction(product_id=PACK, user=user, environment="Xcode")
         r = await client.post(
-            "/v1/purchases/apple", json={"signedTransaction": signer.sign(foreign)}, headers=auth(user)
+            "/v1/purchases/apple",
+            json={"signedTransaction": signer.sign(foreign)},
+            headers=auth(user),
         )
         assert r.status_code == 400, r.text
 

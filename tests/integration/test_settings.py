@@ -42,9 +42,9 @@ def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None
 
 
 def test_on_off_settings_take_the_usual_spellings_and_refuse_others() -> None:
-    assert Settings.from_env({}).db_prepared is True
+    assert Settings.from_env({}).database.prepared is True
     for raw, value in (("off", False), ("0", False), ("FALSE", False), ("on", True), ("1", True)):
-        assert Settings.from_env({"GENSTUDIO_DB_PREPARED": raw}).db_prepared is value
+        assert Settings.from_env({"GENSTUDIO_DB_PREPARED": raw}).database.prepared is value
     with pytest.raises(SystemExit, match="GENSTUDIO_DB_PREPARED must be on or off"):
         Settings.from_env({"GENSTUDIO_DB_PREPARED": "maybe"})
 

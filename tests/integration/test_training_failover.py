@@ -19,7 +19,13 @@ import pytest
 import uvicorn
 
 from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests import servers
 from tests.contract.faces import distinct_face_jpegs
 from tests.integration.ledger_checks import assert_ledger_invariants
@@ -39,18 +45,19 @@ async def client(
     from its signed /media URLs, as Modal's and Runpod's would from ours."""
     port = servers.free_port()
     settings = Settings(
-        database_url=fresh_db,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        public_url=f"http://127.0.0.1:{port}",
-        poll_interval=0.02,
-        retry_base_delay=0.01,
-        retry_max_delay=0.05,
-        reconcile_interval=0.2,
-        breaker_failures=2,
-        breaker_cooldown=1.0,
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path, public_url=f"http://127.0.0.1:{port}"),
+        jobs=JobSettings(
+            poll_interval=0.02,
+            retry_base_delay=0.01,
+            retry_max_delay=0.05,
+            reconcile_interval=0.2,
+            breaker_failures=2,
+            breaker_cooldown=1.0,
+            gpu_timeout=2.0,
+        ),
         **remote_gpus(modal, runpod),
-        gpu_timeout=2.0,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
@@ -62,7 +69,7 @@ async def client(
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         await asyncio.sleep(0.02)
     try:
-        async with httpx.AsyncClient(base_url=settings.base_url, timeout=30) as c:
+        async with httpx.AsyncClient(base_url=settings.server.base_url, timeout=30) as c:
             yield c
     finally:
         server.should_exit = True

@@ -28,7 +28,13 @@ from core.services.credits import grant_credits
 from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    JobSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.contract import photos as p
 from tests.contract.faces import distinct_face_jpegs
 
@@ -109,13 +115,12 @@ def faces() -> list[bytes]:
 async def api(fresh_db: str, tmp_path: Path) -> AsyncIterator[Api]:
     gpu = LocalGpuProvider("local", min_seconds=0.3)
     settings = Settings(
-        database_url=fresh_db,
-        jwt_secret=SECRET,
-        data_dir=tmp_path,
-        poll_interval=0.02,
-        retry_base_delay=0.01,
-        retry_max_delay=0.05,
-        reconcile_interval=0.2,
+        database=DatabaseSettings(url=fresh_db),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+        jobs=JobSettings(
+            poll_interval=0.02, retry_base_delay=0.01, retry_max_delay=0.05, reconcile_interval=0.2
+        ),
     )
 
     def configure(container: AppContainer) -> None:

@@ -23,7 +23,13 @@ from entrypoints.containers import AppContainer
 from entrypoints.http.app import create_app
 from entrypoints.http.generation.webhooks import token_matches
 from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from entrypoints.settings import (
+    DatabaseSettings,
+    RunpodSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 
 SECRET = "webhook-secret-" + "w" * 24
 PROBLEM = "application/problem+json"
@@ -68,10 +74,10 @@ async def hooks(tmp_path: Path) -> AsyncIterator[Hooks]:
     """The app as it runs without Redis (the in-memory queue), its container's unit of
     work overridden by the memory one; no in-process worker takes the wake-ups."""
     settings = Settings(
-        jwt_secret="j" * 40,
-        data_dir=tmp_path,
-        runpod_webhook_secret=SECRET,
-        database_url=UNUSED_DATABASE,
+        supabase=SupabaseSettings(jwt_secret="j" * 40),
+        server=ServerSettings(data_dir=tmp_path),
+        runpod=RunpodSettings(webhook_secret=SECRET),
+        database=DatabaseSettings(url=UNUSED_DATABASE),
     )
     uow = InMemoryUnitOfWorkFactory()
 

@@ -20,7 +20,7 @@ from entrypoints.http.access import AccessLog
 from entrypoints.http.app import create_app
 from entrypoints.http.deadline import Deadline
 from entrypoints.logs import REQUEST_ID, JsonFormatter, TextFormatter, wants_json
-from entrypoints.settings import Settings
+from entrypoints.settings import Settings, SupabaseSettings
 
 Message = dict[str, Any]
 
@@ -65,7 +65,9 @@ def json_lines() -> Iterator[Lines]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[AsyncTestClient[Any]]:
-    app = create_app(Settings(jwt_secret="x" * 32), runtime_opener=no_runtime)
+    app = create_app(
+        Settings(supabase=SupabaseSettings(jwt_secret="x" * 32)), runtime_opener=no_runtime
+    )
     async with AsyncTestClient(app) as c:
         yield c
 

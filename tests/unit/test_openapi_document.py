@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
+from entrypoints.settings import DatabaseSettings, Settings, SupabaseSettings
 
 METHODS = ("get", "head", "post", "put", "patch", "delete")
 PROBLEM = "application/problem+json"
@@ -17,7 +17,12 @@ PUBLIC = ("/health/", "/v1/webhooks/", "/media/")
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    app = create_app(Settings(database_url="postgresql://unused/x", jwt_secret="s" * 40))
+    app = create_app(
+        Settings(
+            database=DatabaseSettings(url="postgresql://unused/x"),
+            supabase=SupabaseSettings(jwt_secret="s" * 40),
+        )
+    )
     return app.openapi_schema.to_schema()
 
 

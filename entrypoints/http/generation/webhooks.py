@@ -54,7 +54,7 @@ async def runpod_webhook(
     ] = None,
     job: Annotated[str | None, QueryParameter(name="job", description="our job id")] = None,
 ) -> WebhookAck:
-    if not token_matches(token, settings.runpod_webhook_secret):
+    if not token_matches(token, settings.runpod.webhook_secret):
         raise Unauthorized("missing or wrong webhook token", field="token")
     try:
         job_id = uuid.UUID(job or "")

@@ -232,7 +232,7 @@ class SocialController(Controller):
         self, principal: PrincipalDep, posts: PostsDep, settings: SettingsDep, post_id: uuid.UUID
     ) -> ShareResponse:
         share_id = await posts.share(principal.user_id, post_id)
-        return ShareResponse(share_id=share_id, url=f"{settings.base_url}/p/{share_id}")
+        return ShareResponse(share_id=share_id, url=f"{settings.server.base_url}/p/{share_id}")
 
     @get("/shares/{share_id:str}", summary="The post a share link opens (for the app)")
     async def shared(self, principal: PrincipalDep, posts: PostsDep, share_id: str) -> PostResponse:

@@ -47,7 +47,7 @@ async def share_page(
     who = author.display_name or (f"@{author.username}" if author.username else "someone")
     title = f"{who} on genstudio"
     description = post.caption or "Made with genstudio"
-    url = f"{settings.base_url}/p/{share_id}"
+    url = f"{settings.server.base_url}/p/{share_id}"
     tags = [
         _meta("og:type", "video.other" if post.media_kind.value == "video" else "article"),
         _meta("og:site_name", "genstudio"),
