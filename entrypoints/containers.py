@@ -39,6 +39,7 @@ from core.services.training.photos import PhotoSets
 from core.services.training.service import Training
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
+from entrypoints.moderation import build_moderation
 from entrypoints.notifications import DeliveryKicker, push_sender
 from entrypoints.settings import Settings
 from ports.auth import AuthVerifier
@@ -201,6 +202,10 @@ class AppContainer(containers.DeclarativeContainer):
         NotificationSettings, uow_factory=uow_factory, clock=clock
     )
 
+    # moderation (issue #19): prompts on submission, outputs before they are stored
+    # (``content_moderation``: ``moderation`` is the operators' report resolutions)
+    content_moderation = providers.Singleton(build_moderation, settings, uow_factory, clock)
+
     processor = providers.Singleton(
         JobProcessor,
         uow_factory=uow_factory,
@@ -211,6 +216,7 @@ class AppContainer(containers.DeclarativeContainer):
         router=router,
         policy=policy,
         captioner=ai.captioner,
+        moderation=content_moderation,
         poll_interval=providers.Callable(lambda s: s.jobs.poll_interval, settings),
         notifier=notifier,
         realtime=realtime,
@@ -252,6 +258,7 @@ class AppContainer(containers.DeclarativeContainer):
         enhancer=enhancer,
         captioner=captioner,
         url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
+        moderation=content_moderation,
     )
     reconciler = providers.Singleton(
         Reconciler,

@@ -161,6 +161,7 @@ async def _close_clients(container: AppContainer) -> None:
         container.iap.google(),
         container.enhancer(),
         container.captioner(),
+        *container.content_moderation().classifiers,  # OpenAI's client, when configured
     ]
     for thing in dict.fromkeys(closables):
         close = getattr(thing, "aclose", None)

@@ -18,6 +18,7 @@ from entrypoints.limits_settings import RateSettings, rate_settings_from_env
 from entrypoints.realtime_settings import RealtimeSettings, realtime_settings_from_env
 from entrypoints.settings.database import DatabaseSettings, RedisSettings
 from entrypoints.settings.jobs import JobSettings
+from entrypoints.settings.moderation import ModerationSettings
 from entrypoints.settings.providers import ModalSettings, OpenRouterSettings, RunpodSettings
 from entrypoints.settings.push import ExpoSettings, NotifySettings
 from entrypoints.settings.server import ServerSettings
@@ -29,6 +30,7 @@ __all__ = [
     "ExpoSettings",
     "JobSettings",
     "ModalSettings",
+    "ModerationSettings",
     "NotifySettings",
     "OpenRouterSettings",
     "RedisSettings",
@@ -58,6 +60,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate: RateSettings = msgspec.field(default_factory=RateSettings)  # GENSTUDIO_RATE_*
     # GENSTUDIO_REALTIME_*
     realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
+    # GENSTUDIO_MODERATION_*, OPENAI_* (issue #19)
+    moderation: ModerationSettings = msgspec.field(default_factory=ModerationSettings)
 
     @property
     def embedded(self) -> bool:
@@ -83,6 +87,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             photos=photo_settings_from_env(e),
             rate=rate_settings_from_env(e),
             realtime=realtime_settings_from_env(e),
+            moderation=ModerationSettings.from_env(e),
         )
 
 

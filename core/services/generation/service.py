@@ -18,6 +18,7 @@ from core.services import queries
 from core.services.generation import jobs, submit
 from core.services.generation.submitted import Submitted
 from core.services.generation.uploads import Upload
+from core.services.moderation.service import Moderation
 from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
 from ports.imaging import ImageInspector
@@ -42,6 +43,7 @@ class Generation:
         enhancer: PromptEnhancer,
         captioner: Captioner | None,
         url_ttl: int,
+        moderation: Moderation | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.queue = queue
@@ -52,6 +54,7 @@ class Generation:
         self.enhancer = enhancer
         self.captioner = captioner
         self.url_ttl = url_ttl
+        self.moderation = moderation  # prompts checked on submission (issue #19)
 
     async def submit_image(
         self,
@@ -78,6 +81,7 @@ class Generation:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             enhancer=self.enhancer if enhance else None,
+            moderation=self.moderation,
         )
 
     async def submit_edit(
@@ -115,6 +119,7 @@ class Generation:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             captioner=self.captioner,
+            moderation=self.moderation,
         )
 
     async def submit_video(
@@ -160,6 +165,7 @@ class Generation:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             captioner=self.captioner,
+            moderation=self.moderation,
         )
 
     async def cancel(self, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:

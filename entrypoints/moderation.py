@@ -1,0 +1,46 @@
+"""Wiring for moderation (issue #19): the classifiers the operator configured, cheapest
+first, behind one ``Moderation`` use case per process."""
+
+from __future__ import annotations
+
+import logging
+
+from adapters import nudenet
+from adapters.openai_moderation import OpenAIModerationClassifier
+from core.services.moderation.rules import RuleListClassifier
+from core.services.moderation.service import Moderation
+from entrypoints.settings import Settings
+from ports.clock import Clock
+from ports.moderation import Classifier
+from ports.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger("genstudio.moderation")
+
+
+def build_moderation(
+    settings: Settings, uow_factory: UnitOfWorkFactory, clock: Clock
+) -> Moderation:
+    """The operator's rule list always (texts; from the database, reloaded every
+    ``GENSTUDIO_MODERATION_RULES_RELOAD`` seconds); NudeNet for images when it is
+    installed and ``GENSTUDIO_MODERATION_IMAGES`` is not ``off`` (on this process's
+    CPUs, its model from the wheel); OpenAI's moderation endpoint only when
+    ``OPENAI_API_KEY`` is set (then ``remote``: the free checks go first)."""
+    m = settings.moderation
+    classifiers: list[Classifier] = [
+        RuleListClassifier(uow_factory, clock, refresh_seconds=m.rules_reload)
+    ]
+    if m.images == "nudenet":
+        if nudenet.available():
+            classifiers.append(nudenet.NudeNetClassifier())
+        else:
+            log.warning("nudenet is not installed: generated images are not classified locally")
+    if m.openai_api_key:
+        classifiers.append(OpenAIModerationClassifier(m.openai_api_key, base_url=m.openai_base_url))
+    return Moderation(
+        uow_factory,
+        clock,
+        classifiers,
+        policy=m.policy,
+        remote=m.openai_api_key is not None,
+        fail_closed=m.fail_closed,
+    )
