@@ -22,6 +22,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from core.model import errors
 from core.model.limits import RateLimited
+from core.model.moderation import ContentRefused, GenerationSuspended
 from entrypoints.http.rate_fields import refusal_fields
 from entrypoints.logs import REQUEST_ID
 
@@ -59,6 +60,10 @@ class Problem(msgspec.Struct, omit_defaults=True):
     field: str | None = None
     required: int | None = None
     available: int | None = None
+    #: content_refused: why (``sexual``, ``hate``, ...), a code the app shows a text for
+    reason: str | None = None
+    #: generation_suspended: until when (ISO 8601)
+    suspended_until: str | None = msgspec.field(default=None, name="suspendedUntil")
     #: the request's id (its ``X-Request-Id``): what support asks for
     request_id: str | None = msgspec.field(default=None, name="requestId")
 
@@ -135,6 +140,10 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
         headers = {"Retry-After": "1"}  # the first request is mid-flight: seconds at most
     if isinstance(exc, RateLimited):
         headers = refusal_fields(exc)
+    if isinstance(exc, ContentRefused):
+        extra = {"reason": exc.reason.value}
+    if isinstance(exc, GenerationSuspended):
+        extra = {"suspended_until": exc.until.isoformat()}
     return problem_response(
     field, detail = wire_field(exc.field, exc.message)
         status,
