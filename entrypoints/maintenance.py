@@ -21,7 +21,10 @@ INTERVAL = 60
 async def store_maintenance(container: AppContainer) -> None:
     now = container.clock().now()
     granted = await grant_due_allowances(
-        container.uow_factory(), catalog=container.iap.products(), now=now
+        container.uow_factory(),
+        catalog=container.iap.products(),
+        now=now,
+        kick=container.delivery_kicker().kick,
     )
     acknowledged = 0
     google = container.iap.google()

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from core.model.errors import ConcurrencyConflict
 from core.model.jobs import Job, JobStatus
 from core.model.queueing import QueuePolicy
+from core.services.notifications import events
+from core.services.notifications.emit import ROWS_ONLY, Notifier
 from core.services.realtime import job_updated
 from ports.clock import Clock
 from ports.gpu import Pending
@@ -49,8 +51,10 @@ class Leases:
         worker_id: str,
         *,
         realtime: RealtimePublisher | None = None,
+        notifier: Notifier = ROWS_ONLY,
     ) -> None:
         self.uow_factory = uow_factory
+        self.notifier = notifier
         self.clock = clock
         self.policy = policy
         self.worker_id = worker_id
@@ -81,6 +85,10 @@ class Leases:
                 raise LeaseLost() from None
             # progress, running, back in the queue: told; a lease renewal: not
             job_updated(uow, self.realtime, job, before)
+            # training at 25/50/75 %: told in the progress's transaction (issue #18)
+            told = events.training_progress(job, before.progress)
+            if told is not None:
+                await self.notifier.tell(uow, told, self.clock.now())
             await uow.commit()
             return job
 

@@ -78,7 +78,9 @@ class JobProcessor:
         self.policy = policy or QueuePolicy()
         self.worker_id = worker_id or f"worker-{new_id().hex[:12]}"
         # ``realtime``: job.updated and credits.changed, told after each commit
-        leases = Leases(uow_factory, clock, self.policy, self.worker_id, realtime=realtime)
+        leases = Leases(
+            uow_factory, clock, self.policy, self.worker_id, realtime=realtime, notifier=notifier
+        )
         self._failures = Failures(
             uow_factory, clock, self.policy, router, providers, leases, notifier, realtime=realtime
         )

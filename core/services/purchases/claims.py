@@ -23,7 +23,7 @@ from core.services.credits import (
     add_credits,
 )
 from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY
+from core.services.notifications.emit import ROWS_ONLY, Kick
 from core.services.purchases.acknowledgements import Acknowledger, acknowledge_delivered
 from core.services.purchases.outcomes import PurchaseOutcome
 from core.services.purchases.subscriptions import (
@@ -54,6 +54,7 @@ async def redeem_purchase(
     catalog: ProductCatalog,
     now: datetime,
     acknowledger: Acknowledger | None = None,
+    kick: Kick | None = None,
 ) -> Redemption:
     """The signed-in user redeems a purchase the store adapter verified: claimed and
     committed in one unit of work (``claim_purchase``), then, where the store waits
@@ -75,6 +76,8 @@ async def redeem_purchase(
                 )
 
             uow.after_commit(acknowledge)
+        if kick is not None and outcome.credits_granted:
+            uow.after_commit(kick)  # the push of its credits_granted (issue #18)
         await uow.commit()
     return Redemption(outcome=outcome, balance=balance, subscription=view)
 

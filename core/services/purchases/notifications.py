@@ -13,6 +13,7 @@ from core.model.purchases.store_events import (
     StoreEvent,
     SubscriptionSnapshot,
 )
+from core.services.notifications.emit import Kick
 from core.services.purchases.claims import claim_purchase
 from core.services.purchases.outcomes import EventOutcome
 from core.services.purchases.refunds import reverse_refund, revoke
@@ -31,10 +32,13 @@ async def handle_notification(
     events: list[StoreEvent],
     catalog: ProductCatalog,
     now: datetime,
+    kick: Kick | None = None,
 ) -> list[EventOutcome]:
     """Apply one verified store notification once, committed before returning.
 
     A redelivery (same notification id) changes nothing and returns ``duplicate``.
+    ``kick``: the push delivery, started after the commit when the news concerned a
+    user (what it told them is in the outbox either way).
     """
     async with uow_factory() as uow:
         if not await uow.purchases.record_notification(store, notification_id, kind, now):
@@ -42,6 +46,8 @@ async def handle_notification(
         outcomes = [
             await apply_store_event(uow, event, catalog=catalog, now=now) for event in events
         ]
+        if kick is not None and any(o.user_id is not None for o in outcomes):
+            uow.after_commit(kick)
         await uow.commit()
     return outcomes
 

@@ -31,6 +31,8 @@ from core.services.credits import (
     reopen_lot,
     return_to_lot,
 )
+from core.services.notifications import events
+from core.services.notifications.emit import ROWS_ONLY
 from core.services.purchases.outcomes import EventOutcome
 from core.services.purchases.subscriptions import (
     _ENDED_BY,
@@ -123,10 +125,17 @@ async def revoke(
         else TransactionStatus.REVOKED
     )
     if tx is not None and tx.kind is ProductKind.CONSUMABLE:
-        return await _revoke_pack(uow, event, tx, owner, status, catalog, now)
-    if entitlement is None:
+        outcome = await _revoke_pack(uow, event, tx, owner, status, catalog, now)
+    elif entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)
-    return await _revoke_payment(uow, event, tx, entitlement, owner, status, catalog, now)
+    else:
+        outcome = await _revoke_payment(uow, event, tx, entitlement, owner, status, catalog, now)
+    if outcome.credits > 0:
+        # told in the clawback's transaction (issue #18); one per store event
+        reference = f"{event.store}:{event.transaction_id}:{event.occurred_at.isoformat()}"
+        told = events.credits_clawed_back(owner, outcome.credits, reference)
+        await ROWS_ONLY.tell(uow, told, now)
+    return outcome
 
 
 async def _revoke_pack(

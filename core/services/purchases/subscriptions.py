@@ -29,7 +29,7 @@ from core.services.credits import (
     add_credits,
 )
 from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY
+from core.services.notifications.emit import ROWS_ONLY, Kick
 from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 #: what a refunded or revoked payment makes of the period it paid for
@@ -91,6 +91,10 @@ async def _apply_subscription(
         )
     entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
     await uow.purchases.save_entitlement(entitlement)
+    # renewed, in grace, expiring, expired: told in the news' transaction (issue #18)
+    told = events.subscription_changed(current, entitlement)
+    if told is not None:
+        await ROWS_ONLY.tell(uow, told, now)
     if event.replaces and event.replaces != event.original_transaction_id:
         await _end_replaced(uow, event, user_id, now)
     await sync_profile(uow, user_id, catalog)
@@ -211,11 +215,18 @@ async def sync_profile(uow: UnitOfWork, user_id: uuid.UUID, catalog: ProductCata
 
 
 async def grant_due_allowances(
-    uow_factory: UnitOfWorkFactory, *, catalog: ProductCatalog, now: datetime, limit: int = 500
+    uow_factory: UnitOfWorkFactory,
+    *,
+    catalog: ProductCatalog,
+    now: datetime,
+    limit: int = 500,
+    kick: Kick | None = None,
 ) -> int:
     """Grant every allowance month that has started (yearly plans' months 2-12, and any
     month whose grant an event did not make). One unit of work per subscription; safe
-    to run any number of times, concurrently. Returns the credits granted."""
+    to run any number of times, concurrently. Returns the credits granted. ``kick``:
+    the push delivery, started after a grant's commit (its outbox row is the
+    guarantee; the kick saves waiting for the reconciler)."""
     async with uow_factory() as uow:
         due = await uow.purchases.due_entitlements(now, limit=limit)
     total = 0
@@ -230,6 +241,8 @@ async def grant_due_allowances(
                 continue
             entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
             await uow.purchases.save_entitlement(entitlement)
+            if granted and kick is not None:
+                uow.after_commit(kick)
             await uow.commit()
         total += granted
     return total
