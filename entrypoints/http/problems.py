@@ -25,6 +25,7 @@ from core.model.limits import RateLimited
 from core.model.moderation import ContentRefused, GenerationSuspended
 from entrypoints.http.rate_fields import refusal_fields
 from entrypoints.logs import REQUEST_ID
+from ports.moderation import ModerationUnavailable
 
 log = logging.getLogger("genstudio.http")
 
@@ -295,6 +296,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
     ConnectionError,
     TimeoutError,
+    ModerationUnavailable,  # fail-closed moderation whose classifier could not answer
 )
 
 

@@ -6,7 +6,7 @@ refuses a prompt before anything is held, and strikes suspend generation."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from entrypoints.settings import (
     SupabaseSettings,
 )
 from tests.integration.test_failover import grant
+from tests.standins.loopback import Fail
+from tests.standins.openai_moderation import OpenAIModerationStandIn
 
 pytestmark = pytest.mark.postgres
 
@@ -148,3 +150,65 @@ async def test_enough_refusals_suspend_generation_with_403_generation_suspended(
     assert timedelta(days=6) < until - datetime.now(UTC) <= timedelta(days=7)
     me = (await client.get("/v1/me", headers=headers(user))).json()
     assert me["credits"] == 50
+
+
+@pytest.fixture
+def openai() -> Iterator[OpenAIModerationStandIn]:
+    with OpenAIModerationStandIn() as standin:
+        standin.scores["gore"] = {"violence/graphic": 0.97}
+        yield standin
+
+
+async def openai_client(
+    pg_url: str, tmp_path: Path, openai: OpenAIModerationStandIn, *, fail_closed: bool = False
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    settings = Settings(
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+        jobs=JobSettings(poll_interval=0.02),
+        moderation=ModerationSettings(
+            images="off",
+            openai_api_key=openai.api_key,
+            openai_base_url=openai.base_url,
+            fail_closed=fail_closed,
+        ),
+    )
+    async with AsyncTestClient(create_app(settings)) as c:
+        yield c
+
+
+async def test_with_openai_configured_its_scores_refuse_after_the_free_checks(
+    pg_url: str, tmp_path: Path, openai: OpenAIModerationStandIn
+) -> None:
+    async for client in openai_client(pg_url, tmp_path, openai):
+        broke = uuid.uuid4()  # no credits: 402 before anything is sent to OpenAI
+        r = await client.post("/v1/generate/image", json=image("gore"), headers=headers(broke))
+        assert r.status_code == 402, r.text
+        assert openai.requests == []
+
+        user = uuid.uuid4()
+        await grant(pg_url, user, 50)
+        r = await client.post(
+            "/v1/generate/image", json=image("a scene of gore"), headers=headers(user)
+        )
+        assert r.status_code == 422, r.text
+        assert (r.json()["code"], r.json()["reason"]) == ("content_refused", "violence_graphic")
+        assert len(openai.requests) == 1
+        assert (await client.get("/v1/me", headers=headers(user))).json()["credits"] == 50
+
+
+async def test_fail_closed_moderation_answers_503_when_openai_fails_and_charges_nothing(
+    pg_url: str, tmp_path: Path, openai: OpenAIModerationStandIn
+) -> None:
+    openai.inject(Fail(500), times=10)
+    async for client in openai_client(pg_url, tmp_path, openai, fail_closed=True):
+        user = uuid.uuid4()
+        await grant(pg_url, user, 50)
+        r = await client.post(
+            "/v1/generate/image", json=image("a lighthouse"), headers=headers(user)
+        )
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "unavailable" and r.headers["retry-after"] == "5"
+        assert (await client.get("/v1/me", headers=headers(user))).json()["credits"] == 50
+        assert await strikes_of(pg_url, user) == []
