@@ -40,7 +40,7 @@ from core.services.training.service import Training
 from entrypoints import iap
 from entrypoints.gpus import build_gpus, build_policy, build_router
 from entrypoints.moderation import build_moderation
-from entrypoints.notifications import DeliveryKicker, push_sender
+from entrypoints.notifications import DeliveryKicker, notification_policy, push_sender
 from entrypoints.settings import Settings
 from ports.auth import AuthVerifier
 from ports.limits import RateCounter
@@ -185,16 +185,19 @@ class AppContainer(containers.DeclarativeContainer):
     # delivers it right after a commit (the kicker) and on every reconciler pass
     notification_texts = providers.Singleton(TemplateTexts)
     push_sender = providers.Singleton(push_sender, settings)
+    notification_policy = providers.Singleton(notification_policy, settings)
     push_delivery = providers.Singleton(
         PushDelivery,
         uow_factory=uow_factory,
         sender=push_sender,
         texts=notification_texts,
         clock=clock,
+        policy=notification_policy,
     )
     delivery_kicker = providers.Singleton(DeliveryKicker, push_delivery)
     notifier = providers.Singleton(
         Notifier,
+        notification_policy,
         realtime=realtime,
         kick=providers.Callable(lambda k: k.kick, delivery_kicker),
     )

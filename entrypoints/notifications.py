@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from adapters.expo import ExpoPushClient
+from core.model.notifications import NotificationPolicy
 from core.services.notifications.delivery import PushDelivery
 from entrypoints.settings import Settings
 from ports.push import PushSender
@@ -19,7 +21,21 @@ def push_sender(settings: Settings) -> PushSender | None:
     embedded default: the inbox is the in-app channel, push deliveries are skipped)."""
     if not settings.expo.enabled:
         return None
-    return ExpoPushClient(base_url=settings.expo.base_url, access_token=settings.expo.access_token)
+    return ExpoPushClient(
+        base_url=settings.expo.base_url,
+        access_token=settings.expo.access_token,
+        rate=settings.expo.rate if settings.expo.rate > 0 else None,
+    )
+
+
+def notification_policy(settings: Settings) -> NotificationPolicy:
+    """``GENSTUDIO_NOTIFY_*``: the aggregation window, a sender's lease on a push (a
+    killed sender's pushes wait this long for the next pass), the low-balance line."""
+    return NotificationPolicy(
+        aggregation_window=timedelta(seconds=settings.notify.aggregation_window),
+        claim_for=timedelta(seconds=settings.notify.push_lease),
+        low_balance_below=settings.notify.low_balance_below,
+    )
 
 
 class DeliveryKicker:
