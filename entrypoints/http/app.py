@@ -26,6 +26,7 @@ from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.purchases.controller import PurchasesController
 from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.http.realtime.controller import realtime
+from entrypoints.http.routing import App
 from entrypoints.http.social.controller import MeSocialController, SocialController
 from entrypoints.http.social.pages import PAGES as SOCIAL_PAGES
 from entrypoints.http.notifications.controller import NotificationsController
@@ -52,7 +53,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             app.state.container = runtime.container  # what the typed dependencies read
             yield
 
-    app = Litestar(
+    app = App(  # one OPTIONS answer per path, whichever controllers share it
         route_handlers=[
             AccountController,
             AdminController,

@@ -31,6 +31,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import Method
 
 from core.model.job_params import MAX_LORA_SCALE, MAX_PROMPT, MAX_SIDE, MIN_LORA_SCALE, MIN_SIDE
+from core.model.notifications import _EXPO_TOKEN, Platform
 from entrypoints.http.generation.schemas import JobResponse
 from entrypoints.http.problems import PROBLEM_JSON, Problem
 from entrypoints.http.training.jobs_schemas import TrainingResponse
@@ -208,17 +209,34 @@ _PROMPT = {
     "maxLength": MAX_PROMPT,
     "pattern": f"^{_NO_CONTROL}{_VISIBLE}{_NO_CONTROL}$",
 }
+_TIME = "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?$"
 _SIDE = {"minimum": MIN_SIDE, "maximum": MAX_SIDE, "multipleOf": 8}
 LIMITS: dict[str, dict[str, dict[str, Any]]] = {
     "ImageRequest": {
         "prompt": _PROMPT,
-        "negativePrompt": {"maxLength": MAX_PROMPT},
+        "negativePrompt": {"maxLength": MAX_PROMPT, "pattern": f"^{_NO_CONTROL}$"},
         "width": _SIDE,
         "height": _SIDE,
         "count": {"minimum": 1, "maximum": 4},
         "seed": {"minimum": 0, "maximum": 2**63 - 1},
         "loraScale": {"minimum": MIN_LORA_SCALE, "maximum": MAX_LORA_SCALE},
     },
+    # what core.model.notifications.push_token takes
+    "RegisterTokenRequest": {
+        "token": {"pattern": _EXPO_TOKEN.pattern},
+        "platform": {"enum": [p.value for p in Platform]},
+        "deviceId": {"minLength": 1, "maxLength": 200},
+    },
+    # msgspec decodes a ``time`` as RFC 3339's partial-time, seconds required (Litestar
+    # calls it a duration); an offset (Z, +02:00) is taken too but not documented
+    "QuietHoursBody": {
+        "start": {"format": None, "pattern": _TIME},
+        "end": {"format": None, "pattern": _TIME},
+    },
+}
+#: limits of query parameters the handlers check themselves: operationId -> name -> schema
+PARAMETER_LIMITS: dict[str, dict[str, dict[str, Any]]] = {
+    "listNotifications": {"limit": {"minimum": 1, "maximum": 100}},  # the core's 1-100
 }
 
 _SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
@@ -321,9 +339,14 @@ IDEMPOTENCY_KEY = {
 
 def _complete(app: Litestar, operation: Operation) -> None:
     op_id = operation.operation_id or ""
+    limits = PARAMETER_LIMITS.get(op_id, {})
     for parameter in operation.parameters or ():
-        if getattr(parameter, "name", "").lower() == "idempotency-key":
+        name = getattr(parameter, "name", "")
+        if name.lower() == "idempotency-key":
             parameter.schema = IDEMPOTENCY_KEY  # type: ignore[union-attr]
+        schema = getattr(parameter, "schema", None)
+        for key, value in limits.get(name, {}).items():
+            setattr(schema, _ATTRIBUTE.get(key, key), value)
     body = operation.request_body
     if body is not None and not isinstance(body, Reference) and _optional(body):
         body.required = False  # the handler takes ``data: X | None``: no body is fine

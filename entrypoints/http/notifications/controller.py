@@ -6,14 +6,16 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from core.model.errors import InvalidInput
 from core.model.notifications import QuietHours
 from core.services.notifications.settings import PreferencesChange
+from entrypoints.http.bodies import strict_json
 from entrypoints.http.deps import NotificationSettingsDep, NotificationTextsDep, PrincipalDep
 from entrypoints.http.notifications.schemas import (
     MarkReadRequest,
@@ -133,9 +135,12 @@ class NotificationsController(Controller):
     async def mark_read(
         self,
         data: JSONBody[MarkReadRequest],
+        request: Request[Any, Any, Any],
         principal: PrincipalDep,
         notification_settings: NotificationSettingsDep,
     ) -> MarkReadResponse:
+        # Litestar's conversion is lenient ("all": 0 as false); the body is read once
+        data = strict_json(await request.body(), MarkReadRequest)
         if data.all == (data.ids is not None):
             raise InvalidInput("send either ids or all: true", field="ids")
         marked = await notification_settings.mark_read(
