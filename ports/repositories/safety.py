@@ -102,6 +102,20 @@ class SafetyRepository(Protocol):
         """The user's jobs that have not ended (to cancel before erasing)."""
         ...
 
+    async def withdraw_posts(self, user_id: uuid.UUID, at: datetime) -> None:
+        """Mark the user's posts ``removed``: from its commit on, nobody else reaches
+        them (no new like or comment), ahead of erasing them."""
+        ...
+
+    async def lock_posts(self, user_id: uuid.UUID) -> None:
+        """Lock the rows of the user's posts' likes and comments, then the posts' rows
+        (each in one order), until the unit ends. Erasing takes them before the
+        account's row, in the order the social writes take them: an unlike or a
+        comment's deletion locks its row, then its post (the counter); a like or a
+        comment locks its post, then references the author's profile (the author's
+        notification). Any other order deadlocks with one of them."""
+        ...
+
     async def erased_at(self, user_id: uuid.UUID) -> datetime | None:
         """When the account was erased; None if it was not (or has no profile)."""
         ...

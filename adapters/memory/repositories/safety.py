@@ -141,6 +141,17 @@ class InMemorySafety(_Repo):
     async def unfinished_jobs(self, user_id: uuid.UUID) -> list[Job]:
         return [j for j in self._d.jobs.values() if j.user_id == user_id and not j.status.terminal]
 
+    async def withdraw_posts(self, user_id: uuid.UUID, at: datetime) -> None:
+        for post in [p for p in self._d.posts.values() if p.user_id == user_id]:
+            await self._uow.acquire(("post", post.id))
+            self._d.posts[post.id] = msgspec.structs.replace(
+                post, state=PostState.REMOVED, updated_at=at
+            )
+
+    async def lock_posts(self, user_id: uuid.UUID) -> None:
+        for post_id in sorted(p.id for p in self._d.posts.values() if p.user_id == user_id):
+            await self._uow.acquire(("post", post_id))
+
     async def erased_at(self, user_id: uuid.UUID) -> datetime | None:
         return self._d.erasures.get(user_id)
 

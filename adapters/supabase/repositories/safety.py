@@ -10,14 +10,18 @@ their posts' counters through 0200's triggers.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from psycopg import errors
 from sqlalchemy import text
 
 from adapters.supabase.compiled import Compiled
 from adapters.supabase.repositories.jobs import _job
 from adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
+from core.model.errors import ConcurrencyConflict
 from core.model.jobs import Job, JobStatus
 from core.model.safety import (
     Action,
@@ -109,6 +113,20 @@ _BLOCKS = Compiled(
 _UNFINISHED = Compiled(
     text("SELECT * FROM jobs WHERE user_id = :user AND NOT (status = ANY(:terminal))")
 )
+#: the likes' and comments' rows of the user's posts, then the posts: an unlike or a
+#: comment's deletion locks its row and then (the counter's trigger) its post
+_LOCK_POSTS = [
+    Compiled(
+        text(
+            f"SELECT 1 FROM {table} WHERE post_id IN (SELECT id FROM posts WHERE user_id = :user)"
+            f" ORDER BY {order} FOR UPDATE"
+        )
+    )
+    for table, order in (("likes", "post_id, user_id"), ("comments", "id"))
+] + [Compiled(text("SELECT id FROM posts WHERE user_id = :user ORDER BY id FOR UPDATE"))]
+_WITHDRAW = Compiled(
+    text("UPDATE posts SET state = 'removed', updated_at = :at WHERE user_id = :user")
+)
 _ERASED_AT = Compiled(text("SELECT erased_at FROM profiles WHERE id = :user"))
 
 #: erasing an account, in an order the foreign keys accept; each returns the storage
@@ -152,6 +170,21 @@ _ANONYMISE = Compiled(
     )
 )
 _TERMINAL = [s.value for s in JobStatus if s.terminal]
+#: erasing waits this long for a row lock at most, then gives way (ConcurrencyConflict;
+#: the use case retries): the likes, comments and posts it deletes are also locked by
+#: unlikes (the like's row, then its post) and likes (the post, then the author's
+#: profile), and no one order of its own avoids both
+_LOCK_TIMEOUT = Compiled(text("SET LOCAL lock_timeout = '250ms'"))
+
+
+@contextlib.asynccontextmanager
+async def _waits_bounded() -> AsyncIterator[None]:
+    """A lock wait that ran out (or a deadlock Postgres broke on this side) is a
+    ConcurrencyConflict: the unit can only roll back, and a retry may pass."""
+    try:
+        yield
+    except (errors.LockNotAvailable, errors.DeadlockDetected) as exc:
+        raise ConcurrencyConflict("erasing waited too long for a lock; retry") from exc
 
 
 def _report(row: Row) -> Report:
@@ -305,14 +338,24 @@ class SqlSafety(_Repository):
         rows = await self._sql.all(_UNFINISHED, {"user": user_id, "terminal": _TERMINAL})
         return [_job(r) for r in rows]
 
+    async def withdraw_posts(self, user_id: uuid.UUID, at: datetime) -> None:
+        await self._sql.all(_WITHDRAW, {"user": user_id, "at": at})
+
+    async def lock_posts(self, user_id: uuid.UUID) -> None:
+        async with _waits_bounded():
+            await self._sql.all(_LOCK_TIMEOUT, {})
+            for statement in _LOCK_POSTS:
+                await self._sql.all(statement, {"user": user_id})
+
     async def erased_at(self, user_id: uuid.UUID) -> datetime | None:
         row = await self._sql.one(_ERASED_AT, {"user": user_id})
         return None if row is None else _utc_or_none(row["erased_at"])
 
     async def erase_account(self, user_id: uuid.UUID, at: datetime) -> list[str]:
         keys: list[str] = []
-        for statement in _ERASE:
-            for row in await self._sql.all(statement, {"user": user_id}):
-                keys += [k for k in (row["k"], row["k2"]) if k]
-        await self._sql.run(_ANONYMISE, {"user": user_id, "at": at})
+        async with _waits_bounded():
+            for statement in _ERASE:
+                for row in await self._sql.all(statement, {"user": user_id}):
+                    keys += [k for k in (row["k"], row["k2"]) if k]
+            await self._sql.all(_ANONYMISE, {"user": user_id, "at": at})
         return keys

@@ -4,8 +4,9 @@ In this order, each step safe to repeat, so a second request (a retry after a
 failure, a double tap) finishes what the first left and answers the same:
 
 1. the user's unfinished jobs are cancelled, each in its own unit (their holds are
-   released: ``cancel_job``), so no credit stays held for a job nobody owns;
-2. one transaction locks the account row, deletes everything of the user that the
+   released: ``cancel_job``), so no credit stays held for a job nobody owns; then the
+   user's posts are withdrawn (``removed``, committed): no new like or comment;
+2. one transaction locks the user's posts, then the account row, deletes everything of the user that the
    law and the books do not need (``SafetyRepository.erase_account``), clears the
    profile's personal columns and records the files that belonged to what was
    deleted as expected uploads (``uow.uploads.expect``);
@@ -27,7 +28,7 @@ import contextlib
 import logging
 import uuid
 
-from core.model.errors import JobFinished, NotFound
+from core.model.errors import ConcurrencyConflict, JobFinished, NotFound
 from core.services.generation.jobs import cancel_job
 from core.services.generation.uploads import _discard_uploads
 from ports.accounts import AccountDirectory
@@ -36,6 +37,10 @@ from ports.storage import MediaStorage
 from ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.accounts")
+
+#: erasing gives way to likes and unlikes of the account's posts at that moment
+#: (a lock wait that runs out is a ConcurrencyConflict) and is tried again
+ERASE_ATTEMPTS = 5
 
 
 class AccountDeletion:
@@ -55,8 +60,28 @@ class AccountDeletion:
         """Idempotent. Raises core.model.safety.AuthUnavailable when the sessions could
         not be ended (everything else is done; a retry finishes it)."""
         await self._cancel_jobs(user_id)
+        async with self.uow_factory() as uow:
+            # nobody reaches the posts from here on: likes and comments stop coming
+            await uow.safety.withdraw_posts(user_id, self.clock.now())
+            await uow.commit()
+        for attempt in range(1, ERASE_ATTEMPTS + 1):
+            try:
+                keys = await self._erase(user_id)
+                break
+            except ConcurrencyConflict:
+                # a lock wait ran out (likes and unlikes of its posts at that moment)
+                if attempt == ERASE_ATTEMPTS:
+                    raise
+                await self.clock.sleep(0.05 * attempt)
+        deleted = await _discard_uploads(self.uow_factory, self.storage, keys)
+        log.info("account erased", extra={"files": len(keys), "files_deleted": deleted})
+        await self.directory.revoke(user_id, access_token)
+
+    async def _erase(self, user_id: uuid.UUID) -> list[str]:
         keys: list[str] = []
         async with self.uow_factory() as uow:
+            # lock order: the user's posts, then the account (SafetyRepository.lock_posts)
+            await uow.safety.lock_posts(user_id)
             try:
                 await uow.ledger.lock_account(user_id)
             except NotFound:
@@ -68,9 +93,7 @@ class AccountDeletion:
                 for key in keys:
                     await uow.uploads.expect(key, user_id, now)
                 await uow.commit()
-        deleted = await _discard_uploads(self.uow_factory, self.storage, keys)
-        log.info("account erased", extra={"files": len(keys), "files_deleted": deleted})
-        await self.directory.revoke(user_id, access_token)
+        return keys
 
     async def _cancel_jobs(self, user_id: uuid.UUID) -> None:
         async with self.uow_factory() as uow:
