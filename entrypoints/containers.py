@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.gpu_local import LocalGpuProvider
 from adapters.imaging import PillowAvatars, PillowImageInspector
 from adapters.local_storage import LocalFileStorage
+from adapters.memory.accounts import LocalAccountDirectory
 from adapters.memory.ai import SuffixPromptEnhancer
 from adapters.notification_texts import TemplateTexts
 from adapters.openrouter import OpenRouterClient
 from adapters.realtime import InProcessRealtime, RealtimeHub, RedisRealtime
 from adapters.limits import memory_counter, redis_counter
 from adapters.redis import RedisStreamInspector
+from adapters.supabase.admin import SupabaseAccountDirectory
 from adapters.supabase.auth import SupabaseJwtVerifier
 from adapters.supabase.uow import SqlUnitOfWorkFactory
 from adapters.supabase_storage import SupabaseStorage
@@ -32,6 +34,9 @@ from core.services.notifications.delivery import PushDelivery
 from core.services.notifications.emit import Notifier
 from core.services.notifications.settings import NotificationSettings
 from core.services.reconcile import Reconciler
+from core.services.safety.accounts import AccountDeletion
+from core.services.safety.moderation import Moderation
+from core.services.safety.reports import Reports
 from core.services.social.posts import Posts
 from core.services.social.profiles import Profiles
 from core.services.social.views import Urls
@@ -288,3 +293,27 @@ class AppContainer(containers.DeclarativeContainer):
         avatars=providers.Singleton(PillowAvatars),
     )
     posts = providers.Singleton(Posts, uow_factory, social_urls, notifier=notifier)
+    # trust and safety (issue #17): reports, operators' decisions, account deletion;
+    # sessions end through Supabase Auth's admin API when SUPABASE_URL and the service
+    # key are set (the embedded default's locally minted tokens have no sessions)
+    account_directory = providers.Selector(
+        providers.Callable(
+            lambda s: "supabase" if s.supabase.url and s.supabase.service_key else "local",
+            settings,
+        ),
+        local=providers.Singleton(LocalAccountDirectory),
+        supabase=providers.Singleton(
+            SupabaseAccountDirectory,
+            url=providers.Callable(lambda s: s.supabase.url, settings),
+            service_key=providers.Callable(lambda s: s.supabase.service_key, settings),
+        ),
+    )
+    reports = providers.Singleton(
+        Reports,
+        uow_factory,
+        to_hide=providers.Callable(lambda s: s.safety.reports_to_hide, settings),
+    )
+    moderation = providers.Singleton(Moderation, uow_factory)
+    account_deletion = providers.Singleton(
+        AccountDeletion, uow_factory, storage, clock, account_directory
+    )

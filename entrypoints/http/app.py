@@ -26,6 +26,7 @@ from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.purchases.controller import PurchasesController
 from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.http.realtime.controller import realtime
+from entrypoints.http.safety.controller import ModerationController, SafetyController
 from entrypoints.http.routing import App
 from entrypoints.http.social.controller import MeSocialController, SocialController
 from entrypoints.http.social.pages import PAGES as SOCIAL_PAGES
@@ -73,6 +74,8 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             runpod_webhook,
             MeSocialController,
             SocialController,
+            SafetyController,
+            ModerationController,
             *SOCIAL_PAGES,
             swagger_assets(),
         ],

@@ -27,6 +27,9 @@ from core.model.pricing import Catalog
 from core.model.purchases.products import ProductCatalog
 from core.model.routing import ProviderRouter
 from core.services.notifications.settings import NotificationSettings
+from core.services.safety.accounts import AccountDeletion
+from core.services.safety.moderation import Moderation
+from core.services.safety.reports import Reports
 from core.services.social.posts import Posts
 from core.services.social.profiles import Profiles
 from core.services.generation.service import Generation
@@ -162,6 +165,21 @@ def provide_profiles(state: State) -> Profiles:
     return provided
 
 
+def provide_reports(state: State) -> Reports:
+    provided: Reports = _container(state).reports()
+    return provided
+
+
+def provide_moderation(state: State) -> Moderation:
+    provided: Moderation = _container(state).moderation()
+    return provided
+
+
+def provide_account_deletion(state: State) -> AccountDeletion:
+    provided: AccountDeletion = _container(state).account_deletion()
+    return provided
+
+
 def provide_router(state: State) -> ProviderRouter:
     provided: ProviderRouter = _container(state).router()
     return provided
@@ -235,6 +253,9 @@ DEPENDENCIES: dict[str, Provide] = {
     "profiles": _sync(provide_profiles),
     "notification_settings": _sync(provide_notification_settings),
     "notification_texts": _sync(provide_notification_texts),
+    "reports": _sync(provide_reports),
+    "moderation": _sync(provide_moderation),
+    "account_deletion": _sync(provide_account_deletion),
     "router": _sync(provide_router),
     "queue_inspector": _sync(provide_queue_inspector),
     "engine": _sync(provide_engine),
@@ -272,3 +293,6 @@ PostsDep = NamedDependency[SkipValidation[Posts]]
 ProfilesDep = NamedDependency[SkipValidation[Profiles]]
 NotificationSettingsDep = NamedDependency[SkipValidation[NotificationSettings]]
 NotificationTextsDep = NamedDependency[SkipValidation[NotificationTexts]]
+ReportsDep = NamedDependency[SkipValidation[Reports]]
+ModerationDep = NamedDependency[SkipValidation[Moderation]]
+AccountDeletionDep = NamedDependency[SkipValidation[AccountDeletion]]

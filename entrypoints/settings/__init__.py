@@ -16,6 +16,7 @@ import msgspec
 from entrypoints.iap_settings import AppleSettings, GoogleSettings, apple_from_env, google_from_env
 from entrypoints.limits_settings import RateSettings, rate_settings_from_env
 from entrypoints.realtime_settings import RealtimeSettings, realtime_settings_from_env
+from entrypoints.safety_settings import SafetySettings, safety_settings_from_env
 from entrypoints.settings.database import DatabaseSettings, RedisSettings
 from entrypoints.settings.jobs import JobSettings
 from entrypoints.settings.moderation import ModerationSettings
@@ -60,6 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate: RateSettings = msgspec.field(default_factory=RateSettings)  # GENSTUDIO_RATE_*
     # GENSTUDIO_REALTIME_*
     realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
+    safety: SafetySettings = msgspec.field(default_factory=SafetySettings)  # GENSTUDIO_REPORTS_*
     # GENSTUDIO_MODERATION_*, OPENAI_* (issue #19)
     moderation: ModerationSettings = msgspec.field(default_factory=ModerationSettings)
 
@@ -87,6 +89,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             photos=photo_settings_from_env(e),
             rate=rate_settings_from_env(e),
             realtime=realtime_settings_from_env(e),
+            safety=safety_settings_from_env(e),
             moderation=ModerationSettings.from_env(e),
         )
 

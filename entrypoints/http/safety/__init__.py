@@ -1,0 +1,1 @@
+"""Reports, blocks, moderators' actions and account deletion over HTTP (issue #17)."""
