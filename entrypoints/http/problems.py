@@ -23,6 +23,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from core.model import errors
 from core.model.limits import RateLimited
 from core.model.moderation import ContentRefused, GenerationSuspended
+from core.model.safety import AuthUnavailable
 from entrypoints.http.rate_fields import refusal_fields
 from entrypoints.logs import REQUEST_ID
 from ports.moderation import ModerationUnavailable
@@ -47,6 +48,7 @@ STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.PurchaseOwnedElsewhere: (409, "Purchase belongs to another account"),
     errors.InvalidPurchase: (400, "Purchase not verified"),
     errors.StoreUnavailable: (503, "Store unavailable"),
+    AuthUnavailable: (503, "Sign-in service unavailable"),
     RateLimited: (429, "Too many requests"),
 }
 
