@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test worker lint bench clean demo
+.PHONY: run test worker lint bench bench-feed clean demo
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "genstudio needs Python 3.11+"'
@@ -30,6 +30,11 @@ worker: $(STAMP)
 ## installs wrk and pgbench with apt-get when missing, or stops saying what to install
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## the feed benchmark (issue #17): 1M posts, 100k users, ~5M likes; GET /v1/feed vs pgbench on
+## the same SQL, and the feed's plans (a Seq Scan on posts or likes fails the run); ~4 minutes
+bench-feed: $(STAMP)
+	$(BIN)/python -m bench.feed $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
