@@ -26,6 +26,7 @@ from core.model.errors import Unauthorized
 from core.model.pricing import Catalog
 from core.model.purchases.products import ProductCatalog
 from core.model.routing import ProviderRouter
+from core.services.notifications.emit import Kick
 from core.services.notifications.settings import NotificationSettings
 from core.services.safety.accounts import AccountDeletion
 from core.services.safety.moderation import Moderation
@@ -128,6 +129,12 @@ def provide_gpus(state: State) -> Mapping[str, GpuProvider]:
 
 def provide_notification_settings(state: State) -> NotificationSettings:
     provided: NotificationSettings = _container(state).notification_settings()
+    return provided
+
+
+def provide_push_kick(state: State) -> Kick:
+    """Starts a push delivery pass after a commit that told someone something."""
+    provided: Kick = _container(state).delivery_kicker().kick
     return provided
 
 
@@ -253,6 +260,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "profiles": _sync(provide_profiles),
     "notification_settings": _sync(provide_notification_settings),
     "notification_texts": _sync(provide_notification_texts),
+    "push_kick": _sync(provide_push_kick),
     "reports": _sync(provide_reports),
     "moderation": _sync(provide_moderation),
     "account_deletion": _sync(provide_account_deletion),
@@ -293,6 +301,7 @@ PostsDep = NamedDependency[SkipValidation[Posts]]
 ProfilesDep = NamedDependency[SkipValidation[Profiles]]
 NotificationSettingsDep = NamedDependency[SkipValidation[NotificationSettings]]
 NotificationTextsDep = NamedDependency[SkipValidation[NotificationTexts]]
+PushKickDep = NamedDependency[SkipValidation[Kick]]
 ReportsDep = NamedDependency[SkipValidation[Reports]]
 ModerationDep = NamedDependency[SkipValidation[Moderation]]
 AccountDeletionDep = NamedDependency[SkipValidation[AccountDeletion]]

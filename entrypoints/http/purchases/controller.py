@@ -17,6 +17,7 @@ from entrypoints.http.deps import (
     GoogleStoreDep,
     PrincipalDep,
     ProductsDep,
+    PushKickDep,
     UowFactoryDep,
 )
 from entrypoints.http.purchases.schemas import (
@@ -66,6 +67,7 @@ class PurchasesController(Controller):
         uow_factory: UowFactoryDep,
         products: ProductsDep,
         clock: ClockDep,
+        push_kick: PushKickDep,
     ) -> PurchaseResponse:
         client = configured(apple_store, Store.APPLE)
         event = await client.verify_purchase(data.signed_transaction)
@@ -76,6 +78,7 @@ class PurchasesController(Controller):
             email=principal.email,
             catalog=products,
             now=clock.now(),
+            kick=push_kick,
         )
         return PurchaseResponse.of(done.outcome, done.balance, done.subscription)
 
@@ -92,6 +95,7 @@ class PurchasesController(Controller):
         uow_factory: UowFactoryDep,
         products: ProductsDep,
         clock: ClockDep,
+        push_kick: PushKickDep,
     ) -> PurchaseResponse:
         client = configured(google_store, Store.GOOGLE)
         product = products.require_for_store(Store.GOOGLE, data.product_id)
@@ -104,5 +108,6 @@ class PurchasesController(Controller):
             catalog=products,
             now=clock.now(),
             acknowledger=client,  # Google refunds what it does not hear of in 3 days
+            kick=push_kick,
         )
         return PurchaseResponse.of(done.outcome, done.balance, done.subscription)

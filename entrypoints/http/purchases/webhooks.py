@@ -17,6 +17,7 @@ from litestar import Request, post
 from litestar.params import JSONBody
 
 from core.model.purchases.products import ProductCatalog, Store
+from core.services.notifications.emit import Kick
 from core.services.purchases.notifications import handle_notification
 from core.services.purchases.outcomes import EventOutcome
 from entrypoints.http.deps import (
@@ -24,6 +25,7 @@ from entrypoints.http.deps import (
     ClockDep,
     GoogleStoreDep,
     ProductsDep,
+    PushKickDep,
     UowFactoryDep,
 )
 from entrypoints.http.purchases.controller import configured
@@ -40,6 +42,7 @@ async def _apply(
     products: ProductCatalog,
     clock: Clock,
     notification: StoreNotification,
+    kick: Kick,
 ) -> WebhookResult:
     outcomes: list[EventOutcome] = await handle_notification(
         uow_factory,
@@ -49,6 +52,7 @@ async def _apply(
         events=notification.events,
         catalog=products,
         now=clock.now(),
+        kick=kick,  # what the news told its user goes out now, not at the next pass
     )
     log.info(
         "store notification",
@@ -81,10 +85,11 @@ async def apple_webhook(
     uow_factory: UowFactoryDep,
     products: ProductsDep,
     clock: ClockDep,
+    push_kick: PushKickDep,
 ) -> WebhookResult:
     client = configured(apple_store, Store.APPLE)
     notification = await client.verify_notification(data.signed_payload)
-    return await _apply(uow_factory, products, clock, notification)
+    return await _apply(uow_factory, products, clock, notification, push_kick)
 
 
 @post(
@@ -100,8 +105,9 @@ async def google_webhook(
     uow_factory: UowFactoryDep,
     products: ProductsDep,
     clock: ClockDep,
+    push_kick: PushKickDep,
 ) -> WebhookResult:
     client = configured(google_store, Store.GOOGLE)
     await client.verify_push(request.headers.get("authorization"))
     notification = await client.read_notification(await request.body())
-    return await _apply(uow_factory, products, clock, notification)
+    return await _apply(uow_factory, products, clock, notification, push_kick)
