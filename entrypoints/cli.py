@@ -83,9 +83,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     from entrypoints.http.app import create_app
     from entrypoints.http.server import CorkedHttpToolsProtocol
 
-    settings = msgspec.structs.replace(
-        settings, host=host or settings.server.host, port=port or settings.server.port
+    server = msgspec.structs.replace(
+        settings.server, host=host or settings.server.host, port=port or settings.server.port
     )
+    settings = msgspec.structs.replace(settings, server=server)
     app = create_app(settings)
     _freeze_startup_objects()
     uvicorn.run(

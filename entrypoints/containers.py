@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.gpu_local import LocalGpuProvider
 from adapters.imaging import PillowAvatars, PillowImageInspector
+from adapters.limits import memory_counter, redis_counter
 from adapters.local_storage import LocalFileStorage
 from adapters.memory.accounts import LocalAccountDirectory
 from adapters.memory.ai import SuffixPromptEnhancer
 from adapters.notification_texts import TemplateTexts
 from adapters.openrouter import OpenRouterClient
 from adapters.realtime import InProcessRealtime, RealtimeHub, RedisRealtime
-from adapters.limits import memory_counter, redis_counter
 from adapters.redis import RedisStreamInspector
 from adapters.supabase.admin import SupabaseAccountDirectory
 from adapters.supabase.auth import SupabaseJwtVerifier
@@ -29,10 +29,10 @@ from adapters.system import SystemClock
 from adapters.vision import OpenCvPhotoAnalyser
 from core.model.pricing import DEFAULT_CATALOG
 from core.services.generation.service import Generation
-from core.services.processing.processor import JobProcessor
 from core.services.notifications.delivery import PushDelivery
 from core.services.notifications.emit import Notifier
 from core.services.notifications.settings import NotificationSettings
+from core.services.processing.processor import JobProcessor
 from core.services.reconcile import Reconciler
 from core.services.safety.accounts import AccountDeletion
 from core.services.safety.moderation import Moderation
@@ -266,6 +266,7 @@ class AppContainer(containers.DeclarativeContainer):
         enhancer=enhancer,
         captioner=captioner,
         url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
+        realtime=realtime,
         moderation=content_moderation,
     )
     reconciler = providers.Singleton(

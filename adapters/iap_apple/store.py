@@ -204,9 +204,7 @@ class AppleAppStore:
             except InvalidPurchase:
                 raise exc from exc.__cause__
         if not self._sandbox_grants:
-            raise InvalidPurchase(
-                "Sandbox purchases are not honoured by this service", field=what
-            )
+            raise InvalidPurchase("Sandbox purchases are not honoured by this service", field=what)
         return payload
 
     async def _verify_with(

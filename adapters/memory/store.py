@@ -44,8 +44,8 @@ class _Data:
     entitlements: dict[tuple[str, str], Entitlement] = field(default_factory=dict)
     allowance_grants: dict[tuple[str, str, datetime], AllowanceGrant] = field(default_factory=dict)
     store_notifications: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
-    job_events: dict[uuid.UUID, JobEvent] = field(default_factory=dict)
     early_revocations: dict[tuple[str, str], EarlyRevocation] = field(default_factory=dict)
+    job_events: dict[uuid.UUID, JobEvent] = field(default_factory=dict)
     enqueued_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
     upload_intents: dict[str, tuple[uuid.UUID, datetime]] = field(default_factory=dict)
     # --- training (issue #16) ---
@@ -65,14 +65,14 @@ class _Data:
     likes: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
     comments: dict[uuid.UUID, Comment] = field(default_factory=dict)
     blocks: dict[tuple[uuid.UUID, uuid.UUID], datetime] = field(default_factory=dict)
+    # --- moderation (issue #19) ---
+    moderation_rules: dict[uuid.UUID, ModerationRule] = field(default_factory=dict)
+    strikes: dict[uuid.UUID, Strike] = field(default_factory=dict)
     # --- trust and safety (issue #17) ---
     reports: dict[uuid.UUID, Report] = field(default_factory=dict)
     audit_log: dict[uuid.UUID, AuditEntry] = field(default_factory=dict)
     suspensions: dict[uuid.UUID, datetime] = field(default_factory=dict)
     erasures: dict[uuid.UUID, datetime] = field(default_factory=dict)
-    # --- moderation (issue #19) ---
-    moderation_rules: dict[uuid.UUID, ModerationRule] = field(default_factory=dict)
-    strikes: dict[uuid.UUID, Strike] = field(default_factory=dict)
 
 
 class InMemoryStore:

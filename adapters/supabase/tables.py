@@ -419,22 +419,6 @@ early_revocations = Table(
 )
 
 
-# --- 0400: trust and safety (issue #19) --------------------------------------------------
-
-#: refund news about a transaction nobody had claimed yet: a later claim is refused
-early_revocations = Table(
-    "early_revocations",
-    metadata,
-    Column("store", Text, primary_key=True),
-    Column("transaction_id", Text, primary_key=True),
-    Column("original_transaction_id", Text),
-    Column("reason", Text, nullable=False),
-    Column("reversed", Boolean, nullable=False),
-    _ts("occurred_at"),
-    _ts("recorded_at"),
-)
-
-
 # --- 0200: social (issue #17) ----------------------------------------------------------
 
 posts = Table(

@@ -22,16 +22,16 @@ from entrypoints.http.generation.webhooks import runpod_webhook
 from entrypoints.http.health.controller import live, ready
 from entrypoints.http.limits import RateLimits
 from entrypoints.http.media.controller import media
+from entrypoints.http.notifications.controller import NotificationsController
+from entrypoints.http.openapi import declare, operation_id
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.purchases.controller import PurchasesController
 from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
 from entrypoints.http.realtime.controller import realtime
-from entrypoints.http.safety.controller import ModerationController, SafetyController
 from entrypoints.http.routing import App
+from entrypoints.http.safety.controller import ModerationController, SafetyController
 from entrypoints.http.social.controller import MeSocialController, SocialController
 from entrypoints.http.social.pages import PAGES as SOCIAL_PAGES
-from entrypoints.http.notifications.controller import NotificationsController
-from entrypoints.http.openapi import declare, operation_id
 from entrypoints.http.training.controller import TrainingPhotosController
 from entrypoints.http.training.jobs_controller import TrainingController, my_models
 from entrypoints.runtime import Runtime, open_runtime
@@ -66,9 +66,9 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             PurchasesController,
             realtime,
             TrainingPhotosController,
+            NotificationsController,
             TrainingController,
             my_models,
-            NotificationsController,
             apple_webhook,
             google_webhook,
             runpod_webhook,

@@ -26,6 +26,7 @@ from core.model.errors import Unauthorized
 from core.model.pricing import Catalog
 from core.model.purchases.products import ProductCatalog
 from core.model.routing import ProviderRouter
+from core.services.generation.service import Generation
 from core.services.notifications.emit import Kick
 from core.services.notifications.settings import NotificationSettings
 from core.services.safety.accounts import AccountDeletion
@@ -33,10 +34,8 @@ from core.services.safety.moderation import Moderation
 from core.services.safety.reports import Reports
 from core.services.social.posts import Posts
 from core.services.social.profiles import Profiles
-from core.services.generation.service import Generation
 from core.services.training.photos import PhotoSets
 from core.services.training.service import Training
-from ports.notification_texts import NotificationTexts
 from entrypoints.containers import AppContainer
 from entrypoints.http.access import note_user
 from entrypoints.http.limits import PRINCIPAL_STATE
@@ -46,6 +45,7 @@ from ports.auth import AuthVerifier, Principal
 from ports.clock import Clock
 from ports.gpu import GpuProvider
 from ports.imaging import ImageInspector
+from ports.notification_texts import NotificationTexts
 from ports.queue import JobQueue, QueueInspector
 from ports.storage import MediaStorage
 from ports.stores import AppleStore, GoogleStore
@@ -127,6 +127,15 @@ def provide_gpus(state: State) -> Mapping[str, GpuProvider]:
     return provided
 
 
+def provide_generation(state: State, principal: SkipValidation[Principal]) -> Generation:
+    """For signed-in routes only: it depends on ``principal``, which it does not use, so
+    that Litestar resolves verifier, principal and this one after the other (a call
+    each) rather than this beside the verifier in an anyio task group, ~0.1 ms of CPU
+    on every submission (``bench/inprocess.py``: 808-824 against 886-928 µs)."""
+    provided: Generation = _container(state).generation()
+    return provided
+
+
 def provide_notification_settings(state: State) -> NotificationSettings:
     provided: NotificationSettings = _container(state).notification_settings()
     return provided
@@ -140,15 +149,6 @@ def provide_push_kick(state: State) -> Kick:
 
 def provide_notification_texts(state: State) -> NotificationTexts:
     provided: NotificationTexts = _container(state).notification_texts()
-    return provided
-
-
-def provide_generation(state: State, principal: SkipValidation[Principal]) -> Generation:
-    """For signed-in routes only: it depends on ``principal``, which it does not use, so
-    that Litestar resolves verifier, principal and this one after the other (a call
-    each) rather than this beside the verifier in an anyio task group, ~0.1 ms of CPU
-    on every submission (``bench/inprocess.py``: 808-824 against 886-928 µs)."""
-    provided: Generation = _container(state).generation()
     return provided
 
 
@@ -255,12 +255,12 @@ DEPENDENCIES: dict[str, Provide] = {
     "gpus": _sync(provide_gpus),
     "generation": _sync(provide_generation),
     "photo_sets": _sync(provide_photo_sets),
-    "training": _sync(provide_training),
-    "posts": _sync(provide_posts),
-    "profiles": _sync(provide_profiles),
     "notification_settings": _sync(provide_notification_settings),
     "notification_texts": _sync(provide_notification_texts),
     "push_kick": _sync(provide_push_kick),
+    "training": _sync(provide_training),
+    "posts": _sync(provide_posts),
+    "profiles": _sync(provide_profiles),
     "reports": _sync(provide_reports),
     "moderation": _sync(provide_moderation),
     "account_deletion": _sync(provide_account_deletion),
@@ -295,13 +295,13 @@ EngineDep = NamedDependency[SkipValidation[AsyncEngine]]
 RedisDep = NamedDependency[SkipValidation[Redis | None]]
 RealtimeHubDep = NamedDependency[SkipValidation[RealtimeHub]]
 PhotoSetsDep = NamedDependency[SkipValidation[PhotoSets]]
-GenerationDep = NamedDependency[SkipValidation[Generation]]
-TrainingDep = NamedDependency[SkipValidation[Training]]
-PostsDep = NamedDependency[SkipValidation[Posts]]
-ProfilesDep = NamedDependency[SkipValidation[Profiles]]
 NotificationSettingsDep = NamedDependency[SkipValidation[NotificationSettings]]
 NotificationTextsDep = NamedDependency[SkipValidation[NotificationTexts]]
 PushKickDep = NamedDependency[SkipValidation[Kick]]
+TrainingDep = NamedDependency[SkipValidation[Training]]
+PostsDep = NamedDependency[SkipValidation[Posts]]
+ProfilesDep = NamedDependency[SkipValidation[Profiles]]
+GenerationDep = NamedDependency[SkipValidation[Generation]]
 ReportsDep = NamedDependency[SkipValidation[Reports]]
 ModerationDep = NamedDependency[SkipValidation[Moderation]]
 AccountDeletionDep = NamedDependency[SkipValidation[AccountDeletion]]

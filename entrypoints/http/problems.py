@@ -147,8 +147,8 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
         extra = {"reason": exc.reason.value}
     if isinstance(exc, GenerationSuspended):
         extra = {"suspended_until": exc.until.isoformat()}
-    return problem_response(
     field, detail = wire_field(exc.field, exc.message)
+    return problem_response(
         status,
         title,
         detail,
@@ -160,7 +160,6 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
     )
 
 
-_FIELD = re.compile(r"at `\$\.?([^`]*)`")
 _SNAKE = re.compile(r"_([a-z0-9])")
 _CAMEL = re.compile(r"[A-Z]")
 _WORD = re.compile(r"[a-z][A-Za-z0-9_]*")
@@ -177,6 +176,7 @@ def wire_field(field: str | None, message: str) -> tuple[str | None, str]:
     return camel, re.sub(rf"\b{re.escape(snake)}\b", camel, message)
 
 
+_FIELD = re.compile(r"at `\$\.?([^`]*)`")
 
 
 def validation_field(message: str) -> str | None:

@@ -162,12 +162,14 @@ class PurchasesMachine(RuleBasedStateMachine):
     def _refund(self, tx: str, reason: RevocationReason, **part: int) -> None:
         self.notify(
             [
-                Revocation(
-                    store=Store.APPLE,
-                    occurred_at=self.now,
-                    transaction_id=tx,
-                    original_transaction_id=tx,
-                    reason=reason,
+                msgspec.structs.replace(
+                    Revocation(
+                        store=Store.APPLE,
+                        occurred_at=self.now,
+                        transaction_id=tx,
+                        original_transaction_id=tx,
+                        reason=reason,
+                    ),
                     **part,
                 )
             ]

@@ -21,6 +21,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -118,12 +119,14 @@ class PackRefundsMachine(RuleBasedStateMachine):
         tx = data.draw(st.sampled_from(list(self.packs)))
         self.notify(
             [
-                Revocation(
-                    store=Store.APPLE,
-                    occurred_at=self.tick(),
-                    transaction_id=tx,
-                    original_transaction_id=tx,
-                    reason=RevocationReason.REFUND,
+                msgspec.structs.replace(
+                    Revocation(
+                        store=Store.APPLE,
+                        occurred_at=self.tick(),
+                        transaction_id=tx,
+                        original_transaction_id=tx,
+                        reason=RevocationReason.REFUND,
+                    ),
                     **part,
                 )
             ]

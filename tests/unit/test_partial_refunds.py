@@ -54,12 +54,14 @@ async def _bought(factory: InMemoryUnitOfWorkFactory, quantity: int = 3) -> tupl
 
 
 def _refund(tx: str, minutes: int, **part: int) -> Revocation:
-    return Revocation(
-        store=Store.APPLE,
-        occurred_at=T0 + timedelta(minutes=minutes),
-        transaction_id=tx,
-        original_transaction_id=tx,
-        reason=RevocationReason.REFUND,
+    return msgspec.structs.replace(
+        Revocation(
+            store=Store.APPLE,
+            occurred_at=T0 + timedelta(minutes=minutes),
+            transaction_id=tx,
+            original_transaction_id=tx,
+            reason=RevocationReason.REFUND,
+        ),
         **part,
     )
 

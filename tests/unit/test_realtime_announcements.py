@@ -85,7 +85,7 @@ async def test_a_job_run_to_success_announces_each_status_and_progress_step_once
     statuses = [u["status"] for u in updates]
     assert statuses[0] == "dispatched" and statuses[-1] == "succeeded"
     assert "running" in statuses
-    progress = [u["progress"] for u in updates if u["status"] == "running"]
+    progress = [int(str(u["progress"])) for u in updates if u["status"] == "running"]
     assert progress == sorted(set(progress))  # each step once, never backwards
     assert all(u["jobId"] == str(job_id) for u in updates)
     assert realtime.of(user, CREDITS_CHANGED) == []  # settling a hold moves no balance

@@ -322,7 +322,9 @@ class SqlPurchases:
         await self._conn.execute(
             statement.on_conflict_do_update(
                 index_elements=["store", "transaction_id"],
-                set_={k: statement.excluded[k] for k in values if k not in ("store", "transaction_id")},
+                set_={
+                    k: statement.excluded[k] for k in values if k not in ("store", "transaction_id")
+                },
                 where=c.occurred_at <= statement.excluded.occurred_at,
             )
         )

@@ -23,6 +23,7 @@ from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
 from ports.imaging import ImageInspector
 from ports.queue import JobQueue
+from ports.realtime import RealtimePublisher
 from ports.storage import MediaStorage
 from ports.unit_of_work import UnitOfWorkFactory
 
@@ -43,6 +44,7 @@ class Generation:
         enhancer: PromptEnhancer,
         captioner: Captioner | None,
         url_ttl: int,
+        realtime: RealtimePublisher | None = None,
         moderation: Moderation | None = None,
     ) -> None:
         self.uow_factory = uow_factory
@@ -54,6 +56,7 @@ class Generation:
         self.enhancer = enhancer
         self.captioner = captioner
         self.url_ttl = url_ttl
+        self.realtime = realtime  # job.updated and credits.changed after each commit
         self.moderation = moderation  # prompts checked on submission (issue #19)
 
     async def submit_image(
@@ -81,6 +84,7 @@ class Generation:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             enhancer=self.enhancer if enhance else None,
+            realtime=self.realtime,
             moderation=self.moderation,
         )
 
@@ -119,6 +123,7 @@ class Generation:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             captioner=self.captioner,
+            realtime=self.realtime,
             moderation=self.moderation,
         )
 
@@ -165,13 +170,16 @@ class Generation:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             captioner=self.captioner,
+            realtime=self.realtime,
             moderation=self.moderation,
         )
 
     async def cancel(self, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
         """``jobs.cancel_job``: raises NotFound for another user's job, JobFinished for
         one that ended."""
-        return await jobs.cancel_job(self.uow_factory, self.clock, user_id=user_id, job_id=job_id)
+        return await jobs.cancel_job(
+            self.uow_factory, self.clock, user_id=user_id, job_id=job_id, realtime=self.realtime
+        )
 
     async def view(self, *, user_id: uuid.UUID, job_id: uuid.UUID) -> queries.JobView:
         """``queries.job_view``, its results signed for the configured time."""

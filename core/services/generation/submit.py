@@ -223,6 +223,7 @@ async def submit_edit(
     idempotency_key: str | None,
     request_hash: str,
     captioner: Captioner | None = None,
+    realtime: RealtimePublisher | None = None,
     moderation: Moderation | None = None,
 ) -> Submitted:
     """Inpainting: check the image and its mask, store both, price and queue the job.
@@ -262,6 +263,7 @@ async def submit_edit(
         model_id=model_id,
         params=params,
         cost=cost,
+        realtime=realtime,
         user_id=user_id,
         email=email,
         idempotency_key=idempotency_key,
@@ -305,6 +307,7 @@ async def submit_video(
     idempotency_key: str | None,
     request_hash: str,
     captioner: Captioner | None = None,
+    realtime: RealtimePublisher | None = None,
     moderation: Moderation | None = None,
 ) -> Submitted:
     """Text, image or keyframes to video, priced per second at the resolution.
@@ -347,6 +350,7 @@ async def submit_video(
         model_id=model_id,
         params=params,
         cost=cost,
+        realtime=realtime,
         user_id=user_id,
         email=email,
         idempotency_key=idempotency_key,
@@ -392,6 +396,7 @@ async def _submit_with_uploads(
     email: str | None,
     idempotency_key: str | None,
     request_hash: str,
+    realtime: RealtimePublisher | None = None,
 ) -> Submitted:
     """``submit_job`` with the planned uploads stored first and recorded with the job
     (deleted again if it does not go through). ``paid_first``: the uploads cost a paid
@@ -416,6 +421,7 @@ async def _submit_with_uploads(
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             uploads=assets,
+            realtime=realtime,
         )
     )
 
