@@ -15,6 +15,7 @@ user's generation for a while (``StrikePolicy``).
 from __future__ import annotations
 
 import enum
+import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ class Surface(enum.StrEnum):
     CAPTION = "caption"
     COMMENT = "comment"
     USERNAME = "username"
+    DISPLAY_NAME = "display_name"
     BIO = "bio"
     OUTPUT = "output"  # a generated image or video frame, before it is stored
     EDIT_INPUT = "edit_input"
@@ -43,7 +45,14 @@ class Surface(enum.StrEnum):
 
 
 TEXT_SURFACES = frozenset(
-    {Surface.PROMPT, Surface.CAPTION, Surface.COMMENT, Surface.USERNAME, Surface.BIO}
+    {
+        Surface.PROMPT,
+        Surface.CAPTION,
+        Surface.COMMENT,
+        Surface.USERNAME,
+        Surface.DISPLAY_NAME,
+        Surface.BIO,
+    }
 )
 MEDIA_SURFACES = frozenset(set(Surface) - TEXT_SURFACES)
 
@@ -235,8 +244,30 @@ class Strike(msgspec.Struct, frozen=True, kw_only=True):
     reason: Reason
     surface: Surface
     created_at: datetime
-    #: what was refused, for the admin (a job id, a post id); never the content itself
+    #: what was refused, for the admin (a job id, a post id); never the content itself.
+    #: A user has at most one strike per reference: the same refusal met again (a
+    #: retried request, a redelivered job) counts once (``request_reference``,
+    #: ``content_reference``)
     reference: str | None = None
+
+
+def request_reference(key: str | None, request_hash: str) -> str | None:
+    """A strike's reference for a refusal of a request sent with an Idempotency-Key:
+    the same for every retry of that request (same key, same body), so that a retry
+    refused again records no second strike; another body under the key is another
+    request. None without a key: every request is a refusal of its own."""
+    if key is None:
+        return None
+    return f"request:{request_hash[:16]}:{key}"
+
+
+def content_reference(target: str, content: bytes | str) -> str:
+    """A strike's reference for content refused on ``target`` (``post:<id>``,
+    ``avatar``, ``photo_set:<id>``): the target and a digest of the content (never the
+    content itself), so that sending the same refused content again to the same place
+    records no second strike, while different content does."""
+    data = content.encode() if isinstance(content, str) else content
+    return f"{target}#{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 class Standing(msgspec.Struct, frozen=True):

@@ -29,7 +29,12 @@ class ModerationRepository(Protocol):
         """Whether a rule was deleted."""
         ...
 
-    async def add_strike(self, strike: Strike) -> None: ...
+    async def add_strike(self, strike: Strike) -> bool:
+        """Record ``strike``; whether it was recorded. False, and nothing written,
+        when the user already has a strike with the same (non-null) ``reference``:
+        the same refusal met again counts once, also between concurrent writers (the
+        second waits for the first and then records nothing)."""
+        ...
 
     async def strikes(self, user_id: uuid.UUID, since: datetime) -> list[Strike]:
         """The user's strikes created at or after ``since``, oldest first."""

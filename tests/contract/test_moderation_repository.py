@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from core.model.errors import DuplicateEntry
@@ -66,7 +67,7 @@ async def test_strikes_are_read_per_user_since_a_time_oldest_first(
             reason=Reason.HATE,
             surface=Surface.OUTPUT,
             created_at=T0 + timedelta(hours=hours),
-            reference="job:1",
+            reference=f"job:{hours}",
         )
 
     old, newer, newest = strike(user, 0), strike(user, 2), strike(user, 3)
@@ -76,3 +77,46 @@ async def test_strikes_are_read_per_user_since_a_time_oldest_first(
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.moderation.strikes(user, T0 + timedelta(hours=1)) == [newer, newest]
+
+
+def a_strike(user: uuid.UUID, reference: str | None, hours: int = 0) -> Strike:
+    return Strike(
+        id=uuid.uuid4(),
+        user_id=user,
+        reason=Reason.HATE,
+        surface=Surface.PROMPT,
+        created_at=T0 + timedelta(hours=hours),
+        reference=reference,
+    )
+
+
+async def test_a_user_has_one_strike_per_reference_and_any_number_without_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user, other = uuid.uuid4(), uuid.uuid4()
+    first = a_strike(user, "request:abc:key-1")
+    async with uow_factory() as uow:
+        assert await uow.moderation.add_strike(first)
+        # the same refusal met again (a retried request): not recorded
+        assert not await uow.moderation.add_strike(a_strike(user, "request:abc:key-1", 1))
+        # another user's refusal with the same reference is theirs
+        assert await uow.moderation.add_strike(a_strike(other, "request:abc:key-1"))
+        # refusals without a reference are each their own
+        assert await uow.moderation.add_strike(a_strike(user, None, 2))
+        assert await uow.moderation.add_strike(a_strike(user, None, 3))
+        await uow.commit()
+    async with uow_factory() as uow:
+        mine = await uow.moderation.strikes(user, T0)
+    assert [s.reference for s in mine] == ["request:abc:key-1", None, None]
+    assert mine[0] == first
+
+
+async def test_a_display_name_strike_round_trips(uow_factory: UnitOfWorkFactory) -> None:
+    strike = msgspec.structs.replace(
+        a_strike(uuid.uuid4(), "profile/display_name#0a1b"), surface=Surface.DISPLAY_NAME
+    )
+    async with uow_factory() as uow:
+        assert await uow.moderation.add_strike(strike)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.moderation.strikes(strike.user_id, T0) == [strike]

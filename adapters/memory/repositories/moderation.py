@@ -27,8 +27,14 @@ class InMemoryModeration(_Repo):
     async def delete_rule(self, rule_id: uuid.UUID) -> bool:
         return self._d.moderation_rules.pop(rule_id, None) is not None
 
-    async def add_strike(self, strike: Strike) -> None:
+    async def add_strike(self, strike: Strike) -> bool:
+        if strike.reference is not None and any(
+            s.user_id == strike.user_id and s.reference == strike.reference
+            for s in self._d.strikes.values()
+        ):
+            return False
         self._d.strikes[strike.id] = strike
+        return True
 
     async def strikes(self, user_id: uuid.UUID, since: datetime) -> list[Strike]:
         mine = [

@@ -30,6 +30,9 @@ _ADD_STRIKE = Compiled(
     text(
         "INSERT INTO moderation_strikes (id, user_id, reason, surface, reference, created_at)"
         " VALUES (:id, :user_id, :reason, :surface, :reference, :created_at)"
+        # the same refusal met again (migration 0420's unique index): nothing written
+        " ON CONFLICT (user_id, reference) WHERE reference IS NOT NULL DO NOTHING"
+        " RETURNING id"
     )
 )
 _STRIKES = Compiled(
@@ -87,8 +90,8 @@ class SqlModeration(_Repository):
     async def delete_rule(self, rule_id: uuid.UUID) -> bool:
         return await self._sql.one(_DELETE_RULE, {"id": rule_id}) is not None
 
-    async def add_strike(self, strike: Strike) -> None:
-        await self._sql.run(
+    async def add_strike(self, strike: Strike) -> bool:
+        row = await self._sql.one(
             _ADD_STRIKE,
             {
                 "id": strike.id,
@@ -99,6 +102,7 @@ class SqlModeration(_Repository):
                 "created_at": strike.created_at,
             },
         )
+        return row is not None
 
     async def strikes(self, user_id: uuid.UUID, since: datetime) -> list[Strike]:
         rows = await self._sql.all(_STRIKES, {"user_id": user_id, "since": since})

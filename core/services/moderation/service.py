@@ -130,14 +130,40 @@ class Moderation:
         if decision.refused:
             await self._refuse(decision, surface, user_id, field, reference)
 
-    async def check_prompt(self, user_id: uuid.UUID, prompt: str, *, field: str = "prompt") -> None:
+    async def check_prompt(
+        self,
+        user_id: uuid.UUID,
+        prompt: str,
+        *,
+        field: str = "prompt",
+        reference: str | None = None,
+    ) -> None:
         """A generation's prompt: refused when the user's generation is suspended
-        (GenerationSuspended) or the prompt is (ContentRefused, a strike recorded).
+        (GenerationSuspended) or the prompt is (ContentRefused, a strike recorded;
+        ``reference``: the request's, ``request_reference``, so that a retry of it
+        counts no second strike).
 
         The negative prompt is not checked: it names what the user does not want,
         and routinely lists what would be refused in a prompt."""
         await self.require_standing(user_id)
-        await self.check_text(prompt, Surface.PROMPT, user_id=user_id, field=field)
+        await self.check_text(
+            prompt, Surface.PROMPT, user_id=user_id, field=field, reference=reference
+        )
+
+    async def check_images(
+        self,
+        images: Sequence[tuple[str, bytes, str]],
+        surface: Surface,
+        *,
+        user_id: uuid.UUID | None,
+        reference: str | None = None,
+    ) -> None:
+        """``check_image`` for each ``(field, data, content_type)`` in order: the first
+        refused raises ContentRefused naming its field (one strike for the request)."""
+        for field, data, content_type in images:
+            await self.check_image(
+                data, content_type, surface, user_id=user_id, field=field, reference=reference
+            )
 
     async def standing(self, user_id: uuid.UUID) -> Standing:
         now = self.clock.now()
@@ -160,8 +186,10 @@ class Moderation:
         *,
         reference: str | None = None,
         at: datetime | None = None,
-    ) -> Strike:
-        """Record one refusal against the user (its own unit of work)."""
+    ) -> Strike | None:
+        """Record one refusal against the user (its own unit of work). None when the
+        user has a strike with the same ``reference`` already: the same refusal met
+        again (a retried request) counts once."""
         strike = Strike(
             id=new_id(),
             user_id=user_id,
@@ -171,13 +199,18 @@ class Moderation:
             reference=reference,
         )
         async with self.uow_factory() as uow:
-            await uow.moderation.add_strike(strike)
+            recorded = await uow.moderation.add_strike(strike)
             await uow.commit()
         log.info(
             "moderation refused content",
-            extra={"user_id": str(user_id), "reason": reason.value, "surface": surface.value},
+            extra={
+                "user_id": str(user_id),
+                "reason": reason.value,
+                "surface": surface.value,
+                "strike": recorded,  # False: the same refusal again, counted once
+            },
         )
-        return strike
+        return strike if recorded else None
 
     async def _refuse(
         self,
