@@ -29,6 +29,7 @@ from adapters.system import SystemClock
 from adapters.vision import OpenCvPhotoAnalyser
 from core.model.pricing import DEFAULT_CATALOG
 from core.services.generation.service import Generation
+from core.services.moderation.surfaces import ModeratedTexts
 from core.services.notifications.delivery import PushDelivery
 from core.services.notifications.emit import Notifier
 from core.services.notifications.settings import NotificationSettings
@@ -243,6 +244,7 @@ class AppContainer(containers.DeclarativeContainer):
         thresholds=providers.Callable(lambda s: s.photos.thresholds, settings),
         limits=providers.Callable(lambda s: s.photos.limits, settings),
         url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
+        moderation=content_moderation,  # each photo before it is stored (issue #19)
     )
     # training jobs and trained models (issue #16)
     training = providers.Singleton(
@@ -292,8 +294,15 @@ class AppContainer(containers.DeclarativeContainer):
         uow_factory=uow_factory,
         urls=social_urls,
         avatars=providers.Singleton(PillowAvatars),
+        moderation=content_moderation,  # names, bios and avatars (issue #19)
     )
-    posts = providers.Singleton(Posts, uow_factory, social_urls, notifier=notifier)
+    posts = providers.Singleton(
+        Posts,
+        uow_factory,
+        social_urls,
+        review=providers.Singleton(ModeratedTexts, content_moderation),  # issue #19
+        notifier=notifier,
+    )
     # trust and safety (issue #17): reports, operators' decisions, account deletion;
     # sessions end through Supabase Auth's admin API when SUPABASE_URL and the service
     # key are set (the embedded default's locally minted tokens have no sessions)

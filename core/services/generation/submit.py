@@ -34,6 +34,7 @@ from core.model.job_params import (
 )
 from core.model.jobs import Job, JobStatus
 from core.model.media import MediaAsset
+from core.model.moderation import Surface, request_reference
 from core.model.pricing import Catalog, ModelKind
 from core.model.profiles import SubscriptionTier
 from core.services.credits import lock_account, place_hold
@@ -45,7 +46,7 @@ from core.services.realtime import credits_changed, job_updated
 from core.services.training.models import with_lora
 from ports.ai import Captioner, PromptEnhancer
 from ports.clock import Clock
-from ports.imaging import ImageInspector
+from ports.imaging import ImageInspector, InspectedImage
 from ports.queue import JobQueue
 from ports.realtime import RealtimePublisher
 from ports.storage import MediaStorage
@@ -117,6 +118,16 @@ async def answered_or_affordable(
     return None
 
 
+#: an uploaded picture to moderate: (the part's field, PNG bytes)
+Picture = tuple[str, bytes]
+
+
+def checks_balance(moderation: Moderation | None, pictures: Sequence[Picture] = ()) -> bool:
+    """Whether ``moderated`` looks at a replay and the balance first (so that the
+    caller need not again before its own paid calls)."""
+    return moderation is not None and (moderation.remote or bool(pictures))
+
+
 async def moderated(
     uow_factory: UnitOfWorkFactory,
     moderation: Moderation | None,
@@ -125,25 +136,39 @@ async def moderated(
     key: str | None,
     request_hash: str,
     cost: int,
+    pictures: Sequence[Picture] = (),
 ) -> Submitted | None:
-    """The prompt through moderation, after the free checks and before any paid call
-    (issue #19). Raises ContentRefused (422, field ``prompt``: nothing is held or
+    """The prompt, then the uploaded pictures (surface ``edit_input``), through
+    moderation, after the free checks and before any paid call (issue #19). Raises
+    ContentRefused (422 naming ``prompt`` or the picture's part: nothing is held or
     stored, a strike is recorded) or GenerationSuspended (403).
 
-    Where a classifier calls out of the process (``moderation.remote``), a replay of
-    the key and the balance are looked at first, as before any paid call: a request
-    that would be answered from its key or refused 402 sends nothing out. Returns the
-    stored answer to replay then; None: go ahead.
+    Where a classifier calls out of the process (``moderation.remote``), or there are
+    pictures to classify (a model on this process's CPUs), a replay of the key and the
+    balance are looked at first, as before any paid call: a request that would be
+    answered from its key or refused 402 sends nothing out and costs no classifying.
+    Returns the stored answer to replay then; None: go ahead.
+
+    A request retried with its Idempotency-Key and refused again records no second
+    strike: the strike's reference is the request's (``request_reference``).
     """
     if moderation is None:
         return None
-    if moderation.remote:
+    if checks_balance(moderation, pictures):
         answered = await answered_or_affordable(
             uow_factory, user_id=user_id, key=key, request_hash=request_hash, cost=cost
         )
         if answered is not None:
             return answered
-    await moderation.check_prompt(user_id, prompt)
+    reference = request_reference(key, request_hash)
+    await moderation.check_prompt(user_id, prompt, reference=reference)
+    if pictures:
+        await moderation.check_images(
+            [(field, data, "image/png") for field, data in pictures],
+            Surface.EDIT_INPUT,
+            user_id=user_id,
+            reference=reference,
+        )
     return None
 
 
@@ -235,7 +260,8 @@ async def submit_edit(
     """
     spec = catalog.get(model_id, ModelKind.EDIT)
     uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
-    width, height, image_key, mask_key = await _planned_edit(inspector, uploads, image, mask)
+    picture, image_key, mask_key = await _planned_edit(inspector, uploads, image, mask)
+    width, height = picture.width, picture.height
     params = EditParams(
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -248,8 +274,9 @@ async def submit_edit(
     )
     params.validate(max_width=spec.max_width, max_height=spec.max_height)
     cost = catalog.edit_price(model_id, width, height)
+    pictures = [("image", picture.data)]  # the mask is black and white: nothing to see
     answered = await moderated(
-        uow_factory, moderation, user_id, prompt, idempotency_key, request_hash, cost
+        uow_factory, moderation, user_id, prompt, idempotency_key, request_hash, cost, pictures
     )
     if answered is not None:
         return answered
@@ -258,7 +285,8 @@ async def submit_edit(
         queue,
         clock,
         uploads,
-        paid_first=captioner is not None,  # the captions are paid for: the free checks first
+        # the captions are paid for: the free checks first (unless moderation made them)
+        paid_first=captioner is not None and not checks_balance(moderation, pictures),
         kind=ModelKind.EDIT,
         model_id=model_id,
         params=params,
@@ -273,14 +301,14 @@ async def submit_edit(
 
 async def _planned_edit(
     inspector: ImageInspector, uploads: _Uploads, image: Upload, mask: Upload
-) -> tuple[int, int, str, str]:
+) -> tuple[InspectedImage, str, str]:
     """Check the picture, then its mask at the picture's size, and plan both uploads.
-    Returns the picture's width and height and the two storage keys."""
+    Returns the picture as inspected and the two storage keys."""
     picture = await inspector.inspect(image.data, image.content_type, field="image")
     painted = await inspector.inspect_mask(
         mask.data, mask.content_type, field="mask", size=(picture.width, picture.height)
     )
-    return picture.width, picture.height, uploads.plan(picture), uploads.plan(painted)
+    return picture, uploads.plan(picture), uploads.plan(painted)
 
 
 async def submit_video(
@@ -333,19 +361,22 @@ async def submit_video(
     )
     draft.validate(resolutions=catalog.video_resolutions(spec.id))
     cost = catalog.video_price(model_id, draft.duration_seconds, draft.resolution)
+    uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
+    params, pictures = await _with_frames(draft, inspector, uploads, frames)
     answered = await moderated(
-        uow_factory, moderation, user_id, prompt, idempotency_key, request_hash, cost
+        uow_factory, moderation, user_id, prompt, idempotency_key, request_hash, cost, pictures
     )
     if answered is not None:
         return answered
-    uploads = _Uploads(uow_factory, storage, clock, user_id, captioner)
-    params = await _with_frames(draft, inspector, uploads, frames)
     return await _submit_with_uploads(
         uow_factory,
         queue,
         clock,
         uploads,
-        paid_first=captioner is not None and bool(uploads.planned),  # as for an edit
+        # as for an edit
+        paid_first=bool(uploads.planned)
+        and captioner is not None
+        and not checks_balance(moderation, pictures),
         kind=ModelKind.VIDEO,
         model_id=model_id,
         params=params,
@@ -363,22 +394,26 @@ async def _with_frames(
     inspector: ImageInspector,
     uploads: _Uploads,
     frames: dict[str, Upload | None],
-) -> VideoParams:
+) -> tuple[VideoParams, list[Picture]]:
     """Check each frame that was sent, in order, plan its upload, and put its storage
-    key in place of the draft's stand-in (None for a frame not sent)."""
+    key in place of the draft's stand-in (None for a frame not sent). Returns the
+    params and the frames as inspected, for moderation."""
     keys: dict[str, str | None] = {}
+    pictures: list[Picture] = []
     for name, upload in frames.items():
         if upload is None:
             keys[name] = None
             continue
         inspected = await inspector.inspect(upload.data, upload.content_type, field=name)
         keys[name] = uploads.plan(inspected)
-    return msgspec.structs.replace(
+        pictures.append((name, inspected.data))
+    params = msgspec.structs.replace(
         draft,
         image_key=keys["image"],
         first_frame_key=keys["first_frame"],
         last_frame_key=keys["last_frame"],
     )
+    return params, pictures
 
 
 async def _submit_with_uploads(

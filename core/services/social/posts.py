@@ -6,9 +6,10 @@ neither blocked the other. Unlisted posts are listed nowhere (feed, profile); th
 share link (or the id the app resolves it to) opens them. A post someone may not
 reach is a 404, never a 403: ids leak nothing.
 
-Captions and comments pass ``TextReview`` before anything is written. Until the
-moderation port lands (its engineer plugs a classifier in here) the review is a
-length and character check; the seam is the ``review`` argument.
+Captions and comments pass ``TextReview`` before anything is written: a length and
+character check, then moderation (``core.services.moderation.surfaces.ModeratedTexts``,
+issue #19: a refusal is a 422 ``content_refused`` naming the field, nothing written);
+the seam is the ``review`` argument.
 
 Likes and comments write their notification (the post's author's inbox and push
 outbox, ``core.services.notifications``) in the same transaction.
@@ -48,21 +49,23 @@ from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 class TextReview(Protocol):
-    """The moderation seam for captions and comments: the text to store, or
-    InvalidInput naming ``field``."""
+    """The moderation seam for captions and comments: the text to store (maybe with
+    words masked), or InvalidInput naming ``field`` (ContentRefused for a refusal).
+    ``user_id``: whose text (a refusal counts against them); ``target``: where it goes
+    (``asset:<id>`` for a new post, ``post:<id>``), for the strike's reference."""
 
-    async def caption(self, text: str) -> str: ...
+    async def caption(self, text: str, *, user_id: uuid.UUID, target: str) -> str: ...
 
-    async def comment(self, text: str) -> str: ...
+    async def comment(self, text: str, *, user_id: uuid.UUID, target: str) -> str: ...
 
 
 class LengthAndCharacters:
-    """The review until the moderation port lands: length and character checks."""
+    """The review without moderation: length and character checks."""
 
-    async def caption(self, text: str) -> str:
+    async def caption(self, text: str, *, user_id: uuid.UUID, target: str) -> str:
         return check_text(text, "caption", MAX_CAPTION)
 
-    async def comment(self, text: str) -> str:
+    async def comment(self, text: str, *, user_id: uuid.UUID, target: str) -> str:
         return check_comment(text)
 
 
@@ -119,7 +122,7 @@ class Posts:
     ) -> PostItem:
         """Raises NotFound (not my asset), AlreadyTaken (``assetId``: published
         already), InvalidInput (``caption``)."""
-        text = await self.review.caption(caption)
+        text = await self.review.caption(caption, user_id=user_id, target=f"asset:{asset_id}")
         async with self.uow_factory() as uow:
             await uow.profiles.ensure(user_id, email)
             asset = await uow.media.get(asset_id)
@@ -158,7 +161,12 @@ class Posts:
         visibility: Visibility | None,
         now: datetime,
     ) -> PostItem:
-        text = None if caption is None else await self.review.caption(caption)
+        target = f"post:{post_id}"
+        text = (
+            None
+            if caption is None
+            else await self.review.caption(caption, user_id=user_id, target=target)
+        )
         async with self.uow_factory() as uow:
             post = await uow.social.get_post(post_id)
             if post is None or post.user_id != user_id:
@@ -286,7 +294,7 @@ class Posts:
     async def comment(
         self, user_id: uuid.UUID, email: str | None, post_id: uuid.UUID, body: str, now: datetime
     ) -> CommentItem:
-        text = await self.review.comment(body)
+        text = await self.review.comment(body, user_id=user_id, target=f"post:{post_id}")
         async with self.uow_factory() as uow:
             await uow.profiles.ensure(user_id, email)
             post = await _reach(uow, post_id, user_id)

@@ -5,6 +5,11 @@ Editing takes a patch whose absent fields stay as they are (``UNSET`` at the edg
 becomes ``None`` here, a field in ``clear`` is set to null). A username is stored
 lower case, unique case-insensitively (the database's unique index decides between
 two claims at once), and changes at most once per ``USERNAME_COOLDOWN``.
+
+Usernames, display names and bios, and avatars, pass moderation (issue #19) after
+their own checks and before anything is written or stored: a refusal is a 422
+``content_refused`` naming the field, with a strike; a bio may come back with words
+masked (a rewrite), a name may not.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import msgspec
 from core.model.errors import AlreadyTaken, InvalidInput, NotFound
 from core.model.ids import new_id
 from core.model.media import MediaKind
+from core.model.moderation import Surface, content_reference
 from core.model.social import (
     MAX_BIO,
     MAX_DISPLAY_NAME,
@@ -31,6 +37,7 @@ from core.model.social import (
     check_username,
     may_rename,
 )
+from core.services.moderation.service import Moderation
 from core.services.social.views import AssetItem, Page, PostItem, Urls
 from ports.avatars import AvatarImages
 from ports.unit_of_work import UnitOfWorkFactory
@@ -96,11 +103,60 @@ def apply_patch(profile: SocialProfile, patch: ProfilePatch, now: datetime) -> S
     return msgspec.structs.replace(profile, **changes)
 
 
+#: the texts of a profile moderation reads: the patch's field, its wire name, the surface
+_MODERATED = (
+    ("username", "username", Surface.USERNAME),
+    ("display_name", "displayName", Surface.DISPLAY_NAME),
+    ("bio", "bio", Surface.BIO),
+)
+
+
 class Profiles:
-    def __init__(self, uow_factory: UnitOfWorkFactory, urls: Urls, avatars: AvatarImages) -> None:
+    """``moderation``: None checks nothing but the fields' own rules."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        urls: Urls,
+        avatars: AvatarImages,
+        *,
+        moderation: Moderation | None = None,
+    ) -> None:
         self.uow_factory = uow_factory
         self.urls = urls
         self.avatars = avatars
+        self.moderation = moderation
+
+    async def _moderated(self, user_id: uuid.UUID, patch: ProfilePatch) -> ProfilePatch:
+        """The patch with its texts through moderation, before the transaction (a
+        classifier may be a remote call: no connection is held meanwhile). Each text's
+        own rules go first (``apply_patch`` checks them again: free). Raises
+        InvalidInput or ContentRefused naming the field; a bio may come back rewritten."""
+        if self.moderation is None:
+            return patch
+        changes: dict[str, str] = {}
+        for name, wire, surface in _MODERATED:
+            value: str | None = getattr(patch, name)
+            if value is None:
+                continue
+            if surface is Surface.USERNAME:
+                text = check_username(value)
+            elif surface is Surface.DISPLAY_NAME:
+                text = check_text(value, wire, MAX_DISPLAY_NAME, newlines=False)
+            else:
+                text = check_text(value, wire, MAX_BIO)
+            if not text:
+                continue  # cleared
+            kept = await self.moderation.check_text(
+                text,
+                surface,
+                user_id=user_id,
+                field=wire,
+                reference=content_reference(f"profile/{surface.value}", text),
+            )
+            if kept != text:
+                changes[name] = kept
+        return msgspec.structs.replace(patch, **changes) if changes else patch
 
     async def mine(self, user_id: uuid.UUID, email: str | None) -> SocialProfile:
         async with self.uow_factory() as uow:
@@ -113,8 +169,9 @@ class Profiles:
     async def edit(
         self, user_id: uuid.UUID, email: str | None, patch: ProfilePatch, now: datetime
     ) -> SocialProfile:
-        """Raises InvalidInput (the field at fault, a username in its cooldown) or
-        AlreadyTaken (``username``: someone else holds it)."""
+        """Raises InvalidInput (the field at fault, a username in its cooldown),
+        ContentRefused (moderation) or AlreadyTaken (``username``: someone else holds it)."""
+        patch = await self._moderated(user_id, patch)
         async with self.uow_factory() as uow:
             await uow.profiles.ensure(user_id, email)
             current = await uow.social.get_profile(user_id)
@@ -132,8 +189,18 @@ class Profiles:
         self, user_id: uuid.UUID, email: str | None, data: bytes, content_type: str | None
     ) -> SocialProfile:
         """Stores the normalised picture under a new key (a stable URL per version:
-        caches never serve an old face), then deletes the previous one."""
+        caches never serve an old face), then deletes the previous one. A picture
+        moderation refuses (ContentRefused, ``avatar``) is never stored."""
         picture = await self.avatars.avatar(data, content_type, field="avatar")
+        if self.moderation is not None:
+            await self.moderation.check_image(
+                picture,
+                "image/jpeg",
+                Surface.AVATAR,
+                user_id=user_id,
+                field="avatar",
+                reference=content_reference("avatar", picture),
+            )
         key = f"{user_id}/avatars/{new_id().hex}.jpg"
         await self.urls.storage.put(key, picture, "image/jpeg")
         try:

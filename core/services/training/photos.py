@@ -8,6 +8,10 @@ failed upload never leaves a file behind: what the request could not delete, the
 reconciler's ``sweep_orphaned_uploads`` does. Deleting works the same way backwards:
 the rows go and the files are expected in one transaction, then the files are deleted
 and settled.
+
+A photo that decodes passes moderation (surface ``training_photo``, issue #19) before it
+is stored: a refused one is a 422 ``content_refused`` naming ``photo``, with a strike,
+and nothing of it is kept (no file, no row: unlike an unusable photo, it is not shown).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import msgspec
 
 from core.model.errors import InvalidInput, NotFound
 from core.model.ids import new_id
+from core.model.moderation import Surface, content_reference
 from core.model.training.photos import (
     Photo,
     PhotoLimits,
@@ -34,6 +39,7 @@ from core.model.training.photos import (
     unmeasured,
 )
 from core.services.generation.uploads import _discard_uploads
+from core.services.moderation.service import Moderation
 from ports.clock import Clock
 from ports.repositories.training import PhotoSetRepository
 from ports.storage import MediaStorage
@@ -70,6 +76,7 @@ class PhotoSets:
         thresholds: PhotoThresholds | None = None,
         limits: PhotoLimits | None = None,
         url_ttl: int = 3600,
+        moderation: Moderation | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.storage = storage
@@ -78,6 +85,7 @@ class PhotoSets:
         self.thresholds = thresholds or PhotoThresholds()
         self.limits = limits or PhotoLimits()
         self.url_ttl = url_ttl
+        self.moderation = moderation  # None: photos are not moderated
 
     async def create_set(
         self, user_id: uuid.UUID, name: str | None, *, email: str | None = None
@@ -100,13 +108,29 @@ class PhotoSets:
             await uow.commit()
         return photo_set
 
+    async def check_room(self, user_id: uuid.UUID, set_id: uuid.UUID) -> None:
+        """Raises NotFound (not the user's set) and PhotoSetFull: what ``add_photo``
+        checks first, for the edge to ask before it reads an upload's body."""
+        async with self.uow_factory() as uow:
+            await self._room(uow, user_id, set_id)
+
     async def add_photo(self, user_id: uuid.UUID, set_id: uuid.UUID, data: bytes) -> Photo:
         """Check one photo and record it with its verdict (a bad photo is recorded too:
         the app shows why it is unusable). Raises NotFound (not the user's set) and
-        PhotoSetFull, both before the photo is looked at."""
-        async with self.uow_factory() as uow:
-            await self._room(uow, user_id, set_id)
+        PhotoSetFull, both before the photo is looked at, and ContentRefused (``photo``)
+        when moderation refuses it: then nothing is recorded or stored."""
+        await self.check_room(user_id, set_id)
         analysed = await self.analyser.analyse(data)
+        if analysed.data is not None and self.moderation is not None:
+            assert analysed.content_type is not None
+            await self.moderation.check_image(
+                analysed.data,
+                analysed.content_type,
+                Surface.TRAINING_PHOTO,
+                user_id=user_id,
+                field="photo",
+                reference=content_reference(f"photo_set:{set_id}", analysed.data),
+            )
         photo_id = new_id()
         key = photo_key(user_id, set_id, photo_id) if analysed.data is not None else None
         if key is not None:
