@@ -39,7 +39,7 @@ bench-feed: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict .
+	$(BIN)/mypy --strict
 	$(BIN)/lint-imports
 
 ## the whole suite: lint, types, dependency rule, then pytest

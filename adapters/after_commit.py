@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ports.unit_of_work import Effect
+from genstudio.ports.unit_of_work import Effect
 
 log = logging.getLogger("genstudio.uow")
 

@@ -40,9 +40,6 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-# FEED_SQL: the adapter's own text; _LATEST/_HIGHEST and _LAST_ID: the key it compares
-# with on a first page (no cursor)
-from adapters.supabase.repositories.social import _HIGHEST, _LAST_ID, _LATEST, FEED_SQL
 from bench import tools as bench_tools
 from bench.run import (
     BENCH,
@@ -69,8 +66,12 @@ from bench.run import (
     wait_ready,
     wait_reaped,
 )
-from core.model.social import TOP_WINDOW, FeedSort
-from entrypoints.http.social.schemas import encode_cursor
+
+# FEED_SQL: the adapter's own text; _LATEST/_HIGHEST and _LAST_ID: the key it compares
+# with on a first page (no cursor)
+from genstudio.adapters.supabase.repositories.social import _HIGHEST, _LAST_ID, _LATEST, FEED_SQL
+from genstudio.core.model.social import TOP_WINDOW, FeedSort
+from genstudio.entrypoints.http.social.schemas import encode_cursor
 
 PAGE = 20  # the API's page; it asks the database for one more row to know if more follow
 LISTED = "visibility = 'public' AND state = 'visible'"
@@ -540,11 +541,11 @@ def pgbench(
     return {"transactions": len(lat), "tps": round(float(found.group(1)), 1), **quantiles(lat)}
 
 
-# ``genstudio serve`` as entrypoints.cli.main runs it, the port from PORT: the fallback
+# ``genstudio serve`` as genstudio.entrypoints.cli.main runs it, the port from PORT: the fallback
 # for a cli whose ``_serve`` still replaces ``host``/``port`` on the composed Settings
 # (7fa4888 moved them to ``settings.server``; the replace then raises TypeError)
 _SERVE_SHIM = (
-    "import msgspec.structs as s, entrypoints.cli as c; r = s.replace;"
+    "import msgspec.structs as s, genstudio.entrypoints.cli as c; r = s.replace;"
     " s.replace = lambda o, **k: o if set(k) <= {'host', 'port'} and not hasattr(o, 'host')"
     " else r(o, **k); c.main(['serve'])"
 )

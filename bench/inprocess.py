@@ -34,9 +34,9 @@ BODY = b'{"model":"flux-schnell","prompt":"a lighthouse at dusk","width":512,"he
 
 
 async def drive(app: Any, args: argparse.Namespace) -> list[dict[str, float]]:
-    from core.model.idempotency import request_fingerprint
-    from core.model.job_params import ImageParams
-    from core.services.generation.submit import submit_image
+    from genstudio.core.model.idempotency import request_fingerprint
+    from genstudio.core.model.job_params import ImageParams
+    from genstudio.core.services.generation.submit import submit_image
 
     numbers = list(range(1, args.users + 1))
     tokens = mint_tokens(numbers)
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         url = lab.database("inproc")
         seed_users(url, list(range(1, args.users + 1)), 1_000_000)
         os.environ.update(service_env(url, workdir))
-        from entrypoints.http.app import create_app
-        from entrypoints.settings import Settings
+        from genstudio.entrypoints.http.app import create_app
+        from genstudio.entrypoints.settings import Settings
 
         app = create_app(Settings.from_env())
         windows = uvloop.run(drive(app, args))

@@ -51,7 +51,7 @@ def make_photos(distinct: int) -> list[bytes]:
 
 def load_analyser(path: Path | None) -> ModuleType:
     if path is None:
-        from adapters.vision import analyser
+        from genstudio.adapters.vision import analyser
 
         return analyser
     spec = importlib.util.spec_from_file_location("analyser_under_test", path)

@@ -43,13 +43,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.expo import ExpoPushClient
-from adapters.notification_texts import TemplateTexts
-from adapters.system import SystemClock
-from core.model.notifications import Event, EventKind, Platform, PushToken
-from core.services.notifications.delivery import DeliveryReport, PushDelivery
-from core.services.notifications.emit import Notifier
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.adapters.expo import ExpoPushClient
+from genstudio.adapters.notification_texts import TemplateTexts
+from genstudio.adapters.system import SystemClock
+from genstudio.core.model.notifications import Event, EventKind, Platform, PushToken
+from genstudio.core.services.notifications.delivery import DeliveryReport, PushDelivery
+from genstudio.core.services.notifications.emit import Notifier
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,14 +126,14 @@ async def deliver_all(delivery: PushDelivery, senders: int, limit: int) -> Deliv
 
 def make_store(store: str, pg: str) -> tuple[UnitOfWorkFactory, str | None]:
     if store == "memory":
-        from adapters.memory import InMemoryUnitOfWorkFactory
+        from genstudio.adapters.memory import InMemoryUnitOfWorkFactory
 
         return InMemoryUnitOfWorkFactory(), None
     import psycopg
 
-    from adapters.supabase.db import make_engine
-    from adapters.supabase.migrate import upgrade
-    from adapters.supabase.uow import SqlUnitOfWorkFactory
+    from genstudio.adapters.supabase.db import make_engine
+    from genstudio.adapters.supabase.migrate import upgrade
+    from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
 
     name = f"genstudio_bench_push_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(f"{pg}/test", autocommit=True) as conn:

@@ -37,8 +37,8 @@ import httpx
 import psycopg
 from websockets.asyncio.client import ClientConnection, connect
 
-from adapters.supabase.auth import mint_token
-from adapters.supabase.migrate import upgrade
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.migrate import upgrade
 from tests import servers
 
 SECRET = "bench-realtime-" + "b" * 32
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLISHER = r"""
 import asyncio, json, random, sys, time, uuid
 from redis.asyncio import Redis
-from adapters.realtime import RedisRealtime
+from genstudio.adapters.realtime import RedisRealtime
 users = [uuid.UUID(u) for u in json.loads(sys.argv[1])]
 rate, seconds, bursts = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 async def main():
@@ -127,7 +127,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "GENSTUDIO_LOG_LEVEL": "WARNING",
     }
     api = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [sys.executable, "-m", "entrypoints.cli", "serve"], env=env, cwd=ROOT
+        [sys.executable, "-m", "genstudio.entrypoints.cli", "serve"], env=env, cwd=ROOT
     )
     try:
         base = f"http://127.0.0.1:{port}"

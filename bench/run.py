@@ -53,7 +53,7 @@ BENCH = ROOT / "bench"
 PG_SERVER = os.environ.get("GENSTUDIO_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("GENSTUDIO_BENCH_REDIS", "redis://127.0.0.1:6379/11")
 SECRET = "bench-secret-" + "x" * 40
-GENSTUDIO = [sys.executable, "-m", "entrypoints.cli"]
+GENSTUDIO = [sys.executable, "-m", "genstudio.entrypoints.cli"]
 SINGLE_USER = 999_999  # the user of the single-user rows; the many are 1..users
 WIDTH = HEIGHT = 512  # what bench/submit.lua and bench/loadgen.py ask for
 
@@ -92,7 +92,7 @@ class Lab:
         self.pgbench = "pgbench"  # the one bench.tools found or installed
 
     def database(self, tag: str) -> str:
-        from adapters.supabase.migrate import upgrade
+        from genstudio.adapters.supabase.migrate import upgrade
 
         name = f"genstudio_bench_{tag}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
@@ -197,9 +197,9 @@ def start_api(lab: Lab, env: dict[str, str], count: int) -> list[int]:
 
 
 async def _seed(url: str, numbers: list[int], credits: int) -> None:
-    from adapters.supabase.db import make_engine
-    from adapters.supabase.uow import SqlUnitOfWorkFactory
-    from core.services.credits import grant_credits
+    from genstudio.adapters.supabase.db import make_engine
+    from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+    from genstudio.core.services.credits import grant_credits
 
     engine = make_engine(url, pool_size=8)
     factory = SqlUnitOfWorkFactory(engine)
@@ -230,7 +230,7 @@ def seed_users(url: str, numbers: list[int], credits: int) -> None:
 
 def mint_tokens(numbers: list[int]) -> list[str]:
     """The bench users' bearer tokens, valid for two hours."""
-    from adapters.supabase.auth import mint_token
+    from genstudio.adapters.supabase.auth import mint_token
 
     return [
         mint_token(SECRET, user_id=user_id(n), email=f"user{n}@bench.example", ttl_seconds=7200)
@@ -418,7 +418,7 @@ def count_jobs(url: str) -> int:
 
 
 def submission_phase(lab: Lab, args: argparse.Namespace, result: dict[str, Any]) -> None:
-    from core.model.pricing import DEFAULT_CATALOG
+    from genstudio.core.model.pricing import DEFAULT_CATALOG
 
     cost = DEFAULT_CATALOG.image_price("flux-schnell", WIDTH, HEIGHT, 1)
     url = lab.database("submit")
@@ -542,10 +542,10 @@ def loadavg() -> str:
 
 
 def modal_wired() -> bool:
-    """Whether entrypoints.gpus.build_gpus adds Modal when MODAL_* are set."""
+    """Whether genstudio.entrypoints.gpus.build_gpus adds Modal when MODAL_* are set."""
     try:
-        from entrypoints.gpus import build_gpus
-        from entrypoints.settings import ModalSettings, Settings
+        from genstudio.entrypoints.gpus import build_gpus
+        from genstudio.entrypoints.settings import ModalSettings, Settings
 
         class _Local:
             name = "local"

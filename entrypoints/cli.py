@@ -9,8 +9,8 @@ import sys
 import uuid
 from datetime import timedelta
 
-from entrypoints.logs import configure_logging
-from entrypoints.settings import Settings, resolve_secrets
+from genstudio.entrypoints.logs import configure_logging
+from genstudio.entrypoints.settings import Settings, resolve_secrets
 
 
 def _uuid(value: str) -> uuid.UUID:
@@ -80,8 +80,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     import msgspec
     import uvicorn
 
-    from entrypoints.http.app import create_app
-    from entrypoints.http.server import CorkedHttpToolsProtocol
+    from genstudio.entrypoints.http.app import create_app
+    from genstudio.entrypoints.http.server import CorkedHttpToolsProtocol
 
     server = msgspec.structs.replace(
         settings.server, host=host or settings.server.host, port=port or settings.server.port
@@ -101,8 +101,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from adapters.supabase.migrate import upgrade
-    from entrypoints.runtime import database_url
+    from genstudio.adapters.supabase.migrate import upgrade
+    from genstudio.entrypoints.runtime import database_url
 
     async with database_url(settings) as url:  # the embedded server is migrated as it starts
         if settings.database.url is not None:
@@ -111,7 +111,7 @@ async def _migrate(settings: Settings) -> None:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> None:
-    from adapters.supabase.auth import mint_token
+    from genstudio.adapters.supabase.auth import mint_token
 
     settings = resolve_secrets(settings)
     if settings.supabase.jwt_secret is None:
@@ -138,9 +138,9 @@ async def _grant(
     key: str | None = None,
     expires_in_days: float | None = None,
 ) -> int:
-    from core.model.errors import InvalidInput
-    from core.services.credits import grant_credits
-    from entrypoints.runtime import open_runtime
+    from genstudio.core.model.errors import InvalidInput
+    from genstudio.core.services.credits import grant_credits
+    from genstudio.entrypoints.runtime import open_runtime
 
     if amount <= 0:
         raise SystemExit("the amount must be a positive number of credits")
@@ -189,13 +189,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         _serve(settings, args.host, args.port)
     elif args.command == "worker":
-        from entrypoints.worker import run_worker
+        from genstudio.entrypoints.worker import run_worker
 
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
         _freeze_startup_objects()
         asyncio.run(run_worker(settings, kinds))
     elif args.command == "scheduler":
-        from entrypoints.worker import run_scheduler
+        from genstudio.entrypoints.worker import run_scheduler
 
         asyncio.run(run_scheduler(settings))
     elif args.command == "migrate":
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"granted {args.amount} credits to {args.user}; balance {balance}")
     elif args.command == "demo":
-        from entrypoints.demo import run_demo
+        from genstudio.entrypoints.demo import run_demo
 
         raise SystemExit(run_demo(settings, url=args.url, credits=args.credits))
 

@@ -11,46 +11,46 @@ from dependency_injector import containers, providers
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.gpu_local import LocalGpuProvider
-from adapters.imaging import PillowAvatars, PillowImageInspector
-from adapters.limits import memory_counter, redis_counter
-from adapters.local_storage import LocalFileStorage
-from adapters.memory.accounts import LocalAccountDirectory
-from adapters.memory.ai import SuffixPromptEnhancer
-from adapters.notification_texts import TemplateTexts
-from adapters.openrouter import OpenRouterClient
-from adapters.realtime import InProcessRealtime, RealtimeHub, RedisRealtime
-from adapters.redis import RedisStreamInspector
-from adapters.supabase.admin import SupabaseAccountDirectory
-from adapters.supabase.auth import SupabaseJwtVerifier
-from adapters.supabase.uow import SqlUnitOfWorkFactory
-from adapters.supabase_storage import SupabaseStorage
-from adapters.system import SystemClock
-from adapters.vision import OpenCvPhotoAnalyser
-from core.model.pricing import DEFAULT_CATALOG
-from core.services.generation.service import Generation
-from core.services.moderation.surfaces import ModeratedTexts
-from core.services.notifications.delivery import PushDelivery
-from core.services.notifications.emit import Notifier
-from core.services.notifications.settings import NotificationSettings
-from core.services.processing.processor import JobProcessor
-from core.services.reconcile import Reconciler
-from core.services.safety.accounts import AccountDeletion
-from core.services.safety.moderation import Moderation
-from core.services.safety.reports import Reports
-from core.services.social.posts import Posts
-from core.services.social.profiles import Profiles
-from core.services.social.views import Urls
-from core.services.training.photos import PhotoSets
-from core.services.training.service import Training
-from entrypoints import iap
-from entrypoints.gpus import build_gpus, build_policy, build_router
-from entrypoints.moderation import build_moderation
-from entrypoints.notifications import DeliveryKicker, notification_policy, push_sender
-from entrypoints.settings import Settings
-from ports.auth import AuthVerifier
-from ports.limits import RateCounter
-from ports.queue import JobQueue, QueueInspector
+from genstudio.adapters.gpu_local import LocalGpuProvider
+from genstudio.adapters.imaging import PillowAvatars, PillowImageInspector
+from genstudio.adapters.limits import memory_counter, redis_counter
+from genstudio.adapters.local_storage import LocalFileStorage
+from genstudio.adapters.memory.accounts import LocalAccountDirectory
+from genstudio.adapters.memory.ai import SuffixPromptEnhancer
+from genstudio.adapters.notification_texts import TemplateTexts
+from genstudio.adapters.openrouter import OpenRouterClient
+from genstudio.adapters.realtime import InProcessRealtime, RealtimeHub, RedisRealtime
+from genstudio.adapters.redis import RedisStreamInspector
+from genstudio.adapters.supabase.admin import SupabaseAccountDirectory
+from genstudio.adapters.supabase.auth import SupabaseJwtVerifier
+from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+from genstudio.adapters.supabase_storage import SupabaseStorage
+from genstudio.adapters.system import SystemClock
+from genstudio.adapters.vision import OpenCvPhotoAnalyser
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.services.generation.service import Generation
+from genstudio.core.services.moderation.surfaces import ModeratedTexts
+from genstudio.core.services.notifications.delivery import PushDelivery
+from genstudio.core.services.notifications.emit import Notifier
+from genstudio.core.services.notifications.settings import NotificationSettings
+from genstudio.core.services.processing.processor import JobProcessor
+from genstudio.core.services.reconcile import Reconciler
+from genstudio.core.services.safety.accounts import AccountDeletion
+from genstudio.core.services.safety.moderation import Moderation
+from genstudio.core.services.safety.reports import Reports
+from genstudio.core.services.social.posts import Posts
+from genstudio.core.services.social.profiles import Profiles
+from genstudio.core.services.social.views import Urls
+from genstudio.core.services.training.photos import PhotoSets
+from genstudio.core.services.training.service import Training
+from genstudio.entrypoints import iap
+from genstudio.entrypoints.gpus import build_gpus, build_policy, build_router
+from genstudio.entrypoints.moderation import build_moderation
+from genstudio.entrypoints.notifications import DeliveryKicker, notification_policy, push_sender
+from genstudio.entrypoints.settings import Settings
+from genstudio.ports.auth import AuthVerifier
+from genstudio.ports.limits import RateCounter
+from genstudio.ports.queue import JobQueue, QueueInspector
 
 
 class DatabaseContainer(containers.DeclarativeContainer):

@@ -34,7 +34,7 @@ from typing import Any, TextIO
 import httpx
 from PIL import Image, ImageDraw
 
-from entrypoints.settings import Settings, resolve_secrets
+from genstudio.entrypoints.settings import Settings, resolve_secrets
 
 START_TIMEOUT = 300.0  # a first start makes the embedded database: up to a minute or two
 JOB_TIMEOUT = 300.0
@@ -76,7 +76,7 @@ def _service(settings: Settings, url: str | None, out: TextIO) -> Iterator[str]:
     env.pop("GENSTUDIO_PUBLIC_URL", None)  # its media URLs must point at this port
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "entrypoints.cli", "serve"],
+            [sys.executable, "-m", "genstudio.entrypoints.cli", "serve"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -191,8 +191,8 @@ def run_demo(
 
 def _demo_user(settings: Settings, credits: int, out: TextIO) -> str:
     """A new user with ``credits`` granted; returns its token."""
-    from adapters.supabase.auth import mint_token
-    from entrypoints.cli import grant
+    from genstudio.adapters.supabase.auth import mint_token
+    from genstudio.entrypoints.cli import grant
 
     secrets = resolve_secrets(settings)  # after the service made the data dir's secret
     if secrets.supabase.jwt_secret is None:

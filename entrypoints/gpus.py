@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.model.pricing import DEFAULT_CATALOG
-from core.model.queueing import QueuePolicy, RetryPolicy, TimeoutPolicy
-from core.model.routing import ProviderRouter
-from entrypoints.settings import Settings
-from ports.gpu import GpuProvider
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.model.queueing import QueuePolicy, RetryPolicy, TimeoutPolicy
+from genstudio.core.model.routing import ProviderRouter
+from genstudio.entrypoints.settings import Settings
+from genstudio.ports.gpu import GpuProvider
 
 
 def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]:
@@ -16,7 +16,7 @@ def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]
     preference; with neither, the embedded default's CPU preview renderer."""
     gpus: dict[str, GpuProvider] = {}
     if settings.modal.base_url and settings.modal.token_id and settings.modal.token_secret:
-        from adapters.gpu_modal import ModalProvider
+        from genstudio.adapters.gpu_modal import ModalProvider
 
         gpus["modal"] = ModalProvider(
             base_url=settings.modal.base_url,
@@ -25,7 +25,7 @@ def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]
             timeout=settings.jobs.gpu_timeout,
         )
     if settings.runpod.api_key and settings.runpod.endpoints:
-        from adapters.gpu_runpod import make_runpod_provider
+        from genstudio.adapters.gpu_runpod import make_runpod_provider
 
         gpus["runpod"] = make_runpod_provider(
             api_key=settings.runpod.api_key,

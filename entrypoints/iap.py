@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adapters.iap_apple import AppleAppStore, AppStoreServerApi, load_root_certificates
-from adapters.iap_google import GooglePlayStore
-from core.model.purchases.products import DEFAULT_PRODUCTS, ProductCatalog, parse_product_ids
-from entrypoints.iap_settings import AppleSettings, GoogleSettings
-from ports.stores import AppleStore, GoogleStore
+from genstudio.adapters.iap_apple import AppleAppStore, AppStoreServerApi, load_root_certificates
+from genstudio.adapters.iap_google import GooglePlayStore
+from genstudio.core.model.purchases.products import (
+    DEFAULT_PRODUCTS,
+    ProductCatalog,
+    parse_product_ids,
+)
+from genstudio.entrypoints.iap_settings import AppleSettings, GoogleSettings
+from genstudio.ports.stores import AppleStore, GoogleStore
 
 
 def product_catalog(apple: AppleSettings, google: GoogleSettings) -> ProductCatalog:

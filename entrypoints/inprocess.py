@@ -12,9 +12,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from adapters.memory.queue import InMemoryJobQueue
-from core.services.processing.processor import JobProcessor
-from core.services.reconcile import Reconciler
+from genstudio.adapters.memory.queue import InMemoryJobQueue
+from genstudio.core.services.processing.processor import JobProcessor
+from genstudio.core.services.reconcile import Reconciler
 
 log = logging.getLogger("genstudio.worker")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from core.model.limits import Budget, Operation, RatePolicy, UserBudgets
+from genstudio.core.model.limits import Budget, Operation, RatePolicy, UserBudgets
 
 
 class RateSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from core.model.purchases.products import Store
-from core.services.purchases.acknowledgements import acknowledge_pending
-from core.services.purchases.subscriptions import grant_due_allowances
-from entrypoints.containers import AppContainer
+from genstudio.core.model.purchases.products import Store
+from genstudio.core.services.purchases.acknowledgements import acknowledge_pending
+from genstudio.core.services.purchases.subscriptions import grant_due_allowances
+from genstudio.entrypoints.containers import AppContainer
 
 log = logging.getLogger("genstudio.maintenance")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 
-from adapters import nudenet
-from adapters.openai_moderation import OpenAIModerationClassifier
-from core.services.moderation.rules import RuleListClassifier
-from core.services.moderation.service import Moderation
-from entrypoints.settings import Settings
-from ports.clock import Clock
-from ports.moderation import Classifier
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.adapters import nudenet
+from genstudio.adapters.openai_moderation import OpenAIModerationClassifier
+from genstudio.core.services.moderation.rules import RuleListClassifier
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.entrypoints.settings import Settings
+from genstudio.ports.clock import Clock
+from genstudio.ports.moderation import Classifier
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.moderation")
 

@@ -7,11 +7,11 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from adapters.expo import ExpoPushClient
-from core.model.notifications import NotificationPolicy
-from core.services.notifications.delivery import PushDelivery
-from entrypoints.settings import Settings
-from ports.push import PushSender
+from genstudio.adapters.expo import ExpoPushClient
+from genstudio.core.model.notifications import NotificationPolicy
+from genstudio.core.services.notifications.delivery import PushDelivery
+from genstudio.entrypoints.settings import Settings
+from genstudio.ports.push import PushSender
 
 log = logging.getLogger("genstudio.notifications")
 

@@ -12,15 +12,15 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
-from adapters.memory.queue import InMemoryJobQueue
-from adapters.redis import TaskiqJobQueue, make_stream_broker
-from adapters.supabase.db import make_engine
-from adapters.supabase.migrate import upgrade
-from entrypoints.containers import AppContainer
-from entrypoints.embedded import embedded_postgres
-from entrypoints.inprocess import InProcessWorker
-from entrypoints.maintenance import store_maintenance
-from entrypoints.settings import Settings, resolve_secrets
+from genstudio.adapters.memory.queue import InMemoryJobQueue
+from genstudio.adapters.redis import TaskiqJobQueue, make_stream_broker
+from genstudio.adapters.supabase.db import make_engine
+from genstudio.adapters.supabase.migrate import upgrade
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.embedded import embedded_postgres
+from genstudio.entrypoints.inprocess import InProcessWorker
+from genstudio.entrypoints.maintenance import store_maintenance
+from genstudio.entrypoints.settings import Settings, resolve_secrets
 
 log = logging.getLogger("genstudio")
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from core.model.safety import REPORTS_TO_HIDE
+from genstudio.core.model.safety import REPORTS_TO_HIDE
 
 
 class SafetySettings(msgspec.Struct, frozen=True, kw_only=True):

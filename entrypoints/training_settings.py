@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from core.model.training.photos import PhotoLimits, PhotoThresholds
+from genstudio.core.model.training.photos import PhotoLimits, PhotoThresholds
 
 
 class PhotoSettings(msgspec.Struct, frozen=True, kw_only=True):

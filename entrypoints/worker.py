@@ -14,14 +14,14 @@ from taskiq.cli.scheduler.run import SchedulerLoop
 from taskiq.receiver import Receiver
 from taskiq.schedule_sources import LabelScheduleSource
 
-from adapters.redis import MAINTENANCE_STREAM, PROCESS_JOB_TASK, RECONCILE_TASK
-from core.services.processing.processor import JobProcessor
-from core.services.reconcile import Reconciler
-from entrypoints.containers import AppContainer
-from entrypoints.maintenance import INTERVAL as MAINTENANCE_INTERVAL
-from entrypoints.maintenance import store_maintenance
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import Settings
+from genstudio.adapters.redis import MAINTENANCE_STREAM, PROCESS_JOB_TASK, RECONCILE_TASK
+from genstudio.core.services.processing.processor import JobProcessor
+from genstudio.core.services.reconcile import Reconciler
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.maintenance import INTERVAL as MAINTENANCE_INTERVAL
+from genstudio.entrypoints.maintenance import store_maintenance
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import Settings
 
 log = logging.getLogger("genstudio.worker")
 
@@ -137,7 +137,7 @@ async def run_scheduler(settings: Settings) -> None:
     """Sends the reconciler's task every ``GENSTUDIO_RECONCILE_INTERVAL`` seconds."""
     if not settings.redis.url:
         raise SystemExit("genstudio scheduler needs REDIS_URL")
-    from adapters.redis import make_stream_broker
+    from genstudio.adapters.redis import make_stream_broker
 
     broker = make_stream_broker(settings.redis.url)
     register_tasks(broker, None, None, reconcile_every=round(settings.jobs.reconcile_interval))

@@ -13,6 +13,6 @@ class AccountDirectory(Protocol):
         the request, where the provider signs out with it.
 
         Idempotent: a user who is gone already is not an error. Raises
-        core.model.safety.AuthUnavailable when the provider did not confirm (down,
+        genstudio.core.model.safety.AuthUnavailable when the provider did not confirm (down,
         timing out, refusing our key): the caller's request may be retried."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.model.job_params import MAX_PROMPT
+from genstudio.core.model.job_params import MAX_PROMPT
 
 MAX_CAPTION = 500
 """The longest caption a Captioner returns, in characters."""

@@ -8,9 +8,9 @@ from typing import Protocol
 
 import msgspec
 
-from core.model.job_params import JobParams
-from core.model.jobs import JobError
-from core.model.routing import ProviderHealth
+from genstudio.core.model.job_params import JobParams
+from genstudio.core.model.jobs import JobError
+from genstudio.core.model.routing import ProviderHealth
 
 
 class ProviderInput(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,10 +1,10 @@
-"""Counting requests against rate budgets (core.model.limits)."""
+"""Counting requests against rate budgets (genstudio.core.model.limits)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from core.model.limits import Budget, Usage
+from genstudio.core.model.limits import Budget, Usage
 
 
 class RateCounter(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.model.moderation import Classification, Surface
+from genstudio.core.model.moderation import Classification, Surface
 
 
 class ModerationUnavailable(Exception):

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import msgspec
 
-from core.model.notifications import Notification
+from genstudio.core.model.notifications import Notification
 
 
 class Text(msgspec.Struct, frozen=True, kw_only=True):

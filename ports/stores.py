@@ -12,9 +12,9 @@ from typing import Protocol
 
 import msgspec
 
-from core.model.purchases.entitlements import StoreTransaction
-from core.model.purchases.products import ProductKind, Store
-from core.model.purchases.store_events import Purchase, StoreEvent, SubscriptionSnapshot
+from genstudio.core.model.purchases.entitlements import StoreTransaction
+from genstudio.core.model.purchases.products import ProductKind, Store
+from genstudio.core.model.purchases.store_events import Purchase, StoreEvent, SubscriptionSnapshot
 
 
 class StoreNotification(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,17 +6,17 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Protocol, Self
 
-from ports.repositories.credits import LedgerRepository
-from ports.repositories.idempotency import IdempotencyRepository
-from ports.repositories.jobs import JobEventRepository, JobRepository
-from ports.repositories.media import MediaRepository, UploadRepository
-from ports.repositories.moderation import ModerationRepository
-from ports.repositories.notifications import NotificationRepository, PushTokenRepository
-from ports.repositories.profiles import ProfileRepository
-from ports.repositories.purchases import PurchaseRepository
-from ports.repositories.safety import SafetyRepository
-from ports.repositories.social import SocialRepository
-from ports.repositories.training import PhotoSetRepository, TrainedModelRepository
+from genstudio.ports.repositories.credits import LedgerRepository
+from genstudio.ports.repositories.idempotency import IdempotencyRepository
+from genstudio.ports.repositories.jobs import JobEventRepository, JobRepository
+from genstudio.ports.repositories.media import MediaRepository, UploadRepository
+from genstudio.ports.repositories.moderation import ModerationRepository
+from genstudio.ports.repositories.notifications import NotificationRepository, PushTokenRepository
+from genstudio.ports.repositories.profiles import ProfileRepository
+from genstudio.ports.repositories.purchases import PurchaseRepository
+from genstudio.ports.repositories.safety import SafetyRepository
+from genstudio.ports.repositories.social import SocialRepository
+from genstudio.ports.repositories.training import PhotoSetRepository, TrainedModelRepository
 
 #: work to do once a transaction committed: wake a job's worker, and later notify,
 #: publish realtime, track analytics

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import msgspec
 
-from core.model.training.photos import PhotoMeasures, PhotoReason
+from genstudio.core.model.training.photos import PhotoMeasures, PhotoReason
 
 #: the biggest photo file accepted (the HTTP edge refuses larger bodies unread)
 MAX_PHOTO_BYTES = 25 * 1024 * 1024

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 
-from adapters.memory import InMemoryUnitOfWorkFactory
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.adapters.memory import InMemoryUnitOfWorkFactory
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 from tests import servers
 
 
@@ -37,7 +37,7 @@ def _admin_url() -> str:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A freshly created and migrated database for this test run."""
-    from adapters.supabase.migrate import upgrade
+    from genstudio.adapters.supabase.migrate import upgrade
 
     name = f"genstudio_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_admin_url(), autocommit=True) as conn:
@@ -54,7 +54,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def fresh_db() -> Iterator[str]:
     """A database of its own, for a test whose workers must see no one else's jobs."""
-    from adapters.supabase.migrate import upgrade
+    from genstudio.adapters.supabase.migrate import upgrade
 
     name = f"genstudio_own_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_admin_url(), autocommit=True) as conn:
@@ -70,7 +70,7 @@ def fresh_db() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def pg_engine(pg_url: str) -> AsyncIterator[object]:
-    from adapters.supabase.db import make_engine
+    from genstudio.adapters.supabase.db import make_engine
 
     engine = make_engine(pg_url, pool_size=20)
     yield engine
@@ -82,7 +82,7 @@ def uow_factory(request: pytest.FixtureRequest) -> UnitOfWorkFactory:
     """The same contract, over every unit-of-work adapter."""
     if request.param == "memory":
         return InMemoryUnitOfWorkFactory()
-    from adapters.supabase.uow import SqlUnitOfWorkFactory
+    from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
 
     engine = request.getfixturevalue("pg_engine")
     return SqlUnitOfWorkFactory(engine)

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from ports.push import (
+from genstudio.ports.push import (
     INVALID_CREDENTIALS,
     MESSAGE_RATE_EXCEEDED,
     PushMessage,

@@ -6,8 +6,8 @@ A support library, not an adapter of its own: it implements no port, so both GPU
 adapters may import it while staying independent of each other.
 """
 
-from adapters.gpu_http.calls import Backoff, HttpCaller, TokenBucket
-from adapters.gpu_http.contract import (
+from genstudio.adapters.gpu_http.calls import Backoff, HttpCaller, TokenBucket
+from genstudio.adapters.gpu_http.contract import (
     CONTENT_MARKER,
     MAX_OUTPUT_BYTES,
     classify_failure,

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from ports.gpu import ProviderUnavailable
+from genstudio.ports.gpu import ProviderUnavailable
 
 Sleep = Callable[[float], Awaitable[None]]
 

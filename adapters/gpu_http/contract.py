@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from core.model.job_params import EditParams, ImageParams, TrainingParams
-from core.model.jobs import FailureReason, JobError
-from ports.gpu import GpuRequest, OutputRole, ProviderOutput, ProviderUnavailable
+from genstudio.core.model.job_params import EditParams, ImageParams, TrainingParams
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.ports.gpu import GpuRequest, OutputRole, ProviderOutput, ProviderUnavailable
 
 #: an error text containing this (any case) is a content refusal: never retried
 CONTENT_MARKER = "CONTENT_POLICY"

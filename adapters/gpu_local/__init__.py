@@ -8,8 +8,8 @@ that pattern through an inpainting mask (and only there); ``render_video`` makes
 H.264 MP4 with PyAV from text, one image or two keyframes.
 """
 
-from adapters.gpu_local.provider import LocalGpuProvider
-from adapters.gpu_local.renderer import render_edit, render_png
-from adapters.gpu_local.video import render_video
+from genstudio.adapters.gpu_local.provider import LocalGpuProvider
+from genstudio.adapters.gpu_local.renderer import render_edit, render_png
+from genstudio.adapters.gpu_local.video import render_video
 
 __all__ = ["LocalGpuProvider", "render_edit", "render_png", "render_video"]

@@ -14,13 +14,19 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from adapters.gpu_local.renderer import render_edit, render_png
-from adapters.gpu_local.trainer import train_lora
-from adapters.gpu_local.video import render_video
-from core.model.job_params import EditParams, ImageParams, JobParams, TrainingParams, VideoParams
-from core.model.jobs import FailureReason, JobError
-from core.model.routing import ProviderHealth
-from ports.gpu import (
+from genstudio.adapters.gpu_local.renderer import render_edit, render_png
+from genstudio.adapters.gpu_local.trainer import train_lora
+from genstudio.adapters.gpu_local.video import render_video
+from genstudio.core.model.job_params import (
+    EditParams,
+    ImageParams,
+    JobParams,
+    TrainingParams,
+    VideoParams,
+)
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.core.model.routing import ProviderHealth
+from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from safetensors.numpy import save
 
-from adapters.gpu_local.renderer import render_png
+from genstudio.adapters.gpu_local.renderer import render_png
 
 RANK = 4
 SIDE = 8  # photos are read at 8x8: 64 features per view

@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 from PIL import Image, ImageOps
 
-from adapters.gpu_local.renderer import _decode, _encode, render_png
+from genstudio.adapters.gpu_local.renderer import _decode, _encode, render_png
 
 Progress = Callable[[int], None]
 

@@ -2,6 +2,6 @@
 behind Modal's proxy auth. The contract our Modal app serves is in docs/providers.md.
 """
 
-from adapters.gpu_modal.provider import ModalProvider, make_modal_provider
+from genstudio.adapters.gpu_modal.provider import ModalProvider, make_modal_provider
 
 __all__ = ["ModalProvider", "make_modal_provider"]

@@ -3,7 +3,7 @@
 The worker's input and output contract is in docs/providers.md.
 """
 
-from adapters.gpu_runpod.provider import (
+from genstudio.adapters.gpu_runpod.provider import (
     RunpodProvider,
     make_runpod_provider,
     parse_endpoints,

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from adapters.gpu_http import (
+from genstudio.adapters.gpu_http import (
     MAX_OUTPUT_BYTES,
     Backoff,
     HttpCaller,
@@ -34,10 +34,10 @@ from adapters.gpu_http import (
     progress_of,
     worker_input,
 )
-from core.model.jobs import FailureReason, JobError
-from core.model.pricing import Catalog
-from core.model.routing import ProviderHealth
-from ports.gpu import (
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.core.model.pricing import Catalog
+from genstudio.core.model.routing import ProviderHealth
+from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,

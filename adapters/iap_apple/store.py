@@ -36,10 +36,10 @@ from appstoreserverlibrary.signed_data_verifier import (
     VerificationStatus,
 )
 
-from adapters.iap_apple.client import AppStoreServerApi
-from core.model.errors import InvalidPurchase, StoreUnavailable
-from core.model.purchases.products import Store
-from core.model.purchases.store_events import (
+from genstudio.adapters.iap_apple.client import AppStoreServerApi
+from genstudio.core.model.errors import InvalidPurchase, StoreUnavailable
+from genstudio.core.model.purchases.products import Store
+from genstudio.core.model.purchases.store_events import (
     WHOLE_SHARE,
     EntitlementStatus,
     Informational,
@@ -50,7 +50,7 @@ from core.model.purchases.store_events import (
     StoreEvent,
     SubscriptionSnapshot,
 )
-from ports.stores import StoreNotification
+from genstudio.ports.stores import StoreNotification
 
 log = logging.getLogger("genstudio.iap.apple")
 _T = TypeVar("_T")
@@ -235,7 +235,7 @@ class AppleAppStore:
         )
         return info
 
-    # -- ports.stores.AppleStore --------------------------------------------------------
+    # -- genstudio.ports.stores.AppleStore --------------------------------------------------------
 
     async def verify_purchase(self, signed_transaction: str) -> Purchase | SubscriptionSnapshot:
         tx = await self._transaction(signed_transaction)

@@ -2,6 +2,6 @@
 consume) with service-account OAuth, and Real-time developer notifications through
 Pub/Sub push with OIDC-verified senders."""
 
-from adapters.iap_google.store import GooglePlayStore
+from genstudio.adapters.iap_google.store import GooglePlayStore
 
 __all__ = ["GooglePlayStore"]

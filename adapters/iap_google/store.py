@@ -41,10 +41,10 @@ import httpx
 import msgspec
 from google.oauth2 import service_account
 
-from core.model.errors import InvalidPurchase, StoreUnavailable, Unauthorized
-from core.model.purchases.entitlements import StoreTransaction
-from core.model.purchases.products import ProductKind, Store
-from core.model.purchases.store_events import (
+from genstudio.core.model.errors import InvalidPurchase, StoreUnavailable, Unauthorized
+from genstudio.core.model.purchases.entitlements import StoreTransaction
+from genstudio.core.model.purchases.products import ProductKind, Store
+from genstudio.core.model.purchases.store_events import (
     EntitlementStatus,
     Informational,
     Purchase,
@@ -53,7 +53,7 @@ from core.model.purchases.store_events import (
     StoreEvent,
     SubscriptionSnapshot,
 )
-from ports.stores import StoreNotification
+from genstudio.ports.stores import StoreNotification
 
 log = logging.getLogger("genstudio.iap.google")
 
@@ -218,7 +218,7 @@ class GooglePlayStore:
         token = _segment(token, "purchaseToken")
         return await self._call("GET", f"/purchases/subscriptionsv2/tokens/{token}")
 
-    # -- ports.stores.GoogleStore -------------------------------------------------------
+    # -- genstudio.ports.stores.GoogleStore -------------------------------------------------------
 
     async def verify_purchase(
         self, store_product_id: str, purchase_token: str, kind: ProductKind

@@ -1,6 +1,6 @@
 """Uploaded pictures with Pillow (and pillow-heif for iPhone HEIC): ``ports.imaging``."""
 
-from adapters.imaging.avatar import PillowAvatars
-from adapters.imaging.inspector import PillowImageInspector, sniff_image_type
+from genstudio.adapters.imaging.avatar import PillowAvatars
+from genstudio.adapters.imaging.inspector import PillowImageInspector, sniff_image_type
 
 __all__ = ["PillowAvatars", "PillowImageInspector", "sniff_image_type"]

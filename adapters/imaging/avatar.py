@@ -7,8 +7,8 @@ import io
 
 from PIL import Image, ImageOps
 
-from adapters.imaging.inspector import _open
-from ports.avatars import AVATAR_SIDE
+from genstudio.adapters.imaging.inspector import _open
+from genstudio.ports.avatars import AVATAR_SIDE
 
 
 def make_avatar(data: bytes, content_type: str | None, field: str) -> bytes:

@@ -15,8 +15,8 @@ from typing import cast
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.model.errors import InvalidInput
-from ports.imaging import (
+from genstudio.core.model.errors import InvalidInput
+from genstudio.ports.imaging import (
     ACCEPTED_TYPES,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_SIDE,

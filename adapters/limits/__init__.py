@@ -1,5 +1,5 @@
 """Rate counters on the `limits` package: in memory, or in Redis."""
 
-from adapters.limits.counter import LimitsCounter, memory_counter, redis_counter
+from genstudio.adapters.limits.counter import LimitsCounter, memory_counter, redis_counter
 
 __all__ = ["LimitsCounter", "memory_counter", "redis_counter"]

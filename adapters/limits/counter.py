@@ -24,7 +24,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import Redis
 
-from core.model.limits import Budget, Usage
+from genstudio.core.model.limits import Budget, Usage
 
 #: the prefix of every counter's key in Redis
 KEY_PREFIX = "genstudio:rate"

@@ -5,6 +5,6 @@ Objects are files under a root directory; the app serves them at
 ``path_for(key)`` with ``content_type_for(key)``.
 """
 
-from adapters.local_storage.storage import LocalFileStorage, check_key
+from genstudio.adapters.local_storage.storage import LocalFileStorage, check_key
 
 __all__ = ["LocalFileStorage", "check_key"]

@@ -19,8 +19,8 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from core.model.media import check_storage_key
-from ports.storage import ObjectNotFound
+from genstudio.core.model.media import check_storage_key
+from genstudio.ports.storage import ObjectNotFound
 
 CONTENT_TYPES = {
     "png": "image/png",

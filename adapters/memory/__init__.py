@@ -5,14 +5,14 @@ Usable from outside test suites: ``InMemoryStore`` holds the data,
 the Postgres adapter (rollback unless committed, account locks, idempotency locks).
 """
 
-from adapters.memory.ai import FixedCaptioner, SuffixPromptEnhancer
-from adapters.memory.auth import StaticTokenVerifier
-from adapters.memory.clock import FakeClock
-from adapters.memory.gpu import InMemoryGpuProvider
-from adapters.memory.queue import InMemoryJobQueue
-from adapters.memory.storage import InMemoryStorage
-from adapters.memory.store import InMemoryStore
-from adapters.memory.uow import InMemoryUnitOfWork, InMemoryUnitOfWorkFactory
+from genstudio.adapters.memory.ai import FixedCaptioner, SuffixPromptEnhancer
+from genstudio.adapters.memory.auth import StaticTokenVerifier
+from genstudio.adapters.memory.clock import FakeClock
+from genstudio.adapters.memory.gpu import InMemoryGpuProvider
+from genstudio.adapters.memory.queue import InMemoryJobQueue
+from genstudio.adapters.memory.storage import InMemoryStorage
+from genstudio.adapters.memory.store import InMemoryStore
+from genstudio.adapters.memory.uow import InMemoryUnitOfWork, InMemoryUnitOfWorkFactory
 
 __all__ = [
     "FakeClock",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ports.ai import CAPTION_CONTENT_TYPES, MAX_PROMPT, CaptionUnavailable
+from genstudio.ports.ai import CAPTION_CONTENT_TYPES, MAX_PROMPT, CaptionUnavailable
 
 ENHANCEMENT_SUFFIX = ", highly detailed"
 

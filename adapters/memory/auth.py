@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from core.model.errors import Unauthorized
-from ports.auth import Principal
+from genstudio.core.model.errors import Unauthorized
+from genstudio.ports.auth import Principal
 
 
 class StaticTokenVerifier:

@@ -4,10 +4,10 @@ import itertools
 import struct
 import zlib
 
-from core.model.job_params import EditParams, ImageParams, VideoParams
-from core.model.jobs import FailureReason, JobError
-from core.model.routing import ProviderHealth
-from ports.gpu import (
+from genstudio.core.model.job_params import EditParams, ImageParams, VideoParams
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.core.model.routing import ProviderHealth
+from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,

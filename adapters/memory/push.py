@@ -5,7 +5,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from ports.push import DEVICE_NOT_REGISTERED, PushMessage, PushReceipt, PushResult, PushUnavailable
+from genstudio.ports.push import (
+    DEVICE_NOT_REGISTERED,
+    PushMessage,
+    PushReceipt,
+    PushResult,
+    PushUnavailable,
+)
 
 
 class RecordingPushSender:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from ports.storage import ObjectNotFound
+from genstudio.ports.storage import ObjectNotFound
 
 
 class InMemoryStorage:

@@ -8,27 +8,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from core.model.credits import Hold, LedgerEntry, Lot
-from core.model.events import JobEvent
-from core.model.idempotency import IdempotencyRecord
-from core.model.jobs import Job
-from core.model.media import MediaAsset
-from core.model.moderation import Strike
-from core.model.moderation_rules import ModerationRule
-from core.model.notifications import (
+from genstudio.core.model.credits import Hold, LedgerEntry, Lot
+from genstudio.core.model.events import JobEvent
+from genstudio.core.model.idempotency import IdempotencyRecord
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.media import MediaAsset
+from genstudio.core.model.moderation import Strike
+from genstudio.core.model.moderation_rules import ModerationRule
+from genstudio.core.model.notifications import (
     Delivery,
     Notification,
     Preferences,
     PushTicket,
     PushToken,
 )
-from core.model.profiles import Profile
-from core.model.purchases.early_revocations import EarlyRevocation
-from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
-from core.model.safety import AuditEntry, Report
-from core.model.social import Comment, Post, SocialProfile
-from core.model.training.models import TrainedModel
-from core.model.training.photos import Photo, PhotoSet
+from genstudio.core.model.profiles import Profile
+from genstudio.core.model.purchases.early_revocations import EarlyRevocation
+from genstudio.core.model.purchases.entitlements import (
+    AllowanceGrant,
+    Entitlement,
+    StoreTransaction,
+)
+from genstudio.core.model.safety import AuditEntry, Report
+from genstudio.core.model.social import Comment, Post, SocialProfile
+from genstudio.core.model.training.models import TrainedModel
+from genstudio.core.model.training.photos import Photo, PhotoSet
 
 
 @dataclass

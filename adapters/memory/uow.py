@@ -7,20 +7,23 @@ import copy
 from types import TracebackType
 from typing import Self
 
-from adapters.after_commit import AfterCommit
-from adapters.memory.repositories.credits import InMemoryLedger
-from adapters.memory.repositories.idempotency import InMemoryIdempotency
-from adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
-from adapters.memory.repositories.media import InMemoryMedia, InMemoryUploads
-from adapters.memory.repositories.moderation import InMemoryModeration
-from adapters.memory.repositories.notifications import InMemoryNotifications, InMemoryPushTokens
-from adapters.memory.repositories.profiles import InMemoryProfiles
-from adapters.memory.repositories.purchases import InMemoryPurchases
-from adapters.memory.repositories.safety import InMemorySafety
-from adapters.memory.repositories.social import InMemorySocial
-from adapters.memory.repositories.training import InMemoryPhotoSets, InMemoryTrainedModels
-from adapters.memory.store import InMemoryStore, _Data
-from ports.unit_of_work import Effect
+from genstudio.adapters.after_commit import AfterCommit
+from genstudio.adapters.memory.repositories.credits import InMemoryLedger
+from genstudio.adapters.memory.repositories.idempotency import InMemoryIdempotency
+from genstudio.adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
+from genstudio.adapters.memory.repositories.media import InMemoryMedia, InMemoryUploads
+from genstudio.adapters.memory.repositories.moderation import InMemoryModeration
+from genstudio.adapters.memory.repositories.notifications import (
+    InMemoryNotifications,
+    InMemoryPushTokens,
+)
+from genstudio.adapters.memory.repositories.profiles import InMemoryProfiles
+from genstudio.adapters.memory.repositories.purchases import InMemoryPurchases
+from genstudio.adapters.memory.repositories.safety import InMemorySafety
+from genstudio.adapters.memory.repositories.social import InMemorySocial
+from genstudio.adapters.memory.repositories.training import InMemoryPhotoSets, InMemoryTrainedModels
+from genstudio.adapters.memory.store import InMemoryStore, _Data
+from genstudio.ports.unit_of_work import Effect
 
 
 class InMemoryUnitOfWork:

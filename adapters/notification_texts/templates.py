@@ -8,8 +8,8 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from core.model.notifications import Notification
-from ports.notification_texts import Text
+from genstudio.core.model.notifications import Notification
+from genstudio.ports.notification_texts import Text
 
 #: (title, body) per kind; ``kind:many`` for bursts
 Catalog = Mapping[str, tuple[str, str]]

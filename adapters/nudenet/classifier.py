@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from core.model.moderation import Classification, Label, Reason, Surface
-from ports.moderation import ModerationUnavailable
+from genstudio.core.model.moderation import Classification, Label, Reason, Surface
+from genstudio.ports.moderation import ModerationUnavailable
 
 #: the detections that count as sexual content (NudeNet 3.4's class names)
 SEXUAL_PARTS = frozenset(

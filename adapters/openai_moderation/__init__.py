@@ -1,5 +1,5 @@
 """OpenAI's moderation endpoint behind the Classifier port (off unless configured)."""
 
-from adapters.openai_moderation.client import OpenAIModerationClassifier
+from genstudio.adapters.openai_moderation.client import OpenAIModerationClassifier
 
 __all__ = ["OpenAIModerationClassifier"]

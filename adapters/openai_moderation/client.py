@@ -22,8 +22,8 @@ import base64
 import httpx
 import msgspec
 
-from core.model.moderation import Classification, Label, Reason, Surface
-from ports.moderation import ModerationUnavailable
+from genstudio.core.model.moderation import Classification, Label, Reason, Surface
+from genstudio.ports.moderation import ModerationUnavailable
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "omni-moderation-latest"

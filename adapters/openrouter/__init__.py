@@ -5,6 +5,6 @@ prompt enhancement with a text model.
 ``base_url`` (OPENROUTER_BASE_URL) can point it at a stand-in.
 """
 
-from adapters.openrouter.client import DEFAULT_BASE_URL, OpenRouterClient
+from genstudio.adapters.openrouter.client import DEFAULT_BASE_URL, OpenRouterClient
 
 __all__ = ["DEFAULT_BASE_URL", "OpenRouterClient"]

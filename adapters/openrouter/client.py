@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from ports.ai import CAPTION_CONTENT_TYPES, MAX_CAPTION, MAX_PROMPT, CaptionUnavailable
+from genstudio.ports.ai import CAPTION_CONTENT_TYPES, MAX_CAPTION, MAX_PROMPT, CaptionUnavailable
 
 log = logging.getLogger("genstudio.openrouter")
 

@@ -7,7 +7,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 
-from adapters.realtime.hub import Event, RealtimeHub, encode_payload
+from genstudio.adapters.realtime.hub import Event, RealtimeHub, encode_payload
 
 #: users whose history is kept; the least recently published-to are forgotten first
 MAX_USERS = 10_000

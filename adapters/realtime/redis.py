@@ -38,7 +38,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from adapters.realtime.hub import Event, RealtimeHub, Subscription, encode_payload
+from genstudio.adapters.realtime.hub import Event, RealtimeHub, Subscription, encode_payload
 
 log = logging.getLogger("genstudio.realtime")
 

@@ -1,6 +1,6 @@
 """Redis adapters: the taskiq job queue (and, later, rate limits and realtime fan-out)."""
 
-from adapters.redis.queue import (
+from genstudio.adapters.redis.queue import (
     KINDS,
     MAINTENANCE_STREAM,
     PROCESS_JOB_TASK,
@@ -9,7 +9,7 @@ from adapters.redis.queue import (
     make_stream_broker,
     stream_for,
 )
-from adapters.redis.streams import RedisStreamInspector
+from genstudio.adapters.redis.streams import RedisStreamInspector
 
 __all__ = [
     "KINDS",

@@ -41,7 +41,7 @@ from taskiq.labels import prepare_label
 from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisStreamBroker
 
-from core.model.ids import new_id
+from genstudio.core.model.ids import new_id
 
 log = logging.getLogger("genstudio.queue")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from adapters.redis.queue import KINDS, MAINTENANCE_STREAM, stream_for
-from ports.queue import StreamDepth
+from genstudio.adapters.redis.queue import KINDS, MAINTENANCE_STREAM, stream_for
+from genstudio.ports.queue import StreamDepth
 
 
 class RedisStreamInspector:

@@ -5,10 +5,10 @@ Works against any PostgreSQL >= 13 too: the migration creates the few Supabase
 objects (``auth.users``, ``auth.uid()``, the API roles) where they are missing.
 """
 
-from adapters.supabase.auth import SupabaseJwtVerifier, mint_token
-from adapters.supabase.db import make_engine, normalise_url
-from adapters.supabase.migrate import downgrade, upgrade
-from adapters.supabase.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
+from genstudio.adapters.supabase.auth import SupabaseJwtVerifier, mint_token
+from genstudio.adapters.supabase.db import make_engine, normalise_url
+from genstudio.adapters.supabase.migrate import downgrade, upgrade
+from genstudio.adapters.supabase.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 
 __all__ = [
     "SqlUnitOfWork",

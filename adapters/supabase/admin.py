@@ -24,7 +24,7 @@ import uuid
 
 import httpx
 
-from core.model.safety import AuthUnavailable
+from genstudio.core.model.safety import AuthUnavailable
 
 log = logging.getLogger("genstudio.accounts")
 

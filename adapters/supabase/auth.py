@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import jwt
 
-from core.model.errors import Unauthorized
-from ports.auth import Principal
+from genstudio.core.model.errors import Unauthorized
+from genstudio.ports.auth import Principal
 
 HMAC_ALGORITHMS = frozenset({"HS256"})
 JWKS_ALGORITHMS = frozenset({"ES256", "RS256"})

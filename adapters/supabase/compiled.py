@@ -51,7 +51,12 @@ from sqlalchemy.sql import ClauseElement
 if TYPE_CHECKING:  # for annotations only: the protocols ``connection.pgconn`` is typed by
     from psycopg.pq.abc import PGconn, PGresult
 
-from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
+from genstudio.core.model.errors import (
+    ConcurrencyConflict,
+    DuplicateEntry,
+    InsufficientCredits,
+    NotFound,
+)
 
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 

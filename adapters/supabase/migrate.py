@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, pool
 
-from adapters.supabase.db import CONNECT_TIMEOUT, normalise_url
+from genstudio.adapters.supabase.db import CONNECT_TIMEOUT, normalise_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -11,21 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from adapters.after_commit import AfterCommit
-from adapters.supabase.compiled import Driver, SqlConnection
-from adapters.supabase.db import liveness, prepares
-from adapters.supabase.repositories.credits import SqlLedger
-from adapters.supabase.repositories.idempotency import SqlIdempotency
-from adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
-from adapters.supabase.repositories.media import SqlMedia, SqlUploads
-from adapters.supabase.repositories.moderation import SqlModeration
-from adapters.supabase.repositories.notifications import SqlNotifications, SqlPushTokens
-from adapters.supabase.repositories.profiles import SqlProfiles
-from adapters.supabase.repositories.purchases import SqlPurchases
-from adapters.supabase.repositories.safety import SqlSafety
-from adapters.supabase.repositories.social import SqlSocial
-from adapters.supabase.repositories.training import SqlPhotoSets, SqlTrainedModels
-from ports.unit_of_work import Effect
+from genstudio.adapters.after_commit import AfterCommit
+from genstudio.adapters.supabase.compiled import Driver, SqlConnection
+from genstudio.adapters.supabase.db import liveness, prepares
+from genstudio.adapters.supabase.repositories.credits import SqlLedger
+from genstudio.adapters.supabase.repositories.idempotency import SqlIdempotency
+from genstudio.adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
+from genstudio.adapters.supabase.repositories.media import SqlMedia, SqlUploads
+from genstudio.adapters.supabase.repositories.moderation import SqlModeration
+from genstudio.adapters.supabase.repositories.notifications import SqlNotifications, SqlPushTokens
+from genstudio.adapters.supabase.repositories.profiles import SqlProfiles
+from genstudio.adapters.supabase.repositories.purchases import SqlPurchases
+from genstudio.adapters.supabase.repositories.safety import SqlSafety
+from genstudio.adapters.supabase.repositories.social import SqlSocial
+from genstudio.adapters.supabase.repositories.training import SqlPhotoSets, SqlTrainedModels
+from genstudio.ports.unit_of_work import Effect
 
 
 class SqlUnitOfWork:

@@ -5,6 +5,10 @@ implements ``ports.storage.MediaStorage`` over the Storage REST API; call
 ``ensure_bucket()`` once at start to create the bucket (private) if it is missing.
 """
 
-from adapters.supabase_storage.storage import PublicBucketError, SupabaseStorage, check_key
+from genstudio.adapters.supabase_storage.storage import (
+    PublicBucketError,
+    SupabaseStorage,
+    check_key,
+)
 
 __all__ = ["PublicBucketError", "SupabaseStorage", "check_key"]

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from core.model.media import check_storage_key
-from ports.storage import ObjectNotFound, StorageUnavailable
+from genstudio.core.model.media import check_storage_key
+from genstudio.ports.storage import ObjectNotFound, StorageUnavailable
 
 log = logging.getLogger("genstudio.storage")
 

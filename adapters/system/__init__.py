@@ -1,5 +1,5 @@
 """The operating system's services for production: the wall clock."""
 
-from adapters.system.clock import SystemClock
+from genstudio.adapters.system.clock import SystemClock
 
 __all__ = ["SystemClock"]

@@ -49,8 +49,8 @@ from numpy.typing import NDArray
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from PIL.JpegImagePlugin import JpegImageFile
 
-from core.model.training.photos import FaceBox, PhotoMeasures, PhotoReason
-from ports.vision import MAX_PHOTO_BYTES, AnalysedPhoto
+from genstudio.core.model.training.photos import FaceBox, PhotoMeasures, PhotoReason
+from genstudio.ports.vision import MAX_PHOTO_BYTES, AnalysedPhoto
 
 pillow_heif.register_heif_opener()
 cv2.setNumThreads(1)  # one photo per thread, one thread per photo (module docstring)

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from core.model.clock import utc
-from core.model.errors import IllegalTransition, InsufficientCredits, InvalidInput
+from genstudio.core.model.clock import utc
+from genstudio.core.model.errors import IllegalTransition, InsufficientCredits, InvalidInput
 
 
 class EntryKind(enum.StrEnum):

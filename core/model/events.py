@@ -8,7 +8,7 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.ids import new_id
+from genstudio.core.model.ids import new_id
 
 
 class JobEventKind(enum.StrEnum):

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from core.model.jobs import Job
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.jobs import Job
 
 MAX_KEY_LENGTH = 255
 

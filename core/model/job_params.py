@@ -9,7 +9,7 @@ import uuid
 
 import msgspec
 
-from core.model.errors import InvalidInput
+from genstudio.core.model.errors import InvalidInput
 
 MAX_PROMPT = 2000
 MIN_SIDE, MAX_SIDE = 64, 2048

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import IllegalTransition, InvalidInput, JobFinished
-from core.model.job_params import JobParams
-from core.model.pricing import ModelKind
+from genstudio.core.model.errors import IllegalTransition, InvalidInput, JobFinished
+from genstudio.core.model.job_params import JobParams
+from genstudio.core.model.pricing import ModelKind
 
 
 class JobStatus(enum.StrEnum):

@@ -13,8 +13,8 @@ import enum
 
 import msgspec
 
-from core.model.errors import DomainError
-from core.model.profiles import SubscriptionTier
+from genstudio.core.model.errors import DomainError
+from genstudio.core.model.profiles import SubscriptionTier
 
 
 class Operation(enum.StrEnum):

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.errors import Forbidden, InvalidInput
+from genstudio.core.model.errors import Forbidden, InvalidInput
 
 
 class Surface(enum.StrEnum):

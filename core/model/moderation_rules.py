@@ -22,7 +22,7 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.moderation import Classification, Label, Reason
+from genstudio.core.model.moderation import Classification, Label, Reason
 
 
 class RuleKind(enum.StrEnum):

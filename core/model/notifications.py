@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from core.model.ids import uuid7
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.ids import uuid7
 
 
 class Category(enum.StrEnum):

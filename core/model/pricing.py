@@ -7,7 +7,7 @@ import math
 
 import msgspec
 
-from core.model.errors import InvalidInput
+from genstudio.core.model.errors import InvalidInput
 
 
 class ModelKind(enum.StrEnum):

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.jobs import FailureReason, Job
-from core.model.pricing import ModelKind
+from genstudio.core.model.jobs import FailureReason, Job
+from genstudio.core.model.pricing import ModelKind
 
 
 class PriorityPolicy(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.jobs import FailureReason, JobError
+from genstudio.core.model.jobs import FailureReason, JobError
 
 
 class ProviderHealth(msgspec.Struct, frozen=True, kw_only=True):

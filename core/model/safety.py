@@ -20,7 +20,7 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import (
+from genstudio.core.model.errors import (
     ConcurrencyConflict,
     IllegalTransition,
     InvalidInput,

@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from core.model.ids import random_bytes
-from core.model.media import MediaKind
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.ids import random_bytes
+from genstudio.core.model.media import MediaKind
 
 FEED_PAGE = 20
 USERNAME_RE = re.compile(r"[a-z0-9_.]{3,30}")

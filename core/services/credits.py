@@ -9,7 +9,7 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.credits import (
+from genstudio.core.model.credits import (
     EntryKind,
     Hold,
     HoldStatus,
@@ -19,10 +19,10 @@ from core.model.credits import (
     check_balance_bound,
     validate_grant,
 )
-from core.model.errors import ConcurrencyConflict, NotFound
-from core.model.ids import new_id, uuid7
-from core.model.profiles import Profile
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.model.errors import ConcurrencyConflict, NotFound
+from genstudio.core.model.ids import new_id, uuid7
+from genstudio.core.model.profiles import Profile
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 #: the balance each account was left at by the entries a unit of work appended, read by
 #: the ``credits.changed`` announcement after its commit (core/services/realtime.py):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from core.model.limits import Limit, Operation, RateLimited, RatePolicy, Scope, Usage
-from core.model.profiles import SubscriptionTier
-from ports.limits import RateCounter
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.limits import Limit, Operation, RateLimited, RatePolicy, Scope, Usage
+from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.ports.limits import RateCounter
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
 async def spend(

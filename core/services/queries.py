@@ -12,21 +12,21 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.credits import LedgerEntry
-from core.model.events import JobEvent
-from core.model.jobs import Job
-from core.model.media import MediaAsset, MediaKind
-from core.model.purchases.products import ProductCatalog
-from core.model.queueing import STATS_WINDOWS, QueueStats
-from core.model.routing import BreakerState, ProviderRouter
-from core.services.generation.jobs import owned
-from core.services.purchases.subscriptions import SubscriptionView, subscription_of
-from core.services.reconcile import provider_health
-from ports.clock import Clock
-from ports.gpu import GpuProvider
-from ports.queue import QueueInspector, StreamDepth
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.credits import LedgerEntry
+from genstudio.core.model.events import JobEvent
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.purchases.products import ProductCatalog
+from genstudio.core.model.queueing import STATS_WINDOWS, QueueStats
+from genstudio.core.model.routing import BreakerState, ProviderRouter
+from genstudio.core.services.generation.jobs import owned
+from genstudio.core.services.purchases.subscriptions import SubscriptionView, subscription_of
+from genstudio.core.services.reconcile import provider_health
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import GpuProvider
+from genstudio.ports.queue import QueueInspector, StreamDepth
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 # --- generation ---------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ drops rather than fails); the app's truth is still what it reads over HTTP.
 
 from __future__ import annotations
 
-from core.model.jobs import Job
-from core.services.credits import moved_balances
-from ports.realtime import CREDITS_CHANGED, JOB_UPDATED, RealtimePublisher
-from ports.unit_of_work import UnitOfWork
+from genstudio.core.model.jobs import Job
+from genstudio.core.services.credits import moved_balances
+from genstudio.ports.realtime import CREDITS_CHANGED, JOB_UPDATED, RealtimePublisher
+from genstudio.ports.unit_of_work import UnitOfWork
 
 
 def job_payload(job: Job) -> dict[str, object]:

@@ -18,16 +18,16 @@ from datetime import timedelta
 
 import msgspec
 
-from core.model.jobs import JobStatus
-from core.model.queueing import QueuePolicy
-from core.model.routing import ProviderHealth, ProviderRouter
-from core.services.generation.uploads import sweep_orphaned_uploads
-from core.services.notifications.delivery import PushDelivery
-from ports.clock import Clock
-from ports.gpu import GpuProvider
-from ports.queue import JobQueue
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.jobs import JobStatus
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.model.routing import ProviderHealth, ProviderRouter
+from genstudio.core.services.generation.uploads import sweep_orphaned_uploads
+from genstudio.core.services.notifications.delivery import PushDelivery
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import GpuProvider
+from genstudio.ports.queue import JobQueue
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.reconciler")
 

@@ -34,8 +34,8 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.model.ids import new_id
-from entrypoints.logs import IN_MESSAGE, REQUEST_ID
+from genstudio.core.model.ids import new_id
+from genstudio.entrypoints.logs import IN_MESSAGE, REQUEST_ID
 
 log = logging.getLogger("genstudio.access")
 

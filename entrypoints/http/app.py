@@ -10,32 +10,32 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from entrypoints.http import access
-from entrypoints.http.account.controller import AccountController
-from entrypoints.http.admin.controller import AdminController
-from entrypoints.http.catalog.controller import list_models
-from entrypoints.http.deadline import Deadline
-from entrypoints.http.deps import DEPENDENCIES
-from entrypoints.http.docs import swagger_assets, swagger_plugin
-from entrypoints.http.generation.controller import GenerateController
-from entrypoints.http.generation.webhooks import runpod_webhook
-from entrypoints.http.health.controller import live, ready
-from entrypoints.http.limits import RateLimits
-from entrypoints.http.media.controller import media
-from entrypoints.http.notifications.controller import NotificationsController
-from entrypoints.http.openapi import declare, operation_id
-from entrypoints.http.problems import EXCEPTION_HANDLERS
-from entrypoints.http.purchases.controller import PurchasesController
-from entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
-from entrypoints.http.realtime.controller import realtime
-from entrypoints.http.routing import App
-from entrypoints.http.safety.controller import ModerationController, SafetyController
-from entrypoints.http.social.controller import MeSocialController, SocialController
-from entrypoints.http.social.pages import PAGES as SOCIAL_PAGES
-from entrypoints.http.training.controller import TrainingPhotosController
-from entrypoints.http.training.jobs_controller import TrainingController, my_models
-from entrypoints.runtime import Runtime, open_runtime
-from entrypoints.settings import Settings
+from genstudio.entrypoints.http import access
+from genstudio.entrypoints.http.account.controller import AccountController
+from genstudio.entrypoints.http.admin.controller import AdminController
+from genstudio.entrypoints.http.catalog.controller import list_models
+from genstudio.entrypoints.http.deadline import Deadline
+from genstudio.entrypoints.http.deps import DEPENDENCIES
+from genstudio.entrypoints.http.docs import swagger_assets, swagger_plugin
+from genstudio.entrypoints.http.generation.controller import GenerateController
+from genstudio.entrypoints.http.generation.webhooks import runpod_webhook
+from genstudio.entrypoints.http.health.controller import live, ready
+from genstudio.entrypoints.http.limits import RateLimits
+from genstudio.entrypoints.http.media.controller import media
+from genstudio.entrypoints.http.notifications.controller import NotificationsController
+from genstudio.entrypoints.http.openapi import declare, operation_id
+from genstudio.entrypoints.http.problems import EXCEPTION_HANDLERS
+from genstudio.entrypoints.http.purchases.controller import PurchasesController
+from genstudio.entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
+from genstudio.entrypoints.http.realtime.controller import realtime
+from genstudio.entrypoints.http.routing import App
+from genstudio.entrypoints.http.safety.controller import ModerationController, SafetyController
+from genstudio.entrypoints.http.social.controller import MeSocialController, SocialController
+from genstudio.entrypoints.http.social.pages import PAGES as SOCIAL_PAGES
+from genstudio.entrypoints.http.training.controller import TrainingPhotosController
+from genstudio.entrypoints.http.training.jobs_controller import TrainingController, my_models
+from genstudio.entrypoints.runtime import Runtime, open_runtime
+from genstudio.entrypoints.settings import Settings
 
 #: the parts a multipart form may have (Litestar's default: 1000)
 MAX_FORM_PARTS = 64
@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
         # our forms have at most 8 parts; a form of more is refused (413) as it streams
         multipart_form_part_limit=MAX_FORM_PARTS,
         lifespan=[lifespan],
-        logging_config=None,  # entrypoints.logs configures logging: one JSON object a line
+        logging_config=None,  # genstudio.entrypoints.logs configures logging: one JSON object a line
         openapi_config=OpenAPIConfig(
             title="genstudio",
             version="1.0.0",

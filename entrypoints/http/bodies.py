@@ -11,8 +11,8 @@ from typing import TypeVar
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from entrypoints.http.problems import validation_field
+from genstudio.core.model.errors import InvalidInput
+from genstudio.entrypoints.http.problems import validation_field
 
 T = TypeVar("T")
 

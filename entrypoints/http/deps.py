@@ -21,35 +21,35 @@ from litestar.params import SkipValidation
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.realtime import RealtimeHub
-from core.model.errors import Unauthorized
-from core.model.pricing import Catalog
-from core.model.purchases.products import ProductCatalog
-from core.model.routing import ProviderRouter
-from core.services.generation.service import Generation
-from core.services.notifications.emit import Kick
-from core.services.notifications.settings import NotificationSettings
-from core.services.safety.accounts import AccountDeletion
-from core.services.safety.moderation import Moderation
-from core.services.safety.reports import Reports
-from core.services.social.posts import Posts
-from core.services.social.profiles import Profiles
-from core.services.training.photos import PhotoSets
-from core.services.training.service import Training
-from entrypoints.containers import AppContainer
-from entrypoints.http.access import note_user
-from entrypoints.http.limits import PRINCIPAL_STATE
-from entrypoints.settings import Settings
-from ports.ai import Captioner, PromptEnhancer
-from ports.auth import AuthVerifier, Principal
-from ports.clock import Clock
-from ports.gpu import GpuProvider
-from ports.imaging import ImageInspector
-from ports.notification_texts import NotificationTexts
-from ports.queue import JobQueue, QueueInspector
-from ports.storage import MediaStorage
-from ports.stores import AppleStore, GoogleStore
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.adapters.realtime import RealtimeHub
+from genstudio.core.model.errors import Unauthorized
+from genstudio.core.model.pricing import Catalog
+from genstudio.core.model.purchases.products import ProductCatalog
+from genstudio.core.model.routing import ProviderRouter
+from genstudio.core.services.generation.service import Generation
+from genstudio.core.services.notifications.emit import Kick
+from genstudio.core.services.notifications.settings import NotificationSettings
+from genstudio.core.services.safety.accounts import AccountDeletion
+from genstudio.core.services.safety.moderation import Moderation
+from genstudio.core.services.safety.reports import Reports
+from genstudio.core.services.social.posts import Posts
+from genstudio.core.services.social.profiles import Profiles
+from genstudio.core.services.training.photos import PhotoSets
+from genstudio.core.services.training.service import Training
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.access import note_user
+from genstudio.entrypoints.http.limits import PRINCIPAL_STATE
+from genstudio.entrypoints.settings import Settings
+from genstudio.ports.ai import Captioner, PromptEnhancer
+from genstudio.ports.auth import AuthVerifier, Principal
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import GpuProvider
+from genstudio.ports.imaging import ImageInspector
+from genstudio.ports.notification_texts import NotificationTexts
+from genstudio.ports.queue import JobQueue, QueueInspector
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.stores import AppleStore, GoogleStore
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
 def _container(state: State) -> AppContainer:

@@ -35,14 +35,14 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.model.errors import Unauthorized
-from core.model.limits import Limit, Operation, RateLimited, Usage
-from core.model.profiles import SubscriptionTier
-from core.services.limits import refuse_if_spent, spend, tier_of
-from entrypoints.containers import AppContainer
-from entrypoints.http.problems import PROBLEM_JSON, problem_body
-from entrypoints.http.rate_fields import fields, refusal_fields
-from ports.auth import Principal
+from genstudio.core.model.errors import Unauthorized
+from genstudio.core.model.limits import Limit, Operation, RateLimited, Usage
+from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.core.services.limits import refuse_if_spent, spend, tier_of
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.problems import PROBLEM_JSON, problem_body
+from genstudio.entrypoints.http.rate_fields import fields, refusal_fields
+from genstudio.ports.auth import Principal
 
 log = logging.getLogger("genstudio.http")
 

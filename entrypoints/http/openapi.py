@@ -30,11 +30,17 @@ from litestar.openapi.spec import OpenAPIType, Operation, Reference, RequestBody
 from litestar.routes import HTTPRoute
 from litestar.types import Method
 
-from core.model.job_params import MAX_LORA_SCALE, MAX_PROMPT, MAX_SIDE, MIN_LORA_SCALE, MIN_SIDE
-from core.model.notifications import _EXPO_TOKEN, Platform
-from entrypoints.http.generation.schemas import JobResponse
-from entrypoints.http.problems import PROBLEM_JSON, Problem
-from entrypoints.http.training.jobs_schemas import TrainingResponse
+from genstudio.core.model.job_params import (
+    MAX_LORA_SCALE,
+    MAX_PROMPT,
+    MAX_SIDE,
+    MIN_LORA_SCALE,
+    MIN_SIDE,
+)
+from genstudio.core.model.notifications import _EXPO_TOKEN, Platform
+from genstudio.entrypoints.http.generation.schemas import JobResponse
+from genstudio.entrypoints.http.problems import PROBLEM_JSON, Problem
+from genstudio.entrypoints.http.training.jobs_schemas import TrainingResponse
 
 #: "METHOD /path" -> operationId, where the handler's own name says too little
 OPERATION_IDS: dict[str, str] = {
@@ -221,7 +227,7 @@ LIMITS: dict[str, dict[str, dict[str, Any]]] = {
         "seed": {"minimum": 0, "maximum": 2**63 - 1},
         "loraScale": {"minimum": MIN_LORA_SCALE, "maximum": MAX_LORA_SCALE},
     },
-    # what core.model.notifications.push_token takes
+    # what genstudio.core.model.notifications.push_token takes
     "RegisterTokenRequest": {
         "token": {"pattern": _EXPO_TOKEN.pattern},
         "platform": {"enum": [p.value for p in Platform]},

@@ -20,13 +20,13 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from core.model import errors
-from core.model.limits import RateLimited
-from core.model.moderation import ContentRefused, GenerationSuspended
-from core.model.safety import AuthUnavailable
-from entrypoints.http.rate_fields import refusal_fields
-from entrypoints.logs import REQUEST_ID
-from ports.moderation import ModerationUnavailable
+from genstudio.core.model import errors
+from genstudio.core.model.limits import RateLimited
+from genstudio.core.model.moderation import ContentRefused, GenerationSuspended
+from genstudio.core.model.safety import AuthUnavailable
+from genstudio.entrypoints.http.rate_fields import refusal_fields
+from genstudio.entrypoints.logs import REQUEST_ID
+from genstudio.ports.moderation import ModerationUnavailable
 
 log = logging.getLogger("genstudio.http")
 

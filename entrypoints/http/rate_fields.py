@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.model.limits import Limit, RateLimited, Usage
+from genstudio.core.model.limits import Limit, RateLimited, Usage
 
 
 def policy_field(spent: Sequence[tuple[Limit, Usage]]) -> str:

@@ -13,18 +13,27 @@ from pathlib import Path
 
 import msgspec
 
-from entrypoints.iap_settings import AppleSettings, GoogleSettings, apple_from_env, google_from_env
-from entrypoints.limits_settings import RateSettings, rate_settings_from_env
-from entrypoints.realtime_settings import RealtimeSettings, realtime_settings_from_env
-from entrypoints.safety_settings import SafetySettings, safety_settings_from_env
-from entrypoints.settings.database import DatabaseSettings, RedisSettings
-from entrypoints.settings.jobs import JobSettings
-from entrypoints.settings.moderation import ModerationSettings
-from entrypoints.settings.providers import ModalSettings, OpenRouterSettings, RunpodSettings
-from entrypoints.settings.push import ExpoSettings, NotifySettings
-from entrypoints.settings.server import ServerSettings
-from entrypoints.settings.supabase import SupabaseSettings
-from entrypoints.training_settings import PhotoSettings, photo_settings_from_env
+from genstudio.entrypoints.iap_settings import (
+    AppleSettings,
+    GoogleSettings,
+    apple_from_env,
+    google_from_env,
+)
+from genstudio.entrypoints.limits_settings import RateSettings, rate_settings_from_env
+from genstudio.entrypoints.realtime_settings import RealtimeSettings, realtime_settings_from_env
+from genstudio.entrypoints.safety_settings import SafetySettings, safety_settings_from_env
+from genstudio.entrypoints.settings.database import DatabaseSettings, RedisSettings
+from genstudio.entrypoints.settings.jobs import JobSettings
+from genstudio.entrypoints.settings.moderation import ModerationSettings
+from genstudio.entrypoints.settings.providers import (
+    ModalSettings,
+    OpenRouterSettings,
+    RunpodSettings,
+)
+from genstudio.entrypoints.settings.push import ExpoSettings, NotifySettings
+from genstudio.entrypoints.settings.server import ServerSettings
+from genstudio.entrypoints.settings.supabase import SupabaseSettings
+from genstudio.entrypoints.training_settings import PhotoSettings, photo_settings_from_env
 
 __all__ = [
     "DatabaseSettings",

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import msgspec
 
-from entrypoints.settings.env import Env
+from genstudio.entrypoints.settings.env import Env
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):

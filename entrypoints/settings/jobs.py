@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import msgspec
 
-from core.model.pricing import ModelKind
-from entrypoints.settings.env import Env
+from genstudio.core.model.pricing import ModelKind
+from genstudio.entrypoints.settings.env import Env
 
 
 class JobSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,8 +8,8 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-from core.model.moderation import ModerationPolicy, policy_from
-from entrypoints.settings.env import Env
+from genstudio.core.model.moderation import ModerationPolicy, policy_from
+from genstudio.entrypoints.settings.env import Env
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import msgspec
 
-from adapters.gpu_runpod.provider import parse_endpoints
-from entrypoints.settings.env import Env
+from genstudio.adapters.gpu_runpod.provider import parse_endpoints
+from genstudio.entrypoints.settings.env import Env
 
 
 class OpenRouterSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import msgspec
 
-from entrypoints.settings.env import Env
+from genstudio.entrypoints.settings.env import Env
 
 
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,8 +7,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
-from core.model.credits import Hold, LedgerEntry, Lot
-from core.model.profiles import Profile
+from genstudio.core.model.credits import Hold, LedgerEntry, Lot
+from genstudio.core.model.profiles import Profile
 
 
 class LedgerRepository(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
-from core.model.idempotency import IdempotencyRecord
+from genstudio.core.model.idempotency import IdempotencyRecord
 
 
 class IdempotencyRepository(Protocol):

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from core.model.events import JobEvent
-from core.model.jobs import Job, JobStatus
-from core.model.queueing import QueuePolicy, QueueStats
+from genstudio.core.model.events import JobEvent
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.queueing import QueuePolicy, QueueStats
 
 
 class JobRepository(Protocol):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from core.model.media import MediaAsset
+from genstudio.core.model.media import MediaAsset
 
 
 class MediaRepository(Protocol):

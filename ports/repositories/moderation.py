@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from core.model.moderation import Strike
-from core.model.moderation_rules import ModerationRule
+from genstudio.core.model.moderation import Strike
+from genstudio.core.model.moderation_rules import ModerationRule
 
 
 class ModerationRepository(Protocol):

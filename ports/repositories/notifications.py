@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from core.model.notifications import (
+from genstudio.core.model.notifications import (
     Delivery,
     DeliveryStatus,
     EventKind,

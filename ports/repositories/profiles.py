@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from core.model.profiles import Profile, SubscriptionTier
+from genstudio.core.model.profiles import Profile, SubscriptionTier
 
 
 class ProfileRepository(Protocol):

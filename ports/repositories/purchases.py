@@ -6,9 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from core.model.purchases.early_revocations import EarlyRevocation
-from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
-from core.model.purchases.products import Store
+from genstudio.core.model.purchases.early_revocations import EarlyRevocation
+from genstudio.core.model.purchases.entitlements import (
+    AllowanceGrant,
+    Entitlement,
+    StoreTransaction,
+)
+from genstudio.core.model.purchases.products import Store
 
 
 class PurchaseRepository(Protocol):

@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from core.model.jobs import Job
-from core.model.safety import (
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.safety import (
     Action,
     AuditEntry,
     Block,

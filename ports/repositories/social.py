@@ -14,8 +14,8 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from core.model.media import MediaAsset, MediaKind
-from core.model.social import (
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.social import (
     Comment,
     CommentView,
     FeedSort,

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from core.model.training.models import TrainedModel
-from core.model.training.photos import Photo, PhotoSet
+from genstudio.core.model.training.models import TrainedModel
+from genstudio.core.model.training.photos import Photo, PhotoSet
 
 
 class PhotoSetRepository(Protocol):

@@ -11,9 +11,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from adapters.memory import FixedCaptioner, SuffixPromptEnhancer
-from adapters.openrouter import OpenRouterClient
-from ports.ai import MAX_CAPTION, MAX_PROMPT, Captioner, CaptionUnavailable, PromptEnhancer
+from genstudio.adapters.memory import FixedCaptioner, SuffixPromptEnhancer
+from genstudio.adapters.openrouter import OpenRouterClient
+from genstudio.ports.ai import (
+    MAX_CAPTION,
+    MAX_PROMPT,
+    Captioner,
+    CaptionUnavailable,
+    PromptEnhancer,
+)
 from tests.standins.loopback import Fail, Fault, RateLimit, Stall
 from tests.standins.openrouter import (
     Answer,

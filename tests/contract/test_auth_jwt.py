@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from adapters.supabase.auth import SupabaseJwtVerifier, mint_token
-from core.model.errors import Unauthorized
+from genstudio.adapters.supabase.auth import SupabaseJwtVerifier, mint_token
+from genstudio.core.model.errors import Unauthorized
 
 SECRET = "super-secret-jwt-token-with-at-least-32-characters"
 ISSUER = "https://project.supabase.co/auth/v1"
@@ -103,7 +103,7 @@ async def test_a_remembered_token_still_expires() -> None:
 async def test_remembered_tokens_are_bounded_and_re_verified_after_a_while(
     verifier: SupabaseJwtVerifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import adapters.supabase.auth as auth
+    import genstudio.adapters.supabase.auth as auth
 
     monkeypatch.setattr(auth, "VERIFIED_CACHE_SIZE", 3)
     tokens = [hs256(claims()) for _ in range(5)]

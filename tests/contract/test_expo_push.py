@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.expo import EXPO_RATE, ExpoPushClient, TokenBucket
-from ports.push import (
+from genstudio.adapters.expo import EXPO_RATE, ExpoPushClient, TokenBucket
+from genstudio.ports.push import (
     DEVICE_NOT_REGISTERED,
     INVALID_CREDENTIALS,
     MESSAGE_TOO_BIG,

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.gpu_local import LocalGpuProvider
-from adapters.memory import InMemoryGpuProvider
-from core.model.job_params import ImageParams
-from core.model.jobs import FailureReason
-from core.model.media import PNG_SIGNATURE, png_dimensions
-from ports.gpu import (
+from genstudio.adapters.gpu_local import LocalGpuProvider
+from genstudio.adapters.memory import InMemoryGpuProvider
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import FailureReason
+from genstudio.core.model.media import PNG_SIGNATURE, png_dimensions
+from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,

@@ -21,13 +21,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from adapters.gpu_http import Backoff
-from adapters.gpu_modal import ModalProvider, make_modal_provider
-from adapters.gpu_runpod import RunpodProvider, make_runpod_provider, parse_endpoints
-from core.model.jobs import FailureReason
-from core.model.media import PNG_SIGNATURE, png_dimensions
-from core.model.pricing import DEFAULT_CATALOG
-from ports.gpu import (
+from genstudio.adapters.gpu_http import Backoff
+from genstudio.adapters.gpu_modal import ModalProvider, make_modal_provider
+from genstudio.adapters.gpu_runpod import RunpodProvider, make_runpod_provider, parse_endpoints
+from genstudio.core.model.jobs import FailureReason
+from genstudio.core.model.media import PNG_SIGNATURE, png_dimensions
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,

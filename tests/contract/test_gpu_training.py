@@ -15,15 +15,22 @@ from typing import Any, Literal
 
 import pytest
 
-from adapters.gpu_http import worker_input
-from adapters.gpu_local import LocalGpuProvider
-from adapters.gpu_modal import ModalProvider
-from adapters.gpu_runpod import RunpodProvider
-from core.model.job_params import TrainingParams
-from core.model.jobs import FailureReason
-from core.model.media import PNG_SIGNATURE
-from core.model.training.models import check_lora
-from ports.gpu import Completed, Failed, GpuProvider, GpuRequest, OutputRole, ProviderInput
+from genstudio.adapters.gpu_http import worker_input
+from genstudio.adapters.gpu_local import LocalGpuProvider
+from genstudio.adapters.gpu_modal import ModalProvider
+from genstudio.adapters.gpu_runpod import RunpodProvider
+from genstudio.core.model.job_params import TrainingParams
+from genstudio.core.model.jobs import FailureReason
+from genstudio.core.model.media import PNG_SIGNATURE
+from genstudio.core.model.training.models import check_lora
+from genstudio.ports.gpu import (
+    Completed,
+    Failed,
+    GpuProvider,
+    GpuRequest,
+    OutputRole,
+    ProviderInput,
+)
 from tests.contract.faces import distinct_face_jpegs
 from tests.contract.test_gpu_provider import settle
 from tests.contract.test_gpu_remote_providers import (

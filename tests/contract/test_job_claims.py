@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.model.job_params import ImageParams
-from core.model.jobs import Job, JobStatus
-from core.model.pricing import ModelKind
-from core.model.queueing import PriorityPolicy, QueuePolicy
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.queueing import PriorityPolicy, QueuePolicy
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = QueuePolicy(per_user_in_flight=2, priority=PriorityPolicy(aging_seconds=30, max_boost=20))

@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 from taskiq import BrokerMessage, TaskiqMessage, TaskiqMiddleware
 from taskiq.kicker import AsyncKicker
 
-from adapters.memory.queue import InMemoryJobQueue
-from adapters.redis import TaskiqJobQueue, make_stream_broker
-from adapters.redis.queue import PROCESS_JOB_TASK, ResilientStreamBroker
-from ports.queue import JobQueue
+from genstudio.adapters.memory.queue import InMemoryJobQueue
+from genstudio.adapters.redis import TaskiqJobQueue, make_stream_broker
+from genstudio.adapters.redis.queue import PROCESS_JOB_TASK, ResilientStreamBroker
+from genstudio.ports.queue import JobQueue
 from tests.fault.conftest import RedisServer
 
 Receive = Callable[[int], Awaitable[list[tuple[str, str]]]]
@@ -175,7 +175,7 @@ async def test_a_redis_that_never_answers_fails_the_wake_up_in_bounded_time(
 ) -> None:
     """A hung Redis (a partition, a stalled server) must not hold submissions: the
     wake-up fails after SEND_TIMEOUT_S and the reconciler sends it later."""
-    monkeypatch.setattr("adapters.redis.queue.SEND_TIMEOUT_S", 0.3)
+    monkeypatch.setattr("genstudio.adapters.redis.queue.SEND_TIMEOUT_S", 0.3)
     received = bytearray()
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.model.errors import DuplicateEntry
-from core.model.moderation import Reason, Strike, Surface
-from core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.errors import DuplicateEntry
+from genstudio.core.model.moderation import Reason, Strike, Surface
+from genstudio.core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 T0 = datetime(2026, 12, 6, 12, tzinfo=UTC)
 

@@ -16,12 +16,12 @@ import av
 import pytest
 from PIL import Image, ImageDraw
 
-from adapters.gpu_local import LocalGpuProvider
-from adapters.memory import InMemoryGpuProvider
-from core.model.job_params import EditParams, JobParams, VideoInput, VideoParams
-from core.model.jobs import FailureReason
-from core.model.media import mp4_info, png_dimensions, sniff_content_type
-from ports.gpu import (
+from genstudio.adapters.gpu_local import LocalGpuProvider
+from genstudio.adapters.memory import InMemoryGpuProvider
+from genstudio.core.model.job_params import EditParams, JobParams, VideoInput, VideoParams
+from genstudio.core.model.jobs import FailureReason
+from genstudio.core.model.media import mp4_info, png_dimensions, sniff_content_type
+from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,

@@ -8,18 +8,22 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from adapters.memory.clock import FakeClock
-from core.model.jobs import JobStatus
-from core.model.notifications import EventKind, Notification
-from core.model.purchases.products import Store
-from core.model.purchases.store_events import EntitlementStatus, Revocation, RevocationReason
-from core.model.queueing import QueuePolicy
-from core.services.notifications.emit import Notifier
-from core.services.processing.leases import Leases
-from core.services.purchases.claims import redeem_purchase
-from core.services.purchases.notifications import apply_store_event, handle_notification
-from ports.gpu import Pending
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.adapters.memory.clock import FakeClock
+from genstudio.core.model.jobs import JobStatus
+from genstudio.core.model.notifications import EventKind, Notification
+from genstudio.core.model.purchases.products import Store
+from genstudio.core.model.purchases.store_events import (
+    EntitlementStatus,
+    Revocation,
+    RevocationReason,
+)
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.services.notifications.emit import Notifier
+from genstudio.core.services.processing.leases import Leases
+from genstudio.core.services.purchases.claims import redeem_purchase
+from genstudio.core.services.purchases.notifications import apply_store_event, handle_notification
+from genstudio.ports.gpu import Pending
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 from tests.contract.test_store_repositories import CATALOG, T0, claim, pack, plan
 from tests.unit.support import open_account
 from tests.unit.test_training_jobs import training_job

@@ -1,5 +1,5 @@
 """The notification and push-token repositories' contract
-(ports.repositories.notifications), over every unit-of-work adapter (memory, Postgres).
+(genstudio.ports.repositories.notifications), over every unit-of-work adapter (memory, Postgres).
 
 The Postgres database is shared by the session: times are set in 2001, before any
 other test's rows, so that a claim of due deliveries sees only this test's."""
@@ -12,9 +12,9 @@ from datetime import UTC, datetime, time, timedelta
 import msgspec
 import pytest
 
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.ids import uuid7
-from core.model.notifications import (
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.ids import uuid7
+from genstudio.core.model.notifications import (
     Category,
     Channel,
     Delivery,
@@ -27,7 +27,7 @@ from core.model.notifications import (
     PushToken,
     QuietHours,
 )
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 T0 = datetime(2001, 1, 1, 12, tzinfo=UTC)
 S = timedelta(seconds=1)

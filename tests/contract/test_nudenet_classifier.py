@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from adapters.memory.clock import FakeClock
-from adapters.memory.uow import InMemoryUnitOfWorkFactory
-from adapters.nudenet import NudeNetClassifier, available
-from core.model.moderation import ContentRefused, Reason, Surface
-from core.services.moderation.service import Moderation
-from ports.moderation import ModerationUnavailable
+from genstudio.adapters.memory.clock import FakeClock
+from genstudio.adapters.memory.uow import InMemoryUnitOfWorkFactory
+from genstudio.adapters.nudenet import NudeNetClassifier, available
+from genstudio.core.model.moderation import ContentRefused, Reason, Surface
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.ports.moderation import ModerationUnavailable
 
 
 def png(pixels: np.ndarray[Any, Any]) -> bytes:

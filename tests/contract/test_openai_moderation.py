@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.openai_moderation import OpenAIModerationClassifier
-from core.model.moderation import Label, Reason, Surface
-from ports.moderation import ModerationUnavailable
+from genstudio.adapters.openai_moderation import OpenAIModerationClassifier
+from genstudio.core.model.moderation import Label, Reason, Surface
+from genstudio.ports.moderation import ModerationUnavailable
 from tests.standins.loopback import Fail, RateLimit, Stall
 from tests.standins.openai_moderation import Malformed, OpenAIModerationStandIn
 

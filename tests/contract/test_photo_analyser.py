@@ -1,4 +1,4 @@
-"""The photo analyser (ports.vision.PhotoAnalyser) over real photographs, and the
+"""The photo analyser (genstudio.ports.vision.PhotoAnalyser) over real photographs, and the
 verdict each one gets: every reason is shown on a real image, never a mocked detector.
 
 The photos are scikit-image's astronaut (a real face) and cat, made bad one way at a
@@ -11,15 +11,15 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from adapters.vision.analyser import OpenCvPhotoAnalyser
-from core.model.training.photos import (
+from genstudio.adapters.vision.analyser import OpenCvPhotoAnalyser
+from genstudio.core.model.training.photos import (
     PhotoReason,
     PhotoThresholds,
     Verdict,
     judge,
     unmeasured,
 )
-from ports.vision import AnalysedPhoto
+from genstudio.ports.vision import AnalysedPhoto
 from tests.contract import photos as p
 
 R = PhotoReason

@@ -1,4 +1,4 @@
-"""The photo-set repository's contract (ports.repositories.training.PhotoSetRepository)
+"""The photo-set repository's contract (genstudio.ports.repositories.training.PhotoSetRepository)
 over every unit-of-work adapter (memory, Postgres)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.model.errors import NotFound
-from core.model.training.photos import (
+from genstudio.core.model.errors import NotFound
+from genstudio.core.model.training.photos import (
     FaceBox,
     Photo,
     PhotoMeasures,
@@ -20,7 +20,7 @@ from core.model.training.photos import (
     photo_key,
     unmeasured,
 )
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 T0 = datetime(2026, 5, 1, 9, tzinfo=UTC)
 MEASURES = PhotoMeasures(

@@ -11,8 +11,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from adapters.realtime import Dropped, InProcessRealtime, RealtimeHub, RedisRealtime, Subscription
-from ports.realtime import CREDITS_CHANGED, JOB_UPDATED, RealtimePublisher
+from genstudio.adapters.realtime import (
+    Dropped,
+    InProcessRealtime,
+    RealtimeHub,
+    RedisRealtime,
+    Subscription,
+)
+from genstudio.ports.realtime import CREDITS_CHANGED, JOB_UPDATED, RealtimePublisher
 from tests import servers
 
 # (publishing instance, receiving instance): the same one in process; two on Redis

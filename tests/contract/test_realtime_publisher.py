@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from adapters.memory.realtime import RecordingRealtimePublisher
-from ports.realtime import NOTIFICATION_CREATED, RealtimePublisher
+from genstudio.adapters.memory.realtime import RecordingRealtimePublisher
+from genstudio.ports.realtime import NOTIFICATION_CREATED, RealtimePublisher
 
 
 async def test_published_events_are_kept_per_user_in_order() -> None:

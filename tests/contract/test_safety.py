@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.memory.accounts import LocalAccountDirectory
-from adapters.memory.clock import FakeClock
-from adapters.memory.storage import InMemoryStorage
-from core.model.errors import InvalidInput, NotFound
-from core.model.media import MediaAsset, MediaKind
-from core.model.safety import (
+from genstudio.adapters.memory.accounts import LocalAccountDirectory
+from genstudio.adapters.memory.clock import FakeClock
+from genstudio.adapters.memory.storage import InMemoryStorage
+from genstudio.core.model.errors import InvalidInput, NotFound
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.safety import (
     Action,
     AlreadyReported,
     ReportClosed,
@@ -22,14 +22,14 @@ from core.model.safety import (
     ReportStatus,
     TargetKind,
 )
-from core.model.social import FeedSort, PostState, Visibility
-from core.services.safety.accounts import AccountDeletion
-from core.services.safety.moderation import Moderation
-from core.services.safety.reports import Reports
-from core.services.social.posts import Posts
-from core.services.social.views import Urls
-from ports.storage import ObjectNotFound
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.social import FeedSort, PostState, Visibility
+from genstudio.core.services.safety.accounts import AccountDeletion
+from genstudio.core.services.safety.moderation import Moderation
+from genstudio.core.services.safety.reports import Reports
+from genstudio.core.services.social.posts import Posts
+from genstudio.core.services.social.views import Urls
+from genstudio.ports.storage import ObjectNotFound
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 SPAM = ReportReason.SPAM

@@ -1,4 +1,4 @@
-"""The social repository's contract (ports.repositories.social.SocialRepository) over
+"""The social repository's contract (genstudio.ports.repositories.social.SocialRepository) over
 every unit-of-work adapter (memory, Postgres): what the feed shows and hides, exact
 counters under concurrency, blocks both ways, keyset pages, username uniqueness."""
 
@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.model.errors import AlreadyTaken
-from core.model.media import MediaKind
-from core.model.social import (
+from genstudio.core.model.errors import AlreadyTaken
+from genstudio.core.model.media import MediaKind
+from genstudio.core.model.social import (
     Comment,
     FeedSort,
     Post,
@@ -24,7 +24,7 @@ from core.model.social import (
     hot_score,
     new_share_id,
 )
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 

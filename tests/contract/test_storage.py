@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local_storage import LocalFileStorage
-from adapters.memory import InMemoryStorage
-from core.model.media import storage_key
-from ports.storage import MediaStorage, ObjectNotFound
+from genstudio.adapters.local_storage import LocalFileStorage
+from genstudio.adapters.memory import InMemoryStorage
+from genstudio.core.model.media import storage_key
+from genstudio.ports.storage import MediaStorage, ObjectNotFound
 
 SECRET = b"test-secret"
 BASE_URL = "http://127.0.0.1:8000"

@@ -12,8 +12,8 @@ import httpx
 import jwt
 import pytest
 
-from adapters.supabase_storage import PublicBucketError, SupabaseStorage
-from ports.storage import ObjectNotFound, StorageUnavailable
+from genstudio.adapters.supabase_storage import PublicBucketError, SupabaseStorage
+from genstudio.ports.storage import ObjectNotFound, StorageUnavailable
 from tests.contract.test_storage import (  # the shared contract, run here over Supabase
     a_key,
     test_a_deleted_object_is_gone_and_deleting_it_again_is_fine,

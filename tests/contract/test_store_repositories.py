@@ -1,4 +1,4 @@
-"""The purchase repository's contract (ports.repositories.PurchaseRepository) and the
+"""The purchase repository's contract (genstudio.ports.repositories.PurchaseRepository) and the
 purchase use cases' money rules, over every unit-of-work adapter (memory, Postgres)."""
 
 from __future__ import annotations
@@ -10,28 +10,28 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.model.credits import EntryKind
-from core.model.errors import DuplicateEntry, PurchaseOwnedElsewhere
-from core.model.purchases.entitlements import (
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.errors import DuplicateEntry, PurchaseOwnedElsewhere
+from genstudio.core.model.purchases.entitlements import (
     AllowanceGrant,
     Entitlement,
     StoreTransaction,
     TransactionStatus,
 )
-from core.model.purchases.products import DEFAULT_PRODUCTS, ProductKind, Store
-from core.model.purchases.store_events import (
+from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, ProductKind, Store
+from genstudio.core.model.purchases.store_events import (
     EntitlementStatus,
     Purchase,
     Revocation,
     RevocationReason,
     SubscriptionSnapshot,
 )
-from core.services.credits import add_credits, place_hold
-from core.services.purchases.claims import claim_purchase
-from core.services.purchases.notifications import apply_store_event
-from core.services.purchases.outcomes import PurchaseOutcome
-from core.services.purchases.subscriptions import grant_due_allowances
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.services.credits import add_credits, place_hold
+from genstudio.core.services.purchases.claims import claim_purchase
+from genstudio.core.services.purchases.notifications import apply_store_event
+from genstudio.core.services.purchases.outcomes import PurchaseOutcome
+from genstudio.core.services.purchases.subscriptions import grant_due_allowances
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 from tests.unit.support import account, open_account
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.supabase.admin import SupabaseAccountDirectory
-from core.model.safety import AuthUnavailable
+from genstudio.adapters.supabase.admin import SupabaseAccountDirectory
+from genstudio.core.model.safety import AuthUnavailable
 from tests.standins.loopback import Fail, RateLimit, Stall
 from tests.standins.supabase_auth import SupabaseAuthStandIn
 

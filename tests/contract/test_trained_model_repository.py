@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.job_params import TrainingParams
-from core.model.jobs import Job, JobStatus
-from core.model.pricing import ModelKind
-from core.model.training.models import TrainedModel, TrainedModelStatus, weights_key
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.job_params import TrainingParams
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.training.models import TrainedModel, TrainedModelStatus, weights_key
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 from tests.contract.test_photo_set_repository import new_set, new_user
 
 T0 = datetime(2026, 6, 1, 9, tzinfo=UTC)

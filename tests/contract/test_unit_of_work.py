@@ -15,16 +15,21 @@ from typing import Protocol
 import msgspec
 import pytest
 
-from core.model.clock import utc
-from core.model.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
-from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
-from core.model.idempotency import IdempotencyRecord, StoredResponse
-from core.model.job_params import ImageParams
-from core.model.jobs import FailureReason, Job, JobError, JobStatus
-from core.model.media import MediaAsset, MediaKind
-from core.model.pricing import ModelKind
-from core.model.profiles import SubscriptionTier
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.model.clock import utc
+from genstudio.core.model.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
+from genstudio.core.model.errors import (
+    ConcurrencyConflict,
+    DuplicateEntry,
+    InsufficientCredits,
+    NotFound,
+)
+from genstudio.core.model.idempotency import IdempotencyRecord, StoredResponse
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import FailureReason, Job, JobError, JobStatus
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

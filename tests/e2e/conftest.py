@@ -17,7 +17,7 @@ import redis
 
 from tests import servers
 
-GENSTUDIO = [sys.executable, "-m", "entrypoints.cli"]
+GENSTUDIO = [sys.executable, "-m", "genstudio.entrypoints.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.auth import mint_token
 from tests.e2e.conftest import Service
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.auth import mint_token
 from tests.e2e.conftest import Service
 
 pytestmark = pytest.mark.e2e

@@ -98,7 +98,7 @@ class Journey:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.user = uuid.uuid4()
-        from adapters.supabase.auth import mint_token
+        from genstudio.adapters.supabase.auth import mint_token
 
         self.client = httpx.Client(
             base_url=service.base,

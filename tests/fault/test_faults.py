@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import redis
 
-from adapters.supabase.migrate import upgrade
+from genstudio.adapters.supabase.migrate import upgrade
 from tests.e2e.conftest import Service
 from tests.fault.conftest import Journey, RedisServer, fault_env
 from tests.integration.ledger_checks import assert_ledger_invariants

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.model.errors import NotFound
-from core.model.social import Visibility
+from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+from genstudio.core.model.errors import NotFound
+from genstudio.core.model.social import Visibility
 from tests.contract.test_safety import T0, World
 
 pytestmark = pytest.mark.postgres

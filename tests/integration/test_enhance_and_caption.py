@@ -17,9 +17,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.supabase.auth import mint_token
-from entrypoints.http.app import create_app
-from entrypoints.settings import (
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     OpenRouterSettings,

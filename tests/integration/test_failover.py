@@ -17,12 +17,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.supabase.auth import mint_token
-from adapters.supabase.db import make_engine
-from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.services.credits import grant_credits
-from entrypoints.http.app import create_app
-from entrypoints.settings import (
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.db import make_engine
+from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+from genstudio.core.services.credits import grant_credits
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     ModalSettings,

@@ -18,23 +18,23 @@ from dependency_injector import providers
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.memory.gpu import InMemoryGpuProvider
-from adapters.supabase.auth import mint_token
-from adapters.supabase.db import make_engine
-from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.model.jobs import FailureReason, JobError
-from core.services.credits import grant_credits
-from entrypoints.containers import AppContainer
-from entrypoints.http.app import create_app
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import (
+from genstudio.adapters.memory.gpu import InMemoryGpuProvider
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.db import make_engine
+from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.core.services.credits import grant_credits
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     ServerSettings,
     Settings,
     SupabaseSettings,
 )
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 SECRET = "integration-secret-" + "y" * 32
 PROBLEM = "application/problem+json"
@@ -346,7 +346,7 @@ async def test_the_queue_dashboard_reports_depth_in_flight_and_rates(api: Harnes
 async def test_the_queue_dashboard_answers_at_once_when_a_provider_or_redis_stalls(
     api: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.services import reconcile
+    from genstudio.core.services import reconcile
 
     async def stalled() -> None:
         await asyncio.sleep(60)
@@ -404,7 +404,7 @@ async def test_readiness_answers_503_within_its_bound_when_postgres_stalls(
     """A server that accepts and never answers: the probe times out, and the answer
     does not wait for the probe to unwind (psycopg's cancel of a query on a stalled
     server takes up to 10 s)."""
-    from entrypoints.http.health import controller as health
+    from genstudio.entrypoints.http.health import controller as health
 
     async def stalled(runtime: object) -> None:
         try:

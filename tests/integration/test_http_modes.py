@@ -22,14 +22,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image, ImageDraw
 
-from adapters.memory.gpu import InMemoryGpuProvider
-from adapters.supabase.auth import mint_token
-from core.model.media import mp4_info
-from core.services.credits import grant_credits
-from entrypoints.containers import AppContainer
-from entrypoints.http.app import create_app
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import (
+from genstudio.adapters.memory.gpu import InMemoryGpuProvider
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.core.model.media import mp4_info
+from genstudio.core.services.credits import grant_credits
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     ServerSettings,

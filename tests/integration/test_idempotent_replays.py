@@ -16,10 +16,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.supabase.auth import mint_token
-from core.model.idempotency import request_fingerprint
-from entrypoints.http.app import create_app
-from entrypoints.settings import DatabaseSettings, ServerSettings, Settings, SupabaseSettings
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.core.model.idempotency import request_fingerprint
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.settings import (
+    DatabaseSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.integration.test_failover import grant
 
 SECRET = "replay-secret-" + "r" * 32

@@ -23,13 +23,13 @@ import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.limits.counter import KEY_PREFIX
-from adapters.supabase.auth import mint_token
-from core.model.limits import Budget, Operation, RatePolicy, UserBudgets
-from entrypoints.http.app import create_app
-from entrypoints.http.server import CorkedHttpToolsProtocol
-from entrypoints.limits_settings import RateSettings
-from entrypoints.settings import (
+from genstudio.adapters.limits.counter import KEY_PREFIX
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.core.model.limits import Budget, Operation, RatePolicy, UserBudgets
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.http.server import CorkedHttpToolsProtocol
+from genstudio.entrypoints.limits_settings import RateSettings
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     RedisSettings,
     ServerSettings,

@@ -14,13 +14,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.supabase.auth import mint_token
-from adapters.supabase.db import make_engine
-from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.model.moderation import Reason, Surface
-from core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
-from entrypoints.http.app import create_app
-from entrypoints.settings import (
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.db import make_engine
+from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+from genstudio.core.model.moderation import Reason, Surface
+from genstudio.core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     ModerationSettings,

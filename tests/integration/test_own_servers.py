@@ -79,10 +79,10 @@ def test_nothing_answering_starts_the_suites_own_servers_and_says_so(fallback: F
 
 
 async def test_the_ledger_works_on_the_suites_own_postgres(fallback: Fallback) -> None:
-    from adapters.supabase.db import make_engine
-    from adapters.supabase.migrate import upgrade
-    from adapters.supabase.uow import SqlUnitOfWorkFactory
-    from core.services.credits import grant_credits
+    from genstudio.adapters.supabase.db import make_engine
+    from genstudio.adapters.supabase.migrate import upgrade
+    from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+    from genstudio.core.services.credits import grant_credits
 
     url = f"{fallback.pg_server}/genstudio_own_servers"
     with psycopg.connect(f"{fallback.pg_server}/test", autocommit=True) as admin:
@@ -103,7 +103,7 @@ async def test_the_ledger_works_on_the_suites_own_postgres(fallback: Fallback) -
 
 
 async def test_the_job_queue_works_on_the_suites_own_redis(fallback: Fallback) -> None:
-    from adapters.redis import TaskiqJobQueue, make_stream_broker, stream_for
+    from genstudio.adapters.redis import TaskiqJobQueue, make_stream_broker, stream_for
 
     broker = make_stream_broker(fallback.redis_url)
     await broker.startup()

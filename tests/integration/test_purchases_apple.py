@@ -16,14 +16,19 @@ import pytest
 from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 
-from adapters.memory import FakeClock
-from adapters.supabase.auth import mint_token
-from core.services.credits import place_hold, release_hold
-from entrypoints.containers import AppContainer
-from entrypoints.http.app import create_app
-from entrypoints.iap_settings import AppleSettings
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import DatabaseSettings, ServerSettings, Settings, SupabaseSettings
+from genstudio.adapters.memory import FakeClock
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.core.services.credits import place_hold, release_hold
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.iap_settings import AppleSettings
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import (
+    DatabaseSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.integration.ledger_checks import assert_ledger_invariants
 from tests.standins.apple import (
     BUNDLE_ID,
@@ -752,7 +757,7 @@ async def test_a_prorated_refund_takes_back_only_what_is_left_unspent(apple: App
 def test_an_environment_whose_signatures_apple_never_checks_is_refused(environment: str) -> None:
     """Apple's library skips signature checks for Xcode and LocalTesting: configured by
     mistake in a deployment, anyone could forge a purchase."""
-    from adapters.iap_apple.store import AppleAppStore
+    from genstudio.adapters.iap_apple.store import AppleAppStore
 
     with pytest.raises(ValueError, match="Production or Sandbox"):
         AppleAppStore(root_certificates=[], bundle_id="com.example.app", environment=environment)

@@ -18,25 +18,30 @@ from dependency_injector import providers
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.iap_google import GooglePlayStore
-from adapters.memory import FakeClock
-from adapters.supabase.auth import mint_token
-from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.model.credits import EntryKind
-from core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
-from core.model.purchases.store_events import Purchase, Revocation, RevocationReason
-from core.services.credits import place_hold, release_hold
-from core.services.purchases.acknowledgements import acknowledge_pending
-from core.services.purchases.claims import claim_purchase
-from core.services.purchases.notifications import handle_notification
-from core.services.purchases.outcomes import EventOutcome
-from core.services.purchases.subscriptions import grant_due_allowances
-from entrypoints.containers import AppContainer
-from entrypoints.http.app import create_app
-from entrypoints.iap import google_store
-from entrypoints.iap_settings import GoogleSettings
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import DatabaseSettings, ServerSettings, Settings, SupabaseSettings
+from genstudio.adapters.iap_google import GooglePlayStore
+from genstudio.adapters.memory import FakeClock
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
+from genstudio.core.model.purchases.store_events import Purchase, Revocation, RevocationReason
+from genstudio.core.services.credits import place_hold, release_hold
+from genstudio.core.services.purchases.acknowledgements import acknowledge_pending
+from genstudio.core.services.purchases.claims import claim_purchase
+from genstudio.core.services.purchases.notifications import handle_notification
+from genstudio.core.services.purchases.outcomes import EventOutcome
+from genstudio.core.services.purchases.subscriptions import grant_due_allowances
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.iap import google_store
+from genstudio.entrypoints.iap_settings import GoogleSettings
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import (
+    DatabaseSettings,
+    ServerSettings,
+    Settings,
+    SupabaseSettings,
+)
 from tests.integration.ledger_checks import assert_ledger_invariants
 from tests.standins.google_play import PACKAGE, PUSH_ACCOUNT, GooglePlayStandIn
 from tests.standins.loopback import Fail, RateLimit

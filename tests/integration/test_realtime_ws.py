@@ -19,19 +19,19 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from adapters.realtime import RedisRealtime
-from adapters.supabase.auth import mint_token
-from entrypoints.http.app import create_app
-from entrypoints.http.server import CorkedHttpToolsProtocol
-from entrypoints.realtime_settings import RealtimeSettings
-from entrypoints.settings import (
+from genstudio.adapters.realtime import RedisRealtime
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.http.server import CorkedHttpToolsProtocol
+from genstudio.entrypoints.realtime_settings import RealtimeSettings
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     RedisSettings,
     ServerSettings,
     Settings,
     SupabaseSettings,
 )
-from ports.realtime import CREDITS_CHANGED, JOB_UPDATED
+from genstudio.ports.realtime import CREDITS_CHANGED, JOB_UPDATED
 from tests import servers
 
 SECRET = "realtime-secret-" + "r" * 32
@@ -42,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app under uvicorn in a thread of its own, on a database of its own."""
     import psycopg
 
-    from adapters.supabase.migrate import upgrade
+    from genstudio.adapters.supabase.migrate import upgrade
     from tests.conftest import _admin_url
 
     name = f"genstudio_rt_{uuid.uuid4().hex[:10]}"

@@ -19,9 +19,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image
 
-from adapters.supabase.auth import mint_token
-from entrypoints.http.app import create_app
-from entrypoints.settings import (
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     ServerSettings,

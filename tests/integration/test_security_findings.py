@@ -26,13 +26,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image, ImageDraw
 
-from adapters.memory.gpu import InMemoryGpuProvider
-from adapters.supabase.auth import mint_token
-from entrypoints.containers import AppContainer
-from entrypoints.http.app import create_app
-from entrypoints.iap_settings import AppleSettings, GoogleSettings
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import (
+from genstudio.adapters.memory.gpu import InMemoryGpuProvider
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.iap_settings import AppleSettings, GoogleSettings
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     OpenRouterSettings,
@@ -346,7 +346,7 @@ async def test_form_integers_are_digits_only(plain: AsyncTestClient[Litestar], p
 def test_a_huge_credit_grant_is_a_clear_error(pg_url: str, tmp_path: Path) -> None:
     """Finding: ``genstudio credits grant`` of a huge amount printed a Postgres
     traceback (the ledger's integers are 32-bit)."""
-    from entrypoints.cli import grant as cli_grant
+    from genstudio.entrypoints.cli import grant as cli_grant
 
     settings = Settings(
         database=DatabaseSettings(url=pg_url),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.settings import Settings, kept_secret
+from genstudio.entrypoints.settings import Settings, kept_secret
 
 
 def _make(data_dir: str, start_at: float, out: multiprocessing.Queue[str]) -> None:
@@ -50,7 +50,7 @@ def test_on_off_settings_take_the_usual_spellings_and_refuse_others() -> None:
 
 
 def test_job_timeouts_have_a_default_and_per_kind_overrides() -> None:
-    from entrypoints.gpus import build_policy
+    from genstudio.entrypoints.gpus import build_policy
 
     timeouts = build_policy(Settings.from_env({})).timeouts
     assert [timeouts.seconds_for(k) for k in ("image", "edit", "video", "training")] == [

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from core.model.media import MediaAsset, MediaKind, png_dimensions
+from genstudio.core.model.media import MediaAsset, MediaKind, png_dimensions
 from tests.integration.test_http_api import PROBLEM, Harness, api
 
 pytestmark = pytest.mark.postgres

@@ -21,8 +21,8 @@ import pytest
 from redis.asyncio import Redis
 from taskiq import AckableMessage
 
-from adapters.redis import TaskiqJobQueue, make_stream_broker, stream_for
-from adapters.redis.queue import ResilientStreamBroker
+from genstudio.adapters.redis import TaskiqJobQueue, make_stream_broker, stream_for
+from genstudio.adapters.redis.queue import ResilientStreamBroker
 from tests.fault.conftest import RedisServer
 
 pytestmark = pytest.mark.redis

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from adapters.supabase.migrate import upgrade
+from genstudio.adapters.supabase.migrate import upgrade
 from tests import servers
 
 pytestmark = pytest.mark.postgres

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from adapters.supabase import tables
-from adapters.supabase.migrate import downgrade, upgrade
+from genstudio.adapters.supabase import tables
+from genstudio.adapters.supabase.migrate import downgrade, upgrade
 from tests import servers
 
 pytestmark = pytest.mark.postgres

@@ -14,18 +14,23 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.supabase import tables
-from adapters.supabase.db import make_engine, normalise_url
-from adapters.supabase.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
-from core.model.credits import EntryKind, Hold, HoldStatus, LedgerEntry
-from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
-from core.model.events import JobEvent, JobEventKind
-from core.model.idempotency import IdempotencyRecord, StoredResponse
-from core.model.job_params import ImageParams
-from core.model.jobs import FailureReason, Job, JobError, JobStatus
-from core.model.media import MediaAsset, MediaKind
-from core.model.pricing import ModelKind
-from core.services.credits import add_credits, grant_credits, place_hold, release_hold
+from genstudio.adapters.supabase import tables
+from genstudio.adapters.supabase.db import make_engine, normalise_url
+from genstudio.adapters.supabase.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind, Hold, HoldStatus, LedgerEntry
+from genstudio.core.model.errors import (
+    ConcurrencyConflict,
+    DuplicateEntry,
+    InsufficientCredits,
+    NotFound,
+)
+from genstudio.core.model.events import JobEvent, JobEventKind
+from genstudio.core.model.idempotency import IdempotencyRecord, StoredResponse
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import FailureReason, Job, JobError, JobStatus
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.services.credits import add_credits, grant_credits, place_hold, release_hold
 
 pytestmark = pytest.mark.postgres
 
@@ -727,7 +732,7 @@ async def test_pooled_connections_cut_by_the_server_are_replaced(fresh_db: str) 
     # checks every connection it holds before handing it out again
     import psycopg
 
-    from adapters.supabase.db import liveness
+    from genstudio.adapters.supabase.db import liveness
 
     engine = make_engine(fresh_db, pool_size=3)
     uows = SqlUnitOfWorkFactory(engine)
@@ -840,7 +845,7 @@ class RoundTrips:
     per call (``SqlConnection.execute``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from adapters.supabase import compiled
+        from genstudio.adapters.supabase import compiled
 
         self.count = 0
         self.sqlalchemy = 0
@@ -864,10 +869,10 @@ async def test_a_submission_is_two_round_trips_and_its_wake_up(
 ) -> None:
     # [BEGIN, the key's lock and record, the account's lock and lots] and
     # [the lot, the hold, its entry, the job, the answer to replay, COMMIT]
-    from adapters.memory.queue import InMemoryJobQueue
-    from adapters.system import SystemClock
-    from core.model.pricing import DEFAULT_CATALOG
-    from core.services.generation.submit import submit_image
+    from genstudio.adapters.memory.queue import InMemoryJobQueue
+    from genstudio.adapters.system import SystemClock
+    from genstudio.core.model.pricing import DEFAULT_CATALOG
+    from genstudio.core.services.generation.submit import submit_image
 
     user_id = await new_user(uows, credits=10)
     queue = InMemoryJobQueue()
@@ -896,7 +901,7 @@ async def test_a_submission_is_two_round_trips_and_its_wake_up(
     assert replay.replayed and replay.job == first.job
     assert trips.count == 1
     # without the announcement, the account's lock is a round trip of its own
-    from adapters.supabase.repositories.credits import SqlLedger
+    from genstudio.adapters.supabase.repositories.credits import SqlLedger
 
     async def unannounced(ledger: SqlLedger, user_id: uuid.UUID) -> None:
         return None
@@ -996,7 +1001,7 @@ async def test_a_unit_cancelled_mid_round_trip_leaves_no_broken_connection_behin
 
 
 def test_statement_shapes_are_kept_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapters.supabase import compiled
+    from genstudio.adapters.supabase import compiled
 
     monkeypatch.setattr(compiled, "_SHAPES", {})
     monkeypatch.setattr(compiled, "_MAX_SHAPES", 2)
@@ -1012,7 +1017,7 @@ def test_statement_shapes_are_kept_up_to_a_bound(monkeypatch: pytest.MonkeyPatch
 def test_statement_shapes_number_named_placeholders_as_psycopg_would() -> None:
     # the driver converts SQLAlchemy's %(name)s placeholders itself (psycopg's own
     # conversion is private): %% is a percent sign, and nothing else is taken
-    from adapters.supabase import compiled
+    from genstudio.adapters.supabase import compiled
 
     shape = compiled._Shape("SELECT '100%%', %(x)s || %(y)t, %(x)s LIKE 'a%%'", "utf-8")
     assert shape.query == b"SELECT '100%', $1 || $2, $1 LIKE 'a%'"
@@ -1027,7 +1032,7 @@ async def test_errors_that_are_not_refusals_keep_their_psycopg_class(fresh_db: s
     # with the server's message; the unit of work can only roll back after it
     from sqlalchemy import bindparam, literal_column, select
 
-    from adapters.supabase.compiled import Compiled
+    from genstudio.adapters.supabase.compiled import Compiled
 
     engine = make_engine(fresh_db, pool_size=1)
     uows = SqlUnitOfWorkFactory(engine)

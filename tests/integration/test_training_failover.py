@@ -18,8 +18,8 @@ import psycopg
 import pytest
 import uvicorn
 
-from entrypoints.http.app import create_app
-from entrypoints.settings import (
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     ServerSettings,

@@ -19,16 +19,16 @@ from dependency_injector import providers
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.gpu_local import LocalGpuProvider
-from adapters.supabase.auth import mint_token
-from adapters.supabase.db import make_engine
-from adapters.supabase.uow import SqlUnitOfWorkFactory
-from core.model.training.models import check_lora
-from core.services.credits import grant_credits
-from entrypoints.containers import AppContainer
-from entrypoints.http.app import create_app
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import (
+from genstudio.adapters.gpu_local import LocalGpuProvider
+from genstudio.adapters.supabase.auth import mint_token
+from genstudio.adapters.supabase.db import make_engine
+from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
+from genstudio.core.model.training.models import check_lora
+from genstudio.core.services.credits import grant_credits
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     JobSettings,
     ServerSettings,

@@ -15,15 +15,15 @@ from dependency_injector import providers
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.memory import InMemoryJobQueue, InMemoryUnitOfWorkFactory
-from core.model.job_params import ImageParams
-from core.model.jobs import Job, JobStatus
-from core.model.pricing import ModelKind
-from entrypoints.containers import AppContainer
-from entrypoints.http.app import create_app
-from entrypoints.http.generation.webhooks import token_matches
-from entrypoints.runtime import open_runtime
-from entrypoints.settings import (
+from genstudio.adapters.memory import InMemoryJobQueue, InMemoryUnitOfWorkFactory
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.pricing import ModelKind
+from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.http.generation.webhooks import token_matches
+from genstudio.entrypoints.runtime import open_runtime
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     RunpodSettings,
     ServerSettings,

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from core.model.purchases.products import add_months
+from genstudio.core.model.purchases.products import add_months
 from tests.standins.loopback import Fault, LoopbackStandIn, Reply, Request, json_reply
 
 PACKAGE = "app.genstudio.android"

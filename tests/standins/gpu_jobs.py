@@ -35,10 +35,10 @@ from litestar import Litestar, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from adapters.gpu_local import render_png
-from adapters.gpu_local.renderer import render_edit
-from adapters.gpu_local.trainer import train_lora
-from adapters.gpu_local.video import render_video
+from genstudio.adapters.gpu_local import render_png
+from genstudio.adapters.gpu_local.renderer import render_edit
+from genstudio.adapters.gpu_local.trainer import train_lora
+from genstudio.adapters.gpu_local.video import render_video
 
 FailKind = Literal["content", "infrastructure", "timeout"]
 

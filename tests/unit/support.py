@@ -10,27 +10,27 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.memory import (
+from genstudio.adapters.memory import (
     FakeClock,
     InMemoryGpuProvider,
     InMemoryJobQueue,
     InMemoryStorage,
     InMemoryUnitOfWorkFactory,
 )
-from core.model.credits import EntryKind, Hold, LedgerEntry, Lot
-from core.model.events import JobEvent
-from core.model.idempotency import request_fingerprint
-from core.model.job_params import ImageParams
-from core.model.jobs import Job, JobStatus
-from core.model.media import MediaAsset
-from core.model.pricing import DEFAULT_CATALOG
-from core.model.queueing import QueuePolicy, RetryPolicy
-from core.services import credits as svc
-from core.services.generation.submit import submit_image
-from core.services.generation.submitted import Submitted
-from core.services.processing.processor import JobProcessor
-from ports.ai import PromptEnhancer
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind, Hold, LedgerEntry, Lot
+from genstudio.core.model.events import JobEvent
+from genstudio.core.model.idempotency import request_fingerprint
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.media import MediaAsset
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.model.queueing import QueuePolicy, RetryPolicy
+from genstudio.core.services import credits as svc
+from genstudio.core.services.generation.submit import submit_image
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.core.services.processing.processor import JobProcessor
+from genstudio.ports.ai import PromptEnhancer
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from entrypoints.http.access import AccessLog
-from entrypoints.http.app import create_app
-from entrypoints.http.deadline import Deadline
-from entrypoints.logs import REQUEST_ID, JsonFormatter, TextFormatter, wants_json
-from entrypoints.settings import Settings, SupabaseSettings
+from genstudio.entrypoints.http.access import AccessLog
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.http.deadline import Deadline
+from genstudio.entrypoints.logs import REQUEST_ID, JsonFormatter, TextFormatter, wants_json
+from genstudio.entrypoints.settings import Settings, SupabaseSettings
 
 Message = dict[str, Any]
 
@@ -111,7 +111,7 @@ async def test_a_sane_client_request_id_is_kept_and_an_insane_one_replaced(
 
 async def test_the_access_line_names_the_route_template_and_the_user() -> None:
     """A handler that authenticates (note_user) and a templated route."""
-    from entrypoints.http.access import note_user
+    from genstudio.entrypoints.http.access import note_user
 
     async def handler(scope: Message, receive: Any, send: Any) -> None:
         scope["path_template"] = "/v1/generate/{job_id:uuid}"  # what Litestar's router sets

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.memory import InMemoryUnitOfWorkFactory
-from core.model.credits import (
+from genstudio.adapters.memory import InMemoryUnitOfWorkFactory
+from genstudio.core.model.credits import (
     LOT_KINDS,
     Allocation,
     EntryKind,
@@ -20,8 +20,13 @@ from core.model.credits import (
     spending_order,
     validate_grant,
 )
-from core.model.errors import IllegalTransition, InsufficientCredits, InvalidInput, NotFound
-from core.services import credits as svc
+from genstudio.core.model.errors import (
+    IllegalTransition,
+    InsufficientCredits,
+    InvalidInput,
+    NotFound,
+)
+from genstudio.core.services import credits as svc
 from tests.unit.support import account, add, get_hold, hold, open_account, refund, release, settle
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -449,8 +454,8 @@ async def test_opening_a_new_account_creates_an_empty_profile(
 
 
 async def test_credits_held_when_their_purchase_is_clawed_back_do_not_revive_on_release() -> None:
-    from adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
-    from core.services import credits as svc
+    from genstudio.adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
+    from genstudio.core.services import credits as svc
 
     factory, clock = InMemoryUnitOfWorkFactory(), FakeClock()
     user = uuid.uuid4()
@@ -485,7 +490,7 @@ async def test_credits_held_when_their_purchase_is_clawed_back_do_not_revive_on_
 
 
 def test_entry_ids_are_time_ordered_so_one_instant_keeps_its_writing_order() -> None:
-    from core.model.ids import uuid7
+    from genstudio.core.model.ids import uuid7
 
     ids = [uuid7() for _ in range(5000)]
     assert ids == sorted(ids, key=lambda u: u.bytes)
@@ -494,7 +499,7 @@ def test_entry_ids_are_time_ordered_so_one_instant_keeps_its_writing_order() -> 
 
 
 def test_random_ids_are_version_4_and_distinct() -> None:
-    from core.model.ids import new_id
+    from genstudio.core.model.ids import new_id
 
     ids = [new_id() for _ in range(20_000)]  # several refills of the buffered randomness
     assert len(set(ids)) == len(ids)
@@ -507,7 +512,7 @@ def test_a_forked_child_never_hands_out_the_parents_randomness() -> None:
     would then make the same ids (a job id, a hold id) in two processes."""
     import os
 
-    from core.model.ids import new_id, random_bytes
+    from genstudio.core.model.ids import new_id, random_bytes
 
     random_bytes(16)  # the buffer is filled and partly unused
     read, write = os.pipe()
@@ -530,7 +535,7 @@ def test_a_forked_child_never_hands_out_the_parents_randomness() -> None:
 
 
 def test_random_bytes_come_whole_or_not_at_all() -> None:
-    from core.model.ids import random_bytes
+    from genstudio.core.model.ids import random_bytes
 
     assert len(random_bytes(4096)) == 4096  # a whole refill
     assert [len(random_bytes(100)) for _ in range(50)] == [100] * 50  # across refills

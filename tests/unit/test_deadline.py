@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from entrypoints.http.deadline import Deadline
+from genstudio.entrypoints.http.deadline import Deadline
 
 Message = dict[str, Any]
 

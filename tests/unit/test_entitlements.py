@@ -8,10 +8,19 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.model.errors import InvalidInput
-from core.model.purchases.entitlements import apply_snapshot, derive_status, new_entitlement
-from core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months, parse_product_ids
-from core.model.purchases.store_events import EntitlementStatus, SubscriptionSnapshot
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.purchases.entitlements import (
+    apply_snapshot,
+    derive_status,
+    new_entitlement,
+)
+from genstudio.core.model.purchases.products import (
+    DEFAULT_PRODUCTS,
+    Store,
+    add_months,
+    parse_product_ids,
+)
+from genstudio.core.model.purchases.store_events import EntitlementStatus, SubscriptionSnapshot
 
 T0 = datetime(2026, 1, 31, 12, tzinfo=UTC)
 USER = uuid.uuid4()

@@ -31,11 +31,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from adapters.memory import InMemoryUnitOfWorkFactory
-from core.model.credits import EntryKind
-from core.model.errors import InsufficientCredits
-from core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
-from core.model.purchases.store_events import (
+from genstudio.adapters.memory import InMemoryUnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.errors import InsufficientCredits
+from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
+from genstudio.core.model.purchases.store_events import (
     EntitlementStatus,
     Purchase,
     RefundReversal,
@@ -44,11 +44,11 @@ from core.model.purchases.store_events import (
     StoreEvent,
     SubscriptionSnapshot,
 )
-from core.services import credits as credit_svc
-from core.services.purchases.claims import claim_purchase
-from core.services.purchases.notifications import handle_notification
-from core.services.purchases.outcomes import PurchaseOutcome
-from core.services.purchases.subscriptions import grant_due_allowances
+from genstudio.core.services import credits as credit_svc
+from genstudio.core.services.purchases.claims import claim_purchase
+from genstudio.core.services.purchases.notifications import handle_notification
+from genstudio.core.services.purchases.outcomes import PurchaseOutcome
+from genstudio.core.services.purchases.subscriptions import grant_due_allowances
 from tests.unit.support import account, open_account, run
 
 T0 = datetime(2026, 1, 15, 9, tzinfo=UTC)

@@ -8,9 +8,9 @@ import uuid
 import msgspec
 import pytest
 
-from adapters.memory import InMemoryJobQueue
-from core.model.credits import EntryKind, HoldStatus
-from core.model.errors import (
+from genstudio.adapters.memory import InMemoryJobQueue
+from genstudio.core.model.credits import EntryKind, HoldStatus
+from genstudio.core.model.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
     InsufficientCredits,
@@ -18,13 +18,13 @@ from core.model.errors import (
     JobFinished,
     NotFound,
 )
-from core.model.job_params import ImageParams
-from core.model.jobs import JobStatus
-from core.model.pricing import DEFAULT_CATALOG, ModelKind
-from core.model.profiles import SubscriptionTier
-from core.services.generation.jobs import cancel_job, wake_on_notice
-from core.services.generation.submit import TIER_PRIORITY, enhanced
-from core.services.queries import get_job, job_events, job_view
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import JobStatus
+from genstudio.core.model.pricing import DEFAULT_CATALOG, ModelKind
+from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.core.services.generation.jobs import cancel_job, wake_on_notice
+from genstudio.core.services.generation.submit import TIER_PRIORITY, enhanced
+from genstudio.core.services.queries import get_job, job_events, job_view
 from tests.unit.support import Studio
 
 SQUARE = ImageParams(prompt="a red fox in the snow", width=1024, height=1024, count=2)

@@ -12,7 +12,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from adapters.gpu_http import (
+from genstudio.adapters.gpu_http import (
     Backoff,
     TokenBucket,
     classify_failure,
@@ -20,11 +20,11 @@ from adapters.gpu_http import (
     decode_outputs,
     worker_input,
 )
-from adapters.gpu_http.calls import retry_after_seconds
-from adapters.memory.gpu import tiny_png
-from core.model.job_params import EditParams, ImageParams, VideoInput, VideoParams
-from core.model.jobs import FailureReason, JobError
-from ports.gpu import GpuRequest, ProviderInput, ProviderUnavailable
+from genstudio.adapters.gpu_http.calls import retry_after_seconds
+from genstudio.adapters.memory.gpu import tiny_png
+from genstudio.core.model.job_params import EditParams, ImageParams, VideoInput, VideoParams
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.ports.gpu import GpuRequest, ProviderInput, ProviderUnavailable
 
 RUNPOD_RAISED = json.dumps(
     {"error_type": "<class 'ContentPolicyError'>", "error_message": "CONTENT_POLICY: nsfw"}

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.memory import InMemoryUnitOfWorkFactory
-from core.model.profiles import SubscriptionTier
-from core.model.purchases.entitlements import Entitlement, headline, plan_tier
-from core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
-from core.model.purchases.store_events import EntitlementStatus, SubscriptionSnapshot
-from core.services.purchases.claims import claim_purchase
-from core.services.purchases.subscriptions import subscription_of
+from genstudio.adapters.memory import InMemoryUnitOfWorkFactory
+from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.core.model.purchases.entitlements import Entitlement, headline, plan_tier
+from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
+from genstudio.core.model.purchases.store_events import EntitlementStatus, SubscriptionSnapshot
+from genstudio.core.services.purchases.claims import claim_purchase
+from genstudio.core.services.purchases.subscriptions import subscription_of
 from tests.unit.support import open_account, run
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)

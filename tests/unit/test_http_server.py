@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from entrypoints.http.server import CorkedHttpToolsProtocol, CorkedTransport
+from genstudio.entrypoints.http.server import CorkedHttpToolsProtocol, CorkedTransport
 from tests.standins.loopback import read_body
 
 

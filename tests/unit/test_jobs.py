@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from core.model.errors import IllegalTransition, InvalidInput, JobFinished
-from core.model.job_params import ImageParams
-from core.model.jobs import FailureReason, Job, JobError, JobStatus
-from core.model.pricing import ModelKind
+from genstudio.core.model.errors import IllegalTransition, InvalidInput, JobFinished
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import FailureReason, Job, JobError, JobStatus
+from genstudio.core.model.pricing import ModelKind
 
 S = JobStatus
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

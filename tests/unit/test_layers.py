@@ -59,4 +59,8 @@ def test_ports_may_import_no_installed_package_but_msgspec() -> None:
 def test_the_layers_are_use_cases_over_ports_over_the_model() -> None:
     layers = _contract("layers")
     assert layers["type"] == "layers"
-    assert layers["layers"] == ["core.services", "ports", "core.model"]
+    assert layers["layers"] == [
+        "genstudio.core.services",
+        "genstudio.ports",
+        "genstudio.core.model",
+    ]

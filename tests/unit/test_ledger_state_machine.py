@@ -35,10 +35,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
-from core.model.credits import EntryKind, Hold, HoldStatus, LedgerEntry
-from core.model.errors import InsufficientCredits, NotFound
-from core.services import credits as svc
+from genstudio.adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind, Hold, HoldStatus, LedgerEntry
+from genstudio.core.model.errors import InsufficientCredits, NotFound
+from genstudio.core.services import credits as svc
 from tests.unit.support import account, open_account, run
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

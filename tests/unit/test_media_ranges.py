@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoints.http.media.controller import Unsatisfiable, byte_range
+from genstudio.entrypoints.http.media.controller import Unsatisfiable, byte_range
 
 
 @pytest.mark.parametrize(

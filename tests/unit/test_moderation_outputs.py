@@ -8,16 +8,16 @@ import uuid
 
 import pytest
 
-from adapters.imaging import PillowImageInspector
-from core.model.credits import EntryKind, HoldStatus
-from core.model.job_params import ImageParams, VideoInput
-from core.model.jobs import FailureReason, JobStatus
-from core.model.moderation import Classification, Label, Reason, Surface
-from core.model.pricing import DEFAULT_CATALOG
-from core.services.generation.submit import submit_video
-from core.services.moderation.service import Moderation
-from core.services.processing.processor import JobProcessor
-from ports.moderation import ModerationUnavailable
+from genstudio.adapters.imaging import PillowImageInspector
+from genstudio.core.model.credits import EntryKind, HoldStatus
+from genstudio.core.model.job_params import ImageParams, VideoInput
+from genstudio.core.model.jobs import FailureReason, JobStatus
+from genstudio.core.model.moderation import Classification, Label, Reason, Surface
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.services.generation.submit import submit_video
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.core.services.processing.processor import JobProcessor
+from genstudio.ports.moderation import ModerationUnavailable
 from tests.unit.support import POLICY, Studio
 
 CREDITS = 400

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.model.moderation import (
+from genstudio.core.model.moderation import (
     Action,
     Classification,
     Label,
@@ -19,7 +19,7 @@ from core.model.moderation import (
     parse_thresholds,
     policy_from,
 )
-from core.model.moderation_rules import (
+from genstudio.core.model.moderation_rules import (
     ModerationRule,
     RuleAction,
     RuleKind,

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.memory.clock import FakeClock
-from adapters.memory.uow import InMemoryUnitOfWorkFactory
-from core.model.moderation import (
+from genstudio.adapters.memory.clock import FakeClock
+from genstudio.adapters.memory.uow import InMemoryUnitOfWorkFactory
+from genstudio.core.model.moderation import (
     Classification,
     ContentRefused,
     GenerationSuspended,
@@ -19,10 +19,10 @@ from core.model.moderation import (
     StrikePolicy,
     Surface,
 )
-from core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
-from core.services.moderation.rules import RuleListClassifier
-from core.services.moderation.service import Moderation
-from ports.moderation import ModerationUnavailable
+from genstudio.core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
+from genstudio.core.services.moderation.rules import RuleListClassifier
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.ports.moderation import ModerationUnavailable
 
 USER = uuid.UUID(int=7)
 

@@ -8,9 +8,9 @@ import uuid
 import msgspec
 import pytest
 
-from core.model.errors import InsufficientCredits
-from core.model.job_params import ImageParams
-from core.model.moderation import (
+from genstudio.core.model.errors import InsufficientCredits
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.moderation import (
     Classification,
     ContentRefused,
     GenerationSuspended,
@@ -19,9 +19,9 @@ from core.model.moderation import (
     StrikePolicy,
     Surface,
 )
-from core.model.pricing import DEFAULT_CATALOG
-from core.services.generation.submit import submit_image
-from core.services.moderation.service import Moderation
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.services.generation.submit import submit_image
+from genstudio.core.services.moderation.service import Moderation
 from tests.unit.support import Studio
 
 

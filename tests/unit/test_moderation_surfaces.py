@@ -18,33 +18,38 @@ import msgspec
 import pytest
 from PIL import Image
 
-from adapters.imaging import PillowAvatars, PillowImageInspector
-from adapters.memory import FakeClock, InMemoryJobQueue, InMemoryStorage, InMemoryUnitOfWorkFactory
-from core.model.errors import InsufficientCredits, InvalidInput
-from core.model.job_params import VideoInput
-from core.model.jobs import Job, JobStatus
-from core.model.media import MediaAsset, MediaKind
-from core.model.moderation import (
+from genstudio.adapters.imaging import PillowAvatars, PillowImageInspector
+from genstudio.adapters.memory import (
+    FakeClock,
+    InMemoryJobQueue,
+    InMemoryStorage,
+    InMemoryUnitOfWorkFactory,
+)
+from genstudio.core.model.errors import InsufficientCredits, InvalidInput
+from genstudio.core.model.job_params import VideoInput
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.moderation import (
     Classification,
     ContentRefused,
     Label,
     Reason,
     Surface,
 )
-from core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
-from core.model.pricing import DEFAULT_CATALOG
-from core.model.social import Visibility
-from core.model.training.photos import FaceBox, PhotoMeasures
-from core.services.generation.submit import submit_edit, submit_video
-from core.services.generation.uploads import Upload
-from core.services.moderation.rules import RuleListClassifier
-from core.services.moderation.service import Moderation
-from core.services.moderation.surfaces import ModeratedTexts
-from core.services.social.posts import Posts
-from core.services.social.profiles import ProfilePatch, Profiles
-from core.services.social.views import Urls
-from core.services.training.photos import PhotoSets
-from ports.vision import AnalysedPhoto
+from genstudio.core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.model.social import Visibility
+from genstudio.core.model.training.photos import FaceBox, PhotoMeasures
+from genstudio.core.services.generation.submit import submit_edit, submit_video
+from genstudio.core.services.generation.uploads import Upload
+from genstudio.core.services.moderation.rules import RuleListClassifier
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.core.services.moderation.surfaces import ModeratedTexts
+from genstudio.core.services.social.posts import Posts
+from genstudio.core.services.social.profiles import ProfilePatch, Profiles
+from genstudio.core.services.social.views import Urls
+from genstudio.core.services.training.photos import PhotoSets
+from genstudio.ports.vision import AnalysedPhoto
 from tests.unit.support import add, open_account
 
 T0 = datetime(2026, 12, 8, 12, tzinfo=UTC)

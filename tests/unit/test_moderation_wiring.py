@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
-from core.model.moderation import Reason, Surface
-from entrypoints.moderation import build_moderation
-from entrypoints.settings import Settings
+from genstudio.adapters.memory import FakeClock, InMemoryUnitOfWorkFactory
+from genstudio.core.model.moderation import Reason, Surface
+from genstudio.entrypoints.moderation import build_moderation
+from genstudio.entrypoints.settings import Settings
 
 
 def names(env: dict[str, str]) -> tuple[list[str], bool]:

@@ -7,9 +7,9 @@ import uuid
 import msgspec
 import pytest
 
-from adapters.memory.gpu import tiny_mp4, tiny_png
-from core.model.errors import InvalidInput
-from core.model.job_params import (
+from genstudio.adapters.memory.gpu import tiny_mp4, tiny_png
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.job_params import (
     RESOLUTIONS,
     EditParams,
     ImageParams,
@@ -17,8 +17,8 @@ from core.model.job_params import (
     VideoInput,
     VideoParams,
 )
-from core.model.media import mp4_info, poster_key, sniff_content_type, upload_key
-from core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.model.media import mp4_info, poster_key, sniff_content_type, upload_key
+from genstudio.core.model.pricing import DEFAULT_CATALOG
 
 
 def edit(**changes: object) -> EditParams:

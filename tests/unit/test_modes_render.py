@@ -17,10 +17,10 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from adapters.gpu_local import render_edit, render_video
-from adapters.imaging import PillowImageInspector, sniff_image_type
-from core.model.errors import InvalidInput
-from core.model.media import mp4_info
+from genstudio.adapters.gpu_local import render_edit, render_video
+from genstudio.adapters.imaging import PillowImageInspector, sniff_image_type
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.media import mp4_info
 
 pillow_heif.register_heif_opener()
 
@@ -286,7 +286,7 @@ async def test_bad_uploads_are_refused_naming_the_field(
 
 
 async def test_an_upload_over_the_byte_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adapters.imaging.inspector as module
+    import genstudio.adapters.imaging.inspector as module
 
     monkeypatch.setattr(module, "MAX_UPLOAD_BYTES", 1000)
     with pytest.raises(InvalidInput) as caught:

@@ -10,20 +10,20 @@ import msgspec
 import pytest
 from PIL import Image, ImageDraw
 
-from adapters.imaging import PillowImageInspector
-from adapters.memory import FixedCaptioner, InMemoryGpuProvider
-from adapters.memory.gpu import tiny_mp4, tiny_png
-from core.model.errors import IdempotencyMismatch, InsufficientCredits, InvalidInput
-from core.model.job_params import EditParams, VideoInput, VideoParams
-from core.model.jobs import JobStatus
-from core.model.media import MediaKind
-from core.model.pricing import DEFAULT_CATALOG
-from core.services.generation.submit import submit_edit, submit_video
-from core.services.generation.submitted import Submitted
-from core.services.generation.uploads import ORPHAN_AFTER, Upload, sweep_orphaned_uploads
-from core.services.reconcile import Reconciler
-from ports.gpu import Completed, OutputRole, ProviderOutput, ProviderStatus
-from ports.storage import StorageUnavailable
+from genstudio.adapters.imaging import PillowImageInspector
+from genstudio.adapters.memory import FixedCaptioner, InMemoryGpuProvider
+from genstudio.adapters.memory.gpu import tiny_mp4, tiny_png
+from genstudio.core.model.errors import IdempotencyMismatch, InsufficientCredits, InvalidInput
+from genstudio.core.model.job_params import EditParams, VideoInput, VideoParams
+from genstudio.core.model.jobs import JobStatus
+from genstudio.core.model.media import MediaKind
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.services.generation.submit import submit_edit, submit_video
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.core.services.generation.uploads import ORPHAN_AFTER, Upload, sweep_orphaned_uploads
+from genstudio.core.services.reconcile import Reconciler
+from genstudio.ports.gpu import Completed, OutputRole, ProviderOutput, ProviderStatus
+from genstudio.ports.storage import StorageUnavailable
 from tests.unit.support import Studio
 
 

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from adapters.memory import FakeClock, InMemoryGpuProvider, InMemoryUnitOfWorkFactory
-from adapters.memory.push import RecordingPushSender
-from adapters.memory.realtime import RecordingRealtimePublisher
-from adapters.notification_texts import TemplateTexts
-from adapters.notification_texts.templates import DE, EN, ES
-from core.model.errors import InvalidInput
-from core.model.jobs import FailureReason, JobError
-from core.model.notifications import (
+from genstudio.adapters.memory import FakeClock, InMemoryGpuProvider, InMemoryUnitOfWorkFactory
+from genstudio.adapters.memory.push import RecordingPushSender
+from genstudio.adapters.memory.realtime import RecordingRealtimePublisher
+from genstudio.adapters.notification_texts import TemplateTexts
+from genstudio.adapters.notification_texts.templates import DE, EN, ES
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.core.model.notifications import (
     Category,
     Channel,
     DeliveryStatus,
@@ -25,11 +25,11 @@ from core.model.notifications import (
     Preferences,
     QuietHours,
 )
-from core.services.notifications.delivery import PushDelivery
-from core.services.notifications.emit import Notifier
-from core.services.notifications.settings import NotificationSettings, PreferencesChange
-from ports.push import DEVICE_NOT_REGISTERED, MESSAGE_TOO_BIG
-from ports.realtime import NOTIFICATION_CREATED
+from genstudio.core.services.notifications.delivery import PushDelivery
+from genstudio.core.services.notifications.emit import Notifier
+from genstudio.core.services.notifications.settings import NotificationSettings, PreferencesChange
+from genstudio.ports.push import DEVICE_NOT_REGISTERED, MESSAGE_TOO_BIG
+from genstudio.ports.realtime import NOTIFICATION_CREATED
 from tests.unit.support import Studio, open_account
 
 TOKEN = "ExponentPushToken[abcdefghijklmnopqrstuv]"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from entrypoints.http.app import create_app
-from entrypoints.settings import DatabaseSettings, Settings, SupabaseSettings
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.settings import DatabaseSettings, Settings, SupabaseSettings
 
 METHODS = ("get", "head", "post", "put", "patch", "delete")
 PROBLEM = "application/problem+json"

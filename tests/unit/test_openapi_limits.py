@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from core.model.errors import InvalidInput
-from entrypoints.http.app import create_app
-from entrypoints.http.bodies import strict_json
-from entrypoints.http.notifications.schemas import MarkReadRequest
-from entrypoints.settings import Settings
+from genstudio.core.model.errors import InvalidInput
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.http.bodies import strict_json
+from genstudio.entrypoints.http.notifications.schemas import MarkReadRequest
+from genstudio.entrypoints.settings import Settings
 
 #: built, never started: no database is opened
 DOCUMENT: dict[str, Any] = create_app(Settings()).openapi_schema.to_schema()

@@ -7,9 +7,9 @@ from litestar import Controller, Response, delete, get, patch
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
-from entrypoints.http.app import create_app
-from entrypoints.http.routing import App
-from entrypoints.settings import Settings
+from genstudio.entrypoints.http.app import create_app
+from genstudio.entrypoints.http.routing import App
+from genstudio.entrypoints.settings import Settings
 
 
 class _Reads(Controller):

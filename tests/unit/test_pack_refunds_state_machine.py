@@ -26,12 +26,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from adapters.memory import InMemoryUnitOfWorkFactory
-from core.model.credits import EntryKind, Hold, HoldStatus
-from core.model.errors import InsufficientCredits
-from core.model.purchases.entitlements import TransactionStatus
-from core.model.purchases.products import DEFAULT_PRODUCTS, Store
-from core.model.purchases.store_events import (
+from genstudio.adapters.memory import InMemoryUnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind, Hold, HoldStatus
+from genstudio.core.model.errors import InsufficientCredits
+from genstudio.core.model.purchases.entitlements import TransactionStatus
+from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, Store
+from genstudio.core.model.purchases.store_events import (
     WHOLE_SHARE,
     Purchase,
     RefundReversal,
@@ -39,9 +39,9 @@ from core.model.purchases.store_events import (
     RevocationReason,
     StoreEvent,
 )
-from core.services import credits as credit_svc
-from core.services.purchases.claims import claim_purchase
-from core.services.purchases.notifications import handle_notification
+from genstudio.core.services import credits as credit_svc
+from genstudio.core.services.purchases.claims import claim_purchase
+from genstudio.core.services.purchases.notifications import handle_notification
 from tests.unit.support import account, open_account, run
 
 T0 = datetime(2026, 1, 15, 9, tzinfo=UTC)

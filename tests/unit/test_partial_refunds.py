@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from adapters.memory import InMemoryUnitOfWorkFactory
-from core.model.credits import EntryKind
-from core.model.errors import InvalidInput
-from core.model.purchases.entitlements import TransactionStatus
-from core.model.purchases.products import DEFAULT_PRODUCTS, Store
-from core.model.purchases.store_events import (
+from genstudio.adapters.memory import InMemoryUnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.purchases.entitlements import TransactionStatus
+from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, Store
+from genstudio.core.model.purchases.store_events import (
     WHOLE_SHARE,
     Purchase,
     RefundReversal,
@@ -24,10 +24,10 @@ from core.model.purchases.store_events import (
     RevocationReason,
     StoreEvent,
 )
-from core.services.credits import place_hold, release_hold, settle_hold
-from core.services.purchases.claims import claim_purchase
-from core.services.purchases.notifications import handle_notification
-from core.services.purchases.outcomes import EventOutcome
+from genstudio.core.services.credits import place_hold, release_hold, settle_hold
+from genstudio.core.services.purchases.claims import claim_purchase
+from genstudio.core.services.purchases.notifications import handle_notification
+from genstudio.core.services.purchases.outcomes import EventOutcome
 from tests.unit.support import account, open_account
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -1,11 +1,11 @@
-"""The verdict rules on measured numbers (core.model.training.photos)."""
+"""The verdict rules on measured numbers (genstudio.core.model.training.photos)."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
-from core.model.training.photos import (
+from genstudio.core.model.training.photos import (
     FaceBox,
     PhotoMeasures,
     PhotoReason,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from core.model.errors import InvalidInput
-from core.model.pricing import (
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.pricing import (
     DEFAULT_CATALOG,
     Catalog,
     ModelKind,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from core.model.errors import IdempotencyInProgress
-from entrypoints.http.problems import EXCEPTION_HANDLERS
+from genstudio.core.model.errors import IdempotencyInProgress
+from genstudio.entrypoints.http.problems import EXCEPTION_HANDLERS
 
 
 @get("/busy")

@@ -12,18 +12,18 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from adapters.memory import InMemoryGpuProvider
-from adapters.memory.gpu import tiny_png
-from core.model.credits import EntryKind, HoldStatus
-from core.model.job_params import EditParams, ImageParams, JobParams, VideoParams
-from core.model.jobs import FailureReason, Job, JobError, JobStatus
-from core.model.media import MediaKind, png_dimensions
-from core.model.pricing import DEFAULT_CATALOG, ModelKind
-from core.model.queueing import QueuePolicy
-from core.services.generation.jobs import cancel_job
-from core.services.processing.outputs import VideoOutputs
-from core.services.processing.processor import JobProcessor
-from ports.gpu import (
+from genstudio.adapters.memory import InMemoryGpuProvider
+from genstudio.adapters.memory.gpu import tiny_png
+from genstudio.core.model.credits import EntryKind, HoldStatus
+from genstudio.core.model.job_params import EditParams, ImageParams, JobParams, VideoParams
+from genstudio.core.model.jobs import FailureReason, Job, JobError, JobStatus
+from genstudio.core.model.media import MediaKind, png_dimensions
+from genstudio.core.model.pricing import DEFAULT_CATALOG, ModelKind
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.services.generation.jobs import cancel_job
+from genstudio.core.services.processing.outputs import VideoOutputs
+from genstudio.core.services.processing.processor import JobProcessor
+from genstudio.ports.gpu import (
     Cancelled,
     GpuRequest,
     ProviderOutput,

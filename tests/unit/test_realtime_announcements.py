@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import uuid
 
-from adapters.memory import InMemoryGpuProvider
-from adapters.memory.realtime import RecordingRealtimePublisher
-from core.model.job_params import ImageParams
-from core.model.jobs import FailureReason, JobError, JobStatus
-from core.model.pricing import DEFAULT_CATALOG
-from core.services.generation.jobs import cancel_job
-from core.services.generation.submit import submit_image
-from core.services.processing.processor import JobProcessor
-from core.services.realtime import credits_changed
-from ports.realtime import CREDITS_CHANGED, JOB_UPDATED
+from genstudio.adapters.memory import InMemoryGpuProvider
+from genstudio.adapters.memory.realtime import RecordingRealtimePublisher
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import FailureReason, JobError, JobStatus
+from genstudio.core.model.pricing import DEFAULT_CATALOG
+from genstudio.core.services.generation.jobs import cancel_job
+from genstudio.core.services.generation.submit import submit_image
+from genstudio.core.services.processing.processor import JobProcessor
+from genstudio.core.services.realtime import credits_changed
+from genstudio.ports.realtime import CREDITS_CHANGED, JOB_UPDATED
 from tests.unit.support import POLICY, Studio
 
 PARAMS = ImageParams(prompt="a lighthouse at dusk", width=512, height=512, count=1)
@@ -124,7 +124,7 @@ async def test_a_unit_of_work_that_rolls_back_announces_nothing() -> None:
     realtime.events.clear()
     job = await studio.job(job_id)
     async with studio.factory() as uow:
-        from core.services.credits import release_hold
+        from genstudio.core.services.credits import release_hold
 
         assert job.hold_id is not None
         await release_hold(uow, job.hold_id, studio.clock.now())

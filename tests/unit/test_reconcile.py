@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from adapters.memory.queue import InMemoryJobQueue
-from core.services.reconcile import Reconciler
+from genstudio.adapters.memory.queue import InMemoryJobQueue
+from genstudio.core.services.reconcile import Reconciler
 from tests.unit.support import POLICY, Studio
 
 #: a tick well inside ``redeliver_after``: a wake-up that waited that out would show

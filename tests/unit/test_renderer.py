@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from adapters.gpu_local import render_png
-from core.model.media import PNG_SIGNATURE, png_dimensions
+from genstudio.adapters.gpu_local import render_png
+from genstudio.core.model.media import PNG_SIGNATURE, png_dimensions
 
 
 def render(

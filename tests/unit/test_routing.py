@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.model.jobs import FailureReason, JobError
-from core.model.routing import (
+from genstudio.core.model.jobs import FailureReason, JobError
+from genstudio.core.model.routing import (
     BreakerState,
     CircuitBreaker,
     ProviderHealth,

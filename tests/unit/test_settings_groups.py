@@ -10,10 +10,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from entrypoints.iap_settings import apple_from_env, google_from_env
-from entrypoints.limits_settings import rate_settings_from_env
-from entrypoints.realtime_settings import realtime_settings_from_env
-from entrypoints.settings import (
+from genstudio.entrypoints.iap_settings import apple_from_env, google_from_env
+from genstudio.entrypoints.limits_settings import rate_settings_from_env
+from genstudio.entrypoints.realtime_settings import realtime_settings_from_env
+from genstudio.entrypoints.settings import (
     DatabaseSettings,
     ExpoSettings,
     JobSettings,
@@ -26,7 +26,7 @@ from entrypoints.settings import (
     Settings,
     SupabaseSettings,
 )
-from entrypoints.training_settings import photo_settings_from_env
+from genstudio.entrypoints.training_settings import photo_settings_from_env
 
 GROUPS: dict[str, type[Any]] = {
     "database": DatabaseSettings,

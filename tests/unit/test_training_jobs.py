@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 from safetensors.numpy import load, save
 
-from adapters.gpu_local.trainer import train_lora
-from core.model.errors import InvalidInput
-from core.model.job_params import ImageParams, JobInput, TrainingParams
-from core.model.jobs import Job, JobStatus
-from core.model.pricing import DEFAULT_CATALOG, ModelKind
-from core.model.training.models import (
+from genstudio.adapters.gpu_local.trainer import train_lora
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.job_params import ImageParams, JobInput, TrainingParams
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.pricing import DEFAULT_CATALOG, ModelKind
+from genstudio.core.model.training.models import (
     TrainedModel,
     TrainedModelStatus,
     check_lora,

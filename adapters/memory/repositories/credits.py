@@ -8,10 +8,15 @@ from datetime import datetime
 
 import msgspec
 
-from adapters.memory.store import _Repo
-from core.model.credits import Hold, HoldStatus, LedgerEntry, Lot
-from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
-from core.model.profiles import Profile
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.credits import Hold, HoldStatus, LedgerEntry, Lot
+from genstudio.core.model.errors import (
+    ConcurrencyConflict,
+    DuplicateEntry,
+    InsufficientCredits,
+    NotFound,
+)
+from genstudio.core.model.profiles import Profile
 
 
 class InMemoryLedger(_Repo):

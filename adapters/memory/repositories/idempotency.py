@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from adapters.memory.store import _Repo
-from core.model.errors import DuplicateEntry
-from core.model.idempotency import IdempotencyRecord
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import DuplicateEntry
+from genstudio.core.model.idempotency import IdempotencyRecord
 
 
 class InMemoryIdempotency(_Repo):

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from adapters.memory.store import _Repo
-from core.model.errors import ConcurrencyConflict
-from core.model.events import JobEvent
-from core.model.jobs import Job, JobStatus
-from core.model.queueing import KindStats, QueueDepth, QueuePolicy, QueueStats
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import ConcurrencyConflict
+from genstudio.core.model.events import JobEvent
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.queueing import KindStats, QueueDepth, QueuePolicy, QueueStats
 
 
 class InMemoryJobs(_Repo):

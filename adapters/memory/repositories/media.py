@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from adapters.memory.store import _Repo
-from core.model.media import MediaAsset
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.media import MediaAsset
 
 
 class InMemoryMedia(_Repo):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from adapters.memory.store import _Repo
-from core.model.errors import DuplicateEntry
-from core.model.moderation import Strike
-from core.model.moderation_rules import ModerationRule
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import DuplicateEntry
+from genstudio.core.model.moderation import Strike
+from genstudio.core.model.moderation_rules import ModerationRule
 
 
 class InMemoryModeration(_Repo):

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import msgspec
 
-from adapters.memory.store import _Repo
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.notifications import (
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.notifications import (
     Delivery,
     DeliveryStatus,
     EventKind,

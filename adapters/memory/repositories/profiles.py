@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from adapters.memory.store import _Repo
-from core.model.errors import NotFound
-from core.model.profiles import Profile, SubscriptionTier
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import NotFound
+from genstudio.core.model.profiles import Profile, SubscriptionTier
 
 
 class InMemoryProfiles(_Repo):

@@ -9,11 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from adapters.memory.store import _Repo
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.purchases.early_revocations import EarlyRevocation
-from core.model.purchases.entitlements import AllowanceGrant, Entitlement, StoreTransaction
-from core.model.purchases.products import Store
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.purchases.early_revocations import EarlyRevocation
+from genstudio.core.model.purchases.entitlements import (
+    AllowanceGrant,
+    Entitlement,
+    StoreTransaction,
+)
+from genstudio.core.model.purchases.products import Store
 
 
 class InMemoryPurchases(_Repo):

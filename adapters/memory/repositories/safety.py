@@ -8,10 +8,10 @@ from datetime import datetime
 
 import msgspec
 
-from adapters.memory.store import _Repo
-from core.model.errors import DuplicateEntry
-from core.model.jobs import Job
-from core.model.safety import (
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import DuplicateEntry
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.safety import (
     Action,
     AuditEntry,
     Block,
@@ -19,7 +19,7 @@ from core.model.safety import (
     ReportStatus,
     TargetKind,
 )
-from core.model.social import PostState, SocialProfile, hot_score
+from genstudio.core.model.social import PostState, SocialProfile, hot_score
 
 
 class InMemorySafety(_Repo):

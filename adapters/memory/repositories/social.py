@@ -10,13 +10,13 @@ from typing import TypeVar
 
 import msgspec
 
-from adapters.memory.store import _Repo
-from core.model.credits import EntryKind
-from core.model.errors import AlreadyTaken, NotFound
-from core.model.jobs import JobStatus
-from core.model.media import MediaAsset, MediaKind
-from core.model.pricing import ModelKind
-from core.model.social import (
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.errors import AlreadyTaken, NotFound
+from genstudio.core.model.jobs import JobStatus
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.social import (
     TOP_WINDOW,
     Author,
     Comment,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from adapters.memory.store import _Repo
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.job_params import TrainingParams
-from core.model.training.models import TrainedModel
-from core.model.training.photos import Photo, PhotoSet
+from genstudio.adapters.memory.store import _Repo
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.job_params import TrainingParams
+from genstudio.core.model.training.models import TrainedModel
+from genstudio.core.model.training.photos import Photo, PhotoSet
 
 
 class InMemoryPhotoSets(_Repo):

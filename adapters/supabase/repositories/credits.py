@@ -27,13 +27,25 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from adapters.supabase import tables as t
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.profiles import _profile
-from adapters.supabase.repositories.rows import Row, _json, _params, _Repository, _utc, _utc_or_none
-from core.model.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
-from core.model.errors import ConcurrencyConflict, DuplicateEntry, InsufficientCredits, NotFound
-from core.model.profiles import Profile
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.profiles import _profile
+from genstudio.adapters.supabase.repositories.rows import (
+    Row,
+    _json,
+    _params,
+    _Repository,
+    _utc,
+    _utc_or_none,
+)
+from genstudio.core.model.credits import Allocation, EntryKind, Hold, HoldStatus, LedgerEntry, Lot
+from genstudio.core.model.errors import (
+    ConcurrencyConflict,
+    DuplicateEntry,
+    InsufficientCredits,
+    NotFound,
+)
+from genstudio.core.model.profiles import Profile
 
 # --- ledger -----------------------------------------------------------------------------
 

@@ -12,11 +12,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from adapters.supabase import tables as t
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.rows import Row, _params, _Repository, _utc
-from core.model.idempotency import IdempotencyRecord, StoredResponse
-from core.model.jobs import Job
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.rows import Row, _params, _Repository, _utc
+from genstudio.core.model.idempotency import IdempotencyRecord, StoredResponse
+from genstudio.core.model.jobs import Job
 
 # --- idempotency ------------------------------------------------------------------------
 

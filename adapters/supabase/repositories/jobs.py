@@ -19,15 +19,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from adapters.supabase import tables as t
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.rows import Row, _json, _params, _Repository, _utc, _utc_or_none
-from core.model.errors import ConcurrencyConflict
-from core.model.events import JobEvent, JobEventKind
-from core.model.job_params import JobParams
-from core.model.jobs import Job, JobError, JobStatus
-from core.model.pricing import ModelKind
-from core.model.queueing import KindStats, QueueDepth, QueuePolicy, QueueStats
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.rows import (
+    Row,
+    _json,
+    _params,
+    _Repository,
+    _utc,
+    _utc_or_none,
+)
+from genstudio.core.model.errors import ConcurrencyConflict
+from genstudio.core.model.events import JobEvent, JobEventKind
+from genstudio.core.model.job_params import JobParams
+from genstudio.core.model.jobs import Job, JobError, JobStatus
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.queueing import KindStats, QueueDepth, QueuePolicy, QueueStats
 
 # --- jobs -------------------------------------------------------------------------------
 

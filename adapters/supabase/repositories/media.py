@@ -17,10 +17,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql import Subquery
 
-from adapters.supabase import tables as t
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.rows import Row, _params, _Repository, _utc
-from core.model.media import MediaAsset, MediaKind
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.rows import Row, _params, _Repository, _utc
+from genstudio.core.model.media import MediaAsset, MediaKind
 
 # --- media ------------------------------------------------------------------------------
 

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
-from core.model.moderation import Reason, Strike, Surface
-from core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
+from genstudio.core.model.moderation import Reason, Strike, Surface
+from genstudio.core.model.moderation_rules import ModerationRule, RuleAction, RuleKind
 
 _VERSION = Compiled(text("SELECT count(*) AS n, max(updated_at) AS latest FROM moderation_rules"))
 _RULES = Compiled(

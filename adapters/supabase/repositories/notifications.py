@@ -18,10 +18,10 @@ from sqlalchemy import values as sa_values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from adapters.supabase import tables as t
-from adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.notifications import (
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.notifications import (
     Category,
     Channel,
     Data,

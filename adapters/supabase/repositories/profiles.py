@@ -15,11 +15,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from adapters.supabase import tables as t
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
-from core.model.errors import NotFound
-from core.model.profiles import Profile, SubscriptionTier
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
+from genstudio.core.model.errors import NotFound
+from genstudio.core.model.profiles import Profile, SubscriptionTier
 
 # --- profiles ---------------------------------------------------------------------------
 

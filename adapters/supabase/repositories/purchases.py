@@ -15,18 +15,22 @@ from sqlalchemy import RowMapping, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from adapters.supabase import tables as t
-from adapters.supabase.compiled import SqlConnection
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.purchases.early_revocations import EarlyRevocation
-from core.model.purchases.entitlements import (
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.compiled import SqlConnection
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.purchases.early_revocations import EarlyRevocation
+from genstudio.core.model.purchases.entitlements import (
     AllowanceGrant,
     Entitlement,
     StoreTransaction,
     TransactionStatus,
 )
-from core.model.purchases.products import ProductKind, Store
-from core.model.purchases.store_events import ENTITLED, EntitlementStatus, RevocationReason
+from genstudio.core.model.purchases.products import ProductKind, Store
+from genstudio.core.model.purchases.store_events import (
+    ENTITLED,
+    EntitlementStatus,
+    RevocationReason,
+)
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 

@@ -13,7 +13,7 @@ from sqlalchemy import (
     bindparam,
 )
 
-from adapters.supabase.compiled import Driver, SqlConnection
+from genstudio.adapters.supabase.compiled import Driver, SqlConnection
 
 Row = RowMapping | Mapping[str, Any]
 

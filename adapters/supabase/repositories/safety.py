@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from psycopg import errors
 from sqlalchemy import text
 
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.jobs import _job
-from adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
-from core.model.errors import ConcurrencyConflict
-from core.model.jobs import Job, JobStatus
-from core.model.safety import (
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.jobs import _job
+from genstudio.adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
+from genstudio.core.model.errors import ConcurrencyConflict
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.safety import (
     Action,
     AuditEntry,
     Block,

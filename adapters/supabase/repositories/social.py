@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.media import _asset
-from adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
-from core.model.errors import AlreadyTaken, DuplicateEntry
-from core.model.media import MediaAsset, MediaKind
-from core.model.social import (
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.media import _asset
+from genstudio.adapters.supabase.repositories.rows import Row, _Repository, _utc, _utc_or_none
+from genstudio.core.model.errors import AlreadyTaken, DuplicateEntry
+from genstudio.core.model.media import MediaAsset, MediaKind
+from genstudio.core.model.social import (
     TOP_WINDOW,
     Author,
     Comment,

@@ -10,12 +10,18 @@ import msgspec
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from adapters.supabase import tables as t
-from adapters.supabase.compiled import Compiled
-from adapters.supabase.repositories.rows import Row, _json, _params, _Repository, _utc
-from core.model.errors import DuplicateEntry, NotFound
-from core.model.training.models import TrainedModel, TrainedModelStatus
-from core.model.training.photos import Photo, PhotoMeasures, PhotoReason, PhotoSet, Verdict
+from genstudio.adapters.supabase import tables as t
+from genstudio.adapters.supabase.compiled import Compiled
+from genstudio.adapters.supabase.repositories.rows import Row, _json, _params, _Repository, _utc
+from genstudio.core.model.errors import DuplicateEntry, NotFound
+from genstudio.core.model.training.models import TrainedModel, TrainedModelStatus
+from genstudio.core.model.training.photos import (
+    Photo,
+    PhotoMeasures,
+    PhotoReason,
+    PhotoSet,
+    Verdict,
+)
 
 _S = t.photo_sets.c
 _P = t.training_photos.c

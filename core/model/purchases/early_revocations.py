@@ -12,8 +12,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.purchases.products import Store
-from core.model.purchases.store_events import RevocationReason
+from genstudio.core.model.purchases.products import Store
+from genstudio.core.model.purchases.store_events import RevocationReason
 
 
 class EarlyRevocation(msgspec.Struct, frozen=True, kw_only=True):

@@ -33,15 +33,19 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.profiles import SubscriptionTier
-from core.model.purchases.products import (
+from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.core.model.purchases.products import (
     Product,
     ProductCatalog,
     ProductKind,
     Store,
     add_months,
 )
-from core.model.purchases.store_events import ENTITLED, EntitlementStatus, SubscriptionSnapshot
+from genstudio.core.model.purchases.store_events import (
+    ENTITLED,
+    EntitlementStatus,
+    SubscriptionSnapshot,
+)
 
 #: the store's clock may run ahead of ours: a month starting this soon counts as started
 CLOCK_SKEW = timedelta(minutes=5)

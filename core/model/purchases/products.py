@@ -15,8 +15,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from core.model.profiles import SubscriptionTier
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.profiles import SubscriptionTier
 
 
 class Store(enum.StrEnum):

@@ -15,8 +15,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from core.model.purchases.products import Store
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.purchases.products import Store
 
 
 class EntitlementStatus(enum.StrEnum):

@@ -12,9 +12,9 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from core.model.job_params import MAX_MODEL_NAME, TrainingParams
-from core.model.jobs import Job, JobStatus
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.job_params import MAX_MODEL_NAME, TrainingParams
+from genstudio.core.model.jobs import Job, JobStatus
 
 #: the largest weights file a provider may hand back (a rank-128 Flux LoRA is ~600 MB;
 #: what we train is rank 16-32, tens of MB)

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import IllegalTransition
+from genstudio.core.model.errors import IllegalTransition
 
 #: a set holds at most this many photos (accepted or not: a rejected one still takes
 #: room until the user deletes it); also the most a training job can use

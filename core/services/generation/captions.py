@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from ports.ai import Captioner, CaptionUnavailable
+from genstudio.ports.ai import Captioner, CaptionUnavailable
 
 log = logging.getLogger("genstudio.captions")
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import logging
 import uuid
 
-from core.model.errors import NotFound
-from core.model.events import JobEvent, JobEventKind
-from core.model.jobs import Job, JobStatus
-from core.services.credits import place_hold, release_hold
-from core.services.realtime import credits_changed, job_updated
-from ports.clock import Clock
-from ports.queue import JobQueue
-from ports.realtime import RealtimePublisher
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.errors import NotFound
+from genstudio.core.model.events import JobEvent, JobEventKind
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.services.credits import place_hold, release_hold
+from genstudio.core.services.realtime import credits_changed, job_updated
+from genstudio.ports.clock import Clock
+from genstudio.ports.queue import JobQueue
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

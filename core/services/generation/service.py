@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import uuid
 
-from core.model.events import JobEvent
-from core.model.job_params import ImageParams, VideoInput
-from core.model.jobs import Job
-from core.model.pricing import Catalog
-from core.services import queries
-from core.services.generation import jobs, submit
-from core.services.generation.submitted import Submitted
-from core.services.generation.uploads import Upload
-from core.services.moderation.service import Moderation
-from ports.ai import Captioner, PromptEnhancer
-from ports.clock import Clock
-from ports.imaging import ImageInspector
-from ports.queue import JobQueue
-from ports.realtime import RealtimePublisher
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.events import JobEvent
+from genstudio.core.model.job_params import ImageParams, VideoInput
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.pricing import Catalog
+from genstudio.core.services import queries
+from genstudio.core.services.generation import jobs, submit
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.core.services.generation.uploads import Upload
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.ports.ai import Captioner, PromptEnhancer
+from genstudio.ports.clock import Clock
+from genstudio.ports.imaging import ImageInspector
+from genstudio.ports.queue import JobQueue
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
 class Generation:

@@ -16,15 +16,15 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import (
+from genstudio.core.model.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
     InsufficientCredits,
     InvalidInput,
 )
-from core.model.idempotency import IdempotencyRecord
-from core.model.ids import new_id
-from core.model.job_params import (
+from genstudio.core.model.idempotency import IdempotencyRecord
+from genstudio.core.model.ids import new_id
+from genstudio.core.model.job_params import (
     EditParams,
     ImageParams,
     JobParams,
@@ -32,25 +32,25 @@ from core.model.job_params import (
     VideoParams,
     check_text,
 )
-from core.model.jobs import Job, JobStatus
-from core.model.media import MediaAsset
-from core.model.moderation import Surface, request_reference
-from core.model.pricing import Catalog, ModelKind
-from core.model.profiles import SubscriptionTier
-from core.services.credits import lock_account, place_hold
-from core.services.generation.jobs import wake
-from core.services.generation.submitted import Submitted
-from core.services.generation.uploads import Upload, _Uploads
-from core.services.moderation.service import Moderation
-from core.services.realtime import credits_changed, job_updated
-from core.services.training.models import with_lora
-from ports.ai import Captioner, PromptEnhancer
-from ports.clock import Clock
-from ports.imaging import ImageInspector, InspectedImage
-from ports.queue import JobQueue
-from ports.realtime import RealtimePublisher
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.media import MediaAsset
+from genstudio.core.model.moderation import Surface, request_reference
+from genstudio.core.model.pricing import Catalog, ModelKind
+from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.core.services.credits import lock_account, place_hold
+from genstudio.core.services.generation.jobs import wake
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.core.services.generation.uploads import Upload, _Uploads
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.core.services.realtime import credits_changed, job_updated
+from genstudio.core.services.training.models import with_lora
+from genstudio.ports.ai import Captioner, PromptEnhancer
+from genstudio.ports.clock import Clock
+from genstudio.ports.imaging import ImageInspector, InspectedImage
+from genstudio.ports.queue import JobQueue
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

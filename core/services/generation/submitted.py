@@ -6,8 +6,8 @@ import uuid
 
 import msgspec
 
-from core.model.idempotency import IdempotencyRecord, StoredResponse
-from core.model.jobs import Job
+from genstudio.core.model.idempotency import IdempotencyRecord, StoredResponse
+from genstudio.core.model.jobs import Job
 
 
 class Submitted(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,15 +9,15 @@ from datetime import timedelta
 
 import msgspec
 
-from core.model.ids import new_id
-from core.model.media import MediaAsset, MediaKind, upload_key
-from core.services.generation.captions import CAPTION_BUDGET, captions_of
-from core.services.generation.submitted import Submitted
-from ports.ai import Captioner
-from ports.clock import Clock
-from ports.imaging import InspectedImage
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.ids import new_id
+from genstudio.core.model.media import MediaAsset, MediaKind, upload_key
+from genstudio.core.services.generation.captions import CAPTION_BUDGET, captions_of
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.ports.ai import Captioner
+from genstudio.ports.clock import Clock
+from genstudio.ports.imaging import InspectedImage
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

@@ -14,11 +14,11 @@ import asyncio
 import logging
 from datetime import datetime
 
-from core.model.moderation import Classification, Surface
-from core.model.moderation_rules import RuleSet
-from ports.clock import Clock
-from ports.moderation import ModerationUnavailable
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.moderation import Classification, Surface
+from genstudio.core.model.moderation_rules import RuleSet
+from genstudio.ports.clock import Clock
+from genstudio.ports.moderation import ModerationUnavailable
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.moderation")
 

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
-from core.model.ids import new_id
-from core.model.moderation import (
+from genstudio.core.model.ids import new_id
+from genstudio.core.model.moderation import (
     ALLOWED,
     Action,
     Classification,
@@ -29,9 +29,9 @@ from core.model.moderation import (
     StrikePolicy,
     Surface,
 )
-from ports.clock import Clock
-from ports.moderation import Classifier, ModerationUnavailable
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.clock import Clock
+from genstudio.ports.moderation import Classifier, ModerationUnavailable
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.moderation")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import uuid
 
-from core.model.moderation import Surface, content_reference
-from core.services.moderation.service import Moderation
-from core.services.social.posts import LengthAndCharacters, TextReview
+from genstudio.core.model.moderation import Surface, content_reference
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.core.services.social.posts import LengthAndCharacters, TextReview
 
 
 class ModeratedTexts:

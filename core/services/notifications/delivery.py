@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.notifications import (
+from genstudio.core.model.notifications import (
     Channel,
     Delivery,
     DeliveryStatus,
@@ -24,9 +24,9 @@ from core.model.notifications import (
     PushTicket,
     default_preferences,
 )
-from ports.clock import Clock
-from ports.notification_texts import NotificationTexts
-from ports.push import (
+from genstudio.ports.clock import Clock
+from genstudio.ports.notification_texts import NotificationTexts
+from genstudio.ports.push import (
     DEVICE_NOT_REGISTERED,
     INVALID_CREDENTIALS,
     MESSAGE_RATE_EXCEEDED,
@@ -36,7 +36,7 @@ from ports.push import (
     PushSender,
     PushUnavailable,
 )
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.notifications")
 

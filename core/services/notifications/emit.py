@@ -13,8 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from core.model.ids import uuid7
-from core.model.notifications import (
+from genstudio.core.model.ids import uuid7
+from genstudio.core.model.notifications import (
     AGGREGATED,
     Channel,
     Delivery,
@@ -26,8 +26,8 @@ from core.model.notifications import (
     joined,
     new_notification,
 )
-from ports.realtime import NOTIFICATION_CREATED, RealtimePublisher
-from ports.unit_of_work import UnitOfWork
+from genstudio.ports.realtime import NOTIFICATION_CREATED, RealtimePublisher
+from genstudio.ports.unit_of_work import UnitOfWork
 
 log = logging.getLogger("genstudio.notifications")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from core.model.jobs import Job
-from core.model.notifications import Data, Event, EventKind
-from core.model.pricing import ModelKind
-from core.model.purchases.entitlements import Entitlement
-from core.model.purchases.store_events import EntitlementStatus
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.notifications import Data, Event, EventKind
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.purchases.entitlements import Entitlement
+from genstudio.core.model.purchases.store_events import EntitlementStatus
 
 
 def job_ended(job: Job, kind: EventKind) -> Event:

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import InvalidInput, NotFound
-from core.model.notifications import (
+from genstudio.core.model.errors import InvalidInput, NotFound
+from genstudio.core.model.notifications import (
     Category,
     Channel,
     Notification,
@@ -22,8 +22,8 @@ from core.model.notifications import (
     check_time_zone,
     default_preferences,
 )
-from ports.clock import Clock
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.clock import Clock
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 UNCHANGED = msgspec.UNSET
 

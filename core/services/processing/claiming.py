@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from core.model.jobs import Job, JobStatus
-from core.model.queueing import QueuePolicy
-from core.model.routing import ProviderRouter, is_provider_fault
-from core.services.processing.leases import Leases
-from core.services.realtime import job_updated
-from ports.clock import Clock
-from ports.realtime import RealtimePublisher
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.model.routing import ProviderRouter, is_provider_fault
+from genstudio.core.services.processing.leases import Leases
+from genstudio.core.services.realtime import job_updated
+from genstudio.ports.clock import Clock
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

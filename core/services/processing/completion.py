@@ -6,23 +6,28 @@ from __future__ import annotations
 import logging
 import uuid
 
-from core.model.errors import InvalidInput
-from core.model.events import JobEvent, JobEventKind
-from core.model.jobs import FailureReason, Job, JobError
-from core.model.moderation import ContentRefused
-from core.model.notifications import EventKind
-from core.services.credits import settle_hold
-from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY, Notifier
-from core.services.processing.failures import Failures
-from core.services.processing.outputs import OutputFiles, OutputHandler, OutputHandlers, Stored
-from core.services.realtime import job_updated
-from ports.clock import Clock
-from ports.gpu import Completed, GpuProvider, ProviderUnavailable
-from ports.moderation import ModerationUnavailable
-from ports.realtime import RealtimePublisher
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.events import JobEvent, JobEventKind
+from genstudio.core.model.jobs import FailureReason, Job, JobError
+from genstudio.core.model.moderation import ContentRefused
+from genstudio.core.model.notifications import EventKind
+from genstudio.core.services.credits import settle_hold
+from genstudio.core.services.notifications import events
+from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
+from genstudio.core.services.processing.failures import Failures
+from genstudio.core.services.processing.outputs import (
+    OutputFiles,
+    OutputHandler,
+    OutputHandlers,
+    Stored,
+)
+from genstudio.core.services.realtime import job_updated
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import Completed, GpuProvider, ProviderUnavailable
+from genstudio.ports.moderation import ModerationUnavailable
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

@@ -10,20 +10,20 @@ import logging
 import uuid
 from collections.abc import Mapping
 
-from core.model.events import JobEvent, JobEventKind
-from core.model.jobs import FailureReason, Job, JobError
-from core.model.notifications import EventKind
-from core.model.queueing import QueuePolicy
-from core.model.routing import ProviderRouter
-from core.services.credits import release_hold
-from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY, Notifier
-from core.services.processing.leases import Finished, Leases
-from core.services.realtime import credits_changed, job_updated
-from ports.clock import Clock
-from ports.gpu import GpuProvider
-from ports.realtime import RealtimePublisher
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.events import JobEvent, JobEventKind
+from genstudio.core.model.jobs import FailureReason, Job, JobError
+from genstudio.core.model.notifications import EventKind
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.model.routing import ProviderRouter
+from genstudio.core.services.credits import release_hold
+from genstudio.core.services.notifications import events
+from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
+from genstudio.core.services.processing.leases import Finished, Leases
+from genstudio.core.services.realtime import credits_changed, job_updated
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import GpuProvider
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

@@ -14,16 +14,16 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from core.model.errors import ConcurrencyConflict
-from core.model.jobs import Job, JobStatus
-from core.model.queueing import QueuePolicy
-from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY, Notifier
-from core.services.realtime import job_updated
-from ports.clock import Clock
-from ports.gpu import Pending
-from ports.realtime import RealtimePublisher
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.errors import ConcurrencyConflict
+from genstudio.core.model.jobs import Job, JobStatus
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.services.notifications import events
+from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
+from genstudio.core.services.realtime import job_updated
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import Pending
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

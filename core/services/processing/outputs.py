@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.model.errors import InvalidInput
-from core.model.ids import new_id
-from core.model.job_params import TrainingParams, VideoParams
-from core.model.jobs import Job
-from core.model.media import (
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.ids import new_id
+from genstudio.core.model.job_params import TrainingParams, VideoParams
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.media import (
     MediaAsset,
     MediaKind,
     mp4_info,
@@ -27,22 +27,22 @@ from core.model.media import (
     sniff_content_type,
     storage_key,
 )
-from core.model.moderation import Surface
-from core.model.pricing import ModelKind
-from core.model.training.models import (
+from genstudio.core.model.moderation import Surface
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.training.models import (
     MAX_WEIGHTS_BYTES,
     TrainedModel,
     TrainedModelStatus,
     check_lora,
     weights_key,
 )
-from core.services.generation.captions import caption_of
-from core.services.moderation.service import Moderation
-from ports.ai import Captioner
-from ports.clock import Clock
-from ports.gpu import GpuProvider, OutputRole, ProviderOutput
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWork
+from genstudio.core.services.generation.captions import caption_of
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.ports.ai import Captioner
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import GpuProvider, OutputRole, ProviderOutput
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWork
 
 MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 #: how far a provider's video may be off the asked duration (a model's frame rounding)

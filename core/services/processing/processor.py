@@ -24,26 +24,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
-from core.model.ids import new_id
-from core.model.jobs import Job, JobError
-from core.model.pricing import Catalog
-from core.model.queueing import QueuePolicy
-from core.model.routing import ProviderRouter
-from core.services.moderation.service import Moderation
-from core.services.notifications.emit import ROWS_ONLY, Notifier
-from core.services.processing.claiming import Claims
-from core.services.processing.completion import Completion
-from core.services.processing.failures import Failures
-from core.services.processing.leases import Leases
-from core.services.processing.outputs import OutputHandlers, job_outputs
-from core.services.processing.provider_run import ProviderRun
-from core.services.processing.stopping import HandBack, InFlight
-from ports.ai import Captioner
-from ports.clock import Clock
-from ports.gpu import GpuProvider
-from ports.realtime import RealtimePublisher
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.ids import new_id
+from genstudio.core.model.jobs import Job, JobError
+from genstudio.core.model.pricing import Catalog
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.model.routing import ProviderRouter
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
+from genstudio.core.services.processing.claiming import Claims
+from genstudio.core.services.processing.completion import Completion
+from genstudio.core.services.processing.failures import Failures
+from genstudio.core.services.processing.leases import Leases
+from genstudio.core.services.processing.outputs import OutputHandlers, job_outputs
+from genstudio.core.services.processing.provider_run import ProviderRun
+from genstudio.core.services.processing.stopping import HandBack, InFlight
+from genstudio.ports.ai import Captioner
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import GpuProvider
+from genstudio.ports.realtime import RealtimePublisher
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
 class JobProcessor:

@@ -11,15 +11,15 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from core.model.jobs import FailureReason, Job, JobError, JobStatus
-from core.model.pricing import Catalog
-from core.model.queueing import QueuePolicy
-from core.model.routing import ProviderRouter
-from core.services.processing.completion import Completion
-from core.services.processing.failures import Failures
-from core.services.processing.leases import Finished, LeaseLost, Leases
-from ports.clock import Clock
-from ports.gpu import (
+from genstudio.core.model.jobs import FailureReason, Job, JobError, JobStatus
+from genstudio.core.model.pricing import Catalog
+from genstudio.core.model.queueing import QueuePolicy
+from genstudio.core.model.routing import ProviderRouter
+from genstudio.core.services.processing.completion import Completion
+from genstudio.core.services.processing.failures import Failures
+from genstudio.core.services.processing.leases import Finished, LeaseLost, Leases
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,
@@ -29,7 +29,7 @@ from ports.gpu import (
     ProviderInput,
     ProviderUnavailable,
 )
-from ports.storage import MediaStorage, ObjectNotFound
+from genstudio.ports.storage import MediaStorage, ObjectNotFound
 
 log = logging.getLogger("genstudio.jobs")
 

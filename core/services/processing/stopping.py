@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-from core.services.processing.failures import Failures
-from ports.clock import Clock
-from ports.gpu import GpuProvider
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.services.processing.failures import Failures
+from genstudio.ports.clock import Clock
+from genstudio.ports.gpu import GpuProvider
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
 

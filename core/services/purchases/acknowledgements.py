@@ -8,12 +8,12 @@ from typing import Protocol
 
 import msgspec
 
-from core.model.errors import StoreUnavailable
-from core.model.purchases.entitlements import (
+from genstudio.core.model.errors import StoreUnavailable
+from genstudio.core.model.purchases.entitlements import (
     StoreTransaction,
 )
-from core.model.purchases.products import Store
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.purchases.products import Store
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.purchases")
 

@@ -7,32 +7,32 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.credits import EntryKind
-from core.model.errors import InvalidPurchase, PurchaseOwnedElsewhere
-from core.model.purchases.entitlements import (
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.errors import InvalidPurchase, PurchaseOwnedElsewhere
+from genstudio.core.model.purchases.entitlements import (
     StoreTransaction,
     TransactionStatus,
 )
-from core.model.purchases.products import Product, ProductCatalog, ProductKind, Store
-from core.model.purchases.store_events import (
+from genstudio.core.model.purchases.products import Product, ProductCatalog, ProductKind, Store
+from genstudio.core.model.purchases.store_events import (
     Purchase,
     RevocationReason,
     SubscriptionSnapshot,
 )
-from core.services.credits import (
+from genstudio.core.services.credits import (
     add_credits,
 )
-from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY, Kick
-from core.services.purchases.acknowledgements import Acknowledger, acknowledge_delivered
-from core.services.purchases.outcomes import PurchaseOutcome
-from core.services.purchases.subscriptions import (
+from genstudio.core.services.notifications import events
+from genstudio.core.services.notifications.emit import ROWS_ONLY, Kick
+from genstudio.core.services.purchases.acknowledgements import Acknowledger, acknowledge_delivered
+from genstudio.core.services.purchases.outcomes import PurchaseOutcome
+from genstudio.core.services.purchases.subscriptions import (
     SubscriptionView,
     _apply_subscription,
     _paid_by_store,
     subscription_of,
 )
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 # --- purchases the app presents -----------------------------------------------------
 

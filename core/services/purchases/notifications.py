@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.model.errors import InvalidPurchase, PurchaseOwnedElsewhere
-from core.model.purchases.products import ProductCatalog, ProductKind, Store
-from core.model.purchases.store_events import (
+from genstudio.core.model.errors import InvalidPurchase, PurchaseOwnedElsewhere
+from genstudio.core.model.purchases.products import ProductCatalog, ProductKind, Store
+from genstudio.core.model.purchases.store_events import (
     Informational,
     Purchase,
     Revocation,
     StoreEvent,
     SubscriptionSnapshot,
 )
-from core.services.notifications.emit import Kick
-from core.services.purchases.claims import claim_purchase
-from core.services.purchases.outcomes import EventOutcome
-from core.services.purchases.refunds import reverse_refund, revoke
-from core.services.purchases.subscriptions import _apply_subscription
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.services.notifications.emit import Kick
+from genstudio.core.services.purchases.claims import claim_purchase
+from genstudio.core.services.purchases.outcomes import EventOutcome
+from genstudio.core.services.purchases.refunds import reverse_refund, revoke
+from genstudio.core.services.purchases.subscriptions import _apply_subscription
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 # --- store notifications ------------------------------------------------------------
 

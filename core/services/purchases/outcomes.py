@@ -6,10 +6,10 @@ import uuid
 
 import msgspec
 
-from core.model.purchases.entitlements import (
+from genstudio.core.model.purchases.entitlements import (
     Entitlement,
 )
-from core.model.purchases.products import Store
+from genstudio.core.model.purchases.products import Store
 
 
 class PurchaseOutcome(msgspec.Struct, frozen=True, kw_only=True):

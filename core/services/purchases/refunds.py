@@ -7,23 +7,23 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.credits import EntryKind
-from core.model.purchases.early_revocations import EarlyRevocation
-from core.model.purchases.entitlements import (
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.purchases.early_revocations import EarlyRevocation
+from genstudio.core.model.purchases.entitlements import (
     Entitlement,
     StoreTransaction,
     TransactionStatus,
     end_entitlement,
 )
-from core.model.purchases.products import ProductCatalog, ProductKind, Store
-from core.model.purchases.store_events import (
+from genstudio.core.model.purchases.products import ProductCatalog, ProductKind, Store
+from genstudio.core.model.purchases.store_events import (
     WHOLE_SHARE,
     EntitlementStatus,
     RefundReversal,
     Revocation,
     RevocationReason,
 )
-from core.services.credits import (
+from genstudio.core.services.credits import (
     add_credits,
     claw_back_lot,
     claw_back_part,
@@ -31,16 +31,16 @@ from core.services.credits import (
     reopen_lot,
     return_to_lot,
 )
-from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY
-from core.services.purchases.outcomes import EventOutcome
-from core.services.purchases.subscriptions import (
+from genstudio.core.services.notifications import events
+from genstudio.core.services.notifications.emit import ROWS_ONLY
+from genstudio.core.services.purchases.outcomes import EventOutcome
+from genstudio.core.services.purchases.subscriptions import (
     _ENDED_BY,
     _grant_due_month,
     _paid_by_store,
     sync_profile,
 )
-from ports.unit_of_work import UnitOfWork
+from genstudio.ports.unit_of_work import UnitOfWork
 
 
 async def _find(

@@ -7,9 +7,9 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.credits import EntryKind
-from core.model.errors import PurchaseOwnedElsewhere
-from core.model.purchases.entitlements import (
+from genstudio.core.model.credits import EntryKind
+from genstudio.core.model.errors import PurchaseOwnedElsewhere
+from genstudio.core.model.purchases.entitlements import (
     AllowanceGrant,
     Entitlement,
     StoreTransaction,
@@ -20,17 +20,17 @@ from core.model.purchases.entitlements import (
     new_entitlement,
     plan_tier,
 )
-from core.model.purchases.products import Product, ProductCatalog, ProductKind, Store
-from core.model.purchases.store_events import (
+from genstudio.core.model.purchases.products import Product, ProductCatalog, ProductKind, Store
+from genstudio.core.model.purchases.store_events import (
     EntitlementStatus,
     SubscriptionSnapshot,
 )
-from core.services.credits import (
+from genstudio.core.services.credits import (
     add_credits,
 )
-from core.services.notifications import events
-from core.services.notifications.emit import ROWS_ONLY, Kick
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.services.notifications import events
+from genstudio.core.services.notifications.emit import ROWS_ONLY, Kick
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 #: what a refunded or revoked payment makes of the period it paid for
 _ENDED_BY = {

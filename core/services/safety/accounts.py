@@ -28,13 +28,13 @@ import contextlib
 import logging
 import uuid
 
-from core.model.errors import ConcurrencyConflict, JobFinished, NotFound
-from core.services.generation.jobs import cancel_job
-from core.services.generation.uploads import _discard_uploads
-from ports.accounts import AccountDirectory
-from ports.clock import Clock
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.errors import ConcurrencyConflict, JobFinished, NotFound
+from genstudio.core.services.generation.jobs import cancel_job
+from genstudio.core.services.generation.uploads import _discard_uploads
+from genstudio.ports.accounts import AccountDirectory
+from genstudio.ports.clock import Clock
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.accounts")
 
@@ -57,7 +57,7 @@ class AccountDeletion:
         self.directory = directory
 
     async def delete(self, user_id: uuid.UUID, access_token: str | None) -> None:
-        """Idempotent. Raises core.model.safety.AuthUnavailable when the sessions could
+        """Idempotent. Raises genstudio.core.model.safety.AuthUnavailable when the sessions could
         not be ended (everything else is done; a retry finishes it)."""
         await self._cancel_jobs(user_id)
         async with self.uow_factory() as uow:

@@ -19,9 +19,9 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import InvalidInput, NotFound
-from core.model.ids import uuid7
-from core.model.safety import (
+from genstudio.core.model.errors import InvalidInput, NotFound
+from genstudio.core.model.ids import uuid7
+from genstudio.core.model.safety import (
     MAX_NOTE,
     PAGE,
     Action,
@@ -32,8 +32,8 @@ from core.model.safety import (
     TargetKind,
     outcome,
 )
-from core.model.social import PostState, check_text
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.model.social import PostState, check_text
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 Cursor = tuple[datetime, uuid.UUID]
 

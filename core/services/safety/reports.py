@@ -18,9 +18,9 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import DuplicateEntry, InvalidInput, NotFound
-from core.model.ids import uuid7
-from core.model.safety import (
+from genstudio.core.model.errors import DuplicateEntry, InvalidInput, NotFound
+from genstudio.core.model.ids import uuid7
+from genstudio.core.model.safety import (
     MAX_DETAILS,
     PAGE,
     REPORTS_TO_HIDE,
@@ -32,9 +32,9 @@ from core.model.safety import (
     ReportStatus,
     TargetKind,
 )
-from core.model.social import PostState, check_text
-from core.services.social.posts import _reach
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.model.social import PostState, check_text
+from genstudio.core.services.social.posts import _reach
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 class Reports:

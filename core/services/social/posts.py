@@ -23,11 +23,11 @@ from typing import Protocol
 
 import msgspec
 
-from core.model.errors import Forbidden, InvalidInput, NotFound
-from core.model.ids import new_id, uuid7
-from core.model.media import MediaKind
-from core.model.notifications import Event, EventKind
-from core.model.social import (
+from genstudio.core.model.errors import Forbidden, InvalidInput, NotFound
+from genstudio.core.model.ids import new_id, uuid7
+from genstudio.core.model.media import MediaKind
+from genstudio.core.model.notifications import Event, EventKind
+from genstudio.core.model.social import (
     FEED_PAGE,
     MAX_CAPTION,
     Author,
@@ -43,9 +43,9 @@ from core.model.social import (
     check_text,
     new_share_id,
 )
-from core.services.notifications.emit import ROWS_ONLY, Notifier
-from core.services.social.views import CommentItem, Page, PostItem, Urls
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
+from genstudio.core.services.social.views import CommentItem, Page, PostItem, Urls
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 class TextReview(Protocol):

@@ -19,11 +19,11 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import AlreadyTaken, InvalidInput, NotFound
-from core.model.ids import new_id
-from core.model.media import MediaKind
-from core.model.moderation import Surface, content_reference
-from core.model.social import (
+from genstudio.core.model.errors import AlreadyTaken, InvalidInput, NotFound
+from genstudio.core.model.ids import new_id
+from genstudio.core.model.media import MediaKind
+from genstudio.core.model.moderation import Surface, content_reference
+from genstudio.core.model.social import (
     MAX_BIO,
     MAX_DISPLAY_NAME,
     ContentFilter,
@@ -37,10 +37,10 @@ from core.model.social import (
     check_username,
     may_rename,
 )
-from core.services.moderation.service import Moderation
-from core.services.social.views import AssetItem, Page, PostItem, Urls
-from ports.avatars import AvatarImages
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.core.services.social.views import AssetItem, Page, PostItem, Urls
+from genstudio.ports.avatars import AvatarImages
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
 class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,8 +14,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from core.model.media import MediaAsset
-from core.model.social import (
+from genstudio.core.model.media import MediaAsset
+from genstudio.core.model.social import (
     Author,
     CommentView,
     Key,
@@ -25,7 +25,7 @@ from core.model.social import (
     SocialProfile,
     Visibility,
 )
-from ports.storage import MediaStorage
+from genstudio.ports.storage import MediaStorage
 
 T = TypeVar("T")
 

@@ -15,16 +15,16 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from core.model.errors import InvalidInput, NotFound
-from core.model.events import JobEvent, JobEventKind
-from core.model.job_params import ImageParams
-from core.model.jobs import Job
-from core.model.pricing import ModelKind
-from core.model.training.models import TrainedModel, TrainingProgress, training_progress
-from core.services.generation.uploads import _discard_uploads
-from ports.clock import Clock
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.core.model.errors import InvalidInput, NotFound
+from genstudio.core.model.events import JobEvent, JobEventKind
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.pricing import ModelKind
+from genstudio.core.model.training.models import TrainedModel, TrainingProgress, training_progress
+from genstudio.core.services.generation.uploads import _discard_uploads
+from genstudio.ports.clock import Clock
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 class SignedSample(msgspec.Struct, frozen=True, kw_only=True):

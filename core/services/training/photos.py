@@ -21,10 +21,10 @@ from collections.abc import Sequence
 
 import msgspec
 
-from core.model.errors import InvalidInput, NotFound
-from core.model.ids import new_id
-from core.model.moderation import Surface, content_reference
-from core.model.training.photos import (
+from genstudio.core.model.errors import InvalidInput, NotFound
+from genstudio.core.model.ids import new_id
+from genstudio.core.model.moderation import Surface, content_reference
+from genstudio.core.model.training.photos import (
     Photo,
     PhotoLimits,
     PhotoReason,
@@ -38,13 +38,13 @@ from core.model.training.photos import (
     photo_key,
     unmeasured,
 )
-from core.services.generation.uploads import _discard_uploads
-from core.services.moderation.service import Moderation
-from ports.clock import Clock
-from ports.repositories.training import PhotoSetRepository
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from ports.vision import AnalysedPhoto, PhotoAnalyser
+from genstudio.core.services.generation.uploads import _discard_uploads
+from genstudio.core.services.moderation.service import Moderation
+from genstudio.ports.clock import Clock
+from genstudio.ports.repositories.training import PhotoSetRepository
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from genstudio.ports.vision import AnalysedPhoto, PhotoAnalyser
 
 
 class PhotoView(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import uuid
 
-from core.model.events import JobEvent
-from core.model.job_params import ImageParams
-from core.model.pricing import Catalog
-from core.services.generation.submitted import Submitted
-from core.services.training import models, submit
-from ports.clock import Clock
-from ports.queue import JobQueue
-from ports.storage import MediaStorage
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.events import JobEvent
+from genstudio.core.model.job_params import ImageParams
+from genstudio.core.model.pricing import Catalog
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.core.services.training import models, submit
+from genstudio.ports.clock import Clock
+from genstudio.ports.queue import JobQueue
+from genstudio.ports.storage import MediaStorage
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 #: the catalog's training model a request names none
 DEFAULT_TRAINER = "flux-lora"

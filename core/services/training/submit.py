@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import uuid
 
-from core.model.errors import NotFound
-from core.model.job_params import TrainingParams
-from core.model.pricing import Catalog, ModelKind
-from core.model.training.photos import MIN_ACCEPTED_PHOTOS
-from core.services.generation.submit import submit_job
-from core.services.generation.submitted import Submitted
-from ports.clock import Clock
-from ports.queue import JobQueue
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.core.model.errors import NotFound
+from genstudio.core.model.job_params import TrainingParams
+from genstudio.core.model.pricing import Catalog, ModelKind
+from genstudio.core.model.training.photos import MIN_ACCEPTED_PHOTOS
+from genstudio.core.services.generation.submit import submit_job
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.ports.clock import Clock
+from genstudio.ports.queue import JobQueue
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
 async def accepted_photo_keys(

@@ -12,11 +12,11 @@ import msgspec
 from litestar import Controller, get
 from litestar.params import QueryParameter
 
-from core.model.errors import InvalidInput
-from core.services import queries
-from core.services.credits import open_account
-from entrypoints.http.account.schemas import LedgerItem, LedgerPage, MeResponse
-from entrypoints.http.deps import ClockDep, PrincipalDep, UowFactoryDep
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.services import queries
+from genstudio.core.services.credits import open_account
+from genstudio.entrypoints.http.account.schemas import LedgerItem, LedgerPage, MeResponse
+from genstudio.entrypoints.http.deps import ClockDep, PrincipalDep, UowFactoryDep
 
 
 def encode_cursor(created_at: datetime, entry_id: uuid.UUID) -> str:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.credits import LedgerEntry
-from core.model.profiles import Profile
+from genstudio.core.model.credits import LedgerEntry
+from genstudio.core.model.profiles import Profile
 
 
 class MeResponse(msgspec.Struct, rename="camel", kw_only=True):

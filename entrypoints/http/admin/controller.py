@@ -9,11 +9,11 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
-from core.model.errors import Forbidden
-from core.services import queries
-from core.services.generation.jobs import rerun_dead_letter
-from core.services.queries import QueueBoard
-from entrypoints.http.deps import (
+from genstudio.core.model.errors import Forbidden
+from genstudio.core.services import queries
+from genstudio.core.services.generation.jobs import rerun_dead_letter
+from genstudio.core.services.queries import QueueBoard
+from genstudio.entrypoints.http.deps import (
     ClockDep,
     GpusDep,
     PrincipalDep,
@@ -22,8 +22,8 @@ from entrypoints.http.deps import (
     RouterDep,
     UowFactoryDep,
 )
-from entrypoints.http.generation.schemas import JobResponse
-from ports.auth import Principal
+from genstudio.entrypoints.http.generation.schemas import JobResponse
+from genstudio.ports.auth import Principal
 
 
 class DepthItem(msgspec.Struct, rename="camel", kw_only=True):

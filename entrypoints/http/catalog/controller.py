@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from litestar import get
 
-from entrypoints.http.catalog.schemas import ModelItem, ModelList
-from entrypoints.http.deps import CatalogDep, PrincipalDep
+from genstudio.entrypoints.http.catalog.schemas import ModelItem, ModelList
+from genstudio.entrypoints.http.deps import CatalogDep, PrincipalDep
 
 
 @get("/v1/models", tags=["models"], summary="The model catalog with credit prices")

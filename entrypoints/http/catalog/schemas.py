@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import msgspec
 
-from core.model.pricing import ModelSpec, PerImagePrice, PerSecondPrice, PerStepPrice, PriceRule
+from genstudio.core.model.pricing import (
+    ModelSpec,
+    PerImagePrice,
+    PerSecondPrice,
+    PerStepPrice,
+    PriceRule,
+)
 
 
 class SizeTierItem(msgspec.Struct, rename="camel"):

@@ -15,15 +15,15 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody
 
-from core.model.errors import InvalidInput, NotFound
-from core.model.idempotency import request_fingerprint, validate_key
-from core.model.job_params import VideoInput
-from core.services.generation.submitted import Submitted
-from core.services.generation.uploads import Upload
-from core.services.queries import JobView
-from entrypoints.http.bodies import strict_json
-from entrypoints.http.deps import GenerationDep, PrincipalDep
-from entrypoints.http.generation.schemas import (
+from genstudio.core.model.errors import InvalidInput, NotFound
+from genstudio.core.model.idempotency import request_fingerprint, validate_key
+from genstudio.core.model.job_params import VideoInput
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.core.services.generation.uploads import Upload
+from genstudio.core.services.queries import JobView
+from genstudio.entrypoints.http.bodies import strict_json
+from genstudio.entrypoints.http.deps import GenerationDep, PrincipalDep
+from genstudio.entrypoints.http.generation.schemas import (
     ImageRequest,
     JobEventItem,
     JobEventList,

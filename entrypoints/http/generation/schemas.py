@@ -8,9 +8,15 @@ from typing import Any
 
 import msgspec
 
-from core.model.job_params import EditParams, ImageParams, JobParams, TrainingParams, VideoParams
-from core.model.jobs import Job
-from core.model.media import MediaAsset
+from genstudio.core.model.job_params import (
+    EditParams,
+    ImageParams,
+    JobParams,
+    TrainingParams,
+    VideoParams,
+)
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.media import MediaAsset
 
 
 class ImageRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):

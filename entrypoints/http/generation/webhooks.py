@@ -19,9 +19,9 @@ import msgspec
 from litestar import post
 from litestar.params import QueryParameter
 
-from core.model.errors import InvalidInput, Unauthorized
-from core.services.generation.jobs import wake_on_notice
-from entrypoints.http.deps import QueueDep, SettingsDep, UowFactoryDep
+from genstudio.core.model.errors import InvalidInput, Unauthorized
+from genstudio.core.services.generation.jobs import wake_on_notice
+from genstudio.entrypoints.http.deps import QueueDep, SettingsDep, UowFactoryDep
 
 log = logging.getLogger("genstudio.webhooks.runpod")
 

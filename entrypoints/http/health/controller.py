@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from entrypoints.http.deps import EngineDep, RedisDep
-from entrypoints.http.health.schemas import Health
+from genstudio.entrypoints.http.deps import EngineDep, RedisDep
+from genstudio.entrypoints.http.health.schemas import Health
 
 CHECK_TIMEOUT = 2.0
 #: probes cancelled on timeout, kept referenced until they have unwound

@@ -17,9 +17,9 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import File
 
-from adapters.local_storage import LocalFileStorage
-from core.services import queries
-from entrypoints.http.deps import StorageDep, UowFactoryDep
+from genstudio.adapters.local_storage import LocalFileStorage
+from genstudio.core.services import queries
+from genstudio.entrypoints.http.deps import StorageDep, UowFactoryDep
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 

@@ -12,12 +12,16 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
-from core.model.errors import InvalidInput
-from core.model.notifications import QuietHours
-from core.services.notifications.settings import PreferencesChange
-from entrypoints.http.bodies import strict_json
-from entrypoints.http.deps import NotificationSettingsDep, NotificationTextsDep, PrincipalDep
-from entrypoints.http.notifications.schemas import (
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.notifications import QuietHours
+from genstudio.core.services.notifications.settings import PreferencesChange
+from genstudio.entrypoints.http.bodies import strict_json
+from genstudio.entrypoints.http.deps import (
+    NotificationSettingsDep,
+    NotificationTextsDep,
+    PrincipalDep,
+)
+from genstudio.entrypoints.http.notifications.schemas import (
     MarkReadRequest,
     MarkReadResponse,
     NotificationItem,

@@ -7,8 +7,14 @@ from datetime import datetime, time
 
 import msgspec
 
-from core.model.notifications import Category, Channel, Notification, Preferences, PushToken
-from ports.notification_texts import Text
+from genstudio.core.model.notifications import (
+    Category,
+    Channel,
+    Notification,
+    Preferences,
+    PushToken,
+)
+from genstudio.ports.notification_texts import Text
 
 
 class RegisterTokenRequest(

@@ -7,11 +7,11 @@ from typing import TypeVar
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
-from core.model.errors import StoreUnavailable
-from core.model.purchases.products import Store
-from core.services import queries
-from core.services.purchases.claims import redeem_purchase
-from entrypoints.http.deps import (
+from genstudio.core.model.errors import StoreUnavailable
+from genstudio.core.model.purchases.products import Store
+from genstudio.core.services import queries
+from genstudio.core.services.purchases.claims import redeem_purchase
+from genstudio.entrypoints.http.deps import (
     AppleStoreDep,
     ClockDep,
     GoogleStoreDep,
@@ -20,7 +20,7 @@ from entrypoints.http.deps import (
     PushKickDep,
     UowFactoryDep,
 )
-from entrypoints.http.purchases.schemas import (
+from genstudio.entrypoints.http.purchases.schemas import (
     ApplePurchaseRequest,
     GooglePurchaseRequest,
     ProductItem,

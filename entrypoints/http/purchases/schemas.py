@@ -7,9 +7,9 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.purchases.products import Product
-from core.services.purchases.outcomes import PurchaseOutcome
-from core.services.purchases.subscriptions import SubscriptionView
+from genstudio.core.model.purchases.products import Product
+from genstudio.core.services.purchases.outcomes import PurchaseOutcome
+from genstudio.core.services.purchases.subscriptions import SubscriptionView
 
 
 class ApplePurchaseRequest(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

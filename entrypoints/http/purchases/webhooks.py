@@ -16,11 +16,11 @@ from typing import Any
 from litestar import Request, post
 from litestar.params import JSONBody
 
-from core.model.purchases.products import ProductCatalog, Store
-from core.services.notifications.emit import Kick
-from core.services.purchases.notifications import handle_notification
-from core.services.purchases.outcomes import EventOutcome
-from entrypoints.http.deps import (
+from genstudio.core.model.purchases.products import ProductCatalog, Store
+from genstudio.core.services.notifications.emit import Kick
+from genstudio.core.services.purchases.notifications import handle_notification
+from genstudio.core.services.purchases.outcomes import EventOutcome
+from genstudio.entrypoints.http.deps import (
     AppleStoreDep,
     ClockDep,
     GoogleStoreDep,
@@ -28,11 +28,11 @@ from entrypoints.http.deps import (
     PushKickDep,
     UowFactoryDep,
 )
-from entrypoints.http.purchases.controller import configured
-from entrypoints.http.purchases.schemas import AppleNotificationBody, WebhookResult
-from ports.clock import Clock
-from ports.stores import StoreNotification
-from ports.unit_of_work import UnitOfWorkFactory
+from genstudio.entrypoints.http.purchases.controller import configured
+from genstudio.entrypoints.http.purchases.schemas import AppleNotificationBody, WebhookResult
+from genstudio.ports.clock import Clock
+from genstudio.ports.stores import StoreNotification
+from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.webhooks.stores")
 

@@ -19,10 +19,10 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from adapters.realtime import Dropped, Ended, Subscription
-from core.model.errors import Unauthorized
-from entrypoints.http.deps import AuthVerifierDep, RealtimeHubDep, SettingsDep
-from entrypoints.http.realtime.schemas import (
+from genstudio.adapters.realtime import Dropped, Ended, Subscription
+from genstudio.core.model.errors import Unauthorized
+from genstudio.entrypoints.http.deps import AuthVerifierDep, RealtimeHubDep, SettingsDep
+from genstudio.entrypoints.http.realtime.schemas import (
     BEARER_PREFIX,
     PING,
     PROTOCOL,
@@ -31,7 +31,7 @@ from entrypoints.http.realtime.schemas import (
     Close,
     Ready,
 )
-from ports.auth import AuthVerifier
+from genstudio.ports.auth import AuthVerifier
 
 log = logging.getLogger("genstudio.realtime")
 

@@ -8,17 +8,17 @@ from typing import Annotated, Any
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import Parameter, QueryParameter
 
-from core.model.limits import Operation
-from core.model.safety import parse_action, parse_reason, parse_status, parse_target_kind
-from entrypoints.http.admin.controller import require_service
-from entrypoints.http.deps import (
+from genstudio.core.model.limits import Operation
+from genstudio.core.model.safety import parse_action, parse_reason, parse_status, parse_target_kind
+from genstudio.entrypoints.http.admin.controller import require_service
+from genstudio.entrypoints.http.deps import (
     AccountDeletionDep,
     ClockDep,
     ModerationDep,
     PrincipalDep,
     ReportsDep,
 )
-from entrypoints.http.safety.schemas import (
+from genstudio.entrypoints.http.safety.schemas import (
     AdminReport,
     AdminReportPage,
     AuditItem,

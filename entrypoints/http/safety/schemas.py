@@ -9,8 +9,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.errors import InvalidInput
-from core.model.safety import AuditEntry, Block, Report
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.safety import AuditEntry, Block, Report
 
 
 class ReportRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

@@ -10,13 +10,19 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 
-from core.model.errors import InvalidInput
-from core.model.limits import Operation
-from core.model.media import MediaKind
-from core.model.social import FeedSort
-from core.services.social.posts import check_visibility
-from entrypoints.http.deps import ClockDep, PostsDep, PrincipalDep, ProfilesDep, SettingsDep
-from entrypoints.http.social.schemas import (
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.limits import Operation
+from genstudio.core.model.media import MediaKind
+from genstudio.core.model.social import FeedSort
+from genstudio.core.services.social.posts import check_visibility
+from genstudio.entrypoints.http.deps import (
+    ClockDep,
+    PostsDep,
+    PrincipalDep,
+    ProfilesDep,
+    SettingsDep,
+)
+from genstudio.entrypoints.http.social.schemas import (
     AssetPage,
     CommentPage,
     CommentRequest,

@@ -21,11 +21,11 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from core.model.errors import NotFound
-from core.model.social import Visibility
-from entrypoints.http.deps import PostsDep, SettingsDep, StorageDep
-from entrypoints.http.media.controller import Unsatisfiable, byte_range
-from ports.storage import ObjectNotFound
+from genstudio.core.model.errors import NotFound
+from genstudio.core.model.social import Visibility
+from genstudio.entrypoints.http.deps import PostsDep, SettingsDep, StorageDep
+from genstudio.entrypoints.http.media.controller import Unsatisfiable, byte_range
+from genstudio.ports.storage import ObjectNotFound
 
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
 

@@ -10,10 +10,10 @@ from datetime import datetime
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from core.model.errors import InvalidInput
-from core.model.social import Key, SocialProfile, Stats
-from core.services.social.profiles import ProfilePatch, PublicProfile
-from core.services.social.views import AssetItem, CommentItem, Page, PostItem
+from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.social import Key, SocialProfile, Stats
+from genstudio.core.services.social.profiles import ProfilePatch, PublicProfile
+from genstudio.core.services.social.views import AssetItem, CommentItem, Page, PostItem
 
 # --- cursors: opaque to the app, a keyset position to us -------------------------------
 

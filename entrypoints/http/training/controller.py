@@ -11,16 +11,16 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
 
-from core.model.errors import InvalidInput
-from entrypoints.http.deps import PhotoSetsDep, PrincipalDep
-from entrypoints.http.training.schemas import (
+from genstudio.core.model.errors import InvalidInput
+from genstudio.entrypoints.http.deps import PhotoSetsDep, PrincipalDep
+from genstudio.entrypoints.http.training.schemas import (
     CreatePhotoSetRequest,
     PhotoItem,
     PhotoSetItem,
     PhotoSetList,
     PhotoSetResponse,
 )
-from ports.vision import MAX_PHOTO_BYTES
+from genstudio.ports.vision import MAX_PHOTO_BYTES
 
 #: one photo at its limit, and the multipart framing around it
 MAX_PHOTO_REQUEST = MAX_PHOTO_BYTES + 64 * 1024

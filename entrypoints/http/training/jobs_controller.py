@@ -13,11 +13,11 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
-from core.model.errors import InvalidInput, NotFound
-from core.model.idempotency import request_fingerprint, validate_key
-from core.services.generation.submitted import Submitted
-from entrypoints.http.deps import ClockDep, PrincipalDep, TrainingDep
-from entrypoints.http.training.jobs_schemas import (
+from genstudio.core.model.errors import InvalidInput, NotFound
+from genstudio.core.model.idempotency import request_fingerprint, validate_key
+from genstudio.core.services.generation.submitted import Submitted
+from genstudio.entrypoints.http.deps import ClockDep, PrincipalDep, TrainingDep
+from genstudio.entrypoints.http.training.jobs_schemas import (
     EventItem,
     EventList,
     RenameModelRequest,

@@ -7,10 +7,10 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.job_params import TrainingParams
-from core.model.jobs import Job
-from core.model.training.models import TrainedModel, training_progress
-from core.services.training.models import ModelView, TrainingView
+from genstudio.core.model.job_params import TrainingParams
+from genstudio.core.model.jobs import Job
+from genstudio.core.model.training.models import TrainedModel, training_progress
+from genstudio.core.services.training.models import ModelView, TrainingView
 
 
 class TrainingRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import msgspec
 
-from core.model.training.photos import MIN_ACCEPTED_PHOTOS, FaceBox, Photo
-from core.services.training.photos import PhotoSetSummary, PhotoSetView, PhotoView
+from genstudio.core.model.training.photos import MIN_ACCEPTED_PHOTOS, FaceBox, Photo
+from genstudio.core.services.training.photos import PhotoSetSummary, PhotoSetView, PhotoView
 
 
 class CreatePhotoSetRequest(

@@ -12,7 +12,7 @@ moves its post's ``like_count`` (and ``score``) or ``comment_count`` under the p
 row lock, exact under concurrency and through cascades (an account deleted with its
 likes lowers the counts of the posts it liked).
 
-``score`` is ``genstudio_hot(like_count, created_at)`` (core.model.social.hot_score):
+``score`` is ``genstudio_hot(like_count, created_at)`` (genstudio.core.model.social.hot_score):
 it moves only with likes, so the ``top`` feed pages by an index on (score, id).
 
 Feed indexes are partial (public, visible posts): a feed page is an index scan of
