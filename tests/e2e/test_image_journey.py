@@ -64,6 +64,11 @@ def service(
             "GENSTUDIO_DATA_DIR": str(tmp_path / "data"),
             "GENSTUDIO_POLL_INTERVAL": "0.05",
             "GENSTUDIO_LOCAL_GPU_SECONDS": "0.3",
+            # these journeys race 50 submissions on one balance and 20 on one key: what they
+            # prove is the ledger and the key under concurrency, not the submission budget
+            # (tests/integration/test_limits.py proves that), so the budget is roomy here
+            "GENSTUDIO_RATE_SUBMISSIONS_FREE": "1000/60",
+            "GENSTUDIO_RATE_SUBMISSIONS_IP": "1000/60",
         },
         tmp_path,
     )

@@ -176,8 +176,10 @@ async def test_models_lists_the_catalog_with_prices(api: Harness) -> None:
     flux = next(m for m in items if m["id"] == "flux-schnell")
     assert flux["kind"] == "image" and flux["price"]["type"] == "per_image"
     assert set(flux) == {
-        "id", "kind", "displayName", "description", "price", "maxWidth", "maxHeight", "maxCount"
+        "id", "kind", "displayName", "description", "price", "maxWidth", "maxHeight", "maxCount",
+        "bases",
     }  # fmt: skip
+    assert flux["bases"] == []  # only a training model names the image models it trains for
     # the documented camelCase shape, tiers ordered from the smallest
     tiers = flux["price"]["tiers"]
     assert tiers and all(set(t) == {"maxMegapixels", "credits"} for t in tiers)
@@ -186,7 +188,7 @@ async def test_models_lists_the_catalog_with_prices(api: Harness) -> None:
     assert set(prices["per_second"]) == {"type", "perSecond"}
     assert prices["per_second"]["perSecond"]["480p"] > 0
     if "per_step" in prices:
-        assert set(prices["per_step"]) == {"type", "perHundredSteps"}
+        assert set(prices["per_step"]) == {"type", "perHundredSteps", "steps"}  # allowed steps
 
 
 async def test_insufficient_credits_is_a_402_and_leaves_nothing(api: Harness) -> None:

@@ -119,11 +119,13 @@ class Google:
             "SELECT count(*) FROM allowance_grants WHERE original_transaction_id = %s", token
         )
 
-    async def scheduler(self) -> int:
+    async def scheduler(self, user: uuid.UUID) -> int:
+        """One allowance pass; what it granted ``user`` (the database is the session's,
+        shared with other tests whose fake clocks make their own months due)."""
         c = self.client.app.state.runtime.container
-        return await grant_due_allowances(
-            c.uow_factory(), catalog=c.iap.products(), now=self.clock.now()
-        )
+        before = await self.balance(user)
+        await grant_due_allowances(c.uow_factory(), catalog=c.iap.products(), now=self.clock.now())
+        return await self.balance(user) - before
 
     def at(self, moment: datetime) -> None:
         self.clock.advance((moment - self.clock.now()).total_seconds() + 60)
@@ -425,7 +427,7 @@ async def test_an_upgrade_ends_the_replaced_subscription(google: Google) -> None
     check_replaced()
     # a month on, only the replacement earns its second month
     google.clock.advance(32 * 86400)
-    assert await google.scheduler() == 1500
+    assert await google.scheduler(user) == 1500
     assert google.grants(old) == 1
     sub = await google.subscription(user)
     assert (sub["plan"], sub["tier"]) == ("premium_yearly", "premium"), sub
@@ -456,7 +458,7 @@ async def test_a_grace_period_grants_no_month_until_the_renewal_is_paid(google: 
     ), sub
     assert await google.balance(user) == 0
     google.clock.advance(2 * 86400)
-    assert await google.scheduler() == 0
+    assert await google.scheduler(user) == 0
     assert google.grants(token) == 1
 
     # the renewal is paid on the third day (SUBSCRIPTION_RECOVERED = 1): its month
@@ -491,7 +493,7 @@ async def test_account_hold_grants_nothing_and_a_recovery_starts_a_new_period(
     assert await google.rtdn(token, 5, product) == ["on_hold"]
     assert (await google.subscription(user))["tier"] == "free"
     google.clock.advance(4 * 86400)
-    assert await google.scheduler() == 0
+    assert await google.scheduler(user) == 0
     assert google.grants(token) == 1
 
     recovered_at = google.clock.now()
@@ -523,7 +525,7 @@ async def test_a_deferral_extends_the_paid_month_and_grants_no_other(google: Goo
     assert datetime.fromisoformat(after["periodEnd"]) == deferred
     for moment in (google.clock.now() + timedelta(days=3), e1 + timedelta(days=1)):
         google.at(moment)
-        assert await google.scheduler() == 0
+        assert await google.scheduler(user) == 0
         assert (await google.subscription(user))["active"] is True
     assert google.grants(token) == 1
 

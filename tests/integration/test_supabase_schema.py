@@ -140,6 +140,8 @@ def test_the_migration_creates_every_table(db: psycopg.Connection[tuple[object, 
         # 0210: reports and the moderators' audit log
         "reports",
         "moderation_audit_log",
+        # 0400: refund news about a transaction nobody had claimed yet (issue #19)
+        "early_revocations",
         # 0410: moderation
         "moderation_rules",
         "moderation_strikes",

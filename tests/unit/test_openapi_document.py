@@ -12,7 +12,14 @@ from genstudio.entrypoints.settings import DatabaseSettings, Settings, SupabaseS
 
 METHODS = ("get", "head", "post", "put", "patch", "delete")
 PROBLEM = "application/problem+json"
-PUBLIC = ("/health/", "/v1/webhooks/", "/media/")
+PUBLIC = (
+    "/health/",
+    "/v1/webhooks/",
+    "/media/",
+    "/p/",
+    "/m/",
+    "/avatars/",
+)  # share pages, public media, avatars (issue #17)
 
 
 @pytest.fixture(scope="module")
