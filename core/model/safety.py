@@ -22,6 +22,7 @@ import msgspec
 
 from genstudio.core.model.errors import (
     ConcurrencyConflict,
+    Forbidden,
     IllegalTransition,
     InvalidInput,
     StoreUnavailable,
@@ -162,3 +163,13 @@ class AuthUnavailable(StoreUnavailable):
     """The identity provider did not confirm that the sessions ended (503); retry."""
 
     code = "auth_unavailable"
+
+
+class AccountSuspended(Forbidden):
+    """An operator suspended the account after reports (``suspend_user``): it may read,
+    but not publish, comment or like (403 ``account_suspended``)."""
+
+    code = "account_suspended"
+
+    def __init__(self) -> None:
+        super().__init__("this account is suspended: it cannot publish, comment or like")

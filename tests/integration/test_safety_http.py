@@ -98,6 +98,44 @@ async def test_reports_hide_a_post_and_an_operator_restores_it(api: Harness) -> 
     ]
 
 
+async def test_a_suspended_account_reads_but_cannot_publish_comment_or_like(
+    api: Harness,
+) -> None:
+    troll, other = uuid.uuid4(), uuid.uuid4()
+    theirs = await publish(api, troll)
+    mine = await publish(api, other)
+    reported = await report(api, other, "user", troll)
+    assert reported.status_code == 201, reported.text
+    ops = api.service_headers()
+    resolved = await api.client.post(
+        f"/v1/admin/reports/{reported.json()['id']}/resolve",
+        json={"action": "suspend_user"},
+        headers=ops,
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert theirs["id"] not in [p["id"] for p in await feed(api, other)]  # hidden
+    assert mine["id"] in [p["id"] for p in await feed(api, troll)]  # reading goes on
+    h = api.headers(troll)
+    asset = (await api.client.get("/v1/me/content", headers=h)).json()["items"][0]
+    refusals = [
+        await api.client.post(
+            "/v1/posts",
+            json={"assetId": asset["id"], "caption": "again", "visibility": "public"},
+            headers=h,
+        ),
+        await api.client.post(
+            f"/v1/posts/{mine['id']}/comments", json={"body": "hello"}, headers=h
+        ),
+        await api.client.put(f"/v1/posts/{mine['id']}/like", headers=h),
+    ]
+    for refused in refusals:
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "account_suspended"
+        assert refused.headers["content-type"] == PROBLEM
+    post = (await api.client.get(f"/v1/posts/{mine['id']}", headers=api.headers(other))).json()
+    assert (post["likeCount"], post["commentCount"]) == (0, 0)  # nothing written
+
+
 async def test_blocking_hides_the_blocked_users_comments_and_refuses_their_likes(
     api: Harness,
 ) -> None:

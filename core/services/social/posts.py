@@ -27,6 +27,7 @@ from genstudio.core.model.errors import Forbidden, InvalidInput, NotFound
 from genstudio.core.model.ids import new_id, uuid7
 from genstudio.core.model.media import MediaKind
 from genstudio.core.model.notifications import Event, EventKind
+from genstudio.core.model.safety import AccountSuspended
 from genstudio.core.model.social import (
     FEED_PAGE,
     MAX_CAPTION,
@@ -122,9 +123,12 @@ class Posts:
     ) -> PostItem:
         """Raises NotFound (not my asset), AlreadyTaken (``assetId``: published
         already), InvalidInput (``caption``)."""
+        await self._not_suspended(user_id)  # a free check before the (maybe paid) review
         text = await self.review.caption(caption, user_id=user_id, target=f"asset:{asset_id}")
         async with self.uow_factory() as uow:
             await uow.profiles.ensure(user_id, email)
+            if await uow.safety.suspended(user_id):  # suspended while the review ran
+                raise AccountSuspended()
             asset = await uow.media.get(asset_id)
             if asset is None or asset.user_id != user_id:
                 raise NotFound(f"no asset {asset_id}", field="assetId")
@@ -263,6 +267,12 @@ class Posts:
             raise NotFound("no such avatar")
         return key
 
+    async def _not_suspended(self, user_id: uuid.UUID) -> None:
+        """Raises AccountSuspended for an account an operator suspended (``suspend_user``)."""
+        async with self.uow_factory() as uow:
+            if await uow.safety.suspended(user_id):
+                raise AccountSuspended()
+
     # --- reactions -------------------------------------------------------------------
 
     async def like(
@@ -271,6 +281,8 @@ class Posts:
         """Idempotent. A blocked pair, a hidden post: NotFound."""
         async with self.uow_factory() as uow:
             await uow.profiles.ensure(user_id, email)
+            if await uow.safety.suspended(user_id):
+                raise AccountSuspended()
             post = await _reach(uow, post_id, user_id)
             if await uow.social.like(post_id, user_id, now) and post.user_id != user_id:
                 event = Event(
@@ -294,9 +306,12 @@ class Posts:
     async def comment(
         self, user_id: uuid.UUID, email: str | None, post_id: uuid.UUID, body: str, now: datetime
     ) -> CommentItem:
+        await self._not_suspended(user_id)  # a free check before the (maybe paid) review
         text = await self.review.comment(body, user_id=user_id, target=f"post:{post_id}")
         async with self.uow_factory() as uow:
             await uow.profiles.ensure(user_id, email)
+            if await uow.safety.suspended(user_id):  # suspended while the review ran
+                raise AccountSuspended()
             post = await _reach(uow, post_id, user_id)
             comment = Comment(
                 id=uuid7(), post_id=post_id, user_id=user_id, body=text, created_at=now
