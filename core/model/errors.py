@@ -93,6 +93,13 @@ class StoreUnavailable(DomainError):
     code = "store_unavailable"
 
 
+class TooLarge(DomainError):
+    """A request, or the part of it ``field`` names, is larger than accepted (an
+    upload over its limit, refused as it arrives: nothing of it is kept)."""
+
+    code = "too_large"
+
+
 class AlreadyTaken(DomainError):
     """A unique name or slot is someone else's (a username; an asset already
     published); ``field`` names it."""

@@ -26,7 +26,7 @@ import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIType, Operation, Reference, RequestBody
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody
 from litestar.routes import HTTPRoute
 from litestar.types import Method
 
@@ -91,10 +91,11 @@ OPERATION_IDS: dict[str, str] = {
 
 #: what a route's use case adds to the rules of :func:`problem_statuses`
 EXTRA_PROBLEMS: dict[str, frozenset[int]] = {
-    # holds credits (402); Idempotency-Key in flight (409); another user's loraId (404)
-    "generateImage": frozenset({402, 404, 409}),
-    "generateEdit": frozenset({402, 409}),
-    "generateVideo": frozenset({402, 409}),
+    # holds credits (402); Idempotency-Key in flight (409); another user's loraId (404);
+    # generation suspended by moderation strikes (403)
+    "generateImage": frozenset({402, 403, 404, 409}),
+    "generateEdit": frozenset({402, 403, 409}),
+    "generateVideo": frozenset({402, 403, 409}),
     "startTraining": frozenset({402, 404, 409}),
     "rerunJob": frozenset({402}),
     "cancelJob": frozenset({409}),  # job_finished
@@ -116,7 +117,8 @@ MEANING: dict[int, str] = {
     400: "Malformed body (`malformed_json`, `malformed_form`) or an unverifiable purchase",
     401: "Missing, malformed, forged or expired token (`unauthorized`)",
     402: "The balance does not cover the price (`insufficient_credits`)",
-    403: "Not allowed (`forbidden`): an operations route without a service-role token",
+    403: "Not allowed (`forbidden`): an operations route without a service-role token;"
+    " generation suspended after repeated moderation refusals (`generation_suspended`)",
     404: "No such resource, or another user's (`not_found`)",
     409: "A request with this Idempotency-Key is in flight, or the state forbids it",
     413: "The body is larger than this route accepts, or has too many parts (`too_large`)",
@@ -200,7 +202,13 @@ FORMS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["photo"],
         "additionalProperties": False,
-        "properties": {"photo": _image("One photo (JPEG, PNG, WebP, HEIC)")},
+        "properties": {"photo": _image("One photo (JPEG, PNG, WebP, HEIC; at most 25 MB)")},
+    },
+    "avatar": {
+        "type": "object",
+        "required": ["avatar"],
+        "additionalProperties": False,
+        "properties": {"avatar": _image("The picture (PNG, JPEG, WebP, HEIC; at most 20 MB)")},
     },
 }
 
@@ -280,7 +288,7 @@ def problem_statuses(handler: HTTPRouteHandler, op_id: str, path: str) -> frozen
         statuses.add(429)
     if takes_token(handler):
         statuses.add(401)
-    if "data" in parameters:
+    if "data" in parameters or op_id in FORMS:  # a form: read by the handler as it streams
         statuses |= {400, 413, 422}
     if "{" in path:
         statuses.add(404)  # no such resource; a path id that is not a UUID
@@ -356,6 +364,12 @@ def _complete(app: Litestar, operation: Operation) -> None:
     body = operation.request_body
     if body is not None and not isinstance(body, Reference) and _optional(body):
         body.required = False  # the handler takes ``data: X | None``: no body is fine
+    if op_id in FORMS and operation.request_body is None:
+        # the upload routes read their form from the request's stream (forms.py):
+        # Litestar sees no body parameter to describe
+        operation.request_body = RequestBody(
+            content={"multipart/form-data": OpenAPIMediaType()}, required=True
+        )
     if op_id in FORMS and isinstance(operation.request_body, RequestBody):
         for media in operation.request_body.content.values():
             media.schema = FORMS[op_id]  # type: ignore[assignment]  # a JSON Schema dict

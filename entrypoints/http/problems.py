@@ -45,6 +45,7 @@ STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.ConcurrencyConflict: (409, "Conflict"),
     errors.AlreadyTaken: (409, "Already taken"),
     errors.InvalidInput: (422, "Invalid input"),
+    errors.TooLarge: (413, "Content too large"),
     errors.PurchaseOwnedElsewhere: (409, "Purchase belongs to another account"),
     errors.InvalidPurchase: (400, "Purchase not verified"),
     errors.StoreUnavailable: (503, "Store unavailable"),

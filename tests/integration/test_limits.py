@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import re
 import socket
 import threading
@@ -22,6 +23,7 @@ import redis.asyncio
 import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from PIL import Image
 
 from genstudio.adapters.limits.counter import KEY_PREFIX
 from genstudio.adapters.supabase.auth import mint_token
@@ -37,6 +39,7 @@ from genstudio.entrypoints.settings import (
     SupabaseSettings,
 )
 from tests import servers
+from tests.integration.test_failover import grant
 
 SECRET = "limits-secret-" + "q" * 32
 PROBLEM = "application/problem+json"
@@ -223,7 +226,9 @@ async def test_finding_a_form_of_too_many_parts_is_refused_413(
         server=ServerSettings(data_dir=tmp_path),
     )
     body, content_type = _form_of(parts)
-    headers = _auth(uuid.uuid4()) | {"Content-Type": content_type, "Idempotency-Key": "k" * 16}
+    user = uuid.uuid4()
+    await grant(fresh_db, user, 50)  # a user without credits is refused before the body
+    headers = _auth(user) | {"Content-Type": content_type, "Idempotency-Key": "k" * 16}
     async with AsyncTestClient(create_app(settings)) as client:
         response = await client.post("/v1/generate/edit", content=body, headers=headers)
     assert response.status_code == 413
@@ -314,3 +319,144 @@ def test_a_head_of_more_than_100_fields_is_refused_431(served: str) -> None:
     assert b'"code":"headers_too_large"' in answer
     # a normal head on a fresh connection is served
     assert httpx.get(f"http://{served}/", headers={f"X-F{i}": "v" for i in range(90)}).text == "ok"
+
+
+# --- uploads read as they stream (issue #19) ------------------------------------------
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+async def uploads(pg_url: str, tmp_path: Path) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    settings = Settings(
+        database=DatabaseSettings(url=pg_url),
+        supabase=SupabaseSettings(jwt_secret=SECRET),
+        server=ServerSettings(data_dir=tmp_path),
+    )
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+def _keyed(user: uuid.UUID) -> dict[str, str]:
+    return _auth(user) | {"Idempotency-Key": str(uuid.uuid4())}
+
+
+@pytest.mark.parametrize(
+    ("route", "form", "files", "field"),
+    [
+        (
+            "/v1/generate/edit",
+            {"model": "sdxl-inpaint", "prompt": "a red door"},
+            {"image": 21 * MB, "mask": 10},
+            "image",
+        ),
+        (
+            "/v1/generate/video",
+            {"model": "wan-2.1", "prompt": "a fox", "inputType": "keyframes"},
+            {"firstFrame": 10, "lastFrame": 21 * MB},
+            "lastFrame",
+        ),
+        (
+            "/v1/generate/edit",
+            {"model": "sdxl-inpaint", "prompt": "x" * 20_000},
+            {"image": 10, "mask": 10},
+            "prompt",
+        ),
+    ],
+    ids=["edit-image", "video-frame", "text-part"],
+)
+async def test_a_part_over_its_limit_is_refused_413_naming_it_and_nothing_is_kept(
+    uploads: AsyncTestClient[Litestar],
+    pg_url: str,
+    route: str,
+    form: dict[str, str],
+    files: dict[str, int],
+    field: str,
+) -> None:
+    user = uuid.uuid4()
+    await grant(pg_url, user, 100)
+    response = await uploads.post(
+        route,
+        data=form,
+        files={name: (f"{name}.png", b"\x89PNG" + b"\0" * size) for name, size in files.items()},
+        headers=_keyed(user),
+    )
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert (response.json()["code"], response.json()["field"]) == ("too_large", field)
+    with psycopg.connect(pg_url) as conn:
+        held = conn.execute("SELECT count(*) FROM jobs WHERE user_id = %s", (user,)).fetchone()
+    assert held == (0,)
+
+
+async def test_edit_and_video_uploads_without_credits_are_refused_402_unread(
+    uploads: AsyncTestClient[Litestar],
+) -> None:
+    """The balance is looked at before the body: the 402 names what the cheapest
+    submission of the kind costs (the body could not be paid for whatever it holds)."""
+    user = uuid.uuid4()
+    for route, least in (("/v1/generate/edit", 1), ("/v1/generate/video", 5)):
+        response = await uploads.post(
+            route,
+            data={"model": "anything"},
+            files={"image": ("a.png", b"\x89PNG" + b"\0" * MB)},
+            headers=_keyed(user),
+        )
+        assert response.status_code == 402, response.text
+        assert (response.json()["required"], response.json()["available"]) == (least, 0)
+
+
+async def test_a_replay_is_answered_whatever_the_balance_left(
+    uploads: AsyncTestClient[Litestar], pg_url: str
+) -> None:
+    """A key with a stored answer lets the body be read: the retry of an edit that
+    spent the last credit replays its 202 instead of a 402."""
+    user = uuid.uuid4()
+    await grant(pg_url, user, 1)
+    picture, mask = Image.new("RGB", (256, 256), "navy"), Image.new("L", (256, 256), 255)
+    files = {
+        "image": ("a.png", _png(picture), "image/png"),
+        "mask": ("m.png", _png(mask), "image/png"),
+    }
+    headers = _keyed(user)
+    form = {"model": "sdxl-inpaint", "prompt": "a red door"}
+    first = await uploads.post("/v1/generate/edit", data=form, files=files, headers=headers)
+    assert first.status_code == 202, first.text
+    again = await uploads.post("/v1/generate/edit", data=form, files=files, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+
+
+async def test_photo_and_avatar_parts_over_their_limits_are_refused_413_naming_them(
+    uploads: AsyncTestClient[Litestar],
+) -> None:
+    user = uuid.uuid4()
+    created = await uploads.post("/v1/training/photo-sets", json={}, headers=_auth(user))
+    set_id = created.json()["id"]
+    photo = await uploads.post(
+        f"/v1/training/photo-sets/{set_id}/photos",
+        files={"photo": ("p.jpg", b"\xff\xd8" + b"\0" * (25 * MB + 1))},
+        headers=_auth(user),
+    )
+    avatar = await uploads.put(
+        "/v1/me/profile/avatar",
+        files={"avatar": ("a.jpg", b"\xff\xd8" + b"\0" * (20 * MB + 1))},
+        headers=_auth(user),
+    )
+    for response, field in ((photo, "photo"), (avatar, "avatar")):
+        assert response.status_code == 413, response.text
+        assert (response.json()["code"], response.json()["field"]) == ("too_large", field)
+    # another user's set: 404 before the photo is read
+    stranger = await uploads.post(
+        f"/v1/training/photo-sets/{set_id}/photos",
+        files={"photo": ("p.jpg", b"\xff\xd8" + b"\0" * MB)},
+        headers=_auth(uuid.uuid4()),
+    )
+    assert stranger.status_code == 404, stranger.text
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()

@@ -13,9 +13,10 @@ import uuid
 from genstudio.core.model.events import JobEvent
 from genstudio.core.model.job_params import ImageParams, VideoInput
 from genstudio.core.model.jobs import Job
-from genstudio.core.model.pricing import Catalog
+from genstudio.core.model.pricing import Catalog, ModelKind
 from genstudio.core.services import queries
 from genstudio.core.services.generation import jobs, submit
+from genstudio.core.services.generation.admission import admit_upload
 from genstudio.core.services.generation.submitted import Submitted
 from genstudio.core.services.generation.uploads import Upload
 from genstudio.core.services.moderation.service import Moderation
@@ -172,6 +173,19 @@ class Generation:
             captioner=self.captioner,
             realtime=self.realtime,
             moderation=self.moderation,
+        )
+
+    async def admit_upload(
+        self, *, user_id: uuid.UUID, kind: ModelKind, idempotency_key: str | None
+    ) -> None:
+        """``admission.admit_upload``: before an edit's or a video's body is read."""
+        await admit_upload(
+            self.uow_factory,
+            self.catalog,
+            self.moderation,
+            user_id=user_id,
+            kind=kind,
+            idempotency_key=idempotency_key,
         )
 
     async def cancel(self, *, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:

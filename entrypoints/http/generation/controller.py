@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -11,18 +10,18 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from genstudio.core.model.errors import InvalidInput, NotFound
 from genstudio.core.model.idempotency import request_fingerprint, validate_key
 from genstudio.core.model.job_params import VideoInput
+from genstudio.core.model.pricing import ModelKind
 from genstudio.core.services.generation.submitted import Submitted
 from genstudio.core.services.generation.uploads import Upload
 from genstudio.core.services.queries import JobView
 from genstudio.entrypoints.http.bodies import strict_json
 from genstudio.entrypoints.http.deps import GenerationDep, PrincipalDep
+from genstudio.entrypoints.http.forms import Form, FormSpec, form_boundary, read_form
 from genstudio.entrypoints.http.generation.schemas import (
     ImageRequest,
     JobEventItem,
@@ -30,6 +29,7 @@ from genstudio.entrypoints.http.generation.schemas import (
     JobResponse,
     asset_item,
 )
+from genstudio.ports.imaging import MAX_UPLOAD_BYTES
 
 _encoder = msgspec.json.Encoder()
 
@@ -43,6 +43,29 @@ def _viewed(view: JobView) -> JobResponse:
 
 #: the biggest multipart body the upload endpoints read: three files at their limit
 MAX_UPLOAD_REQUEST = 64 * 1024 * 1024
+#: what the forms hold, each file at most what the inspector accepts (read as they
+#: stream: a part over its limit is refused as it arrives, 413 naming it)
+EDIT_FORM = FormSpec.of(
+    texts=("model", "prompt", "negativePrompt", "seed", "strength"),
+    files={"image": MAX_UPLOAD_BYTES, "mask": MAX_UPLOAD_BYTES},
+)
+VIDEO_FORM = FormSpec.of(
+    texts=(
+        "model",
+        "inputType",
+        "prompt",
+        "negativePrompt",
+        "durationSeconds",
+        "resolution",
+        "fps",
+        "seed",
+    ),
+    files={
+        "image": MAX_UPLOAD_BYTES,
+        "firstFrame": MAX_UPLOAD_BYTES,
+        "lastFrame": MAX_UPLOAD_BYTES,
+    },
+)
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 #: core field names -> the multipart names the app sends
 _WIRE = {
@@ -55,13 +78,6 @@ _WIRE = {
     "lora_scale": "loraScale",
 }
 
-Form = Annotated[
-    dict[str, Any],
-    Body(
-        media_type=RequestEncodingType.MULTI_PART,
-        description="multipart/form-data: the fields and files of docs/api.md",
-    ),
-]
 IdempotencyKey = Annotated[
     str,
     HeaderParameter(
@@ -72,71 +88,56 @@ IdempotencyKey = Annotated[
 
 
 class _Parts:
-    """A multipart form read strictly: known names only, text where text, files where
-    files; every error an InvalidInput naming the part."""
+    """A form read strictly (``forms.read_form``: known names only, text where text,
+    files where files, each within its limit); the values, typed, every error an
+    InvalidInput naming the part."""
 
-    def __init__(self, form: dict[str, Any], *, texts: set[str], files: set[str]) -> None:
-        for name, value in form.items():
-            if name not in texts | files:
-                raise InvalidInput(f"unknown field {name!r}", field=name)
-            if isinstance(value, list):
-                raise InvalidInput(f"{name} is given more than once", field=name)
-            if name in files and not isinstance(value, UploadFile):
-                raise InvalidInput(f"{name} must be a file", field=name)
-            if name in texts and isinstance(value, UploadFile):
-                raise InvalidInput(f"{name} must be a text field, not a file", field=name)
+    def __init__(self, form: Form) -> None:
         self.form = form
 
     def text(self, name: str, default: str | None = None) -> str:
-        value = self.form.get(name)
+        value = self.form.texts.get(name)
         if value is None:
             if default is None:
                 raise InvalidInput(f"{name} is required", field=name)
             return default
-        return str(value)
+        return value
 
     def integer(self, name: str, default: int | None) -> int | None:
-        value = self.form.get(name)
-        if value is None or str(value).strip() == "":
+        value = self.form.texts.get(name)
+        if value is None or value.strip() == "":
             return default
-        text = str(value).strip()
+        text = value.strip()
         # digits only: int() also reads "5_12", "+512" and full-width digits
         if not _INTEGER.fullmatch(text):
             raise InvalidInput(f"{name} must be an integer", field=name)
         return int(text)
 
     def number(self, name: str, default: float) -> float:
-        value = self.form.get(name)
-        if value is None or str(value).strip() == "":
+        value = self.form.texts.get(name)
+        if value is None or value.strip() == "":
             return default
         try:
-            return float(str(value).strip())
+            return float(value.strip())
         except ValueError:
             raise InvalidInput(f"{name} must be a number", field=name) from None
 
-    async def file(self, name: str) -> Upload | None:
-        value = self.form.get(name)
-        if value is None:
-            return None
-        assert isinstance(value, UploadFile)
-        # a part with no Content-Type of its own (React Native's FormData without a
-        # ``type``) is given text/plain by Litestar: undeclared, the bytes decide
-        declared = any(name.lower() == "content-type" for name in value.headers)
-        return Upload(await value.read(), (value.content_type or None) if declared else None)
+    def file(self, name: str) -> Upload | None:
+        """The file part as sent; its Content-Type None when the part declared none
+        (React Native's FormData without a ``type``): the bytes decide."""
+        value = self.form.files.get(name)
+        return None if value is None else Upload(value.data, value.content_type)
 
-    async def fingerprint(self, path: str) -> str:
+    def fingerprint(self, path: str) -> str:
         """The request's identity for Idempotency-Key: its fields and the files' digests
         (not the raw body, whose multipart boundary changes on every retry)."""
+        kinds = {**dict.fromkeys(self.form.texts, "text"), **dict.fromkeys(self.form.files, "file")}
         parts: list[list[str]] = []
-        for name in sorted(self.form):
-            value = self.form[name]
-            if isinstance(value, UploadFile):
-                await value.seek(0)
-                digest = hashlib.sha256(await value.read()).hexdigest()
-                await value.seek(0)
-                parts.append([name, "file", digest])
+        for name in sorted(kinds):
+            if kinds[name] == "file":
+                parts.append([name, "file", self.form.files[name].digest])
             else:
-                parts.append([name, "text", str(value)])
+                parts.append([name, "text", self.form.texts[name]])
         # encoded as JSON, so that no field's text can pass for another field (a prompt
         # holding "\nresolution=720p" used to match a request with that second field)
         return request_fingerprint("POST", path, _encoder.encode(parts))
@@ -228,19 +229,20 @@ class GenerateController(Controller):
     )
     async def generate_edit(
         self,
-        data: Form,
+        request: Request[Any, Any, Any],
         principal: PrincipalDep,
         generation: GenerationDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
+        form_boundary(request)  # not a form: 400, whoever sends it
+        # the free checks that need no body (402, 403) before a byte of it is read
+        await generation.admit_upload(
+            user_id=principal.user_id, kind=ModelKind.EDIT, idempotency_key=key
+        )
         with _wire_fields():
-            parts = _Parts(
-                data,
-                texts={"model", "prompt", "negativePrompt", "seed", "strength"},
-                files={"image", "mask"},
-            )
-            image, mask = await parts.file("image"), await parts.file("mask")
+            parts = _Parts(await read_form(request, EDIT_FORM))
+            image, mask = parts.file("image"), parts.file("mask")
             if image is None:
                 raise InvalidInput("image is required: the picture to edit", field="image")
             if mask is None:
@@ -256,7 +258,7 @@ class GenerateController(Controller):
                 image=image,
                 mask=mask,
                 idempotency_key=key,
-                request_hash=await parts.fingerprint("/v1/generate/edit"),
+                request_hash=parts.fingerprint("/v1/generate/edit"),
             )
         return _submitted(result)
 
@@ -268,27 +270,19 @@ class GenerateController(Controller):
     )
     async def generate_video(
         self,
-        data: Form,
+        request: Request[Any, Any, Any],
         principal: PrincipalDep,
         generation: GenerationDep,
         idempotency_key: IdempotencyKey,
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
+        form_boundary(request)  # not a form: 400, whoever sends it
+        # the free checks that need no body (402, 403) before a byte of it is read
+        await generation.admit_upload(
+            user_id=principal.user_id, kind=ModelKind.VIDEO, idempotency_key=key
+        )
         with _wire_fields():
-            parts = _Parts(
-                data,
-                texts={
-                    "model",
-                    "inputType",
-                    "prompt",
-                    "negativePrompt",
-                    "durationSeconds",
-                    "resolution",
-                    "fps",
-                    "seed",
-                },
-                files={"image", "firstFrame", "lastFrame"},
-            )
+            parts = _Parts(await read_form(request, VIDEO_FORM))
             raw_type = parts.text("inputType", VideoInput.TEXT.value)
             try:
                 input_type = VideoInput(raw_type)
@@ -308,11 +302,11 @@ class GenerateController(Controller):
                 resolution=parts.text("resolution", "480p"),
                 fps=parts.integer("fps", 16) or 0,
                 seed=parts.integer("seed", None),
-                image=await parts.file("image"),
-                first_frame=await parts.file("firstFrame"),
-                last_frame=await parts.file("lastFrame"),
+                image=parts.file("image"),
+                first_frame=parts.file("firstFrame"),
+                last_frame=parts.file("lastFrame"),
                 idempotency_key=key,
-                request_hash=await parts.fingerprint("/v1/generate/video"),
+                request_hash=parts.fingerprint("/v1/generate/video"),
             )
         return _submitted(result)
 

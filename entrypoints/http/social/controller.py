@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post, put
-from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, QueryParameter
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.params import QueryParameter
 
 from genstudio.core.model.errors import InvalidInput
 from genstudio.core.model.limits import Operation
@@ -22,6 +20,7 @@ from genstudio.entrypoints.http.deps import (
     ProfilesDep,
     SettingsDep,
 )
+from genstudio.entrypoints.http.forms import FormSpec, read_form
 from genstudio.entrypoints.http.social.schemas import (
     AssetPage,
     CommentPage,
@@ -38,13 +37,14 @@ from genstudio.entrypoints.http.social.schemas import (
     UserResponse,
     decode_cursor,
 )
+from genstudio.ports.imaging import MAX_UPLOAD_BYTES
 
 SOCIAL_WRITE = {"rate_limit": Operation.SOCIAL_WRITES}
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
-AvatarForm = Annotated[
-    dict[str, Any],
-    Body(media_type=RequestEncodingType.MULTI_PART, description="one file part, `avatar`"),
-]
+#: one file part, ``avatar``, at most what the avatar maker accepts
+AVATAR_FORM = FormSpec.of(files={"avatar": MAX_UPLOAD_BYTES}, max_parts=4)
+#: that part at its limit, and the multipart framing around it
+MAX_AVATAR_REQUEST = MAX_UPLOAD_BYTES + 64 * 1024
 
 
 def _kind(kind: str | None) -> MediaKind | None:
@@ -76,19 +76,21 @@ class MeSocialController(Controller):
         edited = await profiles.edit(principal.user_id, principal.email, data.patch(), clock.now())
         return ProfileResponse.of(edited, profiles.urls.avatar_of(edited))
 
-    @put("/profile/avatar", summary="Upload my avatar (resized, metadata stripped)")
+    @put(
+        "/profile/avatar",
+        summary="Upload my avatar (resized, metadata stripped)",
+        request_max_body_size=MAX_AVATAR_REQUEST,
+    )
     async def avatar(
-        self, principal: PrincipalDep, profiles: ProfilesDep, data: AvatarForm
+        self, principal: PrincipalDep, profiles: ProfilesDep, request: Request[Any, Any, Any]
     ) -> ProfileResponse:
-        for name in data:
-            if name != "avatar":
-                raise InvalidInput(f"unknown part {name!r}; send one file named avatar", field=name)
-        upload = data.get("avatar")
-        if not isinstance(upload, UploadFile):
+        # read as it streams: a picture over its limit is refused as it arrives (413)
+        form = await read_form(request, AVATAR_FORM)
+        upload = form.files.get("avatar")
+        if upload is None:
             raise InvalidInput("avatar is required: one file part", field="avatar")
-        content = await upload.read()
         edited = await profiles.set_avatar(
-            principal.user_id, principal.email, content, upload.content_type
+            principal.user_id, principal.email, upload.data, upload.content_type
         )
         return ProfileResponse.of(edited, profiles.urls.avatar_of(edited))
 

@@ -4,15 +4,14 @@ verdicts, delete. Free (no credits), bounded (photos per set, sets per user)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from litestar import Controller, delete, get, post
-from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, JSONBody
+from litestar import Controller, Request, delete, get, post
+from litestar.params import FromPath, JSONBody
 
 from genstudio.core.model.errors import InvalidInput
 from genstudio.entrypoints.http.deps import PhotoSetsDep, PrincipalDep
+from genstudio.entrypoints.http.forms import FormSpec, form_boundary, read_form
 from genstudio.entrypoints.http.training.schemas import (
     CreatePhotoSetRequest,
     PhotoItem,
@@ -24,34 +23,19 @@ from genstudio.ports.vision import MAX_PHOTO_BYTES
 
 #: one photo at its limit, and the multipart framing around it
 MAX_PHOTO_REQUEST = MAX_PHOTO_BYTES + 64 * 1024
-
-PhotoForm = Annotated[
-    dict[str, Any],
-    Body(
-        media_type=RequestEncodingType.MULTI_PART,
-        description="multipart/form-data with one file part, `photo` (JPEG, PNG, WebP, HEIC)",
-    ),
-]
+#: one file part, ``photo``, read as it streams (a larger one: 413 naming it)
+PHOTO_FORM = FormSpec.of(files={"photo": MAX_PHOTO_BYTES}, max_parts=4)
 
 
-async def _photo_bytes(form: dict[str, Any]) -> bytes:
+async def _photo_bytes(request: Request[Any, Any, Any]) -> bytes:
     """The one ``photo`` file of the form; anything else is refused naming the part."""
-    for name in form:
-        if name != "photo":
-            raise InvalidInput(f"unknown field {name!r}; send one file named photo", field=name)
-    value = form.get("photo")
-    if isinstance(value, list):
-        raise InvalidInput("send one photo per request", field="photo")
-    if not isinstance(value, UploadFile):
+    form = await read_form(request, PHOTO_FORM)
+    photo = form.files.get("photo")
+    if photo is None:
         raise InvalidInput("photo is required: a file part", field="photo")
-    data = await value.read()
-    if not data:
+    if not photo.data:
         raise InvalidInput("the photo is empty", field="photo")
-    if len(data) > MAX_PHOTO_BYTES:
-        raise InvalidInput(
-            f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB", field="photo"
-        )
-    return data
+    return photo.data
 
 
 class TrainingPhotosController(Controller):
@@ -92,11 +76,15 @@ class TrainingPhotosController(Controller):
     async def add_photo(
         self,
         set_id: FromPath[uuid.UUID],
-        data: PhotoForm,
+        request: Request[Any, Any, Any],
         principal: PrincipalDep,
         photo_sets: PhotoSetsDep,
     ) -> PhotoItem:
-        photo = await photo_sets.add_photo(principal.user_id, set_id, await _photo_bytes(data))
+        form_boundary(request)  # not a form: 400
+        # not the user's set, or a full one: refused before the photo is read
+        await photo_sets.check_room(principal.user_id, set_id)
+        data = await _photo_bytes(request)
+        photo = await photo_sets.add_photo(principal.user_id, set_id, data)
         return PhotoItem.of(photo, await photo_sets.url_of(photo))
 
     @delete("/{set_id:uuid}/photos/{photo_id:uuid}", status_code=204, summary="Delete a photo")
