@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         "else one started for the demo on a free port)",
     )
     demo.add_argument("--credits", type=int, default=40, help="credits to grant (default 40)")
+    check = sub.add_parser(
+        "check",
+        help="print every setting with its source (environment or default; secrets masked) "
+        "and refuse contradictions (exit 1, naming the variables)",
+    )
+    check.add_argument("--quiet", action="store_true", help="print only the problems")
     return p
 
 
@@ -181,6 +187,12 @@ def grant(
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "check":  # before the settings are read: it reports what does not parse
+        import os
+
+        from genstudio.entrypoints.check import run
+
+        raise SystemExit(run(os.environ, quiet=args.quiet))
     settings = Settings.from_env()
     quiet = args.command in ("token", "demo")
     configure_logging(

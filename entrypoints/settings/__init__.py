@@ -81,7 +81,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
+        # a caller's own mapping is read as given (``genstudio check`` records what is read)
+        e = dict(os.environ) if env is None else env
         return cls(
             database=DatabaseSettings.from_env(e),
             redis=RedisSettings.from_env(e),
