@@ -7,13 +7,13 @@ or by overriding a single provider.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from genstudio.adapters.gpu_local import LocalGpuProvider
 from genstudio.adapters.imaging import PillowAvatars, PillowImageInspector
-from genstudio.adapters.limits import memory_counter, redis_counter
 from genstudio.adapters.local_storage import LocalFileStorage
 from genstudio.adapters.memory.accounts import LocalAccountDirectory
 from genstudio.adapters.memory.ai import SuffixPromptEnhancer
@@ -26,7 +26,6 @@ from genstudio.adapters.supabase.auth import SupabaseJwtVerifier
 from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
 from genstudio.adapters.supabase_storage import SupabaseStorage
 from genstudio.adapters.system import SystemClock
-from genstudio.adapters.vision import OpenCvPhotoAnalyser
 from genstudio.core.model.pricing import DEFAULT_CATALOG
 from genstudio.core.services.generation.service import Generation
 from genstudio.core.services.moderation.surfaces import ModeratedTexts
@@ -51,6 +50,28 @@ from genstudio.entrypoints.settings import Settings
 from genstudio.ports.auth import AuthVerifier
 from genstudio.ports.limits import RateCounter
 from genstudio.ports.queue import JobQueue, QueueInspector
+
+if TYPE_CHECKING:
+    from genstudio.adapters.gpu_local import LocalGpuProvider
+    from genstudio.adapters.vision import OpenCvPhotoAnalyser
+
+
+# Adapters a process may never use are imported when first built, not with this module:
+# a worker on Modal/Runpod never renders on the CPU (gpu_local: PyAV, numpy), never
+# checks training photos (vision: OpenCV, imagehash) and counts no rate (limits); ~100 MiB
+# of a worker's memory (docs/performance.md, "Worker memory").
+
+
+def _local_gpu(min_seconds: float) -> LocalGpuProvider:
+    from genstudio.adapters.gpu_local import LocalGpuProvider
+
+    return LocalGpuProvider(min_seconds=min_seconds)
+
+
+def _photo_analyser(stored_side: int) -> OpenCvPhotoAnalyser:
+    from genstudio.adapters.vision import OpenCvPhotoAnalyser
+
+    return OpenCvPhotoAnalyser(stored_side=stored_side)
 
 
 class DatabaseContainer(containers.DeclarativeContainer):
@@ -79,7 +100,7 @@ class MediaContainer(containers.DeclarativeContainer):
     )
     inspector = providers.Singleton(PillowImageInspector)
     gpu = providers.Singleton(
-        LocalGpuProvider,
+        _local_gpu,
         min_seconds=providers.Callable(lambda s: s.jobs.local_gpu_seconds, settings),
     )
 
@@ -136,6 +157,8 @@ class IapContainer(containers.DeclarativeContainer):
 
 def _rate_counter(redis: Redis | None) -> RateCounter:
     # in Redis, shared by every API process; in memory in the embedded default
+    from genstudio.adapters.limits import memory_counter, redis_counter
+
     return redis_counter(redis) if redis is not None else memory_counter()
 
 
@@ -183,7 +206,7 @@ class AppContainer(containers.DeclarativeContainer):
     captioner = ai.captioner
     enhancer = ai.enhancer
 
-    gpus = providers.Singleton(build_gpus, settings, gpu)
+    gpus = providers.Singleton(build_gpus, settings, gpu.provider)  # local: built if used
     router = providers.Singleton(build_router, settings, gpus)
     policy = providers.Singleton(build_policy, settings)
 
@@ -232,7 +255,7 @@ class AppContainer(containers.DeclarativeContainer):
     )
     # training photos (issue #16): checked in this process, on its CPUs
     photo_analyser = providers.Singleton(
-        OpenCvPhotoAnalyser,
+        _photo_analyser,
         stored_side=providers.Callable(lambda s: s.photos.stored_side, settings),
     )
     photo_sets = providers.Singleton(

@@ -90,9 +90,16 @@ def normalise(text: str) -> Normalised:
 
 class RuleSet:
     """The compiled rules: ``classify`` a text against them. A regex that does not
-    compile is left out (``rejected`` lists them, for the operator's log)."""
+    compile is left out (``rejected`` lists them, for the operator's log).
 
-    def __init__(self, rules: Iterable[ModerationRule]) -> None:
+    The word rules (usually most of the list) are also compiled into one alternation,
+    the *screen*: one search of it says whether any word rule can match, so a text
+    that matches none (the common case) costs one pass instead of one per rule
+    (bench/moderation.py: 1,000 rules, ~45x less per prompt). It only ever skips the
+    word rules when it found nothing; what matched is still decided rule by rule.
+    ``screen=False`` leaves it out (the tests compare both)."""
+
+    def __init__(self, rules: Iterable[ModerationRule], *, screen: bool = True) -> None:
         self.compiled: list[tuple[ModerationRule, re.Pattern[str]]] = []
         self.rejected: list[ModerationRule] = []
         for rule in rules:
@@ -100,6 +107,7 @@ class RuleSet:
                 self.compiled.append((rule, _compile(rule)))
             except re.error:
                 self.rejected.append(rule)
+        self.screen = _screen(self.compiled) if screen else None
 
     def __len__(self) -> int:
         return len(self.compiled)
@@ -109,9 +117,12 @@ class RuleSet:
         rewrite rule matched, the text with its matches masked."""
         norm = normalise(text)
         readings = (norm.text, norm.leet) if norm.leet != norm.text else (norm.text,)
+        words = self.screen is None or any(self.screen.search(r) for r in readings)
         labels: list[Label] = []
         masked: set[int] = set()
         for rule, pattern in self.compiled:
+            if not words and rule.kind is RuleKind.WORD:
+                continue  # the screen found no word rule's match in any reading
             spans = [m.span() for r in readings for m in pattern.finditer(r) if m.end() > m.start()]
             if not spans:
                 continue
@@ -129,9 +140,31 @@ class RuleSet:
 def _compile(rule: ModerationRule) -> re.Pattern[str]:
     if rule.kind is RuleKind.REGEX:
         return re.compile(rule.pattern, re.IGNORECASE)
-    words = normalise(rule.pattern).text.split()
     # whole words only ("ass" does not match "class"), any spacing between them
-    return re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)")
+    return re.compile(_WHOLE.format(_words(rule)))
+
+
+#: a word rule's pattern: its words, not inside other words
+_WHOLE = r"(?<!\w)(?:{})(?!\w)"
+
+
+def _words(rule: ModerationRule) -> str:
+    words = normalise(rule.pattern).text.split()
+    return r"\W+".join(map(re.escape, words))
+
+
+def _screen(compiled: list[tuple[ModerationRule, re.Pattern[str]]]) -> re.Pattern[str] | None:
+    """One pattern that matches where any word rule matches (and maybe where none
+    does: an empty rule); None without word rules. At a position the alternation
+    backtracks into its next branch when what follows fails, so no word rule's match
+    is ever missed."""
+    bodies = [_words(rule) for rule, _ in compiled if rule.kind is RuleKind.WORD]
+    if not bodies:
+        return None
+    try:
+        return re.compile(_WHOLE.format("|".join(bodies)))
+    except (re.error, RecursionError, OverflowError):  # too big for re: rule by rule
+        return None
 
 
 def check_rule(pattern: str, kind: RuleKind) -> None:
