@@ -21,6 +21,15 @@ from genstudio.ports.unit_of_work import UnitOfWorkFactory
 from tests import servers
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # the testing kit's plugin (genstudio_* fixtures, issue #23) comes by its pytest11
+    # entry point; an editable install made before the entry point existed lacks it
+    if not config.pluginmanager.has_plugin("genstudio"):
+        from genstudio.testing import plugin
+
+        config.pluginmanager.register(plugin, "genstudio")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for line in servers.summary():
         terminalreporter.write_line(f"test servers: {line}")
