@@ -1,4 +1,5 @@
-"""The ``genstudio`` command: serve | worker | scheduler | migrate | token | credits grant | demo."""
+"""The ``genstudio`` command: serve | worker | scheduler | migrate | token | credits grant | demo
+| openapi."""
 
 from __future__ import annotations
 
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         "else one started for the demo on a free port)",
     )
     demo.add_argument("--credits", type=int, default=40, help="credits to grant (default 40)")
+    openapi = sub.add_parser(
+        "openapi", help="print the OpenAPI document the API serves at /schema/openapi.json"
+    )
+    openapi.add_argument("-o", "--output", help="write it to this file instead of stdout")
     check = sub.add_parser(
         "check",
         help="print every setting with its source (environment or default; secrets masked) "
@@ -104,6 +109,21 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _openapi(settings: Settings, output: str | None) -> None:
+    """The document as the app serves it, built without starting it (no database, no
+    network): what the typed client (clients/typescript) is generated from."""
+    import json
+
+    from genstudio.entrypoints.http.app import create_app
+
+    text = json.dumps(create_app(settings).openapi_schema.to_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -194,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
 
         raise SystemExit(run(os.environ, quiet=args.quiet))
     settings = Settings.from_env()
-    quiet = args.command in ("token", "demo")
+    quiet = args.command in ("token", "demo", "openapi")
     configure_logging(
         "WARNING" if quiet else settings.server.log_level, log_format=settings.server.log_format
     )
@@ -224,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
             expires_in_days=args.expires_in_days,
         )
         print(f"granted {args.amount} credits to {args.user}; balance {balance}")
+    elif args.command == "openapi":
+        _openapi(settings, args.output)
     elif args.command == "demo":
         from genstudio.entrypoints.demo import run_demo
 
