@@ -26,12 +26,13 @@ import base64
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 import httpx
 import uvicorn
-from litestar import Litestar, Response, get
+from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
@@ -41,6 +42,8 @@ from genstudio.adapters.gpu_local.trainer import train_lora
 from genstudio.adapters.gpu_local.video import render_video
 
 FailKind = Literal["content", "infrastructure", "timeout"]
+#: what a stand-in serves: a Litestar app, or any ASGI app
+AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 @dataclass
@@ -229,8 +232,13 @@ class GpuStandinBase(abc.ABC):
         return f"http://127.0.0.1:{self.port}"
 
     @abc.abstractmethod
-    def app(self) -> Litestar:
+    def app(self) -> AsgiApp:
         """The stand-in's HTTP app (each provider's routes)."""
+
+    def cancel_all(self) -> None:
+        """Cancel every job (a test leaves nothing running for the next)."""
+        for job in self.jobs.values():
+            job.cancelled = True
 
     def files_route(self) -> HTTPRouteHandler:
         """Output files for URL outputs: no auth, like a pre-signed bucket URL."""

@@ -121,12 +121,8 @@ class RunpodStandin(GpuStandinBase):
             if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
                 return _answer(request, 400, {"error": "input is required"})
             standin.run_bodies.append(body)
-            job = standin.new_job("sa-", body["input"], body.get("webhook"))
-            if job.webhook:
-                task = asyncio.get_running_loop().create_task(standin._deliver_webhook(job))
-                standin._tasks.add(task)
-                task.add_done_callback(standin._tasks.discard)
-            return _answer(request, 200, {"id": job.id, "status": "IN_QUEUE"})
+            job_id = standin.submit(body)
+            return _answer(request, 200, {"id": job_id, "status": "IN_QUEUE"})
 
         @get("/v2/{endpoint:str}/status/{job_id:str}")
         async def status(
@@ -134,10 +130,10 @@ class RunpodStandin(GpuStandinBase):
         ) -> Response[Any]:
             if (refused := await guard(request, endpoint)) is not None:
                 return refused
-            job = standin.jobs.get(job_id)
-            if job is None:
+            found = standin.status_of(job_id)
+            if found is None:
                 return _answer(request, 404, {"error": "request does not exist"})
-            return _answer(request, 200, standin.status_body(job))
+            return _answer(request, 200, found)
 
         @post("/v2/{endpoint:str}/cancel/{job_id:str}", status_code=200)
         async def cancel(
@@ -145,41 +141,71 @@ class RunpodStandin(GpuStandinBase):
         ) -> Response[Any]:
             if (refused := await guard(request, endpoint)) is not None:
                 return refused
-            job = standin.jobs.get(job_id)
-            if job is None:
+            found = standin.cancel_job(job_id)
+            if found is None:
                 return _answer(request, 404, {"error": "request does not exist"})
-            if job.phase(time.monotonic())[0] in ("queued", "running"):
-                job.cancelled = True
-            return _answer(
-                request, 200, {"id": job.id, "status": standin.status_body(job)["status"]}
-            )
+            return _answer(request, 200, {"id": job_id, "status": found["status"]})
 
         @get("/v2/{endpoint:str}/health")
         async def health(request: Request[Any, Any, Any], endpoint: FromPath[str]) -> Response[Any]:
             if (refused := await guard(request, endpoint)) is not None:
                 return refused
-            queued, in_progress = standin.counts()
-            done = [j for j in standin.jobs.values() if j.phase(time.monotonic())[0] == "done"]
+            jobs = standin.job_counts()
             return _answer(
                 request,
                 200,
                 {
-                    "jobs": {
-                        "completed": sum(1 for j in done if not j.fail_with),
-                        "failed": sum(1 for j in done if j.fail_with),
-                        "inProgress": in_progress,
-                        "inQueue": queued,
-                        "retried": 0,
-                    },
+                    "jobs": jobs,
                     "workers": {
                         "idle": 1,
                         "initializing": 0,
                         "ready": 1,
-                        "running": min(in_progress, 3),
+                        "running": min(jobs["inProgress"], 3),
                         "throttled": 0,
                         "unhealthy": 0,
                     },
                 },
             )
 
-        return Litestar([run, status, cancel, health, standin.files_route()], debug=False)
+        return Litestar([run, status, cancel, health, *standin.more_routes()], debug=False)
+
+    # -- what runs the jobs (a subclass may hand them to a real worker) --------------------
+
+    def submit(self, body: dict[str, Any]) -> str:
+        """Queue the /run body's job; its id."""
+        job = self.new_job("sa-", body["input"], body.get("webhook"))
+        if job.webhook:
+            task = asyncio.get_running_loop().create_task(self._deliver_webhook(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return job.id
+
+    def status_of(self, job_id: str) -> dict[str, Any] | None:
+        """The /status body of a job; None for an unknown one."""
+        job = self.jobs.get(job_id)
+        return None if job is None else self.status_body(job)
+
+    def cancel_job(self, job_id: str) -> dict[str, Any] | None:
+        """Cancel a job still queued or running; its /status body after (None: unknown)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        if job.phase(time.monotonic())[0] in ("queued", "running"):
+            job.cancelled = True
+        return self.status_body(job)
+
+    def job_counts(self) -> dict[str, int]:
+        """The ``jobs`` object of /health."""
+        queued, in_progress = self.counts()
+        done = [j for j in self.jobs.values() if j.phase(time.monotonic())[0] == "done"]
+        return {
+            "completed": sum(1 for j in done if not j.fail_with),
+            "failed": sum(1 for j in done if j.fail_with),
+            "inProgress": in_progress,
+            "inQueue": queued,
+            "retried": 0,
+        }
+
+    def more_routes(self) -> list[Any]:
+        """Routes besides Runpod's API: the output files served as pre-signed URLs."""
+        return [self.files_route()]
