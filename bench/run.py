@@ -553,7 +553,7 @@ def modal_wired() -> bool:
         settings = Settings(
             modal=ModalSettings(base_url="http://127.0.0.1:9", token_id="k", token_secret="s"),
         )
-        return "modal" in build_gpus(settings, _Local())  # type: ignore[arg-type]
+        return "modal" in build_gpus(settings, _Local)  # type: ignore[arg-type]
     except Exception as exc:
         log(f"could not tell whether Modal is wired: {exc!r}")
         return False

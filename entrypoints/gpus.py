@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from genstudio.core.model.pricing import DEFAULT_CATALOG
@@ -11,9 +12,10 @@ from genstudio.entrypoints.settings import Settings
 from genstudio.ports.gpu import GpuProvider
 
 
-def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]:
+def build_gpus(settings: Settings, local: Callable[[], GpuProvider]) -> dict[str, GpuProvider]:
     """Modal (primary) and Runpod (fallback) when configured, in that order of
-    preference; with neither, the embedded default's CPU preview renderer."""
+    preference; with neither, the embedded default's CPU preview renderer, built (and
+    its PyAV and numpy imported) only then."""
     gpus: dict[str, GpuProvider] = {}
     if settings.modal.base_url and settings.modal.token_id and settings.modal.token_secret:
         from genstudio.adapters.gpu_modal import ModalProvider
@@ -38,7 +40,10 @@ def build_gpus(settings: Settings, local: GpuProvider) -> dict[str, GpuProvider]
             timeout=settings.jobs.gpu_timeout,
             execution_timeout_ms=int(settings.jobs.job_timeout * 1000),
         )
-    return gpus or {local.name: local}
+    if not gpus:
+        renderer = local()
+        gpus[renderer.name] = renderer
+    return gpus
 
 
 def build_router(settings: Settings, gpus: dict[str, GpuProvider]) -> ProviderRouter:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from genstudio.adapters.iap_apple import AppleAppStore, AppStoreServerApi, load_root_certificates
-from genstudio.adapters.iap_google import GooglePlayStore
 from genstudio.core.model.purchases.products import (
     DEFAULT_PRODUCTS,
     ProductCatalog,
@@ -34,6 +32,14 @@ def _text_or_file(value: str) -> str:
 def apple_store(apple: AppleSettings) -> AppleStore | None:
     if not apple.root_certificates or not apple.bundle_id:
         return None
+    # imported only when configured: the App Store library and its crypto stack are
+    # ~40 MiB of a process that may never see Apple (docs/performance.md, worker memory)
+    from genstudio.adapters.iap_apple import (
+        AppleAppStore,
+        AppStoreServerApi,
+        load_root_certificates,
+    )
+
     api = None
     if apple.private_key and apple.key_id and apple.issuer_id:
         from appstoreserverlibrary.models.Environment import Environment
@@ -61,6 +67,8 @@ def apple_store(apple: AppleSettings) -> AppleStore | None:
 def google_store(google: GoogleSettings) -> GoogleStore | None:
     if not google.package_name or not google.service_account:
         return None
+    from genstudio.adapters.iap_google import GooglePlayStore  # google-auth: ~30 MiB
+
     info = json.loads(_text_or_file(google.service_account))
     return GooglePlayStore(
         package_name=google.package_name,

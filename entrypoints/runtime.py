@@ -154,8 +154,7 @@ async def _close_clients(container: AppContainer) -> None:
     """Close what holds connections or threads: GPU clients, storage, AI clients. A
     failure is logged: the others are closed all the same."""
     closables = [
-        *container.gpus().values(),
-        container.gpu(),
+        *container.gpus().values(),  # the local renderer among them when it is used
         container.storage(),
         container.iap.apple(),
         container.iap.google(),

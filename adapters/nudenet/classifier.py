@@ -17,13 +17,15 @@ import importlib.util
 import io
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from genstudio.core.model.moderation import Classification, Label, Reason, Surface
 from genstudio.ports.moderation import ModerationUnavailable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: the detections that count as sexual content (NudeNet 3.4's class names)
 SEXUAL_PARTS = frozenset(
@@ -97,6 +99,8 @@ class NudeNetClassifier:
 def _decoded(data: bytes) -> np.ndarray[Any, Any]:
     """BGR pixels (what NudeNet's OpenCV preprocessing expects) of any image Pillow
     reads, in colour. Raises ModerationUnavailable for bytes that are not an image."""
+    import numpy as np  # with the first image: a process that classifies none never loads it
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_PIXELS:
