@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test worker lint bench bench-feed clean demo
+.PHONY: run test worker lint bench bench-feed clean demo client
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "genstudio needs Python 3.11+"'
@@ -35,6 +35,13 @@ bench: $(STAMP)
 ## the same SQL, and the feed's plans (a Seq Scan on posts or likes fails the run); ~4 minutes
 bench-feed: $(STAMP)
 	$(BIN)/python -m bench.feed $(BENCH_ARGS)
+
+## the typed client for the app (clients/typescript, issue #20): regenerate src/schema.d.ts
+## from the API's OpenAPI document, then type-check the client and its example (needs npm)
+client: $(STAMP)
+	cd clients/typescript && { test -d node_modules || npm ci --no-audit --no-fund; }
+	$(BIN)/genstudio openapi --output clients/typescript/openapi.json
+	cd clients/typescript && npm run --silent generate && npm run --silent check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
