@@ -1,54 +1,26 @@
-"""The GpuProvider contract, over every in-process adapter; then what only the local one does."""
+"""The GpuProvider contract (genstudio.testing.contracts.gpu, the suite outside
+adapters run too) over every in-process adapter and the testing kit's scripted GPU;
+then what only the local one does."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from genstudio.adapters.gpu_local import LocalGpuProvider
 from genstudio.adapters.memory import InMemoryGpuProvider
-from genstudio.core.model.job_params import ImageParams
 from genstudio.core.model.jobs import FailureReason
-from genstudio.core.model.media import PNG_SIGNATURE, png_dimensions
-from genstudio.ports.gpu import (
-    Cancelled,
-    Completed,
-    Failed,
-    GpuProvider,
-    GpuRequest,
-    Pending,
-    ProviderOutput,
-    ProviderStatus,
-    ProviderUnavailable,
+from genstudio.ports.gpu import Cancelled, Completed, Failed, Pending
+from genstudio.testing.contracts.gpu import (
+    GpuFactory,
+    GpuProviderContract,
+    image_request,
+    settle,
 )
+from genstudio.testing.gpu import ScriptedGpu
 
-
-def image_request(
-    prompt: str = "a lighthouse on a cliff",
-    *,
-    width: int = 64,
-    height: int = 64,
-    count: int = 1,
-    seed: int | None = 7,
-) -> GpuRequest:
-    return GpuRequest(
-        job_id=uuid.uuid4(),
-        provider_model="preview",
-        params=ImageParams(prompt=prompt, width=width, height=height, count=count, seed=seed),
-    )
-
-
-async def settle(gpu: GpuProvider, provider_job_id: str) -> tuple[ProviderStatus, list[Pending]]:
-    """Poll until the job leaves Pending; return the outcome and the Pendings seen."""
-    pendings: list[Pending] = []
-    async with asyncio.timeout(10):
-        while isinstance(status := await gpu.poll(provider_job_id), Pending):
-            pendings.append(status)
-            await asyncio.sleep(0.005)
-    return status, pendings
+__all__ = ["image_request", "settle"]  # the helpers, for the other GPU contract modules
 
 
 async def wait_idle(gpu: LocalGpuProvider) -> None:
@@ -61,82 +33,27 @@ async def wait_idle(gpu: LocalGpuProvider) -> None:
     raise AssertionError("the provider is still busy")
 
 
-@pytest.fixture(params=["memory", "local"])
-async def gpu(request: pytest.FixtureRequest) -> AsyncIterator[GpuProvider]:
-    if request.param == "memory":
-        yield InMemoryGpuProvider(steps=1)
-        return
-    local = LocalGpuProvider()
-    yield local
-    await local.aclose()
-
-
 # -- the contract -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("width", "height", "count"), [(64, 64, 1), (128, 72, 3)])
-async def test_a_submitted_job_completes_with_count_pngs_of_the_requested_size(
-    gpu: GpuProvider, width: int, height: int, count: int
-) -> None:
-    provider_job_id = await gpu.submit(image_request(width=width, height=height, count=count))
-
-    status, pendings = await settle(gpu, provider_job_id)
-
-    assert isinstance(status, Completed)
-    assert len(status.outputs) == count
-    for output in status.outputs:
-        assert output.content_type == "image/png"
-        data = await gpu.fetch(output)
-        assert data.startswith(PNG_SIGNATURE)
-        assert png_dimensions(data) == (width, height)
-    progress = [p.progress for p in pendings]
-    assert progress == sorted(progress)
-    assert all(0 <= p <= 100 for p in progress)
+class TestMemoryGpuProvider(GpuProviderContract):
+    @pytest.fixture
+    def gpu_factory(self) -> GpuFactory:
+        return lambda: InMemoryGpuProvider(steps=1)
 
 
-async def test_provider_job_ids_are_distinct_and_carry_the_provider_name(gpu: GpuProvider) -> None:
-    ids = {await gpu.submit(image_request()) for _ in range(3)}
-    assert len(ids) == 3
-    assert all(i.startswith(f"{gpu.name}-") for i in ids)
-    for provider_job_id in ids:
-        await settle(gpu, provider_job_id)
+class TestLocalGpuProvider(GpuProviderContract):
+    @pytest.fixture
+    def gpu_factory(self) -> GpuFactory:
+        return LocalGpuProvider
 
 
-async def test_a_cancelled_job_polls_as_cancelled(gpu: GpuProvider) -> None:
-    provider_job_id = await gpu.submit(image_request(count=2))
+class TestScriptedGpu(GpuProviderContract):
+    """The testing kit's GPU keeps the contract too (while it is told to succeed)."""
 
-    await gpu.cancel(provider_job_id)
-
-    assert isinstance(await gpu.poll(provider_job_id), Cancelled)
-
-
-async def test_cancelling_an_unknown_or_finished_job_is_not_an_error(gpu: GpuProvider) -> None:
-    await gpu.cancel("no-such-job")
-    provider_job_id = await gpu.submit(image_request())
-    await settle(gpu, provider_job_id)
-    await gpu.cancel(provider_job_id)
-
-
-async def test_polling_an_unknown_job_is_an_infrastructure_failure(gpu: GpuProvider) -> None:
-    status = await gpu.poll(f"{gpu.name}-{uuid.uuid4()}")
-
-    assert isinstance(status, Failed)
-    assert status.error.reason is FailureReason.INFRASTRUCTURE
-
-
-async def test_fetch_returns_inline_bytes_and_refuses_an_output_without_any(
-    gpu: GpuProvider,
-) -> None:
-    assert await gpu.fetch(ProviderOutput(content_type="image/png", data=b"abc")) == b"abc"
-    with pytest.raises(ProviderUnavailable):
-        await gpu.fetch(ProviderOutput(content_type="image/png"))
-
-
-async def test_a_working_provider_reports_itself_healthy(gpu: GpuProvider) -> None:
-    health = await gpu.health()
-    assert health.healthy
-    assert health.queued >= 0
-    assert health.running >= 0
+    @pytest.fixture
+    def gpu_factory(self) -> GpuFactory:
+        return lambda: ScriptedGpu().succeeds(progress=(10, 60), times=None)
 
 
 # -- the local renderer only --------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The GpuProvider contract over the Runpod and Modal adapters, against their loopback
 stand-ins; then every failure knob, and what only one of them does.
 
-The contract's checks are the suite's own (imported from test_gpu_provider, so pytest
-runs them here over this module's ``gpu`` fixture).
+The contract's checks are the exported suite's (genstudio.testing.contracts.gpu, what an
+outside adapter runs too): ``TestRemoteGpuContract`` runs them over this module's ``gpu``.
 """
 
 from __future__ import annotations
@@ -36,30 +36,10 @@ from genstudio.ports.gpu import (
     Pending,
     ProviderUnavailable,
 )
-from tests.contract.test_gpu_provider import (
-    image_request,
-    settle,
-    test_a_cancelled_job_polls_as_cancelled,
-    test_a_submitted_job_completes_with_count_pngs_of_the_requested_size,
-    test_a_working_provider_reports_itself_healthy,
-    test_cancelling_an_unknown_or_finished_job_is_not_an_error,
-    test_fetch_returns_inline_bytes_and_refuses_an_output_without_any,
-    test_polling_an_unknown_job_is_an_infrastructure_failure,
-    test_provider_job_ids_are_distinct_and_carry_the_provider_name,
-)
+from genstudio.testing.contracts.gpu import GpuProviderContract, image_request, settle
 from tests.standins.gpu_jobs import GpuKnobs, GpuStandinBase
 from tests.standins.modal import ModalStandin
 from tests.standins.runpod import RunpodStandin
-
-__all__ = [  # the suite's checks, collected here over the remote adapters
-    "test_a_cancelled_job_polls_as_cancelled",
-    "test_a_submitted_job_completes_with_count_pngs_of_the_requested_size",
-    "test_a_working_provider_reports_itself_healthy",
-    "test_cancelling_an_unknown_or_finished_job_is_not_an_error",
-    "test_fetch_returns_inline_bytes_and_refuses_an_output_without_any",
-    "test_polling_an_unknown_job_is_an_infrastructure_failure",
-    "test_provider_job_ids_are_distinct_and_carry_the_provider_name",
-]
 
 RUNPOD_KEY = "rp-key-for-tests"
 MODAL_ID, MODAL_SECRET = "wk-tests", "ws-tests"
@@ -160,6 +140,14 @@ async def gpu(
         provider = modal_provider(modal_standin)
     yield provider
     await provider.aclose()
+
+
+class TestRemoteGpuContract(GpuProviderContract):
+    """The exported GpuProvider contract over every remote adapter of this module."""
+
+    @pytest.fixture
+    def gpu(self, gpu: GpuProvider) -> GpuProvider:
+        return gpu  # the module's fixture of that name: its params are the adapters
 
 
 # -- outputs ------------------------------------------------------------------------------

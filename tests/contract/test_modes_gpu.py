@@ -1,4 +1,6 @@
-"""The GpuProvider contract for edits and videos, over every in-process adapter.
+"""The GpuProvider contract for edits and videos (genstudio.testing.contracts.gpu's
+EditAndVideoContract, the suite outside adapters run too) over every in-process
+adapter and the testing kit's scripted GPU; then what only the local renderer does.
 
 An edit completes with one PNG of the input's size; a video with one MP4 of the asked
 duration and frame size and one PNG poster (role poster). The local renderer reads
@@ -10,125 +12,59 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator
 
 import av
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from genstudio.adapters.gpu_local import LocalGpuProvider
 from genstudio.adapters.memory import InMemoryGpuProvider
-from genstudio.core.model.job_params import EditParams, JobParams, VideoInput, VideoParams
+from genstudio.core.model.job_params import VideoInput
 from genstudio.core.model.jobs import FailureReason
-from genstudio.core.model.media import mp4_info, png_dimensions, sniff_content_type
 from genstudio.ports.gpu import (
     Cancelled,
     Completed,
     Failed,
     GpuProvider,
     GpuRequest,
-    OutputRole,
     Pending,
-    ProviderInput,
     ProviderStatus,
 )
+from genstudio.testing.contracts import gpu as contract
+from genstudio.testing.contracts.gpu import (
+    MASK,
+    PICTURE,
+    EditAndVideoContract,
+    GpuFactory,
+    edit_request,
+    video_request,
+)
+from genstudio.testing.gpu import ScriptedGpu
 
-
-def png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-PICTURE = png(Image.new("RGB", (96, 64), (30, 120, 200)))
-MASK_IMAGE = Image.new("L", (96, 64), 0)
-ImageDraw.Draw(MASK_IMAGE).rectangle((20, 10, 59, 39), fill=255)
-MASK = png(MASK_IMAGE)
-
-
-def request(params: JobParams, data: dict[str, bytes]) -> GpuRequest:
-    return GpuRequest(
-        job_id=uuid.uuid4(),
-        provider_model="preview",
-        params=params,
-        inputs=tuple(
-            ProviderInput(name=name, url=f"https://storage.invalid/{name}.png", data=png)
-            for name, png in data.items()
-        ),
-    )
-
-
-def edit_request() -> GpuRequest:
-    params = EditParams(
-        prompt="a paper boat", image_key="u/i.png", mask_key="u/m.png", width=96, height=64, seed=2
-    )
-    return request(params, {"image": PICTURE, "mask": MASK})
-
-
-def video_request(input_type: VideoInput = VideoInput.TEXT, seconds: int = 1) -> GpuRequest:
-    keys: dict[str, str] = {
-        VideoInput.TEXT: {},
-        VideoInput.IMAGE: {"image_key": "u/i.png"},
-        VideoInput.KEYFRAMES: {"first_frame_key": "u/a.png", "last_frame_key": "u/b.png"},
-    }[input_type]
-    params = VideoParams(
-        prompt="a kite",
-        input_type=input_type,
-        duration_seconds=seconds,
-        fps=8,
-        image_key=keys.get("image_key"),
-        first_frame_key=keys.get("first_frame_key"),
-        last_frame_key=keys.get("last_frame_key"),
-    )
-    data = {name.removesuffix("_key"): PICTURE for name in keys}
-    return request(params, data)
+MASK_IMAGE = Image.open(io.BytesIO(MASK))
 
 
 async def settle(gpu: GpuProvider, provider_job_id: str) -> ProviderStatus:
-    for _ in range(3000):
-        status = await gpu.poll(provider_job_id)
-        if not isinstance(status, Pending):
-            return status
-        await asyncio.sleep(0.01)
-    raise AssertionError("the job never finished")
+    status, _ = await contract.settle(gpu, provider_job_id)
+    return status
 
 
-@pytest.fixture(params=["memory", "local"])
-async def gpu(request: pytest.FixtureRequest) -> AsyncIterator[GpuProvider]:
-    if request.param == "memory":
-        yield InMemoryGpuProvider(steps=1)
-        return
-    local = LocalGpuProvider()
-    yield local
-    await local.aclose()
+class TestMemoryGpuEditsAndVideos(EditAndVideoContract):
+    @pytest.fixture
+    def gpu_factory(self) -> GpuFactory:
+        return lambda: InMemoryGpuProvider(steps=1)
 
 
-async def test_an_edit_completes_with_one_png_of_the_inputs_size(gpu: GpuProvider) -> None:
-    status = await settle(gpu, await gpu.submit(edit_request()))
-
-    assert isinstance(status, Completed)
-    [output] = status.outputs
-    assert output.role is OutputRole.RESULT and output.content_type == "image/png"
-    assert png_dimensions(await gpu.fetch(output)) == (96, 64)
+class TestLocalGpuEditsAndVideos(EditAndVideoContract):
+    @pytest.fixture
+    def gpu_factory(self) -> GpuFactory:
+        return LocalGpuProvider
 
 
-@pytest.mark.parametrize("input_type", list(VideoInput))
-async def test_a_video_completes_with_an_mp4_of_the_asked_duration_and_a_poster(
-    gpu: GpuProvider, input_type: VideoInput
-) -> None:
-    status = await settle(gpu, await gpu.submit(video_request(input_type, seconds=2)))
-
-    assert isinstance(status, Completed)
-    videos = [o for o in status.outputs if o.role is OutputRole.RESULT]
-    posters = [o for o in status.outputs if o.role is OutputRole.POSTER]
-    assert len(videos) == len(posters) == 1
-    assert videos[0].content_type == "video/mp4" and posters[0].content_type == "image/png"
-    mp4 = await gpu.fetch(videos[0])
-    assert sniff_content_type(mp4) == "video/mp4"
-    info = mp4_info(mp4)
-    assert info is not None
-    assert (info.duration_seconds, info.width, info.height, info.frames) == (2.0, 854, 480, 16)
-    assert png_dimensions(await gpu.fetch(posters[0])) is not None
+class TestScriptedGpuEditsAndVideos(EditAndVideoContract):
+    @pytest.fixture
+    def gpu_factory(self) -> GpuFactory:
+        return ScriptedGpu
 
 
 # -- the local renderer only ----------------------------------------------------------------

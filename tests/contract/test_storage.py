@@ -1,4 +1,5 @@
-"""The MediaStorage contract, over every local adapter; then the signed URLs of local files."""
+"""The MediaStorage contract (genstudio.testing.contracts.storage, the suite outside
+adapters run too) over every local adapter; then the signed URLs of local files."""
 
 from __future__ import annotations
 
@@ -16,13 +17,22 @@ from genstudio.adapters.local_storage import LocalFileStorage
 from genstudio.adapters.memory import InMemoryStorage
 from genstudio.core.model.media import storage_key
 from genstudio.ports.storage import MediaStorage, ObjectNotFound
+from genstudio.testing.contracts.storage import MediaStorageContract, StorageFactory, a_key
 
 SECRET = b"test-secret"
 BASE_URL = "http://127.0.0.1:8000"
 
 
-def a_key(extension: str = "png") -> str:
-    return storage_key(uuid.uuid4(), uuid.uuid4(), extension)
+class TestInMemoryStorage(MediaStorageContract):
+    @pytest.fixture
+    def storage_factory(self) -> StorageFactory:
+        return InMemoryStorage
+
+
+class TestLocalFileStorage(MediaStorageContract):
+    @pytest.fixture
+    def storage_factory(self, tmp_path: Path) -> StorageFactory:
+        return lambda: LocalFileStorage(tmp_path / "media", base_url=BASE_URL, secret=SECRET)
 
 
 @pytest.fixture(params=["memory", "local"])
@@ -37,37 +47,7 @@ def local(tmp_path: Path) -> LocalFileStorage:
     return LocalFileStorage(tmp_path / "media", base_url=BASE_URL + "/", secret=SECRET)
 
 
-# -- the contract -----------------------------------------------------------------------
-
-
-async def test_what_is_put_is_got_back(storage: MediaStorage) -> None:
-    key = a_key()
-    await storage.put(key, b"\x89PNG first", "image/png")
-    assert await storage.get(key) == b"\x89PNG first"
-
-
-async def test_putting_again_overwrites(storage: MediaStorage) -> None:
-    key = a_key()
-    await storage.put(key, b"old", "image/png")
-    await storage.put(key, b"new and longer", "image/png")
-    assert await storage.get(key) == b"new and longer"
-
-
-async def test_getting_a_missing_object_raises_object_not_found(storage: MediaStorage) -> None:
-    with pytest.raises(ObjectNotFound):
-        await storage.get(a_key())
-
-
-async def test_a_deleted_object_is_gone_and_deleting_it_again_is_fine(
-    storage: MediaStorage,
-) -> None:
-    key = a_key()
-    await storage.put(key, b"data", "image/png")
-    await storage.delete(key)
-    await storage.delete(key)
-    await storage.delete(a_key())
-    with pytest.raises(ObjectNotFound):
-        await storage.get(key)
+# -- the signed URLs of the local adapters ------------------------------------------------
 
 
 async def test_a_signed_url_names_the_object_and_its_expiry(storage: MediaStorage) -> None:
@@ -81,21 +61,6 @@ async def test_a_signed_url_names_the_object_and_its_expiry(storage: MediaStorag
     assert urllib.parse.unquote(parsed.path).endswith(key)
     expires = int(urllib.parse.parse_qs(parsed.query)["expires"][0])
     assert before + 300 <= expires <= int(time.time()) + 300
-
-
-async def test_signing_a_url_for_a_missing_object_raises_object_not_found(
-    storage: MediaStorage,
-) -> None:
-    with pytest.raises(ObjectNotFound):
-        await storage.signed_url(a_key(), 300)
-
-
-async def test_other_objects_are_left_alone(storage: MediaStorage) -> None:
-    keep, drop = a_key(), a_key()
-    await storage.put(keep, b"keep", "image/png")
-    await storage.put(drop, b"drop", "image/png")
-    await storage.delete(drop)
-    assert await storage.get(keep) == b"keep"
 
 
 # -- local files --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The MediaStorage contract over SupabaseStorage and its stand-in; then what only it does:
-signed URLs served over HTTP until they expire, private buckets, and every failure knob."""
+"""The MediaStorage contract (genstudio.testing.contracts.storage) over SupabaseStorage
+and its stand-in; then what only it does: signed URLs served over HTTP until they
+expire, private buckets, and every failure knob."""
 
 from __future__ import annotations
 
@@ -14,26 +15,9 @@ import pytest
 
 from genstudio.adapters.supabase_storage import PublicBucketError, SupabaseStorage
 from genstudio.ports.storage import ObjectNotFound, StorageUnavailable
-from tests.contract.test_storage import (  # the shared contract, run here over Supabase
-    a_key,
-    test_a_deleted_object_is_gone_and_deleting_it_again_is_fine,
-    test_getting_a_missing_object_raises_object_not_found,
-    test_other_objects_are_left_alone,
-    test_putting_again_overwrites,
-    test_signing_a_url_for_a_missing_object_raises_object_not_found,
-    test_what_is_put_is_got_back,
-)
+from genstudio.testing.contracts.storage import MediaStorageContract, StorageFactory, a_key
 from tests.standins.loopback import Fail, RateLimit, Request, Stall
 from tests.standins.supabase_storage import SupabaseStorageStandIn
-
-__all__ = [
-    "test_a_deleted_object_is_gone_and_deleting_it_again_is_fine",
-    "test_getting_a_missing_object_raises_object_not_found",
-    "test_other_objects_are_left_alone",
-    "test_putting_again_overwrites",
-    "test_signing_a_url_for_a_missing_object_raises_object_not_found",
-    "test_what_is_put_is_got_back",
-]
 
 TIMEOUT = 0.5
 
@@ -72,6 +56,19 @@ async def both_error_styles(
 ) -> SupabaseStorage:
     standin.legacy_errors = request.param
     return storage
+
+
+class TestSupabaseStorage(MediaStorageContract):
+    @pytest.fixture
+    def storage_factory(self, standin: SupabaseStorageStandIn) -> StorageFactory:
+        standin.reset()
+
+        async def make() -> SupabaseStorage:
+            store = make_storage(standin)
+            await store.ensure_bucket()
+            return store
+
+        return make
 
 
 # -- the contract, Supabase's way --------------------------------------------------------
