@@ -9,6 +9,7 @@ import gc
 import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from genstudio.entrypoints.logs import configure_logging
 from genstudio.entrypoints.settings import Settings, resolve_secrets
@@ -74,6 +75,23 @@ def _parser() -> argparse.ArgumentParser:
         "and refuse contradictions (exit 1, naming the variables)",
     )
     check.add_argument("--quiet", action="store_true", help="print only the problems")
+    sub.add_parser(
+        "backup",
+        help="pg_dump the database into the configured media storage (backups/...): "
+        "local files, or Supabase Storage",
+    )
+    restore = sub.add_parser(
+        "restore",
+        help="restore a backup into an empty database, in one transaction, and check its "
+        "rows per table against the backup's manifest",
+    )
+    restore.add_argument("key", nargs="?", help="the backup's key (default: the latest)")
+    restore.add_argument("--file", type=Path, help="an archive file (its .json manifest beside)")
+    restore.add_argument(
+        "--database-url",
+        help="the empty database to restore into (default: DATABASE_URL, else the "
+        "embedded one of GENSTUDIO_DATA_DIR)",
+    )
     return p
 
 
@@ -246,6 +264,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"granted {args.amount} credits to {args.user}; balance {balance}")
     elif args.command == "openapi":
         _openapi(settings, args.output)
+    elif args.command in ("backup", "restore"):
+        from genstudio.entrypoints.backup import run_backup, run_restore
+
+        if args.command == "backup":
+            raise SystemExit(run_backup(settings))
+        raise SystemExit(
+            run_restore(settings, args.key, file=args.file, database_url=args.database_url)
+        )
     elif args.command == "demo":
         from genstudio.entrypoints.demo import run_demo
 
