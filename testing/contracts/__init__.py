@@ -9,12 +9,13 @@ fixture, and pytest runs every check over your adapter::
 
     class TestS3Storage(MediaStorageContract):
         @pytest.fixture
-        def storage_factory(self, s3_server):
+        def storage_factory(self, s3_server):  # a fixture of yours
             return lambda: S3Storage(endpoint=s3_server.url, bucket="media")
 
 The contracts (one module each): ``gpu.GpuProviderContract``,
 ``storage.MediaStorageContract``, ``stores.AppleStoreContract`` and
 ``stores.GoogleStoreContract``, ``push.PushSenderContract``,
-``moderation.ClassifierContract``. Their checks are async: they need pytest-asyncio
-(``genstudio[testing]``), in either of its modes.
+``moderation.ClassifierContract`` (with ``TextClassifierContract`` and
+``ImageClassifierContract`` for what a classifier reads). Their checks are async: they
+need pytest-asyncio (``genstudio[testing]``), in either of its modes.
 """

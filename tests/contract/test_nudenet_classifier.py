@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from genstudio.adapters.memory.uow import InMemoryUnitOfWorkFactory
 from genstudio.adapters.nudenet import NudeNetClassifier, available
 from genstudio.core.model.moderation import ContentRefused, Reason, Surface
 from genstudio.core.services.moderation.service import Moderation
-from genstudio.ports.moderation import ModerationUnavailable
+from genstudio.ports.moderation import Classifier, ModerationUnavailable
+from genstudio.testing.contracts.moderation import ImageClassifierContract
 
 
 def png(pixels: np.ndarray[Any, Any]) -> bytes:
@@ -30,6 +32,19 @@ def png(pixels: np.ndarray[Any, Any]) -> bytes:
 
 ASTRONAUT = png(data.astronaut())  # type: ignore[no-untyped-call]
 CAT = png(data.chelsea())  # type: ignore[no-untyped-call]
+
+
+class TestNudeNetClassifier(ImageClassifierContract):
+    """The Classifier contract (genstudio.testing.contracts.moderation); faces are
+    counted as what it refuses (stated, as below), so a safe photograph is flagged."""
+
+    @pytest.fixture
+    def classifier_factory(self) -> Callable[[], Classifier]:
+        return lambda: NudeNetClassifier(parts=frozenset({"FACE_FEMALE"}))
+
+    @pytest.fixture
+    def flagged_image(self) -> tuple[bytes, Reason]:
+        return ASTRONAUT, Reason.SEXUAL
 
 
 def test_the_model_ships_in_the_wheel_and_nothing_is_fetched() -> None:

@@ -1,14 +1,16 @@
-"""The OpenAI moderation adapter against its stand-in on loopback."""
+"""The OpenAI moderation adapter against its stand-in on loopback: the Classifier
+contract (genstudio.testing.contracts.moderation), then what only it does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from genstudio.adapters.openai_moderation import OpenAIModerationClassifier
 from genstudio.core.model.moderation import Label, Reason, Surface
-from genstudio.ports.moderation import ModerationUnavailable
+from genstudio.ports.moderation import Classifier, ModerationUnavailable
+from genstudio.testing.contracts.moderation import TextClassifierContract
 from tests.standins.loopback import Fail, RateLimit, Stall
 from tests.standins.openai_moderation import Malformed, OpenAIModerationStandIn
 
@@ -25,6 +27,21 @@ def openai(standin: OpenAIModerationStandIn) -> OpenAIModerationClassifier:
     standin.scores = {"gore": {"violence/graphic": 0.97, "violence": 0.99}}
     standin.image_scores = {"sexual": 0.91, "sexual/minors": 0.02}
     return OpenAIModerationClassifier("sk-stand-in", base_url=standin.base_url, timeout=1.0)
+
+
+class TestOpenAIModerationClassifier(TextClassifierContract):
+    @pytest.fixture
+    def classifier_factory(self, standin: OpenAIModerationStandIn) -> Callable[[], Classifier]:
+        standin.reset()
+        standin.scores = {"gore": {"violence/graphic": 0.97, "violence": 0.99}}
+        standin.image_scores = {}
+        return lambda: OpenAIModerationClassifier(
+            "sk-stand-in", base_url=standin.base_url, timeout=1.0
+        )
+
+    @pytest.fixture
+    def flagged_text(self) -> tuple[str, Reason]:
+        return "some gore here", Reason.VIOLENCE_GRAPHIC
 
 
 async def test_a_text_is_sent_with_the_model_and_the_key_and_scores_become_labels(
