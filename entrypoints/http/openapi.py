@@ -26,7 +26,14 @@ import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+)
 from litestar.routes import HTTPRoute
 from litestar.types import Method
 
@@ -149,6 +156,11 @@ _MEDIA: dict[int, ResponseSpec] = {
     416: ResponseSpec(None, description="The range is past the end (Content-Range: bytes */size)"),
 }
 EXTRA_RESPONSES: dict[str, dict[int, ResponseSpec]] = {"getMedia": _MEDIA, "headMedia": _MEDIA}
+#: error statuses a route answers with a document of its own besides the problem (the
+#: middleware's, e.g. the request deadline's 503): media type and schema name
+NOT_PROBLEMS: dict[str, dict[int, tuple[str, str]]] = {
+    "getReadiness": {503: ("application/json", "Health")},  # which check is down
+}
 
 _BINARY = {"type": "string", "format": "binary"}
 _TEXT_LIMIT = {"type": "string", "maxLength": 2000}
@@ -295,7 +307,7 @@ def problem_statuses(handler: HTTPRouteHandler, op_id: str, path: str) -> frozen
     provided = set(handler.resolve_dependencies()) | _RESERVED
     if set(parameters) - provided:
         statuses.add(422)  # a query, header or path parameter out of its bounds
-    if "operations" in (handler.tags or ()):
+    if "operations" in handler.resolve_tags():  # the controller's tags included
         statuses.add(403)  # a user's token, not the service role's
     return frozenset(statuses | EXTRA_PROBLEMS.get(op_id, frozenset()))
 
@@ -378,6 +390,11 @@ def _complete(app: Litestar, operation: Operation) -> None:
     if bad_request is not None and PROBLEM_JSON not in (bad_request.content or {}):  # type: ignore[union-attr]
         # Litestar's own validation answer (JSON, not a problem): ours is a 422 problem
         del responses["400"]
+    for status, (media_type, name) in NOT_PROBLEMS.get(op_id, {}).items():
+        response = responses.get(str(status))
+        if isinstance(response, OpenAPIResponse):
+            schema = Reference(ref=f"#/components/schemas/{name}")
+            response.content = {**(response.content or {}), media_type: OpenAPIMediaType(schema)}
     handler = _handlers(app).get(op_id)
     if handler is not None and not takes_token(handler):
         operation.security = []  # no bearer token: health, webhooks, signed media

@@ -2042,6 +2042,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A field is wrong (`invalid_input`); `field` names it */
             422: {
                 headers: {
@@ -2100,6 +2109,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2167,6 +2185,15 @@ export interface operations {
             };
             /** @description The balance does not cover the price (`insufficient_credits`) */
             402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3000,6 +3027,7 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -7104,6 +7132,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A field is wrong (`invalid_input`); `field` names it */
             422: {
                 headers: {
@@ -7165,6 +7202,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7245,6 +7291,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
