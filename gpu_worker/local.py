@@ -95,25 +95,34 @@ class LocalCalls:
         if call.cancel.wait(call.queue_seconds):
             return  # cancelled while it waited
         call.started = time.monotonic()
+        # Modal ends a call at its time limit whoever is looking
+        limit = threading.Timer(call.timeout, self._past_limit, args=(call,))
+        limit.daemon = True
+        limit.start()
         try:
-            call.output = self.function(call.job, call.id, call.cancel)
+            output = self.function(call.job, call.id, call.cancel)
         except BaseException as exc:  # what the function raised is what get raises
-            call.error, call.trace = exc, exc.__traceback__
+            with self._lock:
+                call.error, call.trace = exc, exc.__traceback__
+        else:
+            with self._lock:
+                call.output = output
         finally:
-            call.finished = time.monotonic()
+            limit.cancel()
+            with self._lock:
+                call.finished = time.monotonic()
 
-    def _past_limit(self, call: _Call) -> bool:
-        running = call.started is not None and call.finished is None and not call.timed_out
-        if running and time.monotonic() - (call.started or 0.0) > call.timeout:
-            call.timed_out = True
-            call.cancel.set()  # Modal stops the input; the engine stops at its next check
-        return call.timed_out
+    def _past_limit(self, call: _Call) -> None:
+        with self._lock:
+            if call.finished is None and not call.timed_out:
+                call.timed_out = True
+                call.cancel.set()  # Modal stops the input; the engine stops at its next check
 
     async def get(self, call_id: str) -> Any:
         call = self.calls.get(call_id)
         if call is None:
             raise NotFoundError(f"no function call {call_id}")
-        if self._past_limit(call):
+        if call.timed_out:
             raise FunctionTimeoutError(f"the call ran past its {call.timeout:g}s limit")
         if call.finished is None:
             if call.cancel.is_set():
@@ -134,8 +143,6 @@ class LocalCalls:
         with self._lock:
             calls = list(self.calls.values())
         live = [c for c in calls if not c.cancel.is_set() and c.finished is None]
-        for call in live:
-            self._past_limit(call)
         queued = sum(1 for c in live if c.started is None)
         running = sum(1 for c in live if c.started is not None and not c.timed_out)
         return queued, running

@@ -1,5 +1,6 @@
-"""The training contract of docs/providers.md over the Modal and Runpod adapters and
-their loopback stand-ins, and over the embedded default's CPU trainer: the worker
+"""The training contract of docs/providers.md over the Modal and Runpod adapters, against
+their loopback stand-ins and against our GPU worker (gpu_worker/, its CPU preview
+engine), and over the embedded default's CPU trainer: the worker
 gets the photos as named inputs (signed URLs), the steps, trigger word, base model
 and seed; it reports step progress; it answers LoRA weights (a valid
 ``.safetensors``) and sample images, inline or by URL; a failure mid-training says
@@ -11,7 +12,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 
@@ -34,16 +35,26 @@ from genstudio.ports.gpu import (
 from tests.contract.faces import distinct_face_jpegs
 from tests.contract.test_gpu_provider import settle
 from tests.contract.test_gpu_remote_providers import (
+    SIDES,
     fresh,
     modal_provider,
+    modal_side,
     modal_standin,
     runpod_provider,
+    runpod_side,
     runpod_standin,
+    side_of,
 )
 from tests.standins.modal import ModalStandin
+from tests.standins.modal_worker import ModalWorkerStandin
 from tests.standins.runpod import RunpodStandin
 
-__all__ = ["modal_standin", "runpod_standin"]  # the stand-in fixtures, used by name
+__all__ = [  # the stand-in fixtures, used by name
+    "modal_side",
+    "modal_standin",
+    "runpod_side",
+    "runpod_standin",
+]
 
 PHOTOS = 10
 TRAINER_ENDPOINT = {"ostris/flux-lora-trainer": "ep-flux"}
@@ -115,22 +126,22 @@ def training_request(photos: PhotoServer, *, inline: bool = False, steps: int = 
     )
 
 
-Remote = Literal["runpod-base64", "runpod-url", "modal-base64", "modal-url"]
-
-
-@pytest.fixture(params=["runpod-base64", "runpod-url", "modal-base64", "modal-url", "local"])
-async def trainer(
-    request: pytest.FixtureRequest, runpod_standin: RunpodStandin, modal_standin: ModalStandin
-) -> AsyncIterator[tuple[str, GpuProvider]]:
+@pytest.fixture(
+    params=[f"{k}-{s}-{o}" for k in ("runpod", "modal") for s in SIDES for o in ("base64", "url")]
+    + ["local"]
+)
+async def trainer(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, GpuProvider]]:
     provider: GpuProvider
     if request.param == "local":
         provider = LocalGpuProvider("local", min_seconds=0.3)
-    elif request.param.startswith("runpod"):
-        fresh(runpod_standin, output=request.param.split("-")[1], job_seconds=0.4)
-        provider = runpod_provider(runpod_standin, endpoints=TRAINER_ENDPOINT)
     else:
-        fresh(modal_standin, output=request.param.split("-")[1], job_seconds=0.4)
-        provider = modal_provider(modal_standin)
+        kind, side, output = request.param.split("-")
+        standin = fresh(side_of(request, kind, side), output=output, job_seconds=0.4)
+        if isinstance(standin, RunpodStandin):
+            provider = runpod_provider(standin, endpoints=TRAINER_ENDPOINT)
+        else:
+            assert isinstance(standin, ModalStandin | ModalWorkerStandin)
+            provider = modal_provider(standin)
     yield request.param, provider
     await provider.aclose()
 
@@ -168,8 +179,9 @@ async def test_a_training_reports_rising_steps_and_answers_weights_and_samples(
 
 
 async def test_the_remote_workers_download_every_photo_from_its_signed_url(
-    runpod_standin: RunpodStandin, photos: PhotoServer
+    runpod_side: RunpodStandin, photos: PhotoServer
 ) -> None:
+    runpod_standin = runpod_side
     fresh(runpod_standin, job_seconds=0.05)
     gpu = runpod_provider(runpod_standin, endpoints=TRAINER_ENDPOINT)
     photos.fetched.clear()
@@ -181,17 +193,18 @@ async def test_the_remote_workers_download_every_photo_from_its_signed_url(
     assert sent["policy"]["executionTimeout"] == 3_600_000  # the training's own hour
 
 
+@pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("kind", ["runpod", "modal"])
 async def test_a_provider_failing_mid_training_is_an_infrastructure_failure(
-    kind: str, runpod_standin: RunpodStandin, modal_standin: ModalStandin, photos: PhotoServer
+    kind: str, side: str, request: pytest.FixtureRequest, photos: PhotoServer
 ) -> None:
     gpu: RunpodProvider | ModalProvider
-    if kind == "runpod":
-        fresh(runpod_standin, job_seconds=0.3, fail_with="infrastructure")
-        gpu = runpod_provider(runpod_standin, endpoints=TRAINER_ENDPOINT)
+    standin = fresh(side_of(request, kind, side), job_seconds=0.3, fail_with="infrastructure")
+    if isinstance(standin, RunpodStandin):
+        gpu = runpod_provider(standin, endpoints=TRAINER_ENDPOINT)
     else:
-        fresh(modal_standin, job_seconds=0.3, fail_with="infrastructure")
-        gpu = modal_provider(modal_standin)
+        assert isinstance(standin, ModalStandin | ModalWorkerStandin)
+        gpu = modal_provider(standin)
 
     status, pendings = await settle(gpu, await gpu.submit(training_request(photos)))
     await gpu.aclose()
