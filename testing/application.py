@@ -206,8 +206,10 @@ class MemoryApplication:
         claimed and run to its end (its GPU polled, its outputs stored, its credits
         settled or released); a job waiting for a retry is waited for by moving the
         clock. Returns the jobs that ran, as each run left them. A job the GPU keeps
-        pending (``ScriptedGpu.hangs``) ends at its kind's timeout, then is retried.
-        ``processor``: another worker over the same ports (the HTTP app's)."""
+        pending (``ScriptedGpu.hangs``) ends at its kind's timeout, then is retried;
+        while the GPU is down (``ScriptedGpu.down``) jobs wait, no attempt spent, and
+        this raises after ``max_rounds``. ``processor``: another worker over the same
+        ports (the HTTP app's)."""
         worker = processor or self.processor
         ran: list[Job] = []
         for _ in range(max_rounds):
@@ -223,7 +225,25 @@ class MemoryApplication:
             if due is None:
                 return ran
             self.clock.advance(max((due - self.clock.now()).total_seconds(), 0) + 0.001)
-        raise AssertionError(f"jobs still running after {max_rounds} rounds of the worker")
+        unfinished = [
+            (j.id, j.status.value, j.error) for j in await self.jobs() if not j.status.terminal
+        ]
+        raise AssertionError(
+            f"jobs unfinished after {max_rounds} rounds of the worker (a GPU that is down "
+            f"keeps them waiting: ScriptedGpu.down): {unfinished}"
+        )
+
+    async def run_due(self, *, processor: JobProcessor | None = None) -> list[Job]:
+        """One pass of the worker, the clock left alone: each kind's due jobs run to
+        their end (or back to the queue). What waits for a later time waits."""
+        worker = processor or self.processor
+        ran: list[Job] = []
+        for kind in ModelKind:
+            while (job := await worker.process_next(kind.value)) is not None:
+                ran.append(job)
+                if not job.status.terminal and job.next_attempt_at is not None:
+                    break  # back in the queue for later: not due again in this pass
+        return ran
 
     async def _next_retry(self) -> datetime | None:
         waiting = [

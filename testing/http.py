@@ -219,3 +219,7 @@ class MemoryHttpApp:
         """What ``MemoryApplication.run_jobs`` does, by the app's own worker: every
         job the API queued runs to its end, the clock moved over retries."""
         return await self.app.run_jobs(max_rounds=max_rounds, processor=self.processor)
+
+    async def run_due(self) -> list[Job]:
+        """One pass of the app's worker over what is due now (the clock left alone)."""
+        return await self.app.run_due(processor=self.processor)
