@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -28,7 +29,6 @@ from litestar.testing import TestClient
 from genstudio.adapters.supabase.auth import mint_token
 from genstudio.adapters.supabase.migrate import upgrade
 from genstudio.entrypoints.cli import grant
-from genstudio.entrypoints.cli import main as genstudio
 from genstudio.entrypoints.http.app import create_app
 from genstudio.entrypoints.http.server import CorkedHttpToolsProtocol
 from genstudio.entrypoints.settings import (
@@ -105,7 +105,17 @@ def test_genstudio_openapi_writes_the_document_the_app_serves(
     served_document: bytes, tmp_path: Path
 ) -> None:
     target = tmp_path / "openapi.json"
-    genstudio(["openapi", "--output", str(target)])
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # nothing is opened
+    out = subprocess.run(
+        [sys.executable, "-m", "genstudio.entrypoints.cli", "openapi", "--output", str(target)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout == ""
     assert json.loads(target.read_text()) == json.loads(served_document)
 
 
