@@ -195,11 +195,16 @@ def test_the_client_and_its_example_type_check(
 
 
 @pytest.fixture(scope="module")
-def example(compiled: subprocess.CompletedProcess[str]) -> Path:
-    """examples/image-journey.ts as JavaScript."""
+def dist(compiled: subprocess.CompletedProcess[str]) -> Path:
+    """The client, its example and its test script as JavaScript."""
     if compiled.returncode != 0:
         pytest.fail(f"the client does not type-check:\n{compiled.stdout[-3000:]}")
-    return CLIENT / "dist" / "examples" / "image-journey.js"
+    return CLIENT / "dist"
+
+
+@pytest.fixture(scope="module")
+def example(dist: Path) -> Path:
+    return dist / "examples" / "image-journey.js"
 
 
 def _journey(example: Path, api: Settings, user: uuid.UUID) -> subprocess.CompletedProcess[str]:
@@ -242,3 +247,33 @@ def test_the_example_reports_the_apis_problem_when_the_balance_is_short(
     assert out.returncode == 1, out.stdout + out.stderr
     assert out.stderr.startswith("402 insufficient_credits: "), out.stderr
     assert "result:" not in out.stdout
+
+
+def test_idempotent_retries_reuse_one_key_and_the_api_charges_once(
+    dist: Path, api: Settings
+) -> None:
+    user = uuid.uuid4()
+    assert grant(api, user, 10, reason="welcome") == 10
+    token = mint_token(SECRET, user_id=user)
+    env = {**os.environ, "GENSTUDIO_URL": api.server.base_url, "GENSTUDIO_TOKEN": token}
+
+    out = _run(["node", str(dist / "test" / "retries.js")], timeout=60, env=env)
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    lost, unavailable = (json.loads(line) for line in out.stdout.splitlines())
+    # the answer was lost after the API took it: the same key again, the first answer back
+    assert lost["sent"] == 2 and lost["keys"][0] == lost["keys"][1] != ""
+    assert lost["replayed"] == [None, "true"]
+    assert len(lost["waits"]) == 1
+    # a 503 with Retry-After: 2 waited 2 s, then sent with the same key
+    assert unavailable["sent"] == 2 and unavailable["keys"][0] == unavailable["keys"][1]
+    assert unavailable["waits"] == [2000]
+    assert unavailable["replayed"] == [None]
+    # one hold per submission: 2 jobs, not 3
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=api.server.base_url, headers=headers, timeout=10) as client:
+        ledger = client.get("/v1/me/credits").json()["items"]
+        credits = client.get("/v1/me").json()["credits"]
+    holds = [e for e in ledger if e["kind"] == "hold"]
+    assert len(holds) == 2, ledger
+    assert credits == 10 - lost["cost"] - unavailable["cost"]
