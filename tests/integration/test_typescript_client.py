@@ -80,6 +80,9 @@ def node_modules() -> Path:
             "node and npm are needed to check the TypeScript client (clients/typescript): "
             "install Node.js 20 or later with npm"
         )
+    version = _run([node, "--version"]).stdout.strip()  # v20.20.2
+    if int(version.lstrip("v").split(".")[0] or 0) < 20:
+        pytest.fail(f"the TypeScript client needs Node.js 20 or later; this is {version}")
     if not _installed():
         out = _run([npm, "ci", "--no-audit", "--no-fund"], timeout=600)
         assert out.returncode == 0, f"npm ci failed in clients/typescript:\n{out.stderr[-3000:]}"
