@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Protocol, Self
 
+from genstudio.ports.repositories.business_stats import BusinessStatsRepository
 from genstudio.ports.repositories.credits import LedgerRepository
 from genstudio.ports.repositories.idempotency import IdempotencyRepository
 from genstudio.ports.repositories.jobs import JobEventRepository, JobRepository
@@ -68,6 +69,9 @@ class UnitOfWork(Protocol):
 
     @property
     def moderation(self) -> ModerationRepository: ...
+
+    @property
+    def business_stats(self) -> BusinessStatsRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from genstudio.adapters.after_commit import AfterCommit
+from genstudio.adapters.memory.repositories.business_stats import InMemoryBusinessStats
 from genstudio.adapters.memory.repositories.credits import InMemoryLedger
 from genstudio.adapters.memory.repositories.idempotency import InMemoryIdempotency
 from genstudio.adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
@@ -49,6 +50,7 @@ class InMemoryUnitOfWork:
         self.social = InMemorySocial(self)
         self.safety = InMemorySafety(self)
         self.moderation = InMemoryModeration(self)
+        self.business_stats = InMemoryBusinessStats(self)
 
     def view(self) -> _Data:
         if self._work is None:

@@ -47,6 +47,20 @@ from tests.standins.modal_worker import controls_for, time_limit_for
 from tests.standins.runpod import RunpodStandin
 
 ROOT = Path(__file__).resolve().parents[2]
+#: runs the handler module as ``python -m`` would, after asking Linux to SIGTERM it when
+#: the test process dies: a worker left behind would spin on a server that is gone
+_DIE_WITH_PARENT = (
+    "import ctypes, runpy, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+    "sys.argv[0] = 'gpu_worker.runpod_handler'; "
+    "runpy.run_module('gpu_worker.runpod_handler', run_name='__main__', alter_sys=True)"
+)
+
+
+def handler_command(*args: str) -> list[str]:
+    """``python -m gpu_worker.runpod_handler ARGS`` that ends with the test process."""
+    return [sys.executable, "-c", _DIE_WITH_PARENT, *args]
+
+
 LONG_POLL = 1.0  # seconds a job-take or job-stop request waits for something to say
 
 
@@ -140,7 +154,7 @@ class RunpodWorkerStandin(RunpodStandin):
         }
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gpu_worker.runpod_handler"],
+                handler_command(),
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -90,6 +90,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Active users, generations per user, conversion to paid, purchases and refunds per store */
+        get: operations["getBusinessStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generate/{job_id}/cancel": {
         parameters: {
             query?: never;
@@ -1170,6 +1187,14 @@ export interface components {
         BlockList: {
             items: components["schemas"]["BlockItem"][];
         };
+        /** BusinessStatsResponse */
+        BusinessStatsResponse: {
+            /** Format: date-time */
+            at: string;
+            users: components["schemas"]["StatsUsers"];
+            activity: components["schemas"]["StatsActivity"][];
+            stores: components["schemas"]["StatsStoreTotals"][];
+        };
         /** CommentPage */
         CommentPage: {
             items: components["schemas"]["CommentResponse"][];
@@ -1689,6 +1714,26 @@ export interface components {
             maxMegapixels: number;
             credits: number;
         };
+        /** StatsActivity */
+        StatsActivity: {
+            window: string;
+            /** Format: date-time */
+            since: string;
+            activeUsers: number;
+            newUsers: number;
+            generatingUsers: number;
+            generations: number;
+            generationsPerUser: number | null;
+            jobsByKind: {
+                [key: string]: number;
+            };
+            payingUsers: number;
+        };
+        /** StatsProductCounts */
+        StatsProductCounts: {
+            purchases: number;
+            refunds: number;
+        };
         /** StatsResponse */
         StatsResponse: {
             generations: {
@@ -1699,6 +1744,27 @@ export interface components {
             likesReceived: number;
             posts: number;
             modelsTrained: number;
+        };
+        /** StatsStoreTotals */
+        StatsStoreTotals: {
+            store: string;
+            window: string;
+            purchases: number;
+            subscriptionPayments: number;
+            creditsSold: number;
+            refunds: number;
+            creditsClawedBack: number;
+            sandboxPurchases: number;
+            byProduct: {
+                [key: string]: components["schemas"]["StatsProductCounts"];
+            };
+        };
+        /** StatsUsers */
+        StatsUsers: {
+            total: number;
+            paying: number;
+            subscribers: number;
+            conversion: number | null;
         };
         /** StreamItem */
         StreamItem: {
@@ -2212,6 +2278,71 @@ export interface operations {
             };
             /** @description A field is wrong (`invalid_input`); `field` names it */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A rate budget is spent (`rate_limited`): retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request line and headers exceed 64 KiB or 100 fields (`headers_too_large`) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is down or stalled (`unavailable`): retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getBusinessStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BusinessStatsResponse"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
