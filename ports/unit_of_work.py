@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from genstudio.ports.repositories.business_stats import BusinessStatsRepository
+from genstudio.ports.repositories.business_stats import BusinessStatsRepository
 from genstudio.ports.repositories.credits import LedgerRepository
 from genstudio.ports.repositories.idempotency import IdempotencyRepository
 from genstudio.ports.repositories.jobs import JobEventRepository, JobRepository
@@ -69,6 +70,9 @@ class UnitOfWork(Protocol):
 
     @property
     def moderation(self) -> ModerationRepository: ...
+
+    @property
+    def business_stats(self) -> BusinessStatsRepository: ...
 
     @property
     def business_stats(self) -> BusinessStatsRepository: ...
