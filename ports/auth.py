@@ -12,6 +12,9 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     user_id: uuid.UUID
     email: str | None = None
     role: str = "authenticated"
+    #: when the token stops being valid (seconds since the epoch; None: it does not say).
+    #: A long-lived connection (WS /v1/realtime) ends then.
+    expires_at: float | None = None
 
     @property
     def is_service(self) -> bool:

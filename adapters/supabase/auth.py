@@ -126,6 +126,7 @@ class SupabaseJwtVerifier:
             user_id=user_id,
             email=email if isinstance(email, str) and email else None,
             role=role,
+            expires_at=float(claims["exp"]),
         )
         return principal, float(claims["exp"])
 

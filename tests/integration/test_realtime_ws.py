@@ -177,6 +177,29 @@ async def test_another_users_events_are_never_delivered(served: str, worker: Red
         assert (await _message(a))["data"] == {"n": 3}  # alice's next is hers, not bob's
 
 
+async def test_a_connection_ends_when_its_token_expires_and_resumes_with_a_fresh_one(
+    served: str, worker: RedisRealtime
+) -> None:
+    alice = uuid.uuid4()
+    short = mint_token(SECRET, user_id=alice, ttl_seconds=2)
+    async with connect(served) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": short}))
+        assert (await _message(ws))["type"] == "ready"
+        await worker.publish(alice, CREDITS_CHANGED, {"balance": 7})
+        last = (await _message(ws))["id"]
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(20):  # heartbeats (every 0.5 s) until the token's end, ~2 s
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "ping"}
+    rcvd = closed.value.rcvd
+    assert rcvd is not None and rcvd.code == 4401 and "expired" in rcvd.reason
+    await worker.publish(alice, CREDITS_CHANGED, {"balance": 8})  # while disconnected
+    await asyncio.sleep(0.2)
+    async with connect(f"{served}?lastEventId={last}") as ws:
+        await ws.send(json.dumps({"type": "auth", "token": _token(alice)}))
+        assert (await _message(ws))["type"] == "ready"
+        assert (await _message(ws))["data"] == {"balance": 8}  # nothing missed
+
+
 async def test_an_idle_connection_gets_heartbeats(served: str) -> None:
     async with await _signed_in(served, uuid.uuid4()) as ws:
         assert await _message(ws, skip_pings=False) == {"type": "ping"}

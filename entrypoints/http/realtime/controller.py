@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import msgspec
@@ -31,7 +32,7 @@ from genstudio.entrypoints.http.realtime.schemas import (
     Close,
     Ready,
 )
-from genstudio.ports.auth import AuthVerifier
+from genstudio.ports.auth import AuthVerifier, Principal
 
 log = logging.getLogger("genstudio.realtime")
 
@@ -59,7 +60,7 @@ async def realtime(
     offered: list[str] = list(socket.scope.get("subprotocols") or [])
     await socket.accept(subprotocols=PROTOCOL if PROTOCOL in offered else None)
     try:
-        user_id, last_event_id = await _authenticate(
+        principal, last_event_id = await _authenticate(
             socket, verifier, offered, settings.realtime.auth_timeout
         )
     except _Refused as refused:
@@ -67,10 +68,11 @@ async def realtime(
         return
     except WebSocketDisconnect:
         return
+    user_id = principal.user_id
     subscription, resync = await realtime_hub.subscribe(user_id, last_event_id)
     try:
         await socket.send_text(_ready.encode(Ready(user_id=str(user_id), resync=resync)).decode())
-        await _pump(socket, subscription, settings.realtime.heartbeat)
+        await _pump(socket, subscription, settings.realtime.heartbeat, principal.expires_at)
     except WebSocketDisconnect:
         pass
     finally:
@@ -82,7 +84,7 @@ async def _authenticate(
     verifier: AuthVerifier,
     offered: list[str],
     auth_timeout: float,
-) -> tuple[Any, str | None]:
+) -> tuple[Principal, str | None]:
     """The verified user and the last event id the client saw. Raises _Refused."""
     if TOKEN_PARAMS.intersection(socket.query_params):
         raise _Refused(
@@ -111,20 +113,34 @@ async def _authenticate(
         principal = await verifier.verify(token.strip())
     except Unauthorized as exc:
         raise _Refused(Close.UNAUTHORIZED, str(exc) or "unauthorized") from None
-    return principal.user_id, last_event_id
+    return principal, last_event_id
 
 
 async def _pump(
-    socket: WebSocket[Any, Any, Any], subscription: Subscription, heartbeat: float
+    socket: WebSocket[Any, Any, Any],
+    subscription: Subscription,
+    heartbeat: float,
+    expires_at: float | None,
 ) -> None:
     """Send events (a ping after ``heartbeat`` seconds without one) until the client
-    goes, or is dropped for falling behind; what the client sends is read and
-    ignored (it is how a disconnect is noticed)."""
+    goes, is dropped for falling behind, or its token expires (closed 4401: the client
+    reconnects with a fresh token and ``lastEventId``, and misses nothing); what the
+    client sends is read and ignored (it is how a disconnect is noticed)."""
     listening = asyncio.ensure_future(_drain(socket, subscription))
     try:
         while True:
+            wait = heartbeat
+            if expires_at is not None:
+                left = expires_at - time.time()
+                if left <= 0:
+                    await socket.close(
+                        code=Close.UNAUTHORIZED,
+                        reason="token expired: reconnect with a fresh one and lastEventId",
+                    )
+                    return
+                wait = min(wait, left)
             try:
-                text = await subscription.next(heartbeat)
+                text = await subscription.next(wait)
             except Ended:
                 return
             except Dropped:
@@ -133,6 +149,8 @@ async def _pump(
                     code=Close.TOO_SLOW, reason="too slow: reconnect with lastEventId"
                 )
                 return
+            if text is None and expires_at is not None and time.time() >= expires_at:
+                continue  # the wait ended at the token's expiry: closed above, no ping
             try:
                 await asyncio.wait_for(
                     socket.send_text(PING if text is None else text), SEND_TIMEOUT
