@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from genstudio.ports.repositories.business_stats import BusinessStatsRepository
-from genstudio.ports.repositories.business_stats import BusinessStatsRepository
 from genstudio.ports.repositories.credits import LedgerRepository
 from genstudio.ports.repositories.idempotency import IdempotencyRepository
 from genstudio.ports.repositories.jobs import JobEventRepository, JobRepository
@@ -70,9 +69,6 @@ class UnitOfWork(Protocol):
 
     @property
     def moderation(self) -> ModerationRepository: ...
-
-    @property
-    def business_stats(self) -> BusinessStatsRepository: ...
 
     @property
     def business_stats(self) -> BusinessStatsRepository: ...

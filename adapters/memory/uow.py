@@ -9,7 +9,6 @@ from typing import Self
 
 from genstudio.adapters.after_commit import AfterCommit
 from genstudio.adapters.memory.repositories.business_stats import InMemoryBusinessStats
-from genstudio.adapters.memory.repositories.business_stats import InMemoryBusinessStats
 from genstudio.adapters.memory.repositories.credits import InMemoryLedger
 from genstudio.adapters.memory.repositories.idempotency import InMemoryIdempotency
 from genstudio.adapters.memory.repositories.jobs import InMemoryJobEvents, InMemoryJobs
@@ -51,7 +50,6 @@ class InMemoryUnitOfWork:
         self.social = InMemorySocial(self)
         self.safety = InMemorySafety(self)
         self.moderation = InMemoryModeration(self)
-        self.business_stats = InMemoryBusinessStats(self)
         self.business_stats = InMemoryBusinessStats(self)
 
     def view(self) -> _Data:

@@ -15,7 +15,6 @@ from genstudio.adapters.after_commit import AfterCommit
 from genstudio.adapters.supabase.compiled import Driver, SqlConnection
 from genstudio.adapters.supabase.db import liveness, prepares
 from genstudio.adapters.supabase.repositories.business_stats import SqlBusinessStats
-from genstudio.adapters.supabase.repositories.business_stats import SqlBusinessStats
 from genstudio.adapters.supabase.repositories.credits import SqlLedger
 from genstudio.adapters.supabase.repositories.idempotency import SqlIdempotency
 from genstudio.adapters.supabase.repositories.jobs import SqlJobEvents, SqlJobs
@@ -50,7 +49,6 @@ class SqlUnitOfWork:
     notifications: SqlNotifications
     push_tokens: SqlPushTokens
     moderation: SqlModeration
-    business_stats: SqlBusinessStats
     business_stats: SqlBusinessStats
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -87,7 +85,6 @@ class SqlUnitOfWork:
         self.safety = SqlSafety(sql)
         self.trained_models = SqlTrainedModels(sql)
         self.moderation = SqlModeration(sql)
-        self.business_stats = SqlBusinessStats(sql)
         self.business_stats = SqlBusinessStats(sql)
         return self
 

@@ -14,7 +14,6 @@ from genstudio.entrypoints.http import access
 from genstudio.entrypoints.http.account.controller import AccountController
 from genstudio.entrypoints.http.admin.controller import AdminController
 from genstudio.entrypoints.http.admin.stats import StatsController
-from genstudio.entrypoints.http.admin.stats import StatsController
 from genstudio.entrypoints.http.catalog.controller import list_models
 from genstudio.entrypoints.http.deadline import Deadline
 from genstudio.entrypoints.http.deps import DEPENDENCIES
@@ -60,7 +59,6 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
         route_handlers=[
             AccountController,
             AdminController,
-            StatsController,
             StatsController,
             GenerateController,
             list_models,
