@@ -63,6 +63,8 @@ profiles = Table(
     # 0210: trust and safety (issue #17)
     _ts("suspended_at", nullable=True),
     _ts("erased_at", nullable=True),
+    # 0500: the analytics opt-out (issue #20)
+    Column("analytics", Boolean, nullable=False),
 )
 
 credit_lots = Table(

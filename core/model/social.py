@@ -75,6 +75,8 @@ class SocialProfile(msgspec.Struct, frozen=True, kw_only=True):
     language: str | None = None
     content_filters: tuple[ContentFilter, ...] = ()
     username_changed_at: datetime | None = None
+    #: product analytics about this user (issue #20); false: nothing is sent
+    analytics: bool = True
 
 
 class Post(msgspec.Struct, frozen=True, kw_only=True):

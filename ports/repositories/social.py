@@ -11,6 +11,7 @@ and everything of a user whom the viewer blocked or who blocked the viewer.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
@@ -44,6 +45,12 @@ class SocialRepository(Protocol):
         Raises core.errors.AlreadyTaken (``field="username"``) when another user holds
         the username, compared case-insensitively, also when both claim it at once:
         one wins and the other gets the error (at the latest from ``commit``)."""
+        ...
+
+    async def analytics_opt_outs(self, user_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of ``user_ids`` who turned analytics off (``SocialProfile.analytics``
+        false) or whose account was erased, in one read. Users without a profile row
+        are not opted out."""
         ...
 
     # --- posts ---------------------------------------------------------------------

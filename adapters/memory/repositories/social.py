@@ -4,7 +4,7 @@ against. Counters change under the post's lock, like the SQL row lock."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -68,6 +68,11 @@ class InMemorySocial(_Repo):
             if holder is not None and holder.user_id != profile.user_id:
                 raise AlreadyTaken(f"{profile.username!r} is taken", field="username")
         self._d.social_profiles[profile.user_id] = profile
+
+    async def analytics_opt_outs(self, user_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        d = self._d  # an erased account (issue #17) is never tracked again either
+        out = {u for u in user_ids if u in d.social_profiles and not d.social_profiles[u].analytics}
+        return out | {u for u in user_ids if u in d.erasures}
 
     # --- posts ---------------------------------------------------------------------
 

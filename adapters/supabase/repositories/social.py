@@ -9,6 +9,7 @@ Counters are the triggers' (0200): a like is one ``INSERT … ON CONFLICT DO NOT
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,7 +142,7 @@ _MY_MEDIA = {
 
 _PROFILE_COLUMNS = (
     "id, username, display_name, bio, avatar_key, is_private, language, content_filters,"
-    " username_changed_at"
+    " username_changed_at, analytics"
 )
 _GET_PROFILE = Compiled(text(f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE id = :user_id"))
 _FIND_USERNAME = Compiled(
@@ -152,7 +153,13 @@ _SAVE_PROFILE = Compiled(
         "UPDATE profiles SET username = :username, display_name = :display_name, bio = :bio,"
         " avatar_key = :avatar_key, is_private = :is_private, language = :language,"
         " content_filters = :content_filters, username_changed_at = :username_changed_at,"
-        " updated_at = now() WHERE id = :user_id RETURNING id"
+        " analytics = :analytics, updated_at = now() WHERE id = :user_id RETURNING id"
+    )
+)
+# an erased account (issue #17) is never tracked again either
+_ANALYTICS_OPT_OUTS = Compiled(
+    text(
+        "SELECT id FROM profiles WHERE id = ANY(:ids) AND (NOT analytics OR erased_at IS NOT NULL)"
     )
 )
 _ADD_POST = Compiled(
@@ -285,6 +292,7 @@ def _profile(row: Row) -> SocialProfile:
         language=row["language"],
         content_filters=tuple(ContentFilter(f) for f in row["content_filters"]),
         username_changed_at=_utc_or_none(row["username_changed_at"]),
+        analytics=row["analytics"],
     )
 
 
@@ -326,6 +334,7 @@ class SqlSocial(_Repository):
             "language": profile.language,
             "content_filters": [f.value for f in profile.content_filters],
             "username_changed_at": profile.username_changed_at,
+            "analytics": profile.analytics,
         }
         try:
             # a concurrent claim of the name waits on the unique index for the first
@@ -333,6 +342,12 @@ class SqlSocial(_Repository):
             await self._sql.one(_SAVE_PROFILE, values)
         except DuplicateEntry:
             raise AlreadyTaken(f"{profile.username!r} is taken", field="username") from None
+
+    async def analytics_opt_outs(self, user_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        if not user_ids:
+            return set()
+        rows = await self._sql.all(_ANALYTICS_OPT_OUTS, {"ids": list(user_ids)})
+        return {row["id"] for row in rows}
 
     # --- posts ---------------------------------------------------------------------
 
