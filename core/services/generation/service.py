@@ -15,6 +15,7 @@ from genstudio.core.model.job_params import ImageParams, VideoInput
 from genstudio.core.model.jobs import Job
 from genstudio.core.model.pricing import Catalog, ModelKind
 from genstudio.core.services import queries
+from genstudio.core.services.analytics import Tracker
 from genstudio.core.services.generation import jobs, submit
 from genstudio.core.services.generation.admission import admit_upload
 from genstudio.core.services.generation.submitted import Submitted
@@ -47,6 +48,7 @@ class Generation:
         url_ttl: int,
         realtime: RealtimePublisher | None = None,
         moderation: Moderation | None = None,
+        analytics: Tracker | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.queue = queue
@@ -59,6 +61,7 @@ class Generation:
         self.url_ttl = url_ttl
         self.realtime = realtime  # job.updated and credits.changed after each commit
         self.moderation = moderation  # prompts checked on submission (issue #19)
+        self.analytics = analytics  # submissions tracked after commit (issue #20)
 
     async def submit_image(
         self,
@@ -86,6 +89,7 @@ class Generation:
             request_hash=request_hash,
             enhancer=self.enhancer if enhance else None,
             realtime=self.realtime,
+            analytics=self.analytics,
             moderation=self.moderation,
         )
 
@@ -125,6 +129,7 @@ class Generation:
             request_hash=request_hash,
             captioner=self.captioner,
             realtime=self.realtime,
+            analytics=self.analytics,
             moderation=self.moderation,
         )
 
@@ -172,6 +177,7 @@ class Generation:
             request_hash=request_hash,
             captioner=self.captioner,
             realtime=self.realtime,
+            analytics=self.analytics,
             moderation=self.moderation,
         )
 

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import msgspec
 
+from genstudio.core.model.analytics import job_submitted
 from genstudio.core.model.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
@@ -37,6 +38,7 @@ from genstudio.core.model.media import MediaAsset
 from genstudio.core.model.moderation import Surface, request_reference
 from genstudio.core.model.pricing import Catalog, ModelKind
 from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.core.services.analytics import Tracker, track
 from genstudio.core.services.credits import lock_account, place_hold
 from genstudio.core.services.generation.jobs import wake
 from genstudio.core.services.generation.submitted import Submitted
@@ -186,6 +188,7 @@ async def submit_image(
     request_hash: str,
     enhancer: PromptEnhancer | None = None,
     realtime: RealtimePublisher | None = None,
+    analytics: Tracker | None = None,
     moderation: Moderation | None = None,
 ) -> Submitted:
     """Validate and price a text-to-image request, then ``submit_job`` it.
@@ -225,6 +228,7 @@ async def submit_image(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         realtime=realtime,
+        analytics=analytics,
     )
 
 
@@ -249,6 +253,7 @@ async def submit_edit(
     request_hash: str,
     captioner: Captioner | None = None,
     realtime: RealtimePublisher | None = None,
+    analytics: Tracker | None = None,
     moderation: Moderation | None = None,
 ) -> Submitted:
     """Inpainting: check the image and its mask, store both, price and queue the job.
@@ -292,6 +297,7 @@ async def submit_edit(
         params=params,
         cost=cost,
         realtime=realtime,
+        analytics=analytics,
         user_id=user_id,
         email=email,
         idempotency_key=idempotency_key,
@@ -336,6 +342,7 @@ async def submit_video(
     request_hash: str,
     captioner: Captioner | None = None,
     realtime: RealtimePublisher | None = None,
+    analytics: Tracker | None = None,
     moderation: Moderation | None = None,
 ) -> Submitted:
     """Text, image or keyframes to video, priced per second at the resolution.
@@ -382,6 +389,7 @@ async def submit_video(
         params=params,
         cost=cost,
         realtime=realtime,
+        analytics=analytics,
         user_id=user_id,
         email=email,
         idempotency_key=idempotency_key,
@@ -432,6 +440,7 @@ async def _submit_with_uploads(
     idempotency_key: str | None,
     request_hash: str,
     realtime: RealtimePublisher | None = None,
+    analytics: Tracker | None = None,
 ) -> Submitted:
     """``submit_job`` with the planned uploads stored first and recorded with the job
     (deleted again if it does not go through). ``paid_first``: the uploads cost a paid
@@ -457,6 +466,7 @@ async def _submit_with_uploads(
             request_hash=request_hash,
             uploads=assets,
             realtime=realtime,
+            analytics=analytics,
         )
     )
 
@@ -476,6 +486,7 @@ async def submit_job(
     request_hash: str,
     uploads: Sequence[MediaAsset] = (),
     realtime: RealtimePublisher | None = None,
+    analytics: Tracker | None = None,
 ) -> Submitted:
     """Hold ``cost`` and queue a job of any kind, atomically; the one path every
     submission takes.
@@ -508,6 +519,7 @@ async def submit_job(
         # the open app hears of the job and its hold once committed (a list append now)
         job_updated(uow, realtime, job)
         credits_changed(uow, realtime)
+        track(uow, analytics, job_submitted(job))  # no prompt: kind, model, credits
         await uow.commit()
     return Submitted(job=job)
 

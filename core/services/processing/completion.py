@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import uuid
 
+from genstudio.core.model.analytics import job_ended
 from genstudio.core.model.errors import InvalidInput
 from genstudio.core.model.events import JobEvent, JobEventKind
 from genstudio.core.model.jobs import FailureReason, Job, JobError
 from genstudio.core.model.moderation import ContentRefused
 from genstudio.core.model.notifications import EventKind
+from genstudio.core.services.analytics import Tracker, track
 from genstudio.core.services.credits import settle_hold
 from genstudio.core.services.notifications import events
 from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
@@ -48,6 +50,7 @@ class Completion:
         notifier: Notifier = ROWS_ONLY,
         *,
         realtime: RealtimePublisher | None = None,
+        analytics: Tracker | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
@@ -56,6 +59,7 @@ class Completion:
         self.failures = failures
         self.notifier = notifier
         self.realtime = realtime
+        self.analytics = analytics  # issue #20: the job's end, after commit
 
     async def succeed(self, job_id: uuid.UUID, gpu: GpuProvider, status: Completed) -> Job | None:
         """Store and record the outputs; a job that ended meanwhile keeps none of them.
@@ -122,6 +126,7 @@ class Completion:
             if job.hold_id is not None:
                 await settle_hold(uow, job.hold_id, now)  # a spend of what was held: no move
             job_updated(uow, self.realtime, job)
+            track(uow, self.analytics, job_ended(job))
             await uow.job_events.add(
                 JobEvent.new(
                     job.id, job.user_id, JobEventKind.SUCCEEDED, "your result is ready", now

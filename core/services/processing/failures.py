@@ -10,11 +10,13 @@ import logging
 import uuid
 from collections.abc import Mapping
 
+from genstudio.core.model.analytics import job_ended
 from genstudio.core.model.events import JobEvent, JobEventKind
 from genstudio.core.model.jobs import FailureReason, Job, JobError
 from genstudio.core.model.notifications import EventKind
 from genstudio.core.model.queueing import QueuePolicy
 from genstudio.core.model.routing import ProviderRouter
+from genstudio.core.services.analytics import Tracker, track
 from genstudio.core.services.credits import release_hold
 from genstudio.core.services.notifications import events
 from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
@@ -40,6 +42,7 @@ class Failures:
         notifier: Notifier = ROWS_ONLY,
         *,
         realtime: RealtimePublisher | None = None,
+        analytics: Tracker | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
@@ -49,6 +52,7 @@ class Failures:
         self.leases = leases
         self.notifier = notifier
         self.realtime = realtime
+        self.analytics = analytics  # issue #20: the job's end, after commit
 
     async def fail(self, job_id: uuid.UUID, error: JobError) -> Job | None:
         """A failed attempt: retry later, dead-letter, or fail; the hold is released once.
@@ -88,6 +92,7 @@ class Failures:
             await uow.job_events.add(JobEvent.new(job.id, job.user_id, event, message, now))
             job_updated(uow, self.realtime, job)
             credits_changed(uow, self.realtime)  # the released hold, when it ended
+            track(uow, self.analytics, job_ended(job))  # failed for good only
             await uow.commit()
         _log_failure(job, error, event)
         return job

@@ -29,6 +29,7 @@ from genstudio.core.model.jobs import Job, JobError
 from genstudio.core.model.pricing import Catalog
 from genstudio.core.model.queueing import QueuePolicy
 from genstudio.core.model.routing import ProviderRouter
+from genstudio.core.services.analytics import Tracker
 from genstudio.core.services.moderation.service import Moderation
 from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
 from genstudio.core.services.processing.claiming import Claims
@@ -72,6 +73,7 @@ class JobProcessor:
         poll_interval: float = 0.5,
         notifier: Notifier = ROWS_ONLY,
         realtime: RealtimePublisher | None = None,
+        analytics: Tracker | None = None,
     ) -> None:
         providers = dict(gpu) if isinstance(gpu, Mapping) else {gpu.name: gpu}
         router = router or ProviderRouter({}, default=list(providers))
@@ -82,7 +84,15 @@ class JobProcessor:
             uow_factory, clock, self.policy, self.worker_id, realtime=realtime, notifier=notifier
         )
         self._failures = Failures(
-            uow_factory, clock, self.policy, router, providers, leases, notifier, realtime=realtime
+            uow_factory,
+            clock,
+            self.policy,
+            router,
+            providers,
+            leases,
+            notifier,
+            realtime=realtime,
+            analytics=analytics,  # a job's end, after commit (issue #20)
         )
         self._claims = Claims(uow_factory, clock, self.policy, router, leases, realtime=realtime)
         self._run = ProviderRun(
@@ -102,6 +112,7 @@ class JobProcessor:
                 self._failures,
                 notifier,
                 realtime=realtime,
+                analytics=analytics,
             ),
             poll_interval=poll_interval,
         )

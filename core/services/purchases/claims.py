@@ -7,6 +7,7 @@ from datetime import datetime
 
 import msgspec
 
+from genstudio.core.model.analytics import credits_purchased
 from genstudio.core.model.credits import EntryKind
 from genstudio.core.model.errors import InvalidPurchase, PurchaseOwnedElsewhere
 from genstudio.core.model.purchases.entitlements import (
@@ -19,6 +20,7 @@ from genstudio.core.model.purchases.store_events import (
     RevocationReason,
     SubscriptionSnapshot,
 )
+from genstudio.core.services.analytics import Tracker, track
 from genstudio.core.services.credits import (
     add_credits,
 )
@@ -55,6 +57,7 @@ async def redeem_purchase(
     now: datetime,
     acknowledger: Acknowledger | None = None,
     kick: Kick | None = None,
+    analytics: Tracker | None = None,
 ) -> Redemption:
     """The signed-in user redeems a purchase the store adapter verified: claimed and
     committed in one unit of work (``claim_purchase``), then, where the store waits
@@ -64,7 +67,9 @@ async def redeem_purchase(
     ``acknowledge_pending`` within the store's deadline."""
     async with uow_factory() as uow:
         await uow.profiles.ensure(user_id, email)
-        outcome = await claim_purchase(uow, event, user_id=user_id, catalog=catalog, now=now)
+        outcome = await claim_purchase(
+            uow, event, user_id=user_id, catalog=catalog, now=now, analytics=analytics
+        )
         balance = await uow.ledger.balance(user_id)
         view = await subscription_of(uow, user_id, catalog)
         if acknowledger is not None:
@@ -89,6 +94,7 @@ async def claim_purchase(
     user_id: uuid.UUID,
     catalog: ProductCatalog,
     now: datetime,
+    analytics: Tracker | None = None,
 ) -> PurchaseOutcome:
     """The signed-in user presents a purchase the adapter verified with the store.
 
@@ -105,10 +111,20 @@ async def claim_purchase(
     if isinstance(event, Purchase):
         if product.kind is not ProductKind.CONSUMABLE:
             raise InvalidPurchase(f"{product.id} is a subscription", field="productId")
-        return await _record_pack(uow, event, product, user_id, now)
+        outcome = await _record_pack(uow, event, product, user_id, now)
+        if outcome.credits_granted:  # tracked after the commit (issue #20)
+            bought = credits_purchased(
+                user_id,
+                store=event.store.value,
+                product=product.id,
+                amount=outcome.credits_granted,
+                at=now,
+            )
+            track(uow, analytics, bought)
+        return outcome
     if product.kind is not ProductKind.SUBSCRIPTION:
         raise InvalidPurchase(f"{product.id} is not a subscription", field="productId")
-    return await _record_subscription(uow, event, product, user_id, catalog, now)
+    return await _record_subscription(uow, event, product, user_id, catalog, now, analytics)
 
 
 async def _owned(
@@ -198,11 +214,14 @@ async def _record_subscription(
     user_id: uuid.UUID,
     catalog: ProductCatalog,
     now: datetime,
+    analytics: Tracker | None = None,
 ) -> PurchaseOutcome:
     existing = await _owned(uow, event.store, event.transaction_id, user_id)
     if existing is None:
         await refuse_if_revoked(uow, event)
-    entitlement, granted = await _apply_subscription(uow, event, product, user_id, catalog, now)
+    entitlement, granted = await _apply_subscription(
+        uow, event, product, user_id, catalog, now, analytics
+    )
     grants = await uow.purchases.grants(event.store, event.original_transaction_id)
     return PurchaseOutcome(
         store=event.store,

@@ -13,6 +13,7 @@ from genstudio.core.model.purchases.store_events import (
     StoreEvent,
     SubscriptionSnapshot,
 )
+from genstudio.core.services.analytics import Tracker
 from genstudio.core.services.notifications.emit import Kick
 from genstudio.core.services.purchases.claims import claim_purchase
 from genstudio.core.services.purchases.outcomes import EventOutcome
@@ -33,18 +34,21 @@ async def handle_notification(
     catalog: ProductCatalog,
     now: datetime,
     kick: Kick | None = None,
+    analytics: Tracker | None = None,
 ) -> list[EventOutcome]:
     """Apply one verified store notification once, committed before returning.
 
     A redelivery (same notification id) changes nothing and returns ``duplicate``.
     ``kick``: the push delivery, started after the commit when the news concerned a
-    user (what it told them is in the outbox either way).
+    user (what it told them is in the outbox either way). ``analytics``: purchases,
+    subscription changes and clawbacks are tracked after the commit (issue #20).
     """
     async with uow_factory() as uow:
         if not await uow.purchases.record_notification(store, notification_id, kind, now):
             return [EventOutcome(action="duplicate")]
         outcomes = [
-            await apply_store_event(uow, event, catalog=catalog, now=now) for event in events
+            await apply_store_event(uow, event, catalog=catalog, now=now, analytics=analytics)
+            for event in events
         ]
         if kick is not None and any(o.user_id is not None for o in outcomes):
             uow.after_commit(kick)
@@ -53,7 +57,12 @@ async def handle_notification(
 
 
 async def apply_store_event(
-    uow: UnitOfWork, event: StoreEvent, *, catalog: ProductCatalog, now: datetime
+    uow: UnitOfWork,
+    event: StoreEvent,
+    *,
+    catalog: ProductCatalog,
+    now: datetime,
+    analytics: Tracker | None = None,
 ) -> EventOutcome:
     """What the store's news does to entitlements and credits."""
     if isinstance(event, Informational):
@@ -67,7 +76,7 @@ async def apply_store_event(
             return EventOutcome(action="unknown_product", user_id=event.user_id)
         try:
             outcome = await claim_purchase(
-                uow, event, user_id=event.user_id, catalog=catalog, now=now
+                uow, event, user_id=event.user_id, catalog=catalog, now=now, analytics=analytics
             )
         except PurchaseOwnedElsewhere:
             return EventOutcome(action="owned_elsewhere", user_id=event.user_id)
@@ -79,14 +88,18 @@ async def apply_store_event(
             credits=outcome.credits_granted,
         )
     if isinstance(event, SubscriptionSnapshot):
-        return await _apply_snapshot_event(uow, event, catalog, now)
+        return await _apply_snapshot_event(uow, event, catalog, now, analytics)
     if isinstance(event, Revocation):
-        return await revoke(uow, event, catalog, now)
+        return await revoke(uow, event, catalog, now, analytics)
     return await reverse_refund(uow, event, catalog, now)
 
 
 async def _apply_snapshot_event(
-    uow: UnitOfWork, event: SubscriptionSnapshot, catalog: ProductCatalog, now: datetime
+    uow: UnitOfWork,
+    event: SubscriptionSnapshot,
+    catalog: ProductCatalog,
+    now: datetime,
+    analytics: Tracker | None = None,
 ) -> EventOutcome:
     product = catalog.for_store(event.store, event.store_product_id)
     if product is None or product.kind is not ProductKind.SUBSCRIPTION:
@@ -102,5 +115,7 @@ async def _apply_snapshot_event(
     existing = await uow.purchases.get_transaction(event.store, event.transaction_id)
     if existing is not None and existing.user_id != owner:
         return EventOutcome(action="owned_elsewhere", user_id=owner)
-    entitlement, granted = await _apply_subscription(uow, event, product, owner, catalog, now)
+    entitlement, granted = await _apply_subscription(
+        uow, event, product, owner, catalog, now, analytics
+    )
     return EventOutcome(action=entitlement.status.value, user_id=owner, credits=granted)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import msgspec
 
+from genstudio.core.model.analytics import credits_clawed_back, subscription_changed
 from genstudio.core.model.credits import EntryKind
 from genstudio.core.model.purchases.early_revocations import EarlyRevocation
 from genstudio.core.model.purchases.entitlements import (
@@ -23,6 +24,7 @@ from genstudio.core.model.purchases.store_events import (
     Revocation,
     RevocationReason,
 )
+from genstudio.core.services.analytics import Tracker, track
 from genstudio.core.services.credits import (
     add_credits,
     claw_back_lot,
@@ -112,10 +114,15 @@ async def _keep_early(
 
 
 async def revoke(
-    uow: UnitOfWork, event: Revocation, catalog: ProductCatalog, now: datetime
+    uow: UnitOfWork,
+    event: Revocation,
+    catalog: ProductCatalog,
+    now: datetime,
+    analytics: Tracker | None = None,
 ) -> EventOutcome:
     """A refund or revocation: claw back what the pack or the subscription payment
-    granted, under the purchase's lock and the owner's account lock."""
+    granted, under the purchase's lock and the owner's account lock. ``analytics``:
+    the clawback and a subscription it ends are tracked after the commit (issue #20)."""
     tx, entitlement, owner = await _unclaimed_or_locked(uow, event)
     if owner is None:
         return await _keep_early(uow, event, now)
@@ -129,8 +136,20 @@ async def revoke(
     elif entitlement is None:
         return EventOutcome(action="unknown_transaction", user_id=owner)
     else:
-        outcome = await _revoke_payment(uow, event, tx, entitlement, owner, status, catalog, now)
+        outcome = await _revoke_payment(
+            uow, event, tx, entitlement, owner, status, catalog, now, analytics
+        )
     if outcome.credits > 0:
+        product = tx.product_id if tx is not None else None
+        taken = credits_clawed_back(
+            owner,
+            store=event.store.value,
+            product=product or (entitlement.product_id if entitlement is not None else None),
+            amount=outcome.credits,
+            reason=event.reason.value,
+            at=now,
+        )
+        track(uow, analytics, taken)
         # told in the clawback's transaction (issue #18); one per store event
         reference = f"{event.store}:{event.transaction_id}:{event.occurred_at.isoformat()}"
         told = events.credits_clawed_back(owner, outcome.credits, reference)
@@ -198,6 +217,7 @@ async def _revoke_payment(
     status: TransactionStatus,
     catalog: ProductCatalog,
     now: datetime,
+    analytics: Tracker | None = None,
 ) -> EventOutcome:
     reference = f"{event.store}:{event.transaction_id} {event.reason.value}"
     clawed = 0
@@ -237,9 +257,9 @@ async def _revoke_payment(
             _unheard_payment(event, entitlement, catalog, status, now)
         )
     if current_payment or event.reason is RevocationReason.REVOKE:
-        await uow.purchases.save_entitlement(
-            end_entitlement(entitlement, _ENDED_BY[status], event.occurred_at, now)
-        )
+        ended = end_entitlement(entitlement, _ENDED_BY[status], event.occurred_at, now)
+        await uow.purchases.save_entitlement(ended)
+        track(uow, analytics, subscription_changed(entitlement, ended, now))
         await sync_profile(uow, owner, catalog)
     return EventOutcome(action=f"clawed_back:{status.value}", user_id=owner, credits=clawed)
 

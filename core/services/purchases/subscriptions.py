@@ -7,6 +7,7 @@ from datetime import datetime
 
 import msgspec
 
+from genstudio.core.model.analytics import subscription_changed
 from genstudio.core.model.credits import EntryKind
 from genstudio.core.model.errors import PurchaseOwnedElsewhere
 from genstudio.core.model.purchases.entitlements import (
@@ -25,6 +26,7 @@ from genstudio.core.model.purchases.store_events import (
     EntitlementStatus,
     SubscriptionSnapshot,
 )
+from genstudio.core.services.analytics import Tracker, track
 from genstudio.core.services.credits import (
     add_credits,
 )
@@ -58,8 +60,11 @@ async def _apply_subscription(
     user_id: uuid.UUID,
     catalog: ProductCatalog,
     now: datetime,
+    analytics: Tracker | None = None,
 ) -> tuple[Entitlement, int]:
-    """Apply the store's view; grant the allowance month due. Locks must be held."""
+    """Apply the store's view; grant the allowance month due. Locks must be held.
+    ``analytics``: the change (started, renewed, cancelled, expired) is tracked after
+    the commit (issue #20)."""
     current = await uow.purchases.get_entitlement(event.store, event.original_transaction_id)
     if current is None:
         entitlement = new_entitlement(event, product, user_id, now)
@@ -95,6 +100,7 @@ async def _apply_subscription(
     told = events.subscription_changed(current, entitlement)
     if told is not None:
         await ROWS_ONLY.tell(uow, told, now)
+    track(uow, analytics, subscription_changed(current, entitlement, now))
     if event.replaces and event.replaces != event.original_transaction_id:
         await _end_replaced(uow, event, user_id, now)
     await sync_profile(uow, user_id, catalog)

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import msgspec
 
+from genstudio.core.model.analytics import comment_added, post_liked, post_published
 from genstudio.core.model.errors import Forbidden, InvalidInput, NotFound
 from genstudio.core.model.ids import new_id, uuid7
 from genstudio.core.model.media import MediaKind
@@ -44,6 +45,7 @@ from genstudio.core.model.social import (
     check_text,
     new_share_id,
 )
+from genstudio.core.services.analytics import Tracker, track
 from genstudio.core.services.notifications.emit import ROWS_ONLY, Notifier
 from genstudio.core.services.social.views import CommentItem, Page, PostItem, Urls
 from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -103,11 +105,13 @@ class Posts:
         *,
         review: TextReview | None = None,
         notifier: Notifier = ROWS_ONLY,
+        analytics: Tracker | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.urls = urls
         self.review: TextReview = review or LengthAndCharacters()
         self.notifier = notifier
+        self.analytics = analytics  # publishing, likes, comments (issue #20)
 
     # --- publishing ------------------------------------------------------------------
 
@@ -150,6 +154,7 @@ class Posts:
                 updated_at=now,
             )
             await uow.social.add_post(post)
+            track(uow, self.analytics, post_published(post))
             view = await uow.social.post_view(post.id, user_id)
             author = await uow.social.get_profile(user_id)
             await uow.commit()
@@ -284,7 +289,10 @@ class Posts:
             if await uow.safety.suspended(user_id):
                 raise AccountSuspended()
             post = await _reach(uow, post_id, user_id)
-            if await uow.social.like(post_id, user_id, now) and post.user_id != user_id:
+            liked = await uow.social.like(post_id, user_id, now)
+            if liked:
+                track(uow, self.analytics, post_liked(user_id, post, now))
+            if liked and post.user_id != user_id:
                 event = Event(
                     user_id=post.user_id,
                     kind=EventKind.POST_LIKED,
@@ -317,6 +325,7 @@ class Posts:
                 id=uuid7(), post_id=post_id, user_id=user_id, body=text, created_at=now
             )
             await uow.social.add_comment(comment)
+            track(uow, self.analytics, comment_added(user_id, post, now))  # never the text
             if post.user_id != user_id:
                 event = Event(
                     user_id=post.user_id,

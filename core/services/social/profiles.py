@@ -53,6 +53,7 @@ class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True):
     is_private: bool | None = None
     language: str | None = None
     content_filters: tuple[str, ...] | None = None
+    analytics: bool | None = None  # product analytics about me (issue #20)
     clear: frozenset[str] = frozenset()
 
 
@@ -96,6 +97,8 @@ def apply_patch(profile: SocialProfile, patch: ProfilePatch, now: datetime) -> S
         changes["language"] = check_language(patch.language)
     if patch.content_filters is not None:
         changes["content_filters"] = _filters(patch.content_filters)
+    if patch.analytics is not None:
+        changes["analytics"] = patch.analytics
     for name in patch.clear:
         if name not in {"display_name", "bio", "language", "avatar_key"}:
             raise InvalidInput(f"{name} cannot be null", field=name)

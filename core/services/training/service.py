@@ -9,6 +9,7 @@ import uuid
 from genstudio.core.model.events import JobEvent
 from genstudio.core.model.job_params import ImageParams
 from genstudio.core.model.pricing import Catalog
+from genstudio.core.services.analytics import Tracker
 from genstudio.core.services.generation.submitted import Submitted
 from genstudio.core.services.training import models, submit
 from genstudio.ports.clock import Clock
@@ -30,6 +31,7 @@ class Training:
         storage: MediaStorage,
         *,
         url_ttl: int,
+        analytics: Tracker | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.queue = queue
@@ -37,6 +39,7 @@ class Training:
         self.catalog = catalog
         self.storage = storage
         self.url_ttl = url_ttl
+        self.analytics = analytics  # training_started after commit (issue #20)
 
     async def submit(
         self,
@@ -69,6 +72,7 @@ class Training:
             seed=seed,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            analytics=self.analytics,
         )
 
     async def view(self, *, user_id: uuid.UUID, job_id: uuid.UUID) -> models.TrainingView:

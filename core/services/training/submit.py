@@ -16,6 +16,7 @@ from genstudio.core.model.errors import NotFound
 from genstudio.core.model.job_params import TrainingParams
 from genstudio.core.model.pricing import Catalog, ModelKind
 from genstudio.core.model.training.photos import MIN_ACCEPTED_PHOTOS
+from genstudio.core.services.analytics import Tracker
 from genstudio.core.services.generation.submit import submit_job
 from genstudio.core.services.generation.submitted import Submitted
 from genstudio.ports.clock import Clock
@@ -54,6 +55,7 @@ async def submit_training(
     idempotency_key: str | None,
     request_hash: str,
     min_photos: int = MIN_ACCEPTED_PHOTOS,
+    analytics: Tracker | None = None,
 ) -> Submitted:
     """Validate, price (per hundred steps) and queue a training job of ``model_id``.
 
@@ -88,4 +90,5 @@ async def submit_training(
         email=email,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        analytics=analytics,  # training_started, after commit (issue #20)
     )
