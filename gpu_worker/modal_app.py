@@ -5,7 +5,7 @@
 deploys two functions: ``generate`` (the GPU function: one job's §1 input to its §1
 output, on the diffusers engine) and ``web`` (the four endpoints of
 ``gpu_worker.web`` as one ASGI app behind Modal's proxy auth, at
-``https://<workspace>--<app>-web.modal.run``: genstudio's ``MODAL_BASE_URL``).
+``https://<workspace>--genstudio-gpu.modal.run``: genstudio's ``MODAL_BASE_URL``).
 Progress lives in a ``modal.Dict`` keyed by call id. Settings at deploy time:
 
 - ``GPU_WORKER_MODAL_APP`` (``genstudio-gpu``): the app's name
@@ -117,6 +117,6 @@ class ModalRecords:
 
 
 @app.function(image=web_image)
-@modal.asgi_app(requires_proxy_auth=True)
+@modal.asgi_app(label=APP_NAME, requires_proxy_auth=True)
 def web() -> Any:
     return create_app(ModalCalls(generate), ModalRecords(progress), detail=f"modal {APP_NAME}")
