@@ -18,7 +18,9 @@ from genstudio.adapters.local_storage import LocalFileStorage
 from genstudio.adapters.memory.accounts import LocalAccountDirectory
 from genstudio.adapters.memory.ai import SuffixPromptEnhancer
 from genstudio.adapters.notification_texts import TemplateTexts
+from genstudio.adapters.observed import ObservedPushSender, ObservedUnitOfWorkFactory
 from genstudio.adapters.openrouter import OpenRouterClient
+from genstudio.adapters.prometheus import PrometheusMetrics
 from genstudio.adapters.realtime import InProcessRealtime, RealtimeHub, RedisRealtime
 from genstudio.adapters.redis import RedisStreamInspector
 from genstudio.adapters.supabase.admin import SupabaseAccountDirectory
@@ -49,6 +51,8 @@ from genstudio.entrypoints.notifications import DeliveryKicker, notification_pol
 from genstudio.entrypoints.settings import Settings
 from genstudio.ports.auth import AuthVerifier
 from genstudio.ports.limits import RateCounter
+from genstudio.ports.metrics import Metrics
+from genstudio.ports.push import PushSender
 from genstudio.ports.queue import JobQueue, QueueInspector
 
 if TYPE_CHECKING:
@@ -172,6 +176,12 @@ def _realtime(redis: Redis | None, settings: Settings) -> RealtimeHub:
     return InProcessRealtime(queue_limit=rt.queue, history=rt.history, history_ttl=rt.history_ttl)
 
 
+def _observed_push(settings: Settings, metrics: Metrics) -> PushSender | None:
+    # what Expo accepted and refused, counted (issue #20)
+    sender = push_sender(settings)
+    return None if sender is None else ObservedPushSender(sender, metrics)
+
+
 def _stream_inspector(redis: Redis | None) -> QueueInspector | None:
     return RedisStreamInspector(redis) if redis is not None else None
 
@@ -198,7 +208,10 @@ class AppContainer(containers.DeclarativeContainer):
     iap = providers.Container(IapContainer, settings=settings)
     ai = providers.Container(AiContainer, settings=settings)
 
-    uow_factory = database.uow_factory
+    # the process's metrics (issue #20); the units of work report the job transitions,
+    # credits and holds they commit (adapters/observed)
+    metrics = providers.Singleton(PrometheusMetrics)
+    uow_factory = providers.Singleton(ObservedUnitOfWorkFactory, database.uow_factory, metrics)
     storage = media.storage
     inspector = media.inspector
     gpu = media.gpu
@@ -213,7 +226,7 @@ class AppContainer(containers.DeclarativeContainer):
     # notifications (issue #18): the outbox is written by the use cases; this process
     # delivers it right after a commit (the kicker) and on every reconciler pass
     notification_texts = providers.Singleton(TemplateTexts)
-    push_sender = providers.Singleton(push_sender, settings)
+    push_sender = providers.Singleton(_observed_push, settings, metrics)
     notification_policy = providers.Singleton(notification_policy, settings)
     push_delivery = providers.Singleton(
         PushDelivery,

@@ -23,6 +23,7 @@ from genstudio.entrypoints.http.generation.webhooks import runpod_webhook
 from genstudio.entrypoints.http.health.controller import live, ready
 from genstudio.entrypoints.http.limits import RateLimits
 from genstudio.entrypoints.http.media.controller import media
+from genstudio.entrypoints.http.metrics import instrument, metrics
 from genstudio.entrypoints.http.notifications.controller import NotificationsController
 from genstudio.entrypoints.http.openapi import declare, operation_id
 from genstudio.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
             list_models,
             live,
             ready,
+            metrics,
             media,
             PurchasesController,
             realtime,
@@ -110,5 +112,6 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
         ),
     )
     declare(app)  # problem responses, byte bodies, forms, public routes (openapi.py)
+    instrument(app, settings)  # request metrics; errors to Sentry with SENTRY_DSN (issue #20)
     # an access line and an X-Request-Id for every request, the deadline's 503 included
     return access.install(app)

@@ -25,6 +25,7 @@ from genstudio.entrypoints.safety_settings import SafetySettings, safety_setting
 from genstudio.entrypoints.settings.database import DatabaseSettings, RedisSettings
 from genstudio.entrypoints.settings.jobs import JobSettings
 from genstudio.entrypoints.settings.moderation import ModerationSettings
+from genstudio.entrypoints.settings.observability import ObservabilitySettings
 from genstudio.entrypoints.settings.providers import (
     ModalSettings,
     OpenRouterSettings,
@@ -42,6 +43,7 @@ __all__ = [
     "ModalSettings",
     "ModerationSettings",
     "NotifySettings",
+    "ObservabilitySettings",
     "OpenRouterSettings",
     "RedisSettings",
     "RunpodSettings",
@@ -73,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     safety: SafetySettings = msgspec.field(default_factory=SafetySettings)  # GENSTUDIO_REPORTS_*
     # GENSTUDIO_MODERATION_*, OPENAI_* (issue #19)
     moderation: ModerationSettings = msgspec.field(default_factory=ModerationSettings)
+    # SENTRY_*, PROMETHEUS_MULTIPROC_DIR (issue #20)
+    observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
 
     @property
     def embedded(self) -> bool:
@@ -101,6 +105,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             realtime=realtime_settings_from_env(e),
             safety=safety_settings_from_env(e),
             moderation=ModerationSettings.from_env(e),
+            observability=ObservabilitySettings.from_env(e),
         )
 
 
