@@ -20,6 +20,7 @@ from genstudio.core.services.reconcile import Reconciler
 from genstudio.entrypoints.containers import AppContainer
 from genstudio.entrypoints.maintenance import INTERVAL as MAINTENANCE_INTERVAL
 from genstudio.entrypoints.maintenance import store_maintenance
+from genstudio.entrypoints.observability import job_metrics
 from genstudio.entrypoints.runtime import open_runtime
 from genstudio.entrypoints.settings import Settings
 
@@ -72,6 +73,14 @@ def register_tasks(
     )
 
 
+def _track_errors(settings: Settings, process: str) -> None:
+    """Errors to Sentry when SENTRY_DSN is set (sentry-sdk imported only then)."""
+    if settings.observability.sentry_dsn:
+        from genstudio.entrypoints.error_tracking import init_error_tracking
+
+        init_error_tracking(settings.observability, process=process)
+
+
 def _stop_on_signals(finish: asyncio.Event, *also: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
 
@@ -90,9 +99,21 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
             "genstudio worker needs REDIS_URL; without it, `genstudio serve` runs the worker "
             "in-process"
         )
-    async with open_runtime(
-        settings, in_process_worker=False, worker_process=True, worker_kinds=kinds
-    ) as runtime:
+    _track_errors(settings, "worker")
+    async with (
+        open_runtime(
+            settings, in_process_worker=False, worker_process=True, worker_kinds=kinds
+        ) as runtime,
+        # its breakers read into its metrics, which it serves on
+        # GENSTUDIO_WORKER_METRICS_PORT when set (issue #20)
+        job_metrics(
+            settings,
+            runtime.container.router(),
+            runtime.container.clock(),
+            runtime.container.metrics(),
+            listen=True,
+        ),
+    ):
         assert runtime.broker is not None
         c = runtime.container
         register_tasks(
@@ -137,6 +158,7 @@ async def run_scheduler(settings: Settings) -> None:
     """Sends the reconciler's task every ``GENSTUDIO_RECONCILE_INTERVAL`` seconds."""
     if not settings.redis.url:
         raise SystemExit("genstudio scheduler needs REDIS_URL")
+    _track_errors(settings, "scheduler")
     from genstudio.adapters.redis import make_stream_broker
 
     broker = make_stream_broker(settings.redis.url)

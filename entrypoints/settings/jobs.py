@@ -44,6 +44,10 @@ class JobSettings(msgspec.Struct, frozen=True, kw_only=True):
     breaker_cooldown: float = 30.0
     local_gpu_seconds: float = 0.0  # the preview renderer's minimum time per job
     gpu_timeout: float = 30.0  # seconds for each HTTP call to a GPU provider
+    # a worker serves its own Prometheus metrics on this port when set (issue #20;
+    # docs/operations.md: or PROMETHEUS_MULTIPROC_DIR on one host)
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "0.0.0.0"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobSettings:
@@ -68,4 +72,15 @@ class JobSettings(msgspec.Struct, frozen=True, kw_only=True):
             breaker_cooldown=e.number("GENSTUDIO_BREAKER_COOLDOWN", 30.0),
             local_gpu_seconds=e.number("GENSTUDIO_LOCAL_GPU_SECONDS", 0.0),
             gpu_timeout=e.number("GENSTUDIO_GPU_TIMEOUT", 30.0),
+            worker_metrics_port=_port(e, "GENSTUDIO_WORKER_METRICS_PORT"),
+            worker_metrics_host=e.text("GENSTUDIO_WORKER_METRICS_HOST", "0.0.0.0"),
         )
+
+
+def _port(e: Env, name: str) -> int | None:
+    if e.opt(name) is None:
+        return None
+    port = e.integer(name, 0)
+    if not 0 < port < 65536:
+        raise SystemExit(f"{name} must be a TCP port (1-65535), not {port}")
+    return port

@@ -19,6 +19,7 @@ from genstudio.entrypoints.settings import (
     JobSettings,
     ModalSettings,
     NotifySettings,
+    ObservabilitySettings,
     OpenRouterSettings,
     RedisSettings,
     RunpodSettings,
@@ -39,6 +40,7 @@ GROUPS: dict[str, type[Any]] = {
     "modal": ModalSettings,
     "expo": ExpoSettings,
     "notify": NotifySettings,
+    "observability": ObservabilitySettings,
 }
 
 #: the groups that predate this layout: (Settings field, reader, its prefixes)
@@ -87,6 +89,8 @@ FULL = {
     "GENSTUDIO_BREAKER_COOLDOWN": "14",
     "GENSTUDIO_LOCAL_GPU_SECONDS": "2",
     "GENSTUDIO_GPU_TIMEOUT": "8",
+    "GENSTUDIO_WORKER_METRICS_PORT": "9100",
+    "GENSTUDIO_WORKER_METRICS_HOST": "127.0.0.1",
     "OPENROUTER_API_KEY": "or-key",
     "OPENROUTER_BASE_URL": "http://openrouter.test",
     "OPENROUTER_CAPTION_MODEL": "caption/model",
@@ -113,6 +117,11 @@ FULL = {
     "GENSTUDIO_RATE_LIMITS": "off",
     "GENSTUDIO_UPLOADS_IN_FLIGHT": "2",
     "GENSTUDIO_REALTIME_QUEUE": "10",
+    "SENTRY_DSN": "http://key@127.0.0.1:9/1",
+    "SENTRY_ENVIRONMENT": "staging",
+    "SENTRY_RELEASE": "1.2.3",
+    "SENTRY_TRACES_SAMPLE_RATE": "0.1",
+    "PROMETHEUS_MULTIPROC_DIR": "/run/metrics",
     "UNRELATED": "x",
 }
 
