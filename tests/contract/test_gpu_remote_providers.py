@@ -159,11 +159,15 @@ async def remote(request: pytest.FixtureRequest) -> AsyncIterator[Remote]:
 
 
 @pytest.fixture(
-    params=[f"{k}-{s}-{o}" for k in ("runpod", "modal") for s in SIDES for o in ("base64", "url")]
+    params=[
+        *(f"{k}-standin-{o}" for k in ("runpod", "modal") for o in ("base64", "url")),
+        # our worker's URL outputs are checked by the output, size-cap and training tests
+        *(f"{k}-worker-base64" for k in ("runpod", "modal")),
+    ]
 )
 async def gpu(request: pytest.FixtureRequest) -> AsyncIterator[GpuProvider]:
     """The suite's fixture name: every contract check runs over each adapter, each side
-    (stand-in, our worker) and each way outputs travel."""
+    (stand-in, our worker) and, on the stand-ins, each way outputs travel."""
     kind, side, output = request.param.split("-")
     standin = fresh(side_of(request, kind, side), output=output)
     provider = provider_for(standin)

@@ -61,7 +61,7 @@ def handler_command(*args: str) -> list[str]:
     return [sys.executable, "-c", _DIE_WITH_PARENT, *args]
 
 
-LONG_POLL = 1.0  # seconds a job-take or job-stop request waits for something to say
+LONG_POLL = 0.5  # seconds a job-take or job-stop request waits for something to say
 
 
 @dataclass

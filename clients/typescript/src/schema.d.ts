@@ -1541,6 +1541,8 @@ export interface components {
         Preferences: {
             language?: string | null;
             contentFilters?: string[];
+            /** @default true */
+            analytics?: boolean;
         };
         /** PreferencesResponse */
         PreferencesResponse: {
@@ -1891,6 +1893,7 @@ export interface components {
         social_schemas_PreferencesPatch: {
             language?: string | null;
             contentFilters?: string[];
+            analytics?: boolean;
         };
     };
     responses: never;

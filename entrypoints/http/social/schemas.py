@@ -53,11 +53,13 @@ def decode_cursor(cursor: str | None, *, score: bool = False) -> Key | None:
 class Preferences(msgspec.Struct, rename="camel", kw_only=True):
     language: str | None = None
     content_filters: list[str] = msgspec.field(default_factory=list)
+    analytics: bool = True  # false: no product analytics about me (issue #20)
 
 
 class PreferencesPatch(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     language: str | UnsetType | None = UNSET
     content_filters: list[str] | UnsetType = UNSET
+    analytics: bool | UnsetType = UNSET
 
 
 class ProfileResponse(msgspec.Struct, rename="camel", kw_only=True):
@@ -80,7 +82,9 @@ class ProfileResponse(msgspec.Struct, rename="camel", kw_only=True):
             avatar_url=avatar_url,
             is_private=p.is_private,
             preferences=Preferences(
-                language=p.language, content_filters=[f.value for f in p.content_filters]
+                language=p.language,
+                content_filters=[f.value for f in p.content_filters],
+                analytics=p.analytics,
             ),
             username_changed_at=p.username_changed_at,
         )
@@ -116,6 +120,7 @@ class ProfilePatchRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_u
             is_private=self.is_private if self.is_private is not UNSET else None,
             language=value("language", prefs.language),
             content_filters=None if filters is UNSET else tuple(filters),
+            analytics=None if prefs.analytics is UNSET else prefs.analytics,
             clear=frozenset(clear),
         )
 
