@@ -16,6 +16,7 @@ The contracts (one module each): ``gpu.GpuProviderContract``,
 ``storage.MediaStorageContract``, ``stores.AppleStoreContract`` and
 ``stores.GoogleStoreContract``, ``push.PushSenderContract``,
 ``moderation.ClassifierContract`` (with ``TextClassifierContract`` and
-``ImageClassifierContract`` for what a classifier reads). Their checks are async: they
-need pytest-asyncio (``genstudio[testing]``), in either of its modes.
+``ImageClassifierContract`` for what a classifier reads) and
+``analytics.AnalyticsContract``. Their checks are async: they need pytest-asyncio
+(``genstudio[testing]``), in either of its modes.
 """
