@@ -58,6 +58,7 @@ def train_flux_lora(
             _latents(vae, photo, resolution, flip) for photo in photos for flip in (False, True)
         ]
 
+    transformer.requires_grad_(False)  # only the adapters train
     transformer.add_adapter(
         peft.LoraConfig(
             r=RANK, lora_alpha=RANK, init_lora_weights="gaussian", target_modules=TARGETS
