@@ -23,10 +23,10 @@ from tests import servers
 
 def pytest_configure(config: pytest.Config) -> None:
     # the testing kit's plugin (genstudio_* fixtures, issue #23) comes by its pytest11
-    # entry point; an editable install made before the entry point existed lacks it
-    if not config.pluginmanager.has_plugin("genstudio"):
-        from genstudio.testing import plugin
+    # entry point (or -p); an editable install made before the entry point lacks it
+    from genstudio.testing import plugin
 
+    if not config.pluginmanager.is_registered(plugin):
         config.pluginmanager.register(plugin, "genstudio")
 
 

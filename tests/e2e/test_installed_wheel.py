@@ -4,7 +4,7 @@ with its own ``core``, ``ports`` and ``adapters`` packages, runs its tests with 
 testing kit (the memory application, the scripted GPU, the HTTP app with a token, an
 exported contract suite over its own adapter): green, with no import clash.
 
-How it stays offline and quick (~30-40 s on two busy cores): the wheel is built from a
+How it stays offline and quick (~15 s on two busy cores): the wheel is built from a
 copy of the package's sources with this environment's setuptools (no build isolation,
 no index). genstudio itself is installed from the wheel by pip (its console script
 and its pytest11 entry point as any install makes them); its dependencies are the ones
