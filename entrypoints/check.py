@@ -30,6 +30,7 @@ from typing import Any, TextIO, TypeVar, overload
 import msgspec
 
 from genstudio.entrypoints.settings import Settings
+from genstudio.entrypoints.storage import storage_name
 
 _T = TypeVar("_T")
 
@@ -295,7 +296,7 @@ def _supabase(settings: Settings, env: Mapping[str, str], production: bool, foun
             "SUPABASE_JWT_ISSUER",
             "SUPABASE_URL",
         )
-    if production and not supabase.storage:
+    if production and storage_name(settings) == "local":  # MEDIA_STORAGE may say otherwise
         found.warning(
             "media are local files under GENSTUDIO_DATA_DIR/media: every API and worker "
             "process must share that directory (and GENSTUDIO_MEDIA_SECRET), or use "

@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genstudio.adapters.imaging import PillowAvatars, PillowImageInspector
-from genstudio.adapters.local_storage import LocalFileStorage
 from genstudio.adapters.memory.accounts import LocalAccountDirectory
 from genstudio.adapters.memory.ai import SuffixPromptEnhancer
 from genstudio.adapters.notification_texts import TemplateTexts
@@ -26,7 +25,6 @@ from genstudio.adapters.redis import RedisStreamInspector
 from genstudio.adapters.supabase.admin import SupabaseAccountDirectory
 from genstudio.adapters.supabase.auth import SupabaseJwtVerifier
 from genstudio.adapters.supabase.uow import SqlUnitOfWorkFactory
-from genstudio.adapters.supabase_storage import SupabaseStorage
 from genstudio.adapters.system import SystemClock
 from genstudio.core.model.pricing import DEFAULT_CATALOG
 from genstudio.core.services.generation.service import Generation
@@ -45,10 +43,12 @@ from genstudio.core.services.social.views import Urls
 from genstudio.core.services.training.photos import PhotoSets
 from genstudio.core.services.training.service import Training
 from genstudio.entrypoints import iap
+from genstudio.entrypoints.factories import local_gpu
 from genstudio.entrypoints.gpus import build_gpus, build_policy, build_router
 from genstudio.entrypoints.moderation import build_moderation
 from genstudio.entrypoints.notifications import DeliveryKicker, notification_policy, push_sender
 from genstudio.entrypoints.settings import Settings
+from genstudio.entrypoints.storage import build_storage
 from genstudio.ports.auth import AuthVerifier
 from genstudio.ports.limits import RateCounter
 from genstudio.ports.metrics import Metrics
@@ -56,7 +56,6 @@ from genstudio.ports.push import PushSender
 from genstudio.ports.queue import JobQueue, QueueInspector
 
 if TYPE_CHECKING:
-    from genstudio.adapters.gpu_local import LocalGpuProvider
     from genstudio.adapters.vision import OpenCvPhotoAnalyser
 
 
@@ -64,12 +63,6 @@ if TYPE_CHECKING:
 # a worker on Modal/Runpod never renders on the CPU (gpu_local: PyAV, numpy), never
 # checks training photos (vision: OpenCV, imagehash) and counts no rate (limits); ~100 MiB
 # of a worker's memory (docs/performance.md, "Worker memory").
-
-
-def _local_gpu(min_seconds: float) -> LocalGpuProvider:
-    from genstudio.adapters.gpu_local import LocalGpuProvider
-
-    return LocalGpuProvider(min_seconds=min_seconds)
 
 
 def _photo_analyser(stored_side: int) -> OpenCvPhotoAnalyser:
@@ -85,28 +78,13 @@ class DatabaseContainer(containers.DeclarativeContainer):
 
 class MediaContainer(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
-    # Supabase Storage when SUPABASE_URL and SUPABASE_SERVICE_KEY are set, else local files
-    # (served by the app's /media route, which serves nothing for the Supabase one).
-    storage = providers.Selector(
-        providers.Callable(lambda s: "supabase" if s.supabase.storage else "local", settings),
-        local=providers.Singleton(
-            LocalFileStorage,
-            root=providers.Callable(lambda s: s.server.data_dir / "media", settings),
-            base_url=providers.Callable(lambda s: s.server.base_url, settings),
-            secret=providers.Callable(lambda s: s.server.media_secret.encode(), settings),
-        ),
-        supabase=providers.Singleton(
-            SupabaseStorage,
-            url=providers.Callable(lambda s: s.supabase.url, settings),
-            service_key=providers.Callable(lambda s: s.supabase.service_key, settings),
-            bucket=providers.Callable(lambda s: s.supabase.storage_bucket, settings),
-        ),
-    )
+    # MEDIA_STORAGE's adapter, found by name among the installed ones (issue #23); unset:
+    # Supabase Storage when SUPABASE_URL and SUPABASE_SERVICE_KEY are set, else local
+    # files (served by the app's /media route, which serves nothing for the others)
+    storage = providers.Singleton(build_storage, settings)
     inspector = providers.Singleton(PillowImageInspector)
-    gpu = providers.Singleton(
-        _local_gpu,
-        min_seconds=providers.Callable(lambda s: s.jobs.local_gpu_seconds, settings),
-    )
+    # the CPU renderer, by its entry point's factory; built only when chosen (build_gpus)
+    gpu = providers.Singleton(local_gpu, settings)
 
 
 class AiContainer(containers.DeclarativeContainer):

@@ -5,44 +5,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from genstudio.core.model.pricing import DEFAULT_CATALOG
 from genstudio.core.model.queueing import QueuePolicy, RetryPolicy, TimeoutPolicy
 from genstudio.core.model.routing import ProviderRouter
+from genstudio.entrypoints.factories import modal_configured, runpod_configured
+from genstudio.entrypoints.plugins import load_gpu_provider
 from genstudio.entrypoints.settings import Settings
 from genstudio.ports.gpu import GpuProvider
 
 
+def gpu_names(settings: Settings) -> tuple[str, ...]:
+    """The providers in order of preference: GPU_PROVIDERS when set; else, as always,
+    Modal (primary) and Runpod (fallback) where configured, and with neither the
+    embedded default's CPU preview renderer."""
+    if settings.adapters.gpu_providers:
+        return settings.adapters.gpu_providers
+    chosen = [
+        name
+        for name, configured in (("modal", modal_configured), ("runpod", runpod_configured))
+        if configured(settings)
+    ]
+    return tuple(chosen) or ("local",)
+
+
 def build_gpus(settings: Settings, local: Callable[[], GpuProvider]) -> dict[str, GpuProvider]:
-    """Modal (primary) and Runpod (fallback) when configured, in that order of
-    preference; with neither, the embedded default's CPU preview renderer, built (and
-    its PyAV and numpy imported) only then."""
+    """Each provider of ``gpu_names`` built by the factory its name is registered under
+    (entrypoints/plugins.py), handed its ``<NAME>_*`` variables. ``local`` is the
+    container's CPU renderer (which a test may swap), built (and its PyAV and numpy
+    imported) only when it is chosen."""
     gpus: dict[str, GpuProvider] = {}
-    if settings.modal.base_url and settings.modal.token_id and settings.modal.token_secret:
-        from genstudio.adapters.gpu_modal import ModalProvider
-
-        gpus["modal"] = ModalProvider(
-            base_url=settings.modal.base_url,
-            token_id=settings.modal.token_id,
-            token_secret=settings.modal.token_secret,
-            timeout=settings.jobs.gpu_timeout,
-        )
-    if settings.runpod.api_key and settings.runpod.endpoints:
-        from genstudio.adapters.gpu_runpod import make_runpod_provider
-
-        gpus["runpod"] = make_runpod_provider(
-            api_key=settings.runpod.api_key,
-            endpoints=settings.runpod.endpoints,  # catalog ids become provider model names
-            catalog=DEFAULT_CATALOG,
-            base_url=settings.runpod.base_url,
-            public_url=settings.server.base_url,
-            webhook_secret=settings.runpod.webhook_secret,
-            rate_limit=settings.runpod.rate_limit,
-            timeout=settings.jobs.gpu_timeout,
-            execution_timeout_ms=int(settings.jobs.job_timeout * 1000),
-        )
-    if not gpus:
-        renderer = local()
-        gpus[renderer.name] = renderer
+    for name in gpu_names(settings):
+        if name == "local":
+            renderer = local()
+            gpus[renderer.name] = renderer
+            continue
+        provider = load_gpu_provider(name)(settings, settings.adapters.env_of(name))
+        if getattr(provider, "name", None) != name:
+            raise SystemExit(
+                f"GPU_PROVIDERS: the provider registered as {name!r} calls itself "
+                f"{getattr(provider, 'name', None)!r}; its jobs would not find it again"
+            )
+        gpus[name] = provider
     return gpus
 
 

@@ -96,6 +96,9 @@ async def _opened(
     container = AppContainer(settings=settings, engine=engine, queue=queue, redis=redis)
     if configure is not None:
         configure(container)
+    # built now: a MEDIA_STORAGE adapter short of its settings stops the process at start
+    # (its factory's SystemExit), not the first request that stores or signs (issue #23)
+    container.storage()
     worker = None
     try:
         if broker is not None and not broker.is_worker_process:

@@ -22,6 +22,7 @@ from genstudio.entrypoints.iap_settings import (
 from genstudio.entrypoints.limits_settings import RateSettings, rate_settings_from_env
 from genstudio.entrypoints.realtime_settings import RealtimeSettings, realtime_settings_from_env
 from genstudio.entrypoints.safety_settings import SafetySettings, safety_settings_from_env
+from genstudio.entrypoints.settings.adapters import AdapterSettings
 from genstudio.entrypoints.settings.database import DatabaseSettings, RedisSettings
 from genstudio.entrypoints.settings.jobs import JobSettings
 from genstudio.entrypoints.settings.moderation import ModerationSettings
@@ -37,6 +38,7 @@ from genstudio.entrypoints.settings.supabase import SupabaseSettings
 from genstudio.entrypoints.training_settings import PhotoSettings, photo_settings_from_env
 
 __all__ = [
+    "AdapterSettings",
     "DatabaseSettings",
     "ExpoSettings",
     "JobSettings",
@@ -77,6 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     moderation: ModerationSettings = msgspec.field(default_factory=ModerationSettings)
     # SENTRY_*, PROMETHEUS_MULTIPROC_DIR (issue #20)
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
+    # GPU_PROVIDERS, MEDIA_STORAGE and the <NAME>_* variables of the adapters they name
+    # (issue #23)
+    adapters: AdapterSettings = msgspec.field(default_factory=AdapterSettings)
 
     @property
     def embedded(self) -> bool:
@@ -106,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             safety=safety_settings_from_env(e),
             moderation=ModerationSettings.from_env(e),
             observability=ObservabilitySettings.from_env(e),
+            adapters=AdapterSettings.from_env(e),
         )
 
 
