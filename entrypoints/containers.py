@@ -43,6 +43,7 @@ from genstudio.core.services.social.views import Urls
 from genstudio.core.services.training.photos import PhotoSets
 from genstudio.core.services.training.service import Training
 from genstudio.entrypoints import iap
+from genstudio.entrypoints.analytics import build_analytics
 from genstudio.entrypoints.factories import local_gpu
 from genstudio.entrypoints.gpus import build_gpus, build_policy, build_router
 from genstudio.entrypoints.moderation import build_moderation
@@ -228,6 +229,9 @@ class AppContainer(containers.DeclarativeContainer):
     # moderation (issue #19): prompts on submission, outputs before they are stored
     # (``content_moderation``: ``moderation`` is the operators' report resolutions)
     content_moderation = providers.Singleton(build_moderation, settings, uow_factory, clock)
+    # product analytics (issue #20): PostHog with POSTHOG_API_KEY, else None (off);
+    # tracked after commit by the use cases, sent by the SDK's thread
+    analytics = providers.Singleton(build_analytics, settings, uow_factory)
 
     processor = providers.Singleton(
         JobProcessor,
@@ -243,6 +247,7 @@ class AppContainer(containers.DeclarativeContainer):
         poll_interval=providers.Callable(lambda s: s.jobs.poll_interval, settings),
         notifier=notifier,
         realtime=realtime,
+        analytics=analytics,
     )
     # training photos (issue #16): checked in this process, on its CPUs
     photo_analyser = providers.Singleton(
@@ -269,6 +274,7 @@ class AppContainer(containers.DeclarativeContainer):
         catalog=catalog,
         storage=storage,
         url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
+        analytics=analytics,
     )
     # the generation routes' one dependency (a hot path: few dependencies a request)
     generation = providers.Singleton(
@@ -284,6 +290,7 @@ class AppContainer(containers.DeclarativeContainer):
         url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
         realtime=realtime,
         moderation=content_moderation,
+        analytics=analytics,
     )
     reconciler = providers.Singleton(
         Reconciler,
@@ -316,6 +323,7 @@ class AppContainer(containers.DeclarativeContainer):
         social_urls,
         review=providers.Singleton(ModeratedTexts, content_moderation),  # issue #19
         notifier=notifier,
+        analytics=analytics,
     )
     # trust and safety (issue #17): reports, operators' decisions, account deletion;
     # sessions end through Supabase Auth's admin API when SUPABASE_URL and the service

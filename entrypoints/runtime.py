@@ -16,6 +16,7 @@ from genstudio.adapters.memory.queue import InMemoryJobQueue
 from genstudio.adapters.redis import TaskiqJobQueue, make_stream_broker
 from genstudio.adapters.supabase.db import make_engine
 from genstudio.adapters.supabase.migrate import upgrade
+from genstudio.entrypoints.analytics import close_analytics
 from genstudio.entrypoints.containers import AppContainer
 from genstudio.entrypoints.embedded import embedded_postgres
 from genstudio.entrypoints.inprocess import InProcessWorker
@@ -110,6 +111,7 @@ async def _opened(
         if worker is not None:
             await worker.stop()
         await _close_clients(container)
+        await close_analytics(container.analytics())  # sends what is queued (issue #20)
         try:
             await container.realtime().aclose()  # sends what is still queued
         except Exception:

@@ -26,6 +26,7 @@ from genstudio.core.model.errors import Unauthorized
 from genstudio.core.model.pricing import Catalog
 from genstudio.core.model.purchases.products import ProductCatalog
 from genstudio.core.model.routing import ProviderRouter
+from genstudio.core.services.analytics import Tracker
 from genstudio.core.services.generation.service import Generation
 from genstudio.core.services.notifications.emit import Kick
 from genstudio.core.services.notifications.settings import NotificationSettings
@@ -147,6 +148,12 @@ def provide_push_kick(state: State) -> Kick:
     return provided
 
 
+def provide_analytics(state: State) -> Tracker | None:
+    """Product analytics (issue #20); None where POSTHOG_API_KEY is unset."""
+    provided: Tracker | None = _container(state).analytics()
+    return provided
+
+
 def provide_notification_texts(state: State) -> NotificationTexts:
     provided: NotificationTexts = _container(state).notification_texts()
     return provided
@@ -258,6 +265,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "notification_settings": _sync(provide_notification_settings),
     "notification_texts": _sync(provide_notification_texts),
     "push_kick": _sync(provide_push_kick),
+    "analytics": _sync(provide_analytics),
     "training": _sync(provide_training),
     "posts": _sync(provide_posts),
     "profiles": _sync(provide_profiles),
@@ -298,6 +306,7 @@ PhotoSetsDep = NamedDependency[SkipValidation[PhotoSets]]
 NotificationSettingsDep = NamedDependency[SkipValidation[NotificationSettings]]
 NotificationTextsDep = NamedDependency[SkipValidation[NotificationTexts]]
 PushKickDep = NamedDependency[SkipValidation[Kick]]
+AnalyticsDep = NamedDependency[SkipValidation[Tracker | None]]
 TrainingDep = NamedDependency[SkipValidation[Training]]
 PostsDep = NamedDependency[SkipValidation[Posts]]
 ProfilesDep = NamedDependency[SkipValidation[Profiles]]

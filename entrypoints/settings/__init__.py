@@ -23,6 +23,7 @@ from genstudio.entrypoints.limits_settings import RateSettings, rate_settings_fr
 from genstudio.entrypoints.realtime_settings import RealtimeSettings, realtime_settings_from_env
 from genstudio.entrypoints.safety_settings import SafetySettings, safety_settings_from_env
 from genstudio.entrypoints.settings.adapters import AdapterSettings
+from genstudio.entrypoints.settings.analytics import PostHogSettings
 from genstudio.entrypoints.settings.database import DatabaseSettings, RedisSettings
 from genstudio.entrypoints.settings.jobs import JobSettings
 from genstudio.entrypoints.settings.moderation import ModerationSettings
@@ -47,6 +48,7 @@ __all__ = [
     "NotifySettings",
     "ObservabilitySettings",
     "OpenRouterSettings",
+    "PostHogSettings",
     "RedisSettings",
     "RunpodSettings",
     "ServerSettings",
@@ -66,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openrouter: OpenRouterSettings = msgspec.field(default_factory=OpenRouterSettings)
     runpod: RunpodSettings = msgspec.field(default_factory=RunpodSettings)
     modal: ModalSettings = msgspec.field(default_factory=ModalSettings)
+    posthog: PostHogSettings = msgspec.field(default_factory=PostHogSettings)  # issue #20
     expo: ExpoSettings = msgspec.field(default_factory=ExpoSettings)
     notify: NotifySettings = msgspec.field(default_factory=NotifySettings)
     apple: AppleSettings = msgspec.field(default_factory=AppleSettings)  # APPLE_*
@@ -101,6 +104,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             openrouter=OpenRouterSettings.from_env(e),
             runpod=RunpodSettings.from_env(e),
             modal=ModalSettings.from_env(e),
+            posthog=PostHogSettings.from_env(e),
             expo=ExpoSettings.from_env(e),
             notify=NotifySettings.from_env(e),
             apple=apple_from_env(e),

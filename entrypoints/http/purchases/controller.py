@@ -12,6 +12,7 @@ from genstudio.core.model.purchases.products import Store
 from genstudio.core.services import queries
 from genstudio.core.services.purchases.claims import redeem_purchase
 from genstudio.entrypoints.http.deps import (
+    AnalyticsDep,
     AppleStoreDep,
     ClockDep,
     GoogleStoreDep,
@@ -68,6 +69,7 @@ class PurchasesController(Controller):
         products: ProductsDep,
         clock: ClockDep,
         push_kick: PushKickDep,
+        analytics: AnalyticsDep,
     ) -> PurchaseResponse:
         client = configured(apple_store, Store.APPLE)
         event = await client.verify_purchase(data.signed_transaction)
@@ -79,6 +81,7 @@ class PurchasesController(Controller):
             catalog=products,
             now=clock.now(),
             kick=push_kick,
+            analytics=analytics,  # credits purchased, subscription started (issue #20)
         )
         return PurchaseResponse.of(done.outcome, done.balance, done.subscription)
 
@@ -96,6 +99,7 @@ class PurchasesController(Controller):
         products: ProductsDep,
         clock: ClockDep,
         push_kick: PushKickDep,
+        analytics: AnalyticsDep,
     ) -> PurchaseResponse:
         client = configured(google_store, Store.GOOGLE)
         product = products.require_for_store(Store.GOOGLE, data.product_id)
@@ -109,5 +113,6 @@ class PurchasesController(Controller):
             now=clock.now(),
             acknowledger=client,  # Google refunds what it does not hear of in 3 days
             kick=push_kick,
+            analytics=analytics,  # credits purchased, subscription started (issue #20)
         )
         return PurchaseResponse.of(done.outcome, done.balance, done.subscription)

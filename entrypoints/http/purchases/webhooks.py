@@ -17,10 +17,12 @@ from litestar import Request, post
 from litestar.params import JSONBody
 
 from genstudio.core.model.purchases.products import ProductCatalog, Store
+from genstudio.core.services.analytics import Tracker
 from genstudio.core.services.notifications.emit import Kick
 from genstudio.core.services.purchases.notifications import handle_notification
 from genstudio.core.services.purchases.outcomes import EventOutcome
 from genstudio.entrypoints.http.deps import (
+    AnalyticsDep,
     AppleStoreDep,
     ClockDep,
     GoogleStoreDep,
@@ -43,6 +45,7 @@ async def _apply(
     clock: Clock,
     notification: StoreNotification,
     kick: Kick,
+    analytics: Tracker | None = None,
 ) -> WebhookResult:
     outcomes: list[EventOutcome] = await handle_notification(
         uow_factory,
@@ -53,6 +56,7 @@ async def _apply(
         catalog=products,
         now=clock.now(),
         kick=kick,  # what the news told its user goes out now, not at the next pass
+        analytics=analytics,  # subscriptions, purchases, clawbacks (issue #20)
     )
     log.info(
         "store notification",
@@ -86,10 +90,11 @@ async def apple_webhook(
     products: ProductsDep,
     clock: ClockDep,
     push_kick: PushKickDep,
+    analytics: AnalyticsDep,
 ) -> WebhookResult:
     client = configured(apple_store, Store.APPLE)
     notification = await client.verify_notification(data.signed_payload)
-    return await _apply(uow_factory, products, clock, notification, push_kick)
+    return await _apply(uow_factory, products, clock, notification, push_kick, analytics)
 
 
 @post(
@@ -106,8 +111,9 @@ async def google_webhook(
     products: ProductsDep,
     clock: ClockDep,
     push_kick: PushKickDep,
+    analytics: AnalyticsDep,
 ) -> WebhookResult:
     client = configured(google_store, Store.GOOGLE)
     await client.verify_push(request.headers.get("authorization"))
     notification = await client.read_notification(await request.body())
-    return await _apply(uow_factory, products, clock, notification, push_kick)
+    return await _apply(uow_factory, products, clock, notification, push_kick, analytics)
