@@ -22,6 +22,7 @@ from genstudio.core.model.credits import (
 from genstudio.core.model.errors import ConcurrencyConflict, NotFound
 from genstudio.core.model.ids import new_id, uuid7
 from genstudio.core.model.profiles import Profile
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 #: the balance each account was left at by the entries a unit of work appended, read by
@@ -150,8 +151,14 @@ async def grant_credits(
     now: datetime,
     email: str | None = None,
     expires_at: datetime | None = None,
+    realtime: RealtimePublisher | None = None,
 ) -> LedgerEntry:
-    """An operator's grant (the CLI's ``credits grant``): one committed lot."""
+    """An operator's grant (the CLI's ``credits grant``): one committed lot.
+    ``realtime``: the new balance is announced after the commit (``credits.changed``;
+    a replayed key moves nothing and announces nothing)."""
+    # here, not at the top: core/services/realtime reads this module's moved_balances
+    from genstudio.core.services.realtime import credits_changed
+
     async with uow_factory() as uow:
         await uow.profiles.ensure(user_id, email)
         entry = await add_credits(
@@ -164,6 +171,7 @@ async def grant_credits(
             now=now,
             expires_at=expires_at,
         )
+        credits_changed(uow, realtime)
         await uow.commit()
         return entry
 

@@ -90,9 +90,16 @@ async def wake_on_notice(
 
 
 async def rerun_dead_letter(
-    uow_factory: UnitOfWorkFactory, queue: JobQueue, clock: Clock, *, job_id: uuid.UUID
+    uow_factory: UnitOfWorkFactory,
+    queue: JobQueue,
+    clock: Clock,
+    *,
+    job_id: uuid.UUID,
+    realtime: RealtimePublisher | None = None,
 ) -> Job:
     """An operator re-runs a dead-lettered job as a new job with a new hold.
+    ``realtime``: its owner's app hears of the new job (``job.updated``, queued) and of
+    the credits it holds (``credits.changed``) after the commit.
 
     Idempotent: the new job's id derives from the old one, so a second call returns
     the same re-run. Raises NotFound unless the job was dead-lettered, and
@@ -132,5 +139,7 @@ async def rerun_dead_letter(
             JobEvent.new(new_id, old.user_id, JobEventKind.QUEUED, f"re-run of job {old.id}", now)
         )
         uow.after_commit(lambda: wake(queue, job))
+        job_updated(uow, realtime, job)
+        credits_changed(uow, realtime)
         await uow.commit()
     return job

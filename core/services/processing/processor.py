@@ -117,7 +117,9 @@ class JobProcessor:
             poll_interval=poll_interval,
         )
         self._in_flight = InFlight()
-        self._hand_back = HandBack(uow_factory, clock, providers, self._failures, self.worker_id)
+        self._hand_back = HandBack(
+            uow_factory, clock, providers, self._failures, self.worker_id, realtime=realtime
+        )
 
     async def process_next(self, kind: str) -> Job | None:
         """Claim the most urgent due (or abandoned) job of ``kind`` and run it to its end.

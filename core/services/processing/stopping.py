@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from genstudio.core.services.processing.failures import Failures
+from genstudio.core.services.realtime import job_updated
 from genstudio.ports.clock import Clock
 from genstudio.ports.gpu import GpuProvider
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger("genstudio.jobs")
@@ -69,7 +71,9 @@ class InFlight:
 
 
 class HandBack:
-    """Hands an interrupted job back: left at its durable provider, or requeued."""
+    """Hands an interrupted job back: left at its durable provider, or requeued.
+    ``realtime``: a job requeued is announced (``job.updated``, queued) after the
+    commit; one left at its provider runs on unchanged, and is not."""
 
     def __init__(
         self,
@@ -78,12 +82,15 @@ class HandBack:
         providers: Mapping[str, GpuProvider],
         failures: Failures,
         worker_id: str,
+        *,
+        realtime: RealtimePublisher | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
         self.providers = providers
         self.failures = failures
         self.worker_id = worker_id
+        self.realtime = realtime
 
     async def all(self, job_ids: set[uuid.UUID]) -> int:
         """Hand each job back; returns how many were. One that cannot be (the database
@@ -104,13 +111,15 @@ class HandBack:
             if job is None or job.status.terminal or job.lease_owner != self.worker_id:
                 return 0
             gpu = self.providers.get(job.provider or "")
+            before = job
             if job.provider_job_id is not None and gpu is not None and gpu.durable:
-                await uow.jobs.update(job.lease_given_up(now))
+                job = await uow.jobs.update(job.lease_given_up(now))
                 how = "left at its provider for another worker to follow"
             else:
                 await self.failures.cancel_at_provider(job)  # its work ends with this process
-                await uow.jobs.update(job.handed_back(now))
+                job = await uow.jobs.update(job.handed_back(now))
                 how = "back in the queue, its attempt given back"
+            job_updated(uow, self.realtime, job, before)  # told only if status/progress moved
             await uow.commit()
         log.info("job handed back on stopping", extra={"job_id": str(job_id), "how": how})
         return 1

@@ -34,6 +34,8 @@ from genstudio.core.services.purchases.subscriptions import (
     _paid_by_store,
     subscription_of,
 )
+from genstudio.core.services.realtime import credits_changed
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 # --- purchases the app presents -----------------------------------------------------
@@ -58,13 +60,15 @@ async def redeem_purchase(
     acknowledger: Acknowledger | None = None,
     kick: Kick | None = None,
     analytics: Tracker | None = None,
+    realtime: RealtimePublisher | None = None,
 ) -> Redemption:
     """The signed-in user redeems a purchase the store adapter verified: claimed and
     committed in one unit of work (``claim_purchase``), then, where the store waits
     to hear of the delivery (Google), acknowledged with ``acknowledger`` after the
     commit: the credits exist before the store hears. The transaction's row is the
     outbox: an acknowledgement that fails (or never ran) is retried by
-    ``acknowledge_pending`` within the store's deadline."""
+    ``acknowledge_pending`` within the store's deadline. ``realtime``: the new
+    balance is announced after the commit (``credits.changed``), when credits moved."""
     async with uow_factory() as uow:
         await uow.profiles.ensure(user_id, email)
         outcome = await claim_purchase(
@@ -83,6 +87,7 @@ async def redeem_purchase(
             uow.after_commit(acknowledge)
         if kick is not None and outcome.credits_granted:
             uow.after_commit(kick)  # the push of its credits_granted (issue #18)
+        credits_changed(uow, realtime)  # the open app's balance (issue #18)
         await uow.commit()
     return Redemption(outcome=outcome, balance=balance, subscription=view)
 

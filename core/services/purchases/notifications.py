@@ -19,6 +19,8 @@ from genstudio.core.services.purchases.claims import claim_purchase
 from genstudio.core.services.purchases.outcomes import EventOutcome
 from genstudio.core.services.purchases.refunds import reverse_refund, revoke
 from genstudio.core.services.purchases.subscriptions import _apply_subscription
+from genstudio.core.services.realtime import credits_changed
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 # --- store notifications ------------------------------------------------------------
@@ -35,6 +37,7 @@ async def handle_notification(
     now: datetime,
     kick: Kick | None = None,
     analytics: Tracker | None = None,
+    realtime: RealtimePublisher | None = None,
 ) -> list[EventOutcome]:
     """Apply one verified store notification once, committed before returning.
 
@@ -42,6 +45,8 @@ async def handle_notification(
     ``kick``: the push delivery, started after the commit when the news concerned a
     user (what it told them is in the outbox either way). ``analytics``: purchases,
     subscription changes and clawbacks are tracked after the commit (issue #20).
+    ``realtime``: every balance the news moved (a purchase, an allowance, a refund's
+    claw-back, a reversal) is announced after the commit (``credits.changed``).
     """
     async with uow_factory() as uow:
         if not await uow.purchases.record_notification(store, notification_id, kind, now):
@@ -52,6 +57,7 @@ async def handle_notification(
         ]
         if kick is not None and any(o.user_id is not None for o in outcomes):
             uow.after_commit(kick)
+        credits_changed(uow, realtime)  # each moved balance, to its user's open app
         await uow.commit()
     return outcomes
 

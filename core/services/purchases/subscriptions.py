@@ -32,6 +32,8 @@ from genstudio.core.services.credits import (
 )
 from genstudio.core.services.notifications import events
 from genstudio.core.services.notifications.emit import ROWS_ONLY, Kick
+from genstudio.core.services.realtime import credits_changed
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 #: what a refunded or revoked payment makes of the period it paid for
@@ -227,12 +229,14 @@ async def grant_due_allowances(
     now: datetime,
     limit: int = 500,
     kick: Kick | None = None,
+    realtime: RealtimePublisher | None = None,
 ) -> int:
     """Grant every allowance month that has started (yearly plans' months 2-12, and any
     month whose grant an event did not make). One unit of work per subscription; safe
     to run any number of times, concurrently. Returns the credits granted. ``kick``:
     the push delivery, started after a grant's commit (its outbox row is the
-    guarantee; the kick saves waiting for the reconciler)."""
+    guarantee; the kick saves waiting for the reconciler). ``realtime``: each grant's
+    new balance is announced after its commit (``credits.changed``)."""
     async with uow_factory() as uow:
         due = await uow.purchases.due_entitlements(now, limit=limit)
     total = 0
@@ -249,6 +253,7 @@ async def grant_due_allowances(
             await uow.purchases.save_entitlement(entitlement)
             if granted and kick is not None:
                 uow.after_commit(kick)
+            credits_changed(uow, realtime)
             await uow.commit()
         total += granted
     return total

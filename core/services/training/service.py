@@ -14,6 +14,7 @@ from genstudio.core.services.generation.submitted import Submitted
 from genstudio.core.services.training import models, submit
 from genstudio.ports.clock import Clock
 from genstudio.ports.queue import JobQueue
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.storage import MediaStorage
 from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
@@ -32,6 +33,7 @@ class Training:
         *,
         url_ttl: int,
         analytics: Tracker | None = None,
+        realtime: RealtimePublisher | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.queue = queue
@@ -40,6 +42,7 @@ class Training:
         self.storage = storage
         self.url_ttl = url_ttl
         self.analytics = analytics  # training_started after commit (issue #20)
+        self.realtime = realtime  # a submission's job.updated and credits.changed (issue #18)
 
     async def submit(
         self,
@@ -73,6 +76,7 @@ class Training:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             analytics=self.analytics,
+            realtime=self.realtime,
         )
 
     async def view(self, *, user_id: uuid.UUID, job_id: uuid.UUID) -> models.TrainingView:

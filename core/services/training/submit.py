@@ -21,6 +21,7 @@ from genstudio.core.services.generation.submit import submit_job
 from genstudio.core.services.generation.submitted import Submitted
 from genstudio.ports.clock import Clock
 from genstudio.ports.queue import JobQueue
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 
@@ -56,6 +57,7 @@ async def submit_training(
     request_hash: str,
     min_photos: int = MIN_ACCEPTED_PHOTOS,
     analytics: Tracker | None = None,
+    realtime: RealtimePublisher | None = None,
 ) -> Submitted:
     """Validate, price (per hundred steps) and queue a training job of ``model_id``.
 
@@ -91,4 +93,5 @@ async def submit_training(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         analytics=analytics,  # training_started, after commit (issue #20)
+        realtime=realtime,  # job.updated (queued) and credits.changed (held) (issue #18)
     )
