@@ -6,11 +6,14 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test worker lint bench bench-feed clean demo client
 
-$(STAMP): pyproject.toml
+# genstudio, then the example adapters with their tests (issue #23: MEDIA_STORAGE=s3,
+# GPU_PROVIDERS=...,fal; the suite runs their tests and an e2e test over them)
+$(STAMP): pyproject.toml examples/s3_storage/pyproject.toml examples/fal_gpu/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "genstudio needs Python 3.11+"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e 'examples/s3_storage[test]' -e 'examples/fal_gpu[test]'
 	@touch $(STAMP)
 
 ## the service: API + in-process worker on the embedded default (http://127.0.0.1:8000, or PORT)
