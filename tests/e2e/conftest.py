@@ -21,6 +21,11 @@ GENSTUDIO = [sys.executable, "-m", "genstudio.entrypoints.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: the journeys poll their jobs as an app would, faster than a person: a roomy read budget
+#: (a test may set its own; tests/integration/test_limits.py proves the budgets)
+ROOMY_READS = {"GENSTUDIO_RATE_READS_FREE": "100000/60", "GENSTUDIO_RATE_READS_IP": "100000/60"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -32,7 +37,13 @@ class Service:
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            **ROOMY_READS,
+            **env,
+            "PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
