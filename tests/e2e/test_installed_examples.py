@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import sysconfig
 from collections import deque
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -76,7 +77,7 @@ def closure_beyond_genstudio(wheel: Path) -> list[metadata.Distribution]:
 def link_missing(dists: list[metadata.Distribution], site: Path) -> None:
     """Each distribution's top-level files and folders the environment lacks, linked in
     from this environment's site-packages (its dist-info too, for ``pip check``)."""
-    ours = Path(metadata.distribution("pytest").locate_file(""))
+    ours = Path(sysconfig.get_paths()["purelib"])
     for dist in dists:
         for file in dist.files or []:
             top = PurePosixPath(str(file)).parts[0]
