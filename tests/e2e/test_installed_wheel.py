@@ -51,7 +51,17 @@ def run(*args: str | Path, cwd: Path, timeout: float = 180) -> str:
     return done.stdout
 
 
+#: the wheel this test process built (the installed-wheel, examples and release tests
+#: share one build: the sources do not change during a run)
+_BUILT: list[Path] = []
+
+
 def build_wheel(work: Path) -> Path:
+    """genstudio's wheel from a copy of the sources, built once per test process (a
+    later call returns the first build, wherever it was made: its directory lives as
+    long as the session's temporary directories)."""
+    if _BUILT and _BUILT[0].exists():
+        return _BUILT[0]
     src, dist = work / "src", work / "dist"
     src.mkdir()
     for name in PACKAGE_SOURCES:
@@ -61,6 +71,7 @@ def build_wheel(work: Path) -> Path:
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
         "--no-index", "-w", dist, src, cwd=work)  # fmt: skip
     [wheel] = dist.glob("genstudio-*.whl")
+    _BUILT[:] = [wheel]
     return wheel
 
 
