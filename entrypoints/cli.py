@@ -201,6 +201,7 @@ async def _grant(
                 idempotency_key=key or f"cli:{uuid.uuid4()}",
                 now=now,
                 expires_at=expires,
+                realtime=c.realtime(),  # an open app hears its new balance (issue #18)
             )
         except InvalidInput as exc:  # a clear line, not the database's traceback
             raise SystemExit(f"credits grant: {exc.message}") from None

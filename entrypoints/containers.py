@@ -275,6 +275,7 @@ class AppContainer(containers.DeclarativeContainer):
         storage=storage,
         url_ttl=providers.Callable(lambda s: s.server.signed_url_ttl, settings),
         analytics=analytics,
+        realtime=realtime,  # a submission's job.updated and credits.changed (issue #18)
     )
     # the generation routes' one dependency (a hot path: few dependencies a request)
     generation = providers.Singleton(

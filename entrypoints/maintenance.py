@@ -25,6 +25,7 @@ async def store_maintenance(container: AppContainer) -> None:
         catalog=container.iap.products(),
         now=now,
         kick=container.delivery_kicker().kick,
+        realtime=container.realtime(),  # each grant's credits.changed (issue #18)
     )
     acknowledged = 0
     google = container.iap.google()

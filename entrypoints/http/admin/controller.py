@@ -19,6 +19,7 @@ from genstudio.entrypoints.http.deps import (
     PrincipalDep,
     QueueDep,
     QueueInspectorDep,
+    RealtimeHubDep,
     RouterDep,
     UowFactoryDep,
 )
@@ -158,7 +159,11 @@ class AdminController(Controller):
         uow_factory: UowFactoryDep,
         queue: QueueDep,
         clock: ClockDep,
+        realtime_hub: RealtimeHubDep,
     ) -> JobResponse:
         require_service(principal)
-        job = await rerun_dead_letter(uow_factory, queue, clock, job_id=job_id)
+        # the owner's open app hears of the new job and the credits it holds (issue #18)
+        job = await rerun_dead_letter(
+            uow_factory, queue, clock, job_id=job_id, realtime=realtime_hub
+        )
         return JobResponse.of(job)

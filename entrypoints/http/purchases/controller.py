@@ -19,6 +19,7 @@ from genstudio.entrypoints.http.deps import (
     PrincipalDep,
     ProductsDep,
     PushKickDep,
+    RealtimeHubDep,
     UowFactoryDep,
 )
 from genstudio.entrypoints.http.purchases.schemas import (
@@ -70,6 +71,7 @@ class PurchasesController(Controller):
         clock: ClockDep,
         push_kick: PushKickDep,
         analytics: AnalyticsDep,
+        realtime_hub: RealtimeHubDep,
     ) -> PurchaseResponse:
         client = configured(apple_store, Store.APPLE)
         event = await client.verify_purchase(data.signed_transaction)
@@ -82,6 +84,7 @@ class PurchasesController(Controller):
             now=clock.now(),
             kick=push_kick,
             analytics=analytics,  # credits purchased, subscription started (issue #20)
+            realtime=realtime_hub,  # credits.changed to the open app (issue #18)
         )
         return PurchaseResponse.of(done.outcome, done.balance, done.subscription)
 
@@ -100,6 +103,7 @@ class PurchasesController(Controller):
         clock: ClockDep,
         push_kick: PushKickDep,
         analytics: AnalyticsDep,
+        realtime_hub: RealtimeHubDep,
     ) -> PurchaseResponse:
         client = configured(google_store, Store.GOOGLE)
         product = products.require_for_store(Store.GOOGLE, data.product_id)
@@ -114,5 +118,6 @@ class PurchasesController(Controller):
             acknowledger=client,  # Google refunds what it does not hear of in 3 days
             kick=push_kick,
             analytics=analytics,  # credits purchased, subscription started (issue #20)
+            realtime=realtime_hub,  # credits.changed to the open app (issue #18)
         )
         return PurchaseResponse.of(done.outcome, done.balance, done.subscription)

@@ -28,11 +28,13 @@ from genstudio.entrypoints.http.deps import (
     GoogleStoreDep,
     ProductsDep,
     PushKickDep,
+    RealtimeHubDep,
     UowFactoryDep,
 )
 from genstudio.entrypoints.http.purchases.controller import configured
 from genstudio.entrypoints.http.purchases.schemas import AppleNotificationBody, WebhookResult
 from genstudio.ports.clock import Clock
+from genstudio.ports.realtime import RealtimePublisher
 from genstudio.ports.stores import StoreNotification
 from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
@@ -46,6 +48,7 @@ async def _apply(
     notification: StoreNotification,
     kick: Kick,
     analytics: Tracker | None = None,
+    realtime: RealtimePublisher | None = None,
 ) -> WebhookResult:
     outcomes: list[EventOutcome] = await handle_notification(
         uow_factory,
@@ -57,6 +60,7 @@ async def _apply(
         now=clock.now(),
         kick=kick,  # what the news told its user goes out now, not at the next pass
         analytics=analytics,  # subscriptions, purchases, clawbacks (issue #20)
+        realtime=realtime,  # each moved balance to its user's open app (issue #18)
     )
     log.info(
         "store notification",
@@ -91,10 +95,13 @@ async def apple_webhook(
     clock: ClockDep,
     push_kick: PushKickDep,
     analytics: AnalyticsDep,
+    realtime_hub: RealtimeHubDep,
 ) -> WebhookResult:
     client = configured(apple_store, Store.APPLE)
     notification = await client.verify_notification(data.signed_payload)
-    return await _apply(uow_factory, products, clock, notification, push_kick, analytics)
+    return await _apply(
+        uow_factory, products, clock, notification, push_kick, analytics, realtime_hub
+    )
 
 
 @post(
@@ -112,8 +119,11 @@ async def google_webhook(
     clock: ClockDep,
     push_kick: PushKickDep,
     analytics: AnalyticsDep,
+    realtime_hub: RealtimeHubDep,
 ) -> WebhookResult:
     client = configured(google_store, Store.GOOGLE)
     await client.verify_push(request.headers.get("authorization"))
     notification = await client.read_notification(await request.body())
-    return await _apply(uow_factory, products, clock, notification, push_kick, analytics)
+    return await _apply(
+        uow_factory, products, clock, notification, push_kick, analytics, realtime_hub
+    )
