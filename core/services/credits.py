@@ -503,14 +503,24 @@ async def refund_settled(
 
 
 async def open_account(
-    uow_factory: UnitOfWorkFactory, *, user_id: uuid.UUID, email: str | None, now: datetime
+    uow_factory: UnitOfWorkFactory,
+    *,
+    user_id: uuid.UUID,
+    email: str | None,
+    now: datetime,
+    realtime: RealtimePublisher | None = None,
 ) -> Profile:
-    """The user's profile (created on first sight), with expired lots swept first."""
+    """The user's profile (created on first sight), with expired lots swept first.
+    ``realtime``: a sweep that moved the balance is announced after the commit
+    (``credits.changed``), to the user's other open apps too."""
+    from genstudio.core.services.realtime import credits_changed  # see grant_credits
+
     async with uow_factory() as uow:
         profile = await uow.profiles.ensure(user_id, email)
         if any(lot.is_expired(now) for lot in await uow.ledger.lots(user_id)):
             await uow.ledger.lock_account(user_id)
             await expire_due_lots(uow, user_id, now)
             profile = await uow.profiles.get(user_id) or profile
+            credits_changed(uow, realtime)
         await uow.commit()
     return profile

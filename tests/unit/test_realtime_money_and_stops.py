@@ -18,6 +18,7 @@ from genstudio.adapters.memory import InMemoryGpuProvider, InMemoryStorage
 from genstudio.adapters.memory.realtime import RecordingRealtimePublisher
 from genstudio.adapters.memory.store import InMemoryStore
 from genstudio.adapters.memory.uow import InMemoryUnitOfWork, InMemoryUnitOfWorkFactory
+from genstudio.core.model.credits import EntryKind
 from genstudio.core.model.errors import ConcurrencyConflict
 from genstudio.core.model.jobs import FailureReason, Job, JobError, JobStatus
 from genstudio.core.model.pricing import DEFAULT_CATALOG
@@ -32,7 +33,7 @@ from genstudio.core.model.purchases.store_events import (
     SubscriptionSnapshot,
 )
 from genstudio.core.model.training.photos import Photo, PhotoSet, Verdict
-from genstudio.core.services.credits import grant_credits
+from genstudio.core.services.credits import grant_credits, open_account
 from genstudio.core.services.generation.jobs import rerun_dead_letter
 from genstudio.core.services.processing.processor import JobProcessor
 from genstudio.core.services.purchases.claims import redeem_purchase
@@ -41,7 +42,7 @@ from genstudio.core.services.purchases.subscriptions import grant_due_allowances
 from genstudio.core.services.reconcile import Reconciler
 from genstudio.core.services.training.service import Training
 from genstudio.ports.realtime import CREDITS_CHANGED, JOB_UPDATED
-from tests.unit.support import POLICY, Studio, account
+from tests.unit.support import POLICY, Studio, account, add
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 PACK = "app.genstudio.credits.100"  # 100 credits
@@ -324,6 +325,34 @@ async def test_an_operators_grant_whose_commit_is_refused_announces_nothing() ->
             realtime=realtime,
         )
     assert realtime.events == []
+
+
+async def test_credits_swept_as_expired_when_the_account_is_read_are_announced() -> None:
+    studio, realtime = Studio(), RecordingRealtimePublisher()
+    user = await studio.user_with(10)
+    earlier = T0 - timedelta(days=30)
+    await add(studio.factory, user, 30, earlier, kind=EntryKind.ALLOWANCE, expires_at=T0)
+    before = await open_account(
+        studio.factory, user_id=user, email=None, now=earlier, realtime=realtime
+    )
+    assert before.credits == 40
+    assert realtime.events == []  # nothing expired yet: nothing swept, nothing told
+    with pytest.raises(ConcurrencyConflict):
+        await open_account(
+            RefusingFactory(studio.factory.store),
+            user_id=user,
+            email=None,
+            now=T0,
+            realtime=realtime,
+        )
+    assert realtime.events == []
+    profile = await open_account(
+        studio.factory, user_id=user, email=None, now=T0, realtime=realtime
+    )
+    assert profile.credits == 10
+    assert _told(realtime, user) == [(CREDITS_CHANGED, 10)]
+    await open_account(studio.factory, user_id=user, email=None, now=T0, realtime=realtime)
+    assert len(realtime.events) == 1  # swept once
 
 
 # --- jobs: an operator's re-run, a training, a stopping worker, the reconciler ----------

@@ -16,7 +16,12 @@ from genstudio.core.model.errors import InvalidInput
 from genstudio.core.services import queries
 from genstudio.core.services.credits import open_account
 from genstudio.entrypoints.http.account.schemas import LedgerItem, LedgerPage, MeResponse
-from genstudio.entrypoints.http.deps import ClockDep, PrincipalDep, UowFactoryDep
+from genstudio.entrypoints.http.deps import (
+    ClockDep,
+    PrincipalDep,
+    RealtimeHubDep,
+    UowFactoryDep,
+)
 
 
 def encode_cursor(created_at: datetime, entry_id: uuid.UUID) -> str:
@@ -39,10 +44,18 @@ class AccountController(Controller):
 
     @get("/", summary="The signed-in user's profile and credit balance")
     async def me(
-        self, principal: PrincipalDep, uow_factory: UowFactoryDep, clock: ClockDep
+        self,
+        principal: PrincipalDep,
+        uow_factory: UowFactoryDep,
+        clock: ClockDep,
+        realtime_hub: RealtimeHubDep,
     ) -> MeResponse:
         profile = await open_account(
-            uow_factory, user_id=principal.user_id, email=principal.email, now=clock.now()
+            uow_factory,
+            user_id=principal.user_id,
+            email=principal.email,
+            now=clock.now(),
+            realtime=realtime_hub,  # a sweep of expired credits, to open apps (issue #18)
         )
         return MeResponse.of(profile, profile.credits)
 
