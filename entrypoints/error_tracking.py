@@ -58,7 +58,7 @@ def init_error_tracking(settings: ObservabilitySettings, *, process: str) -> boo
         integrations=[LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
     )
     sentry_sdk.set_tag("process", process)
-    log.info("error tracking on", extra={"process": process})
+    log.info("error tracking on", extra={"process_type": process})
     return True
 
 
