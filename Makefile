@@ -53,8 +53,11 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ## the whole suite: lint, types, dependency rule, then pytest
+## TEST_WORKERS: pytest-xdist workers (2: this machine's cores); 0 runs the suite in one process
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

