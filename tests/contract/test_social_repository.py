@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from genstudio.core.model.errors import AlreadyTaken
-from genstudio.core.model.media import MediaKind
+from genstudio.core.model.media import MediaAsset, MediaKind
 from genstudio.core.model.social import (
     Comment,
     FeedSort,
@@ -291,3 +291,44 @@ async def test_top_ranks_by_likes_with_time_decay_within_the_window(
     # 9 likes (log10(10) = 1) are worth 12.5 h: the 10-hour-old post ranks first
     assert ids.index(old_hit.id) < ids.index(fresh.id)
     assert too_old.id not in ids
+
+
+async def test_my_media_pages_newest_first_and_filters_by_kind(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """One kind alone is a query of its own (issue #19: ``GET /v1/me/content?kind=image``
+    answered 500 on Postgres, which refused the single kind's two ORDER BY clauses)."""
+    owner = await new_user(uow_factory)
+    made: list[MediaAsset] = []
+    for n, kind in enumerate([MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.IMAGE]):
+        asset_id = uuid.uuid4()
+        made.append(
+            MediaAsset(
+                id=asset_id,
+                user_id=owner,
+                kind=kind,
+                storage_key=f"{owner}/{asset_id}.bin",
+                content_type="image/png" if kind is MediaKind.IMAGE else "video/mp4",
+                width=64,
+                height=64,
+                byte_size=3,
+                prompt="a cat",
+                model_id="m",
+                job_id=None,
+                created_at=T0 + timedelta(minutes=n),
+                duration_seconds=None if kind is MediaKind.IMAGE else 5.0,
+            )
+        )
+    async with uow_factory() as uow:
+        for asset in made:
+            await uow.media.add(asset)
+        await uow.commit()
+    async with uow_factory() as uow:
+        every = await uow.social.my_media(owner, kind=None, after=None, limit=10)
+        images = await uow.social.my_media(owner, kind=MediaKind.IMAGE, after=None, limit=10)
+        videos = await uow.social.my_media(owner, kind=MediaKind.VIDEO, after=None, limit=10)
+        first = await uow.social.my_media(owner, kind=MediaKind.IMAGE, after=None, limit=1)
+    assert [a.id for a in every] == [made[2].id, made[1].id, made[0].id]
+    assert [a.id for a in images] == [made[2].id, made[0].id]
+    assert [a.id for a in videos] == [made[1].id]
+    assert [a.id for a in first] == [made[2].id]

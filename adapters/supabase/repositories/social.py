@@ -131,7 +131,10 @@ def _media_sql(kinds: tuple[str, ...]) -> str:
             " WHERE user_id = :user_id AND (created_at, id) < (:key, :id)"
             " ORDER BY created_at DESC, id DESC LIMIT :limit)"
         )
-    return " UNION ALL ".join(parts) + " ORDER BY created_at DESC, id DESC LIMIT :limit"
+    # a derived table: one kind alone would be "(SELECT ... ORDER BY) ORDER BY", which
+    # PostgreSQL refuses (multiple ORDER BY clauses)
+    union = " UNION ALL ".join(parts)
+    return f"SELECT * FROM ({union}) AS media ORDER BY created_at DESC, id DESC LIMIT :limit"
 
 
 _MY_MEDIA = {
