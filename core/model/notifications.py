@@ -14,7 +14,8 @@ import enum
 import re
 import uuid
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 import msgspec
 
@@ -204,11 +205,21 @@ def default_preferences(user_id: uuid.UUID) -> Preferences:
     return Preferences(user_id=user_id)
 
 
+#: files a time zone directory may hold that name no IANA zone (the server's own zone)
+_NOT_ZONES = frozenset({"localtime", "posixrules"})
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """The IANA zone names this system's time zone database holds: what a user may
+    choose (and what the OpenAPI document describes). ``ZoneInfo`` alone also opens
+    files that are no zone's name (``localtime``: the server's zone)."""
+    return frozenset(available_timezones()) - _NOT_ZONES
+
+
 def check_time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"{name!r} is not an IANA time zone", field="timeZone") from None
+    if name not in time_zones():
+        raise InvalidInput(f"{name!r} is not an IANA time zone", field="timeZone")
     return name
 
 

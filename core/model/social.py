@@ -158,9 +158,11 @@ Key = tuple[datetime | float, uuid.UUID]
 
 def check_username(value: str) -> str:
     """The stored form: lower case, 3-30 of ``[a-z0-9_.]``. Upper case is folded (the
-    name is unique case-insensitively); anything else is refused."""
-    name = value.strip().lower()
-    if not USERNAME_RE.fullmatch(name):
+    name is unique case-insensitively); anything else is refused, letters that fold to
+    ASCII included (the Kelvin sign is not a ``k``)."""
+    stripped = value.strip()
+    name = stripped.lower()
+    if not stripped.isascii() or not USERNAME_RE.fullmatch(name):
         raise InvalidInput(
             "a username has 3 to 30 characters: letters a-z, digits, '_' and '.'",
             field="username",
@@ -180,21 +182,27 @@ def _printable(text: str, field: str, *, newlines: bool) -> None:
     for ch in text:
         if ch in "\n\t" and newlines:
             continue
-        # control characters (C*) other than line breaks, and the bidirectional
-        # overrides that make text read differently than it is stored
-        if unicodedata.category(ch) in {"Cc", "Cs", "Co", "Cn"} or ch in _BIDI:
-            raise InvalidInput(f"{field} has a control or unassigned character", field=field)
+        # control characters other than line breaks, lone surrogates (no JSON text
+        # holds one), and the bidirectional overrides that make text read differently
+        # than it is stored. Code points this Python's Unicode database does not know
+        # are taken: an emoji newer than the database is one (and the OpenAPI document
+        # can say exactly this rule, which a list of unassigned ranges it could not)
+        if unicodedata.category(ch) in {"Cc", "Cs"} or ch in BIDI_OVERRIDES:
+            raise InvalidInput(f"{field} has a control character", field=field)
 
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def check_text(value: str | None, field: str, limit: int, *, newlines: bool = True) -> str:
-    """Trimmed text of at most ``limit`` characters, no control characters."""
-    text = unicodedata.normalize("NFC", (value or "").strip())
-    if len(text) > limit:
+    """Trimmed text of at most ``limit`` characters, no control characters. Both are
+    checked on the text as sent (a control character at an end is refused too, not
+    trimmed away: what the OpenAPI document says), the length again once normalised."""
+    raw = value or ""
+    text = unicodedata.normalize("NFC", raw.strip())
+    if len(raw) > limit or len(text) > limit:
         raise InvalidInput(f"{field} has more than {limit} characters", field=field)
-    _printable(text, field, newlines=newlines)
+    _printable(raw, field, newlines=newlines)
     return text
 
 
