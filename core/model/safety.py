@@ -24,7 +24,6 @@ from genstudio.core.model.errors import (
     ConcurrencyConflict,
     Forbidden,
     IllegalTransition,
-    InvalidInput,
     StoreUnavailable,
 )
 
@@ -109,38 +108,6 @@ class Erased(msgspec.Struct, frozen=True, kw_only=True):
 
     storage_keys: tuple[str, ...]
     already: bool
-
-
-def parse_reason(value: str) -> ReportReason:
-    try:
-        return ReportReason(value)
-    except ValueError:
-        known = ", ".join(r.value for r in ReportReason)
-        raise InvalidInput(f"reason is one of: {known}", field="reason") from None
-
-
-def parse_target_kind(value: str) -> TargetKind:
-    try:
-        return TargetKind(value)
-    except ValueError:
-        raise InvalidInput("targetType is post, comment or user", field="targetType") from None
-
-
-def parse_action(value: str) -> Action:
-    try:
-        return Action(value)
-    except ValueError:
-        known = ", ".join(a.value for a in Action)
-        raise InvalidInput(f"action is one of: {known}", field="action") from None
-
-
-def parse_status(value: str | None) -> ReportStatus | None:
-    if value is None:
-        return None
-    try:
-        return ReportStatus(value)
-    except ValueError:
-        raise InvalidInput("status is open, resolved or dismissed", field="status") from None
 
 
 def outcome(action: Action) -> ReportStatus:

@@ -26,7 +26,7 @@ from genstudio.entrypoints.http.notifications.schemas import (
     MarkReadResponse,
     NotificationItem,
     NotificationPage,
-    PreferencesPatch,
+    NotificationPreferencesPatch,
     PreferencesResponse,
     PushTokenResponse,
     RegisterTokenRequest,
@@ -90,10 +90,13 @@ class NotificationsController(Controller):
     @patch("/me/notification-preferences", summary="Change notification preferences")
     async def change_preferences(
         self,
-        data: JSONBody[PreferencesPatch],
+        data: JSONBody[NotificationPreferencesPatch],
+        request: Request[Any, Any, Any],
         principal: PrincipalDep,
         notification_settings: NotificationSettingsDep,
     ) -> PreferencesResponse:
+        # Litestar's conversion is lenient ("push": 0 as false); the body is read once
+        data = strict_json(await request.body(), NotificationPreferencesPatch)
         quiet: QuietHours | msgspec.UnsetType | None = msgspec.UNSET
         if data.quiet_hours is None:
             quiet = None

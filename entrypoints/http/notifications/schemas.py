@@ -51,7 +51,9 @@ class QuietHoursBody(msgspec.Struct, rename="camel", kw_only=True, forbid_unknow
     end: time
 
 
-class PreferencesPatch(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+class NotificationPreferencesPatch(
+    msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True
+):
     channels: dict[Category, dict[Channel, bool]] | msgspec.UnsetType = msgspec.UNSET
     quiet_hours: QuietHoursBody | msgspec.UnsetType | None = msgspec.UNSET
     time_zone: str | msgspec.UnsetType = msgspec.UNSET

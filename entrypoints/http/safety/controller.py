@@ -9,7 +9,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.params import Parameter, QueryParameter
 
 from genstudio.core.model.limits import Operation
-from genstudio.core.model.safety import parse_action, parse_reason, parse_status, parse_target_kind
+from genstudio.core.model.safety import ReportStatus
 from genstudio.entrypoints.http.admin.controller import require_service
 from genstudio.entrypoints.http.deps import (
     AccountDeletionDep,
@@ -49,9 +49,9 @@ class SafetyController(Controller):
         report = await reports.report(
             principal.user_id,
             principal.email,
-            kind=parse_target_kind(data.target_type),
+            kind=data.target_type,
             target_id=data.target_id,
-            reason=parse_reason(data.reason),
+            reason=data.reason,
             details=data.details,
             now=clock.now(),
         )
@@ -99,11 +99,11 @@ class ModerationController(Controller):
         self,
         principal: PrincipalDep,
         moderation: ModerationDep,
-        status: str | None = None,
+        status: ReportStatus | None = None,
         cursor: Cursor = None,
     ) -> AdminReportPage:
         require_service(principal)
-        rows, last = await moderation.reports(parse_status(status), after=decode_cursor(cursor))
+        rows, last = await moderation.reports(status, after=decode_cursor(cursor))
         return AdminReportPage(
             items=[AdminReport.of(r) for r in rows], next_cursor=encode_cursor(last)
         )
@@ -121,7 +121,7 @@ class ModerationController(Controller):
         resolved = await moderation.resolve(
             principal.user_id,
             report_id,
-            action=parse_action(data.action),
+            action=data.action,
             note=data.note,
             now=clock.now(),
         )

@@ -10,13 +10,13 @@ from datetime import datetime
 import msgspec
 
 from genstudio.core.model.errors import InvalidInput
-from genstudio.core.model.safety import AuditEntry, Block, Report
+from genstudio.core.model.safety import Action, AuditEntry, Block, Report, ReportReason, TargetKind
 
 
 class ReportRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    target_type: str  # post | comment | user
+    target_type: TargetKind
     target_id: uuid.UUID
-    reason: str
+    reason: ReportReason
     details: str | None = None
 
 
@@ -88,7 +88,7 @@ class AdminReportPage(msgspec.Struct, rename="camel", kw_only=True):
 
 
 class ResolveRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    action: str  # remove_content | restore | suspend_user | dismiss
+    action: Action
     note: str | None = None
 
 

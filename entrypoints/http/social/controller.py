@@ -13,6 +13,7 @@ from genstudio.core.model.limits import Operation
 from genstudio.core.model.media import MediaKind
 from genstudio.core.model.social import FeedSort
 from genstudio.core.services.social.posts import check_visibility
+from genstudio.entrypoints.http.bodies import strict_json
 from genstudio.entrypoints.http.deps import (
     ClockDep,
     PostsDep,
@@ -47,15 +48,6 @@ AVATAR_FORM = FormSpec.of(files={"avatar": MAX_UPLOAD_BYTES}, max_parts=4)
 MAX_AVATAR_REQUEST = MAX_UPLOAD_BYTES + 64 * 1024
 
 
-def _kind(kind: str | None) -> MediaKind | None:
-    if kind is None:
-        return None
-    try:
-        return MediaKind(kind)
-    except ValueError:
-        raise InvalidInput("kind is image or video", field="kind") from None
-
-
 class MeSocialController(Controller):
     path = "/v1/me"
     tags = ["profile"]
@@ -72,7 +64,10 @@ class MeSocialController(Controller):
         profiles: ProfilesDep,
         clock: ClockDep,
         data: ProfilePatchRequest,
+        request: Request[Any, Any, Any],
     ) -> ProfileResponse:
+        # Litestar's conversion is lenient ("isPrivate": 0 as false); the body is read once
+        data = strict_json(await request.body(), ProfilePatchRequest)
         edited = await profiles.edit(principal.user_id, principal.email, data.patch(), clock.now())
         return ProfileResponse.of(edited, profiles.urls.avatar_of(edited))
 
@@ -103,11 +98,11 @@ class MeSocialController(Controller):
         self,
         principal: PrincipalDep,
         profiles: ProfilesDep,
-        kind: str | None = None,
+        kind: MediaKind | None = None,
         cursor: Cursor = None,
     ) -> AssetPage:
         page = await profiles.content(
-            principal.user_id, kind=_kind(kind), after=decode_cursor(cursor), limit=20
+            principal.user_id, kind=kind, after=decode_cursor(cursor), limit=20
         )
         return AssetPage.of(page)
 
@@ -138,17 +133,13 @@ class SocialController(Controller):
         principal: PrincipalDep,
         posts: PostsDep,
         clock: ClockDep,
-        sort: str = "new",
-        kind: str | None = None,
+        sort: FeedSort = FeedSort.NEW,
+        kind: MediaKind | None = None,
         cursor: Cursor = None,
     ) -> PostPage:
-        try:
-            order = FeedSort(sort)
-        except ValueError:
-            raise InvalidInput("sort is new or top", field="sort") from None
-        after = decode_cursor(cursor, score=order is FeedSort.TOP)
+        after = decode_cursor(cursor, score=sort is FeedSort.TOP)
         page = await posts.feed(
-            principal.user_id, sort=order, kind=_kind(kind), after=after, now=clock.now()
+            principal.user_id, sort=sort, kind=kind, after=after, now=clock.now()
         )
         return PostPage.of(page)
 

@@ -11,7 +11,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from genstudio.core.model.errors import InvalidInput
-from genstudio.core.model.social import Key, SocialProfile, Stats
+from genstudio.core.model.social import ContentFilter, Key, SocialProfile, Stats, Visibility
 from genstudio.core.services.social.profiles import ProfilePatch, PublicProfile
 from genstudio.core.services.social.views import AssetItem, CommentItem, Page, PostItem
 
@@ -56,9 +56,11 @@ class Preferences(msgspec.Struct, rename="camel", kw_only=True):
     analytics: bool = True  # false: no product analytics about me (issue #20)
 
 
-class PreferencesPatch(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+class ProfilePreferencesPatch(
+    msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True
+):
     language: str | UnsetType | None = UNSET
-    content_filters: list[str] | UnsetType = UNSET
+    content_filters: list[ContentFilter] | UnsetType = UNSET
     analytics: bool | UnsetType = UNSET
 
 
@@ -97,7 +99,7 @@ class ProfilePatchRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_u
     display_name: str | UnsetType | None = UNSET
     bio: str | UnsetType | None = UNSET
     is_private: bool | UnsetType = UNSET
-    preferences: PreferencesPatch | UnsetType = UNSET
+    preferences: ProfilePreferencesPatch | UnsetType = UNSET
 
     def patch(self) -> ProfilePatch:
         clear: set[str] = set()
@@ -111,7 +113,7 @@ class ProfilePatchRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_u
             assert isinstance(given, str)
             return given
 
-        prefs = self.preferences if self.preferences is not UNSET else PreferencesPatch()
+        prefs = self.preferences if self.preferences is not UNSET else ProfilePreferencesPatch()
         filters = prefs.content_filters
         return ProfilePatch(
             username=self.username if self.username is not UNSET else None,
@@ -300,13 +302,13 @@ class PostPage(msgspec.Struct, rename="camel", kw_only=True):
 
 class PublishRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     asset_id: uuid.UUID
-    visibility: str  # public | unlisted: no default, nothing is public unless asked
+    visibility: Visibility  # no default: nothing is public unless asked
     caption: str = ""
 
 
 class EditPostRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
     caption: str | UnsetType = UNSET
-    visibility: str | UnsetType = UNSET
+    visibility: Visibility | UnsetType = UNSET
 
 
 class CommentRequest(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):

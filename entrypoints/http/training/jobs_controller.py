@@ -16,6 +16,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from genstudio.core.model.errors import InvalidInput, NotFound
 from genstudio.core.model.idempotency import request_fingerprint, validate_key
 from genstudio.core.services.generation.submitted import Submitted
+from genstudio.entrypoints.http.bodies import strict_json
 from genstudio.entrypoints.http.deps import ClockDep, PrincipalDep, TrainingDep
 from genstudio.entrypoints.http.training.jobs_schemas import (
     EventItem,
@@ -67,7 +68,9 @@ class TrainingController(Controller):
         ],
     ) -> Response[bytes]:
         key = validate_key(idempotency_key)
-        request_hash = request_fingerprint("POST", "/v1/training", await request.body())
+        body = await request.body()
+        request_hash = request_fingerprint("POST", "/v1/training", body)
+        data = strict_json(body, TrainingRequest)  # "steps": "1000" and 1000.0 are no integers
         with _wire_fields():
             result = await training.submit(
                 user_id=principal.user_id,
