@@ -29,6 +29,7 @@ from genstudio.entrypoints.http.openapi import declare, operation_id
 from genstudio.entrypoints.http.problems import EXCEPTION_HANDLERS
 from genstudio.entrypoints.http.purchases.controller import PurchasesController
 from genstudio.entrypoints.http.purchases.webhooks import apple_webhook, google_webhook
+from genstudio.entrypoints.http.query import UnknownQuery, record
 from genstudio.entrypoints.http.realtime.controller import realtime
 from genstudio.entrypoints.http.routing import App
 from genstudio.entrypoints.http.safety.controller import ModerationController, SafetyController
@@ -86,10 +87,12 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         # a stalled database or cache: 503 + Retry-After instead of a hung request;
-        # then the rate limits: after routing, before any body is read (entrypoints/http/limits.py)
+        # then the rate limits: after routing, before any body is read (entrypoints/http/limits.py);
+        # then a query parameter the route does not take is refused (query.py)
         middleware=[
             DefineMiddleware(Deadline, seconds=settings.server.request_deadline),
             RateLimits,
+            UnknownQuery,
         ],
         # our forms have at most 8 parts; a form of more is refused (413) as it streams
         multipart_form_part_limit=MAX_FORM_PARTS,
@@ -112,6 +115,7 @@ def create_app(settings: Settings, *, runtime_opener: RuntimeOpener | None = Non
         ),
     )
     declare(app)  # problem responses, byte bodies, forms, public routes (openapi.py)
+    record(app, app.openapi_schema)  # each route takes the query parameters it documents
     instrument(app, settings)  # request metrics; errors to Sentry with SENTRY_DSN (issue #20)
     # an access line and an X-Request-Id for every request, the deadline's 503 included
     return access.install(app)

@@ -8,9 +8,10 @@ controller repeating it:
   (``generateImage``, ``getJob``), from :data:`OPERATION_IDS`, else the handler's name;
 - the problem+json answers a route can really give (:func:`problem_statuses`): 401 where
   the handler takes the principal, 429 where the rate limits count it, 400/413/422 where
-  it reads a body, 404 where its path names something, 431 and 503 everywhere, and what
-  a use case adds (:data:`EXTRA_PROBLEMS`: 402 for what holds credits, 409 for keys and
-  finished jobs, ...), all as the shared ``Problem`` schema;
+  it reads a body, 404 where its path names something, 431, 503 and 422 (a query
+  parameter the route does not take) everywhere, and what a use case adds
+  (:data:`EXTRA_PROBLEMS`: 402 for what holds credits, 409 for keys and finished
+  jobs, ...), all as the shared ``Problem`` schema;
 - bodies Litestar sees as bytes (a submission's 202 is the job, :data:`BODIES`) and the
   parts of multipart forms (:data:`FORMS`);
 - ``security: []`` on routes that take no token (health, webhooks, signed media),
@@ -20,6 +21,7 @@ controller repeating it:
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any, get_args
 
 import msgspec
@@ -46,6 +48,8 @@ from genstudio.core.model.job_params import (
 )
 from genstudio.core.model.notifications import _EXPO_TOKEN, Platform
 from genstudio.entrypoints.http.generation.schemas import JobResponse
+from genstudio.entrypoints.http.openapi_fields import complete as complete_fields
+from genstudio.entrypoints.http.openapi_fields import field_limits
 from genstudio.entrypoints.http.problems import PROBLEM_JSON, Problem
 from genstudio.entrypoints.http.training.jobs_schemas import TrainingResponse
 
@@ -117,6 +121,15 @@ EXTRA_PROBLEMS: dict[str, frozenset[int]] = {
     "appleWebhook": frozenset({400, 401}),
     "googleWebhook": frozenset({401}),
     "runpodWebhook": frozenset({401, 404}),
+    # social writes: a suspended account (403); another's or no asset (404), an asset
+    # published already or a username taken (409); an open report of mine on the target
+    # or a report closed already (409)
+    "publish": frozenset({403, 404, 409}),
+    "comment": frozenset({403}),
+    "like": frozenset({403}),
+    "editProfile": frozenset({409}),
+    "report": frozenset({404, 409}),
+    "resolve": frozenset({409}),
 }
 
 #: what each problem status means, for the document's readers
@@ -130,7 +143,8 @@ MEANING: dict[int, str] = {
     409: "A request with this Idempotency-Key is in flight, or the state forbids it",
     413: "The body is larger than this route accepts, or has too many parts (`too_large`)",
     416: "The byte range is past the end of the object",
-    422: "A field is wrong (`invalid_input`); `field` names it",
+    422: "A field is wrong, or a query parameter the route does not take (`invalid_input`);"
+    " `field` names it",
     429: "A rate budget is spent (`rate_limited`): retry after `Retry-After` seconds",
     431: "The request line and headers exceed 64 KiB or 100 fields (`headers_too_large`)",
     503: "A backing service is down or stalled (`unavailable`): retry after `Retry-After`",
@@ -162,8 +176,17 @@ NOT_PROBLEMS: dict[str, dict[int, tuple[str, str]]] = {
     "getReadiness": {503: ("application/json", "Health")},  # which check is down
 }
 
+#: field limits the core enforces (core/model/job_params.py), on the request schemas
+_NO_CONTROL = "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*"
+#: something that draws: not a space, control, zero-width, bidi mark or blank letter
+_VISIBLE = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u034f\\u115f\\u1160\\u180e\\u200b-\\u200f\\u2028-\\u202f\\u205f-\\u206f\\u2800\\u3000\\u3164\\ufeff\\uffa0]"
+_PROMPT = {
+    "minLength": 1,
+    "maxLength": MAX_PROMPT,
+    "pattern": f"^{_NO_CONTROL}{_VISIBLE}{_NO_CONTROL}$",
+}
+_NEGATIVE_PROMPT = {"maxLength": MAX_PROMPT, "pattern": f"^{_NO_CONTROL}$"}
 _BINARY = {"type": "string", "format": "binary"}
-_TEXT_LIMIT = {"type": "string", "maxLength": 2000}
 
 
 def _image(description: str) -> dict[str, Any]:
@@ -179,10 +202,10 @@ FORMS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {
             "model": {"type": "string", "description": "An `edit` model of /v1/models"},
-            "prompt": {**_TEXT_LIMIT, "minLength": 1},
-            "negativePrompt": _TEXT_LIMIT,
+            "prompt": {"type": "string", **_PROMPT},
+            "negativePrompt": {"type": "string", **_NEGATIVE_PROMPT},
             "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-            "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.85},
+            "strength": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.85},
             "image": _image("The picture to edit (PNG, JPEG, WebP; at most 20 MB)"),
             "mask": _image("Where to repaint: white repaints, black keeps"),
         },
@@ -199,8 +222,8 @@ FORMS: dict[str, dict[str, Any]] = {
                 "default": "text",
                 "description": "`image` needs `image`; `keyframes` needs both frames",
             },
-            "prompt": {**_TEXT_LIMIT, "minLength": 1},
-            "negativePrompt": _TEXT_LIMIT,
+            "prompt": {"type": "string", **_PROMPT},
+            "negativePrompt": {"type": "string", **_NEGATIVE_PROMPT},
             "durationSeconds": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5},
             "resolution": {"type": "string", "enum": ["480p", "720p"], "default": "480p"},
             "fps": {"type": "integer", "minimum": 8, "maximum": 30, "default": 16},
@@ -226,21 +249,12 @@ FORMS: dict[str, dict[str, Any]] = {
 
 #: what Litestar gives a handler by name, never read from the request
 _RESERVED = frozenset({"data", "request", "self", "state", "scope", "headers", "cookies", "socket"})
-#: field limits the core enforces (core/model/job_params.py), on the request schemas
-_NO_CONTROL = "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*"
-#: something that draws: not a space, control, zero-width, bidi mark or blank letter
-_VISIBLE = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u034f\\u115f\\u1160\\u180e\\u200b-\\u200f\\u2028-\\u202f\\u205f-\\u206f\\u2800\\u3000\\u3164\\ufeff\\uffa0]"
-_PROMPT = {
-    "minLength": 1,
-    "maxLength": MAX_PROMPT,
-    "pattern": f"^{_NO_CONTROL}{_VISIBLE}{_NO_CONTROL}$",
-}
 _TIME = "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?$"
 _SIDE = {"minimum": MIN_SIDE, "maximum": MAX_SIDE, "multipleOf": 8}
 LIMITS: dict[str, dict[str, dict[str, Any]]] = {
     "ImageRequest": {
         "prompt": _PROMPT,
-        "negativePrompt": {"maxLength": MAX_PROMPT, "pattern": f"^{_NO_CONTROL}$"},
+        "negativePrompt": _NEGATIVE_PROMPT,
         "width": _SIDE,
         "height": _SIDE,
         "count": {"minimum": 1, "maximum": 4},
@@ -294,7 +308,9 @@ def takes_token(handler: HTTPRouteHandler) -> bool:
 
 def problem_statuses(handler: HTTPRouteHandler, op_id: str, path: str) -> frozenset[int]:
     """The problem statuses a route can answer, from what its handler reads."""
-    statuses = {431, 503}  # every request: the head's limits, the request deadline
+    # every request: the head's limits, the request deadline, a query parameter the route
+    # does not take (query.py)
+    statuses = {422, 431, 503}
     parameters = handler.parsed_fn_signature.parameters
     if not path.startswith(("/health/", "/schema")):
         statuses.add(429)
@@ -346,6 +362,7 @@ def declare(app: Litestar) -> None:
             handler.responses = {**specs, **(handler.responses or {})}
     document = app.openapi_schema
     _strict_bodies(app, document)
+    complete_fields(document)  # one of two fields, a map's keys, a free-form query
     for path_item in document.paths.values() if document.paths else ():
         for verb in ("get", "head", "post", "put", "patch", "delete"):
             operation: Operation | None = getattr(path_item, verb)
@@ -412,7 +429,7 @@ def _strict_bodies(app: Litestar, document: Any) -> None:
                 continue
             if struct.__struct_config__.forbid_unknown_fields:
                 schema.additional_properties = False
-            for name, extra in LIMITS.get(struct.__name__, {}).items():
+            for name, extra in _limits().get(struct.__name__, {}).items():
                 target = (schema.properties or {}).get(name)
                 for variant in [target, *(getattr(target, "one_of", None) or ())]:
                     if getattr(variant, "type", None) not in (None, OpenAPIType.NULL):
@@ -425,6 +442,15 @@ _ATTRIBUTE = {
     "maxLength": "max_length",
     "multipleOf": "multiple_of",
 }
+
+
+@cache
+def _limits() -> dict[str, dict[str, dict[str, Any]]]:
+    """:data:`LIMITS` and the social, safety and notification fields' (openapi_fields.py)."""
+    merged = {name: dict(fields) for name, fields in LIMITS.items()}
+    for name, fields in field_limits().items():
+        merged.setdefault(name, {}).update(fields)
+    return merged
 
 
 def _structs(annotation: Any, depth: int = 0) -> list[type[msgspec.Struct]]:

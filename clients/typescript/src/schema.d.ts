@@ -1077,6 +1077,12 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Action
+         * @description What an operator does with a report.
+         * @enum {string}
+         */
+        Action: "remove_content" | "restore" | "suspend_user" | "dismiss";
         /** AdminReport */
         AdminReport: {
             /** Format: uuid */
@@ -1215,6 +1221,12 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /**
+         * ContentFilter
+         * @description What a user asked not to see (applied once the moderation labels land).
+         * @enum {string}
+         */
+        ContentFilter: "mature" | "violence" | "spoilers";
         /** CountsResponse */
         CountsResponse: {
             posts: number;
@@ -1235,7 +1247,7 @@ export interface components {
         /** EditPostRequest */
         EditPostRequest: {
             caption?: string;
-            visibility?: string;
+            visibility?: components["schemas"]["Visibility"];
         };
         /** ErrorItem */
         ErrorItem: {
@@ -1262,6 +1274,12 @@ export interface components {
             width: number;
             height: number;
         };
+        /**
+         * FeedSort
+         * @default new
+         * @enum {string}
+         */
+        FeedSort: "new" | "top";
         /** GooglePurchaseRequest */
         GooglePurchaseRequest: {
             productId: string;
@@ -1376,7 +1394,15 @@ export interface components {
             ids?: string[] | null;
             /** @default false */
             all?: boolean;
-        };
+        } & ({
+            /** @constant */
+            all: true;
+            ids?: null;
+        } | {
+            /** @constant */
+            all?: false;
+            ids: string[];
+        });
         /** MarkReadResponse */
         MarkReadResponse: {
             marked: number;
@@ -1391,6 +1417,11 @@ export interface components {
             subscriptionTier: string;
             subscriptionExpiresAt: string | null;
         };
+        /**
+         * MediaKind
+         * @enum {string}
+         */
+        MediaKind: "image" | "video";
         /** MediaResponse */
         MediaResponse: {
             kind: string;
@@ -1440,6 +1471,17 @@ export interface components {
             items: components["schemas"]["NotificationItem"][];
             nextCursor: string | null;
             unread: number;
+        };
+        /** NotificationPreferencesPatch */
+        NotificationPreferencesPatch: {
+            channels?: {
+                [key: string]: {
+                    [key: string]: boolean;
+                };
+            };
+            quietHours?: components["schemas"]["QuietHoursBody"] | null;
+            timeZone?: string;
+            language?: "en" | "de" | "es";
         };
         /** PerImagePriceItem */
         PerImagePriceItem: {
@@ -1591,7 +1633,13 @@ export interface components {
             displayName?: string | null;
             bio?: string | null;
             isPrivate?: boolean;
-            preferences?: components["schemas"]["social_schemas_PreferencesPatch"];
+            preferences?: components["schemas"]["ProfilePreferencesPatch"];
+        };
+        /** ProfilePreferencesPatch */
+        ProfilePreferencesPatch: {
+            language?: ("de" | "en" | "es" | "fr" | "it" | "ja" | "ko" | "pt" | "zh") | null;
+            contentFilters?: components["schemas"]["ContentFilter"][];
+            analytics?: boolean;
         };
         /** ProfileResponse */
         ProfileResponse: {
@@ -1617,7 +1665,7 @@ export interface components {
         PublishRequest: {
             /** Format: uuid */
             assetId: string;
-            visibility: string;
+            visibility: components["schemas"]["Visibility"];
             /** @default  */
             caption?: string;
         };
@@ -1671,12 +1719,17 @@ export interface components {
         ReportList: {
             items: components["schemas"]["ReportResponse"][];
         };
+        /**
+         * ReportReason
+         * @enum {string}
+         */
+        ReportReason: "spam" | "nudity" | "violence" | "harassment" | "hate" | "self_harm" | "illegal" | "intellectual_property" | "impersonation" | "other";
         /** ReportRequest */
         ReportRequest: {
-            targetType: string;
+            targetType: components["schemas"]["TargetKind"];
             /** Format: uuid */
             targetId: string;
-            reason: string;
+            reason: components["schemas"]["ReportReason"];
             details?: string | null;
         };
         /** ReportResponse */
@@ -1693,9 +1746,14 @@ export interface components {
             createdAt: string;
             resolvedAt: string | null;
         };
+        /**
+         * ReportStatus
+         * @enum {string}
+         */
+        ReportStatus: "open" | "resolved" | "dismissed";
         /** ResolveRequest */
         ResolveRequest: {
-            action: string;
+            action: components["schemas"]["Action"];
             note?: string | null;
         };
         /** SampleItem */
@@ -1787,6 +1845,11 @@ export interface components {
             nextAllowanceAt: string | null;
             nextAllowanceCredits: number;
         };
+        /**
+         * TargetKind
+         * @enum {string}
+         */
+        TargetKind: "post" | "comment" | "user";
         /** TrainedModelItem */
         TrainedModelItem: {
             /** Format: uuid */
@@ -1864,6 +1927,11 @@ export interface components {
             postsHidden: boolean;
             nextCursor: string | null;
         };
+        /**
+         * Visibility
+         * @enum {string}
+         */
+        Visibility: "public" | "unlisted";
         /** WebhookAck */
         WebhookAck: {
             accepted: boolean;
@@ -1877,23 +1945,6 @@ export interface components {
             kind: string;
             actions: string[];
             users?: string[];
-        };
-        /** PreferencesPatch */
-        notifications_schemas_PreferencesPatch: {
-            channels?: {
-                [key: string]: {
-                    [key: string]: boolean;
-                };
-            };
-            quietHours?: components["schemas"]["QuietHoursBody"] | null;
-            timeZone?: string;
-            language?: string;
-        };
-        /** PreferencesPatch */
-        social_schemas_PreferencesPatch: {
-            language?: string | null;
-            contentFilters?: string[];
-            analytics?: boolean;
         };
     };
     responses: never;
@@ -1934,7 +1985,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1999,6 +2050,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A rate budget is spent (`rate_limited`): retry after `Retry-After` seconds */
             429: {
                 headers: {
@@ -2046,6 +2106,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2120,7 +2189,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2187,6 +2256,15 @@ export interface operations {
             };
             /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2279,7 +2357,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2346,6 +2424,15 @@ export interface operations {
             };
             /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2429,7 +2516,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2564,7 +2651,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2690,7 +2777,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2843,7 +2930,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2919,7 +3006,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2995,7 +3082,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3060,6 +3147,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A rate budget is spent (`rate_limited`): retry after `Retry-After` seconds */
             429: {
                 headers: {
@@ -3107,6 +3203,15 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request line and headers exceed 64 KiB or 100 fields (`headers_too_large`) */
             431: {
                 headers: {
@@ -3143,6 +3248,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The request line and headers exceed 64 KiB or 100 fields (`headers_too_large`) */
@@ -3223,7 +3337,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3318,7 +3432,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3414,7 +3528,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3510,7 +3624,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3575,6 +3689,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A rate budget is spent (`rate_limited`): retry after `Retry-After` seconds */
             429: {
                 headers: {
@@ -3624,6 +3747,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3726,7 +3858,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3784,6 +3916,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3869,7 +4010,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3944,7 +4085,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4020,7 +4161,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4094,7 +4235,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4159,6 +4300,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A rate budget is spent (`rate_limited`): retry after `Retry-After` seconds */
             429: {
                 headers: {
@@ -4197,7 +4347,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["notifications_schemas_PreferencesPatch"];
+                "application/json": components["schemas"]["NotificationPreferencesPatch"];
             };
         };
         responses: {
@@ -4237,7 +4387,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4305,7 +4455,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4392,7 +4542,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4479,7 +4629,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4553,7 +4703,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4611,6 +4761,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4685,7 +4844,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4761,7 +4920,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4819,6 +4978,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4891,7 +5059,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4998,7 +5166,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5115,7 +5283,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5173,6 +5341,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5258,7 +5435,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5316,6 +5493,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5393,7 +5579,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5486,7 +5672,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5527,7 +5713,7 @@ export interface operations {
     content: {
         parameters: {
             query?: {
-                kind?: string | null;
+                kind?: components["schemas"]["MediaKind"] | null;
                 cursor?: string | null;
             };
             header?: never;
@@ -5554,7 +5740,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5612,6 +5798,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5688,6 +5883,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A request with this Idempotency-Key is in flight, or the state forbids it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than this route accepts, or has too many parts (`too_large`) */
             413: {
                 headers: {
@@ -5697,7 +5901,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5764,7 +5968,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5822,6 +6026,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5898,7 +6111,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5978,6 +6191,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such resource, or another user's (`not_found`) */
             404: {
                 headers: {
@@ -5996,7 +6218,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6070,7 +6292,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6146,7 +6368,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6220,7 +6442,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6318,7 +6540,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6359,8 +6581,8 @@ export interface operations {
     feed: {
         parameters: {
             query?: {
-                sort?: string;
-                kind?: string | null;
+                sort?: components["schemas"]["FeedSort"];
+                kind?: components["schemas"]["MediaKind"] | null;
                 cursor?: string | null;
             };
             header?: never;
@@ -6387,7 +6609,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6452,6 +6674,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such resource, or another user's (`not_found`) */
             404: {
                 headers: {
@@ -6461,7 +6692,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6535,7 +6766,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6613,6 +6844,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not allowed (`forbidden`): an operations route without a service-role token; generation suspended after repeated moderation refusals (`generation_suspended`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource, or another user's (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with this Idempotency-Key is in flight, or the state forbids it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than this route accepts, or has too many parts (`too_large`) */
             413: {
                 headers: {
@@ -6622,7 +6880,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6698,7 +6956,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6774,7 +7032,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6852,7 +7110,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6926,7 +7184,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7000,7 +7258,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7065,6 +7323,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A rate budget is spent (`rate_limited`): retry after `Retry-After` seconds */
             429: {
                 headers: {
@@ -7114,6 +7381,15 @@ export interface operations {
             };
             /** @description Missing, malformed, forged or expired token (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7190,6 +7466,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No such resource, or another user's (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with this Idempotency-Key is in flight, or the state forbids it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than this route accepts, or has too many parts (`too_large`) */
             413: {
                 headers: {
@@ -7199,7 +7493,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7275,7 +7569,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7316,7 +7610,7 @@ export interface operations {
     reports: {
         parameters: {
             query?: {
-                status?: string | null;
+                status?: components["schemas"]["ReportStatus"] | null;
                 cursor?: string | null;
             };
             header?: never;
@@ -7352,7 +7646,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7450,6 +7744,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A request with this Idempotency-Key is in flight, or the state forbids it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than this route accepts, or has too many parts (`too_large`) */
             413: {
                 headers: {
@@ -7459,7 +7762,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7499,7 +7802,12 @@ export interface operations {
     };
     sharePage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Whatever a shared link picked up on its way (`utm_source`, `fbclid`, ...): ignored */
+                tracking?: {
+                    [key: string]: string;
+                };
+            };
             header?: never;
             path: {
                 share_id: string;
@@ -7526,7 +7834,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7594,7 +7902,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7662,7 +7970,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7730,7 +8038,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7798,7 +8106,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A field is wrong (`invalid_input`); `field` names it */
+            /** @description A field is wrong, or a query parameter the route does not take (`invalid_input`); `field` names it */
             422: {
                 headers: {
                     [name: string]: unknown;
