@@ -152,9 +152,7 @@ def test_the_stand_in_takes_single_events_on_capture_paths_gzipped(
     one = {"api_key": KEY, "event": "x", "properties": {"distinct_id": "u1"}}
     for path in ("/capture/", "/i/v0/e/"):
         body = gzip.compress(json.dumps(one).encode())
-        answer = httpx.post(
-            f"{posthog.url}{path}", content=body, params={"compression": "gzip-js"}
-        )
+        answer = httpx.post(f"{posthog.url}{path}", content=body, params={"compression": "gzip-js"})
         assert answer.status_code == 200 and answer.json() == {"status": 1}
     assert [e["distinct_id"] for e in posthog.events] == ["u1", "u1"]
     wrong = httpx.post(f"{posthog.url}/batch/", json={"api_key": "nope", "batch": [one]})
