@@ -8,6 +8,7 @@ there every API process) and where a user's recent history is kept.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -139,7 +140,7 @@ def replay_after(
     return missed, trimmed or expired
 
 
-class RealtimeHub:
+class RealtimeHub(abc.ABC):
     """This process's connections by user, and the port's ``publish``: the base of both
     backends. ``queue_limit``: live events one connection may have waiting;
     ``history``: events kept per user for a reconnect, for ``history_ttl`` seconds."""
@@ -154,14 +155,14 @@ class RealtimeHub:
     def connections(self) -> int:
         return sum(len(s) for s in self._subscriptions.values())
 
+    @abc.abstractmethod
     async def publish(
         self, user_id: uuid.UUID, event_type: str, payload: Mapping[str, object]
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
 
+    @abc.abstractmethod
     async def history(self, user_id: uuid.UUID) -> list[Event]:
         """The user's retained events, oldest first (at most ``history_limit``)."""
-        raise NotImplementedError
 
     async def subscribe(
         self, user_id: uuid.UUID, last_event_id: str | None = None
@@ -201,6 +202,6 @@ class RealtimeHub:
         for subscription in tuple(subs):
             subscription.offer(event, text)
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - a hook: the in-process hub runs nothing
         """Stop what the backend runs (a reader, a flush); the connections end with
         the server."""
