@@ -5,7 +5,9 @@ temporary files), and the handlers then read every file into memory whatever its
 size. The upload routes instead take the ``Request`` and call :func:`read_form` once
 their free checks passed (the rate limits, the balance, the photo set's room): it
 parses ``request.stream()`` chunk by chunk (``multipart``'s push parser, the one
-Litestar uses) and keeps of each known part at most its limit. A part that grows past
+Litestar uses) and keeps of each known part at most its limit: a file part in a
+temporary file once it passes :data:`SPOOL_IN_MEMORY` (uploads stream to disk, not
+memory), a text part in memory. A part that grows past
 its limit is refused at that moment, 413 ``too_large`` naming the part, without
 reading on; the route's ``request_max_body_size`` still bounds the body as a whole
 (413 naming ``body``), and so does the number of parts.
@@ -18,6 +20,7 @@ files sent as text and texts sent as files.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,18 +59,46 @@ class FormSpec(msgspec.Struct, frozen=True, kw_only=True):
         return cls(texts=dict.fromkeys(texts, TEXT_LIMIT), files=dict(files), max_parts=max_parts)
 
 
-class FilePart(msgspec.Struct, frozen=True, kw_only=True):
-    data: bytes
-    #: the part's own Content-Type; None when it declared none (React Native's
-    #: FormData without a ``type``): then the bytes decide
-    content_type: str | None
-    #: SHA-256 of ``data``, hex (what an Idempotency-Key's fingerprint holds)
-    digest: str
+class FilePart:
+    """A file part as it arrived: its bytes are on disk (spooled above
+    :data:`SPOOL_IN_MEMORY`), read when the route asks for :attr:`data`, after the form
+    is read whole; the temporary file goes with this object."""
+
+    __slots__ = ("_spool", "content_type", "digest", "size")
+
+    def __init__(
+        self,
+        spool: tempfile.SpooledTemporaryFile[bytes],
+        *,
+        size: int,
+        content_type: str | None,
+        digest: str,
+    ) -> None:
+        self._spool = spool
+        self.size = size
+        #: the part's own Content-Type; None when it declared none (React Native's
+        #: FormData without a ``type``): then the bytes decide
+        self.content_type = content_type
+        #: SHA-256 of the bytes, hex (what an Idempotency-Key's fingerprint holds)
+        self.digest = digest
+
+    @property
+    def data(self) -> bytes:
+        self._spool.seek(0)
+        return self._spool.read()
+
+    def __del__(self) -> None:
+        self._spool.close()
 
 
 class Form(msgspec.Struct, frozen=True):
     texts: dict[str, str]
     files: dict[str, FilePart]
+
+
+#: what of a file part stays in memory while it streams; past this its bytes go to a
+#: temporary file (many slow uploads at once hold disk, not memory: issue #19)
+SPOOL_IN_MEMORY = 256 * 1024
 
 
 class _Part:
@@ -77,19 +108,33 @@ class _Part:
         self.name: str = segment.name or ""
         self.segment = segment
         self.limit = limit  # None: not kept
-        self.buffer = bytearray()
+        self.size = 0
+        self.buffer = bytearray()  # a text part's bytes
+        # a file part's bytes: in memory up to SPOOL_IN_MEMORY, then on disk
+        self.spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+        if limit is not None and segment.filename:
+            self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - the FilePart closes it
         self.digest = hashlib.sha256()
 
     def add(self, chunk: bytes) -> None:
         if self.limit is None:
             return
-        if len(self.buffer) + len(chunk) > self.limit:
+        if self.size + len(chunk) > self.limit:
+            self.close()
             raise TooLarge(
                 f"{self.name} is larger than {_size(self.limit)}; nothing was kept",
                 field=self.name,
             )
-        self.buffer += chunk
+        self.size += len(chunk)
+        if self.spool is not None:
+            self.spool.write(chunk)
+        else:
+            self.buffer += chunk
         self.digest.update(chunk)
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
 
 
 def _size(limit: int) -> str:
@@ -175,10 +220,11 @@ def _finish(
 ) -> None:
     if part.limit is None:
         return
-    if part.segment.filename:
+    if part.spool is not None:
         declared = part.segment.header("Content-Type") is not None
         files[part.name] = FilePart(
-            data=bytes(part.buffer),
+            part.spool,
+            size=part.size,
             content_type=(part.segment.content_type or None) if declared else None,
             digest=part.digest.hexdigest(),
         )
