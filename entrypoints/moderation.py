@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from genstudio.adapters import nudenet
+from genstudio.adapters.imaging.frames import PyAvFrameSampler
 from genstudio.adapters.openai_moderation import OpenAIModerationClassifier
 from genstudio.core.services.moderation.rules import RuleListClassifier
 from genstudio.core.services.moderation.service import Moderation
@@ -13,6 +14,7 @@ from genstudio.entrypoints.settings import Settings
 from genstudio.ports.clock import Clock
 from genstudio.ports.moderation import Classifier
 from genstudio.ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.video import FrameSampler
 
 log = logging.getLogger("genstudio.moderation")
 
@@ -29,9 +31,11 @@ def build_moderation(
     classifiers: list[Classifier] = [
         RuleListClassifier(uow_factory, clock, refresh_seconds=m.rules_reload)
     ]
+    frames: FrameSampler | None = None
     if m.images == "nudenet":
         if nudenet.available():
             classifiers.append(nudenet.NudeNetClassifier())
+            frames = PyAvFrameSampler()  # a video's frames, not only its poster
         else:
             log.warning("nudenet is not installed: generated images are not classified locally")
     if m.openai_api_key:
@@ -43,4 +47,5 @@ def build_moderation(
         policy=m.policy,
         remote=m.openai_api_key is not None,
         fail_closed=m.fail_closed,
+        frames=frames,
     )

@@ -32,6 +32,7 @@ from genstudio.core.model.moderation import (
 from genstudio.ports.clock import Clock
 from genstudio.ports.moderation import Classifier, ModerationUnavailable
 from genstudio.ports.unit_of_work import UnitOfWorkFactory
+from genstudio.ports.video import FrameSampler
 
 log = logging.getLogger("genstudio.moderation")
 
@@ -52,6 +53,8 @@ class Moderation:
         strikes: StrikePolicy | None = None,
         remote: bool = False,
         fail_closed: bool = False,
+        frames: FrameSampler | None = None,
+        frames_per_video: int = 3,
     ) -> None:
         self.uow_factory = uow_factory
         self.clock = clock
@@ -62,6 +65,10 @@ class Moderation:
         #: (replay, balance) go first, as before any paid call
         self.remote = remote
         self.fail_closed = fail_closed
+        #: a generated video's frames, sampled over its length, are classified as its
+        #: poster is (None: the poster alone stands for the video)
+        self.frames = frames
+        self.frames_per_video = frames_per_video
 
     async def judge_text(self, text: str, surface: Surface) -> Decision:
         """The policy's decision on ``text``; no side effect."""
@@ -129,6 +136,26 @@ class Moderation:
         decision = await self.judge_image(data, content_type, surface)
         if decision.refused:
             await self._refuse(decision, surface, user_id, field, reference)
+
+    async def check_video(
+        self,
+        video: bytes,
+        surface: Surface,
+        *,
+        user_id: uuid.UUID | None,
+        field: str,
+        reference: str | None = None,
+    ) -> None:
+        """``frames_per_video`` frames spread over the MP4 ``video``, each checked as
+        :meth:`check_image` checks a picture: the first refused raises ContentRefused
+        naming ``field`` (one strike: the request's reference). Nothing without a
+        frame sampler, or without an image classifier to look at frames."""
+        if self.frames is None or not self.classifiers:
+            return
+        for frame in await self.frames.sample(video, self.frames_per_video):
+            await self.check_image(
+                frame, "image/png", surface, user_id=user_id, field=field, reference=reference
+            )
 
     async def check_prompt(
         self,

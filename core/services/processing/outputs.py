@@ -128,8 +128,8 @@ class OutputHandler(Protocol):
 
 class MediaOutputs:
     """The common part of handlers whose outputs become media rows. ``moderation``:
-    each image (a video's poster frame) is checked before anything of it is stored
-    (issue #19); None checks nothing."""
+    each image (a video's poster frame and frames sampled over its length) is checked
+    before anything of it is stored (issue #19); None checks nothing."""
 
     def __init__(
         self,
@@ -237,8 +237,12 @@ class VideoOutputs(MediaOutputs):
         frame = await files.fetch(poster, "image/png")
         if png_dimensions(frame) is None:
             raise InvalidInput("the provider's poster frame is not a PNG image")
-        # the poster stands for the video: one sampled frame is what is classified
+        # the poster, then frames sampled over the video's length (issue #19)
         await self.moderated(job, frame)
+        if self.moderation is not None:
+            await self.moderation.check_video(
+                data, Surface.OUTPUT, user_id=job.user_id, field="output", reference=f"job:{job.id}"
+            )
         media_id = new_id()
         key = storage_key(job.user_id, media_id, "mp4")
         thumbnail = poster_key(key)
