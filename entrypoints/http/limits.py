@@ -36,7 +36,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from genstudio.core.model.errors import Unauthorized
-from genstudio.core.model.limits import Limit, Operation, RateLimited, Usage
+from genstudio.core.model.limits import Limit, Operation, RateLimited, RatePolicy, Usage
 from genstudio.core.model.profiles import SubscriptionTier
 from genstudio.core.services.limits import refuse_if_spent, spend, tier_of
 from genstudio.entrypoints.containers import AppContainer
@@ -103,6 +103,11 @@ class RateLimits:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._tiers: dict[uuid.UUID, tuple[SubscriptionTier, float]] = {}
+        # addresses with a refused token in this process, until when (monotonic): only
+        # they are checked against the failed-authentication budget before verifying,
+        # a Redis round trip the other requests skip (another process's refusals reach
+        # this one's count at its first refusal of the address: one verification more)
+        self._failed: dict[str, float] = {}
         self._uploads: asyncio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,16 +170,30 @@ class RateLimits:
             return None
         policy = container.settings().rate.policy
         counter = container.rate_counter()
-        await refuse_if_spent(counter, policy, Operation.FAILED_AUTH, ip=ip)
+        failed_until = self._failed.get(ip)
+        if failed_until is not None:
+            if failed_until > time.monotonic():
+                await refuse_if_spent(counter, policy, Operation.FAILED_AUTH, ip=ip)
+            else:
+                del self._failed[ip]
         state = scope.setdefault("state", {})
         try:
             principal: Principal = await container.verifier().verify(token)
         except Unauthorized as exc:
             state[PRINCIPAL_STATE] = exc  # the handler answers 401 without verifying again
+            self._remember_failure(ip, policy)
             await spend(counter, policy, Operation.FAILED_AUTH, ip=ip)
             return None
         state[PRINCIPAL_STATE] = principal
         return principal
+
+    def _remember_failure(self, ip: str, policy: RatePolicy) -> None:
+        budget = policy.ips.get(Operation.FAILED_AUTH)
+        if budget is None:
+            return
+        if len(self._failed) >= _TIERS_KEPT:
+            self._failed.pop(next(iter(self._failed)))
+        self._failed[ip] = time.monotonic() + budget.seconds
 
     async def _tier(self, container: AppContainer, user_id: uuid.UUID) -> SubscriptionTier:
         now = time.monotonic()
