@@ -68,12 +68,22 @@ class Service:
                 if proc.poll() is not None:
                     raise AssertionError(f"{name} exited early:\n{self.logs(name)}")
             try:
-                if httpx.get(f"{self.base}/health/ready", timeout=2).status_code == 200:
-                    return
+                ready = httpx.get(f"{self.base}/health/ready", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
+                ready = False
+            # a worker reads the queue once it says so: a job sent before its consumer
+            # group exists waits for a reconciler pass (which these tests do not run)
+            if ready and ("worker" not in self.procs or self.said("worker", "worker listening")):
+                return
             time.sleep(0.2)
-        raise AssertionError(f"not ready after {timeout}s:\n{self.logs('api')}")
+        raise AssertionError(
+            f"not ready after {timeout}s:\n{self.logs('api')}\n{self.logs('worker')}"
+        )
+
+    def said(self, name: str, text: str) -> bool:
+        """Whether the process's whole log holds ``text``."""
+        path = self.log_dir / f"{name}.log"
+        return path.exists() and text in path.read_text(errors="replace")
 
     def logs(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
