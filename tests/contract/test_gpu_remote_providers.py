@@ -46,7 +46,7 @@ from tests.standins.modal import ModalStandin
 from tests.standins.modal_worker import ModalWorkerStandin
 from tests.standins.runpod import RunpodStandin
 
-TIMEOUT = 0.5
+TIMEOUT = 2.0  # a call under two parallel test workers may take a while; the slow knob is 3 s
 FAST_BACKOFF = Backoff(retries=3, base=0.02, cap=0.1, max_retry_after=2.0)
 Kind = Literal["runpod", "modal"]
 #: who answers: the stand-in acting the worker out, or our GPU worker (gpu_worker/)
@@ -264,7 +264,7 @@ async def test_a_slow_answer_is_provider_unavailable_within_the_timeout(remote: 
     with pytest.raises(ProviderUnavailable, match="timed out"):
         await remote.provider.submit(image_request())
 
-    assert time.monotonic() - began < TIMEOUT + 0.4
+    assert time.monotonic() - began < TIMEOUT + 0.9
 
 
 @platform_only
