@@ -55,11 +55,11 @@ from bench.run import (
     loadavg,
     log,
     machine,
+    merged_load,
     mint_tokens,
     postgres_pids,
     python_speed_ms,
     quantiles,
-    quantiles_from_grids,
     service_env,
     start_api,
     user_id,
@@ -485,28 +485,7 @@ def wrk(ports: list[int], connections: int, duration: float, load: Path) -> dict
         for port, share in zip(ports, shares, strict=True)
         if share
     ]
-    parts = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=duration + 60)
-        line = next((x for x in out.decode().splitlines() if x.startswith("BENCH_JSON ")), None)
-        if line is None:
-            raise RuntimeError(f"wrk gave no result: {err.decode()[-2000:]}")
-        parts.append(json.loads(line.removeprefix("BENCH_JSON ")))
-    requests = sum(p["requests"] for p in parts)
-    seconds = max(p["duration_us"] for p in parts) / 1e6
-    errors = sum(
-        p[k]
-        for p in parts
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
-    return {
-        "requests": requests,
-        "seconds": round(seconds, 2),
-        "rps": round(requests / seconds, 1),
-        "errors": errors,
-        **quantiles_from_grids(parts),
-        "max_ms": round(max(p["max_us"] for p in parts) / 1000, 2),
-    }
+    return merged_load(procs, duration, "wrk")
 
 
 def pgbench(

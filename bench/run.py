@@ -317,6 +317,14 @@ def http_load(
                 args, cwd=ROOT, env=env_i, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         )
+    return merged_load(procs, duration, tool)
+
+
+def merged_load(procs: list[subprocess.Popen[bytes]], duration: float, tool: str) -> dict[str, Any]:
+    """The load generators' results (each prints one ``BENCH_JSON`` line: wrk through
+    its Lua script, bench/loadgen.py) as one: requests, rate, errors and latency
+    quantiles over all of them. A generator that outlives ``duration`` by a minute is
+    killed."""
     parts = []
     for proc in procs:
         try:
