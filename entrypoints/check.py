@@ -228,6 +228,7 @@ def problems(settings: Settings, env: Mapping[str, str]) -> list[Problem]:
     _apple(settings, env, found)
     _google(env, found)
     _providers(settings, env, found)
+    _classifier(settings, found)
     return list(found)
 
 
@@ -432,6 +433,27 @@ def _providers(settings: Settings, env: Mapping[str, str], found: _Found) -> Non
                 *others,
                 key,
             )
+
+
+def _classifier(settings: Settings, found: _Found) -> None:
+    m = settings.moderation
+    if m.classifier_url is None:
+        return
+    if m.images == "off":
+        found.warning(
+            "GENSTUDIO_CLASSIFIER_URL has no effect with GENSTUDIO_MODERATION_IMAGES=off "
+            "(images are not classified)",
+            "GENSTUDIO_CLASSIFIER_URL",
+            "GENSTUDIO_MODERATION_IMAGES",
+        )
+    host = urllib.parse.urlsplit(m.classifier_url).hostname or ""
+    if m.classifier_token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        found.warning(
+            f"users' images go to {host} without a token: set GENSTUDIO_CLASSIFIER_TOKEN "
+            "here and on `genstudio classifier` unless that network is private",
+            "GENSTUDIO_CLASSIFIER_URL",
+            "GENSTUDIO_CLASSIFIER_TOKEN",
+        )
 
 
 # -- the command ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The ``genstudio`` command: serve | worker | scheduler | migrate | token | credits grant | demo
-| openapi."""
+"""The ``genstudio`` command: serve | worker | scheduler | migrate | classifier | token |
+credits grant | demo | openapi | check | backup | restore."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
         "scheduler", help="run the Taskiq scheduler that drives the reconciler (needs REDIS_URL)"
     )
     sub.add_parser("migrate", help="apply database migrations")
+    classifier = sub.add_parser(
+        "classifier",
+        help="serve the image classifier (NudeNet) over HTTP for the API and workers "
+        "(they use it with GENSTUDIO_CLASSIFIER_URL)",
+    )
+    classifier.add_argument("--host", help="default: HOST, else 127.0.0.1")
+    classifier.add_argument(
+        "--port", type=int, help="default: GENSTUDIO_CLASSIFIER_PORT, else 8010"
+    )
     token = sub.add_parser("token", help="mint a Supabase-style access token (HS256)")
     token.add_argument("--user", type=_uuid, default=None, help="user id (default: a new one)")
     token.add_argument("--email")
@@ -126,6 +135,25 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+    )
+
+
+def _classifier(host: str | None, port: int | None) -> None:
+    import os
+
+    from genstudio.entrypoints.classifier import DEFAULT_PORT, run_classifier
+    from genstudio.entrypoints.settings.server import log_format
+
+    configure_logging(
+        os.environ.get("GENSTUDIO_LOG_LEVEL", "INFO").upper(),
+        log_format=log_format(os.environ.get("GENSTUDIO_LOG_FORMAT")),
+    )
+    env_port = os.environ.get("GENSTUDIO_CLASSIFIER_PORT", "").strip()
+    if port is None and env_port and not env_port.isdigit():
+        raise SystemExit("GENSTUDIO_CLASSIFIER_PORT must be a port number")
+    run_classifier(
+        host or os.environ.get("HOST") or "127.0.0.1",
+        port or (int(env_port) if env_port else DEFAULT_PORT),
     )
 
 
@@ -232,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
         from genstudio.entrypoints.check import run
 
         raise SystemExit(run(os.environ, quiet=args.quiet))
+    if args.command == "classifier":  # needs none of the service's settings
+        _classifier(args.host, args.port)
+        return
     settings = Settings.from_env()
     quiet = args.command in ("token", "demo", "openapi")
     configure_logging(

@@ -23,16 +23,26 @@ def build_moderation(
     settings: Settings, uow_factory: UnitOfWorkFactory, clock: Clock
 ) -> Moderation:
     """The operator's rule list always (texts; from the database, reloaded every
-    ``GENSTUDIO_MODERATION_RULES_RELOAD`` seconds); NudeNet for images when it is
-    installed and ``GENSTUDIO_MODERATION_IMAGES`` is not ``off`` (on this process's
-    CPUs, its model from the wheel); OpenAI's moderation endpoint only when
+    ``GENSTUDIO_MODERATION_RULES_RELOAD`` seconds); NudeNet for images unless
+    ``GENSTUDIO_MODERATION_IMAGES`` is ``off``: asked of ``genstudio classifier`` at
+    ``GENSTUDIO_CLASSIFIER_URL`` when set, else on this process's CPUs when it is
+    installed (its model from the wheel); OpenAI's moderation endpoint only when
     ``OPENAI_API_KEY`` is set (then ``remote``: the free checks go first)."""
     m = settings.moderation
     classifiers: list[Classifier] = [
         RuleListClassifier(uow_factory, clock, refresh_seconds=m.rules_reload)
     ]
     frames: FrameSampler | None = None
-    if m.images == "nudenet":
+    if m.images == "nudenet" and m.classifier_url is not None:
+        from genstudio.adapters.classifier_service import ClassifierServiceClient
+
+        classifiers.append(
+            ClassifierServiceClient(
+                m.classifier_url, token=m.classifier_token, timeout=m.classifier_timeout
+            )
+        )
+        frames = PyAvFrameSampler()
+    elif m.images == "nudenet":
         if nudenet.available():
             classifiers.append(nudenet.NudeNetClassifier())
             frames = PyAvFrameSampler()  # a video's frames, not only its poster

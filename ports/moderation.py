@@ -18,6 +18,11 @@ class ModerationUnavailable(Exception):
     model missing). The caller decides whether to go on without it."""
 
 
+class UnreadableImage(ModerationUnavailable):
+    """The bytes are not an image the classifier can decode (or one too large to
+    decode safely): the content's fault, not the classifier's."""
+
+
 class Classifier(Protocol):
     #: a short name for the logs and the labels' ``source`` (``rules``, ``openai``, …)
     name: str

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import TYPE_CHECKING
 
-import av
 from PIL import Image
+
+if TYPE_CHECKING:
+    import av
 
 
 class PyAvFrameSampler:
@@ -26,6 +29,8 @@ def sample_frames(video: bytes, count: int) -> list[bytes]:
     order, one frame held at a time."""
     if count <= 0:
         return []
+    import av  # with the first video: PyAV (~25 MiB) stays out of a process that sees none
+
     picked: list[bytes] = []
     try:
         with av.open(io.BytesIO(video), mode="r") as container:

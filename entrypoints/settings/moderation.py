@@ -19,7 +19,11 @@ class ModerationSettings(msgspec.Struct, frozen=True, kw_only=True):
     turned off; OpenAI's endpoint only with an ``OPENAI_API_KEY``: no text or image
     goes to a service the operator did not configure."""
 
-    PREFIXES: ClassVar[tuple[str, ...]] = ("GENSTUDIO_MODERATION_", "OPENAI_")
+    PREFIXES: ClassVar[tuple[str, ...]] = (
+        "GENSTUDIO_MODERATION_",
+        "GENSTUDIO_CLASSIFIER_",
+        "OPENAI_",
+    )
 
     #: the default thresholds with GENSTUDIO_MODERATION_THRESHOLDS' overrides
     #: (``sexual=0.7,avatar.sexual=0.4``)
@@ -29,6 +33,13 @@ class ModerationSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: seconds between checks that the operator's rule list changed
     rules_reload: float = 10.0
     images: Literal["nudenet", "off"] = "nudenet"
+    #: ``genstudio classifier``'s address: images are classified there (NudeNet in one
+    #: process per host) instead of in this process
+    classifier_url: str | None = None
+    #: the bearer that service asks for (its GENSTUDIO_CLASSIFIER_TOKEN)
+    classifier_token: str | None = None
+    #: seconds one image may take there, the wait for a free turn included
+    classifier_timeout: float = 10.0
     openai_api_key: str | None = None
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
 
@@ -45,11 +56,22 @@ class ModerationSettings(msgspec.Struct, frozen=True, kw_only=True):
         reload = e.number("GENSTUDIO_MODERATION_RULES_RELOAD", 10.0)
         if reload <= 0:
             raise SystemExit("GENSTUDIO_MODERATION_RULES_RELOAD must be a positive number")
+        timeout = e.number("GENSTUDIO_CLASSIFIER_TIMEOUT", 10.0)
+        if timeout <= 0:
+            raise SystemExit("GENSTUDIO_CLASSIFIER_TIMEOUT must be a positive number of seconds")
+        classifier_url = e.opt("GENSTUDIO_CLASSIFIER_URL")
+        if classifier_url is not None and not classifier_url.startswith(("http://", "https://")):
+            raise SystemExit(
+                f"GENSTUDIO_CLASSIFIER_URL must be an http(s) URL, not {classifier_url!r}"
+            )
         return cls(
             policy=policy,
             fail_closed=e.switch("GENSTUDIO_MODERATION_FAIL_CLOSED", False),
             rules_reload=reload,
             images="nudenet" if images == "nudenet" else "off",
+            classifier_url=classifier_url,
+            classifier_token=e.opt("GENSTUDIO_CLASSIFIER_TOKEN"),
+            classifier_timeout=timeout,
             openai_api_key=e.opt("OPENAI_API_KEY"),
             openai_base_url=e.text("OPENAI_MODERATION_BASE_URL", DEFAULT_OPENAI_BASE_URL),
         )
