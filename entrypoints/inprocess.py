@@ -10,16 +10,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from genstudio.adapters.memory.queue import InMemoryJobQueue
 from genstudio.core.services.processing.processor import JobProcessor
 from genstudio.core.services.reconcile import Reconciler
+from genstudio.ports.queue import JobQueue
 
 log = logging.getLogger("genstudio.worker")
 
 #: how long a stopping process lets its jobs in flight run on before handing them back
 STOP_GRACE_SECONDS = 5.0
+#: jobs one wake-up runs back to back before it hands over to a fresh wake-up (so one
+#: message cannot keep a consumer for ever while other kinds' messages wait)
+DRAIN_BUDGET = 10
+
+
+async def drain_woken(
+    processor: JobProcessor, queue: JobQueue, job_id: uuid.UUID, kind: str
+) -> int:
+    """A wake-up's work, for both workers: due jobs of ``kind`` back to back up to the
+    budget. Stopped at the budget rather than for want of due jobs, it sends a fresh
+    wake-up: the messages of the jobs it ran are spent, and the rest would otherwise
+    wait for the reconciler (for ever where no scheduler runs one)."""
+    ran = await processor.drain(kind, budget=DRAIN_BUDGET)
+    if ran >= DRAIN_BUDGET:
+        await queue.enqueue(job_id, kind=kind)
+    return ran
 
 
 class InProcessWorker:
@@ -47,7 +65,7 @@ class InProcessWorker:
         while True:
             job_id, kind, _ = await self.queue.messages.get()
             try:
-                await self.processor.drain(kind)
+                await drain_woken(self.processor, self.queue, job_id, kind)
             except Exception:
                 # the processor fails a job that crashes (with its id in the log); this
                 # is the claim itself failing (the database): the reconciler wakes

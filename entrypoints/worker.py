@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -18,11 +19,13 @@ from genstudio.adapters.redis import MAINTENANCE_STREAM, PROCESS_JOB_TASK, RECON
 from genstudio.core.services.processing.processor import JobProcessor
 from genstudio.core.services.reconcile import Reconciler
 from genstudio.entrypoints.containers import AppContainer
+from genstudio.entrypoints.inprocess import drain_woken
 from genstudio.entrypoints.maintenance import INTERVAL as MAINTENANCE_INTERVAL
 from genstudio.entrypoints.maintenance import store_maintenance
 from genstudio.entrypoints.observability import job_metrics
 from genstudio.entrypoints.runtime import open_runtime
 from genstudio.entrypoints.settings import Settings
+from genstudio.ports.queue import JobQueue
 
 log = logging.getLogger("genstudio.worker")
 
@@ -36,6 +39,7 @@ def register_tasks(
     *,
     reconcile_every: int = 5,
     container: AppContainer | None = None,
+    queue: JobQueue | None = None,
 ) -> None:
     """Tasks take ids, not objects, and load fresh state: redelivery is harmless.
 
@@ -45,7 +49,9 @@ def register_tasks(
     async def process_job(job_id: str, kind: str = "image") -> None:
         if processor is None:
             raise RuntimeError("jobs run in `genstudio worker`, not here")
-        ran = await processor.drain(kind)
+        if queue is None:
+            raise RuntimeError("a worker's process_job needs the queue, for its next wake-up")
+        ran = await drain_woken(processor, queue, uuid.UUID(job_id), kind)
         log.debug("woken", extra={"job_id": job_id, "kind": kind, "ran": ran})
 
     async def reconcile() -> None:
@@ -122,6 +128,7 @@ async def run_worker(settings: Settings, kinds: list[str] | None = None) -> None
             c.reconciler(),
             reconcile_every=round(settings.jobs.reconcile_interval),
             container=c,
+            queue=c.queue(),
         )
         finish = asyncio.Event()
         processor = c.processor()
