@@ -1,19 +1,23 @@
-"""The deployable release (issue #20), checked without a container engine (this machine
-has the docker client but no daemon, so no image is built here; CI's ``image`` job
-builds and starts it): the Dockerfile parses with Docker's own parser
-(``dockerfile``, a binding of moby/buildkit's) into a build stage that makes the wheel
-once and a slim runtime stage that installs it and runs as a non-root user; its process
-types are what the entrypoint turns into real ``genstudio`` commands, each after
-``genstudio check``; docker-compose.yml starts those process types against its Postgres
-and Redis with a configuration ``genstudio check`` accepts; the CI workflow runs
-``.ci/run`` with both services and builds the image; and the wheel, installed into a
-fresh environment, gives a working ``genstudio``."""
+"""The deployable release (issue #20), checked without a container engine (the image
+itself is built and run by ``deploy/smoke.sh``: CI's ``image`` job on Docker Hub's
+bases, and by hand against the Debian stand-ins of ``deploy/standin/``, docs/deploy.md):
+the Dockerfile parses with Docker's own parser (``dockerfile``, a binding of
+moby/buildkit's) into a build stage that makes the wheel once and a slim runtime stage
+that installs it and runs as a non-root user; its process types are what the entrypoint
+turns into real ``genstudio`` commands, each after ``genstudio check``;
+docker-compose.yml starts those process types against its Postgres and Redis with a
+configuration ``genstudio check`` accepts; the CI workflow runs ``.ci/run`` with both
+services, builds the image and runs the smoke script, which is valid bash (and
+shellcheck-clean where shellcheck is installed); the stand-ins' compose file swaps
+only images; and the wheel, installed into a fresh environment, gives a working
+``genstudio``."""
 
 from __future__ import annotations
 
 import io
 import os
 import re
+import shutil
 import subprocess
 import urllib.parse
 import zipfile
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import dockerfile  # type: ignore[import-not-found]  # a C extension without stubs
+import pytest
 import yaml  # type: ignore[import-untyped]  # litestar's dependency; no stubs installed
 
 from genstudio.entrypoints.check import describe, run
@@ -214,8 +219,65 @@ def test_the_ci_workflow_runs_ci_run_with_postgres_and_redis_and_builds_the_imag
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     built = [s for s in image["steps"] if s.get("uses", "").startswith("docker/build-push")]
     assert built and built[0]["with"]["context"] == "."
-    runs = "\n".join(s.get("run", "") for s in image["steps"])
-    assert "hadolint" in runs and "docker compose up" in runs and "/health/ready" in runs
+    assert built[0]["with"]["tags"] == "genstudio:local"  # what compose and the smoke run
+    runs = [s.get("run", "") for s in image["steps"]]
+    assert "hadolint" in "\n".join(runs)
+    smoke = [i for i, r in enumerate(runs) if r.strip() == "bash deploy/smoke.sh"]
+    assert smoke and smoke[0] > image["steps"].index(built[0])  # after the build, no rebuild
+    env = image["steps"][smoke[0]].get("env", {})
+    assert {"SUPABASE_JWT_SECRET", "GENSTUDIO_MEDIA_SECRET"} <= set(env)
+
+
+SMOKE = ROOT / "deploy" / "smoke.sh"
+
+
+def test_the_smoke_script_checks_the_image_and_the_stack_and_always_takes_it_down() -> None:
+    text = SMOKE.read_text()
+    assert os.access(SMOKE, os.X_OK)
+    checked = subprocess.run(["bash", "-n", str(SMOKE)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    for step in (
+        "{{.Config.User}}",  # the image's user ...
+        '"10001:10001"',
+        "--help",
+        '"$IMAGE" check',
+        "up --detach --no-build",
+        "/health/ready",
+        '"exited 0"',  # migrate, a one-shot, exited 0
+        "genstudio token --role service_role",
+        "/v1/admin/stats",
+        "/v1/generate/image",  # a job through the worker
+        "trap finish EXIT",
+        "down --volumes",
+    ):
+        assert step in text, step
+    for process in ("api", "worker", "scheduler"):
+        assert process in text.split("for service in", 1)[1].split(";", 1)[0]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_release_scripts_are_shellcheck_clean() -> None:
+    scripts = [
+        SMOKE,
+        ROOT / "deploy" / "docker-entrypoint.sh",
+        *(ROOT / "deploy" / "standin").glob("*.sh"),
+    ]
+    checked = subprocess.run(
+        ["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_stand_ins_compose_file_swaps_only_the_images_of_postgres_and_redis() -> None:
+    standin = yaml.safe_load((ROOT / "deploy" / "standin" / "compose.standin.yml").read_text())
+    assert set(standin) == {"services"}
+    assert {name: set(s) for name, s in standin["services"].items()} == {
+        "postgres": {"image"},
+        "redis": {"image"},
+    }
+    services = _compose()["services"]
+    assert services["postgres"]["image"] == "postgres:17"  # production: the official images
+    assert services["redis"]["image"] == "redis:7-alpine"
 
 
 def test_the_wheel_installs_into_a_fresh_environment_and_runs_genstudio(tmp_path: Path) -> None:
