@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from genstudio.adapters.posthog import PostHogAnalytics
 from genstudio.core.services.analytics import Tracker
 from genstudio.entrypoints.settings import Settings
 from genstudio.ports.unit_of_work import UnitOfWorkFactory
@@ -13,6 +12,8 @@ def build_analytics(settings: Settings, uow_factory: UnitOfWorkFactory) -> Track
     posthog = settings.posthog
     if posthog.api_key is None:
         return None
+    from genstudio.adapters.posthog import PostHogAnalytics
+
     return Tracker(PostHogAnalytics(posthog.api_key, host=posthog.host), uow_factory)
 
 

@@ -8,11 +8,11 @@ claims 60000x60000 is refused without allocating it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import warnings
 from typing import cast
 
-import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from genstudio.core.model.errors import InvalidInput
@@ -24,7 +24,16 @@ from genstudio.ports.imaging import (
     InspectedImage,
 )
 
-pillow_heif.register_heif_opener()
+
+@functools.cache
+def _heif_registered() -> None:
+    """Pillow reads HEIC/HEIF once pillow-heif's opener is registered: done with the
+    first such upload, so a process that never meets one (a worker) never loads
+    libheif (~7 MiB)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
 
 #: declared types that say nothing (a client that does not know): the bytes decide
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
@@ -70,6 +79,8 @@ def _open(data: bytes, content_type: str | None, field: str) -> tuple[Image.Imag
     if actual is None:
         raise _refuse(field, "the file is not a PNG, JPEG, WebP or HEIC image")
     fmt = _PILLOW_FORMATS[actual]
+    if fmt == "HEIF":
+        _heif_registered()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -26,12 +26,12 @@ from typing import Any
 
 from posthog import CaptureMode, Posthog
 
+from genstudio.adapters.posthog import DEFAULT_HOST
 from genstudio.core.model.analytics import AnalyticsEvent
 
 log = logging.getLogger("genstudio.analytics.posthog")
 
 #: PostHog Cloud (US) ingestion; ``POSTHOG_HOST`` names another (EU, self-hosted)
-DEFAULT_HOST = "https://us.i.posthog.com"
 
 
 class PostHogAnalytics:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, pool
 
 from genstudio.adapters.supabase.db import CONNECT_TIMEOUT, normalise_url
@@ -18,6 +16,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def _run(database_url: str, action: str, revision: str) -> None:
+    # here, not at import: a process that never migrates (a worker) does not load
+    # Alembic and Mako
+    from alembic import command
+    from alembic.config import Config
+
     engine = create_engine(
         normalise_url(database_url),
         poolclass=pool.NullPool,

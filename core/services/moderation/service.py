@@ -97,10 +97,10 @@ class Moderation:
     async def _ask(self, classifier: Classifier, call: Awaitable[Classification]) -> Classification:
         try:
             result = await call
-        except ModerationUnavailable:
+        except ModerationUnavailable as exc:
             if self.fail_closed:
                 raise
-            log.warning("moderation classifier %s unavailable; skipped", classifier.name)
+            log.warning("moderation classifier %s unavailable; skipped: %s", classifier.name, exc)
             return Classification()
         return result
 
