@@ -58,6 +58,7 @@ if [ "${SMOKE_BUILD:-0}" = 1 ]; then
     args+=(--file "$dockerfile")
   fi
   DOCKER_BUILDKIT=1 "$DOCKER" "${args[@]}" .
+  rm -f "${dockerfile:-}"
 fi
 size=$("$DOCKER" image inspect "$IMAGE" --format '{{.Size}}')
 echo "image $IMAGE: $((size / 1024 / 1024)) MiB"
@@ -105,6 +106,14 @@ for service in api worker scheduler; do
   [ "$running" = "running restarts=0" ] || fail "$service: $running"
   echo "$service: $running"
 done
+health=""
+for _ in $(seq 30); do  # compose's healthcheck of the api (its first run: after 5 s)
+  health=$("$DOCKER" inspect "$(compose ps --quiet api)" --format '{{.State.Health.Status}}')
+  [ "$health" = healthy ] && break
+  sleep 2
+done
+[ "$health" = healthy ] || fail "the api's healthcheck says $health"
+echo "api: $health"
 
 step "a service-role token minted in the api container"
 token=$(compose exec -T api genstudio token --role service_role)
