@@ -138,8 +138,10 @@ class DiffusersEngine:
         accepted = inspect.signature(pipe.__call__).parameters
         if "callback_on_step_end" in accepted:
 
-            def on_step(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> Any:
-                ctx.progress(step + 1, steps)  # raises JobCancelled: the call stops
+            def on_step(pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> Any:
+                # the steps it runs: fewer than asked when a strength < 1 skips the first ones
+                total = getattr(pipe, "num_timesteps", None) or steps
+                ctx.progress(step + 1, total)  # raises JobCancelled: the call stops
                 return tensors
 
             kwargs["callback_on_step_end"] = on_step
@@ -226,10 +228,13 @@ class DiffusersEngine:
         with self._gpu:
             pipe = self.pipeline("video", job.model)
             accepted = inspect.signature(pipe.__call__).parameters
-            if job.input_type == "keyframes" and "last_image" not in accepted:
+            embeds = _embedded_images(pipe)
+            if job.input_type == "keyframes" and ("last_image" not in accepted or embeds == 1):
                 raise BadInput(f"{job.model} cannot go from a first frame to a last frame")
             if job.input_type != "text" and "image" not in accepted:
                 raise BadInput(f"{job.model} does not animate an image")
+            if job.input_type == "image" and embeds == 2:
+                raise BadInput(f"{job.model} needs a first and a last frame, not one image")
             result = self._call(
                 pipe,
                 ctx,
@@ -299,13 +304,28 @@ class _lora:
         self.folder = tempfile.TemporaryDirectory()
         path = Path(self.folder.name) / "lora.safetensors"
         path.write_bytes(self.weights)
-        self.pipe.load_lora_weights(str(path), adapter_name="user")
-        self.pipe.set_adapters(["user"], adapter_weights=[self.scale])
+        try:
+            self.pipe.load_lora_weights(str(path), adapter_name="user")
+            self.pipe.set_adapters(["user"], adapter_weights=[self.scale])
+        except BaseException:
+            self.__exit__()  # a LoRA that did not load leaves nothing behind
+            raise
 
     def __exit__(self, *exc: object) -> None:
         if self.folder is not None:
             self.pipe.unload_lora_weights()
             self.folder.cleanup()
+
+
+def _embedded_images(pipe: Any) -> int | None:
+    """How many images the video transformer embeds, where its config says: Wan 2.1's
+    I2V one, its FLF2V two (the first and the last frame, side by side). Both run in
+    diffusers' ``WanImageToVideoPipeline``, which takes ``last_image`` either way and
+    fails inside the transformer when the count is not the model's."""
+    config = getattr(getattr(pipe, "transformer", None), "config", None)
+    if not getattr(config, "image_dim", None):
+        return None
+    return 2 if getattr(config, "pos_embed_seq_len", None) else 1
 
 
 def _exact(image: Any, width: int, height: int) -> Image.Image:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from gpu_worker.engine import Context
@@ -65,13 +66,13 @@ def train_flux_lora(
         ),
         adapter_name="user",
     )
-    transformer.enable_gradient_checkpointing()
-    params = [p for p in transformer.parameters() if p.requires_grad]
-    for p in params:
-        p.data = p.data.float()  # train the adapters in float32, the rest stays bf16
-    optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=1e-4)
-    transformer.train()
-    try:
+    try:  # the pipeline serves image jobs afterwards: the adapter goes, however this ends
+        transformer.enable_gradient_checkpointing()
+        params = [p for p in transformer.parameters() if p.requires_grad]
+        for p in params:
+            p.data = p.data.float()  # train the adapters in float32, the rest stays bf16
+        optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=1e-4)
+        transformer.train()
         for step in range(1, steps + 1):
             x0 = rng.choice(latents)
             noise = torch.randn_like(x0)
@@ -84,7 +85,7 @@ def train_flux_lora(
                 if transformer.config.guidance_embeds
                 else None
             )
-            with torch.autocast("cuda", dtype=dtype):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                 prediction = transformer(
                     hidden_states=packed,
                     timestep=sigma.view(1),
@@ -102,10 +103,11 @@ def train_flux_lora(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             ctx.progress(step, steps)
+        layers = peft_utils.get_peft_model_state_dict(transformer, adapter_name="user")
     finally:
         transformer.eval()
-    layers = peft_utils.get_peft_model_state_dict(transformer, adapter_name="user")
-    transformer.delete_adapters("user")
+        transformer.disable_gradient_checkpointing()
+        transformer.delete_adapters("user")
     with tempfile.TemporaryDirectory() as folder:
         diffusers.FluxPipeline.save_lora_weights(
             save_directory=folder,
@@ -123,9 +125,7 @@ def _latents(vae: Any, photo: bytes, resolution: int, flip: bool) -> Any:
     )
     if flip:
         image = ImageOps.mirror(image)
-    pixels = torch.tensor(list(image.getdata()), dtype=torch.float32).view(
-        resolution, resolution, 3
-    )
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32).copy())  # (h, w, 3)
     pixels = (pixels / 127.5 - 1.0).permute(2, 0, 1).unsqueeze(0).to(vae.device, vae.dtype)
     latent = vae.encode(pixels).latent_dist.sample()
     return (latent - vae.config.shift_factor) * vae.config.scaling_factor
