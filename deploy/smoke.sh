@@ -140,6 +140,11 @@ for _ in $(seq 60); do
 done
 echo "$body"
 case "$body" in *'"status":"succeeded"'*) ;; *) fail "the job did not succeed" ;; esac
+# with REDIS_URL the API runs no worker of its own: the worker container ran the job
+worker_log=$(compose logs --no-color worker)
+printf '%s\n' "$worker_log" | grep '"job succeeded"' | grep -F "$job_id" >/dev/null ||
+  fail "the worker's log does not say job $job_id succeeded"
+echo "worker: job $job_id succeeded"
 url=$(printf '%s' "$body" | sed -nE 's/.*"url":"([^"]+)".*/\1/p' | sed 's/\\u0026/\&/g')
 [ -n "$url" ] || fail "no asset URL"
 asset=$(curl --fail --silent --show-error --output /dev/null \
