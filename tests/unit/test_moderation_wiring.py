@@ -49,7 +49,9 @@ def test_check_warns_of_a_classifier_service_without_a_token_or_without_effect()
     found = problems(
         Settings.from_env(env := {"GENSTUDIO_CLASSIFIER_URL": "http://gpu-box:8010"}), env
     )
-    assert [p.variables for p in found] == [("GENSTUDIO_CLASSIFIER_URL", "GENSTUDIO_CLASSIFIER_TOKEN")]
+    assert [p.variables for p in found] == [
+        ("GENSTUDIO_CLASSIFIER_URL", "GENSTUDIO_CLASSIFIER_TOKEN")
+    ]
     assert all(p.level is Level.WARNING for p in found)
     local = {"GENSTUDIO_CLASSIFIER_URL": "http://127.0.0.1:8010"}
     assert problems(Settings.from_env(local), local) == []
