@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 #
-# genstudio: one image, four process types (deploy/docker-entrypoint.sh):
+# genstudio: one image, five process types (deploy/docker-entrypoint.sh):
 #   api        genstudio serve (HTTP on $PORT, 8000)
 #   worker     genstudio worker (Taskiq, needs REDIS_URL)
 #   scheduler  genstudio scheduler (the reconciler's clock; run one or two)
 #   migrate    genstudio migrate (a one-shot before a release's processes start)
+#   classifier genstudio classifier (NudeNet over HTTP on 8010, for GENSTUDIO_CLASSIFIER_URL)
 # Any other argument is a genstudio command: check, backup, restore, token, credits ...
 # Each process type first runs `genstudio check --quiet`: a contradictory configuration
 # stops the container at start, naming the variables (GENSTUDIO_SKIP_CHECK=1 skips it).

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The image's entrypoint: a process type (api, worker, scheduler, migrate) becomes its
-# genstudio command after `genstudio check --quiet` passed (a contradiction in the
+# genstudio command after `genstudio check --quiet` passed; `classifier` (the image
+# classifier service, which reads none of the service's settings) starts at once (a contradiction in the
 # configuration stops the container here, naming the variables; GENSTUDIO_SKIP_CHECK=1
 # skips the check). Anything else is run as a genstudio command as it is (check, backup,
 # restore, token, credits, ...).
@@ -12,6 +13,7 @@ process="${1:-api}"
 case "$process" in
   api) command=serve ;;
   worker | scheduler | migrate) command="$process" ;;
+  classifier) exec genstudio classifier "$@" ;;
   *) exec genstudio "$process" "$@" ;;
 esac
 

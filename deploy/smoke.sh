@@ -9,7 +9,8 @@
 #      default configuration (check)
 #   3. docker compose up: migrate exits 0, the API answers /health/ready at $PORT, a
 #      service-role token minted in the api container reads /v1/admin/stats, and a user
-#      with 2 credits gets a PNG rendered by the worker (the CPU preview renderer)
+#      with 2 credits gets a PNG rendered by the worker (the CPU preview renderer) and
+#      classified by the classifier service
 #   4. on failure the services' logs; always `down --volumes`
 #
 # Settings (environment):
@@ -26,7 +27,8 @@
 #   PORT                 the API's host port (compose's, default 8000)
 #   SMOKE_TIMEOUT        seconds to wait for the API to be ready (default 180)
 #   SMOKE_KEEP           1: leave the stack up (no `down --volumes`)
-# SUPABASE_JWT_SECRET and GENSTUDIO_MEDIA_SECRET are made up when not set.
+# SUPABASE_JWT_SECRET, GENSTUDIO_MEDIA_SECRET and GENSTUDIO_CLASSIFIER_TOKEN are made up
+# when not set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +41,7 @@ export PORT
 export GENSTUDIO_PUBLIC_URL="${GENSTUDIO_PUBLIC_URL:-$BASE}"
 export SUPABASE_JWT_SECRET="${SUPABASE_JWT_SECRET:-smoke-jwt-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
 export GENSTUDIO_MEDIA_SECRET="${GENSTUDIO_MEDIA_SECRET:-smoke-media-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
+export GENSTUDIO_CLASSIFIER_TOKEN="${GENSTUDIO_CLASSIFIER_TOKEN:-smoke-classifier-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
 
 step() { printf '\n=== %s\n' "$*"; }
 fail() {
@@ -99,7 +102,7 @@ migrate=$(compose ps --all --quiet migrate)
 state=$("$DOCKER" inspect "$migrate" --format '{{.State.Status}} {{.State.ExitCode}}')
 [ "$state" = "exited 0" ] || fail "migrate: $state, not exited 0"
 echo "migrate: $state"
-for service in api worker scheduler; do
+for service in classifier api worker scheduler; do
   id=$(compose ps --quiet "$service")
   [ -n "$id" ] || fail "no $service container"
   running=$("$DOCKER" inspect "$id" --format '{{.State.Status}} restarts={{.RestartCount}}')
@@ -145,6 +148,10 @@ worker_log=$(compose logs --no-color worker)
 printf '%s\n' "$worker_log" | grep '"job succeeded"' | grep -F "$job_id" >/dev/null ||
   fail "the worker's log does not say job $job_id succeeded"
 echo "worker: job $job_id succeeded"
+# the output was moderated by the classifier service (its count of images classified)
+classified=$(compose exec -T classifier python -c "import json, urllib.request; print(json.load(urllib.request.urlopen('http://127.0.0.1:8010/health/ready'))['classified'])")
+[ "$classified" -ge 1 ] || fail "the classifier service classified no image"
+echo "classifier: $classified image(s) classified"
 url=$(printf '%s' "$body" | sed -nE 's/.*"url":"([^"]+)".*/\1/p' | sed 's/\\u0026/\&/g')
 [ -n "$url" ] || fail "no asset URL"
 asset=$(curl --fail --silent --show-error --output /dev/null \

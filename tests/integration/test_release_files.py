@@ -172,10 +172,18 @@ def _substituted(value: str) -> str:
 
 def test_compose_runs_every_process_type_on_its_postgres_and_redis() -> None:
     services = _compose()["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "api", "worker", "scheduler"}
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "classifier",
+        "api",
+        "worker",
+        "scheduler",
+    }
     apps = {name: s for name, s in services.items() if "build" in s}
     assert {n: s["command"] for n, s in apps.items()} == {
-        n: [n] for n in ("migrate", "api", "worker", "scheduler")
+        n: [n] for n in ("migrate", "classifier", "api", "worker", "scheduler")
     }
     assert {s["build"] for s in apps.values()} == {"."}
     assert len({s["image"] for s in apps.values()}) == 1
@@ -185,12 +193,21 @@ def test_compose_runs_every_process_type_on_its_postgres_and_redis() -> None:
             "condition": "service_completed_successfully"
         }
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert services[name]["depends_on"]["classifier"]["condition"] == "service_healthy"
     assert "/health/ready" in " ".join(services["api"]["healthcheck"]["test"])
+    assert "8010/health/ready" in " ".join(services["classifier"]["healthcheck"]["test"])
     assert services["api"]["ports"] == ["${PORT:-8000}:8000"]
 
     env = {k: _substituted(str(v)) for k, v in apps["api"]["environment"].items()}
     assert urllib.parse.urlsplit(env["DATABASE_URL"]).hostname == "postgres"
     assert urllib.parse.urlsplit(env["REDIS_URL"]).hostname == "redis"
+    # the API and workers ask the classifier service, with the token it asks for
+    assert urllib.parse.urlsplit(env["GENSTUDIO_CLASSIFIER_URL"]).hostname == "classifier"
+    classifier_env = services["classifier"]["environment"]
+    assert (
+        classifier_env["GENSTUDIO_CLASSIFIER_TOKEN"]
+        == apps["api"]["environment"]["GENSTUDIO_CLASSIFIER_TOKEN"]
+    )
     postgres = services["postgres"]["environment"]
     database = urllib.parse.urlsplit(env["DATABASE_URL"])
     assert (database.username, database.path) == (

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 import httpx
 import pytest
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from genstudio.entrypoints.http.server import CorkedHttpToolsProtocol, CorkedTransport
+from tests import servers
 from tests.standins.loopback import read_body
 
 
@@ -186,23 +184,8 @@ class CountedStock(HttpToolsProtocol):
 
 @contextmanager
 def serving(protocol: type[asyncio.Protocol]) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, http=protocol, lifespan="off", log_config=None, access_log=False)
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(10)
-        sock.close()
+    with servers.serving(app, http=protocol, lifespan="off") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
