@@ -35,7 +35,21 @@ from genstudio.entrypoints.storage import storage_name
 _T = TypeVar("_T")
 
 #: values tried on a variable that is not set, to find the fields it would set
-_TRIALS = ("7", "1", "true", "0", "false", "0.5", "200", "1024", "off", "json", "x", "7/7", "http://x")
+_TRIALS = (
+    "7",
+    "1",
+    "true",
+    "0",
+    "false",
+    "0.5",
+    "200",
+    "1024",
+    "off",
+    "json",
+    "x",
+    "7/7",
+    "http://x",
+)
 #: trials for variables that hold a list of pairs: their default is shown as such
 _LIST_TRIALS = ("a=b", "sexual=0.5")
 _SECRET_WORDS = ("SECRET", "PASSWORD", "PRIVATE", "TOKEN", "_KEY")
