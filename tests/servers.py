@@ -323,15 +323,16 @@ def redis_url() -> str:
 
 def per_worker(url: str) -> str:
     """Under pytest-xdist (``make test`` runs two workers), worker ``gwN`` counts down
-    from the configured database (15, 14, ...): a test that flushes its database never
-    flushes the other worker's. Each worker already has its own PostgreSQL database
+    from the database below the configured one (14, 13, ...): a test that flushes its
+    database never flushes the other worker's, nor that of a one-process run (15) going
+    on beside the suite (an engineer's run of a few files while ``make test`` runs). Each worker already has its own PostgreSQL database
     (``pg_url``: a new one per session)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker.startswith("gw") or not worker[2:].isdigit():
         return url
     base, _, db = url.rpartition("/")
     number = int(db) if db.isdigit() else 0
-    return f"{base}/{(number - int(worker[2:])) % 16}"
+    return f"{base}/{(number - 1 - int(worker[2:])) % 16}"
 
 
 def summary() -> list[str]:

@@ -65,7 +65,7 @@ class ResilientStreamBroker(RedisStreamBroker):
 
     A restarted (non-persistent) or flushed Redis loses the streams and their
     consumer group; the stock listener then fails on every XREADGROUP with NOGROUP
-    and the worker dies. This one re-declares the group and listens again; when
+    (or, blocked on a stream being deleted, with UNBLOCKED) and the worker dies. This one re-declares the group and listens again; when
     Redis is unreachable it waits and retries instead of crashing.
     """
 
@@ -159,7 +159,10 @@ class ResilientStreamBroker(RedisStreamBroker):
                 async for message in super().listen():
                     yield message
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # NOGROUP: the group is gone (Redis restarted empty, or flushed between
+                # reads); UNBLOCKED: the stream was deleted (a flush) while this
+                # listener was blocked reading it (Redis 7)
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 log.warning("consumer group missing (Redis restarted or flushed); declaring it")
                 await self._declare_group_quietly()

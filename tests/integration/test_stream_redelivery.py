@@ -95,3 +95,27 @@ async def test_workers_survive_redis_losing_their_consumer_group(server: RedisSe
         message = await asyncio.wait_for(pending, 10)
         await gen.aclose()
         assert str(job_id).encode() in message.data
+
+
+async def test_workers_survive_their_stream_deleted_while_they_wait_on_it(
+    server: RedisServer,
+) -> None:
+    """A FLUSHDB (or the key deleted) while the worker is blocked in XREADGROUP answers
+    it "UNBLOCKED the stream key no longer exists" (Redis 7): the worker re-declares
+    its group and goes on, instead of exiting and leaving every later job queued."""
+    async with broker(server.url) as b:
+        gen = b.listen()
+        pending = asyncio.ensure_future(anext(gen))
+        await asyncio.sleep(0.3)  # blocked on the stream
+        admin = Redis(port=server.port)
+        await admin.flushdb()
+        for _ in range(50):  # the listener re-declares the group (and the stream)
+            await asyncio.sleep(0.1)
+            if await admin.exists(stream_for("image")):
+                break
+        job_id = uuid.uuid4()
+        await TaskiqJobQueue(b).enqueue(job_id, kind="image")
+        message = await asyncio.wait_for(pending, 10)
+        await gen.aclose()
+        await admin.aclose()
+        assert str(job_id).encode() in message.data
