@@ -38,6 +38,7 @@ from appstoreserverlibrary.signed_data_verifier import (
 
 from genstudio.adapters.iap_apple.client import AppStoreServerApi
 from genstudio.core.model.errors import InvalidPurchase, StoreUnavailable
+from genstudio.core.model.purchases.prices import Price
 from genstudio.core.model.purchases.products import Store
 from genstudio.core.model.purchases.store_events import (
     WHOLE_SHARE,
@@ -143,6 +144,20 @@ def _revoked_share(tx: JWSTransactionDecodedPayload) -> int | None:
     if tx.rawRevocationType != _PRORATED or tx.revocationPercentage is None:
         return None
     return min(max(tx.revocationPercentage, 0), WHOLE_SHARE)
+
+
+#: a family member's access to what another bought (inAppOwnershipType): no sale
+_FAMILY_SHARED = "FAMILY_SHARED"
+
+
+def _price(tx: JWSTransactionDecodedPayload) -> Price | None:
+    """What the transaction was sold for: ``price`` (milliunits of ``currency``, every
+    item of the quantity and an offer's discount included) in micros. None where Apple
+    states none, and for a family member's shared access (the purchaser's own
+    transaction carries the sale; counting the share too would count it twice)."""
+    if tx.rawInAppOwnershipType == _FAMILY_SHARED or not isinstance(tx.price, int):
+        return None
+    return Price.of(tx.price * 1000, tx.currency)
 
 
 class AppleAppStore:
@@ -379,6 +394,7 @@ class AppleAppStore:
             purchased_at=purchased,
             quantity=tx.quantity or 1,
             environment=tx.rawEnvironment,
+            price=_price(tx),
         )
 
     def _snapshot(
@@ -424,4 +440,5 @@ class AppleAppStore:
             period_start=_ms(tx.purchaseDate),
             period_end=expires,
             environment=tx.rawEnvironment,
+            price=_price(tx),
         )

@@ -43,6 +43,7 @@ from google.oauth2 import service_account
 
 from genstudio.core.model.errors import InvalidPurchase, StoreUnavailable, Unauthorized
 from genstudio.core.model.purchases.entitlements import StoreTransaction
+from genstudio.core.model.purchases.prices import MICROS, Price
 from genstudio.core.model.purchases.products import ProductKind, Store
 from genstudio.core.model.purchases.store_events import (
     EntitlementStatus,
@@ -105,6 +106,27 @@ def _user(value: str | None) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
     except ValueError:
         return None
+
+
+def _price(item: dict[str, Any]) -> Price | None:
+    """What a subscription line item's current period costs, as far as Play says:
+    ``autoRenewingPlan.recurringPrice`` (a ``Money``: ``units``, an int64 sent as a
+    string, and ``nanos``) in micros, the plan's list price before tax. In a free
+    trial nothing was charged (0); in an introductory or proration phase the list
+    price is not what was charged: unpriced (None), as a prepaid plan is (no
+    recurring price). ``purchases.products.get`` states no price at all."""
+    phase = item.get("offerPhase") or {}
+    money = (item.get("autoRenewingPlan") or {}).get("recurringPrice") or {}
+    currency = money.get("currencyCode")
+    if "freeTrial" in phase:
+        return Price.of(0, currency)
+    if "introductoryPrice" in phase or "prorationPeriod" in phase:
+        return None
+    try:
+        amount = int(money["units"]) * MICROS + int(money.get("nanos") or 0) // 1000
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Price.of(amount, currency)
 
 
 #: what a Play product id or purchase token is made of (letters, digits, ``._-``)
@@ -455,4 +477,5 @@ class GooglePlayStore:
             auto_renew=auto_renew,
             period_end=expiry,
             replaces=sub.get("linkedPurchaseToken") or None,
+            price=_price(item),
         )

@@ -230,6 +230,8 @@ store_transactions = Table(
     _ts("created_at"),
     _ts("revocation_event_at", nullable=True),
     Column("environment", Text),  # 0400: Production or Sandbox (Apple), else null
+    Column("price_micros", BigInteger),  # 0510: with currency, or both null
+    Column("currency", Text),
 )
 
 entitlements = Table(

@@ -194,10 +194,21 @@ class GooglePlayStandIn(LoopbackStandIn):
         auto_renew: bool = True,
         order: str | None = None,
         latest_order: str | None = None,
+        price_micros: int | None = 9_990_000,
+        currency: str = "USD",
     ) -> None:
         """``order``: the order that paid for the current period; ``latest_order``: the
-        latest order of any kind (a declined renewal), ``order`` unless given."""
+        latest order of any kind (a declined renewal), ``order`` unless given.
+        ``price_micros``/``currency``: the plan's ``autoRenewingPlan.recurringPrice``,
+        a ``Money`` (``units`` as a string, ``nanos``) as Play answers it; None: none."""
         paid = order or f"GPA.{token[:8]}"
+        plan: dict[str, Any] = {"autoRenewEnabled": auto_renew}
+        if price_micros is not None:
+            plan["recurringPrice"] = {
+                "currencyCode": currency,
+                "units": str(price_micros // 1_000_000),
+                "nanos": price_micros % 1_000_000 * 1000,
+            }
         sub: dict[str, Any] = {
             "kind": "androidpublisher#subscriptionPurchaseV2",
             "regionCode": "US",
@@ -209,7 +220,7 @@ class GooglePlayStandIn(LoopbackStandIn):
                 {
                     "productId": product_id,
                     "expiryTime": _rfc3339(expiry),
-                    "autoRenewingPlan": {"autoRenewEnabled": auto_renew},
+                    "autoRenewingPlan": plan,
                     "offerDetails": {"basePlanId": "monthly"},
                     "latestSuccessfulOrderId": paid,
                 }

@@ -18,6 +18,7 @@ from genstudio.core.model.purchases.entitlements import (
     StoreTransaction,
     TransactionStatus,
 )
+from genstudio.core.model.purchases.prices import Price
 from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, ProductKind, Store
 from genstudio.core.model.purchases.store_events import (
     EntitlementStatus,
@@ -137,6 +138,43 @@ async def test_transactions_are_unique_per_store(uow_factory: UnitOfWorkFactory)
     async with uow_factory() as uow:
         pending = await uow.purchases.unacknowledged(Store.GOOGLE, T0, limit=1000)
         assert all(p.transaction_id != tx.transaction_id for p in pending)
+
+
+async def test_a_transaction_keeps_the_price_the_store_stated(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Issue #20: the price (micro-units, a currency) read back as written, through an
+    update too; a transaction without one reads back without one."""
+    user = await open_account(uow_factory)
+    priced = StoreTransaction(
+        store=Store.APPLE,
+        transaction_id=f"t-{uuid.uuid4()}",
+        user_id=user,
+        original_transaction_id="o",
+        product_id="credits_100",
+        store_product_id="app.genstudio.credits.100",
+        kind=ProductKind.CONSUMABLE,
+        credits=100,
+        lot_id=None,
+        status=TransactionStatus.GRANTED,
+        purchased_at=T0,
+        created_at=T0,
+        environment="Production",
+        price=Price(amount_micros=4_990_000, currency="USD"),
+    )
+    unpriced = msgspec.structs.replace(priced, transaction_id=f"t-{uuid.uuid4()}", price=None)
+    async with uow_factory() as uow:
+        await uow.purchases.add_transaction(priced)
+        await uow.purchases.add_transaction(unpriced)
+        await uow.commit()
+    refunded = msgspec.structs.replace(priced, status=TransactionStatus.REFUNDED)
+    async with uow_factory() as uow:
+        assert await uow.purchases.get_transaction(Store.APPLE, priced.transaction_id) == priced
+        assert await uow.purchases.get_transaction(Store.APPLE, unpriced.transaction_id) == unpriced
+        await uow.purchases.update_transaction(refunded)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.purchases.get_transaction(Store.APPLE, priced.transaction_id) == refunded
 
 
 async def test_entitlements_upsert_and_grants_are_once_per_month(

@@ -25,6 +25,7 @@ from genstudio.core.model.purchases.entitlements import (
     StoreTransaction,
     TransactionStatus,
 )
+from genstudio.core.model.purchases.prices import Price
 from genstudio.core.model.purchases.products import ProductKind, Store
 from genstudio.core.model.purchases.store_events import (
     ENTITLED,
@@ -59,6 +60,11 @@ def _tx(row: RowMapping) -> StoreTransaction:
             _utc(row["revocation_event_at"]) if row["revocation_event_at"] else None
         ),
         environment=row["environment"],
+        price=(
+            None
+            if row["price_micros"] is None
+            else Price(amount_micros=row["price_micros"], currency=row["currency"])
+        ),
     )
 
 
@@ -78,6 +84,8 @@ def _tx_values(tx: StoreTransaction) -> dict[str, Any]:
         "acknowledged": tx.acknowledged,
         "revocation_event_at": tx.revocation_event_at,
         "environment": tx.environment,
+        "price_micros": None if tx.price is None else tx.price.amount_micros,
+        "currency": None if tx.price is None else tx.price.currency,
     }
 
 

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from genstudio.core.model.profiles import SubscriptionTier
+from genstudio.core.model.purchases.prices import Price
 from genstudio.core.model.purchases.products import (
     Product,
     ProductCatalog,
@@ -81,6 +82,9 @@ class StoreTransaction(msgspec.Struct, frozen=True, kw_only=True):
     #: the store environment it was bought in (Apple: ``Production`` / ``Sandbox``,
     #: migration 0400); None for Google and for rows from before
     environment: str | None = None
+    #: the price the store stated for it (``prices``, migration 0510); None where it
+    #: stated none, and for rows from before
+    price: Price | None = None
 
 
 class AllowanceGrant(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,6 +16,7 @@ from datetime import datetime
 import msgspec
 
 from genstudio.core.model.errors import InvalidInput
+from genstudio.core.model.purchases.prices import Price
 from genstudio.core.model.purchases.products import Store
 
 
@@ -70,6 +71,9 @@ class Purchase(_Event, frozen=True, tag="purchase"):
     user_id: uuid.UUID | None
     purchased_at: datetime
     quantity: int = 1
+    #: what the store states it was sold for, all items together (Apple); None where
+    #: it states none (Google's one-time products)
+    price: Price | None = None
 
 
 class SubscriptionSnapshot(_Event, frozen=True, tag="subscription"):
@@ -90,6 +94,9 @@ class SubscriptionSnapshot(_Event, frozen=True, tag="subscription"):
     #: the original id of the subscription this one replaces (Google's
     #: ``linkedPurchaseToken`` on an upgrade or downgrade): that one ends here
     replaces: str | None = None
+    #: what the store states for the payment ``transaction_id`` (``prices``); None
+    #: where it states none
+    price: Price | None = None
 
 
 #: Apple's ``revocationPercentage`` of a whole transaction: 100% in milliunits

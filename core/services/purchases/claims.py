@@ -200,6 +200,7 @@ async def _record_pack(
             created_at=now,
             acknowledged=_paid_by_store(event.store),
             environment=event.environment,
+            price=event.price,
         )
     )
     return PurchaseOutcome(

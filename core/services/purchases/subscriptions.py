@@ -94,6 +94,7 @@ async def _apply_subscription(
                 created_at=now,
                 acknowledged=_paid_by_store(event.store),
                 environment=event.environment,
+                price=event.price,
             )
         )
     entitlement, granted = await _grant_due_month(uow, entitlement, catalog, now)
@@ -122,15 +123,19 @@ async def _refunded_before_news(
     (``_revoke`` then recorded the payment, refunded): the period it paid for is over
     before it began, and earns no allowance."""
     if payment.revocation_event_at is not None and (
-        payment.purchased_at != entitlement.period_start or payment.product_id != product.id
+        payment.purchased_at != entitlement.period_start
+        or payment.product_id != product.id
+        or (payment.price is None and event.price is not None)
     ):
-        # recorded by refund news, which does not say what the payment bought
+        # recorded by refund news, which does not say what the payment bought, nor
+        # what it cost
         await uow.purchases.update_transaction(
             msgspec.structs.replace(
                 payment,
                 product_id=product.id,
                 store_product_id=event.store_product_id,
                 purchased_at=entitlement.period_start,
+                price=payment.price or event.price,
             )
         )
     if payment.status is TransactionStatus.GRANTED or not entitlement.entitled:
