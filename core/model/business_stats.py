@@ -1,5 +1,5 @@
 """What the business looks like, for operators (``GET /v1/admin/stats``): active users,
-generations per user, conversion to paid, purchases and refunds per store.
+generations per user, conversion to paid, purchases, revenue and refunds per store.
 
 Definitions (the same in every adapter):
 
@@ -11,9 +11,18 @@ Definitions (the same in every adapter):
   Sandbox purchases not counted; conversion is paying users over users;
 - per store and window: purchases (Sandbox apart), subscription payments among them,
   credits sold by packs, and refunds and revocations by when the store told us, with
-  the credits clawed back. No money: the stores' signed data names products, not the
-  price the user paid in their currency; ``by_product`` lets a price list turn counts
-  into revenue (the stores' own reports remain the books of record).
+  the credits clawed back;
+- money, per store and window and by currency, in micro-units (1 000 000 to the
+  unit, ``purchases.prices``): ``revenue_micros`` sums the price the store stated
+  for each purchase counted (Sandbox apart, as purchases are), ``refunded_micros``
+  the stated price of each refunded one counted in ``refunds`` (a revocation without
+  a refund, and a partial refund, give no money back here). Not every purchase is
+  priced: Google's one-time products (packs) state no price, Google's subscription
+  price is the plan's list price before tax and discounts, Apple's is what the
+  customer was charged; ``priced_purchases`` and ``unpriced_purchases`` say how
+  much of ``purchases`` the sums cover. Currencies are never converted or added
+  together. The stores' own reports remain the books of record: ``by_product`` lets
+  a price list turn counts into revenue where no price was stated.
 """
 
 from __future__ import annotations
@@ -64,6 +73,12 @@ class StoreTotals(msgspec.Struct, frozen=True, kw_only=True):
     credits_clawed_back: int
     sandbox_purchases: int
     by_product: dict[str, ProductCounts]
+    #: currency -> the stated prices of ``purchases``, in micro-units
+    revenue_micros: dict[str, int] = msgspec.field(default_factory=dict)
+    #: currency -> the stated prices of the refunded ones among ``refunds``
+    refunded_micros: dict[str, int] = msgspec.field(default_factory=dict)
+    priced_purchases: int = 0  # of ``purchases``, with a price
+    unpriced_purchases: int = 0  # of ``purchases``, without
 
 
 class Users(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,8 +1,8 @@
 """The business figures of ``GET /v1/admin/stats`` (issue #20), the same from the
 in-memory reference and from SQL: one scenario of four users (one erased), jobs of every
 kind, a like, purchases in both stores (a Sandbox one, refunds with credits clawed back
-from a pack and from a subscription's allowance) and a subscriber, read over the last
-day, week and month."""
+from a pack and from a subscription's allowance; Apple's priced in two currencies,
+Google's pack unpriced) and a subscriber, read over the last day, week and month."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from genstudio.core.model.purchases.entitlements import (
     StoreTransaction,
     TransactionStatus,
 )
+from genstudio.core.model.purchases.prices import Price
 from genstudio.core.model.purchases.products import ProductKind, Store
 from genstudio.core.model.purchases.store_events import EntitlementStatus
 from genstudio.core.model.social import Post, Visibility, new_share_id
@@ -40,6 +41,9 @@ from genstudio.ports.unit_of_work import UnitOfWorkFactory
 
 H = timedelta(hours=1)
 D = timedelta(days=1)
+PACK_USD = Price(amount_micros=4_990_000, currency="USD")
+PLAN_USD = Price(amount_micros=9_990_000, currency="USD")
+PACK_EUR = Price(amount_micros=1_000_000, currency="EUR")
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,9 +141,10 @@ async def seed(factory: UnitOfWorkFactory) -> Scenario:
             credits=0,
             status=TransactionStatus.REFUNDED,
             revocation_event_at=base - 2 * H,
+            price=PLAN_USD,
         )
         for tx in (
-            _tx(Store.APPLE, a, "credits_100", base - 2 * D),
+            _tx(Store.APPLE, a, "credits_100", base - 2 * D, price=PACK_USD),
             _tx(
                 Store.APPLE,
                 b,
@@ -147,9 +152,10 @@ async def seed(factory: UnitOfWorkFactory) -> Scenario:
                 base - 6 * H,
                 kind=ProductKind.SUBSCRIPTION,
                 credits=0,
+                price=PLAN_USD,
             ),
-            _tx(Store.APPLE, c, "credits_100", base - H, environment="Sandbox"),
-            _tx(Store.APPLE, erased, "credits_100", base - H),
+            _tx(Store.APPLE, c, "credits_100", base - H, environment="Sandbox", price=PACK_USD),
+            _tx(Store.APPLE, erased, "credits_100", base - H, price=PACK_EUR),
             refunded_plan,
             _tx(
                 Store.GOOGLE,
@@ -233,7 +239,7 @@ def expected(now: datetime) -> BusinessStats:
             paying_users=paying,
         )
 
-    def apple(window: str, bought: int, plans: int, credits: int) -> StoreTotals:
+    def apple(window: str, bought: int, plans: int, credits: int, usd: int) -> StoreTotals:
         packs = {"day": 1, "week": 2}.get(window, 2)
         return StoreTotals(
             store="apple",
@@ -248,6 +254,11 @@ def expected(now: datetime) -> BusinessStats:
                 "credits_100": ProductCounts(purchases=packs),
                 "pro_monthly": ProductCounts(purchases=plans, refunds=1),
             },
+            # every purchase counted is priced; the Sandbox one's price is not revenue
+            revenue_micros={"EUR": 1_000_000, "USD": usd},
+            refunded_micros={"USD": 9_990_000},
+            priced_purchases=bought,
+            unpriced_purchases=0,
         )
 
     def google(window: str, bought: int) -> StoreTotals:
@@ -261,6 +272,11 @@ def expected(now: datetime) -> BusinessStats:
             credits_clawed_back=60,
             sandbox_purchases=0,
             by_product={"credits_250": ProductCounts(purchases=bought, refunds=1)},
+            # Google's packs state no price: counted, not summed
+            revenue_micros={},
+            refunded_micros={},
+            priced_purchases=0,
+            unpriced_purchases=bought,
         )
 
     return BusinessStats(
@@ -272,10 +288,10 @@ def expected(now: datetime) -> BusinessStats:
             activity("month", 3, 4, 2, {"edit": 1, "image": 2, "training": 1, "video": 1}),
         ],
         stores=[
-            apple("day", 2, 1, 100),
-            apple("week", 3, 1, 200),
-            apple("month", 4, 2, 200),
-            apple("all", 4, 2, 200),
+            apple("day", 2, 1, 100, 9_990_000),
+            apple("week", 3, 1, 200, 14_980_000),
+            apple("month", 4, 2, 200, 24_970_000),
+            apple("all", 4, 2, 200, 24_970_000),
             google("day", 0),
             google("week", 0),
             google("month", 1),

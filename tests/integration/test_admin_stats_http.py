@@ -53,6 +53,10 @@ async def test_operators_get_the_business_figures_and_users_do_not(api: Harness)
             "credits_100": {"purchases": 1, "refunds": 0},
             "pro_monthly": {"purchases": 1, "refunds": 1},
         },
+        "revenueMicros": {"EUR": 1_000_000, "USD": 9_990_000},
+        "refundedMicros": {"USD": 9_990_000},
+        "pricedPurchases": 2,
+        "unpricedPurchases": 0,
     }
 
     refused = await api.client.get("/v1/admin/stats", headers=api.headers(uuid.uuid4()))

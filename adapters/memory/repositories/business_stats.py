@@ -45,6 +45,15 @@ def _refunded(tx: StoreTransaction) -> bool:
     return tx.status in (TransactionStatus.REFUNDED, TransactionStatus.REVOKED)
 
 
+def _by_currency(txs: list[StoreTransaction]) -> dict[str, int]:
+    """currency -> the stated prices of ``txs`` summed (the unpriced ones left out)."""
+    sums: dict[str, int] = {}
+    for t in txs:
+        if t.price is not None:
+            sums[t.price.currency] = sums.get(t.price.currency, 0) + t.price.amount_micros
+    return dict(sorted(sums.items()))
+
+
 class InMemoryBusinessStats(_Repo):
     async def business_stats(
         self, *, now: datetime, windows: dict[str, timedelta]
@@ -144,6 +153,12 @@ class InMemoryBusinessStats(_Repo):
                             1 for t in mine if not _paid(t) and within(t.created_at)
                         ),
                         by_product=dict(sorted(products.items())),
+                        revenue_micros=_by_currency(bought),
+                        refunded_micros=_by_currency(
+                            [t for t in refunded if t.status is TransactionStatus.REFUNDED]
+                        ),
+                        priced_purchases=sum(1 for t in bought if t.price is not None),
+                        unpriced_purchases=sum(1 for t in bought if t.price is None),
                     )
                 )
         return totals

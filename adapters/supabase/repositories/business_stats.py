@@ -1,7 +1,7 @@
 """The business figures (``core.model.business_stats``) in SQL: three statements, every
 count and sum done by Postgres (windows passed as arrays and joined, ``FILTER``ed
-aggregates); Python only shapes the rows. The memory adapter is the reference, and the
-contract suite runs the same scenario over both.
+aggregates, the money per currency); Python only shapes the rows. The memory adapter
+is the reference, and the contract suite runs the same scenario over both.
 
 Activity reads the last month of jobs, posts, likes, comments and purchases by their
 ``created_at``: an operator's occasional read, not a hot path (the jobs and purchases
@@ -82,7 +82,8 @@ _ACTIVITY = text(
     """
 )
 
-# per store, window ("all": since NULL) and product; summed per store and window below
+# per store, window ("all": since NULL), product and currency (NULL: unpriced); summed
+# per store and window below, the money per currency
 _STORES = text(
     f"""
     WITH tx AS (
@@ -94,14 +95,20 @@ _STORES = text(
                      FROM allowance_grants GROUP BY store, transaction_id) g
           USING (store, transaction_id)
     )
-    SELECT tx.store, w.label, w.n, tx.product_id,
+    SELECT tx.store, w.label, w.n, tx.product_id, tx.currency,
       count(*) FILTER (WHERE bought) AS purchases,
       count(*) FILTER (WHERE bought AND tx.kind = 'subscription') AS subscription_payments,
       coalesce(sum(tx.credits) FILTER (WHERE bought AND tx.kind = 'consumable'), 0)
         AS credits_sold,
       count(*) FILTER (WHERE refund) AS refunds,
       coalesce(sum(tx.clawed) FILTER (WHERE refund), 0) AS credits_clawed_back,
-      count(*) FILTER (WHERE NOT tx.paid AND created_within) AS sandbox_purchases
+      count(*) FILTER (WHERE NOT tx.paid AND created_within) AS sandbox_purchases,
+      count(*) FILTER (WHERE bought AND tx.price_micros IS NOT NULL) AS priced_purchases,
+      count(*) FILTER (WHERE bought AND tx.price_micros IS NULL) AS unpriced_purchases,
+      coalesce(sum(tx.price_micros) FILTER (WHERE bought), 0) AS revenue_micros,
+      count(*) FILTER (WHERE refund AND tx.status = 'refunded') AS money_refunds,
+      coalesce(sum(tx.price_micros) FILTER (WHERE refund AND tx.status = 'refunded'), 0)
+        AS refunded_micros
     FROM tx
     CROSS JOIN {_WINDOWS}
     CROSS JOIN LATERAL (
@@ -114,8 +121,8 @@ _STORES = text(
       SELECT tx.paid AND inside.created_within AS bought,
              tx.paid AND tx.refunded AND coalesce(inside.refunded_within, false) AS refund
     ) AS f
-    GROUP BY tx.store, w.label, w.n, tx.product_id
-    ORDER BY tx.store, w.n, tx.product_id
+    GROUP BY tx.store, w.label, w.n, tx.product_id, tx.currency
+    ORDER BY tx.store, w.n, tx.product_id, tx.currency
     """
 )
 
@@ -167,22 +174,47 @@ _SUMMED = (
     "refunds",
     "credits_clawed_back",
     "sandbox_purchases",
+    "priced_purchases",
+    "unpriced_purchases",
 )
+
+
+def _add(sums: dict[str, int], currency: str, amount: int) -> None:
+    sums[currency] = sums.get(currency, 0) + amount
 
 
 def _totals(rows: Any) -> list[StoreTotals]:
     totals: dict[tuple[str, int, str], dict[str, Any]] = {}
     for r in rows:
         entry = totals.setdefault(
-            (r.store, r.n, r.label), {**dict.fromkeys(_SUMMED, 0), "by_product": {}}
+            (r.store, r.n, r.label),
+            {
+                **dict.fromkeys(_SUMMED, 0),
+                "by_product": {},
+                "revenue_micros": {},
+                "refunded_micros": {},
+            },
         )
         for name in _SUMMED:
             entry[name] += int(getattr(r, name))
         if r.purchases or r.refunds:
+            counts = entry["by_product"].get(r.product_id, ProductCounts())
             entry["by_product"][r.product_id] = ProductCounts(
-                purchases=r.purchases, refunds=r.refunds
+                purchases=counts.purchases + r.purchases, refunds=counts.refunds + r.refunds
             )
+        if r.currency is not None and r.purchases:
+            _add(entry["revenue_micros"], r.currency, int(r.revenue_micros))
+        if r.currency is not None and r.money_refunds:
+            _add(entry["refunded_micros"], r.currency, int(r.refunded_micros))
     return [
-        StoreTotals(store=store, window=label, **values)
+        StoreTotals(
+            store=store,
+            window=label,
+            **{
+                **values,
+                "revenue_micros": dict(sorted(values["revenue_micros"].items())),
+                "refunded_micros": dict(sorted(values["refunded_micros"].items())),
+            },
+        )
         for (store, _, label), values in totals.items()
     ]

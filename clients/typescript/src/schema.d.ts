@@ -97,7 +97,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Active users, generations per user, conversion to paid, purchases and refunds per store */
+        /** Active users, generations per user, conversion to paid, purchases, revenue and refunds per store */
         get: operations["getBusinessStats"];
         put?: never;
         post?: never;
@@ -1818,6 +1818,14 @@ export interface components {
             byProduct: {
                 [key: string]: components["schemas"]["StatsProductCounts"];
             };
+            revenueMicros: {
+                [key: string]: number;
+            };
+            refundedMicros: {
+                [key: string]: number;
+            };
+            pricedPurchases: number;
+            unpricedPurchases: number;
         };
         /** StatsUsers */
         StatsUsers: {

@@ -47,6 +47,13 @@ class StatsStoreTotals(msgspec.Struct, rename="camel", kw_only=True):
     credits_clawed_back: int
     sandbox_purchases: int
     by_product: dict[str, StatsProductCounts]
+    #: ISO 4217 currency -> the price the stores stated for ``purchases``, summed, in
+    #: micro-units (1000000 = 1.00 of the currency); Sandbox apart
+    revenue_micros: dict[str, int]
+    #: currency -> the stated price of the refunded ones among ``refunds``, micro-units
+    refunded_micros: dict[str, int]
+    priced_purchases: int  # of ``purchases``, with a stated price (in ``revenueMicros``)
+    unpriced_purchases: int  # of ``purchases``, without (Google packs, older rows)
 
 
 class BusinessStatsResponse(msgspec.Struct, rename="camel", kw_only=True):
@@ -97,6 +104,10 @@ class BusinessStatsResponse(msgspec.Struct, rename="camel", kw_only=True):
                         p: StatsProductCounts(purchases=c.purchases, refunds=c.refunds)
                         for p, c in s.by_product.items()
                     },
+                    revenue_micros=s.revenue_micros,
+                    refunded_micros=s.refunded_micros,
+                    priced_purchases=s.priced_purchases,
+                    unpriced_purchases=s.unpriced_purchases,
                 )
                 for s in stats.stores
             ],
@@ -109,8 +120,8 @@ class StatsController(Controller):
 
     @get(
         "/",
-        summary="Active users, generations per user, conversion to paid, purchases and "
-        "refunds per store",
+        summary="Active users, generations per user, conversion to paid, purchases, "
+        "revenue and refunds per store",
     )
     async def get_business_stats(
         self, principal: PrincipalDep, uow_factory: UowFactoryDep, clock: ClockDep
