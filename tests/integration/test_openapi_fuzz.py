@@ -58,7 +58,7 @@ from genstudio.core.services.credits import grant_credits
 from genstudio.entrypoints.containers import AppContainer
 from genstudio.entrypoints.http.app import create_app
 from genstudio.entrypoints.http.server import CorkedHttpToolsProtocol
-from genstudio.entrypoints.iap_settings import AppleSettings, GoogleSettings
+from genstudio.entrypoints.iap_settings import AppleSettings
 from genstudio.entrypoints.limits_settings import RateSettings
 from genstudio.entrypoints.runtime import open_runtime
 from genstudio.entrypoints.settings import (
@@ -70,7 +70,7 @@ from genstudio.entrypoints.settings import (
 )
 from tests import servers
 from tests.standins.apple import AppleSigner
-from tests.standins.google_play import GooglePlayStandIn
+from tests.standins.google_play import GooglePlayStandIn, google_settings
 
 SECRET = "fuzz-secret-" + "f" * 32
 USER = uuid.uuid4()
@@ -145,15 +145,11 @@ def base_url(own_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 environment="Sandbox",
                 online_checks=False,
             ),
-            google=GoogleSettings(
-                package_name="app.genstudio.fuzz",
-                service_account=json.dumps(play.service_account_info()),
-                play_base_url=play.url,
-                oauth_token_url=play.token_url,
-                oidc_certs_url=play.certs_url,
-                pubsub_audience="https://fuzz.genstudio.app/v1/webhooks/google",
-                pubsub_service_account="pubsub@fuzz.iam.gserviceaccount.com",
-                api_timeout=2.0,
+            google=google_settings(
+                play,
+                audience="https://fuzz.genstudio.app/v1/webhooks/google",
+                package="app.genstudio.fuzz",
+                push_account="pubsub@fuzz.iam.gserviceaccount.com",
             ),
         )
         gpu = InMemoryGpuProvider("fake", steps=1)

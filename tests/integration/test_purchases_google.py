@@ -34,7 +34,6 @@ from genstudio.core.services.purchases.subscriptions import grant_due_allowances
 from genstudio.entrypoints.containers import AppContainer
 from genstudio.entrypoints.http.app import create_app
 from genstudio.entrypoints.iap import google_store
-from genstudio.entrypoints.iap_settings import GoogleSettings
 from genstudio.entrypoints.runtime import open_runtime
 from genstudio.entrypoints.settings import (
     DatabaseSettings,
@@ -43,7 +42,7 @@ from genstudio.entrypoints.settings import (
     SupabaseSettings,
 )
 from tests.integration.ledger_checks import assert_ledger_invariants
-from tests.standins.google_play import PACKAGE, PUSH_ACCOUNT, GooglePlayStandIn
+from tests.standins.google_play import GooglePlayStandIn, google_settings
 from tests.standins.loopback import Fail, RateLimit
 
 pytestmark = pytest.mark.postgres
@@ -139,23 +138,13 @@ def play() -> Iterator[GooglePlayStandIn]:
 
 @pytest.fixture
 async def google(pg_url: str, tmp_path: Path, play: GooglePlayStandIn) -> AsyncIterator[Google]:
-    import json
 
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     settings = Settings(
         database=DatabaseSettings(url=pg_url),
         supabase=SupabaseSettings(jwt_secret=SECRET),
         server=ServerSettings(data_dir=tmp_path),
-        google=GoogleSettings(
-            package_name=PACKAGE,
-            service_account=json.dumps(play.service_account_info()),
-            play_base_url=play.url,
-            oauth_token_url=play.token_url,
-            oidc_certs_url=play.certs_url,
-            pubsub_audience=AUDIENCE,
-            pubsub_service_account=PUSH_ACCOUNT,
-            api_timeout=2.0,
-        ),
+        google=google_settings(play, audience=AUDIENCE),
     )
 
     def configure(container: AppContainer) -> None:

@@ -8,7 +8,6 @@ what it did then).
 from __future__ import annotations
 
 import io
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -30,7 +29,7 @@ from genstudio.adapters.memory.gpu import InMemoryGpuProvider
 from genstudio.adapters.supabase.auth import mint_token
 from genstudio.entrypoints.containers import AppContainer
 from genstudio.entrypoints.http.app import create_app
-from genstudio.entrypoints.iap_settings import AppleSettings, GoogleSettings
+from genstudio.entrypoints.iap_settings import AppleSettings
 from genstudio.entrypoints.runtime import open_runtime
 from genstudio.entrypoints.settings import (
     DatabaseSettings,
@@ -50,7 +49,8 @@ from tests.standins.apple import (
     refunded,
     transaction,
 )
-from tests.standins.google_play import PACKAGE, PUSH_ACCOUNT, GooglePlayStandIn
+from tests.standins.google_play import PUSH_ACCOUNT, GooglePlayStandIn
+from tests.standins.google_play import google_settings as play_settings
 from tests.standins.loopback import Fail, Stall
 from tests.standins.openrouter import OpenRouterStandIn
 
@@ -373,16 +373,7 @@ def google_settings(pg_url: str, tmp_path: Path, play: GooglePlayStandIn, **over
         database=DatabaseSettings(url=pg_url),
         supabase=SupabaseSettings(jwt_secret=SECRET),
         server=ServerSettings(data_dir=tmp_path),
-        google=GoogleSettings(
-            package_name=PACKAGE,
-            service_account=json.dumps(play.service_account_info()),
-            play_base_url=play.url,
-            oauth_token_url=play.token_url,
-            oidc_certs_url=over.pop("certs_url", play.certs_url),
-            pubsub_audience=AUDIENCE,
-            pubsub_service_account=PUSH_ACCOUNT,
-            api_timeout=2.0,
-        ),
+        google=play_settings(play, audience=AUDIENCE, certs_url=over.pop("certs_url", None)),
     )
 
 

@@ -7,7 +7,6 @@ A replay or a redelivery never counts twice; a refund shows as refunded money.""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from genstudio.adapters.supabase.auth import mint_token
 from genstudio.core.model.purchases.products import add_months
 from genstudio.entrypoints.containers import AppContainer
 from genstudio.entrypoints.http.app import create_app
-from genstudio.entrypoints.iap_settings import AppleSettings, GoogleSettings
+from genstudio.entrypoints.iap_settings import AppleSettings
 from genstudio.entrypoints.runtime import open_runtime
 from genstudio.entrypoints.settings import (
     DatabaseSettings,
@@ -34,7 +33,7 @@ from genstudio.entrypoints.settings import (
 )
 from tests.standins.apple import APP_APPLE_ID, BUNDLE_ID, AppleSigner, notification, refunded
 from tests.standins.apple import transaction as apple_transaction
-from tests.standins.google_play import PACKAGE, PUSH_ACCOUNT, GooglePlayStandIn
+from tests.standins.google_play import GooglePlayStandIn, google_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -153,16 +152,7 @@ async def stores(fresh_db: str, tmp_path: Path, play: GooglePlayStandIn) -> Asyn
             environment="Production",
             online_checks=False,
         ),
-        google=GoogleSettings(
-            package_name=PACKAGE,
-            service_account=json.dumps(play.service_account_info()),
-            play_base_url=play.url,
-            oauth_token_url=play.token_url,
-            oidc_certs_url=play.certs_url,
-            pubsub_audience=AUDIENCE,
-            pubsub_service_account=PUSH_ACCOUNT,
-            api_timeout=2.0,
-        ),
+        google=google_settings(play, audience=AUDIENCE),
     )
 
     def configure(container: AppContainer) -> None:
