@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -60,9 +61,9 @@ def pg_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def fresh_db() -> Iterator[str]:
-    """A database of its own, for a test whose workers must see no one else's jobs."""
+@contextmanager
+def own_database() -> Iterator[str]:
+    """A migrated database of its own for the block, dropped after it."""
     from genstudio.adapters.supabase.migrate import upgrade
 
     name = f"genstudio_own_{uuid.uuid4().hex[:10]}"
@@ -75,6 +76,13 @@ def fresh_db() -> Iterator[str]:
     finally:
         with psycopg.connect(_admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_db() -> Iterator[str]:
+    """A database of its own, for a test whose workers must see no one else's jobs."""
+    with own_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

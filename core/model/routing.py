@@ -214,10 +214,16 @@ class ProviderRouter:
         return None
 
     def record_success(self, provider: str, now: datetime) -> None:
-        self.view(provider).breaker.record_success(now)
+        """A call to ``provider`` worked. A provider this process does not route (a
+        job taken over from a worker configured with it) has no breaker here: nothing
+        to record."""
+        if provider in self._providers:
+            self._providers[provider].breaker.record_success(now)
 
     def record_failure(self, provider: str, now: datetime) -> None:
-        self.view(provider).breaker.record_failure(now)
+        """A call to ``provider`` failed (one not routed here: nothing to record)."""
+        if provider in self._providers:
+            self._providers[provider].breaker.record_failure(now)
 
     def record_health(self, provider: str, health: ProviderHealth, now: datetime) -> None:
         view = self.view(provider)

@@ -464,6 +464,32 @@ async def test_a_job_left_at_a_cloud_provider_is_taken_over_and_charged_once(
     assert await charged_once(studio, user)
 
 
+async def test_a_job_left_at_a_provider_this_worker_lacks_is_retried_on_its_own(
+    studio: Studio,
+) -> None:
+    """Taken over by a worker configured without the job's provider (a provider taken
+    out of GPU_PROVIDERS by a deploy): the attempt counts as lost and the job goes
+    back to the queue for a provider this worker has, charged once. (It raised
+    KeyError while recording the failure against a provider this process does not
+    route: the job stayed leased and was taken over again and again.)"""
+    studio.use_gpu(InMemoryGpuProvider("retired", steps=10_000))
+    user = await studio.user_with(CREDITS)
+    job = await studio.submitted_job(user, PARAMS)
+    await at_provider(studio, job.id)
+    assert await studio.processor.stop(grace=0.01) == 1
+
+    other = InMemoryGpuProvider("current", steps=0)
+    worker = studio.processor_for(other)
+    lost = await studio.deliver(job.id, worker)
+    assert (lost.status, lost.attempts) == (JobStatus.QUEUED, 1)
+    assert lost.error is not None and "retired" in lost.error.message
+    studio.clock.advance(seconds=60)  # its retry's backoff
+    done = await studio.deliver(job.id, worker)
+    assert (done.status, done.provider, done.attempts) == (JobStatus.SUCCEEDED, "current", 2)
+    assert len(other.submitted) == 1
+    assert await charged_once(studio, user)
+
+
 async def test_a_job_rendering_in_the_stopping_process_is_requeued_with_its_attempt_given_back(
     studio: Studio,
 ) -> None:

@@ -248,6 +248,13 @@ def test_content_refusals_do_not_count_against_a_provider_but_outages_do() -> No
 def test_unknown_providers_and_duplicate_routes_are_refused() -> None:
     r = router()
     with pytest.raises(KeyError):
+        r.view("replicate")
+    # an outcome of a provider this process does not route (a job taken over from a
+    # worker configured with it) has no breaker to go to: recorded nowhere, no error
+    for _ in range(10):
         r.record_failure("replicate", at(0))
+        r.record_error("replicate", JobError(FailureReason.TIMEOUT, "slow"), at(0))
+    r.record_success("replicate", at(0))
+    assert r.choose("flux-schnell", at(0)) == "modal"  # the routed ones untouched
     with pytest.raises(ValueError):
         ProviderRouter({"flux-schnell": ["modal", "modal"]})
