@@ -29,6 +29,7 @@ from genstudio.adapters.classifier_service.wire import (
     WireVerdict,
 )
 from genstudio.core.model.moderation import Surface
+from genstudio.entrypoints.http.problem_document import PROBLEM_JSON, problem_body
 from genstudio.ports.moderation import Classifier, ModerationUnavailable, UnreadableImage
 
 log = logging.getLogger("genstudio.classifier")
@@ -36,19 +37,10 @@ log = logging.getLogger("genstudio.classifier")
 DEFAULT_PORT = 8010
 #: an image larger than this is refused 413 (a generated output is a few MB at most)
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-PROBLEM_JSON = "application/problem+json"
 
 
 def _problem(status: int, title: str, detail: str, code: str) -> Response[bytes]:
-    body = msgspec.json.encode(
-        {
-            "type": f"https://genstudio.app/problems/{code.replace('_', '-')}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "code": code,
-        }
-    )
+    body = problem_body(status, title, detail, code=code)
     return Response(body, status_code=status, media_type=PROBLEM_JSON)
 
 

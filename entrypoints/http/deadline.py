@@ -30,7 +30,11 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from genstudio.entrypoints.http.problems import PROBLEM_JSON, UNAVAILABLE_RETRY_AFTER, problem_body
+from genstudio.entrypoints.http.problem_document import (
+    PROBLEM_JSON,
+    UNAVAILABLE_RETRY_AFTER,
+    problem_body,
+)
 
 log = logging.getLogger("genstudio.http")
 

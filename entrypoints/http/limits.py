@@ -40,7 +40,7 @@ from genstudio.core.model.limits import Limit, Operation, RateLimited, RatePolic
 from genstudio.core.model.profiles import SubscriptionTier
 from genstudio.core.services.limits import refuse_if_spent, spend, tier_of
 from genstudio.entrypoints.containers import AppContainer
-from genstudio.entrypoints.http.problems import PROBLEM_JSON, problem_body
+from genstudio.entrypoints.http.problem_document import PROBLEM_JSON, problem_body
 from genstudio.entrypoints.http.rate_fields import fields, refusal_fields
 from genstudio.ports.auth import Principal
 

@@ -50,7 +50,7 @@ from genstudio.core.model.notifications import _EXPO_TOKEN, Platform
 from genstudio.entrypoints.http.generation.schemas import JobResponse
 from genstudio.entrypoints.http.openapi_fields import complete as complete_fields
 from genstudio.entrypoints.http.openapi_fields import field_limits
-from genstudio.entrypoints.http.problems import PROBLEM_JSON, Problem
+from genstudio.entrypoints.http.problem_document import PROBLEM_JSON, Problem
 from genstudio.entrypoints.http.training.jobs_schemas import TrainingResponse
 
 #: "METHOD /path" -> operationId, where the handler's own name says too little

@@ -7,7 +7,6 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-import msgspec
 import psycopg
 import redis.exceptions
 import sqlalchemy.exc
@@ -24,13 +23,16 @@ from genstudio.core.model import errors
 from genstudio.core.model.limits import RateLimited
 from genstudio.core.model.moderation import ContentRefused, GenerationSuspended
 from genstudio.core.model.safety import AuthUnavailable
+from genstudio.entrypoints.http.problem_document import (
+    PROBLEM_JSON,
+    UNAVAILABLE_RETRY_AFTER,
+    problem_body,
+)
 from genstudio.entrypoints.http.rate_fields import refusal_fields
-from genstudio.entrypoints.logs import REQUEST_ID
 from genstudio.ports.moderation import ModerationUnavailable
 
 log = logging.getLogger("genstudio.http")
 
-PROBLEM_JSON = "application/problem+json"
 
 #: domain error -> (HTTP status, title)
 STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
@@ -52,53 +54,6 @@ STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     AuthUnavailable: (503, "Sign-in service unavailable"),
     RateLimited: (429, "Too many requests"),
 }
-
-
-class Problem(msgspec.Struct, omit_defaults=True):
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    code: str | None = None
-    field: str | None = None
-    required: int | None = None
-    available: int | None = None
-    #: content_refused: why (``sexual``, ``hate``, ...), a code the app shows a text for
-    reason: str | None = None
-    #: generation_suspended: until when (ISO 8601)
-    suspended_until: str | None = msgspec.field(default=None, name="suspendedUntil")
-    #: the request's id (its ``X-Request-Id``): what support asks for
-    request_id: str | None = msgspec.field(default=None, name="requestId")
-
-
-#: seconds a client is told to wait when a backing service is down or stalled
-UNAVAILABLE_RETRY_AFTER = 5
-
-
-def problem_body(
-    status: int,
-    title: str,
-    detail: str,
-    *,
-    code: str,
-    instance: str | None = None,
-    field: str | None = None,
-    **extra: Any,
-) -> bytes:
-    """The problem+json document (for those who answer without a Litestar Response)."""
-    problem = Problem(
-        type=f"https://genstudio.app/problems/{code.replace('_', '-')}",
-        title=title,
-        status=status,
-        detail=detail,
-        instance=instance,
-        code=code,
-        field=field,
-        request_id=REQUEST_ID.get(),
-        **extra,
-    )
-    return msgspec.json.encode(problem)
 
 
 def problem_response(

@@ -26,7 +26,7 @@ from litestar.openapi.spec import OpenAPI, OpenAPIType, Operation, Parameter
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from genstudio.entrypoints.http.problems import PROBLEM_JSON, problem_body
+from genstudio.entrypoints.http.problem_document import PROBLEM_JSON, problem_body
 
 #: the key of a route handler's ``opt`` that holds the query parameters it takes
 QUERY_NAMES = "query_parameters"
