@@ -147,9 +147,9 @@ def test_an_upload_without_credits_is_answered_402_before_any_of_its_body_is_sen
 def test_a_part_over_its_limit_is_refused_413_while_the_rest_is_still_being_sent(
     service: Service,
 ) -> None:
-    """A funded user's 59 MB picture: the answer (413 naming ``image``) comes once about
-    20 MB (the part's limit) arrived, with the rest unsent; the server's memory grows by
-    about that limit, not by the body."""
+    """A funded user's 59 MB picture: the answer (413 naming ``image``) comes once the
+    part's limit (20 MB) arrived, while the rest is still unsent; the server's memory grows
+    by about that limit, not by the body."""
     user = uuid.uuid4()
     service.cli("credits", "grant", str(user), "10")
     token = mint_token(SECRET, user_id=user)
@@ -183,8 +183,12 @@ def test_a_part_over_its_limit_is_refused_413_while_the_rest_is_still_being_sent
     print("sent MB when answered", sent / MB, "rss before", before, "peak", peak)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
     assert b'"code":"too_large"' in answer and b'"field":"image"' in answer
-    # the part's limit plus what the sockets' buffers held on the way
-    assert 20 * MB <= sent < 26 * MB, sent / MB
+    # refused once the part's limit arrived, not after the whole body: the client was still
+    # sending. How far past the limit it got depends on the kernel's socket buffers and how
+    # soon the busy server wrote its answer (20.6-21.7 MB here, 27.3 MB on a loaded CI
+    # machine), so the bound is the body, not a tuned number; the memory bound below is
+    # what shows the server kept no more than the limit.
+    assert 20 * MB <= sent < 59 * MB, sent / MB
     assert peak - before < 80, (before, peak)
 
 
