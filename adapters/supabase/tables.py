@@ -232,6 +232,7 @@ store_transactions = Table(
     Column("environment", Text),  # 0400: Production or Sandbox (Apple), else null
     Column("price_micros", BigInteger),  # 0510: with currency, or both null
     Column("currency", Text),
+    Column("refunded_micros", BigInteger),  # 0520: of price_micros, what refunds gave back
 )
 
 entitlements = Table(

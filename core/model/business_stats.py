@@ -10,13 +10,18 @@ Definitions (the same in every adapter):
 - **paying** users bought at least once (a pack or a subscription payment), Apple's
   Sandbox purchases not counted; conversion is paying users over users;
 - per store and window: purchases (Sandbox apart), subscription payments among them,
-  credits sold by packs, and refunds and revocations by when the store told us, with
-  the credits clawed back;
+  credits sold by packs, and refunds and revocations by when the store last told us
+  of them, with the credits clawed back; a transaction refunded in part (a pack still
+  granted for the rest) is one of ``refunds`` too, and one refunded in part and then
+  in full is still one;
 - money, per store and window and by currency, in micro-units (1 000 000 to the
   unit, ``purchases.prices``): ``revenue_micros`` sums the price the store stated
   for each purchase counted (Sandbox apart, as purchases are), ``refunded_micros``
-  the stated price of each refunded one counted in ``refunds`` (a revocation without
-  a refund, and a partial refund, give no money back here). Not every purchase is
+  what the refunds counted in ``refunds`` gave back of those prices
+  (``StoreTransaction.refunded_micros``): the whole price for a full refund, the
+  refunded share (Apple's ``revocationPercentage``) or items (Google's
+  ``voidedQuantity``, where a price is known) of it for a partial one; a revocation
+  without a refund gives no money back. Not every purchase is
   priced: Google's one-time products (packs) state no price, Google's subscription
   price is the plan's list price before tax and discounts, Apple's is what the
   customer was charged; ``priced_purchases`` and ``unpriced_purchases`` say how
@@ -75,7 +80,8 @@ class StoreTotals(msgspec.Struct, frozen=True, kw_only=True):
     by_product: dict[str, ProductCounts]
     #: currency -> the stated prices of ``purchases``, in micro-units
     revenue_micros: dict[str, int] = msgspec.field(default_factory=dict)
-    #: currency -> the stated prices of the refunded ones among ``refunds``
+    #: currency -> what ``refunds`` gave back of their stated prices (all of a price,
+    #: or a partial refund's share of it)
     refunded_micros: dict[str, int] = msgspec.field(default_factory=dict)
     priced_purchases: int = 0  # of ``purchases``, with a price
     unpriced_purchases: int = 0  # of ``purchases``, without

@@ -344,3 +344,116 @@ async def test_an_empty_store_has_no_users_no_rates_and_no_stores(
     assert all(a.active_users == a.generations == 0 for a in stats.activity)
     assert all(a.generations_per_user is None and a.jobs_by_kind == {} for a in stats.activity)
     assert stats.stores == []
+
+
+async def test_partial_refunds_count_as_refunds_with_the_money_they_gave_back(
+    factory: UnitOfWorkFactory,
+) -> None:
+    """A pack refunded in part (still granted for the rest) is a refund, with the
+    credits it clawed back and the refunded share of its price; refunded in full after
+    that, its whole price, once; a prorated subscription payment its share; a row from
+    before migration 0520 refunded in full its price; a revocation no money; a
+    refund reversed nothing; an unpriced partial refund (Google's pack) a refund
+    without money. Purchases and their prices are untouched by refunds."""
+    base = datetime.now(UTC)
+    user = uuid.uuid4()
+    async with factory() as uow:
+        await uow.profiles.ensure(user, None)
+        three = Price(amount_micros=14_970_000, currency="USD")
+        for tx in (
+            # 1 of 3 items (Apple: 33.333%): a third of 14.97, to the micro below
+            _tx(
+                Store.APPLE,
+                user,
+                "credits_100",
+                base - H,
+                credits=300,
+                price=three,
+                clawed_back=99,
+                refunded_micros=three.part(33333, 100_000),
+                revocation_event_at=base - H / 2,
+            ),
+            # refunded in part, then in full: the whole price
+            _tx(
+                Store.APPLE,
+                user,
+                "credits_100",
+                base - H,
+                credits=300,
+                price=three,
+                status=TransactionStatus.REFUNDED,
+                clawed_back=300,
+                refunded_micros=14_970_000,
+                revocation_event_at=base - H / 2,
+            ),
+            # refunded in full before refunds were recorded: its price, as before
+            _tx(
+                Store.APPLE,
+                user,
+                "credits_100",
+                base - H,
+                price=PACK_USD,
+                status=TransactionStatus.REFUNDED,
+                clawed_back=100,
+                revocation_event_at=base - H / 2,
+            ),
+            # a prorated refund of a plan's payment: half of it
+            _tx(
+                Store.APPLE,
+                user,
+                "pro_monthly",
+                base - H,
+                kind=ProductKind.SUBSCRIPTION,
+                credits=0,
+                price=PLAN_USD,
+                status=TransactionStatus.REFUNDED,
+                refunded_micros=4_995_000,
+                revocation_event_at=base - H / 2,
+            ),
+            # family sharing ended: revoked, no money back
+            _tx(
+                Store.APPLE,
+                user,
+                "credits_100",
+                base - H,
+                price=PACK_EUR,
+                status=TransactionStatus.REVOKED,
+                revocation_event_at=base - H / 2,
+            ),
+            # a partial refund reversed: no refund at all any more
+            _tx(
+                Store.APPLE,
+                user,
+                "credits_100",
+                base - H,
+                price=PACK_EUR,
+                revocation_event_at=base - H / 2,
+            ),
+            # Google: 1 of 3 items voided, the pack unpriced
+            _tx(
+                Store.GOOGLE,
+                user,
+                "credits_100",
+                base - H,
+                credits=300,
+                clawed_back=100,
+                revocation_event_at=base - H / 2,
+            ),
+        ):
+            await uow.purchases.add_transaction(tx)
+        await uow.commit()
+    async with factory() as uow:
+        stats = await uow.business_stats.business_stats(now=base, windows=WINDOWS)
+    apple = next(s for s in stats.stores if (s.store, s.window) == ("apple", "day"))
+    assert (apple.purchases, apple.refunds, apple.credits_clawed_back) == (6, 5, 499)
+    assert apple.by_product == {
+        "credits_100": ProductCounts(purchases=5, refunds=4),
+        "pro_monthly": ProductCounts(purchases=1, refunds=1),
+    }
+    assert apple.refunded_micros == {"USD": 4_989_950 + 14_970_000 + 4_990_000 + 4_995_000}
+    assert apple.revenue_micros == {"EUR": 2_000_000, "USD": 2 * 14_970_000 + 4_990_000 + 9_990_000}
+    assert (apple.priced_purchases, apple.unpriced_purchases) == (6, 0)
+    google = next(s for s in stats.stores if (s.store, s.window) == ("google", "all"))
+    assert (google.refunds, google.credits_clawed_back) == (1, 100)
+    assert google.refunded_micros == {} and google.revenue_micros == {}
+    assert (google.priced_purchases, google.unpriced_purchases) == (0, 1)

@@ -178,6 +178,43 @@ async def test_a_transaction_keeps_the_price_the_store_stated(
         assert await uow.purchases.get_transaction(Store.APPLE, priced.transaction_id) == refunded
 
 
+async def test_a_transaction_keeps_what_its_refunds_gave_back(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Migration 0520: what partial refunds gave back of the price reads back as
+    written, a later full refund's too, and none again once the refund is reversed."""
+    user = await open_account(uow_factory)
+    bought = StoreTransaction(
+        store=Store.APPLE,
+        transaction_id=f"t-{uuid.uuid4()}",
+        user_id=user,
+        original_transaction_id="o",
+        product_id="credits_100",
+        store_product_id="app.genstudio.credits.100",
+        kind=ProductKind.CONSUMABLE,
+        credits=300,
+        lot_id=None,
+        status=TransactionStatus.GRANTED,
+        purchased_at=T0,
+        created_at=T0,
+        environment="Production",
+        price=Price(amount_micros=14_970_000, currency="USD"),
+    )
+    async with uow_factory() as uow:
+        await uow.purchases.add_transaction(bought)
+        await uow.commit()
+    third = msgspec.structs.replace(bought, clawed_back=99, refunded_micros=4_989_950)
+    whole = msgspec.structs.replace(
+        third, status=TransactionStatus.REFUNDED, refunded_micros=14_970_000
+    )
+    for state in (third, whole, msgspec.structs.replace(bought, refunded_micros=None)):
+        async with uow_factory() as uow:
+            await uow.purchases.update_transaction(state)
+            await uow.commit()
+        async with uow_factory() as uow:
+            assert await uow.purchases.get_transaction(Store.APPLE, bought.transaction_id) == state
+
+
 async def test_entitlements_upsert_and_grants_are_once_per_month(
     uow_factory: UnitOfWorkFactory,
 ) -> None:

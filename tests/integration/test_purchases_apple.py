@@ -680,7 +680,8 @@ async def test_a_full_refund_of_a_multi_item_pack_takes_it_all_back(apple: Apple
 
 async def test_prorated_refunds_claw_back_their_share_once_each(apple: Apple) -> None:
     """revocationPercentage is the transaction's refunded share so far (33333: 1 of 3
-    items): each refund takes back the difference with what earlier ones took."""
+    items): each refund takes back the difference with what earlier ones took, rounded
+    down in the user's favour (33.333% of 300 is 99.999: 99)."""
     user = uuid.uuid4()
     paid = await _bought_three(apple, user)
     t0 = apple.clock.now()
@@ -696,13 +697,13 @@ async def test_prorated_refunds_claw_back_their_share_once_each(apple: Apple) ->
 
     first = str(uuid.uuid4())
     assert await refund(33333, 1, first) == ["clawed_back:partial"]
-    assert await apple.balance(user) == 200
+    assert await apple.balance(user) == 201
     # delivered again; and the same news under another notification id: nothing more
     assert await refund(33333, 1, first) == ["duplicate"]
     assert await refund(33333, 1) == ["stale"]
-    assert await apple.balance(user) == 200
+    assert await apple.balance(user) == 201
 
-    # a second item refunded: two thirds in all, so one more third
+    # a second item refunded: two thirds in all (66.667%: 200), so 101 more
     second = str(uuid.uuid4())
     assert await refund(66667, 2, second) == ["clawed_back:partial"]
     assert await apple.balance(user) == 100
@@ -711,7 +712,7 @@ async def test_prorated_refunds_claw_back_their_share_once_each(apple: Apple) ->
     assert (
         apple.rows(
             "SELECT count(*) FROM credit_ledger WHERE user_id = %s AND kind = 'clawback'"
-            " AND amount = -100",
+            " AND amount IN (-99, -101)",
             user,
         )
         == 2
@@ -741,15 +742,15 @@ async def test_a_prorated_refund_takes_back_only_what_is_left_unspent(apple: App
     payload, _ = notification(apple.signer, "REFUND", tx=tx, signed=at)
     assert (await apple.notify(payload)).status_code == 200
     assert await apple.balance(user) == 0  # 50 were left; the job keeps its 250
-    # the job is cancelled: of its 250 back in the pack, the refund takes the 50 it
-    # could not take before, once
+    # the job is cancelled: of its 250 back in the pack, the refund takes the 49 it
+    # could not take before (it claims 99: 33.333% of 300, rounded down), once
     async with c.uow_factory()() as uow:
         assert await release_hold(uow, hold.id, apple.clock.now())
         await uow.commit()
     async with c.uow_factory()() as uow:
         assert not await release_hold(uow, hold.id, apple.clock.now())
         await uow.commit()
-    assert await apple.balance(user) == 200
+    assert await apple.balance(user) == 201
     assert_ledger_invariants(apple.pg_url, [user])
 
 

@@ -240,3 +240,162 @@ async def test_google_subscription_payments_count_their_recurring_price_and_pack
     assert totals["revenueMicros"] == {"EUR": 24_980_000}
     assert (totals["pricedPurchases"], totals["unpricedPurchases"]) == (2, 1)
     assert totals["creditsSold"] == 550
+
+
+# --- partial refunds ----------------------------------------------------------------------
+
+
+async def _balance(stores: Stores, user: uuid.UUID) -> int:
+    me = await stores.client.get("/v1/me", headers=stores.auth(user))
+    return int(me.json()["credits"])
+
+
+def _clawbacks(stores: Stores, user: uuid.UUID) -> list[int]:
+    with psycopg.connect(stores.db) as conn:
+        rows = conn.execute(
+            "SELECT amount FROM credit_ledger WHERE user_id = %s AND kind = 'clawback'"
+            " ORDER BY created_at",
+            (user,),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+async def _post_apple(stores: Stores, payload: str) -> Any:
+    return await stores.client.post("/v1/webhooks/apple", json={"signedPayload": payload})
+
+
+async def test_an_apple_prorated_refund_claws_back_its_share_once_and_counts_its_money(
+    stores: Stores,
+) -> None:
+    """Three 100-credit items for 14.97 USD; Apple refunds one (REFUND_PRORATED,
+    revocationPercentage 33333): 99 credits go back (33.333% of 300 is 99.999, rounded
+    in the user's favour) and refundedMicros shows a third of the price. The same
+    notification delivered ten times at once, and the same news under ten other
+    notification ids at once, take nothing more; the full refund after it takes the
+    rest, and the money refunded becomes the whole price, counted once."""
+    user = uuid.uuid4()
+    tx = apple_transaction(
+        product_id=APPLE_PACK, user=user, environment="Production", quantity=3, price=14970
+    )
+    bought = await stores.apple(user, tx)
+    assert bought.status_code == 200 and bought.json()["creditsGranted"] == 300, bought.text
+
+    at = stores.clock.now() + timedelta(minutes=5)
+    third = refunded(tx, at=at, percentage=33333)
+    payload, _ = notification(
+        stores.signer, "REFUND", tx=third, signed=at, environment="Production"
+    )
+    answers = await asyncio.gather(*(_post_apple(stores, payload) for _ in range(10)))
+    assert {r.status_code for r in answers} == {200}, [r.text for r in answers]
+    actions = sorted(a for r in answers for a in r.json()["actions"])
+    assert actions.count("clawed_back:partial") == 1, actions
+    assert await _balance(stores, user) == 201
+    others = []
+    for _ in range(10):
+        other, _ = notification(
+            stores.signer, "REFUND", tx=third, signed=at, environment="Production"
+        )
+        others.append(other)
+    again = await asyncio.gather(*(_post_apple(stores, p) for p in others))
+    assert {a for r in again for a in r.json()["actions"]} == {"stale"}
+    assert await _balance(stores, user) == 201
+    assert _clawbacks(stores, user) == [-99]
+
+    stores.clock.advance(600)
+    partly = await stores.totals("apple", "day")
+    assert (partly["refunds"], partly["creditsClawedBack"]) == (1, 99)
+    assert partly["byProduct"]["credits_100"] == {"purchases": 1, "refunds": 1}
+    assert partly["refundedMicros"] == {"USD": 14_970_000 * 33333 // 100_000}  # 4 989 950
+    assert partly["revenueMicros"] == {"USD": 14_970_000}
+    assert (partly["pricedPurchases"], partly["unpricedPurchases"]) == (1, 0)
+
+    later = stores.clock.now() + timedelta(minutes=5)
+    assert await stores.apple_news("REFUND", refunded(tx, at=later), later) == [
+        "clawed_back:refunded"
+    ]
+    assert await _balance(stores, user) == 0
+    assert _clawbacks(stores, user) == [-99, -201]  # the rest, not 300 again
+    stores.clock.advance(600)
+    whole = await stores.totals("apple", "day")
+    assert (whole["refunds"], whole["creditsClawedBack"]) == (1, 300)
+    assert whole["refundedMicros"] == {"USD": 14_970_000}
+
+
+async def test_an_apple_prorated_refund_of_a_monthly_payment_takes_back_its_share(
+    stores: Stores,
+) -> None:
+    """A month of pro (500 credits, 9.99 USD) refunded by half: 250 go back, access
+    ends, the payment's refunded money is half its price."""
+    user = uuid.uuid4()
+    now = stores.clock.now()
+    tx = apple_transaction(
+        product_id="app.genstudio.pro.monthly",
+        user=user,
+        environment="Production",
+        subscription=True,
+        purchased=now,
+        expires=add_months(now, 1),
+        price=9990,
+    )
+    bought = await stores.apple(user, tx)
+    assert bought.status_code == 200 and bought.json()["creditsGranted"] == 500, bought.text
+    at = now + timedelta(days=15)
+    stores.clock.advance(15 * 86400)
+    half = refunded(tx, at=at, percentage=50000)
+    assert await stores.apple_news("REFUND", half, at) == ["clawed_back:refunded"]
+    assert await stores.apple_news("REFUND", half, at) == ["stale"]
+    assert await _balance(stores, user) == 250
+    assert _clawbacks(stores, user) == [-250]
+    stores.clock.advance(60)
+    totals = await stores.totals("apple", "day")
+    assert (totals["refunds"], totals["creditsClawedBack"]) == (1, 250)
+    assert totals["refundedMicros"] == {"USD": 4_995_000}
+
+
+async def _void(stores: Stores, data: dict[str, Any], message_id: str) -> Any:
+    return await stores.client.post(
+        "/v1/webhooks/google",
+        content=stores.play.push_body(data, message_id),
+        headers={
+            "Authorization": f"Bearer {stores.play.push_token(AUDIENCE)}",
+            "Content-Type": "application/json",
+        },
+    )
+
+
+async def test_a_google_partial_refund_of_a_multi_item_pack_claws_back_one_pack_once(
+    stores: Stores,
+) -> None:
+    """Quantity 3 of a 100-credit pack grants 300; a quantity-based partial refund of
+    one item (voidedQuantity 1) delivered ten times at once, and published again under
+    other message ids, takes back 100 once. The stats count the refund with its
+    credits; Google states no price for packs, so no money (the purchase unpriced)."""
+    user = uuid.uuid4()
+    token = f"tok-{uuid.uuid4()}"
+    stores.play.set_product(token, "credits_100", user, quantity=3)
+    bought = await stores.google(user, "credits_100", token)
+    assert bought.status_code == 200 and bought.json()["creditsGranted"] == 300, bought.text
+
+    at = int(stores.clock.now().timestamp() * 1000) + 1000
+    news = {**stores.play.void(token, quantity=1), "eventTimeMillis": str(at)}
+    answers = await asyncio.gather(*(_void(stores, news, "m-void-1") for _ in range(10)))
+    assert {r.status_code for r in answers} == {200}, [r.text for r in answers]
+    actions = [a for r in answers for a in r.json()["actions"]]
+    assert actions.count("clawed_back:partial") == 1, actions
+    again = await asyncio.gather(*(_void(stores, news, f"m-void-1-{i}") for i in range(10)))
+    assert {a for r in again for a in r.json()["actions"]} == {"stale"}
+    # news of a later moment that still says one item in all: nothing more either
+    later = {**news, "eventTimeMillis": str(at + 1000)}
+    assert (await _void(stores, later, "m-void-1-later")).json()["actions"] == [
+        "clawed_back:partial"
+    ]
+    assert await _balance(stores, user) == 200
+    assert _clawbacks(stores, user) == [-100]
+
+    stores.clock.advance(60)
+    totals = await stores.totals("google")
+    assert (totals["refunds"], totals["creditsClawedBack"]) == (1, 100)
+    assert totals["byProduct"]["credits_100"] == {"purchases": 1, "refunds": 1}
+    assert totals["refundedMicros"] == {} and totals["revenueMicros"] == {}
+    assert (totals["pricedPurchases"], totals["unpricedPurchases"]) == (0, 1)
+    assert totals["creditsSold"] == 300

@@ -36,6 +36,7 @@ from genstudio.core.model.credits import EntryKind
 from genstudio.core.model.errors import InsufficientCredits
 from genstudio.core.model.purchases.products import DEFAULT_PRODUCTS, Store, add_months
 from genstudio.core.model.purchases.store_events import (
+    WHOLE_SHARE,
     EntitlementStatus,
     Purchase,
     RefundReversal,
@@ -239,6 +240,10 @@ class PurchasesMachine(RuleBasedStateMachine):
     def refund_plan(self, data: st.DataObject, reason: RevocationReason) -> None:
         kind = data.draw(st.sampled_from(sorted(self.plans)))
         original, _, _, n = self.plans[kind]
+        # Apple's prorated refund of the payment: its share of the period left
+        share = None
+        if reason is RevocationReason.REFUND:
+            share = data.draw(st.one_of(st.none(), st.integers(0, WHOLE_SHARE)))
         self.notify(
             [
                 Revocation(
@@ -247,6 +252,7 @@ class PurchasesMachine(RuleBasedStateMachine):
                     transaction_id=f"{original}.{n}",
                     original_transaction_id=original,
                     reason=reason,
+                    revoked_share=share,
                 )
             ]
         )
@@ -384,6 +390,20 @@ class PurchasesMachine(RuleBasedStateMachine):
         allowance, grants, taken = run(read())
         assert allowance == grants
         assert all(clawed <= credits for clawed, credits in taken)
+
+    @invariant()
+    def no_month_gives_back_more_than_it_granted(self) -> None:
+        async def read() -> list[tuple[int, int]]:
+            async with self.factory() as uow:
+                found = []
+                for original, *_ in self.plans.values():
+                    found += [
+                        (g.clawed_back, g.credits)
+                        for g in await uow.purchases.grants(Store.APPLE, original)
+                    ]
+                return found
+
+        assert all(0 <= clawed <= credits for clawed, credits in run(read()))
 
     @invariant()
     def every_month_granted_was_paid_for(self) -> None:

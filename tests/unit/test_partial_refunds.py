@@ -103,13 +103,24 @@ async def test_each_refund_takes_back_the_difference_with_what_earlier_ones_took
     assert sum(-e.amount for e in acc.of_kind(EntryKind.CLAWBACK)) == 300
 
 
-async def test_a_share_is_rounded_to_the_nearest_credit() -> None:
+async def test_a_share_is_rounded_down_in_the_users_favour() -> None:
+    """A refund never claims a fraction of a credit beyond what it refunded: 33.333%
+    of 300 credits is 99.999, so 99 (the user keeps the credit Apple's rounding of
+    the share leaves in doubt); two thirds in all (66.667%, 200.001) claim 200."""
     factory = InMemoryUnitOfWorkFactory()
     user, tx = await _bought(factory)
-    assert (await _apply(factory, _refund(tx, 1, revoked_share=33333))).credits == 100
-    assert (await _apply(factory, _refund(tx, 2, revoked_share=66667))).credits == 100
+    assert (await _apply(factory, _refund(tx, 1, revoked_share=33333))).credits == 99
+    assert (await _apply(factory, _refund(tx, 2, revoked_share=66667))).credits == 101
+    assert (await account(factory, user)).balance == 100
     outcome = await _apply(factory, _refund(tx, 3, revoked_share=WHOLE_SHARE))
     assert (outcome.action, outcome.credits) == ("clawed_back:refunded", 100)
+    assert (await account(factory, user)).balance == 0
+    # 50%: exactly half; 50.001% of 300 (150.003) claims nothing more
+    user, tx = await _bought(factory)
+    assert (await _apply(factory, _refund(tx, 1, revoked_share=50000))).credits == 150
+    assert (await _apply(factory, _refund(tx, 2, revoked_share=50001))).credits == 0
+    outcome = await _apply(factory, _refund(tx, 3, revoked_share=WHOLE_SHARE))
+    assert (outcome.action, outcome.credits) == ("clawed_back:refunded", 150)
     assert (await account(factory, user)).balance == 0
 
 
@@ -164,7 +175,7 @@ async def test_a_prorated_refund_while_a_job_holds_the_credits_is_taken_on_relea
     held = await _hold(factory, user, 250)
     assert (await _apply(factory, _refund(tx, 1, revoked_share=33333))).credits == 50
     await _end(factory, held, settle=False)
-    assert (await account(factory, user)).balance == 200
+    assert (await account(factory, user)).balance == 201  # 99 claimed, rounded down
 
 
 async def test_a_settled_hold_pays_nothing_of_what_a_partial_refund_could_not_take() -> None:

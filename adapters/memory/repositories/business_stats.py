@@ -42,7 +42,20 @@ def _paid(tx: StoreTransaction) -> bool:
 
 
 def _refunded(tx: StoreTransaction) -> bool:
-    return tx.status in (TransactionStatus.REFUNDED, TransactionStatus.REVOKED)
+    """Refunded or revoked, all of it or part (a pack still granted for the rest)."""
+    if tx.status in (TransactionStatus.REFUNDED, TransactionStatus.REVOKED):
+        return True
+    return tx.clawed_back > 0 or tx.refunded_micros is not None
+
+
+def _refunded_money(tx: StoreTransaction) -> int | None:
+    """What the refunds gave back of the stated price: as recorded, or for a row from
+    before that was recorded (migration 0520), all of it when refunded in full."""
+    if tx.price is None:
+        return None
+    if tx.refunded_micros is not None:
+        return tx.refunded_micros
+    return tx.price.amount_micros if tx.status is TransactionStatus.REFUNDED else None
 
 
 def _by_currency(txs: list[StoreTransaction]) -> dict[str, int]:
@@ -51,6 +64,16 @@ def _by_currency(txs: list[StoreTransaction]) -> dict[str, int]:
     for t in txs:
         if t.price is not None:
             sums[t.price.currency] = sums.get(t.price.currency, 0) + t.price.amount_micros
+    return dict(sorted(sums.items()))
+
+
+def _refunds_by_currency(txs: list[StoreTransaction]) -> dict[str, int]:
+    """currency -> what refunds gave back of ``txs``' stated prices (none left out)."""
+    sums: dict[str, int] = {}
+    for t in txs:
+        money = _refunded_money(t)
+        if t.price is not None and money is not None:
+            sums[t.price.currency] = sums.get(t.price.currency, 0) + money
     return dict(sorted(sums.items()))
 
 
@@ -154,9 +177,7 @@ class InMemoryBusinessStats(_Repo):
                         ),
                         by_product=dict(sorted(products.items())),
                         revenue_micros=_by_currency(bought),
-                        refunded_micros=_by_currency(
-                            [t for t in refunded if t.status is TransactionStatus.REFUNDED]
-                        ),
+                        refunded_micros=_refunds_by_currency(refunded),
                         priced_purchases=sum(1 for t in bought if t.price is not None),
                         unpriced_purchases=sum(1 for t in bought if t.price is None),
                     )

@@ -88,7 +88,10 @@ _STORES = text(
     f"""
     WITH tx AS (
       SELECT t.*, t.environment IS DISTINCT FROM 'Sandbox' AS paid,
-             t.status IN ('refunded', 'revoked') AS refunded,
+             (t.status IN ('refunded', 'revoked') OR t.clawed_back > 0
+              OR t.refunded_micros IS NOT NULL) AS refunded,
+             coalesce(t.refunded_micros,
+                      CASE WHEN t.status = 'refunded' THEN t.price_micros END) AS money_back,
              t.clawed_back + coalesce(g.clawed, 0) AS clawed
         FROM store_transactions t
         LEFT JOIN (SELECT store, transaction_id, sum(clawed_back) AS clawed
@@ -106,9 +109,8 @@ _STORES = text(
       count(*) FILTER (WHERE bought AND tx.price_micros IS NOT NULL) AS priced_purchases,
       count(*) FILTER (WHERE bought AND tx.price_micros IS NULL) AS unpriced_purchases,
       coalesce(sum(tx.price_micros) FILTER (WHERE bought), 0) AS revenue_micros,
-      count(*) FILTER (WHERE refund AND tx.status = 'refunded') AS money_refunds,
-      coalesce(sum(tx.price_micros) FILTER (WHERE refund AND tx.status = 'refunded'), 0)
-        AS refunded_micros
+      count(*) FILTER (WHERE refund AND tx.money_back IS NOT NULL) AS money_refunds,
+      coalesce(sum(tx.money_back) FILTER (WHERE refund), 0) AS refunded_micros
     FROM tx
     CROSS JOIN {_WINDOWS}
     CROSS JOIN LATERAL (

@@ -65,6 +65,7 @@ def _tx(row: RowMapping) -> StoreTransaction:
             if row["price_micros"] is None
             else Price(amount_micros=row["price_micros"], currency=row["currency"])
         ),
+        refunded_micros=row["refunded_micros"],
     )
 
 
@@ -86,6 +87,7 @@ def _tx_values(tx: StoreTransaction) -> dict[str, Any]:
         "environment": tx.environment,
         "price_micros": None if tx.price is None else tx.price.amount_micros,
         "currency": None if tx.price is None else tx.price.currency,
+        "refunded_micros": tx.refunded_micros,
     }
 
 

@@ -85,6 +85,11 @@ class StoreTransaction(msgspec.Struct, frozen=True, kw_only=True):
     #: the price the store stated for it (``prices``, migration 0510); None where it
     #: stated none, and for rows from before
     price: Price | None = None
+    #: of ``price``, what the store's refunds of it gave back so far, in its currency's
+    #: micros (migration 0520): all of it for a full refund, the refunded share or
+    #: items for a partial one. None where nothing was refunded, no price is known,
+    #: and for rows from before (a full refund of those gave back ``price``)
+    refunded_micros: int | None = None
 
 
 class AllowanceGrant(msgspec.Struct, frozen=True, kw_only=True):

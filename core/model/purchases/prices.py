@@ -50,3 +50,10 @@ class Price(msgspec.Struct, frozen=True, kw_only=True):
         if not isinstance(currency, str) or not _valid(amount_micros, currency):
             return None
         return cls(amount_micros=amount_micros, currency=currency)
+
+    def part(self, numerator: int, denominator: int) -> int:
+        """``numerator / denominator`` of the amount, in micros, to the micro below
+        (what a partial refund gave back: a share of it, or some of its items)."""
+        if denominator <= 0 or not 0 <= numerator <= denominator:
+            raise InvalidInput(f"not a part of a price: {numerator}/{denominator}")
+        return self.amount_micros * numerator // denominator

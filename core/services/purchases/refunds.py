@@ -11,6 +11,7 @@ from genstudio.core.model.analytics import credits_clawed_back, subscription_cha
 from genstudio.core.model.credits import EntryKind
 from genstudio.core.model.purchases.early_revocations import EarlyRevocation
 from genstudio.core.model.purchases.entitlements import (
+    AllowanceGrant,
     Entitlement,
     StoreTransaction,
     TransactionStatus,
@@ -171,10 +172,12 @@ async def _revoke_pack(
     if _stale(tx, event.occurred_at):  # a reversal that happened after it came first
         return EventOutcome(action="stale", user_id=owner)
     owed = None  # all of it
+    part = None
     if not event.whole:
-        owed = _revoked_credits(event, tx, catalog)
-        if owed is None:
+        part = _revoked_part(event, tx, catalog)
+        if part is None:
             return EventOutcome(action="unsized_partial_refund", user_id=owner)
+        owed = _share_of(tx.credits, part)
     action = f"clawed_back:{status.value}"
     lot_id = tx.lot_id
     if tx.status is TransactionStatus.GRANTED and lot_id is not None:
@@ -189,6 +192,7 @@ async def _revoke_pack(
             tx = msgspec.structs.replace(
                 tx, status=status, clawed_back=tx.clawed_back - forgiven + clawed
             )
+            part = None  # all of it
         else:
             # cumulative: what the store took back in all, less what earlier
             # partial refunds already claimed; the pack stays granted for the rest
@@ -202,6 +206,8 @@ async def _revoke_pack(
             )
             tx = msgspec.structs.replace(tx, clawed_back=max(tx.clawed_back, owed))
             action = "clawed_back:partial"
+    if tx.status is not TransactionStatus.REVOKED:
+        tx = _refunded_money(tx, event, part)
     await uow.purchases.update_transaction(
         msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
     )
@@ -234,18 +240,30 @@ async def _revoke_payment(
     paid_by = [g for g in grants if g.transaction_id == event.transaction_id]
     if not paid_by and current_payment:  # the current period's, however it was granted
         paid_by = [g for g in grants if g.month_start >= entitlement.period_start]
-    for grant in paid_by:
-        taken = await claw_back_lot(
-            uow, user_id=owner, lot_id=grant.lot_id, reference=reference, now=now
+    # Apple's prorated refund of a payment (its share of the period left): the months
+    # the payment granted give back what exceeds the part the customer still paid for
+    share = event.revoked_share if event.revoked_quantity is None else None
+    if share is not None and share < WHOLE_SHARE:
+        clawed = await _claw_back_share(
+            uow, paid_by, share, entitlement, owner, catalog, reference, now
         )
-        if taken:
-            await uow.purchases.update_grant(
-                msgspec.structs.replace(grant, clawed_back=grant.clawed_back + taken)
+    else:
+        share = None  # all of it (a quantity is a pack's, never a payment's)
+        for grant in paid_by:
+            taken = await claw_back_lot(
+                uow, user_id=owner, lot_id=grant.lot_id, reference=reference, now=now
             )
-        clawed += taken
+            if taken:
+                await uow.purchases.update_grant(
+                    msgspec.structs.replace(grant, clawed_back=grant.clawed_back + taken)
+                )
+            clawed += taken
     if payment is not None:
         if payment.status is TransactionStatus.GRANTED:
             payment = msgspec.structs.replace(payment, status=status)
+        if event.reason is RevocationReason.REFUND:
+            part = None if share is None else (share, WHOLE_SHARE)
+            payment = _refunded_money(payment, event, part)
         await uow.purchases.update_transaction(
             msgspec.structs.replace(payment, revocation_event_at=event.occurred_at)
         )
@@ -307,20 +325,92 @@ def _unheard_payment(
     )
 
 
-def _revoked_credits(
+def _revoked_part(
     event: Revocation, tx: StoreTransaction, catalog: ProductCatalog
-) -> int | None:
-    """The credits of a pack the store has taken back in all so far (a partial
-    revocation); None where its items cannot be sized (the pack left the catalog)."""
+) -> tuple[int, int] | None:
+    """The part of a pack the store has taken back in all so far (a partial
+    revocation), as (numerator, denominator): Apple's share of the whole transaction,
+    or Google's items of the pack's quantity; None where its items cannot be sized
+    (the pack left the catalog)."""
     if event.revoked_share is not None:
-        # Apple rounds the share to 0.001%: the nearest credit is the intended one
-        return (tx.credits * event.revoked_share + WHOLE_SHARE // 2) // WHOLE_SHARE
+        return event.revoked_share, WHOLE_SHARE
     assert event.revoked_quantity is not None
     # a pack's credits per item are the product's: its id names them (credits_550)
     product = catalog.get(tx.product_id)
     if product is None or tx.credits % product.credits:
         return None
-    return min(tx.credits, product.credits * event.revoked_quantity)
+    items = tx.credits // product.credits
+    return min(items, event.revoked_quantity), items
+
+
+def _share_of(credits: int, part: tuple[int, int]) -> int:
+    """The credits of ``part`` of ``credits``, rounded down: in the user's favour, a
+    refund never claims a fraction of a credit beyond what it refunded (Apple rounds
+    its share to 0.001%: a third of 300 credits, 33.333%, claims 99)."""
+    numerator, denominator = part
+    return credits * numerator // denominator
+
+
+def _refunded_money(
+    tx: StoreTransaction, event: Revocation, part: tuple[int, int] | None
+) -> StoreTransaction:
+    """``tx`` with what the store's refunds gave back of its price so far (the
+    figures of ``GET /v1/admin/stats``): its price for all of it, the part's for a
+    partial refund, never less than earlier news said. A revocation gives no money
+    back; an unpriced transaction has none to give."""
+    if event.reason is not RevocationReason.REFUND or tx.price is None:
+        return tx
+    given = tx.price.amount_micros if part is None else tx.price.part(*part)
+    return msgspec.structs.replace(tx, refunded_micros=max(tx.refunded_micros or 0, given))
+
+
+async def _claw_back_share(
+    uow: UnitOfWork,
+    paid_by: list[AllowanceGrant],
+    share: int,
+    entitlement: Entitlement,
+    owner: uuid.UUID,
+    catalog: ProductCatalog,
+    reference: str,
+    now: datetime,
+) -> int:
+    """A prorated refund of a subscription payment (Apple: ``revocationPercentage``
+    of the period's price, by the time left in it). The payment paid for its plan's
+    allowance over its whole billing period; the customer keeps the part of it they
+    still paid for (rounded up: in their favour), and the months it granted give back
+    what they hold beyond that, latest month first, as far as their lots still hold
+    credits (spent credits stay spent, as with a full refund). A monthly plan's 50%
+    refund takes back half its month; a yearly plan's refund of the months not yet
+    begun takes back nothing (those months are never granted: access ends). The
+    share is the payment's in all so far, so news applied again takes nothing more.
+    Returns the credits taken."""
+    product = catalog.get(paid_by[0].product_id if paid_by else entitlement.product_id)
+    if product is None or product.period is None:  # the plan left the catalog: a month
+        paid_for = max((g.credits for g in paid_by), default=0)
+    else:
+        paid_for = product.credits * product.period.months
+    kept = paid_for - _share_of(paid_for, (share, WHOLE_SHARE))
+    granted = sum(g.credits for g in paid_by)
+    due = max(0, granted - kept) - sum(g.clawed_back for g in paid_by)
+    clawed = 0
+    for grant in sorted(paid_by, key=lambda g: g.month_start, reverse=True):
+        if due <= 0:
+            break
+        found = await uow.ledger.lots_by_id([grant.lot_id])
+        lot = found[0] if found else None
+        if lot is None or lot.is_expired(now):
+            continue
+        want = min(due, grant.credits - grant.clawed_back, lot.remaining)
+        taken = await claw_back_part(
+            uow, user_id=owner, lot_id=grant.lot_id, amount=want, reference=reference, now=now
+        )
+        if taken:
+            await uow.purchases.update_grant(
+                msgspec.structs.replace(grant, clawed_back=grant.clawed_back + taken)
+            )
+        clawed += taken
+        due -= taken
+    return clawed
 
 
 def _stale(tx: StoreTransaction, occurred_at: datetime) -> bool:
@@ -402,9 +492,10 @@ async def _reinstate_pack(
             tx, status=TransactionStatus.GRANTED, clawed_back=0, lot_id=lot_id
         )
     # recorded even when there is nothing to reverse yet (it came before the
-    # refund it reverses): that refund, arriving later, is then stale
+    # refund it reverses): that refund, arriving later, is then stale; no money is
+    # refunded any more
     await uow.purchases.update_transaction(
-        msgspec.structs.replace(tx, revocation_event_at=event.occurred_at)
+        msgspec.structs.replace(tx, revocation_event_at=event.occurred_at, refunded_micros=None)
     )
     return EventOutcome(action="reinstated", user_id=owner, credits=restored)
 
@@ -457,7 +548,10 @@ async def _reinstate_payment(
         # refund it reverses): that refund, arriving later, is then stale
         await uow.purchases.update_transaction(
             msgspec.structs.replace(
-                payment, status=TransactionStatus.GRANTED, revocation_event_at=event.occurred_at
+                payment,
+                status=TransactionStatus.GRANTED,
+                revocation_event_at=event.occurred_at,
+                refunded_micros=None,
             )
         )
     restored += await _restore_access(uow, event, entitlement, owner, names_chain, catalog, now)
