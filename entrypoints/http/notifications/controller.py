@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from genstudio.core.model.errors import InvalidInput
 from genstudio.core.model.notifications import QuietHours
@@ -117,8 +117,8 @@ class NotificationsController(Controller):
         principal: PrincipalDep,
         notification_settings: NotificationSettingsDep,
         notification_texts: NotificationTextsDep,
-        cursor: str | None = None,
-        limit: int = 30,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 30,
     ) -> NotificationPage:
         page = await notification_settings.inbox(
             principal.user_id, before=_parse_cursor(cursor), limit=limit

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.params import Parameter, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from genstudio.core.model.limits import Operation
 from genstudio.core.model.safety import ReportStatus
@@ -35,7 +35,7 @@ from genstudio.entrypoints.http.safety.schemas import (
 
 SOCIAL_WRITE = {"rate_limit": Operation.SOCIAL_WRITES}
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
-TargetQuery = Annotated[uuid.UUID | None, Parameter(query="targetId")]
+TargetQuery = Annotated[uuid.UUID | None, QueryParameter(name="targetId")]
 
 
 class SafetyController(Controller):
@@ -44,7 +44,11 @@ class SafetyController(Controller):
 
     @post("/reports", status_code=201, summary="Report a post, comment or user", opt=SOCIAL_WRITE)
     async def report(
-        self, principal: PrincipalDep, reports: ReportsDep, clock: ClockDep, data: ReportRequest
+        self,
+        principal: PrincipalDep,
+        reports: ReportsDep,
+        clock: ClockDep,
+        data: JSONBody[ReportRequest],
     ) -> ReportResponse:
         report = await reports.report(
             principal.user_id,
@@ -65,13 +69,17 @@ class SafetyController(Controller):
 
     @put("/blocks/{user_id:uuid}", status_code=204, summary="Block a user", opt=SOCIAL_WRITE)
     async def block(
-        self, principal: PrincipalDep, reports: ReportsDep, clock: ClockDep, user_id: uuid.UUID
+        self,
+        principal: PrincipalDep,
+        reports: ReportsDep,
+        clock: ClockDep,
+        user_id: FromPath[uuid.UUID],
     ) -> None:
         await reports.block(principal.user_id, principal.email, user_id, clock.now())
 
     @delete("/blocks/{user_id:uuid}", status_code=204, summary="Unblock a user", opt=SOCIAL_WRITE)
     async def unblock(
-        self, principal: PrincipalDep, reports: ReportsDep, user_id: uuid.UUID
+        self, principal: PrincipalDep, reports: ReportsDep, user_id: FromPath[uuid.UUID]
     ) -> None:
         await reports.unblock(principal.user_id, user_id)
 
@@ -99,7 +107,7 @@ class ModerationController(Controller):
         self,
         principal: PrincipalDep,
         moderation: ModerationDep,
-        status: ReportStatus | None = None,
+        status: FromQuery[ReportStatus | None] = None,
         cursor: Cursor = None,
     ) -> AdminReportPage:
         require_service(principal)
@@ -114,8 +122,8 @@ class ModerationController(Controller):
         principal: PrincipalDep,
         moderation: ModerationDep,
         clock: ClockDep,
-        report_id: uuid.UUID,
-        data: ResolveRequest,
+        report_id: FromPath[uuid.UUID],
+        data: JSONBody[ResolveRequest],
     ) -> AdminReport:
         require_service(principal)
         resolved = await moderation.resolve(

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.params import QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from genstudio.core.model.errors import InvalidInput
 from genstudio.core.model.limits import Operation
@@ -63,7 +63,7 @@ class MeSocialController(Controller):
         principal: PrincipalDep,
         profiles: ProfilesDep,
         clock: ClockDep,
-        data: ProfilePatchRequest,
+        data: JSONBody[ProfilePatchRequest],
         request: Request[Any, Any, Any],
     ) -> ProfileResponse:
         # Litestar's conversion is lenient ("isPrivate": 0 as false); the body is read once
@@ -98,7 +98,7 @@ class MeSocialController(Controller):
         self,
         principal: PrincipalDep,
         profiles: ProfilesDep,
-        kind: MediaKind | None = None,
+        kind: FromQuery[MediaKind | None] = None,
         cursor: Cursor = None,
     ) -> AssetPage:
         page = await profiles.content(
@@ -120,7 +120,11 @@ class SocialController(Controller):
 
     @get("/users/{username:str}", summary="A user's public profile and the posts I may see")
     async def user(
-        self, principal: PrincipalDep, profiles: ProfilesDep, username: str, cursor: Cursor = None
+        self,
+        principal: PrincipalDep,
+        profiles: ProfilesDep,
+        username: FromPath[str],
+        cursor: Cursor = None,
     ) -> UserResponse:
         found = await profiles.public(
             username, principal.user_id, after=decode_cursor(cursor), limit=20
@@ -133,8 +137,8 @@ class SocialController(Controller):
         principal: PrincipalDep,
         posts: PostsDep,
         clock: ClockDep,
-        sort: FeedSort = FeedSort.NEW,
-        kind: MediaKind | None = None,
+        sort: FromQuery[FeedSort] = FeedSort.NEW,
+        kind: FromQuery[MediaKind | None] = None,
         cursor: Cursor = None,
     ) -> PostPage:
         after = decode_cursor(cursor, score=sort is FeedSort.TOP)
@@ -145,7 +149,11 @@ class SocialController(Controller):
 
     @post("/posts", status_code=201, summary="Publish one of my assets", opt=SOCIAL_WRITE)
     async def publish(
-        self, principal: PrincipalDep, posts: PostsDep, clock: ClockDep, data: PublishRequest
+        self,
+        principal: PrincipalDep,
+        posts: PostsDep,
+        clock: ClockDep,
+        data: JSONBody[PublishRequest],
     ) -> PostResponse:
         item = await posts.publish(
             principal.user_id,
@@ -159,7 +167,7 @@ class SocialController(Controller):
 
     @get("/posts/{post_id:uuid}", summary="One post")
     async def get_post(
-        self, principal: PrincipalDep, posts: PostsDep, post_id: uuid.UUID
+        self, principal: PrincipalDep, posts: PostsDep, post_id: FromPath[uuid.UUID]
     ) -> PostResponse:
         item = await posts.get(post_id, principal.user_id)
         response = PostResponse.of(item)
@@ -172,8 +180,8 @@ class SocialController(Controller):
         principal: PrincipalDep,
         posts: PostsDep,
         clock: ClockDep,
-        post_id: uuid.UUID,
-        data: EditPostRequest,
+        post_id: FromPath[uuid.UUID],
+        data: JSONBody[EditPostRequest],
     ) -> PostResponse:
         visibility = data.visibility if isinstance(data.visibility, str) else None
         item = await posts.edit(
@@ -186,17 +194,25 @@ class SocialController(Controller):
         return PostResponse.of(item).for_author(item)
 
     @delete("/posts/{post_id:uuid}", status_code=204, summary="Unpublish my post")
-    async def unpublish(self, principal: PrincipalDep, posts: PostsDep, post_id: uuid.UUID) -> None:
+    async def unpublish(
+        self, principal: PrincipalDep, posts: PostsDep, post_id: FromPath[uuid.UUID]
+    ) -> None:
         await posts.unpublish(principal.user_id, post_id)
 
     @put("/posts/{post_id:uuid}/like", status_code=204, summary="Like", opt=SOCIAL_WRITE)
     async def like(
-        self, principal: PrincipalDep, posts: PostsDep, clock: ClockDep, post_id: uuid.UUID
+        self,
+        principal: PrincipalDep,
+        posts: PostsDep,
+        clock: ClockDep,
+        post_id: FromPath[uuid.UUID],
     ) -> None:
         await posts.like(principal.user_id, principal.email, post_id, clock.now())
 
     @delete("/posts/{post_id:uuid}/like", status_code=204, summary="Unlike", opt=SOCIAL_WRITE)
-    async def unlike(self, principal: PrincipalDep, posts: PostsDep, post_id: uuid.UUID) -> None:
+    async def unlike(
+        self, principal: PrincipalDep, posts: PostsDep, post_id: FromPath[uuid.UUID]
+    ) -> None:
         await posts.unlike(principal.user_id, post_id)
 
     @post("/posts/{post_id:uuid}/comments", status_code=201, summary="Comment", opt=SOCIAL_WRITE)
@@ -205,8 +221,8 @@ class SocialController(Controller):
         principal: PrincipalDep,
         posts: PostsDep,
         clock: ClockDep,
-        post_id: uuid.UUID,
-        data: CommentRequest,
+        post_id: FromPath[uuid.UUID],
+        data: JSONBody[CommentRequest],
     ) -> CommentResponse:
         item = await posts.comment(
             principal.user_id, principal.email, post_id, data.body, clock.now()
@@ -215,25 +231,35 @@ class SocialController(Controller):
 
     @get("/posts/{post_id:uuid}/comments", summary="A post's comments, oldest first")
     async def comments(
-        self, principal: PrincipalDep, posts: PostsDep, post_id: uuid.UUID, cursor: Cursor = None
+        self,
+        principal: PrincipalDep,
+        posts: PostsDep,
+        post_id: FromPath[uuid.UUID],
+        cursor: Cursor = None,
     ) -> CommentPage:
         page = await posts.comments(post_id, principal.user_id, after=decode_cursor(cursor))
         return CommentPage.of(page)
 
     @delete("/comments/{comment_id:uuid}", status_code=204, summary="Delete a comment")
     async def delete_comment(
-        self, principal: PrincipalDep, posts: PostsDep, comment_id: uuid.UUID
+        self, principal: PrincipalDep, posts: PostsDep, comment_id: FromPath[uuid.UUID]
     ) -> None:
         await posts.delete_comment(principal.user_id, comment_id)
 
     @post("/posts/{post_id:uuid}/share", status_code=200, summary="A stable public link")
     async def share(
-        self, principal: PrincipalDep, posts: PostsDep, settings: SettingsDep, post_id: uuid.UUID
+        self,
+        principal: PrincipalDep,
+        posts: PostsDep,
+        settings: SettingsDep,
+        post_id: FromPath[uuid.UUID],
     ) -> ShareResponse:
         share_id = await posts.share(principal.user_id, post_id)
         return ShareResponse(share_id=share_id, url=f"{settings.server.base_url}/p/{share_id}")
 
     @get("/shares/{share_id:str}", summary="The post a share link opens (for the app)")
-    async def shared(self, principal: PrincipalDep, posts: PostsDep, share_id: str) -> PostResponse:
+    async def shared(
+        self, principal: PrincipalDep, posts: PostsDep, share_id: FromPath[str]
+    ) -> PostResponse:
         del principal  # signed in, but a share link is for anyone
         return PostResponse.of(await posts.shared(share_id))

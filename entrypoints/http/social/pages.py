@@ -130,8 +130,8 @@ async def _serve(
 )
 async def public_media(
     request: Request[Any, Any, Any],
-    post_id: uuid.UUID,
-    n: int,
+    post_id: FromPath[uuid.UUID],
+    n: FromPath[int],
     posts: PostsDep,
     storage: StorageDep,
 ) -> Response[bytes]:
@@ -150,8 +150,8 @@ async def public_media(
 )
 async def avatar(
     request: Request[Any, Any, Any],
-    user_id: uuid.UUID,
-    name: str,
+    user_id: FromPath[uuid.UUID],
+    name: FromPath[str],
     posts: PostsDep,
     storage: StorageDep,
 ) -> Response[bytes]:
