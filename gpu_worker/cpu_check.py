@@ -8,10 +8,15 @@ runs ``DiffusersEngine(device="cpu", dtype="float32")`` through ``Worker.run`` (
 calls the Modal function and the Runpod handler make) for each kind of job:
 
 - image (Stable Diffusion and Flux): the asked size, determinism with a seed, progress
-- edit (Stable Diffusion inpainting): every pixel outside the mask kept
+- edit (Stable Diffusion and Flux inpainting): every pixel outside the mask kept
+- a negative prompt on Flux (image and inpainting): ignored at ``true_cfg_scale`` 1
+  (what the engine passed before), another picture at the engine's true CFG scale
+- loading: diffusers' ``dtype`` honoured, no ``torch_dtype`` deprecation warning
 - training (a Flux LoRA): (step, total) reports, the weights' layout, a sample
 - an image with a ``lora`` input (those weights): applied, then unloaded
-- video (Wan 2.1 text-to-video): ``duration * fps`` frames in an MP4 that decodes
+- video (Wan 2.1 text-to-video, image-to-video, keyframes): ``duration * fps`` frames
+  in an MP4 that decodes; Wan asked for the duration at its own 16 fps within its
+  81-frame window, a longer duration refused before the model runs
 - cancellation: a job stops at its next step and leaves the pipeline as it was
 
 What it proves: the engine's code paths against the installed diffusers, end to end.
@@ -34,6 +39,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +169,7 @@ def build_stable_diffusion(folder: Path) -> Path:
         tokenizer=tokenizer,
         unet=unet,
         scheduler=diffusers.EulerDiscreteScheduler(
-            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
         ),
         safety_checker=None,
         feature_extractor=None,
@@ -437,7 +443,8 @@ def check_image(h: Harness, m: Models, model: str) -> dict[str, Any]:
     return {"progress": [r["progress"] for r in reports]}
 
 
-def check_edit(h: Harness, m: Models, model: str) -> dict[str, Any]:
+def edit_job(h: Harness, model: str) -> tuple[dict[str, Any], bytes, np.ndarray]:
+    """An inpainting job of a 72x64 noise picture, its source PNG and its mask."""
     width, height = 72, 64
     source = noise_png(width, height, 1)
     mask = np.zeros((height, width), dtype=np.uint8)
@@ -455,6 +462,11 @@ def check_edit(h: Harness, m: Models, model: str) -> dict[str, Any]:
         "seed": SEED,
         "inputs": [h.put("image", source), h.put("mask", mask_png.getvalue())],
     }
+    return job, source, mask
+
+
+def check_edit(h: Harness, m: Models, model: str) -> dict[str, Any]:
+    job, source, mask = edit_job(h, model)
     out, reports = h.run(job)
     painted = np.asarray(picture(data(out["images"][0])))
     original = np.asarray(picture(source))
@@ -468,6 +480,67 @@ def check_edit(h: Harness, m: Models, model: str) -> dict[str, Any]:
         "masked_pixels_changed": round(changed, 3),
         "progress": [r["progress"] for r in reports],
     }
+
+
+def check_negative_prompt(h: Harness, m: Models, kind: str) -> dict[str, Any]:
+    """Flux pipelines ignore a negative prompt unless ``true_cfg_scale > 1``. At 1.0
+    (diffusers' default: what the engine passed before it set one) a negative prompt
+    makes the same bytes as none; at the engine's scale, another picture from the same
+    seed. A blank negative prompt is no negative prompt (no second pass)."""
+    job: dict[str, Any]
+    if kind == "image":
+        job = {"kind": "image", "model": m.flux, "prompt": "a red fox in the snow"}
+        job |= {"width": 64, "height": 64, "seed": SEED}
+    else:
+        job = edit_job(h, m.flux)[0]
+    negative = "blurry, low quality"
+
+    def render(negative_prompt: str) -> tuple[bytes, list[dict[str, int]]]:
+        out, reports = h.run({**job, "negative_prompt": negative_prompt})
+        return data(out["images"][0]), reports
+
+    scale = h.engine.true_cfg_scale
+    expect(scale > 1, f"the engine's true_cfg_scale is {scale}: a negative prompt does nothing")
+    try:
+        h.engine.true_cfg_scale = 1.0
+        before_plain, before_negative = render("")[0], render(negative)[0]
+    finally:
+        h.engine.true_cfg_scale = scale
+    expect(before_plain == before_negative, "at true_cfg_scale 1 the negative prompt counted")
+    plain, _ = render("")
+    with_negative, reports = render(negative)
+    expect(plain == before_plain, "a job without a negative prompt made another picture")
+    expect(with_negative != plain, f"the negative prompt changed nothing at {scale}")
+    expect(render("   ")[0] == plain, "a blank negative prompt changed the picture")
+    expect_progress(reports, f"{kind} with a negative prompt")
+    a = np.asarray(picture(with_negative), dtype=int)
+    b = np.asarray(picture(plain), dtype=int)
+    return {
+        "true_cfg_scale": scale,
+        "at_scale_1_negative_equals_plain": True,
+        "negative_differs_from_plain": True,
+        "mean_abs_pixel_diff": round(float(np.abs(a - b).mean()), 2),
+    }
+
+
+def check_loading(h: Harness, m: Models) -> dict[str, Any]:
+    """Pipelines load with diffusers' ``dtype`` argument: honoured (bfloat16 weights
+    from float32 files here), and no ``torch_dtype`` deprecation warning."""
+    torch = _m("torch")
+    engine = DiffusersEngine(device="cpu", dtype="bfloat16")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe = engine.pipeline("image", m.flux)
+    dtypes = {
+        name: str(component.dtype)
+        for name, component in pipe.components.items()
+        if isinstance(component, torch.nn.Module)
+    }
+    expect(set(dtypes.values()) == {str(torch.bfloat16)}, f"loaded as {dtypes}, not bfloat16")
+    said = sorted({f"{w.category.__name__}: {str(w.message)[:120]}" for w in caught})
+    deprecated = [w for w in said if "torch_dtype" in w]
+    expect(not deprecated, f"loading warned: {deprecated}")
+    return {"dtypes": dtypes, "warnings": said}
 
 
 def check_refusal(h: Harness, m: Models) -> dict[str, Any]:
@@ -709,6 +782,54 @@ def check_video_from_images(h: Harness, m: Models) -> dict[str, Any]:
     return out
 
 
+def check_video_frames(h: Harness, m: Models) -> dict[str, Any]:
+    """Wan makes the duration at its own 16 fps within its 81-frame window, whatever
+    the job's fps (the frames it is asked for are read off its transformer's input:
+    4 frames a latent after the first); the MP4 has ``duration * fps`` frames at ``fps``
+    and lasts ``duration``; a duration the window cannot hold (6 s, 30 s) is refused,
+    saying why, before the model runs."""
+    pipe = h.engine.pipeline("video", m.wan)
+    asked: list[int] = []
+
+    def seen(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        hidden: Any = kwargs.get("hidden_states", args[0] if args else None)
+        asked.append((int(hidden.shape[2]) - 1) * 4 + 1)  # (batch, channels, T, h, w)
+
+    handle = pipe.transformer.register_forward_pre_hook(seen, with_kwargs=True)
+    job: dict[str, Any] = {"kind": "video", "model": m.wan, "prompt": "a kite"}
+    job |= {"width": 64, "height": 64, "seed": SEED}
+    out: dict[str, Any] = {}
+    try:
+        for seconds, fps in ((1, 24), (5, 30)):
+            asked.clear()
+            answer, _ = h.run({**job, "fps": fps, "duration_seconds": seconds})
+            mp4 = data(answer["videos"][0])
+            with av.open(io.BytesIO(mp4), mode="r") as container:
+                stream = container.streams.video[0]
+                rate = stream.average_rate
+                lasts = float((stream.duration or 0) * (stream.time_base or 0))
+            frames = decode_mp4(mp4)
+            made = set(asked)
+            expect(made == {seconds * 16 + 1}, f"{seconds} s: Wan was asked for {made} frames")
+            expect(len(frames) == seconds * fps, f"{len(frames)} frames, not {seconds * fps}")
+            expect(rate == fps, f"{rate} frames a second, not {fps}")
+            expect(abs(lasts - seconds) < 1e-6, f"the video lasts {lasts} s, not {seconds}")
+            out[f"{seconds}s_at_{fps}fps"] = {"made": sorted(made)[0], "frames": len(frames)}
+            out[f"{seconds}s_at_{fps}fps"]["seconds"] = lasts
+        for seconds in (6, 30):
+            asked.clear()
+            try:
+                h.run({**job, "fps": 16, "duration_seconds": seconds})
+            except BadInput as exc:
+                expect(not asked, f"{seconds} s: refused only after the model ran")
+                out[f"{seconds}s_refused"] = str(exc)
+                continue
+            raise Failed(f"{seconds} s at 16 fps was answered (Wan asked for {set(asked)})")
+    finally:
+        handle.remove()
+    return out
+
+
 def check_cancel(h: Harness, m: Models) -> dict[str, Any]:
     job = {
         "kind": "image",
@@ -803,6 +924,15 @@ def main(argv: list[str] | None = None) -> int:
             ("image: Flux", lambda h, m: check_image(h, m, m.flux)),
             ("edit: Stable Diffusion inpainting", lambda h, m: check_edit(h, m, m.sd)),
             ("edit: Flux inpainting", lambda h, m: check_edit(h, m, m.flux)),
+            (
+                "image: Flux negative prompt (true CFG)",
+                lambda h, m: check_negative_prompt(h, m, "image"),
+            ),
+            (
+                "edit: Flux inpainting negative prompt (true CFG)",
+                lambda h, m: check_negative_prompt(h, m, "edit"),
+            ),
+            ("loading: dtype honoured, no deprecated argument", check_loading),
             ("refusal: a safety checker's flag", check_refusal),
             ("training: Flux LoRA", check_training),
             ("training: cancelled, then trained again", check_training_cancel),
@@ -811,6 +941,7 @@ def main(argv: list[str] | None = None) -> int:
             ("image: a LoRA that does not load", check_bad_lora),
             ("video: Wan text-to-video", check_video),
             ("video: Wan image-to-video and keyframes", check_video_from_images),
+            ("video: Wan frames at its own rate, within its window", check_video_frames),
             ("cancellation", check_cancel),
         ]
         for name, check in checks:

@@ -10,8 +10,17 @@ the GPU at a time.
   ``load_lora_weights`` and applied at ``lora_scale``, then unloaded)
 - edit: ``AutoPipelineForInpainting``; the answer keeps every pixel outside the mask
 - video: ``DiffusionPipeline`` (e.g. Wan 2.1 T2V / I2V; keyframes need a pipeline that
-  takes ``last_image``); frames resampled to exactly ``duration_seconds * fps``
+  takes ``last_image``): the model makes the duration at its own frame rate, within its
+  window (``frame_plan``), and the frames are resampled to exactly
+  ``duration_seconds * fps``; a duration beyond the window is refused (BadInput)
 - training: ``gpu_worker.diffusion_training`` (a Flux LoRA)
+
+A job's negative prompt: Stable Diffusion and Wan use it through their classifier-free
+guidance. Flux pipelines ignore it unless ``true_cfg_scale > 1`` (they are
+guidance-distilled: one pass per step, no unconditional one), so a job with a
+non-empty negative prompt runs them with ``true_cfg_scale`` (``TRUE_CFG_SCALE``,
+``GPU_WORKER_TRUE_CFG_SCALE``): two transformer passes a step, about twice the time. A
+job without one runs as before.
 
 Refusals: a pipeline's safety checker flagging an output raises ContentPolicyError.
 Not exercised by the test suite (no GPU there): see gpu_worker/README.md.
@@ -26,6 +35,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +59,15 @@ DEFAULT_BASE_MODELS = {
     "flux-dev": "black-forest-labs/FLUX.1-dev",
 }
 ALIGN = 16  # diffusion models want sides in multiples of 16: render so, then resize
+#: Flux's true classifier-free guidance when a job has a negative prompt (diffusers'
+#: ``true_cfg_scale``; its default 1.0 ignores the negative prompt; 1.0 here turns it
+#: off). 4.0: a moderate scale, below Stable Diffusion's 7.5; not tuned on real weights
+#: (GPU_WORKER_TRUE_CFG_SCALE sets it per deployment).
+TRUE_CFG_SCALE = 4.0
+#: Wan 2.1's own frame rate and its window: it is trained on 81-frame (5 s) clips at 16
+#: fps, and makes 4k+1 frames (its VAE packs 4 frames in one latent after the first)
+VIDEO_FPS = 16
+VIDEO_MAX_FRAMES = 81
 
 
 def _module(name: str) -> Any:
@@ -63,6 +82,49 @@ def _steps_for(model: str, configured: int | None) -> int:
     if configured:
         return configured
     return 4 if "schnell" in model.lower() or "turbo" in model.lower() else 28
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """How a video job's frames come from a video model's."""
+
+    #: frames the model makes (4k+1, within its window), at its own frame rate
+    made: int
+    #: for each of the job's ``duration_seconds * fps`` frames, the made frame it shows
+    shown: tuple[int, ...]
+
+
+def frame_plan(
+    duration_seconds: int,
+    fps: int,
+    *,
+    model_fps: int = VIDEO_FPS,
+    max_frames: int = VIDEO_MAX_FRAMES,
+) -> FramePlan:
+    """The model makes ``duration_seconds`` at its own ``model_fps`` (the motion's pace
+    is the model's: asking it for ``duration * fps`` frames at another rate plays its
+    motion faster or slower), rounded up to 4k+1 frames; the job's ``duration * fps``
+    frames are then picked from those, the first made frame first and the last last
+    (a keyframes video ends on its last frame). The file has exactly the frames and
+    duration the job asked for.
+
+    A duration the window cannot hold at ``model_fps`` is refused (BadInput) rather
+    than stretched (slow motion, sold as a longer video) or asked of the model past
+    its window (Wan 2.1 beyond 81 frames repeats itself and degrades, and its memory
+    and time grow with every frame: 30 s at 16 fps would be 481).
+    """
+    made = (duration_seconds * model_fps + 3) // 4 * 4 + 1
+    longest = (max_frames - 1) // model_fps
+    if made > max_frames:
+        raise BadInput(
+            f"this video model makes at most {longest} s ({max_frames} frames at its "
+            f"{model_fps} fps), not {duration_seconds} s"
+        )
+    frames = duration_seconds * fps
+    span = max(frames - 1, 1)
+    # made frame nearest to i * (made - 1) / span, in integers (rounding halves up)
+    shown = tuple((2 * i * (made - 1) + span) // (2 * span) for i in range(frames))
+    return FramePlan(made=made, shown=shown)
 
 
 def _parse_map(text: str) -> dict[str, str]:
@@ -82,6 +144,9 @@ class DiffusersEngine:
         base_models: Mapping[str, str] | None = None,
         steps: int | None = None,
         train_resolution: int = 512,
+        true_cfg_scale: float = TRUE_CFG_SCALE,
+        video_fps: int = VIDEO_FPS,
+        video_max_frames: int = VIDEO_MAX_FRAMES,
     ) -> None:
         self.device = device
         self.dtype_name = dtype
@@ -89,6 +154,9 @@ class DiffusersEngine:
         self.base_models = dict(DEFAULT_BASE_MODELS | dict(base_models or {}))
         self.steps = steps
         self.train_resolution = train_resolution
+        self.true_cfg_scale = true_cfg_scale
+        self.video_fps = video_fps
+        self.video_max_frames = video_max_frames
         self._pipelines: dict[tuple[str, str], Any] = {}
         self._gpu = threading.Lock()
 
@@ -104,6 +172,9 @@ class DiffusersEngine:
             base_models=_parse_map(env.get("GPU_WORKER_BASE_MODELS", "")),
             steps=int(env["GPU_WORKER_STEPS"]) if env.get("GPU_WORKER_STEPS") else None,
             train_resolution=int(env.get("GPU_WORKER_TRAIN_RESOLUTION", "512")),
+            true_cfg_scale=float(env.get("GPU_WORKER_TRUE_CFG_SCALE") or TRUE_CFG_SCALE),
+            video_fps=int(env.get("GPU_WORKER_VIDEO_FPS") or VIDEO_FPS),
+            video_max_frames=int(env.get("GPU_WORKER_VIDEO_MAX_FRAMES") or VIDEO_MAX_FRAMES),
         )
 
     # -- pipelines ------------------------------------------------------------------------
@@ -129,7 +200,8 @@ class DiffusersEngine:
                 "edit": diffusers.AutoPipelineForInpainting,
                 "video": diffusers.DiffusionPipeline,
             }[kind]
-            pipe = loader.from_pretrained(model, torch_dtype=self.dtype)
+            # ``dtype``: diffusers >= 0.40 (``torch_dtype`` is deprecated there)
+            pipe = loader.from_pretrained(model, dtype=self.dtype)
             self._pipelines[key] = pipe.to(self.device)
         return self._pipelines[key]
 
@@ -147,6 +219,13 @@ class DiffusersEngine:
             kwargs["callback_on_step_end"] = on_step
         kwargs["num_inference_steps"] = steps
         return pipe(**{k: v for k, v in kwargs.items() if k in accepted and v is not None})
+
+    def _negative(self, negative_prompt: str) -> dict[str, Any]:
+        """The arguments that make a job's negative prompt count: the prompt, and for
+        the pipelines that take it (Flux's) ``true_cfg_scale``; none when it is empty."""
+        if not negative_prompt.strip():
+            return {}
+        return {"negative_prompt": negative_prompt, "true_cfg_scale": self.true_cfg_scale}
 
     def _generator(self, seed: int | None) -> Any:
         torch = _module("torch")
@@ -176,11 +255,11 @@ class DiffusersEngine:
                     ctx,
                     steps,
                     prompt=job.prompt,
-                    negative_prompt=job.negative_prompt or None,
                     width=_aligned(job.width),
                     height=_aligned(job.height),
                     num_images_per_prompt=job.num_outputs,
                     generator=self._generator(job.seed),
+                    **self._negative(job.negative_prompt),
                 )
         self._refuse_flagged(result)
         return [
@@ -201,13 +280,13 @@ class DiffusersEngine:
                 ctx,
                 _steps_for(job.model, self.steps),
                 prompt=job.prompt,
-                negative_prompt=job.negative_prompt or None,
                 image=image.resize((w, h)),
                 mask_image=mask.resize((w, h)),
                 strength=job.strength,
                 width=w,
                 height=h,
                 generator=self._generator(job.seed),
+                **self._negative(job.negative_prompt),
             )
         self._refuse_flagged(result)
         painted = result.images[0].convert("RGB").resize(image.size, Image.Resampling.LANCZOS)
@@ -218,13 +297,19 @@ class DiffusersEngine:
         return png(_exact(kept, job.width, job.height))
 
     def video(self, job: VideoJob, ctx: Context) -> Video:
+        # refused before anything is fetched or loaded when the window cannot hold it
+        plan = frame_plan(
+            job.duration_seconds,
+            job.fps,
+            model_fps=self.video_fps,
+            max_frames=self.video_max_frames,
+        )
+        self._check_model(job.model)
         given = {
             name: ctx.fetch(job.urls(name)[:1]) for name in ("image", "first_frame", "last_frame")
         }
         w, h = _aligned(job.width), _aligned(job.height)
         first = given["image"] or given["first_frame"]
-        # Wan-style models make 4k+1 frames; resampled to the exact count afterwards
-        made = (max(job.frames, 5) - 1) // 4 * 4 + 1
         with self._gpu:
             pipe = self.pipeline("video", job.model)
             accepted = inspect.signature(pipe.__call__).parameters
@@ -240,24 +325,22 @@ class DiffusersEngine:
                 ctx,
                 self.steps or 30,
                 prompt=job.prompt,
-                negative_prompt=job.negative_prompt or None,
                 image=decode(first[0]).convert("RGB").resize((w, h)) if first else None,
                 last_image=decode(given["last_frame"][0]).convert("RGB").resize((w, h))
                 if job.input_type == "keyframes"
                 else None,
                 width=w,
                 height=h,
-                num_frames=made,
+                num_frames=plan.made,
                 output_type="pil",
                 generator=self._generator(job.seed),
+                **self._negative(job.negative_prompt),
             )
         frames = list(result.frames[0])
-        picked = [
-            _exact(
-                frames[round(i * (len(frames) - 1) / max(job.frames - 1, 1))], job.width, job.height
-            )
-            for i in range(job.frames)
-        ]
+        if len(frames) != plan.made:
+            raise RuntimeError(f"{job.model} made {len(frames)} frames, not {plan.made}")
+        exact = {i: _exact(frames[i], job.width, job.height) for i in set(plan.shown)}
+        picked = [exact[i] for i in plan.shown]
         mp4, poster = encode_mp4(iter(picked), width=job.width, height=job.height, fps=job.fps)
         return Video(mp4=mp4, poster=poster)
 

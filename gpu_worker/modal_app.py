@@ -44,12 +44,13 @@ gpu_image = (
         "av>=12",
         "boto3>=1.34",
         "torch>=2.4",
-        "diffusers>=0.32",
+        "diffusers>=0.40",
         "transformers>=4.44",
         "accelerate>=0.34",
         "peft>=0.13",
         "sentencepiece>=0.2",
         "protobuf>=4",
+        "ftfy>=6",  # Wan's image-to-video pipeline calls it unchecked (pyproject.toml)
     )
     .env({"GPU_WORKER_ENGINE": "diffusers", "HF_HOME": f"{MODELS_PATH}/hf"})
     .add_local_python_source("gpu_worker")

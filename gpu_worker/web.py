@@ -99,6 +99,8 @@ def create_app(
             return _failed(str(exc) or "the content was refused", "content")
         except JobCancelled:
             return JSONResponse({"status": "cancelled"})
+        except BadInput as exc:  # refused by the engine (a model, a duration it cannot do)
+            return _failed(f"the GPU worker refused the input: {exc}", "infrastructure")
         except Exception as exc:
             log.warning("call %s failed: %s: %s", call_id, type(exc).__name__, exc)
             return _failed(f"the GPU worker failed ({type(exc).__name__})", "infrastructure")

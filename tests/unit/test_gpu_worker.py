@@ -1,6 +1,8 @@
 """The GPU worker's own rules (gpu_worker/), without a platform: the contract's input
 checks, how progress is reported, how outputs travel, the controls file, and the
-diffusers engine refusing a model it does not serve before anything is loaded."""
+diffusers engine refusing a model it does not serve or a video longer than its model's
+window before anything is loaded, how it plans a video's frames, and how it makes a
+negative prompt count."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 
 from gpu_worker.contract import BadInput, EditJob, ImageJob, JobCancelled, VideoJob, parse_job
 from gpu_worker.controls import Controls, controls_from_env, read_controls, write_controls
-from gpu_worker.diffusion import DiffusersEngine
+from gpu_worker.diffusion import DiffusersEngine, frame_plan
 from gpu_worker.outputs import DirectoryStore, Outputs
 from gpu_worker.preview import PreviewEngine
 from gpu_worker.worker import Throttle, Worker
@@ -119,3 +121,72 @@ def test_the_diffusers_engine_refuses_a_model_it_does_not_serve_before_loading_a
     with pytest.raises(BadInput, match="GPU_WORKER_MODELS"):
         worker.run({"prompt": "a fox", "width": 64, "height": 64, "model": "someone/else"},
                    report=lambda u: None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("seconds", "fps", "made"),
+    [(1, 8, 17), (1, 24, 17), (2, 4, 33), (5, 16, 81), (5, 30, 81), (3, 60, 49)],
+)
+def test_a_video_is_made_at_the_models_own_rate_and_picked_to_the_jobs_frames(
+    seconds: int, fps: int, made: int
+) -> None:
+    plan = frame_plan(seconds, fps)  # Wan 2.1: 16 fps, 81 frames at most
+
+    assert plan.made == made == seconds * 16 + 1  # 4k+1, the duration at 16 fps
+    assert len(plan.shown) == seconds * fps  # the file's frames: duration * fps
+    assert plan.shown[0] == 0 and plan.shown[-1] == made - 1  # from first to last
+    assert list(plan.shown) == sorted(plan.shown)  # time only goes forward
+    steps = {b - a for a, b in zip(plan.shown, plan.shown[1:], strict=False)}
+    assert max(steps, default=0) <= -(-16 // fps) + 1  # no jump past the model's pace
+
+
+def test_at_the_models_own_rate_no_made_frame_is_shown_twice() -> None:
+    plan = frame_plan(5, 16)
+
+    assert len(set(plan.shown)) == len(plan.shown) == 80  # of the 81 made, over 5 s
+
+
+def test_a_model_rate_not_a_multiple_of_four_is_rounded_up_to_4k_plus_1() -> None:
+    assert frame_plan(1, 24, model_fps=25, max_frames=121).made == 29
+
+
+@pytest.mark.parametrize(("seconds", "fps"), [(6, 16), (10, 8), (30, 16)])
+def test_a_duration_beyond_the_models_window_is_refused_saying_the_longest(
+    seconds: int, fps: int
+) -> None:
+    with pytest.raises(BadInput, match=f"at most 5 s .81 frames at its 16 fps., not {seconds} s"):
+        frame_plan(seconds, fps)
+
+
+def test_a_longer_window_is_a_setting() -> None:
+    env = {"GPU_WORKER_VIDEO_FPS": "24", "GPU_WORKER_VIDEO_MAX_FRAMES": "241"}
+    engine = DiffusersEngine.from_env(env)
+
+    assert (engine.video_fps, engine.video_max_frames) == (24, 241)
+    assert frame_plan(10, 16, model_fps=24, max_frames=241).made == 241
+
+
+def test_the_diffusers_engine_refuses_a_long_video_before_fetching_or_loading() -> None:
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return b""
+
+    worker = Worker(engine=DiffusersEngine(), fetch=fetch)
+    job = {"kind": "video", "prompt": "a kite", "width": 64, "height": 64, "fps": 16,
+           "duration_seconds": 30, "input_type": "image", "model": "Wan-AI/Wan2.1-I2V-14B-480P",
+           "inputs": [{"name": "image", "url": "https://s/i.png"}]}  # fmt: skip
+
+    # BadInput, not ModuleNotFoundError: torch and diffusers were never imported
+    with pytest.raises(BadInput, match="at most 5 s"):
+        worker.run(job, report=lambda u: None)
+    assert fetched == []
+
+
+def test_a_negative_prompt_turns_on_true_cfg_and_a_blank_one_is_none() -> None:
+    engine = DiffusersEngine.from_env({"GPU_WORKER_TRUE_CFG_SCALE": "3.5"})
+
+    assert engine._negative("blurry") == {"negative_prompt": "blurry", "true_cfg_scale": 3.5}
+    assert engine._negative("") == engine._negative("  ") == {}
+    assert DiffusersEngine().true_cfg_scale == 4.0
