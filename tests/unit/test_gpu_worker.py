@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +191,41 @@ def test_a_negative_prompt_turns_on_true_cfg_and_a_blank_one_is_none() -> None:
     assert engine._negative("blurry") == {"negative_prompt": "blurry", "true_cfg_scale": 3.5}
     assert engine._negative("") == engine._negative("  ") == {}
     assert DiffusersEngine().true_cfg_scale == 4.0
+
+
+def test_modal_result_says_why_the_engine_refused_an_input() -> None:
+    from starlette.testclient import TestClient
+
+    from gpu_worker.web import create_app
+
+    class Calls:
+        async def spawn(self, job: dict[str, Any]) -> str:
+            return "c1"
+
+        async def get(self, call_id: str) -> Any:
+            raise BadInput("this video model makes at most 5 s")
+
+        async def cancel(self, call_id: str) -> None:
+            pass
+
+        async def stats(self) -> tuple[int, int]:
+            return 0, 0
+
+    class Records:
+        def __init__(self) -> None:
+            self.kept: dict[str, Any] = {"c1": {"started": True}}
+
+        async def get(self, key: str) -> Any:
+            return self.kept.get(key)
+
+        async def put(self, key: str, value: Any, *, skip_if_exists: bool = False) -> None:
+            self.kept[key] = value
+
+    with TestClient(create_app(Calls(), Records())) as client:
+        body = client.get("/result/c1").json()
+
+    assert body == {
+        "status": "failed",
+        "error": "the GPU worker refused the input: this video model makes at most 5 s",
+        "error_type": "infrastructure",  # retried elsewhere, then failed: not content
+    }
